@@ -1,0 +1,1059 @@
+//! The token cache: the only code that decides when a token is fresh and when to fetch one.
+//!
+//! # Semantics
+//!
+//! Tokens are kept per *identity partition* ([`CacheIdentity`]: the source kind and everything
+//! that decides who a token is for and the right to it) and, inside it, per request key: the
+//! sorted, de-duplicated scopes, the resolved tenant and the CAE flag. Two credential instances
+//! with equal identities share one partition, so N instances for one identity cause one request.
+//!
+//! When a token is stored the cache computes two deadlines:
+//!
+//! - `refresh_at`: the earliest of the provider's `refresh_on`, half the lifetime for tokens that
+//!   live two hours or more, and `expires_on - 5 min` (the margin is at most half the lifetime,
+//!   so a 10-minute token is refreshed after 5 minutes, not on every call), minus a small random
+//!   per-token jitter so that many processes started together do not refresh together;
+//! - the hard limit: `expires_on` minus a safety margin of 30 s (at most a tenth of the lifetime).
+//!
+//! A caller before `refresh_at` gets the cached token. Between `refresh_at` and the hard limit it
+//! still gets the cached token at once, and one background refresh starts (never more than one
+//! per key); if that refresh fails the old token keeps being served, a warning is logged and the
+//! next attempt waits a backoff. Past the hard limit callers wait for one shared fetch and all
+//! get its result, error included. A failed fetch is remembered for a short cool-down (or the
+//! provider's `Retry-After`) so a crowd of callers on a failing endpoint does not hammer it.
+//! Requests with `claims` skip the lookup, fetch, and store what they get.
+//!
+//! # Speed
+//!
+//! A hit takes no lock held across an `.await` and allocates nothing. Each thread keeps a small
+//! front cache of its own copies of recent tokens, validated against the shared entry's
+//! generation, so concurrent hits on different cores write to no shared memory at all.
+
+use std::borrow::{Borrow, Cow};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::{Mutex, RwLock};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::system::{Clock, duration_nanos, from_unix_nanos, to_unix_nanos};
+use crate::{AccessToken, Error, ErrorKind, TokenCredential, TokenFuture, TokenRequestOptions};
+
+/// Refresh this long before expiry (at most half the token's lifetime).
+const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// Tokens living at least this long are refreshed at half their lifetime.
+const HALF_LIFE_THRESHOLD: Duration = Duration::from_secs(2 * 60 * 60);
+/// Stop serving a token this long before it expires (at most a tenth of its lifetime).
+const HARD_MARGIN: Duration = Duration::from_secs(30);
+/// Never schedule a refresh sooner than this after a fetch (at most half the lifetime), whatever
+/// the provider says, so odd `refresh_in` values cannot cause a refresh storm.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+/// The longest a `Retry-After` keeps a failure remembered.
+const MAX_FAILURE_MEMORY: Duration = Duration::from_secs(5 * 60);
+/// Per-thread front cache size.
+const FRONT_SLOTS: usize = 8;
+/// Entries per partition before expired ones are swept out.
+const SWEEP_THRESHOLD: usize = 64;
+
+/// The source of fresh tokens behind a [`CachedCredential`]: the cache calls it on a miss, when a
+/// refresh is due, and for requests with claims.
+///
+/// Implement it to put a token source of your own behind the cache; every credential in this
+/// crate is built this way.
+#[async_trait]
+pub trait TokenFetcher: Send + Sync + fmt::Debug + 'static {
+    /// Fetches a new token for `request`. The cache guarantees that at most one fetch per
+    /// request key runs at a time (requests with claims excepted).
+    async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error>;
+
+    /// The tenant a request really goes to, which is part of the cache key: `requested` is the
+    /// caller's [`TokenRequestOptions::tenant_id`]. The default keeps it as is; a source whose
+    /// tenant is fixed returns `Ok(None)`, and one with an allow-list rejects tenants outside it.
+    /// Called on every `get_token`, so it must be cheap.
+    fn resolve_tenant<'a>(&'a self, requested: Option<&'a str>) -> Result<Option<&'a str>, Error> {
+        Ok(requested)
+    }
+}
+
+/// What a [`TokenFetcher`] is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenRequest {
+    scopes: Vec<String>,
+    tenant_id: Option<String>,
+    claims: Option<String>,
+    enable_cae: bool,
+}
+
+impl TokenRequest {
+    /// A request for `scopes` (as given: the cache passes them sorted and de-duplicated).
+    pub fn new(scopes: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        TokenRequest {
+            scopes: scopes.into_iter().map(Into::into).collect(),
+            tenant_id: None,
+            claims: None,
+            enable_cae: false,
+        }
+    }
+
+    /// Sets the resolved tenant.
+    pub fn with_tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
+        self.tenant_id = Some(tenant_id.into());
+        self
+    }
+
+    /// Sets the claims challenge.
+    pub fn with_claims(mut self, claims: impl Into<String>) -> Self {
+        self.claims = Some(claims.into());
+        self
+    }
+
+    /// Sets the CAE flag.
+    pub fn with_enable_cae(mut self, enable: bool) -> Self {
+        self.enable_cae = enable;
+        self
+    }
+
+    /// The scopes, sorted and de-duplicated.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The tenant, as resolved by [`TokenFetcher::resolve_tenant`].
+    pub fn tenant_id(&self) -> Option<&str> {
+        self.tenant_id.as_deref()
+    }
+
+    /// The claims challenge, if any.
+    pub fn claims(&self) -> Option<&str> {
+        self.claims.as_deref()
+    }
+
+    /// Whether the caller handles CAE challenges.
+    pub fn enable_cae(&self) -> bool {
+        self.enable_cae
+    }
+}
+
+/// Who a cached token is for: the source kind and everything that decides the identity and the
+/// right to its tokens (endpoint, tenant, client / object / resource id, and for credentials
+/// with a secret a digest of the secret). Credentials with equal identities share cached tokens,
+/// so equality must mean "either could have fetched the other's token".
+///
+/// ```
+/// use azure_credentials::CacheIdentity;
+///
+/// let a = CacheIdentity::new("ClientSecretCredential")
+///     .with("tenant", "contoso.onmicrosoft.com")
+///     .with("client_id", "00000000-0000-0000-0000-000000000001")
+///     .with_secret(b"secret one");
+/// let b = a.clone();
+/// assert_eq!(a, b);
+/// let c = CacheIdentity::new("ClientSecretCredential")
+///     .with("tenant", "contoso.onmicrosoft.com")
+///     .with("client_id", "00000000-0000-0000-0000-000000000001")
+///     .with_secret(b"secret two");
+/// assert_ne!(a, c);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CacheIdentity {
+    source: Cow<'static, str>,
+    parts: BTreeMap<Cow<'static, str>, String>,
+    secret_digest: Option<[u8; 32]>,
+}
+
+impl CacheIdentity {
+    /// An identity of the source kind `source`, e.g. `"ManagedIdentityCredential"`.
+    pub fn new(source: impl Into<Cow<'static, str>>) -> Self {
+        CacheIdentity {
+            source: source.into(),
+            parts: BTreeMap::new(),
+            secret_digest: None,
+        }
+    }
+
+    /// Adds a named part of the identity (not secret: it appears in `Debug`).
+    pub fn with(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
+        self.parts.insert(name.into(), value.into());
+        self
+    }
+
+    /// Adds a secret: only its SHA-256 digest is kept, and it is never printed.
+    pub fn with_secret(mut self, secret: &[u8]) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(b"azure-credentials cache identity\0");
+        if let Some(previous) = self.secret_digest {
+            hasher.update(previous);
+        }
+        hasher.update(secret);
+        self.secret_digest = Some(hasher.finalize().into());
+        self
+    }
+
+    /// The source kind.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+impl fmt::Debug for CacheIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("CacheIdentity");
+        d.field("source", &self.source);
+        for (name, value) in &self.parts {
+            d.field(name, value);
+        }
+        if self.secret_digest.is_some() {
+            d.field("secret", &"<redacted>");
+        }
+        d.finish()
+    }
+}
+
+/// A token cache. [`TokenCache::shared`] is the process-wide one every credential uses by
+/// default; [`TokenCache::builder`] makes an isolated one (tests, special cases).
+///
+/// Cloning is cheap: clones are handles to the same cache.
+#[derive(Clone)]
+pub struct TokenCache {
+    inner: Arc<CacheInner>,
+}
+
+struct CacheInner {
+    clock: Clock,
+    max_jitter: Duration,
+    refresh_backoff: Duration,
+    failure_cooldown: Duration,
+    jitter_rng: Mutex<fastrand::Rng>,
+    partitions: Mutex<HashMap<CacheIdentity, Weak<Partition>>>,
+}
+
+impl TokenCache {
+    /// The process-wide cache, on the system clock. Credential instances for the same identity
+    /// share its entries, wherever they were created.
+    pub fn shared() -> TokenCache {
+        static SHARED: OnceLock<TokenCache> = OnceLock::new();
+        SHARED.get_or_init(|| TokenCache::builder().build()).clone()
+    }
+
+    /// Builds an isolated cache.
+    pub fn builder() -> TokenCacheBuilder {
+        TokenCacheBuilder::default()
+    }
+
+    /// The cache's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// Puts `fetcher` behind this cache as the credential for `identity`.
+    pub fn credential(
+        &self,
+        identity: CacheIdentity,
+        fetcher: impl TokenFetcher,
+    ) -> CachedCredential {
+        self.credential_arc(identity, Arc::new(fetcher))
+    }
+
+    /// Like [`TokenCache::credential`], for a fetcher that is already shared.
+    pub fn credential_arc(
+        &self,
+        identity: CacheIdentity,
+        fetcher: Arc<dyn TokenFetcher>,
+    ) -> CachedCredential {
+        CachedCredential {
+            partition: self.partition(identity),
+            fetcher,
+        }
+    }
+
+    fn partition(&self, identity: CacheIdentity) -> Arc<Partition> {
+        let mut partitions = self.inner.partitions.lock();
+        if let Some(existing) = partitions.get(&identity).and_then(Weak::upgrade) {
+            return existing;
+        }
+        if partitions.len() >= SWEEP_THRESHOLD {
+            partitions.retain(|_, weak| weak.strong_count() > 0);
+        }
+        let partition = Arc::new(Partition {
+            id: next_id(),
+            identity: identity.clone(),
+            cache: self.inner.clone(),
+            entries: RwLock::new(HashMap::new()),
+        });
+        partitions.insert(identity, Arc::downgrade(&partition));
+        partition
+    }
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("clock", &self.inner.clock)
+            .field("max_jitter", &self.inner.max_jitter)
+            .field("refresh_backoff", &self.inner.refresh_backoff)
+            .field("failure_cooldown", &self.inner.failure_cooldown)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options of an isolated [`TokenCache`].
+#[derive(Debug, Clone)]
+pub struct TokenCacheBuilder {
+    clock: Clock,
+    max_jitter: Duration,
+    refresh_backoff: Duration,
+    failure_cooldown: Duration,
+    jitter_seed: Option<u64>,
+}
+
+impl Default for TokenCacheBuilder {
+    fn default() -> Self {
+        TokenCacheBuilder {
+            clock: Clock::system(),
+            max_jitter: Duration::from_secs(60),
+            refresh_backoff: Duration::from_secs(30),
+            failure_cooldown: Duration::from_secs(1),
+            jitter_seed: None,
+        }
+    }
+}
+
+impl TokenCacheBuilder {
+    /// The clock the cache judges expiry by (a [`ManualClock`](crate::system::ManualClock) in
+    /// tests). Default: the system clock.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The largest random amount a token's refresh is moved earlier by (at most a twentieth of
+    /// its lifetime is used). `Duration::ZERO` pins refresh times exactly. Default: 60 s.
+    pub fn max_jitter(mut self, max_jitter: Duration) -> Self {
+        self.max_jitter = max_jitter;
+        self
+    }
+
+    /// Seeds the jitter's random numbers, so refresh times are reproducible.
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.jitter_seed = Some(seed);
+        self
+    }
+
+    /// How long to wait after a failed background refresh before trying again, while the old
+    /// token stays valid. Default: 30 s.
+    pub fn refresh_backoff(mut self, backoff: Duration) -> Self {
+        self.refresh_backoff = backoff;
+        self
+    }
+
+    /// How long a failed fetch (with no valid token to fall back on) is remembered and returned
+    /// to new callers without another request. A `Retry-After` from the provider lengthens it.
+    /// Default: 1 s. `Duration::ZERO` disables it.
+    pub fn failure_cooldown(mut self, cooldown: Duration) -> Self {
+        self.failure_cooldown = cooldown;
+        self
+    }
+
+    /// Builds the cache.
+    pub fn build(self) -> TokenCache {
+        let rng = match self.jitter_seed {
+            Some(seed) => fastrand::Rng::with_seed(seed),
+            None => fastrand::Rng::new(),
+        };
+        TokenCache {
+            inner: Arc::new(CacheInner {
+                clock: self.clock,
+                max_jitter: self.max_jitter,
+                refresh_backoff: self.refresh_backoff,
+                failure_cooldown: self.failure_cooldown,
+                jitter_rng: Mutex::new(rng),
+                partitions: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+/// A [`TokenFetcher`] behind a [`TokenCache`]: a complete [`TokenCredential`].
+#[derive(Clone)]
+pub struct CachedCredential {
+    partition: Arc<Partition>,
+    fetcher: Arc<dyn TokenFetcher>,
+}
+
+impl fmt::Debug for CachedCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedCredential")
+            .field("identity", &self.partition.identity)
+            .field("fetcher", &self.fetcher)
+            .finish()
+    }
+}
+
+impl TokenCredential for CachedCredential {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<&'a TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        CachedCredential::get_token(self, scopes, options)
+    }
+}
+
+impl CachedCredential {
+    /// The identity this credential's tokens are cached under.
+    pub fn identity(&self) -> &CacheIdentity {
+        &self.partition.identity
+    }
+
+    /// Gets a token: from the cache when it is fresh, otherwise from the fetcher (see the
+    /// [module documentation](crate::TokenCache) for the rules).
+    pub fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<&'a TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        let (requested_tenant, enable_cae, claims) = match options {
+            Some(o) => (o.tenant_id(), o.enable_cae(), o.claims()),
+            None => (None, false, None),
+        };
+        let tenant = match self.fetcher.resolve_tenant(requested_tenant) {
+            Ok(tenant) => tenant,
+            Err(err) => return TokenFuture::ready(Err(err)),
+        };
+        let view = KeyView::new(scopes, tenant, enable_cae);
+        if let Some(claims) = claims {
+            let key = view.to_key();
+            return TokenFuture::new(self.fetch_with_claims(key, claims));
+        }
+        let now = self.partition.cache.clock.unix_nanos();
+        if let Some(token) = front_lookup(self.partition.id, &view, now) {
+            return TokenFuture::ready(Ok(token));
+        }
+        let entry = self.partition.entry(&view);
+        let cached = entry.current.read().clone();
+        if let Some(cached) = cached {
+            if now < cached.refresh_at {
+                front_store(self.partition.id, &entry, &cached);
+                return TokenFuture::ready(Ok(cached.token));
+            }
+            if now < cached.hard_limit {
+                self.refresh_in_background(&entry, now);
+                return TokenFuture::ready(Ok(cached.token));
+            }
+        }
+        TokenFuture::new(self.wait_for_token(entry))
+    }
+
+    /// The slow path: no usable token, so join the key's fetch (or start it) and wait.
+    async fn wait_for_token(&self, entry: Arc<Entry>) -> Result<AccessToken, Error> {
+        loop {
+            let now = self.partition.cache.clock.unix_nanos();
+            if let Some(cached) = entry.current.read().as_ref() {
+                if now < cached.hard_limit {
+                    return Ok(cached.token.clone());
+                }
+            }
+            let (flight, to_drive) = {
+                let mut state = entry.state.lock();
+                if let Some((error, until)) = &state.failure {
+                    if now < *until {
+                        tracing::trace!(credential = %self.partition.identity.source, "returning a recently failed fetch's error");
+                        return Err(error.clone());
+                    }
+                    state.failure = None;
+                }
+                match &state.flight {
+                    Some(flight) => (flight.clone(), None),
+                    None => {
+                        let (flight, task) = self.start_flight(&entry, &mut state);
+                        (flight, task)
+                    }
+                }
+            };
+            if let Some(task) = to_drive {
+                // No runtime to spawn on: drive the fetch here. If this caller is dropped the
+                // flight is abandoned and a waiter starts a new one.
+                task.await;
+            }
+            match flight.outcome().await {
+                Some(result) => return result,
+                None => continue, // abandoned (runtime shut down, caller dropped): try again
+            }
+        }
+    }
+
+    /// Starts a background refresh for an entry in its refresh window, unless one is running or
+    /// the last one failed less than a backoff ago. Never waits.
+    fn refresh_in_background(&self, entry: &Arc<Entry>, now: i64) {
+        if entry.busy.load(Ordering::Acquire) || now < entry.next_refresh.load(Ordering::Acquire) {
+            return;
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return; // nowhere to run it; callers fetch once the token passes its hard limit
+        }
+        let mut state = entry.state.lock();
+        if state.flight.is_some() {
+            return;
+        }
+        tracing::debug!(credential = %self.partition.identity.source, "token due for refresh; refreshing in the background");
+        let (_flight, task) = self.start_flight(entry, &mut state);
+        debug_assert!(task.is_none(), "a runtime is present, so the flight was spawned");
+    }
+
+    /// Registers a new flight for `entry` and starts its fetch: spawned on the current runtime,
+    /// or, without one, returned for the caller to drive.
+    fn start_flight(
+        &self,
+        entry: &Arc<Entry>,
+        state: &mut SlowState,
+    ) -> (Flight, Option<FlightTask>) {
+        let (tx, rx) = watch::channel(None);
+        let flight = Flight { id: next_id(), rx };
+        state.flight = Some(flight.clone());
+        entry.busy.store(true, Ordering::Release);
+        let request = entry.key.to_request(None);
+        let task = run_flight(
+            self.partition.clone(),
+            entry.clone(),
+            self.fetcher.clone(),
+            request,
+            tx,
+            flight.id,
+        );
+        let span = tracing::debug_span!("token_fetch", credential = %self.partition.identity.source);
+        let task: FlightTask = Box::pin(task.instrument(span));
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(task);
+                (flight, None)
+            }
+            Err(_) => (flight, Some(task)),
+        }
+    }
+
+    async fn fetch_with_claims(&self, key: RequestKey, claims: &str) -> Result<AccessToken, Error> {
+        let request = key.to_request(Some(claims));
+        tracing::debug!(credential = %self.partition.identity.source, "claims challenge: fetching a new token, bypassing the cache");
+        let token = self.fetcher.fetch(&request).await?;
+        let entry = self.partition.entry(&key.view());
+        Ok(self.partition.store(&entry, token))
+    }
+}
+
+type FlightTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// One fetch for one key: runs the fetcher, stores or remembers the outcome, then tells every
+/// waiter. If it is dropped before finishing, its guard clears the entry's flight so nothing
+/// stays stuck "fetching", and waiters see the channel close and start over.
+async fn run_flight(
+    partition: Arc<Partition>,
+    entry: Arc<Entry>,
+    fetcher: Arc<dyn TokenFetcher>,
+    request: TokenRequest,
+    tx: watch::Sender<Option<Result<AccessToken, Error>>>,
+    flight_id: u64,
+) {
+    let guard = FlightGuard {
+        entry: entry.clone(),
+        flight_id,
+    };
+    let result = fetcher.fetch(&request).await;
+    let cache = &partition.cache;
+    let now = cache.clock.unix_nanos();
+    let result = match result {
+        Ok(token) => {
+            let token = partition.store(&entry, token);
+            entry.state.lock().failure = None;
+            Ok(token)
+        }
+        Err(error) => {
+            let still_valid = entry
+                .current
+                .read()
+                .as_ref()
+                .is_some_and(|c| now < c.hard_limit);
+            if still_valid {
+                let backoff = cache
+                    .refresh_backoff
+                    .max(error.retry_after().unwrap_or_default());
+                entry
+                    .next_refresh
+                    .store(now.saturating_add(duration_nanos(backoff)), Ordering::Release);
+                tracing::warn!(
+                    credential = %partition.identity.source,
+                    error = %error,
+                    retry_in_secs = backoff.as_secs(),
+                    "background token refresh failed; still serving the current token"
+                );
+            } else {
+                let memory = match (error.kind(), error.retry_after()) {
+                    (ErrorKind::Throttled, Some(after)) => {
+                        after.clamp(cache.failure_cooldown, MAX_FAILURE_MEMORY)
+                    }
+                    _ => cache.failure_cooldown,
+                };
+                if !memory.is_zero() {
+                    entry.state.lock().failure =
+                        Some((error.clone(), now.saturating_add(duration_nanos(memory))));
+                }
+                tracing::debug!(credential = %partition.identity.source, error = %error, "token fetch failed");
+            }
+            Err(error)
+        }
+    };
+    guard.finish();
+    // Waiters may all be gone; that is fine.
+    let _ = tx.send(Some(result));
+}
+
+struct FlightGuard {
+    entry: Arc<Entry>,
+    flight_id: u64,
+}
+
+impl FlightGuard {
+    fn finish(self) {
+        // Drop does the work; named for the reader.
+    }
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        let mut state = self.entry.state.lock();
+        if state.flight.as_ref().is_some_and(|f| f.id == self.flight_id) {
+            state.flight = None;
+            self.entry.busy.store(false, Ordering::Release);
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Flight {
+    id: u64,
+    rx: watch::Receiver<Option<Result<AccessToken, Error>>>,
+}
+
+impl Flight {
+    /// The flight's result, or `None` if it was abandoned before producing one.
+    async fn outcome(mut self) -> Option<Result<AccessToken, Error>> {
+        match self.rx.wait_for(Option::is_some).await {
+            Ok(value) => value.clone(),
+            Err(_) => None,
+        }
+    }
+}
+
+/// All cached tokens of one identity.
+struct Partition {
+    id: u64,
+    identity: CacheIdentity,
+    cache: Arc<CacheInner>,
+    entries: RwLock<HashMap<RequestKey, Arc<Entry>>>,
+}
+
+impl Partition {
+    /// The entry for `view`, created empty if there is none.
+    fn entry(&self, view: &KeyView<'_>) -> Arc<Entry> {
+        if let Some(entry) = self.entries.read().get(view as &dyn KeyLike) {
+            return entry.clone();
+        }
+        let mut entries = self.entries.write();
+        if let Some(entry) = entries.get(view as &dyn KeyLike) {
+            return entry.clone();
+        }
+        if entries.len() >= SWEEP_THRESHOLD {
+            let now = self.cache.clock.unix_nanos();
+            entries.retain(|_, e| Arc::strong_count(e) > 1 || e.is_live(now));
+        }
+        let key = view.to_key();
+        let entry = Arc::new(Entry {
+            key: key.clone(),
+            generation: AtomicU64::new(0),
+            current: RwLock::new(None),
+            busy: AtomicBool::new(false),
+            next_refresh: AtomicI64::new(i64::MIN),
+            state: Mutex::new(SlowState::default()),
+        });
+        entries.insert(key, entry.clone());
+        entry
+    }
+
+    /// Computes the deadlines of a freshly fetched token, stores it and returns it (carrying the
+    /// cache's refresh time as its `refresh_on`).
+    fn store(&self, entry: &Entry, token: AccessToken) -> AccessToken {
+        let cache = &self.cache;
+        let now = cache.clock.unix_nanos();
+        let Some((refresh_at, hard_limit)) = self.deadlines(now, &token) else {
+            tracing::warn!(
+                credential = %self.identity.source,
+                expires_on = %token.expires_on(),
+                "received a token that has already expired by this machine's clock; not caching it (is the system clock right?)"
+            );
+            return token;
+        };
+        let token = token.with_refresh_on(from_unix_nanos(refresh_at));
+        tracing::debug!(
+            credential = %self.identity.source,
+            expires_on = %token.expires_on(),
+            refresh_on = %from_unix_nanos(refresh_at),
+            "token cached"
+        );
+        *entry.current.write() = Some(Cached {
+            token: token.clone(),
+            refresh_at,
+            hard_limit,
+        });
+        entry.generation.fetch_add(1, Ordering::AcqRel);
+        entry.next_refresh.store(i64::MIN, Ordering::Release);
+        token
+    }
+
+    /// `(refresh_at, hard_limit)` in Unix nanoseconds for a token received at `now`, or `None`
+    /// when it has already expired.
+    fn deadlines(&self, now: i64, token: &AccessToken) -> Option<(i64, i64)> {
+        let expires = to_unix_nanos(token.expires_on());
+        let lifetime = expires.saturating_sub(now);
+        if lifetime <= 0 {
+            return None;
+        }
+        let hard_limit = expires - duration_nanos(HARD_MARGIN).min(lifetime / 10);
+        let mut refresh_at = expires - duration_nanos(REFRESH_MARGIN).min(lifetime / 2);
+        if lifetime >= duration_nanos(HALF_LIFE_THRESHOLD) {
+            refresh_at = refresh_at.min(now + lifetime / 2);
+        }
+        if let Some(hint) = token.refresh_on() {
+            refresh_at = refresh_at.min(to_unix_nanos(hint));
+        }
+        let max_jitter = duration_nanos(self.cache.max_jitter).min(lifetime / 20);
+        if max_jitter > 0 {
+            refresh_at -= self.cache.jitter_rng.lock().i64(0..=max_jitter);
+        }
+        let floor = now + duration_nanos(MIN_REFRESH_INTERVAL).min(lifetime / 2);
+        Some((refresh_at.max(floor).min(hard_limit), hard_limit))
+    }
+}
+
+/// The cached state of one request key.
+struct Entry {
+    key: RequestKey,
+    /// Bumped whenever `current` changes; per-thread copies compare it to know they are current.
+    generation: AtomicU64,
+    current: RwLock<Option<Cached>>,
+    /// A flight is running (mirror of `state.flight.is_some()` for a lock-free check).
+    busy: AtomicBool,
+    /// No background refresh before this time (Unix ns), after a failed one.
+    next_refresh: AtomicI64,
+    state: Mutex<SlowState>,
+}
+
+impl Entry {
+    fn is_live(&self, now: i64) -> bool {
+        self.busy.load(Ordering::Acquire)
+            || self
+                .current
+                .read()
+                .as_ref()
+                .is_some_and(|c| now < c.hard_limit)
+    }
+}
+
+#[derive(Clone)]
+struct Cached {
+    token: AccessToken,
+    refresh_at: i64,
+    hard_limit: i64,
+}
+
+#[derive(Default)]
+struct SlowState {
+    flight: Option<Flight>,
+    /// A failed fetch and until when (Unix ns) new callers get it without a new request.
+    failure: Option<(Error, i64)>,
+}
+
+fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-thread front cache.
+//
+// Each thread keeps its own copy of recently served tokens (a separate allocation, so handing
+// one out bumps a reference count no other core touches). A copy is used only while its entry's
+// generation is unchanged and its refresh time has not come; otherwise the caller takes the
+// shared path, which refreshes the copy.
+
+struct FrontSlot {
+    partition: u64,
+    entry: Arc<Entry>,
+    generation: u64,
+    refresh_at: i64,
+    token: AccessToken,
+}
+
+struct Front {
+    slots: Vec<FrontSlot>,
+    next_victim: usize,
+}
+
+thread_local! {
+    static FRONT: RefCell<Front> = const {
+        RefCell::new(Front { slots: Vec::new(), next_victim: 0 })
+    };
+}
+
+#[inline]
+fn front_lookup(partition: u64, view: &KeyView<'_>, now: i64) -> Option<AccessToken> {
+    FRONT
+        .try_with(|front| {
+            let front = front.try_borrow().ok()?;
+            let slot = front
+                .slots
+                .iter()
+                .find(|s| s.partition == partition && view.matches(&s.entry.key))?;
+            let current = slot.entry.generation.load(Ordering::Acquire) == slot.generation;
+            (current && now < slot.refresh_at).then(|| slot.token.clone())
+        })
+        .ok()
+        .flatten()
+}
+
+fn front_store(partition: u64, entry: &Arc<Entry>, cached: &Cached) {
+    let generation = entry.generation.load(Ordering::Acquire);
+    let _ = FRONT.try_with(|front| {
+        let Ok(mut front) = front.try_borrow_mut() else {
+            return;
+        };
+        let slot = FrontSlot {
+            partition,
+            entry: entry.clone(),
+            generation,
+            refresh_at: cached.refresh_at,
+            token: cached.token.deep_copy(),
+        };
+        if let Some(i) = front
+            .slots
+            .iter()
+            .position(|s| Arc::ptr_eq(&s.entry, entry))
+        {
+            front.slots[i] = slot;
+        } else if front.slots.len() < FRONT_SLOTS {
+            front.slots.push(slot);
+        } else {
+            let victim = front.next_victim;
+            front.slots[victim] = slot;
+            front.next_victim = (victim + 1) % FRONT_SLOTS;
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request keys: owned in the maps, borrowed (with scopes sorted on the stack) for lookups.
+
+/// The owned key of a cache entry: sorted, de-duplicated scopes, resolved tenant, CAE flag.
+#[derive(Clone)]
+struct RequestKey {
+    scopes: Box<[Box<str>]>,
+    tenant: Option<Box<str>>,
+    cae: bool,
+}
+
+impl RequestKey {
+    fn to_request(&self, claims: Option<&str>) -> TokenRequest {
+        TokenRequest {
+            scopes: self.scopes.iter().map(|s| s.to_string()).collect(),
+            tenant_id: self.tenant.as_deref().map(str::to_owned),
+            claims: claims.map(str::to_owned),
+            enable_cae: self.cae,
+        }
+    }
+
+    fn view(&self) -> KeyView<'_> {
+        let scopes: Vec<&str> = self.scopes.iter().map(|s| &**s).collect();
+        KeyView {
+            scopes: ScopeList::Heap(scopes),
+            tenant: self.tenant.as_deref(),
+            cae: self.cae,
+        }
+    }
+}
+
+const INLINE_SCOPES: usize = 4;
+
+/// Scopes sorted and de-duplicated without allocating (up to [`INLINE_SCOPES`]).
+enum ScopeList<'a> {
+    Inline([&'a str; INLINE_SCOPES], usize),
+    Heap(Vec<&'a str>),
+}
+
+impl<'a> ScopeList<'a> {
+    fn new(scopes: &[&'a str]) -> Self {
+        if scopes.len() <= INLINE_SCOPES {
+            let mut buf = [""; INLINE_SCOPES];
+            buf[..scopes.len()].copy_from_slice(scopes);
+            let len = sort_dedup(&mut buf[..scopes.len()]);
+            ScopeList::Inline(buf, len)
+        } else {
+            let mut v = scopes.to_vec();
+            let len = sort_dedup(&mut v);
+            v.truncate(len);
+            ScopeList::Heap(v)
+        }
+    }
+
+    fn as_slice(&self) -> &[&'a str] {
+        match self {
+            ScopeList::Inline(buf, len) => &buf[..*len],
+            ScopeList::Heap(v) => v,
+        }
+    }
+}
+
+/// Sorts `s` and moves the distinct values to the front; returns how many there are.
+fn sort_dedup(s: &mut [&str]) -> usize {
+    if s.len() <= 1 {
+        return s.len();
+    }
+    s.sort_unstable();
+    let mut len = 1;
+    for i in 1..s.len() {
+        if s[i] != s[len - 1] {
+            s[len] = s[i];
+            len += 1;
+        }
+    }
+    len
+}
+
+/// A borrowed key, for lookups.
+struct KeyView<'a> {
+    scopes: ScopeList<'a>,
+    tenant: Option<&'a str>,
+    cae: bool,
+}
+
+impl<'a> KeyView<'a> {
+    fn new(scopes: &[&'a str], tenant: Option<&'a str>, cae: bool) -> Self {
+        KeyView {
+            scopes: ScopeList::new(scopes),
+            tenant,
+            cae,
+        }
+    }
+
+    fn to_key(&self) -> RequestKey {
+        RequestKey {
+            scopes: self.scopes.as_slice().iter().map(|s| Box::from(*s)).collect(),
+            tenant: self.tenant.map(Box::from),
+            cae: self.cae,
+        }
+    }
+
+    #[inline]
+    fn matches(&self, key: &RequestKey) -> bool {
+        key_eq(self, key)
+    }
+}
+
+/// What the owned and borrowed keys have in common, so maps keyed by `RequestKey` can be
+/// searched with a `KeyView` (through `Borrow<dyn KeyLike>`).
+trait KeyLike {
+    fn scope_count(&self) -> usize;
+    fn scope(&self, i: usize) -> &str;
+    fn tenant(&self) -> Option<&str>;
+    fn cae(&self) -> bool;
+}
+
+impl KeyLike for RequestKey {
+    fn scope_count(&self) -> usize {
+        self.scopes.len()
+    }
+    fn scope(&self, i: usize) -> &str {
+        &self.scopes[i]
+    }
+    fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+    fn cae(&self) -> bool {
+        self.cae
+    }
+}
+
+impl KeyLike for KeyView<'_> {
+    fn scope_count(&self) -> usize {
+        self.scopes.as_slice().len()
+    }
+    fn scope(&self, i: usize) -> &str {
+        self.scopes.as_slice()[i]
+    }
+    fn tenant(&self) -> Option<&str> {
+        self.tenant
+    }
+    fn cae(&self) -> bool {
+        self.cae
+    }
+}
+
+#[inline]
+fn key_eq(a: &(impl KeyLike + ?Sized), b: &(impl KeyLike + ?Sized)) -> bool {
+    a.cae() == b.cae()
+        && a.tenant() == b.tenant()
+        && a.scope_count() == b.scope_count()
+        && (0..a.scope_count()).all(|i| a.scope(i) == b.scope(i))
+}
+
+fn key_hash(k: &(impl KeyLike + ?Sized), state: &mut impl Hasher) {
+    k.scope_count().hash(state);
+    for i in 0..k.scope_count() {
+        k.scope(i).hash(state);
+    }
+    k.tenant().hash(state);
+    k.cae().hash(state);
+}
+
+impl Hash for dyn KeyLike + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        key_hash(self, state);
+    }
+}
+
+impl PartialEq for dyn KeyLike + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        key_eq(self, other)
+    }
+}
+
+impl Eq for dyn KeyLike + '_ {}
+
+impl Hash for RequestKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        key_hash(self, state);
+    }
+}
+
+impl PartialEq for RequestKey {
+    fn eq(&self, other: &Self) -> bool {
+        key_eq(self, other)
+    }
+}
+
+impl Eq for RequestKey {}
+
+impl<'a> Borrow<dyn KeyLike + 'a> for RequestKey {
+    fn borrow(&self) -> &(dyn KeyLike + 'a) {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,183 @@
+//! Validation of what callers pass in (scopes, tenants, subscriptions) and scope → resource.
+//!
+//! The character sets are the ones every Azure SDK uses, restricted to ASCII: these values end
+//! up in URLs and on command lines, so anything else is refused before it gets there.
+
+use crate::Error;
+
+/// Checks a scope: non-empty, ASCII letters, digits and `. - _ : /` only.
+pub(crate) fn validate_scope(credential: &'static str, scope: &str) -> Result<(), Error> {
+    let ok = !scope.is_empty()
+        && scope
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'/'));
+    if ok {
+        return Ok(());
+    }
+    Err(Error::invalid_input(
+        credential,
+        format!("invalid scope {}", quoted(scope)),
+    )
+    .with_fix("a scope has only ASCII letters, digits and . - _ : /, e.g. \"https://management.azure.com/.default\""))
+}
+
+/// Checks a tenant id: non-empty, ASCII letters, digits, `-` and `.` only.
+pub(crate) fn validate_tenant_id(credential: &'static str, tenant: &str) -> Result<(), Error> {
+    let ok = !tenant.is_empty()
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'));
+    if ok {
+        return Ok(());
+    }
+    Err(
+        Error::invalid_input(credential, format!("invalid tenant id {}", quoted(tenant)))
+            .with_fix("a tenant id is a GUID or a domain name (ASCII letters, digits, - and .)"),
+    )
+}
+
+/// Checks a subscription name or id: non-empty, ASCII letters, digits, `- _ .` and space only.
+pub(crate) fn validate_subscription(
+    credential: &'static str,
+    subscription: &str,
+) -> Result<(), Error> {
+    let ok = !subscription.trim().is_empty()
+        && subscription
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b' '));
+    if ok {
+        return Ok(());
+    }
+    Err(Error::invalid_input(
+        credential,
+        format!("invalid subscription {}", quoted(subscription)),
+    )
+    .with_fix("use the subscription's id (a GUID) instead of its name"))
+}
+
+/// Exactly one scope, validated, for sources that speak in resources (managed identity, CLI).
+pub(crate) fn single_scope<'a>(
+    credential: &'static str,
+    scopes: &[&'a str],
+) -> Result<&'a str, Error> {
+    match scopes {
+        [scope] => {
+            validate_scope(credential, scope)?;
+            Ok(scope)
+        }
+        _ => Err(Error::invalid_input(
+            credential,
+            format!("exactly one scope is required, got {}", scopes.len()),
+        )
+        .with_fix("request one scope per call, e.g. \"https://vault.azure.net/.default\"")),
+    }
+}
+
+/// The v1 resource for a scope: the scope with exactly one trailing `/.default` removed, and
+/// nothing else touched (slashes matter to some resources).
+pub(crate) fn scope_to_resource(scope: &str) -> &str {
+    scope.strip_suffix("/.default").unwrap_or(scope)
+}
+
+/// A caller's value for an error message: escaped and cut short, so odd input cannot forge
+/// log lines or flood them.
+fn quoted(value: &str) -> String {
+    const MAX: usize = 100;
+    let mut end = value.len().min(MAX);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = if end < value.len() { "…" } else { "" };
+    format!("{:?}{cut}", &value[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes() {
+        for good in [
+            "https://management.azure.com/.default",
+            "https://storage.azure.com//.default",
+            "api://my-app_1/scope:x",
+        ] {
+            assert!(validate_scope("X", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "https://x/.default; rm -rf /",
+            "a b",
+            "https://x/.default\n",
+            "scopé",
+            "$(whoami)",
+            "a\"b",
+            "a'b",
+            "a&b",
+            "a|b",
+            "--tenant",
+        ] {
+            // "--tenant" is made of allowed characters: it is valid by charset; the CLI source
+            // passes it as one argument, so it cannot become a flag of its own there.
+            if bad == "--tenant" {
+                assert!(validate_scope("X", bad).is_ok());
+                continue;
+            }
+            let err = validate_scope("X", bad).unwrap_err();
+            assert!(err.is_invalid_input(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tenants() {
+        for good in ["72f988bf-86f1-41af-91ab-2d7cd011db47", "contoso.onmicrosoft.com", "adfs"] {
+            assert!(validate_tenant_id("X", good).is_ok(), "{good}");
+        }
+        for bad in ["", "a b", "tenant/..", "tenant_1", "ténant", "a;b"] {
+            assert!(validate_tenant_id("X", bad).unwrap_err().is_invalid_input(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn subscriptions() {
+        for good in ["My Subscription", "sub_1.prod-2", "00000000-0000-0000-0000-000000000000"] {
+            assert!(validate_subscription("X", good).is_ok(), "{good}");
+        }
+        for bad in ["", "   ", "a\"b", "a;b", "a$b", "sub\n"] {
+            let err = validate_subscription("X", bad).unwrap_err();
+            assert!(err.is_invalid_input(), "{bad}");
+            assert!(err.to_string().contains("subscription's id"));
+        }
+    }
+
+    #[test]
+    fn resource_strips_exactly_one_default() {
+        assert_eq!(
+            scope_to_resource("https://vault.azure.net/.default"),
+            "https://vault.azure.net"
+        );
+        assert_eq!(
+            scope_to_resource("https://storage.azure.com//.default"),
+            "https://storage.azure.com/"
+        );
+        assert_eq!(scope_to_resource("https://x/.default/.default"), "https://x/.default");
+        assert_eq!(scope_to_resource("https://vault.azure.net"), "https://vault.azure.net");
+    }
+
+    #[test]
+    fn single_scope_rule() {
+        assert_eq!(single_scope("X", &["https://a/.default"]).unwrap(), "https://a/.default");
+        assert!(single_scope("X", &[]).unwrap_err().is_invalid_input());
+        assert!(single_scope("X", &["a", "b"]).unwrap_err().is_invalid_input());
+        assert!(single_scope("X", &["a b"]).unwrap_err().is_invalid_input());
+    }
+
+    #[test]
+    fn error_messages_escape_and_truncate_input() {
+        let long = "x\n".repeat(200);
+        let err = validate_scope("X", &long).unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.len() < 400, "{}", text.len());
+    }
+}

@@ -1,0 +1,203 @@
+//! The clock seam: wall time for token expiry, monotonic time for timeouts and retries.
+//!
+//! Nothing else in the crate reads the time (`clippy.toml` bans it), so tests drive expiry with
+//! a [`ManualClock`] and retries with tokio's paused time, and never sleep.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+/// Where the crate gets the current time: the system clock, or a [`ManualClock`] in tests.
+///
+/// Cloning is cheap. The default is the system clock.
+#[derive(Clone, Default)]
+pub struct Clock {
+    kind: ClockKind,
+}
+
+#[derive(Clone, Default)]
+enum ClockKind {
+    #[default]
+    System,
+    Manual(Arc<AtomicI64>),
+}
+
+impl Clock {
+    /// The system's wall clock.
+    pub fn system() -> Self {
+        Clock {
+            kind: ClockKind::System,
+        }
+    }
+
+    /// The current time, precisely.
+    pub fn now(&self) -> OffsetDateTime {
+        match &self.kind {
+            #[allow(clippy::disallowed_methods)] // the one place that reads the system clock
+            ClockKind::System => OffsetDateTime::now_utc(),
+            ClockKind::Manual(nanos) => from_unix_nanos(nanos.load(Ordering::Acquire)),
+        }
+    }
+
+    /// Nanoseconds since the Unix epoch, cheaply: on Linux the system clock is read through
+    /// `CLOCK_REALTIME_COARSE` (a few milliseconds of resolution, a fraction of the cost), which
+    /// is all a token's expiry needs. The cache's hot path calls this on every hit.
+    #[inline]
+    pub(crate) fn unix_nanos(&self) -> i64 {
+        match &self.kind {
+            ClockKind::System => system_unix_nanos_coarse(),
+            ClockKind::Manual(nanos) => nanos.load(Ordering::Acquire),
+        }
+    }
+
+    /// Whether this is a manual clock (tests).
+    pub(crate) fn is_manual(&self) -> bool {
+        matches!(self.kind, ClockKind::Manual(_))
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ClockKind::System => f.write_str("Clock::System"),
+            ClockKind::Manual(nanos) => f
+                .debug_tuple("Clock::Manual")
+                .field(&from_unix_nanos(nanos.load(Ordering::Acquire)))
+                .finish(),
+        }
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[inline]
+fn system_unix_nanos_coarse() -> i64 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+    ts.tv_sec.saturating_mul(1_000_000_000) + ts.tv_nsec as i64
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[inline]
+fn system_unix_nanos_coarse() -> i64 {
+    #[allow(clippy::disallowed_methods)] // the one place that reads the system clock
+    let now = std::time::SystemTime::now();
+    match now.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
+
+/// A clock that only moves when told to. Hand [`ManualClock::clock`] to the cache or a
+/// credential builder, then [`advance`](ManualClock::advance) it.
+///
+/// ```
+/// use std::time::Duration;
+/// use azure_credentials::system::ManualClock;
+///
+/// let manual = ManualClock::new(time::macros::datetime!(2030-01-01 0:00 UTC));
+/// let clock = manual.clock();
+/// manual.advance(Duration::from_secs(90));
+/// assert_eq!(clock.now(), time::macros::datetime!(2030-01-01 0:01:30 UTC));
+/// ```
+#[derive(Clone)]
+pub struct ManualClock {
+    nanos: Arc<AtomicI64>,
+}
+
+impl ManualClock {
+    /// A clock stopped at `start`.
+    pub fn new(start: OffsetDateTime) -> Self {
+        ManualClock {
+            nanos: Arc::new(AtomicI64::new(to_unix_nanos(start))),
+        }
+    }
+
+    /// A [`Clock`] that reads this manual clock.
+    pub fn clock(&self) -> Clock {
+        Clock {
+            kind: ClockKind::Manual(self.nanos.clone()),
+        }
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let by = i64::try_from(by.as_nanos()).unwrap_or(i64::MAX);
+        self.nanos.fetch_add(by, Ordering::AcqRel);
+    }
+
+    /// Sets the clock to `to` (which may be earlier: a wall clock can jump back).
+    pub fn set(&self, to: OffsetDateTime) {
+        self.nanos.store(to_unix_nanos(to), Ordering::Release);
+    }
+
+    /// The time the clock shows.
+    pub fn now(&self) -> OffsetDateTime {
+        from_unix_nanos(self.nanos.load(Ordering::Acquire))
+    }
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ManualClock").field(&self.now()).finish()
+    }
+}
+
+/// Monotonic "now" for timeouts, retry budgets and elapsed times. This is tokio's clock, so
+/// `tokio::time::pause` controls it in tests.
+pub(crate) fn monotonic_now() -> tokio::time::Instant {
+    #[allow(clippy::disallowed_methods)] // the one place that reads the monotonic clock
+    tokio::time::Instant::now()
+}
+
+/// Nanoseconds since the Unix epoch, saturating outside what an `i64` holds (year 1677..2262).
+pub(crate) fn to_unix_nanos(t: OffsetDateTime) -> i64 {
+    let n = t.unix_timestamp_nanos();
+    i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The inverse of [`to_unix_nanos`].
+pub(crate) fn from_unix_nanos(n: i64) -> OffsetDateTime {
+    // Every i64 of nanoseconds is inside OffsetDateTime's range.
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(n)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A `Duration` as signed nanoseconds, saturating.
+pub(crate) fn duration_nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let manual = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+        let clock = manual.clock();
+        assert_eq!(clock.now(), datetime!(2030-01-01 0:00 UTC));
+        manual.advance(Duration::from_secs(61));
+        assert_eq!(clock.now(), datetime!(2030-01-01 0:01:01 UTC));
+        assert_eq!(clock.unix_nanos(), to_unix_nanos(clock.now()));
+        manual.set(datetime!(2029-12-31 23:00 UTC));
+        assert_eq!(clock.now(), datetime!(2029-12-31 23:00 UTC));
+        assert!(clock.is_manual());
+    }
+
+    #[test]
+    fn system_clock_coarse_and_precise_agree() {
+        let clock = Clock::system();
+        let precise = to_unix_nanos(clock.now());
+        let coarse = clock.unix_nanos();
+        // The coarse clock lags by at most a scheduler tick or so.
+        assert!((precise - coarse).abs() < 1_000_000_000, "{precise} vs {coarse}");
+    }
+
+    #[test]
+    fn nanos_round_trip() {
+        let t = datetime!(2031-05-06 7:08:09.123456789 UTC);
+        assert_eq!(from_unix_nanos(to_unix_nanos(t)), t);
+    }
+}

@@ -1,0 +1,14 @@
+//! The seams through which the crate reaches the outside world: the clock, the environment,
+//! HTTP and child processes. Nothing outside this module reads the time or the environment,
+//! builds an HTTP client or spawns a process, so each can be replaced in tests and configured
+//! in production.
+
+mod clock;
+mod env;
+mod http;
+mod process;
+
+pub use clock::{Clock, ManualClock};
+#[allow(unused_imports)]
+pub(crate) use clock::{duration_nanos, from_unix_nanos, monotonic_now, to_unix_nanos};
+pub use env::Env;
