@@ -76,8 +76,9 @@ pub trait TokenFetcher: Send + Sync + fmt::Debug + 'static {
 
     /// The tenant a request really goes to, which is part of the cache key: `requested` is the
     /// caller's [`TokenRequestOptions::tenant_id`]. The default keeps it as is; a source whose
-    /// tenant is fixed returns `Ok(None)`, and one with an allow-list rejects tenants outside it.
-    /// Called on every `get_token`, so it must be cheap.
+    /// tenant is fixed returns `Ok(None)` (its own tenant), and one with an allow-list rejects
+    /// tenants outside it. Called on every `get_token` that names a tenant, so it must be cheap;
+    /// a request without a tenant always means the credential's own and is not passed here.
     fn resolve_tenant<'a>(&'a self, requested: Option<&'a str>) -> Result<Option<&'a str>, Error> {
         Ok(requested)
     }
@@ -425,9 +426,32 @@ impl CachedCredential {
             Some(o) => (o.tenant_id(), o.enable_cae(), o.claims()),
             None => (None, false, None),
         };
-        let tenant = match self.fetcher.resolve_tenant(requested_tenant) {
-            Ok(tenant) => tenant,
-            Err(err) => return TokenFuture::ready(Err(err)),
+        // Fast path: this thread's copy of a fresh token. No tenant requested means the
+        // credential's own, which needs no resolving.
+        if claims.is_none() && requested_tenant.is_none() {
+            let now = self.partition.cache.clock.unix_nanos();
+            if let Some(token) = front_lookup(self.partition.id, scopes, None, enable_cae, now) {
+                return TokenFuture::ready(Ok(token));
+            }
+        }
+        self.get_token_shared(scopes, requested_tenant, enable_cae, claims)
+    }
+
+    /// Everything but a front-cache hit, kept out of line so the hot path stays small.
+    #[inline(never)]
+    fn get_token_shared<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        requested_tenant: Option<&'a str>,
+        enable_cae: bool,
+        claims: Option<&'a str>,
+    ) -> TokenFuture<'a> {
+        let tenant = match requested_tenant {
+            None => None,
+            Some(requested) => match self.fetcher.resolve_tenant(Some(requested)) {
+                Ok(tenant) => tenant,
+                Err(err) => return TokenFuture::ready(Err(err)),
+            },
         };
         let view = KeyView::new(scopes, tenant, enable_cae);
         if let Some(claims) = claims {
@@ -435,7 +459,7 @@ impl CachedCredential {
             return TokenFuture::new(self.fetch_with_claims(key, claims));
         }
         let now = self.partition.cache.clock.unix_nanos();
-        if let Some(token) = front_lookup(self.partition.id, &view, now) {
+        if let Some(token) = front_lookup(self.partition.id, scopes, tenant, enable_cae, now) {
             return TokenFuture::ready(Ok(token));
         }
         let entry = self.partition.entry(&view);
@@ -457,10 +481,10 @@ impl CachedCredential {
     async fn wait_for_token(&self, entry: Arc<Entry>) -> Result<AccessToken, Error> {
         loop {
             let now = self.partition.cache.clock.unix_nanos();
-            if let Some(cached) = entry.current.read().as_ref() {
-                if now < cached.hard_limit {
-                    return Ok(cached.token.clone());
-                }
+            if let Some(cached) = entry.current.read().as_ref()
+                && now < cached.hard_limit
+            {
+                return Ok(cached.token.clone());
             }
             let (flight, to_drive) = {
                 let mut state = entry.state.lock();
@@ -506,7 +530,10 @@ impl CachedCredential {
         }
         tracing::debug!(credential = %self.partition.identity.source, "token due for refresh; refreshing in the background");
         let (_flight, task) = self.start_flight(entry, &mut state);
-        debug_assert!(task.is_none(), "a runtime is present, so the flight was spawned");
+        debug_assert!(
+            task.is_none(),
+            "a runtime is present, so the flight was spawned"
+        );
     }
 
     /// Registers a new flight for `entry` and starts its fetch: spawned on the current runtime,
@@ -529,7 +556,8 @@ impl CachedCredential {
             tx,
             flight.id,
         );
-        let span = tracing::debug_span!("token_fetch", credential = %self.partition.identity.source);
+        let span =
+            tracing::debug_span!("token_fetch", credential = %self.partition.identity.source);
         let task: FlightTask = Box::pin(task.instrument(span));
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
@@ -585,9 +613,10 @@ async fn run_flight(
                 let backoff = cache
                     .refresh_backoff
                     .max(error.retry_after().unwrap_or_default());
-                entry
-                    .next_refresh
-                    .store(now.saturating_add(duration_nanos(backoff)), Ordering::Release);
+                entry.next_refresh.store(
+                    now.saturating_add(duration_nanos(backoff)),
+                    Ordering::Release,
+                );
                 tracing::warn!(
                     credential = %partition.identity.source,
                     error = %error,
@@ -629,7 +658,11 @@ impl FlightGuard {
 impl Drop for FlightGuard {
     fn drop(&mut self) {
         let mut state = self.entry.state.lock();
-        if state.flight.as_ref().is_some_and(|f| f.id == self.flight_id) {
+        if state
+            .flight
+            .as_ref()
+            .is_some_and(|f| f.id == self.flight_id)
+        {
             state.flight = None;
             self.entry.busy.store(false, Ordering::Release);
         }
@@ -795,6 +828,12 @@ fn next_id() -> u64 {
 
 struct FrontSlot {
     partition: u64,
+    /// Copies of the key's parts, so matching reads the slot itself instead of chasing pointers
+    /// into the shared entry (`first_scope` is the only scope in the common one-scope case).
+    cae: bool,
+    tenant: Option<Box<str>>,
+    scope_count: usize,
+    first_scope: Box<str>,
     entry: Arc<Entry>,
     generation: u64,
     refresh_at: i64,
@@ -812,20 +851,44 @@ thread_local! {
     };
 }
 
-#[inline]
-fn front_lookup(partition: u64, view: &KeyView<'_>, now: i64) -> Option<AccessToken> {
+#[inline(always)]
+fn front_lookup(
+    partition: u64,
+    scopes: &[&str],
+    tenant: Option<&str>,
+    cae: bool,
+    now: i64,
+) -> Option<AccessToken> {
     FRONT
         .try_with(|front| {
             let front = front.try_borrow().ok()?;
-            let slot = front
-                .slots
-                .iter()
-                .find(|s| s.partition == partition && view.matches(&s.entry.key))?;
+            let slot = front.slots.iter().find(|s| {
+                s.partition == partition
+                    && s.cae == cae
+                    && s.tenant.as_deref() == tenant
+                    && match scopes {
+                        [one] => s.scope_count == 1 && *one == &*s.first_scope,
+                        _ => scopes_match(scopes, &s.entry.key.scopes),
+                    }
+            })?;
             let current = slot.entry.generation.load(Ordering::Acquire) == slot.generation;
             (current && now < slot.refresh_at).then(|| slot.token.clone())
         })
         .ok()
         .flatten()
+}
+
+/// Whether a caller's scopes, in any order and with repeats, are the key's sorted set.
+#[inline]
+fn scopes_match(requested: &[&str], key: &[Box<str>]) -> bool {
+    match (requested, key) {
+        ([one], [k]) => *one == &**k,
+        _ => {
+            let list = ScopeList::new(requested);
+            let sorted = list.as_slice();
+            sorted.len() == key.len() && sorted.iter().zip(key).all(|(a, b)| *a == &**b)
+        }
+    }
 }
 
 fn front_store(partition: u64, entry: &Arc<Entry>, cached: &Cached) {
@@ -834,8 +897,13 @@ fn front_store(partition: u64, entry: &Arc<Entry>, cached: &Cached) {
         let Ok(mut front) = front.try_borrow_mut() else {
             return;
         };
+        let key = &entry.key;
         let slot = FrontSlot {
             partition,
+            cae: key.cae,
+            tenant: key.tenant.clone(),
+            scope_count: key.scopes.len(),
+            first_scope: key.scopes.first().cloned().unwrap_or_default(),
             entry: entry.clone(),
             generation,
             refresh_at: cached.refresh_at,
@@ -953,15 +1021,15 @@ impl<'a> KeyView<'a> {
 
     fn to_key(&self) -> RequestKey {
         RequestKey {
-            scopes: self.scopes.as_slice().iter().map(|s| Box::from(*s)).collect(),
+            scopes: self
+                .scopes
+                .as_slice()
+                .iter()
+                .map(|s| Box::from(*s))
+                .collect(),
             tenant: self.tenant.map(Box::from),
             cae: self.cae,
         }
-    }
-
-    #[inline]
-    fn matches(&self, key: &RequestKey) -> bool {
-        key_eq(self, key)
     }
 }
 

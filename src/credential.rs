@@ -144,7 +144,9 @@ impl fmt::Debug for TokenFuture<'_> {
             FutureState::Ready(None) => "complete",
             FutureState::Pending(_) => "pending",
         };
-        f.debug_struct("TokenFuture").field("state", &state).finish()
+        f.debug_struct("TokenFuture")
+            .field("state", &state)
+            .finish()
     }
 }
 

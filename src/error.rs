@@ -364,7 +364,10 @@ mod tests {
         assert_eq!(err.correlation_id(), Some("abc"));
         assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
         let debug = format!("{err:?}");
-        assert!(debug.contains("7000215") && debug.contains("abc"), "{debug}");
+        assert!(
+            debug.contains("7000215") && debug.contains("abc"),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -1,18 +1,26 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
-#![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache;
 mod credential;
 mod error;
+#[allow(dead_code)] // the validators serve the credential sources, which come next
 mod scope;
 mod secret;
 pub mod system;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use cache::{CacheIdentity, CachedCredential, TokenCache, TokenCacheBuilder, TokenFetcher, TokenRequest};
+pub use cache::{
+    CacheIdentity, CachedCredential, TokenCache, TokenCacheBuilder, TokenFetcher, TokenRequest,
+};
 pub use credential::{AccessToken, TokenCredential, TokenFuture, TokenRequestOptions};
 pub use error::{Attempt, Error, ErrorKind};
 pub use secret::Secret;

@@ -130,17 +130,28 @@ mod tests {
 
     #[test]
     fn tenants() {
-        for good in ["72f988bf-86f1-41af-91ab-2d7cd011db47", "contoso.onmicrosoft.com", "adfs"] {
+        for good in [
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "contoso.onmicrosoft.com",
+            "adfs",
+        ] {
             assert!(validate_tenant_id("X", good).is_ok(), "{good}");
         }
         for bad in ["", "a b", "tenant/..", "tenant_1", "ténant", "a;b"] {
-            assert!(validate_tenant_id("X", bad).unwrap_err().is_invalid_input(), "{bad}");
+            assert!(
+                validate_tenant_id("X", bad).unwrap_err().is_invalid_input(),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn subscriptions() {
-        for good in ["My Subscription", "sub_1.prod-2", "00000000-0000-0000-0000-000000000000"] {
+        for good in [
+            "My Subscription",
+            "sub_1.prod-2",
+            "00000000-0000-0000-0000-000000000000",
+        ] {
             assert!(validate_subscription("X", good).is_ok(), "{good}");
         }
         for bad in ["", "   ", "a\"b", "a;b", "a$b", "sub\n"] {
@@ -160,15 +171,28 @@ mod tests {
             scope_to_resource("https://storage.azure.com//.default"),
             "https://storage.azure.com/"
         );
-        assert_eq!(scope_to_resource("https://x/.default/.default"), "https://x/.default");
-        assert_eq!(scope_to_resource("https://vault.azure.net"), "https://vault.azure.net");
+        assert_eq!(
+            scope_to_resource("https://x/.default/.default"),
+            "https://x/.default"
+        );
+        assert_eq!(
+            scope_to_resource("https://vault.azure.net"),
+            "https://vault.azure.net"
+        );
     }
 
     #[test]
     fn single_scope_rule() {
-        assert_eq!(single_scope("X", &["https://a/.default"]).unwrap(), "https://a/.default");
+        assert_eq!(
+            single_scope("X", &["https://a/.default"]).unwrap(),
+            "https://a/.default"
+        );
         assert!(single_scope("X", &[]).unwrap_err().is_invalid_input());
-        assert!(single_scope("X", &["a", "b"]).unwrap_err().is_invalid_input());
+        assert!(
+            single_scope("X", &["a", "b"])
+                .unwrap_err()
+                .is_invalid_input()
+        );
         assert!(single_scope("X", &["a b"]).unwrap_err().is_invalid_input());
     }
 

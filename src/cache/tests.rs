@@ -1,1 +1,578 @@
+//! Cache semantics on a manual clock. Each test names what a caller observes.
+
 use super::*;
+use crate::system::ManualClock;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::AtomicUsize;
+use std::task::{Context, Poll, Waker};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+const START: OffsetDateTime = datetime!(2030-01-01 0:00 UTC);
+const HOUR: Duration = Duration::from_secs(3600);
+const MIN: Duration = Duration::from_secs(60);
+
+/// A fetcher that issues `token-<n>` tokens of a fixed lifetime, or scripted results.
+#[derive(Debug)]
+struct Script {
+    clock: Clock,
+    lifetime: Duration,
+    fetches: AtomicUsize,
+    steps: Mutex<VecDeque<Result<Duration, Error>>>,
+    requests: Mutex<Vec<TokenRequest>>,
+}
+
+#[async_trait]
+impl TokenFetcher for Script {
+    async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
+        let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
+        self.requests.lock().push(request.clone());
+        let lifetime = match self.steps.lock().pop_front() {
+            Some(Ok(lifetime)) => lifetime,
+            Some(Err(err)) => return Err(err),
+            None => self.lifetime,
+        };
+        Ok(AccessToken::new(
+            format!("token-{n}"),
+            self.clock.now() + lifetime,
+        ))
+    }
+}
+
+struct Fixture {
+    manual: ManualClock,
+    cache: TokenCache,
+    script: Arc<Script>,
+    credential: CachedCredential,
+}
+
+impl Fixture {
+    fn new(lifetime: Duration) -> Self {
+        Self::with_cache(lifetime, |b| b)
+    }
+
+    fn with_cache(
+        lifetime: Duration,
+        configure: impl FnOnce(TokenCacheBuilder) -> TokenCacheBuilder,
+    ) -> Self {
+        let manual = ManualClock::new(START);
+        let cache = configure(
+            TokenCache::builder()
+                .clock(manual.clock())
+                .max_jitter(Duration::ZERO),
+        )
+        .build();
+        let script = Arc::new(Script {
+            clock: manual.clock(),
+            lifetime,
+            fetches: AtomicUsize::new(0),
+            steps: Mutex::new(VecDeque::new()),
+            requests: Mutex::new(Vec::new()),
+        });
+        let credential = cache.credential_arc(CacheIdentity::new("Test"), script.clone());
+        Fixture {
+            manual,
+            cache,
+            script,
+            credential,
+        }
+    }
+
+    fn fetches(&self) -> usize {
+        self.script.fetches.load(Ordering::SeqCst)
+    }
+
+    fn push(&self, step: Result<Duration, Error>) {
+        self.script.steps.lock().push_back(step);
+    }
+
+    async fn get(&self, scopes: &[&str]) -> Result<AccessToken, Error> {
+        self.credential.get_token(scopes, None).await
+    }
+
+    async fn token(&self) -> String {
+        self.get(&["scope"])
+            .await
+            .unwrap()
+            .token()
+            .expose()
+            .to_owned()
+    }
+}
+
+/// Polls a future once: `Ready` means the caller did not wait.
+fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
+    let mut future = pin!(future);
+    future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+}
+
+/// Lets spawned background work run to completion (current-thread runtime).
+async fn settle() {
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+}
+
+fn hard_error() -> Error {
+    Error::authentication("Test", "refused")
+}
+
+#[tokio::test]
+async fn a_hit_returns_the_cached_token_without_fetching() {
+    let f = Fixture::new(HOUR);
+    assert_eq!(f.token().await, "token-1");
+    assert_eq!(f.token().await, "token-1");
+    f.manual.advance(30 * MIN);
+    assert_eq!(f.token().await, "token-1");
+    assert_eq!(f.fetches(), 1);
+}
+
+#[tokio::test]
+async fn a_hit_is_ready_at_once() {
+    let f = Fixture::new(HOUR);
+    f.token().await;
+    let Poll::Ready(Ok(token)) = poll_once(f.credential.get_token(&["scope"], None)) else {
+        panic!("a cache hit must not wait");
+    };
+    assert_eq!(token.token().expose(), "token-1");
+}
+
+#[tokio::test]
+async fn an_expired_token_is_fetched_again() {
+    let f = Fixture::new(HOUR);
+    assert_eq!(f.token().await, "token-1");
+    f.manual.advance(HOUR);
+    assert_eq!(f.token().await, "token-2");
+    assert_eq!(f.fetches(), 2);
+}
+
+#[tokio::test]
+async fn past_the_hard_limit_callers_wait_for_a_new_token() {
+    let f = Fixture::new(HOUR);
+    f.token().await;
+    // The hard limit is 30 s before expiry: the old token is no longer served.
+    f.manual.advance(HOUR - Duration::from_secs(29));
+    assert_eq!(f.token().await, "token-2");
+}
+
+#[tokio::test]
+async fn in_the_refresh_window_the_old_token_comes_at_once_and_one_refresh_runs_in_the_background()
+{
+    let f = Fixture::new(HOUR);
+    f.token().await;
+    // Refresh is due 5 minutes before expiry.
+    f.manual.advance(56 * MIN);
+    for _ in 0..10 {
+        let Poll::Ready(Ok(token)) = poll_once(f.credential.get_token(&["scope"], None)) else {
+            panic!("a caller in the refresh window must not wait");
+        };
+        assert_eq!(token.token().expose(), "token-1");
+    }
+    settle().await;
+    assert_eq!(f.fetches(), 2, "exactly one background refresh");
+    assert_eq!(f.token().await, "token-2");
+    settle().await;
+    assert_eq!(f.fetches(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_refresh_keeps_serving_the_valid_token_and_backs_off() {
+    let f = Fixture::new(HOUR);
+    f.token().await;
+    f.push(Err(hard_error()));
+    f.manual.advance(56 * MIN);
+    assert_eq!(f.token().await, "token-1");
+    settle().await;
+    assert_eq!(f.fetches(), 2);
+
+    // Within the 30 s backoff: the old token, no new attempt.
+    f.manual.advance(Duration::from_secs(20));
+    assert_eq!(f.token().await, "token-1");
+    settle().await;
+    assert_eq!(f.fetches(), 2);
+
+    // After it: another background attempt, which succeeds.
+    f.manual.advance(Duration::from_secs(11));
+    assert_eq!(f.token().await, "token-1");
+    settle().await;
+    assert_eq!(f.fetches(), 3);
+    assert_eq!(f.token().await, "token-3");
+}
+
+#[tokio::test]
+async fn a_failure_past_expiry_is_returned() {
+    let f = Fixture::new(HOUR);
+    f.token().await;
+    f.push(Err(hard_error()));
+    f.manual.advance(2 * HOUR);
+    let err = f.get(&["scope"]).await.unwrap_err();
+    assert!(err.is_authentication());
+    assert_eq!(f.fetches(), 2);
+}
+
+#[tokio::test]
+async fn a_failure_is_remembered_for_the_cooldown_then_retried() {
+    let f = Fixture::new(HOUR);
+    f.push(Err(hard_error()));
+    assert!(f.get(&["scope"]).await.is_err());
+    // New callers within the cool-down get the same error without a request.
+    assert!(f.get(&["scope"]).await.is_err());
+    assert_eq!(f.fetches(), 1);
+    f.manual.advance(Duration::from_millis(1001));
+    assert_eq!(f.token().await, "token-2");
+}
+
+#[tokio::test]
+async fn throttling_is_remembered_for_its_retry_after() {
+    let f = Fixture::new(HOUR);
+    f.push(Err(Error::new(ErrorKind::Throttled, "Test", "slow down")
+        .with_retry_after(Duration::from_secs(10))));
+    assert!(f.get(&["scope"]).await.unwrap_err().is_throttled());
+    f.manual.advance(Duration::from_secs(9));
+    assert!(f.get(&["scope"]).await.unwrap_err().is_throttled());
+    assert_eq!(f.fetches(), 1);
+    f.manual.advance(Duration::from_secs(2));
+    assert_eq!(f.token().await, "token-2");
+}
+
+#[tokio::test]
+async fn the_cooldown_can_be_disabled() {
+    let f = Fixture::with_cache(HOUR, |b| b.failure_cooldown(Duration::ZERO));
+    f.push(Err(hard_error()));
+    assert!(f.get(&["scope"]).await.is_err());
+    assert_eq!(f.token().await, "token-2");
+}
+
+#[tokio::test]
+async fn claims_bypass_the_cache_and_store_the_new_token() {
+    let f = Fixture::new(HOUR);
+    assert_eq!(f.token().await, "token-1");
+    let options = TokenRequestOptions::default()
+        .with_claims(r#"{"access_token":{"nbf":{"essential":true}}}"#);
+    let token = f
+        .credential
+        .get_token(&["scope"], Some(&options))
+        .await
+        .unwrap();
+    assert_eq!(token.token().expose(), "token-2");
+    assert_eq!(f.script.requests.lock()[1].claims(), options.claims());
+    // The token fetched for the challenge replaces the cached one.
+    assert_eq!(f.token().await, "token-2");
+    assert_eq!(f.fetches(), 2);
+}
+
+#[tokio::test]
+async fn scopes_are_keyed_as_a_set() {
+    let f = Fixture::new(HOUR);
+    let a = f.get(&["b", "a"]).await.unwrap();
+    let b = f.get(&["a", "b"]).await.unwrap();
+    let c = f.get(&["a", "b", "a"]).await.unwrap();
+    assert_eq!(a.token(), b.token());
+    assert_eq!(a.token(), c.token());
+    assert_eq!(f.fetches(), 1);
+    // The fetcher sees them sorted and de-duplicated.
+    assert_eq!(f.script.requests.lock()[0].scopes(), ["a", "b"]);
+    // A different set is a different token.
+    f.get(&["a"]).await.unwrap();
+    assert_eq!(f.fetches(), 2);
+    // Many scopes (beyond the inline buffer) work the same way.
+    let many = ["f", "e", "d", "c", "b", "a", "a"];
+    f.get(&many).await.unwrap();
+    f.get(&["a", "b", "c", "d", "e", "f"]).await.unwrap();
+    assert_eq!(f.fetches(), 3);
+}
+
+#[tokio::test]
+async fn tenants_and_cae_are_part_of_the_key() {
+    let f = Fixture::new(HOUR);
+    let t1 = TokenRequestOptions::default().with_tenant_id("tenant-1");
+    let t2 = TokenRequestOptions::default().with_tenant_id("tenant-2");
+    let cae = TokenRequestOptions::default().with_enable_cae(true);
+    let scopes = ["scope"];
+    let get = |o| f.credential.get_token(&scopes, o);
+    let a = get(Some(&t1)).await.unwrap();
+    let b = get(Some(&t2)).await.unwrap();
+    let c = get(Some(&cae)).await.unwrap();
+    let d = get(None).await.unwrap();
+    assert_eq!(f.fetches(), 4);
+    let values: std::collections::HashSet<_> = [&a, &b, &c, &d]
+        .iter()
+        .map(|t| t.token().expose().to_owned())
+        .collect();
+    assert_eq!(values.len(), 4);
+    assert_eq!(get(Some(&t1)).await.unwrap().token(), a.token());
+    assert_eq!(get(Some(&cae)).await.unwrap().token(), c.token());
+    assert_eq!(f.fetches(), 4);
+    let requests = f.script.requests.lock();
+    assert_eq!(requests[0].tenant_id(), Some("tenant-1"));
+    assert!(requests[2].enable_cae());
+}
+
+#[derive(Debug)]
+struct FixedTenant(Arc<Script>);
+
+#[async_trait]
+impl TokenFetcher for FixedTenant {
+    async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
+        self.0.fetch(request).await
+    }
+    fn resolve_tenant<'a>(&'a self, _requested: Option<&'a str>) -> Result<Option<&'a str>, Error> {
+        Ok(None)
+    }
+}
+
+#[tokio::test]
+async fn a_source_with_a_fixed_tenant_shares_one_token_across_requested_tenants() {
+    let f = Fixture::new(HOUR);
+    let credential = f
+        .cache
+        .credential(CacheIdentity::new("Fixed"), FixedTenant(f.script.clone()));
+    let t1 = TokenRequestOptions::default().with_tenant_id("tenant-1");
+    let a = credential.get_token(&["s"], Some(&t1)).await.unwrap();
+    let b = credential.get_token(&["s"], None).await.unwrap();
+    assert_eq!(a.token(), b.token());
+    assert_eq!(f.fetches(), 1);
+}
+
+#[tokio::test]
+async fn a_ten_minute_token_is_not_refetched_on_every_call() {
+    let f = Fixture::new(10 * MIN);
+    for _ in 0..9 {
+        assert_eq!(f.token().await, "token-1");
+        f.manual.advance(Duration::from_secs(30));
+    }
+    settle().await;
+    assert_eq!(f.fetches(), 1, "nothing before half of its life");
+    // At 5 minutes (half its life) a refresh starts.
+    f.manual.advance(Duration::from_secs(30));
+    assert_eq!(f.token().await, "token-1");
+    settle().await;
+    assert_eq!(f.fetches(), 2);
+    assert_eq!(f.token().await, "token-2");
+}
+
+#[tokio::test]
+async fn a_token_that_arrives_expired_is_returned_but_not_cached() {
+    let f = Fixture::new(HOUR);
+    f.push(Ok(Duration::ZERO));
+    assert_eq!(f.token().await, "token-1");
+    assert_eq!(f.token().await, "token-2");
+    assert_eq!(f.token().await, "token-2");
+}
+
+#[tokio::test]
+async fn returned_tokens_carry_the_caches_refresh_time() {
+    let f = Fixture::new(HOUR);
+    let token = f.get(&["s"]).await.unwrap();
+    assert_eq!(token.refresh_on(), Some(START + 55 * MIN));
+}
+
+#[tokio::test]
+async fn the_front_copy_is_replaced_when_the_token_changes() {
+    let f = Fixture::new(HOUR);
+    assert_eq!(f.token().await, "token-1");
+    assert_eq!(f.token().await, "token-1"); // now in this thread's front cache
+    let options = TokenRequestOptions::default().with_claims("{}");
+    f.credential
+        .get_token(&["scope"], Some(&options))
+        .await
+        .unwrap();
+    assert_eq!(f.token().await, "token-2");
+}
+
+#[test]
+fn deadlines_follow_the_rules() {
+    let f = Fixture::new(HOUR);
+    let partition = &f.credential.partition;
+    let now = to_unix_nanos(START);
+    let at = |d: Duration| now + duration_nanos(d);
+    let deadlines = |lifetime: Duration| {
+        let token = AccessToken::new("t", START + lifetime);
+        partition.deadlines(now, &token).unwrap()
+    };
+    // 24 h (IMDS): half-life; hard limit 30 s before expiry.
+    assert_eq!(
+        deadlines(24 * HOUR),
+        (at(12 * HOUR), at(24 * HOUR - Duration::from_secs(30)))
+    );
+    // 2 h exactly: half-life applies.
+    assert_eq!(deadlines(2 * HOUR).0, at(HOUR));
+    // 1 h (Entra): 5 minutes before expiry.
+    assert_eq!(
+        deadlines(HOUR),
+        (at(55 * MIN), at(HOUR - Duration::from_secs(30)))
+    );
+    // 10 min: the margin is clamped to half the lifetime.
+    assert_eq!(
+        deadlines(10 * MIN),
+        (at(5 * MIN), at(10 * MIN - Duration::from_secs(30)))
+    );
+    // 1 min: refresh at half, hard limit a tenth before expiry.
+    assert_eq!(
+        deadlines(MIN),
+        (at(Duration::from_secs(30)), at(Duration::from_secs(54)))
+    );
+    // Already expired: not cacheable.
+    assert!(
+        partition
+            .deadlines(now, &AccessToken::new("t", START))
+            .is_none()
+    );
+    // A provider hint earlier than the rules wins...
+    let hinted = AccessToken::new("t", START + 24 * HOUR).with_refresh_on(START + HOUR);
+    assert_eq!(partition.deadlines(now, &hinted).unwrap().0, at(HOUR));
+    // ...but never sooner than a minute after the fetch.
+    let eager = AccessToken::new("t", START + HOUR).with_refresh_on(START);
+    assert_eq!(partition.deadlines(now, &eager).unwrap().0, at(MIN));
+}
+
+#[test]
+fn jitter_moves_refresh_earlier_within_bounds() {
+    let f = Fixture::with_cache(HOUR, |b| {
+        b.max_jitter(Duration::from_secs(60)).jitter_seed(7)
+    });
+    let partition = &f.credential.partition;
+    let now = to_unix_nanos(START);
+    let ideal = now + duration_nanos(55 * MIN);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..200 {
+        let (refresh_at, _) = partition
+            .deadlines(now, &AccessToken::new("t", START + HOUR))
+            .unwrap();
+        assert!(
+            refresh_at <= ideal && refresh_at >= ideal - duration_nanos(MIN),
+            "{refresh_at}"
+        );
+        seen.insert(refresh_at);
+    }
+    assert!(seen.len() > 100, "jitter varies per token");
+    // Short tokens get proportionally less: at most a twentieth of the lifetime.
+    let (refresh_at, _) = partition
+        .deadlines(now, &AccessToken::new("t", START + 10 * MIN))
+        .unwrap();
+    assert!(refresh_at >= now + duration_nanos(5 * MIN) - duration_nanos(Duration::from_secs(30)));
+}
+
+#[tokio::test]
+async fn credentials_with_equal_identities_share_tokens_and_different_ones_do_not() {
+    let f = Fixture::new(HOUR);
+    let same = f
+        .cache
+        .credential_arc(CacheIdentity::new("Test"), f.script.clone());
+    let other = f.cache.credential_arc(
+        CacheIdentity::new("Test").with("client_id", "x"),
+        f.script.clone(),
+    );
+    let secret_a = f.cache.credential_arc(
+        CacheIdentity::new("Test").with_secret(b"a"),
+        f.script.clone(),
+    );
+    let secret_b = f.cache.credential_arc(
+        CacheIdentity::new("Test").with_secret(b"b"),
+        f.script.clone(),
+    );
+    let t = f.get(&["s"]).await.unwrap();
+    assert_eq!(
+        same.get_token(&["s"], None).await.unwrap().token(),
+        t.token()
+    );
+    assert_eq!(f.fetches(), 1);
+    other.get_token(&["s"], None).await.unwrap();
+    secret_a.get_token(&["s"], None).await.unwrap();
+    secret_b.get_token(&["s"], None).await.unwrap();
+    assert_eq!(f.fetches(), 4);
+}
+
+#[tokio::test]
+async fn a_dropped_partition_is_not_kept() {
+    let f = Fixture::new(HOUR);
+    let identity = CacheIdentity::new("Ephemeral");
+    let credential = f.cache.credential_arc(identity.clone(), f.script.clone());
+    credential.get_token(&["s"], None).await.unwrap();
+    drop(credential);
+    let again = f.cache.credential_arc(identity, f.script.clone());
+    again.get_token(&["s"], None).await.unwrap();
+    assert_eq!(
+        f.fetches(),
+        2,
+        "a new partition after the last user went away"
+    );
+}
+
+#[test]
+fn without_a_runtime_the_caller_drives_the_fetch() {
+    let f = Fixture::new(HOUR);
+    let token = block_on(f.credential.get_token(&["s"], None)).unwrap();
+    assert_eq!(token.token().expose(), "token-1");
+    assert_eq!(
+        block_on(f.credential.get_token(&["s"], None))
+            .unwrap()
+            .token()
+            .expose(),
+        "token-1"
+    );
+    // In the refresh window there is nowhere to run a background refresh: the old token is
+    // served until its hard limit, then the caller fetches.
+    f.manual.advance(56 * MIN);
+    assert_eq!(
+        block_on(f.credential.get_token(&["s"], None))
+            .unwrap()
+            .token()
+            .expose(),
+        "token-1"
+    );
+    assert_eq!(f.fetches(), 1);
+    f.manual.advance(4 * MIN);
+    assert_eq!(
+        block_on(f.credential.get_token(&["s"], None))
+            .unwrap()
+            .token()
+            .expose(),
+        "token-2"
+    );
+}
+
+/// A minimal executor, to call the cache from outside any tokio runtime.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(v) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn sort_dedup_keeps_distinct_sorted_values() {
+    let mut v = ["c", "a", "b", "a", "c"];
+    let n = sort_dedup(&mut v);
+    assert_eq!(&v[..n], ["a", "b", "c"]);
+    let mut one = ["x"];
+    assert_eq!(sort_dedup(&mut one), 1);
+    let mut none: [&str; 0] = [];
+    assert_eq!(sort_dedup(&mut none), 0);
+}
+
+#[test]
+fn identity_debug_hides_the_secret_digest() {
+    let identity = CacheIdentity::new("ClientSecretCredential")
+        .with("client_id", "c")
+        .with_secret(b"pw");
+    let printed = format!("{identity:?}");
+    assert!(
+        printed.contains("<redacted>") && printed.contains("client_id"),
+        "{printed}"
+    );
+}

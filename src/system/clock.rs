@@ -52,11 +52,6 @@ impl Clock {
             ClockKind::Manual(nanos) => nanos.load(Ordering::Acquire),
         }
     }
-
-    /// Whether this is a manual clock (tests).
-    pub(crate) fn is_manual(&self) -> bool {
-        matches!(self.kind, ClockKind::Manual(_))
-    }
 }
 
 impl fmt::Debug for Clock {
@@ -183,7 +178,6 @@ mod tests {
         assert_eq!(clock.unix_nanos(), to_unix_nanos(clock.now()));
         manual.set(datetime!(2029-12-31 23:00 UTC));
         assert_eq!(clock.now(), datetime!(2029-12-31 23:00 UTC));
-        assert!(clock.is_manual());
     }
 
     #[test]
@@ -192,7 +186,10 @@ mod tests {
         let precise = to_unix_nanos(clock.now());
         let coarse = clock.unix_nanos();
         // The coarse clock lags by at most a scheduler tick or so.
-        assert!((precise - coarse).abs() < 1_000_000_000, "{precise} vs {coarse}");
+        assert!(
+            (precise - coarse).abs() < 1_000_000_000,
+            "{precise} vs {coarse}"
+        );
     }
 
     #[test]

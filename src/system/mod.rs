@@ -12,3 +12,9 @@ pub use clock::{Clock, ManualClock};
 #[allow(unused_imports)]
 pub(crate) use clock::{duration_nanos, from_unix_nanos, monotonic_now, to_unix_nanos};
 pub use env::Env;
+pub use http::{
+    Http, HttpBuilder, HttpError, HttpErrorKind, HttpRequest, HttpResponse, RetryPolicy,
+};
+#[allow(unused_imports)]
+pub(crate) use process::resolve_program;
+pub use process::{Command, Executor, Output, ProcessError, ProcessErrorKind, TokioExecutor};

@@ -1,1 +1,15 @@
-//! Test doubles (feature `testing`).
+//! Test doubles (feature `testing`): use them in your own tests, and this crate uses them in its
+//! tests, benches and demo.
+//!
+//! - [`MockImds`]: a loopback IMDS / App Service managed identity endpoint with scriptable
+//!   replies and faults, that records every request.
+//! - [`StaticTokenCredential`]: hands out one token you give it, until the expiry you must give.
+//! - [`MockCredential`]: scripted results behind the real cache, counting fetches.
+
+mod mock_credential;
+mod mock_imds;
+mod static_credential;
+
+pub use mock_credential::{MockCredential, MockCredentialBuilder};
+pub use mock_imds::{MockImds, MockReply, RecordedRequest};
+pub use static_credential::StaticTokenCredential;
