@@ -480,14 +480,16 @@ impl CachedCredential {
     /// The slow path: no usable token, so join the key's fetch (or start it) and wait.
     async fn wait_for_token(&self, entry: Arc<Entry>) -> Result<AccessToken, Error> {
         loop {
-            let now = self.partition.cache.clock.unix_nanos();
-            if let Some(cached) = entry.current.read().as_ref()
-                && now < cached.hard_limit
-            {
-                return Ok(cached.token.clone());
-            }
             let (flight, to_drive) = {
                 let mut state = entry.state.lock();
+                let now = self.partition.cache.clock.unix_nanos();
+                // Checked under the lock: a flight stores its token before it clears itself
+                // (under this lock), so "no flight" here means there is no fresher token coming.
+                if let Some(cached) = entry.current.read().as_ref()
+                    && now < cached.hard_limit
+                {
+                    return Ok(cached.token.clone());
+                }
                 if let Some((error, until)) = &state.failure {
                     if now < *until {
                         tracing::trace!(credential = %self.partition.identity.source, "returning a recently failed fetch's error");
@@ -497,10 +499,7 @@ impl CachedCredential {
                 }
                 match &state.flight {
                     Some(flight) => (flight.clone(), None),
-                    None => {
-                        let (flight, task) = self.start_flight(&entry, &mut state);
-                        (flight, task)
-                    }
+                    None => self.start_flight(&entry, &mut state),
                 }
             };
             if let Some(task) = to_drive {
@@ -525,7 +524,14 @@ impl CachedCredential {
             return; // nowhere to run it; callers fetch once the token passes its hard limit
         }
         let mut state = entry.state.lock();
-        if state.flight.is_some() {
+        // Checked again under the lock: a refresh may have finished (and stored a token that is
+        // not due yet) since this caller read the old one.
+        let due = entry
+            .current
+            .read()
+            .as_ref()
+            .is_some_and(|c| now >= c.refresh_at && now < c.hard_limit);
+        if state.flight.is_some() || !due || now < entry.next_refresh.load(Ordering::Acquire) {
             return;
         }
         tracing::debug!(credential = %self.partition.identity.source, "token due for refresh; refreshing in the background");
@@ -593,16 +599,13 @@ async fn run_flight(
     let guard = FlightGuard {
         entry: entry.clone(),
         flight_id,
+        finished: false,
     };
     let result = fetcher.fetch(&request).await;
     let cache = &partition.cache;
     let now = cache.clock.unix_nanos();
-    let result = match result {
-        Ok(token) => {
-            let token = partition.store(&entry, token);
-            entry.state.lock().failure = None;
-            Ok(token)
-        }
+    let (result, failure) = match result {
+        Ok(token) => (Ok(partition.store(&entry, token)), None),
         Err(error) => {
             let still_valid = entry
                 .current
@@ -623,41 +626,44 @@ async fn run_flight(
                     retry_in_secs = backoff.as_secs(),
                     "background token refresh failed; still serving the current token"
                 );
+                (Err(error), None)
             } else {
+                tracing::debug!(credential = %partition.identity.source, error = %error, "token fetch failed");
                 let memory = match (error.kind(), error.retry_after()) {
                     (ErrorKind::Throttled, Some(after)) => {
                         after.clamp(cache.failure_cooldown, MAX_FAILURE_MEMORY)
                     }
                     _ => cache.failure_cooldown,
                 };
-                if !memory.is_zero() {
-                    entry.state.lock().failure =
-                        Some((error.clone(), now.saturating_add(duration_nanos(memory))));
-                }
-                tracing::debug!(credential = %partition.identity.source, error = %error, "token fetch failed");
+                let failure = (!memory.is_zero())
+                    .then(|| (error.clone(), now.saturating_add(duration_nanos(memory))));
+                (Err(error), failure)
             }
-            Err(error)
         }
     };
-    guard.finish();
+    guard.finish(failure);
     // Waiters may all be gone; that is fine.
     let _ = tx.send(Some(result));
 }
 
+/// Clears an entry's flight when the flight ends, finished or dropped.
 struct FlightGuard {
     entry: Arc<Entry>,
     flight_id: u64,
+    finished: bool,
 }
 
 impl FlightGuard {
-    fn finish(self) {
-        // Drop does the work; named for the reader.
-    }
-}
-
-impl Drop for FlightGuard {
-    fn drop(&mut self) {
+    /// Records the outcome (the failure to remember, if any) and clears the flight, in one
+    /// critical section, so a caller that finds no flight also finds its outcome.
+    fn finish(mut self, failure: Option<(Error, i64)>) {
         let mut state = self.entry.state.lock();
+        state.failure = failure;
+        self.clear(&mut state);
+        self.finished = true;
+    }
+
+    fn clear(&self, state: &mut SlowState) {
         if state
             .flight
             .as_ref()
@@ -665,6 +671,16 @@ impl Drop for FlightGuard {
         {
             state.flight = None;
             self.entry.busy.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Abandoned (runtime shut down, or the caller driving it was dropped).
+            let mut state = self.entry.state.lock();
+            self.clear(&mut state);
         }
     }
 }

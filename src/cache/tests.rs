@@ -576,3 +576,31 @@ fn identity_debug_hides_the_secret_digest() {
         "{printed}"
     );
 }
+
+/// Hangs on its first fetch, then issues tokens.
+#[derive(Debug)]
+struct HangsOnce(Arc<Script>, AtomicBool);
+
+#[async_trait]
+impl TokenFetcher for HangsOnce {
+    async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
+        if !self.1.swap(true, Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.0.fetch(request).await
+    }
+}
+
+#[test]
+fn without_a_runtime_a_dropped_caller_abandons_its_fetch_and_the_next_caller_starts_over() {
+    let f = Fixture::new(HOUR);
+    let credential = f.cache.credential(
+        CacheIdentity::new("HangsOnce"),
+        HangsOnce(f.script.clone(), AtomicBool::new(false)),
+    );
+    // The first caller drives the fetch itself (no runtime) and is dropped while it hangs.
+    assert!(poll_once(credential.get_token(&["s"], None)).is_pending());
+    // Nothing is left "fetching": the next caller fetches and gets a token.
+    let token = block_on(credential.get_token(&["s"], None)).unwrap();
+    assert_eq!(token.token().expose(), "token-1");
+}

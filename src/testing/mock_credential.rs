@@ -75,6 +75,20 @@ impl MockCredential {
         self.fetcher.requests.lock().clone()
     }
 
+    /// Holds every fetch (started now or later) at its start until the returned gate is
+    /// released or dropped. Lets a test observe callers while an upstream request is in flight,
+    /// without timing anything.
+    pub fn hold_fetches(&self) -> FetchGate {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        *self.fetcher.gate.lock() = Some(rx);
+        FetchGate { tx }
+    }
+
+    /// How many fetches are waiting at a gate from [`hold_fetches`](Self::hold_fetches).
+    pub fn held_fetches(&self) -> usize {
+        self.fetcher.held.load(Ordering::SeqCst)
+    }
+
     /// The cached credential this mock is built on.
     pub fn cached(&self) -> &CachedCredential {
         &self.credential
@@ -97,6 +111,24 @@ impl TokenCredential for MockCredential {
         options: Option<&'a TokenRequestOptions>,
     ) -> TokenFuture<'a> {
         self.credential.get_token(scopes, options)
+    }
+}
+
+/// Returned by [`MockCredential::hold_fetches`]: held fetches continue when it is released or
+/// dropped.
+#[derive(Debug)]
+pub struct FetchGate {
+    tx: tokio::sync::watch::Sender<bool>,
+}
+
+impl FetchGate {
+    /// Lets held fetches (and later ones) continue.
+    pub fn release(self) {}
+}
+
+impl Drop for FetchGate {
+    fn drop(&mut self) {
+        let _ = self.tx.send(true);
     }
 }
 
@@ -172,6 +204,8 @@ impl MockCredentialBuilder {
             lifetime: self.lifetime,
             fixed_tenant: self.fixed_tenant,
             script: Mutex::new(VecDeque::new()),
+            gate: Mutex::new(None),
+            held: AtomicUsize::new(0),
             fetches: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
         });
@@ -197,6 +231,8 @@ struct MockFetcher {
     lifetime: Duration,
     fixed_tenant: bool,
     script: Mutex<VecDeque<Step>>,
+    gate: Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
+    held: AtomicUsize,
     fetches: AtomicUsize,
     requests: Mutex<Vec<TokenRequest>>,
 }
@@ -215,6 +251,19 @@ impl TokenFetcher for MockFetcher {
     async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
         let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
         self.requests.lock().push(request.clone());
+        let gate = self.gate.lock().clone();
+        if let Some(mut gate) = gate {
+            struct Held<'a>(&'a AtomicUsize);
+            impl Drop for Held<'_> {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            self.held.fetch_add(1, Ordering::SeqCst);
+            let _held = Held(&self.held);
+            // A dropped gate (sender gone) releases too.
+            let _ = gate.wait_for(|open| *open).await;
+        }
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }

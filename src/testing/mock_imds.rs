@@ -32,8 +32,18 @@ const MAX_BODY: usize = 1024 * 1024;
 /// How much unread input the mock swallows after a rejection, so the client reads the error
 /// instead of a connection reset.
 const MAX_DRAIN: usize = 2 * 1024 * 1024;
-/// Header names whose values `Debug` output never shows.
-const SENSITIVE_HEADERS: [&str; 4] = ["x-identity-header", "secret", "authorization", "cookie"];
+/// Header names whose values `Debug` output shows; every other value is redacted, since a
+/// request may carry a secret under any name.
+const PLAIN_HEADERS: [&str; 8] = [
+    "accept",
+    "content-length",
+    "content-type",
+    "host",
+    "metadata",
+    "user-agent",
+    "connection",
+    "transfer-encoding",
+];
 
 /// A loopback HTTP/1.1 server speaking the IMDS and App Service managed identity token
 /// protocols, for tests, benches and demos.
@@ -524,8 +534,8 @@ fn check_status(status: u16) {
 
 /// One request received by a [`MockImds`].
 ///
-/// `Debug` output redacts the values of the `X-IDENTITY-HEADER`, `Secret`, `Authorization` and
-/// `Cookie` headers, and shows only the length of the body.
+/// `Debug` output shows the values of a few plain headers (`Metadata`, `Host`, `Content-Type`
+/// and the like) and redacts every other, and shows only the length of the body.
 #[derive(Clone)]
 pub struct RecordedRequest {
     method: String,
@@ -604,13 +614,10 @@ impl fmt::Debug for RedactedHeaders<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut map = f.debug_map();
         for (name, value) in self.0 {
-            if SENSITIVE_HEADERS
-                .iter()
-                .any(|s| name.eq_ignore_ascii_case(s))
-            {
-                map.entry(name, &format_args!("<redacted>"));
-            } else {
+            if PLAIN_HEADERS.iter().any(|s| name.eq_ignore_ascii_case(s)) {
                 map.entry(name, value);
+            } else {
+                map.entry(name, &format_args!("<redacted>"));
             }
         }
         map.finish()

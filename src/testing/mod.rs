@@ -10,6 +10,6 @@ mod mock_credential;
 mod mock_imds;
 mod static_credential;
 
-pub use mock_credential::{MockCredential, MockCredentialBuilder};
+pub use mock_credential::{FetchGate, MockCredential, MockCredentialBuilder};
 pub use mock_imds::{MockImds, MockReply, RecordedRequest};
 pub use static_credential::StaticTokenCredential;

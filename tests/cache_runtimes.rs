@@ -1,0 +1,141 @@
+//! Cancelled callers and runtimes that go away: nothing stays stuck, nobody hangs.
+//!
+//! The cache outlives runtimes (the process-wide one is a static; one runtime per
+//! `#[tokio::test]` is the everyday case), so a fetch or refresh running on a runtime that shuts
+//! down must not leave its entry "fetching" forever.
+
+use std::time::Duration;
+
+use azure_credentials::system::ManualClock;
+use azure_credentials::testing::MockCredential;
+use azure_credentials::{TokenCache, TokenCredential};
+use time::macros::datetime;
+
+const SCOPE: [&str; 1] = ["https://storage.azure.com/.default"];
+
+fn setup() -> (ManualClock, MockCredential) {
+    let manual = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let cache = TokenCache::builder()
+        .clock(manual.clock())
+        .max_jitter(Duration::ZERO)
+        .build();
+    let mock = MockCredential::builder().cache(cache).build();
+    (manual, mock)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Waits for `condition`, failing the test (rather than hanging it) if it never comes true.
+async fn until(mut condition: impl FnMut() -> bool) {
+    let wait = async {
+        while !condition() {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .expect("condition never became true");
+}
+
+#[test]
+fn when_the_first_caller_is_dropped_the_others_still_get_a_token() {
+    let (_manual, mock) = setup();
+    runtime().block_on(async {
+        let gate = mock.hold_fetches();
+        let first = {
+            let mock = mock.clone();
+            tokio::spawn(async move { mock.get_token(&SCOPE, None).await })
+        };
+        until(|| mock.held_fetches() == 1).await;
+        let second = {
+            let mock = mock.clone();
+            tokio::spawn(async move { mock.get_token(&SCOPE, None).await })
+        };
+        // The caller that started the fetch goes away mid-flight.
+        first.abort();
+        assert!(first.await.unwrap_err().is_cancelled());
+        gate.release();
+        let token = second.await.unwrap().unwrap();
+        assert_eq!(token.token().expose(), "mock-token-1");
+        // The fetch was not thrown away with its first caller: still one request.
+        assert_eq!(mock.fetch_count(), 1);
+    });
+}
+
+#[test]
+fn a_fetch_on_a_runtime_that_shuts_down_is_restarted_by_the_next_caller() {
+    let (_manual, mock) = setup();
+    let first_runtime = runtime();
+    first_runtime.block_on(async {
+        std::mem::forget(mock.hold_fetches());
+        let mock2 = mock.clone();
+        tokio::spawn(async move { mock2.get_token(&SCOPE, None).await });
+        until(|| mock.held_fetches() == 1).await;
+    });
+    // The fetch is parked on the first runtime; shut it down.
+    drop(first_runtime);
+    assert_eq!(
+        mock.held_fetches(),
+        0,
+        "the held fetch was dropped with its runtime"
+    );
+
+    let second_runtime = runtime();
+    second_runtime.block_on(async {
+        // Let fetches through again.
+        mock.hold_fetches().release();
+        let token = mock.get_token(&SCOPE, None).await.unwrap();
+        assert_eq!(token.token().expose(), "mock-token-2");
+        assert_eq!(mock.fetch_count(), 2);
+    });
+}
+
+#[test]
+fn a_background_refresh_on_a_runtime_that_shuts_down_does_not_block_later_refreshes() {
+    let (manual, mock) = setup();
+    let first_runtime = runtime();
+    first_runtime.block_on(async {
+        mock.get_token(&SCOPE, None).await.unwrap();
+        manual.advance(Duration::from_secs(56 * 60));
+        std::mem::forget(mock.hold_fetches());
+        // In the refresh window: the old token at once, a background refresh that hangs.
+        let token = mock.get_token(&SCOPE, None).await.unwrap();
+        assert_eq!(token.token().expose(), "mock-token-1");
+        until(|| mock.held_fetches() == 1).await;
+    });
+    drop(first_runtime);
+
+    let second_runtime = runtime();
+    second_runtime.block_on(async {
+        mock.hold_fetches().release();
+        // The entry is not stuck "refreshing": this caller starts a new refresh.
+        let token = mock.get_token(&SCOPE, None).await.unwrap();
+        assert_eq!(token.token().expose(), "mock-token-1");
+        until(|| mock.fetch_count() == 3).await;
+        let mut token = mock.get_token(&SCOPE, None).await.unwrap();
+        while token.token().expose() == "mock-token-1" {
+            tokio::task::yield_now().await;
+            token = mock.get_token(&SCOPE, None).await.unwrap();
+        }
+        assert_eq!(token.token().expose(), "mock-token-3");
+    });
+}
+
+#[test]
+fn the_shared_cache_serves_callers_on_successive_runtimes() {
+    let mock = MockCredential::builder()
+        .identity("successive-runtimes")
+        .build();
+    for _ in 0..3 {
+        runtime().block_on(async {
+            mock.get_token(&SCOPE, None).await.unwrap();
+        });
+    }
+    assert_eq!(mock.fetch_count(), 1);
+}

@@ -1,0 +1,267 @@
+//! Runs the crate's scenarios with a TRACE-level capturing subscriber and fails if a token or
+//! any other secret appears in a log line, a `Debug` rendering or an error message.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use azure_credentials::system::{Clock, Env, Http, HttpRequest, ManualClock, RetryPolicy};
+use azure_credentials::testing::{MockCredential, MockImds, MockReply, StaticTokenCredential};
+use azure_credentials::{
+    Error, ErrorKind, Secret, TokenCache, TokenCredential, TokenRequestOptions,
+};
+use time::macros::datetime;
+
+/// Every secret the scenarios use. Token values issued by the mocks all start with these.
+const SECRETS: &[&str] = &[
+    "mock-token-",
+    "mock-imds-token-",
+    "static-token-value",
+    "header-secret-value",
+    "form-secret-value",
+    "identity-header-secret",
+    "stdout-secret-value",
+    "stderr-secret-value",
+    "env-secret-value",
+];
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the scenarios printed or would print.
+#[derive(Default)]
+struct Seen(Vec<String>);
+
+impl Seen {
+    fn debug(&mut self, value: &impl std::fmt::Debug) {
+        self.0.push(format!("{value:?}"));
+        self.0.push(format!("{value:#?}"));
+    }
+    fn error(&mut self, error: &impl std::error::Error) {
+        self.debug(error);
+        self.0.push(error.to_string());
+        let mut source = error.source();
+        while let Some(cause) = source {
+            self.0.push(cause.to_string());
+            self.0.push(format!("{cause:?}"));
+            source = cause.source();
+        }
+    }
+}
+
+#[test]
+fn no_secret_reaches_logs_debug_or_errors() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut seen = Seen::default();
+    runtime.block_on(cache_scenarios(&mut seen));
+    runtime.block_on(http_scenarios(&mut seen));
+    #[cfg(unix)]
+    runtime.block_on(process_scenarios(&mut seen));
+    other_values(&mut seen);
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    // The scenarios did log (otherwise this test proves nothing).
+    for expected in [
+        "token cached",
+        "background token refresh failed",
+        "token fetch failed",
+        "claims challenge",
+        "retrying",
+    ] {
+        assert!(logs.contains(expected), "no {expected:?} line in:\n{logs}");
+    }
+    for secret in SECRETS {
+        for (i, line) in logs.lines().enumerate() {
+            assert!(
+                !line.contains(secret),
+                "log line {i} holds {secret:?}: {line}"
+            );
+        }
+        for text in &seen.0 {
+            assert!(!text.contains(secret), "{secret:?} printed in: {text}");
+        }
+    }
+}
+
+async fn cache_scenarios(seen: &mut Seen) {
+    let manual = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let cache = TokenCache::builder()
+        .clock(manual.clock())
+        .max_jitter(Duration::ZERO)
+        .build();
+    let mock = MockCredential::builder().cache(cache.clone()).build();
+    let scope = ["https://vault.azure.net/.default"];
+
+    // Cold fetch, then a hit.
+    let token = mock.get_token(&scope, None).await.unwrap();
+    assert!(token.token().expose().starts_with("mock-token-"));
+    seen.debug(&token);
+    seen.debug(token.token());
+    seen.debug(&mock.get_token(&scope, None).await.unwrap());
+    seen.debug(&mock);
+    seen.debug(mock.cached());
+    seen.debug(&cache);
+
+    // A refresh that fails while the token is valid, then one that succeeds.
+    manual.advance(Duration::from_secs(56 * 60));
+    mock.push_error(Error::authentication("MockCredential", "refused"));
+    mock.get_token(&scope, None).await.unwrap();
+    settle().await;
+    manual.advance(Duration::from_secs(31));
+    mock.get_token(&scope, None).await.unwrap();
+    settle().await;
+
+    // A failure with no valid token to fall back on.
+    manual.advance(Duration::from_secs(2 * 3600));
+    mock.push_error(
+        Error::new(ErrorKind::Throttled, "MockCredential", "slow down")
+            .with_retry_after(Duration::from_secs(5)),
+    );
+    let err = mock.get_token(&scope, None).await.unwrap_err();
+    seen.error(&err);
+
+    // A claims challenge.
+    manual.advance(Duration::from_secs(10));
+    let options = TokenRequestOptions::default().with_claims(r#"{"access_token":{}}"#);
+    let token = mock.get_token(&scope, Some(&options)).await.unwrap();
+    seen.debug(&token);
+    seen.debug(&mock.requests());
+}
+
+async fn http_scenarios(seen: &mut Seen) {
+    let imds = MockImds::start().await;
+    imds.set_identity_header("identity-header-secret");
+    seen.debug(&imds);
+    let http = Http::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let policy = RetryPolicy::default()
+        .with_initial_delay(Duration::from_millis(1))
+        .with_jitter(0.0);
+    let mut url = imds.imds_endpoint();
+    url.query_pairs_mut()
+        .append_pair("api-version", "2018-02-01")
+        .append_pair("resource", "https://vault.azure.net");
+    let header_secret = Secret::new("header-secret-value");
+    let request = HttpRequest::post(url.clone())
+        .header("Metadata", "true")
+        .secret_header("X-Custom-Secret", &header_secret)
+        .form(&[("client_secret", "form-secret-value")]);
+    seen.debug(&request);
+
+    // A retried 500, then a token reply (its body holds a token).
+    imds.push_many([MockReply::status(500), MockReply::auto_token()]);
+    let get = HttpRequest::get(url.clone())
+        .header("Metadata", "true")
+        .secret_header("X-Custom-Secret", &header_secret);
+    let response = http.send(&get, &policy).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(String::from_utf8_lossy(response.body()).contains("mock-imds-token-"));
+    seen.debug(&response);
+
+    // Bodies that echo the token prefix: malformed, oversized, HTML.
+    for reply in [
+        MockReply::malformed_json(),
+        MockReply::oversized(2 * 1024 * 1024),
+        MockReply::html(502),
+    ] {
+        imds.push(reply.clone());
+        seen.debug(&reply);
+        match http.send(&get, &RetryPolicy::none()).await {
+            Ok(response) => seen.debug(&response),
+            Err(err) => seen.error(&err),
+        }
+    }
+
+    // Transport failures.
+    let refused = format!(
+        "http://{}/metadata/identity/oauth2/token?resource=x",
+        MockImds::refused_address()
+    );
+    let err = http
+        .send(
+            &HttpRequest::get(refused.parse().unwrap()),
+            &RetryPolicy::none(),
+        )
+        .await
+        .unwrap_err();
+    seen.error(&err);
+    imds.push(MockReply::half_body());
+    if let Err(err) = http.send(&get, &RetryPolicy::none()).await {
+        seen.error(&err);
+    }
+
+    // The App Service endpoint with its secret header.
+    let mut app = imds.app_service_endpoint();
+    app.query_pairs_mut()
+        .append_pair("resource", "https://vault.azure.net");
+    let app_request = HttpRequest::get(app)
+        .secret_header("X-IDENTITY-HEADER", &Secret::new("identity-header-secret"));
+    seen.debug(&app_request);
+    let response = http.send(&app_request, &RetryPolicy::none()).await.unwrap();
+    seen.debug(&response);
+    seen.debug(&imds.requests());
+}
+
+#[cfg(unix)]
+async fn process_scenarios(seen: &mut Seen) {
+    use azure_credentials::system::{Command, Executor, TokioExecutor};
+    let command = Command::new("/bin/sh")
+        // The markers are assembled by the child, so the arguments do not hold them.
+        .args([
+            "-c",
+            "printf '%s-%s' stdout-secret value; printf '%s-%s' stderr-secret value >&2; exit 1",
+        ])
+        .timeout(Duration::from_secs(60));
+    let output = TokioExecutor::new().run(&command).await.unwrap();
+    assert_eq!(output.stdout(), b"stdout-secret-value");
+    seen.debug(&output);
+    seen.debug(&command);
+    let missing = Command::new("/nonexistent/az-for-this-test");
+    let err = TokioExecutor::new().run(&missing).await.unwrap_err();
+    seen.error(&err);
+}
+
+fn other_values(seen: &mut Seen) {
+    let manual = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let fixed = StaticTokenCredential::new("static-token-value", datetime!(2030-01-01 1:00 UTC))
+        .with_clock(manual.clock());
+    seen.debug(&fixed);
+    manual.advance(Duration::from_secs(7200));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let err = runtime.block_on(fixed.get_token(&["s"], None)).unwrap_err();
+    seen.error(&err);
+    seen.debug(&Env::empty().with("AZURE_CLIENT_SECRET", "env-secret-value"));
+    seen.debug(&Clock::system());
+}
+
+async fn settle() {
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+}
