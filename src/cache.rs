@@ -1,33 +1,5 @@
 //! The token cache: the only code that decides when a token is fresh and when to fetch one.
-//!
-//! # Semantics
-//!
-//! Tokens are kept per *identity partition* ([`CacheIdentity`]: the source kind and everything
-//! that decides who a token is for and the right to it) and, inside it, per request key: the
-//! sorted, de-duplicated scopes, the resolved tenant and the CAE flag. Two credential instances
-//! with equal identities share one partition, so N instances for one identity cause one request.
-//!
-//! When a token is stored the cache computes two deadlines:
-//!
-//! - `refresh_at`: the earliest of the provider's `refresh_on`, half the lifetime for tokens that
-//!   live two hours or more, and `expires_on - 5 min` (the margin is at most half the lifetime,
-//!   so a 10-minute token is refreshed after 5 minutes, not on every call), minus a small random
-//!   per-token jitter so that many processes started together do not refresh together;
-//! - the hard limit: `expires_on` minus a safety margin of 30 s (at most a tenth of the lifetime).
-//!
-//! A caller before `refresh_at` gets the cached token. Between `refresh_at` and the hard limit it
-//! still gets the cached token at once, and one background refresh starts (never more than one
-//! per key); if that refresh fails the old token keeps being served, a warning is logged and the
-//! next attempt waits a backoff. Past the hard limit callers wait for one shared fetch and all
-//! get its result, error included. A failed fetch is remembered for a short cool-down (or the
-//! provider's `Retry-After`) so a crowd of callers on a failing endpoint does not hammer it.
-//! Requests with `claims` skip the lookup, fetch, and store what they get.
-//!
-//! # Speed
-//!
-//! A hit takes no lock held across an `.await` and allocates nothing. Each thread keeps a small
-//! front cache of its own copies of recent tokens, validated against the shared entry's
-//! generation, so concurrent hits on different cores write to no shared memory at all.
+//! The rules are documented on [`TokenCache`].
 
 use std::borrow::{Borrow, Cow};
 use std::cell::RefCell;
@@ -79,8 +51,8 @@ pub trait TokenFetcher: Send + Sync + fmt::Debug + 'static {
     /// tenant is fixed returns `Ok(None)` (its own tenant), and one with an allow-list rejects
     /// tenants outside it. Called on every `get_token` that names a tenant, so it must be cheap;
     /// a request without a tenant always means the credential's own and is not passed here.
-    fn resolve_tenant<'a>(&'a self, requested: Option<&'a str>) -> Result<Option<&'a str>, Error> {
-        Ok(requested)
+    fn resolve_tenant<'a>(&'a self, requested: &'a str) -> Result<Option<&'a str>, Error> {
+        Ok(Some(requested))
     }
 }
 
@@ -223,6 +195,37 @@ impl fmt::Debug for CacheIdentity {
 /// default; [`TokenCache::builder`] makes an isolated one (tests, special cases).
 ///
 /// Cloning is cheap: clones are handles to the same cache.
+///
+/// # Semantics
+///
+/// Tokens are kept per *identity partition* ([`CacheIdentity`]: the source kind and everything
+/// that decides who a token is for and the right to it) and, inside it, per request key: the
+/// sorted, de-duplicated scopes, the resolved tenant and the CAE flag. Two credential instances
+/// with equal identities share one partition, so N instances for one identity cause one request.
+///
+/// When a token is stored the cache computes two deadlines:
+///
+/// - `refresh_at`: the earliest of the provider's `refresh_on`, half the lifetime for tokens that
+///   live two hours or more, and `expires_on - 5 min` (the margin is at most half the lifetime,
+///   so a 10-minute token is refreshed after 5 minutes, not on every call), minus a small random
+///   per-token jitter so that many processes started together do not refresh together;
+/// - the hard limit: `expires_on` minus a safety margin of 30 s (at most a tenth of the lifetime).
+///
+/// A caller before `refresh_at` gets the cached token. Between `refresh_at` and the hard limit it
+/// still gets the cached token at once, and one background refresh starts (never more than one
+/// per key); if that refresh fails the old token keeps being served, a warning is logged and the
+/// next attempt waits a backoff. Past the hard limit callers wait for one shared fetch and all
+/// get its result, error included. A failed fetch is remembered for a short cool-down (or the
+/// provider's `Retry-After`) so a crowd of callers on a failing endpoint does not hammer it.
+/// Requests with `claims` skip the lookup, fetch, and store what they get.
+///
+/// # Speed
+///
+/// A hit takes no lock held across an `.await` and allocates nothing. Each thread keeps a small
+/// front cache of its own copies of recent tokens (made on the thread's first hit of each new
+/// token), validated against the shared entry's generation, so concurrent hits on different
+/// cores write to no shared memory at all. What a hit costs is reading the clock and the
+/// token's reference count.
 #[derive(Clone)]
 pub struct TokenCache {
     inner: Arc<CacheInner>,
@@ -415,8 +418,8 @@ impl CachedCredential {
         &self.partition.identity
     }
 
-    /// Gets a token: from the cache when it is fresh, otherwise from the fetcher (see the
-    /// [module documentation](crate::TokenCache) for the rules).
+    /// Gets a token: from the cache when it is fresh, otherwise from the fetcher (see
+    /// [`TokenCache`] for the rules).
     pub fn get_token<'a>(
         &'a self,
         scopes: &'a [&'a str],
@@ -448,7 +451,7 @@ impl CachedCredential {
     ) -> TokenFuture<'a> {
         let tenant = match requested_tenant {
             None => None,
-            Some(requested) => match self.fetcher.resolve_tenant(Some(requested)) {
+            Some(requested) => match self.fetcher.resolve_tenant(requested) {
                 Ok(tenant) => tenant,
                 Err(err) => return TokenFuture::ready(Err(err)),
             },

@@ -320,7 +320,7 @@ impl TokenFetcher for FixedTenant {
     async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
         self.0.fetch(request).await
     }
-    fn resolve_tenant<'a>(&'a self, _requested: Option<&'a str>) -> Result<Option<&'a str>, Error> {
+    fn resolve_tenant<'a>(&'a self, _requested: &'a str) -> Result<Option<&'a str>, Error> {
         Ok(None)
     }
 }

@@ -356,11 +356,14 @@ impl HttpBuilder {
 }
 
 /// rustls with *ring* and the platform verifier, without touching the process-wide provider.
+///
+/// A system without CA certificates (a minimal container) makes the platform verifier fail; the
+/// client then trusts Mozilla's roots as bundled in `webpki-roots`, and says so once.
 fn tls_config() -> Result<rustls::ClientConfig, Error> {
     use rustls_platform_verifier::BuilderVerifierExt;
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| {
             Error::new(
@@ -369,17 +372,19 @@ fn tls_config() -> Result<rustls::ClientConfig, Error> {
                 "the TLS provider supports no safe protocol version",
             )
             .with_source(e)
-        })?
-        .with_platform_verifier()
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Other,
-                CREDENTIAL,
-                "could not set up the platform's TLS certificate verifier",
-            )
-            .with_source(e)
-        })?
-        .with_no_client_auth();
+        })?;
+    let config = match builder.clone().with_platform_verifier() {
+        Ok(builder) => builder.with_no_client_auth(),
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "no usable CA certificates on this system; trusting the Mozilla roots bundled with this crate"
+            );
+            let roots =
+                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
     Ok(config)
 }
 

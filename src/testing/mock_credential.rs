@@ -290,7 +290,11 @@ impl TokenFetcher for MockFetcher {
         }
     }
 
-    fn resolve_tenant<'a>(&'a self, requested: Option<&'a str>) -> Result<Option<&'a str>, Error> {
-        Ok(if self.fixed_tenant { None } else { requested })
+    fn resolve_tenant<'a>(&'a self, requested: &'a str) -> Result<Option<&'a str>, Error> {
+        Ok(if self.fixed_tenant {
+            None
+        } else {
+            Some(requested)
+        })
     }
 }
