@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::catch_unwind::CatchUnwind;
 use crate::system::{Clock, duration_nanos, from_unix_nanos, to_unix_nanos};
 use crate::{AccessToken, Error, ErrorKind, TokenCredential, TokenFuture, TokenRequestOptions};
 
@@ -466,10 +467,14 @@ impl CachedCredential {
             return TokenFuture::ready(Ok(token));
         }
         let entry = self.partition.entry(&view);
+        // The generation is read before the token: a per-thread copy is then never tagged with
+        // a newer generation than the token it holds (a token replaced in between makes the
+        // copy look stale, never current).
+        let generation = entry.generation.load(Ordering::Acquire);
         let cached = entry.current.read().clone();
         if let Some(cached) = cached {
             if now < cached.refresh_at {
-                front_store(self.partition.id, &entry, &cached);
+                front_store(self.partition.id, &entry, generation, &cached);
                 return TokenFuture::ready(Ok(cached.token));
             }
             if now < cached.hard_limit {
@@ -602,9 +607,27 @@ async fn run_flight(
     let guard = FlightGuard {
         entry: entry.clone(),
         flight_id,
-        finished: false,
+        tx: Some(tx),
     };
-    let result = fetcher.fetch(&request).await;
+    // A panicking fetcher is a failed fetch like any other: waiters get an error (and the
+    // cool-down applies) instead of retrying a panic forever.
+    let result = match CatchUnwind::new(fetcher.fetch(&request)).await {
+        Ok(result) => result,
+        Err(_payload) => {
+            // The payload is not logged: a buggy source's panic message could hold a secret.
+            // The panic hook has already reported it where panics go.
+            tracing::error!(
+                credential = %partition.identity.source,
+                "the token source panicked while fetching a token"
+            );
+            Err(Error::new(
+                ErrorKind::Other,
+                partition.identity.source.clone(),
+                "the token source panicked while fetching a token",
+            )
+            .with_fix("this is a bug in the token source; please report it"))
+        }
+    };
     let cache = &partition.cache;
     let now = cache.clock.unix_nanos();
     let (result, failure) = match result {
@@ -644,26 +667,31 @@ async fn run_flight(
             }
         }
     };
-    guard.finish(failure);
-    // Waiters may all be gone; that is fine.
-    let _ = tx.send(Some(result));
+    guard.finish(result, failure);
 }
 
-/// Clears an entry's flight when the flight ends, finished or dropped.
+/// Ends a flight: clears it from its entry and tells the waiters, whether the flight finished
+/// or was dropped (runtime shut down, or the caller driving it went away).
 struct FlightGuard {
     entry: Arc<Entry>,
     flight_id: u64,
-    finished: bool,
+    /// `None` once finished.
+    tx: Option<watch::Sender<Option<Result<AccessToken, Error>>>>,
 }
 
 impl FlightGuard {
-    /// Records the outcome (the failure to remember, if any) and clears the flight, in one
-    /// critical section, so a caller that finds no flight also finds its outcome.
-    fn finish(mut self, failure: Option<(Error, i64)>) {
-        let mut state = self.entry.state.lock();
-        state.failure = failure;
-        self.clear(&mut state);
-        self.finished = true;
+    /// Records the failure to remember (if any) and clears the flight in one critical section,
+    /// so a caller that finds no flight also finds its outcome; then hands waiters the result.
+    fn finish(mut self, result: Result<AccessToken, Error>, failure: Option<(Error, i64)>) {
+        {
+            let mut state = self.entry.state.lock();
+            state.failure = failure;
+            self.clear(&mut state);
+        }
+        if let Some(tx) = self.tx.take() {
+            // Waiters may all be gone; that is fine.
+            let _ = tx.send(Some(result));
+        }
     }
 
     fn clear(&self, state: &mut SlowState) {
@@ -680,8 +708,8 @@ impl FlightGuard {
 
 impl Drop for FlightGuard {
     fn drop(&mut self) {
-        if !self.finished {
-            // Abandoned (runtime shut down, or the caller driving it was dropped).
+        if self.tx.is_some() {
+            // Abandoned: clear the flight; dropping the sender tells waiters to start over.
             let mut state = self.entry.state.lock();
             self.clear(&mut state);
         }
@@ -910,8 +938,7 @@ fn scopes_match(requested: &[&str], key: &[Box<str>]) -> bool {
     }
 }
 
-fn front_store(partition: u64, entry: &Arc<Entry>, cached: &Cached) {
-    let generation = entry.generation.load(Ordering::Acquire);
+fn front_store(partition: u64, entry: &Arc<Entry>, generation: u64, cached: &Cached) {
     let _ = FRONT.try_with(|front| {
         let Ok(mut front) = front.try_borrow_mut() else {
             return;

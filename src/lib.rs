@@ -9,6 +9,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache;
+mod catch_unwind;
 mod credential;
 mod error;
 #[allow(dead_code)] // the validators serve the credential sources, which come next

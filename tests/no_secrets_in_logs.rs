@@ -23,6 +23,7 @@ const SECRETS: &[&str] = &[
     "stdout-secret-value",
     "stderr-secret-value",
     "env-secret-value",
+    "query-secret-value",
 ];
 
 #[derive(Clone, Default)]
@@ -164,7 +165,8 @@ async fn http_scenarios(seen: &mut Seen) {
     let mut url = imds.imds_endpoint();
     url.query_pairs_mut()
         .append_pair("api-version", "2018-02-01")
-        .append_pair("resource", "https://vault.azure.net");
+        .append_pair("resource", "https://vault.azure.net")
+        .append_pair("client_id", "query-secret-value");
     let header_secret = Secret::new("header-secret-value");
     let request = HttpRequest::post(url.clone())
         .header("Metadata", "true")

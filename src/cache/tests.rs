@@ -604,3 +604,58 @@ fn without_a_runtime_a_dropped_caller_abandons_its_fetch_and_the_next_caller_sta
     let token = block_on(credential.get_token(&["s"], None)).unwrap();
     assert_eq!(token.token().expose(), "token-1");
 }
+
+/// Panics on its first fetch, then issues tokens.
+#[derive(Debug)]
+struct PanicsOnce(Arc<Script>, AtomicBool);
+
+#[async_trait]
+impl TokenFetcher for PanicsOnce {
+    async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
+        if !self.1.swap(true, Ordering::SeqCst) {
+            panic!("bug in a token source");
+        }
+        self.0.fetch(request).await
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_source_is_a_failed_fetch_not_a_hang() {
+    let f = Fixture::new(HOUR);
+    let credential = f.cache.credential(
+        CacheIdentity::new("PanicsOnce"),
+        PanicsOnce(f.script.clone(), AtomicBool::new(false)),
+    );
+    let err = credential.get_token(&["s"], None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Other);
+    assert!(err.to_string().contains("panicked"), "{err}");
+    // Remembered for the cool-down like any failure, then tried again.
+    assert!(credential.get_token(&["s"], None).await.is_err());
+    f.manual.advance(Duration::from_secs(2));
+    assert_eq!(
+        credential
+            .get_token(&["s"], None)
+            .await
+            .unwrap()
+            .token()
+            .expose(),
+        "token-1"
+    );
+}
+
+#[test]
+fn without_a_runtime_a_panicking_source_is_a_failed_fetch_too() {
+    let f = Fixture::new(HOUR);
+    let credential = f.cache.credential(
+        CacheIdentity::new("PanicsOnce"),
+        PanicsOnce(f.script.clone(), AtomicBool::new(false)),
+    );
+    assert!(
+        block_on(credential.get_token(&["s"], None))
+            .unwrap_err()
+            .to_string()
+            .contains("panicked")
+    );
+    f.manual.advance(Duration::from_secs(2));
+    assert!(block_on(credential.get_token(&["s"], None)).is_ok());
+}

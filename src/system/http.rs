@@ -2047,30 +2047,10 @@ mod tests {
         assert_eq!(server.received().len(), 2);
     }
 
-    /// Captures everything logged on this thread.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<parking_lot::Mutex<Vec<u8>>>);
-
-    impl io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
+    // Logs are checked by tests/no_secrets_in_logs.rs, alone in its binary: a thread-local
+    // subscriber in a unit test races with tracing's callsite cache while other tests run.
     #[tokio::test]
-    async fn secrets_never_reach_debug_errors_or_logs() {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
-
+    async fn secrets_never_reach_debug_or_errors() {
         let server = Server::start(vec![
             http(
                 "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 0",
@@ -2107,8 +2087,6 @@ mod tests {
         let printed = format!(
             "{request:?}\n{request:#?}\n{refused:?}\n{response:?}\n{response:#?}\n{error}\n{error:?}\n{error:#?}"
         );
-        let logs = String::from_utf8(captured.0.lock().clone()).unwrap();
-        assert!(logs.contains("retrying HTTP request"), "{logs}");
         for secret in [
             "QUERY-SECRET",
             "HEADER-SECRET",
@@ -2116,7 +2094,6 @@ mod tests {
             "BODY-SECRET",
         ] {
             assert!(!printed.contains(secret), "{secret} in {printed}");
-            assert!(!logs.contains(secret), "{secret} in {logs}");
         }
         // What is shown instead: names and lengths.
         assert!(

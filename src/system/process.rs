@@ -85,7 +85,9 @@ pub trait Executor: Send + Sync + fmt::Debug {
 ///     .args(["account", "show", "--output", "json"])
 ///     .timeout(Duration::from_secs(30));
 /// let output = TokioExecutor::new().run(&command).await?;
-/// println!("az exited with {:?}, {} bytes of output", output.code(), output.stdout().len());
+/// if !output.success() {
+///     eprintln!("az exited with {:?}", output.code());
+/// }
 /// # Ok(())
 /// # }
 /// ```

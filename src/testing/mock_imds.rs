@@ -4,13 +4,9 @@
 use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt::{self, Write as _};
-use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -21,6 +17,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use url::Url;
 
 use crate::Secret;
+use crate::catch_unwind::CatchUnwind;
 use crate::system::Clock;
 
 const IMDS_PATH: &str = "/metadata/identity/oauth2/token";
@@ -534,8 +531,9 @@ fn check_status(status: u16) {
 
 /// One request received by a [`MockImds`].
 ///
-/// `Debug` output shows the values of a few plain headers (`Metadata`, `Host`, `Content-Type`
-/// and the like) and redacts every other, and shows only the length of the body.
+/// `Debug` output shows the query parameter names (not their values), the values of a few plain
+/// headers (`Metadata`, `Host`, `Content-Type` and the like) with every other redacted, and only
+/// the length of the body.
 #[derive(Clone)]
 pub struct RecordedRequest {
     method: String,
@@ -600,7 +598,10 @@ impl fmt::Debug for RecordedRequest {
         f.debug_struct("RecordedRequest")
             .field("method", &self.method)
             .field("path", &self.path)
-            .field("query", &self.query)
+            .field(
+                "query_names",
+                &self.query.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            )
             .field("headers", &RedactedHeaders(&self.headers))
             .field("body", &format_args!("<{} bytes>", self.body.len()))
             .finish()
@@ -1282,29 +1283,6 @@ async fn drain_and_close(stream: &mut TcpStream) -> io::Result<()> {
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
     Ok(())
-}
-
-/// Catches a panic of the wrapped future, like `futures::FutureExt::catch_unwind`.
-struct CatchUnwind<F>(Pin<Box<F>>);
-
-impl<F: Future> CatchUnwind<F> {
-    fn new(future: F) -> Self {
-        CatchUnwind(Box::pin(future))
-    }
-}
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn Any + Send>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let future = &mut self.0;
-        // After a panic the future is never polled again, so no broken state is observed.
-        match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Err(payload) => Poll::Ready(Err(payload)),
-        }
-    }
 }
 
 #[cfg(test)]
