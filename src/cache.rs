@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -202,7 +202,9 @@ impl fmt::Debug for CacheIdentity {
 /// Tokens are kept per *identity partition* ([`CacheIdentity`]: the source kind and everything
 /// that decides who a token is for and the right to it) and, inside it, per request key: the
 /// sorted, de-duplicated scopes, the resolved tenant and the CAE flag. Two credential instances
-/// with equal identities share one partition, so N instances for one identity cause one request.
+/// with equal identities share one partition, so N instances for one identity cause one request
+/// — also when they are created one after the other (a new credential per request): a partition
+/// outlives its credentials while it holds a valid token.
 ///
 /// When a token is stored the cache computes two deadlines:
 ///
@@ -233,12 +235,17 @@ pub struct TokenCache {
 }
 
 struct CacheInner {
+    settings: Arc<Settings>,
+    partitions: Mutex<HashMap<CacheIdentity, Arc<Partition>>>,
+}
+
+/// What every partition of a cache needs to judge and schedule its tokens.
+struct Settings {
     clock: Clock,
     max_jitter: Duration,
     refresh_backoff: Duration,
     failure_cooldown: Duration,
     jitter_rng: Mutex<fastrand::Rng>,
-    partitions: Mutex<HashMap<CacheIdentity, Weak<Partition>>>,
 }
 
 impl TokenCache {
@@ -256,7 +263,7 @@ impl TokenCache {
 
     /// The cache's clock.
     pub fn clock(&self) -> &Clock {
-        &self.inner.clock
+        &self.inner.settings.clock
     }
 
     /// Puts `fetcher` behind this cache as the credential for `identity`.
@@ -282,30 +289,34 @@ impl TokenCache {
 
     fn partition(&self, identity: CacheIdentity) -> Arc<Partition> {
         let mut partitions = self.inner.partitions.lock();
-        if let Some(existing) = partitions.get(&identity).and_then(Weak::upgrade) {
-            return existing;
+        if let Some(existing) = partitions.get(&identity) {
+            return existing.clone();
         }
         if partitions.len() >= SWEEP_THRESHOLD {
-            partitions.retain(|_, weak| weak.strong_count() > 0);
+            // Partitions outlive their credentials while they hold valid tokens, so a
+            // credential created again (per request, say) finds them; sweep the rest.
+            let now = self.inner.settings.clock.unix_nanos();
+            partitions.retain(|_, p| Arc::strong_count(p) > 1 || p.is_live(now));
         }
         let partition = Arc::new(Partition {
             id: next_id(),
             identity: identity.clone(),
-            cache: self.inner.clone(),
+            settings: self.inner.settings.clone(),
             entries: RwLock::new(HashMap::new()),
         });
-        partitions.insert(identity, Arc::downgrade(&partition));
+        partitions.insert(identity, partition.clone());
         partition
     }
 }
 
 impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let settings = &self.inner.settings;
         f.debug_struct("TokenCache")
-            .field("clock", &self.inner.clock)
-            .field("max_jitter", &self.inner.max_jitter)
-            .field("refresh_backoff", &self.inner.refresh_backoff)
-            .field("failure_cooldown", &self.inner.failure_cooldown)
+            .field("clock", &settings.clock)
+            .field("max_jitter", &settings.max_jitter)
+            .field("refresh_backoff", &settings.refresh_backoff)
+            .field("failure_cooldown", &settings.failure_cooldown)
             .finish_non_exhaustive()
     }
 }
@@ -376,11 +387,13 @@ impl TokenCacheBuilder {
         };
         TokenCache {
             inner: Arc::new(CacheInner {
-                clock: self.clock,
-                max_jitter: self.max_jitter,
-                refresh_backoff: self.refresh_backoff,
-                failure_cooldown: self.failure_cooldown,
-                jitter_rng: Mutex::new(rng),
+                settings: Arc::new(Settings {
+                    clock: self.clock,
+                    max_jitter: self.max_jitter,
+                    refresh_backoff: self.refresh_backoff,
+                    failure_cooldown: self.failure_cooldown,
+                    jitter_rng: Mutex::new(rng),
+                }),
                 partitions: Mutex::new(HashMap::new()),
             }),
         }
@@ -433,7 +446,7 @@ impl CachedCredential {
         // Fast path: this thread's copy of a fresh token. No tenant requested means the
         // credential's own, which needs no resolving.
         if claims.is_none() && requested_tenant.is_none() {
-            let now = self.partition.cache.clock.unix_nanos();
+            let now = self.partition.settings.clock.unix_nanos();
             if let Some(token) = front_lookup(self.partition.id, scopes, None, enable_cae, now) {
                 return TokenFuture::ready(Ok(token));
             }
@@ -462,7 +475,7 @@ impl CachedCredential {
             let key = view.to_key();
             return TokenFuture::new(self.fetch_with_claims(key, claims));
         }
-        let now = self.partition.cache.clock.unix_nanos();
+        let now = self.partition.settings.clock.unix_nanos();
         if let Some(token) = front_lookup(self.partition.id, scopes, tenant, enable_cae, now) {
             return TokenFuture::ready(Ok(token));
         }
@@ -490,7 +503,7 @@ impl CachedCredential {
         loop {
             let (flight, to_drive) = {
                 let mut state = entry.state.lock();
-                let now = self.partition.cache.clock.unix_nanos();
+                let now = self.partition.settings.clock.unix_nanos();
                 // Checked under the lock: a flight stores its token before it clears itself
                 // (under this lock), so "no flight" here means there is no fresher token coming.
                 if let Some(cached) = entry.current.read().as_ref()
@@ -628,7 +641,7 @@ async fn run_flight(
             .with_fix("this is a bug in the token source; please report it"))
         }
     };
-    let cache = &partition.cache;
+    let cache = &*partition.settings;
     let now = cache.clock.unix_nanos();
     let (result, failure) = match result {
         Ok(token) => (Ok(partition.store(&entry, token)), None),
@@ -736,7 +749,7 @@ impl Flight {
 struct Partition {
     id: u64,
     identity: CacheIdentity,
-    cache: Arc<CacheInner>,
+    settings: Arc<Settings>,
     entries: RwLock<HashMap<RequestKey, Arc<Entry>>>,
 }
 
@@ -751,7 +764,7 @@ impl Partition {
             return entry.clone();
         }
         if entries.len() >= SWEEP_THRESHOLD {
-            let now = self.cache.clock.unix_nanos();
+            let now = self.settings.clock.unix_nanos();
             entries.retain(|_, e| Arc::strong_count(e) > 1 || e.is_live(now));
         }
         let key = view.to_key();
@@ -767,10 +780,15 @@ impl Partition {
         entry
     }
 
+    /// Whether any entry holds a valid token or has a fetch running.
+    fn is_live(&self, now: i64) -> bool {
+        self.entries.read().values().any(|e| e.is_live(now))
+    }
+
     /// Computes the deadlines of a freshly fetched token, stores it and returns it (carrying the
     /// cache's refresh time as its `refresh_on`).
     fn store(&self, entry: &Entry, token: AccessToken) -> AccessToken {
-        let cache = &self.cache;
+        let cache = &*self.settings;
         let now = cache.clock.unix_nanos();
         let Some((refresh_at, hard_limit)) = self.deadlines(now, &token) else {
             tracing::warn!(
@@ -813,9 +831,9 @@ impl Partition {
         if let Some(hint) = token.refresh_on() {
             refresh_at = refresh_at.min(to_unix_nanos(hint));
         }
-        let max_jitter = duration_nanos(self.cache.max_jitter).min(lifetime / 20);
+        let max_jitter = duration_nanos(self.settings.max_jitter).min(lifetime / 20);
         if max_jitter > 0 {
-            refresh_at -= self.cache.jitter_rng.lock().i64(0..=max_jitter);
+            refresh_at -= self.settings.jitter_rng.lock().i64(0..=max_jitter);
         }
         let floor = now + duration_nanos(MIN_REFRESH_INTERVAL).min(lifetime / 2);
         Some((refresh_at.max(floor).min(hard_limit), hard_limit))

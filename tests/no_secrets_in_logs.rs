@@ -5,7 +5,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use azure_credentials::system::{Clock, Env, Http, HttpRequest, ManualClock, RetryPolicy};
+use azure_credentials::system::{
+    Clock, Env, Http, HttpErrorKind, HttpRequest, ManualClock, RetryPolicy,
+};
 use azure_credentials::testing::{MockCredential, MockImds, MockReply, StaticTokenCredential};
 use azure_credentials::{
     Error, ErrorKind, Secret, TokenCache, TokenCredential, TokenRequestOptions,
@@ -211,8 +213,14 @@ async fn http_scenarios(seen: &mut Seen) {
         .await
         .unwrap_err();
     seen.error(&err);
-    imds.push(MockReply::half_body());
-    if let Err(err) = http.send(&get, &RetryPolicy::none()).await {
+    for reply in [
+        MockReply::half_body(),
+        MockReply::reset(),
+        MockReply::close(),
+    ] {
+        imds.push(reply);
+        let err = http.send(&get, &RetryPolicy::none()).await.unwrap_err();
+        assert_eq!(err.kind(), HttpErrorKind::Io, "{err}");
         seen.error(&err);
     }
 

@@ -488,19 +488,42 @@ async fn credentials_with_equal_identities_share_tokens_and_different_ones_do_no
 }
 
 #[tokio::test]
-async fn a_dropped_partition_is_not_kept() {
+async fn a_credential_created_again_finds_the_token_of_the_one_before() {
+    // The anti-pattern of a new credential per request still costs one request in all.
     let f = Fixture::new(HOUR);
-    let identity = CacheIdentity::new("Ephemeral");
-    let credential = f.cache.credential_arc(identity.clone(), f.script.clone());
-    credential.get_token(&["s"], None).await.unwrap();
-    drop(credential);
-    let again = f.cache.credential_arc(identity, f.script.clone());
-    again.get_token(&["s"], None).await.unwrap();
-    assert_eq!(
-        f.fetches(),
-        2,
-        "a new partition after the last user went away"
-    );
+    for _ in 0..5 {
+        let credential = f
+            .cache
+            .credential_arc(CacheIdentity::new("PerRequest"), f.script.clone());
+        assert_eq!(
+            credential
+                .get_token(&["s"], None)
+                .await
+                .unwrap()
+                .token()
+                .expose(),
+            "token-1"
+        );
+    }
+    assert_eq!(f.fetches(), 1);
+}
+
+#[tokio::test]
+async fn partitions_with_no_valid_token_and_no_credential_are_swept() {
+    let f = Fixture::new(HOUR);
+    for i in 0..SWEEP_THRESHOLD {
+        let identity = CacheIdentity::new("Ephemeral").with("n", i.to_string());
+        let credential = f.cache.credential_arc(identity, f.script.clone());
+        credential.get_token(&["s"], None).await.unwrap();
+    }
+    assert_eq!(f.cache.inner.partitions.lock().len(), SWEEP_THRESHOLD + 1);
+    // Their tokens expire; the next new partition sweeps them (the fixture's own credential
+    // is still in use, so its partition stays).
+    f.manual.advance(2 * HOUR);
+    let _new = f
+        .cache
+        .credential_arc(CacheIdentity::new("New"), f.script.clone());
+    assert_eq!(f.cache.inner.partitions.lock().len(), 2);
 }
 
 #[test]

@@ -311,6 +311,7 @@ enum ReplyKind {
     },
     Hang,
     Close,
+    Reset,
     HalfBody,
     /// Panics inside the server task, to test that the panic reaches the test.
     #[cfg(test)]
@@ -472,6 +473,12 @@ impl MockReply {
     /// Reads the request, then closes the connection without a response.
     pub fn close() -> Self {
         MockReply::new(ReplyKind::Close)
+    }
+
+    /// Reads the request, then resets the connection (a TCP RST, as a crashing peer or a
+    /// middlebox would): the client sees "connection reset" rather than an orderly close.
+    pub fn reset() -> Self {
+        MockReply::new(ReplyKind::Reset)
     }
 
     /// Sends a 200's status line and headers with `Content-Length: 1000`, then 10 bytes of body,
@@ -794,6 +801,7 @@ impl State {
             ReplyKind::Oversized { bytes } => Action::Oversized(bytes),
             ReplyKind::Hang => Action::Hang,
             ReplyKind::Close => Action::Close,
+            ReplyKind::Reset => Action::Reset,
             ReplyKind::HalfBody => Action::HalfBody,
             #[cfg(test)]
             ReplyKind::Panic => Action::Panic,
@@ -916,6 +924,7 @@ enum Action {
     Oversized(usize),
     Hang,
     Close,
+    Reset,
     HalfBody,
     #[cfg(test)]
     Panic,
@@ -1013,6 +1022,8 @@ async fn send(stream: &mut TcpStream, outgoing: Outgoing) -> io::Result<()> {
         }
         Action::Hang => return std::future::pending().await,
         Action::Close => return Ok(()),
+        // With a zero linger, closing the socket (when the caller drops it) sends a RST.
+        Action::Reset => return stream.set_zero_linger(),
         Action::HalfBody => {
             let head = response_head(200, Some(JSON), Some(1000), headers);
             stream.write_all(head.as_bytes()).await?;
@@ -1701,6 +1712,21 @@ mod tests {
         mock.push(MockReply::close());
         let raw = request("GET", &imds_target(VAULT), &[("Metadata", "true")], "");
         assert!(roundtrip(mock.addr(), raw).await.is_empty());
+        assert_eq!(token_of(&imds(&mock).await), "mock-imds-token-1");
+    }
+
+    #[tokio::test]
+    async fn reset_reply_resets_the_connection() {
+        let mock = MockImds::start().await;
+        mock.push(MockReply::reset());
+        let mut stream = TcpStream::connect(mock.addr()).await.unwrap();
+        let raw = request("GET", &imds_target(VAULT), &[("Metadata", "true")], "");
+        stream.write_all(raw.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let err = stream.read_to_end(&mut out).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+        assert!(out.is_empty());
+        // The server keeps serving.
         assert_eq!(token_of(&imds(&mock).await), "mock-imds-token-1");
     }
 
