@@ -302,6 +302,7 @@ impl TokenCache {
             id: next_id(),
             identity: identity.clone(),
             settings: self.inner.settings.clone(),
+            invalidations: AtomicU64::new(0),
             entries: RwLock::new(HashMap::new()),
         });
         partitions.insert(identity, partition.clone());
@@ -430,6 +431,22 @@ impl CachedCredential {
     /// The identity this credential's tokens are cached under.
     pub fn identity(&self) -> &CacheIdentity {
         &self.partition.identity
+    }
+
+    /// Forgets every token cached for this credential's identity (all scopes and tenants), and
+    /// any remembered failure: the next call fetches. Fetches already running still answer their
+    /// callers but store nothing. For sources that learn their tokens went stale, such as the
+    /// Azure CLI after a new `az login`.
+    pub fn invalidate(&self) {
+        self.partition.invalidations.fetch_add(1, Ordering::AcqRel);
+        for entry in self.partition.entries.read().values() {
+            let mut state = entry.state.lock();
+            state.failure = None;
+            *entry.current.write() = None;
+            entry.generation.fetch_add(1, Ordering::AcqRel);
+            entry.next_refresh.store(i64::MIN, Ordering::Release);
+        }
+        tracing::debug!(credential = %self.partition.identity.source, "cached tokens invalidated");
     }
 
     /// Gets a token: from the cache when it is fresh, otherwise from the fetcher (see
@@ -622,6 +639,7 @@ async fn run_flight(
         flight_id,
         tx: Some(tx),
     };
+    let invalidations = partition.invalidations.load(Ordering::Acquire);
     // A panicking fetcher is a failed fetch like any other: waiters get an error (and the
     // cool-down applies) instead of retrying a panic forever.
     let result = match CatchUnwind::new(fetcher.fetch(&request)).await {
@@ -644,6 +662,10 @@ async fn run_flight(
     let cache = &*partition.settings;
     let now = cache.clock.unix_nanos();
     let (result, failure) = match result {
+        Ok(token) if partition.invalidations.load(Ordering::Acquire) != invalidations => {
+            // Invalidated while fetching: answer the waiters, keep nothing.
+            (Ok(token), None)
+        }
         Ok(token) => (Ok(partition.store(&entry, token)), None),
         Err(error) => {
             let still_valid = entry
@@ -750,6 +772,8 @@ struct Partition {
     id: u64,
     identity: CacheIdentity,
     settings: Arc<Settings>,
+    /// Bumped by [`CachedCredential::invalidate`]; a fetch that started before stores nothing.
+    invalidations: AtomicU64,
     entries: RwLock<HashMap<RequestKey, Arc<Entry>>>,
 }
 

@@ -170,6 +170,16 @@ impl Error {
         self
     }
 
+    /// Like [`Error::with_source`], for a cause that is already shared.
+    #[allow(dead_code)] // for the credential sources, which come next
+    pub(crate) fn with_shared_source(
+        mut self,
+        source: Arc<dyn std::error::Error + Send + Sync + 'static>,
+    ) -> Self {
+        self.inner_mut().source = Some(source);
+        self
+    }
+
     /// Records the attempts of a credential chain, printed one per line after the message.
     pub fn with_attempts(mut self, attempts: Vec<Attempt>) -> Self {
         self.inner_mut().attempts = attempts;

@@ -682,3 +682,57 @@ fn without_a_runtime_a_panicking_source_is_a_failed_fetch_too() {
     f.manual.advance(Duration::from_secs(2));
     assert!(block_on(credential.get_token(&["s"], None)).is_ok());
 }
+
+#[tokio::test]
+async fn invalidate_forgets_tokens_and_failures() {
+    let f = Fixture::new(HOUR);
+    assert_eq!(f.token().await, "token-1");
+    assert_eq!(f.token().await, "token-1"); // also in this thread's front copy
+    f.credential.invalidate();
+    assert_eq!(f.token().await, "token-2");
+    f.push(Err(hard_error()));
+    f.credential.invalidate();
+    assert!(f.get(&["scope"]).await.is_err());
+    f.credential.invalidate(); // the remembered failure goes too
+    assert_eq!(f.token().await, "token-4");
+}
+
+#[tokio::test]
+async fn a_fetch_running_when_the_cache_is_invalidated_stores_nothing() {
+    let f = Fixture::new(HOUR);
+    let gate = Arc::new(tokio::sync::Notify::new());
+    #[derive(Debug)]
+    struct Gated(Arc<Script>, Arc<tokio::sync::Notify>);
+    #[async_trait]
+    impl TokenFetcher for Gated {
+        async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
+            self.1.notified().await;
+            self.0.fetch(request).await
+        }
+    }
+    let gated = f.cache.credential(
+        CacheIdentity::new("Gated"),
+        Gated(f.script.clone(), gate.clone()),
+    );
+    let waiter = tokio::spawn(async move { gated.get_token(&["s"], None).await });
+    settle().await;
+    let gated_again = f.cache.credential(
+        CacheIdentity::new("Gated"),
+        Gated(f.script.clone(), gate.clone()),
+    );
+    gated_again.invalidate();
+    gate.notify_one();
+    // The waiter gets the token fetched for it...
+    assert_eq!(waiter.await.unwrap().unwrap().token().expose(), "token-1");
+    // ...but it was not kept.
+    gate.notify_one();
+    assert_eq!(
+        gated_again
+            .get_token(&["s"], None)
+            .await
+            .unwrap()
+            .token()
+            .expose(),
+        "token-2"
+    );
+}

@@ -787,6 +787,28 @@ impl HttpError {
         self.kind
     }
 
+    /// This failure as `credential`'s [`Error`]: a timeout is [`ErrorKind::Timeout`], a body
+    /// too large or an invalid request [`ErrorKind::Other`], anything else [`ErrorKind::Io`].
+    /// The message is this error's (with attempts and elapsed time); its cause becomes the
+    /// source. Sources that read some failures differently (managed identity: a refused
+    /// connection means "not on Azure") look at [`HttpError::kind`] first.
+    #[allow(dead_code)] // for the credential sources, which come next
+    pub(crate) fn to_credential_error(
+        &self,
+        credential: impl Into<std::borrow::Cow<'static, str>>,
+    ) -> Error {
+        let kind = match self.kind {
+            HttpErrorKind::Timeout => ErrorKind::Timeout,
+            HttpErrorKind::BodyTooLarge | HttpErrorKind::Other => ErrorKind::Other,
+            _ => ErrorKind::Io,
+        };
+        let error = Error::new(kind, credential, self.to_string());
+        match &self.source {
+            Some(source) => error.with_shared_source(source.clone()),
+            None => error,
+        }
+    }
+
     /// How many attempts were made (0 when the request was invalid and nothing was sent).
     pub fn attempts(&self) -> u32 {
         self.attempts

@@ -5,6 +5,7 @@
 
 mod clock;
 mod env;
+mod fs;
 mod http;
 mod process;
 
@@ -12,6 +13,7 @@ pub use clock::{Clock, ManualClock};
 #[allow(unused_imports)]
 pub(crate) use clock::{duration_nanos, from_unix_nanos, monotonic_now, to_unix_nanos};
 pub use env::Env;
+pub use fs::{FileStamp, Fs};
 pub use http::{
     Http, HttpBuilder, HttpError, HttpErrorKind, HttpRequest, HttpResponse, RetryPolicy,
 };
