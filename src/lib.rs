@@ -11,10 +11,14 @@
 mod cache;
 mod catch_unwind;
 mod credential;
+#[allow(dead_code)] // filled in by the service principal credentials
+mod entra;
 mod error;
 #[allow(dead_code)] // the validators serve the credential sources, which come next
 mod scope;
 mod secret;
+#[allow(dead_code)] // filled in by the credential sources
+mod sources;
 pub mod system;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1,9 +1,11 @@
 //! Runs the crate's scenarios with a TRACE-level capturing subscriber and fails if a token or
 //! any other secret appears in a log line, a `Debug` rendering or an error message.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::Duration;
+
+use support::log_capture::{CapturedLogs, Printed, assert_no_secrets};
 
 use azure_credentials::system::{
     Clock, Env, Http, HttpErrorKind, HttpRequest, ManualClock, RetryPolicy,
@@ -28,87 +30,37 @@ const SECRETS: &[&str] = &[
     "query-secret-value",
 ];
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// What the scenarios printed or would print.
-#[derive(Default)]
-struct Seen(Vec<String>);
-
-impl Seen {
-    fn debug(&mut self, value: &impl std::fmt::Debug) {
-        self.0.push(format!("{value:?}"));
-        self.0.push(format!("{value:#?}"));
-    }
-    fn error(&mut self, error: &impl std::error::Error) {
-        self.debug(error);
-        self.0.push(error.to_string());
-        let mut source = error.source();
-        while let Some(cause) = source {
-            self.0.push(cause.to_string());
-            self.0.push(format!("{cause:?}"));
-            source = cause.source();
-        }
-    }
-}
-
 #[test]
 fn no_secret_reaches_logs_debug_or_errors() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = CapturedLogs::default();
+    let _guard = captured.install();
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let mut seen = Seen::default();
+    let mut seen = Printed::default();
     runtime.block_on(cache_scenarios(&mut seen));
     runtime.block_on(http_scenarios(&mut seen));
     #[cfg(unix)]
     runtime.block_on(process_scenarios(&mut seen));
     other_values(&mut seen);
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    // The scenarios did log (otherwise this test proves nothing).
-    for expected in [
-        "token cached",
-        "background token refresh failed",
-        "token fetch failed",
-        "claims challenge",
-        "retrying",
-    ] {
-        assert!(logs.contains(expected), "no {expected:?} line in:\n{logs}");
-    }
-    for secret in SECRETS {
-        for (i, line) in logs.lines().enumerate() {
-            assert!(
-                !line.contains(secret),
-                "log line {i} holds {secret:?}: {line}"
-            );
-        }
-        for text in &seen.0 {
-            assert!(!text.contains(secret), "{secret:?} printed in: {text}");
-        }
-    }
+    assert_no_secrets(
+        &captured.text(),
+        &seen,
+        SECRETS,
+        &[
+            "token cached",
+            "background token refresh failed",
+            "token fetch failed",
+            "claims challenge",
+            "retrying",
+        ],
+    );
 }
 
-async fn cache_scenarios(seen: &mut Seen) {
+async fn cache_scenarios(seen: &mut Printed) {
     let manual = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
     let cache = TokenCache::builder()
         .clock(manual.clock())
@@ -153,7 +105,7 @@ async fn cache_scenarios(seen: &mut Seen) {
     seen.debug(&mock.requests());
 }
 
-async fn http_scenarios(seen: &mut Seen) {
+async fn http_scenarios(seen: &mut Printed) {
     let imds = MockImds::start().await;
     imds.set_identity_header("identity-header-secret");
     seen.debug(&imds);
@@ -237,7 +189,7 @@ async fn http_scenarios(seen: &mut Seen) {
 }
 
 #[cfg(unix)]
-async fn process_scenarios(seen: &mut Seen) {
+async fn process_scenarios(seen: &mut Printed) {
     use azure_credentials::system::{Command, Executor, TokioExecutor};
     let command = Command::new("/bin/sh")
         // The markers are assembled by the child, so the arguments do not hold them.
@@ -255,7 +207,7 @@ async fn process_scenarios(seen: &mut Seen) {
     seen.error(&err);
 }
 
-fn other_values(seen: &mut Seen) {
+fn other_values(seen: &mut Printed) {
     let manual = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
     let fixed = StaticTokenCredential::new("static-token-value", datetime!(2030-01-01 1:00 UTC))
         .with_clock(manual.clock());

@@ -1,0 +1,1 @@
+//! The token sources users name: one file (or folder) per credential.

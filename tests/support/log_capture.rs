@@ -1,0 +1,84 @@
+//! Capturing every log line at TRACE, and checking that no secret was printed anywhere.
+//!
+//! Use it from a test binary of its own with a single test: a thread-local subscriber races with
+//! tracing's per-callsite interest cache when other tests log on other threads at the same time.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+/// Everything logged while it is installed, as text.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// Installs a TRACE-level subscriber writing here, for the current thread, until the guard
+    /// is dropped. Run the scenarios on a current-thread runtime so spawned work logs here too.
+    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    /// The captured text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the scenarios printed or would print: `Debug` renderings, error messages and their
+/// sources.
+#[derive(Default)]
+pub struct Printed(pub Vec<String>);
+
+impl Printed {
+    /// Records `{:?}` and `{:#?}`.
+    pub fn debug(&mut self, value: &impl std::fmt::Debug) {
+        self.0.push(format!("{value:?}"));
+        self.0.push(format!("{value:#?}"));
+    }
+
+    /// Records an error's `Display`, `Debug` and every cause in its source chain.
+    pub fn error(&mut self, error: &impl std::error::Error) {
+        self.debug(error);
+        self.0.push(error.to_string());
+        let mut source = error.source();
+        while let Some(cause) = source {
+            self.0.push(cause.to_string());
+            self.0.push(format!("{cause:?}"));
+            source = cause.source();
+        }
+    }
+}
+
+/// Fails if any of `secrets` appears in a log line or in anything printed, and if the logs lack
+/// any of `expected` (a leak test that logged nothing would prove nothing).
+pub fn assert_no_secrets(logs: &str, printed: &Printed, secrets: &[&str], expected: &[&str]) {
+    for line in expected {
+        assert!(logs.contains(line), "no {line:?} in the logs:\n{logs}");
+    }
+    for secret in secrets {
+        for (i, line) in logs.lines().enumerate() {
+            assert!(
+                !line.contains(secret),
+                "log line {i} holds {secret:?}: {line}"
+            );
+        }
+        for text in &printed.0 {
+            assert!(!text.contains(secret), "{secret:?} printed in: {text}");
+        }
+    }
+}
