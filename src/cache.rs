@@ -219,7 +219,7 @@ impl fmt::Debug for CacheIdentity {
 /// per key); if that refresh fails the old token keeps being served, a warning is logged and the
 /// next attempt waits a backoff. Past the hard limit callers wait for one shared fetch and all
 /// get its result, error included. A failed fetch is remembered for a short cool-down (or the
-/// provider's `Retry-After`) so a crowd of callers on a failing endpoint does not hammer it.
+/// error's `retry_after`) so a crowd of callers on a failing endpoint does not hammer it.
 /// Requests with `claims` skip the lookup, fetch, and store what they get.
 ///
 /// # Speed
@@ -373,8 +373,9 @@ impl TokenCacheBuilder {
     }
 
     /// How long a failed fetch (with no valid token to fall back on) is remembered and returned
-    /// to new callers without another request. A `Retry-After` from the provider lengthens it.
-    /// Default: 1 s. `Duration::ZERO` disables it.
+    /// to new callers without another request. An error's [`Error::retry_after`] (a provider's
+    /// `Retry-After`, or a source's own "do not ask again before") lengthens it, up to 5
+    /// minutes. Default: 1 s.
     pub fn failure_cooldown(mut self, cooldown: Duration) -> Self {
         self.failure_cooldown = cooldown;
         self
@@ -690,11 +691,11 @@ async fn run_flight(
                 (Err(error), None)
             } else {
                 tracing::debug!(credential = %partition.identity.source, error = %error, "token fetch failed");
-                let memory = match (error.kind(), error.retry_after()) {
-                    (ErrorKind::Throttled, Some(after)) => {
-                        after.clamp(cache.failure_cooldown, MAX_FAILURE_MEMORY)
-                    }
-                    _ => cache.failure_cooldown,
+                // A retry-after on the error (a provider's `Retry-After`, or a source's own
+                // "do not ask again before") lengthens the memory.
+                let memory = match error.retry_after() {
+                    Some(after) => after.clamp(cache.failure_cooldown, MAX_FAILURE_MEMORY),
+                    None => cache.failure_cooldown,
                 };
                 let failure = (!memory.is_zero())
                     .then(|| (error.clone(), now.saturating_add(duration_nanos(memory))));

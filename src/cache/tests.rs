@@ -240,6 +240,20 @@ async fn throttling_is_remembered_for_its_retry_after() {
 }
 
 #[tokio::test]
+async fn a_source_can_ask_for_its_failure_to_be_remembered_longer() {
+    let f = Fixture::new(HOUR);
+    f.push(Err(
+        Error::unavailable("Test", "no endpoint").with_retry_after(Duration::from_secs(30))
+    ));
+    assert!(f.get(&["scope"]).await.unwrap_err().is_unavailable());
+    f.manual.advance(Duration::from_secs(29));
+    assert!(f.get(&["scope"]).await.unwrap_err().is_unavailable());
+    assert_eq!(f.fetches(), 1);
+    f.manual.advance(Duration::from_secs(2));
+    assert_eq!(f.token().await, "token-2");
+}
+
+#[tokio::test]
 async fn the_cooldown_can_be_disabled() {
     let f = Fixture::with_cache(HOUR, |b| b.failure_cooldown(Duration::ZERO));
     f.push(Err(hard_error()));

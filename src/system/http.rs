@@ -992,6 +992,8 @@ pub struct RetryPolicy {
     retry_statuses: Vec<u16>,
     max_retry_after: Duration,
     retry_transport_errors: bool,
+    /// Statuses retried on a fixed schedule of their own: (status, delay, max retries).
+    fixed_schedules: Vec<(u16, Duration, u32)>,
 }
 
 impl Default for RetryPolicy {
@@ -1007,6 +1009,7 @@ impl Default for RetryPolicy {
             retry_statuses: vec![408, 429, 500, 502, 503, 504],
             max_retry_after: Duration::from_secs(60),
             retry_transport_errors: true,
+            fixed_schedules: Vec::new(),
         }
     }
 }
@@ -1068,6 +1071,16 @@ impl RetryPolicy {
     /// Whether connection failures, timeouts and broken connections are retried.
     pub fn with_retry_transport_errors(mut self, retry: bool) -> Self {
         self.retry_transport_errors = retry;
+        self
+    }
+
+    /// Retries `status` every `delay` (or its `Retry-After`), up to `max_retries` times in all,
+    /// instead of on the exponential curve: for a status that announces how long an outage
+    /// lasts, such as IMDS's 410 ("updating, back within 70 seconds"). The status counts as
+    /// retryable; the budget still bounds everything.
+    pub fn with_fixed_schedule(mut self, status: u16, delay: Duration, max_retries: u32) -> Self {
+        self.fixed_schedules.retain(|(s, _, _)| *s != status);
+        self.fixed_schedules.push((status, delay, max_retries));
         self
     }
 
@@ -1160,7 +1173,15 @@ where
             Ok(mut response) => {
                 response.attempts = attempts;
                 response.elapsed = elapsed;
-                if !retries_left || !policy.retry_statuses.contains(&response.status) {
+                let fixed = policy
+                    .fixed_schedules
+                    .iter()
+                    .find(|(status, _, _)| *status == response.status);
+                let retryable = match fixed {
+                    Some((_, _, max_retries)) => attempts <= *max_retries,
+                    None => retries_left && policy.retry_statuses.contains(&response.status),
+                };
+                if !retryable {
                     return Ok(response);
                 }
                 let delay = match response.retry_after() {
@@ -1175,7 +1196,10 @@ where
                         return Ok(response);
                     }
                     Some(wait) => wait,
-                    None => policy.delay(attempts - 1),
+                    None => match fixed {
+                        Some((_, every, _)) => *every,
+                        None => policy.delay(attempts - 1),
+                    },
                 };
                 if !fits(elapsed, delay) {
                     return Ok(response);
@@ -1359,6 +1383,36 @@ mod tests {
         let response = outcome.unwrap();
         assert_eq!((response.status(), response.attempts()), (500, 4));
         assert_eq!(response.elapsed(), Duration::from_millis(800 + 1600 + 3200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fixed_schedule_status_is_retried_on_its_own_schedule() {
+        // IMDS-like: 3 quick retries in general, but 410 every 10 s up to 8 times.
+        let policy = exact(
+            RetryPolicy::default()
+                .with_max_retries(3)
+                .with_budget(Duration::from_secs(120))
+                .with_fixed_schedule(410, Duration::from_secs(10), 8),
+        );
+        let (outcome, _) = run(&policy, |_| Ok(response(410, &[]))).await;
+        let gone = outcome.unwrap();
+        assert_eq!((gone.status(), gone.attempts()), (410, 9));
+        assert_eq!(gone.elapsed(), Duration::from_secs(80));
+        // Other statuses keep the general curve.
+        let (outcome, _) = run(&policy, |_| Ok(response(500, &[]))).await;
+        assert_eq!(outcome.unwrap().attempts(), 4);
+        // A Retry-After on the status still wins.
+        let calls = RefCell::new(0);
+        let (outcome, _) = run(&policy, |_| {
+            *calls.borrow_mut() += 1;
+            if *calls.borrow() == 1 {
+                Ok(response(410, &[("Retry-After", "3")]))
+            } else {
+                Ok(response(200, &[]))
+            }
+        })
+        .await;
+        assert_eq!(outcome.unwrap().elapsed(), Duration::from_secs(3));
     }
 
     #[tokio::test(start_paused = true)]
