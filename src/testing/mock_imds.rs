@@ -22,6 +22,10 @@ use crate::system::Clock;
 
 const IMDS_PATH: &str = "/metadata/identity/oauth2/token";
 const APP_SERVICE_PATH: &str = "/msi/token";
+const AZURE_ML_PATH: &str = "/azureml/token";
+const CLOUD_SHELL_PATH: &str = "/cloudshell/token";
+const SERVICE_FABRIC_PATH: &str = "/servicefabric/token";
+const ARC_PATH: &str = "/arc/token";
 /// The request head (request line and headers) the mock reads before answering 431.
 const MAX_HEAD: usize = 64 * 1024;
 /// The request body the mock reads before answering 413.
@@ -79,6 +83,8 @@ pub struct MockImds {
     addr: SocketAddr,
     shared: Arc<Shared>,
     accept_task: JoinHandle<()>,
+    /// TLS fronts started by [`MockImds::serve_tls`].
+    tls_tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl MockImds {
@@ -107,7 +113,57 @@ impl MockImds {
             addr,
             shared,
             accept_task,
+            tls_tasks: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Starts an https front for this mock on another loopback port, presenting `chain` (leaf
+    /// first) with `key`, and returns its base URL (`https://127.0.0.1:PORT/`). A Service Fabric
+    /// cluster's endpoint is https with a self-signed certificate that clients pin: generate
+    /// one in the test (e.g. with `rcgen`) and hand its thumbprint to the credential.
+    ///
+    /// # Panics
+    ///
+    /// If the certificate or key is unusable, or no loopback port can be bound.
+    pub async fn serve_tls(
+        &self,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Url {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("MockImds: TLS protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("MockImds: the certificate and key do not make a TLS server");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("MockImds: cannot bind 127.0.0.1:0");
+        let tls_addr = listener
+            .local_addr()
+            .expect("MockImds: the listener has no local address");
+        let plain = self.addr;
+        let task = tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                connections.spawn(async move {
+                    // A client that rejects the certificate ends the handshake: nothing to do.
+                    let Ok(mut tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let Ok(mut backend) = TcpStream::connect(plain).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut backend).await;
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        self.tls_tasks.lock().push(task);
+        Url::parse(&format!("https://{tls_addr}/")).expect("a socket address makes a valid URL")
     }
 
     /// A loopback address with nothing listening on it, for "connection refused" tests.
@@ -148,6 +204,34 @@ impl MockImds {
         self.endpoint(APP_SERVICE_PATH)
     }
 
+    /// An Azure ML token endpoint (what `MSI_ENDPOINT` holds, with `MSI_SECRET`):
+    /// `http://127.0.0.1:PORT/azureml/token`. It checks the `secret` header like the App Service
+    /// endpoint checks `X-IDENTITY-HEADER`.
+    pub fn azure_ml_endpoint(&self) -> Url {
+        self.endpoint(AZURE_ML_PATH)
+    }
+
+    /// A Cloud Shell token endpoint (what `MSI_ENDPOINT` holds alone):
+    /// `http://127.0.0.1:PORT/cloudshell/token`. It takes a POST with a `resource` form field and
+    /// `Metadata: true`.
+    pub fn cloud_shell_endpoint(&self) -> Url {
+        self.endpoint(CLOUD_SHELL_PATH)
+    }
+
+    /// A Service Fabric token endpoint path, `/servicefabric/token`, checking the `Secret`
+    /// header. Real clusters serve it over https with a self-signed certificate: put a TLS
+    /// front before it with [`MockImds::serve_tls`].
+    pub fn service_fabric_endpoint(&self) -> Url {
+        self.endpoint(SERVICE_FABRIC_PATH)
+    }
+
+    /// An Azure Arc agent's token endpoint: `http://127.0.0.1:PORT/arc/token`. Without the
+    /// right `Authorization: Basic <key>` it answers 401 with
+    /// `WWW-Authenticate: Basic realm=<key path>`; see [`MockImds::set_arc_key`].
+    pub fn arc_endpoint(&self) -> Url {
+        self.endpoint(ARC_PATH)
+    }
+
     fn endpoint(&self, path: &str) -> Url {
         let mut url = self.base_url();
         url.set_path(path);
@@ -181,6 +265,19 @@ impl MockImds {
     /// be present.
     pub fn set_identity_header(&self, secret: &str) {
         self.shared.state.lock().identity_secret = Some(Secret::new(secret));
+    }
+
+    /// The key file the Arc endpoint's challenge names, and the contents it then expects in
+    /// `Authorization: Basic <contents>`. Write the same file where the credential will look.
+    pub fn set_arc_key(&self, path: impl Into<std::path::PathBuf>, contents: &str) {
+        self.shared.state.lock().arc_key = Some((path.into(), Secret::new(contents)));
+    }
+
+    /// Whether the Arc endpoint's token replies name the requested user-assigned identity
+    /// (`client_id`, `object_id`, `msi_res_id`), as current agents do (default `true`); `false`
+    /// plays an older agent that ignores the request and returns the system identity's token.
+    pub fn arc_echoes_user_assigned_id(&self, echo: bool) {
+        self.shared.state.lock().arc_echo = echo;
     }
 
     /// Whether the IMDS endpoint requires the `Metadata: true` header (default `true`, as real
@@ -244,6 +341,9 @@ impl Drop for MockImds {
     fn drop(&mut self) {
         // Aborting the accept loop drops its JoinSet, which aborts every connection task.
         self.accept_task.abort();
+        for task in self.tls_tasks.lock().drain(..) {
+            task.abort();
+        }
         let payload = self.shared.panic.lock().take();
         if let Some(payload) = payload {
             // A second panic while unwinding would abort the process and hide the first one.
@@ -595,8 +695,15 @@ impl RecordedRequest {
     }
 
     /// The request's `resource` parameter, when present and not empty.
-    fn resource(&self) -> Option<&str> {
-        self.query("resource").filter(|r| !r.is_empty())
+    /// The requested resource: the `resource` query parameter, or form field (Cloud Shell).
+    fn resource(&self) -> Option<String> {
+        if let Some(resource) = self.query("resource").filter(|r| !r.is_empty()) {
+            return Some(resource.to_owned());
+        }
+        url::form_urlencoded::parse(&self.body)
+            .find(|(name, _)| name == "resource")
+            .map(|(_, value)| value.into_owned())
+            .filter(|r| !r.is_empty())
     }
 }
 
@@ -650,6 +757,8 @@ struct State {
     clock: Clock,
     identity_secret: Option<Secret>,
     require_metadata: bool,
+    arc_key: Option<(std::path::PathBuf, Secret)>,
+    arc_echo: bool,
     requests: Vec<RecordedRequest>,
     token_requests: usize,
     /// Token replies served, for the numbering of auto tokens.
@@ -660,6 +769,10 @@ struct State {
 enum Endpoint {
     Imds,
     AppService,
+    AzureMl,
+    CloudShell,
+    ServiceFabric,
+    AzureArc,
 }
 
 impl State {
@@ -670,6 +783,8 @@ impl State {
             clock: Clock::system(),
             identity_secret: None,
             require_metadata: true,
+            arc_key: None,
+            arc_echo: true,
             requests: Vec::new(),
             token_requests: 0,
             tokens_issued: 0,
@@ -689,6 +804,10 @@ impl State {
         let endpoint = match request.path() {
             IMDS_PATH => Endpoint::Imds,
             APP_SERVICE_PATH => Endpoint::AppService,
+            AZURE_ML_PATH => Endpoint::AzureMl,
+            CLOUD_SHELL_PATH => Endpoint::CloudShell,
+            SERVICE_FABRIC_PATH => Endpoint::ServiceFabric,
+            ARC_PATH => Endpoint::AzureArc,
             _ => {
                 return Outgoing::json(
                     404,
@@ -696,62 +815,24 @@ impl State {
                 );
             }
         };
-        if request.method() != "GET" {
+        let method = if endpoint == Endpoint::CloudShell {
+            "POST"
+        } else {
+            "GET"
+        };
+        if request.method() != method {
             let mut outgoing = Outgoing::json(
                 405,
                 imds_error("invalid_request", "The requested method is not allowed"),
             );
             outgoing
                 .headers
-                .push(("Allow".to_owned(), "GET".to_owned()));
+                .push(("Allow".to_owned(), method.to_owned()));
             return outgoing;
         }
-        match endpoint {
-            Endpoint::Imds => {
-                let has_metadata = request
-                    .header("metadata")
-                    .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-                if self.require_metadata && !has_metadata {
-                    return Outgoing::json(
-                        400,
-                        imds_error("invalid_request", "Required metadata header not specified"),
-                    );
-                }
-                if request.resource().is_none() {
-                    return Outgoing::json(
-                        400,
-                        imds_error(
-                            "invalid_request",
-                            "Required audience parameter not specified",
-                        ),
-                    );
-                }
-            }
-            Endpoint::AppService => {
-                let authorized = match (request.header("x-identity-header"), &self.identity_secret)
-                {
-                    (None, _) => false,
-                    (Some(_), None) => true,
-                    (Some(given), Some(expected)) => Secret::new(given) == *expected,
-                };
-                if !authorized {
-                    return Outgoing::json(
-                        401,
-                        app_service_error(
-                            401,
-                            "The X-IDENTITY-HEADER header is missing or does not match IDENTITY_HEADER",
-                        ),
-                    );
-                }
-                if request.resource().is_none() {
-                    return Outgoing::json(
-                        400,
-                        app_service_error(400, "The resource parameter is required"),
-                    );
-                }
-            }
+        if let Some(refusal) = self.protocol_check(endpoint, request) {
+            return refusal;
         }
-
         let reply = self
             .queue
             .pop_front()
@@ -762,6 +843,121 @@ impl State {
             delay: reply.delay,
             headers: reply.headers,
             action,
+        }
+    }
+
+    /// The checks the real endpoint makes before it looks at the request: `Some` answer when
+    /// the request fails one.
+    fn protocol_check(&self, endpoint: Endpoint, request: &RecordedRequest) -> Option<Outgoing> {
+        let has_metadata = request
+            .header("metadata")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        match endpoint {
+            Endpoint::Imds | Endpoint::CloudShell => {
+                if self.require_metadata && !has_metadata {
+                    return Some(Outgoing::json(
+                        400,
+                        imds_error("invalid_request", "Required metadata header not specified"),
+                    ));
+                }
+                if request.resource().is_none() {
+                    return Some(Outgoing::json(
+                        400,
+                        imds_error(
+                            "invalid_request",
+                            "Required audience parameter not specified",
+                        ),
+                    ));
+                }
+            }
+            Endpoint::AppService | Endpoint::AzureMl => {
+                let header = if endpoint == Endpoint::AppService {
+                    "x-identity-header"
+                } else {
+                    "secret"
+                };
+                if !self.secret_matches(request.header(header)) {
+                    return Some(Outgoing::json(
+                        401,
+                        app_service_error(
+                            401,
+                            "The secret header is missing or does not match the configured secret",
+                        ),
+                    ));
+                }
+                if request.resource().is_none() {
+                    return Some(Outgoing::json(
+                        400,
+                        app_service_error(400, "The resource parameter is required"),
+                    ));
+                }
+            }
+            Endpoint::ServiceFabric => {
+                if !self.secret_matches(request.header("secret")) {
+                    return Some(Outgoing::json(
+                        401,
+                        service_fabric_error(
+                            "SecretHeaderNotFound",
+                            "Secret is not found in the request headers.",
+                        ),
+                    ));
+                }
+                if request.resource().is_none() {
+                    return Some(Outgoing::json(
+                        400,
+                        service_fabric_error(
+                            "ArgumentNullOrEmpty",
+                            "Value cannot be null or empty. Parameter name: resource",
+                        ),
+                    ));
+                }
+            }
+            Endpoint::AzureArc => {
+                if !has_metadata {
+                    return Some(Outgoing::json(
+                        400,
+                        imds_error("invalid_request", "Required metadata header not specified"),
+                    ));
+                }
+                let authorized = match (&self.arc_key, request.header("authorization")) {
+                    (Some((_, key)), Some(given)) => given
+                        .strip_prefix("Basic ")
+                        .is_some_and(|k| Secret::new(k) == *key),
+                    _ => false,
+                };
+                if !authorized {
+                    let mut challenge = Outgoing::json(
+                        401,
+                        imds_error("unauthorized", "Authorization header required"),
+                    );
+                    if let Some((path, _)) = &self.arc_key {
+                        challenge.headers.push((
+                            "WWW-Authenticate".to_owned(),
+                            format!("Basic realm={}", path.display()),
+                        ));
+                    }
+                    return Some(challenge);
+                }
+                if request.resource().is_none() {
+                    return Some(Outgoing::json(
+                        400,
+                        imds_error(
+                            "invalid_request",
+                            "Required audience parameter not specified",
+                        ),
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    /// A secret header is accepted when it is present and, once a secret is set, equal to it.
+    fn secret_matches(&self, given: Option<&str>) -> bool {
+        match (given, &self.identity_secret) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(given), Some(expected)) => Secret::new(given) == *expected,
         }
     }
 
@@ -778,12 +974,22 @@ impl State {
                     TokenValue::Fixed(secret) => secret.expose().to_owned(),
                 };
                 let now = self.clock.now().unix_timestamp();
+                let resource = request.resource().unwrap_or_default();
+                // An older Arc agent ignores the requested identity and answers for the
+                // system-assigned one.
+                let echo = endpoint != Endpoint::AzureArc || self.arc_echo;
+                let client_id = match endpoint {
+                    Endpoint::AzureMl => request.query("clientid"),
+                    _ => request.query("client_id"),
+                }
+                .filter(|_| echo)
+                .unwrap_or(MockImds::DEFAULT_CLIENT_ID);
                 let fields = TokenFields {
                     access_token: &value,
-                    resource: request.resource().unwrap_or_default(),
-                    client_id: request
-                        .query("client_id")
-                        .unwrap_or(MockImds::DEFAULT_CLIENT_ID),
+                    resource: &resource,
+                    client_id,
+                    object_id: request.query("object_id").filter(|_| echo),
+                    msi_res_id: request.query("msi_res_id").filter(|_| echo),
                     now,
                     expires_in,
                     refresh_in,
@@ -823,6 +1029,8 @@ struct TokenFields<'a> {
     access_token: &'a str,
     resource: &'a str,
     client_id: &'a str,
+    object_id: Option<&'a str>,
+    msi_res_id: Option<&'a str>,
     now: i64,
     expires_in: u64,
     refresh_in: Option<u64>,
@@ -838,18 +1046,28 @@ impl TokenFields<'_> {
             .to_string();
         let refresh_in = self.refresh_in.map(|s| s.to_string());
         let result = match endpoint {
-            Endpoint::Imds => serde_json::to_vec(&ImdsToken {
+            Endpoint::Imds | Endpoint::CloudShell | Endpoint::AzureArc => {
+                serde_json::to_vec(&ImdsToken {
+                    access_token: self.access_token,
+                    client_id: self.client_id,
+                    expires_in: &expires_in,
+                    expires_on: &expires_on,
+                    ext_expires_in: &expires_in,
+                    not_before: &self.now.to_string(),
+                    resource: self.resource,
+                    token_type: "Bearer",
+                    refresh_in: refresh_in.as_deref(),
+                    object_id: self.object_id,
+                    msi_res_id: self.msi_res_id,
+                })
+            }
+            Endpoint::ServiceFabric => serde_json::to_vec(&ServiceFabricToken {
                 access_token: self.access_token,
-                client_id: self.client_id,
-                expires_in: &expires_in,
                 expires_on: &expires_on,
-                ext_expires_in: &expires_in,
-                not_before: &self.now.to_string(),
-                resource: self.resource,
                 token_type: "Bearer",
-                refresh_in: refresh_in.as_deref(),
+                resource: self.resource,
             }),
-            Endpoint::AppService => serde_json::to_vec(&AppServiceToken {
+            Endpoint::AppService | Endpoint::AzureMl => serde_json::to_vec(&AppServiceToken {
                 access_token: self.access_token,
                 expires_on: &expires_on,
                 resource: self.resource,
@@ -875,6 +1093,18 @@ struct ImdsToken<'a> {
     token_type: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_in: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    object_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    msi_res_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ServiceFabricToken<'a> {
+    access_token: &'a str,
+    expires_on: &'a str,
+    token_type: &'a str,
+    resource: &'a str,
 }
 
 #[derive(Serialize)]
@@ -890,6 +1120,11 @@ struct AppServiceToken<'a> {
 
 fn imds_error(error: &str, description: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({ "error": error, "error_description": description }))
+        .expect("serializing strings cannot fail")
+}
+
+fn service_fabric_error(code: &str, message: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "error": { "code": code, "message": message } }))
         .expect("serializing strings cannot fail")
 }
 

@@ -1,0 +1,230 @@
+//! Azure Arc-enabled servers: a local agent that asks for proof of file-system access first.
+
+use std::path::{Path, PathBuf};
+
+use url::Url;
+
+use super::response::TokenBody;
+use super::{Fetcher, NAME, UserAssignedId, append_id};
+use crate::system::{Env, Fs, HttpRequest, HttpResponse};
+use crate::{Error, ErrorKind, Secret};
+
+const API_VERSION: &str = "2020-06-01";
+const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:40342/metadata/identity/oauth2/token";
+/// The agent's key files are tiny; anything larger is not one.
+const MAX_KEY_BYTES: u64 = 4096;
+
+/// The agent's endpoint when only its installation tells us it is there.
+pub(super) fn default_endpoint() -> Url {
+    Url::parse(DEFAULT_ENDPOINT).expect("a constant URL")
+}
+
+/// Whether the Arc agent (`himds`) is installed.
+pub(super) fn agent_installed(env: &Env, fs: &Fs) -> bool {
+    if cfg!(target_os = "linux") {
+        fs.is_file(Path::new("/opt/azcmagent/bin/himds"))
+    } else if cfg!(windows) {
+        env.var_non_empty("ProgramFiles").is_some_and(|dir| {
+            fs.is_file(
+                &PathBuf::from(dir)
+                    .join("AzureConnectedMachineAgent")
+                    .join("himds.exe"),
+            )
+        })
+    } else {
+        false
+    }
+}
+
+/// The only directory the agent's key file may be in; `None` on other systems, where the agent
+/// does not run.
+pub(super) fn key_directory(env: &Env) -> Option<PathBuf> {
+    if cfg!(target_os = "linux") {
+        Some(PathBuf::from("/var/opt/azcmagent/tokens"))
+    } else if cfg!(windows) {
+        env.var_non_empty("ProgramData").map(|dir| {
+            PathBuf::from(dir)
+                .join("AzureConnectedMachineAgent")
+                .join("Tokens")
+        })
+    } else {
+        None
+    }
+}
+
+/// `GET {endpoint}?api-version=2020-06-01&resource=…[&client_id|object_id|msi_res_id=…]` with
+/// `Metadata: true`.
+fn token_request(url: &Url, resource: &str, id: Option<&UserAssignedId>) -> HttpRequest {
+    let mut url = url.clone();
+    url.query_pairs_mut()
+        .append_pair("api-version", API_VERSION)
+        .append_pair("resource", resource);
+    append_id(&mut url, id, "msi_res_id");
+    HttpRequest::get(url).header("Metadata", "true")
+}
+
+/// The two legs: the agent answers the first request with a 401 naming a key file
+/// (`WWW-Authenticate: Basic realm=<path>`); the second request carries the file's contents.
+/// The file is read only if it is a `.key` file in the agent's directory and at most 4096
+/// bytes, so a rogue endpoint cannot make us send any other file.
+pub(super) async fn exchange(
+    fetcher: &Fetcher,
+    url: &Url,
+    key_directory: Option<&Path>,
+    resource: &str,
+) -> Result<HttpResponse, Error> {
+    let id = fetcher.id.as_ref();
+    let challenge = fetcher.send(token_request(url, resource, id)).await?;
+    match challenge.status() {
+        401 => {}
+        200..=299 => {
+            return Err(Error::new(
+                ErrorKind::Other,
+                NAME,
+                "the Azure Arc endpoint answered without asking for its key (expected a 401 challenge)",
+            )
+            .with_fix("check that IDENTITY_ENDPOINT points at the Arc agent"));
+        }
+        // Anything else is a failure of the endpoint, classified like any other source's.
+        _ => return Ok(challenge),
+    }
+    let path = challenge
+        .header("www-authenticate")
+        .and_then(realm)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Other,
+                NAME,
+                "the Azure Arc agent's 401 names no key file (no `WWW-Authenticate: Basic realm=...`)",
+            )
+        })?;
+    let Some(directory) = key_directory else {
+        return Err(Error::unavailable(
+            NAME,
+            "Azure Arc managed identity is supported on Linux and Windows only",
+        ));
+    };
+    let key = read_key(&fetcher.fs, Path::new(path), directory)?;
+    let authorization = Secret::new(format!("Basic {}", key.expose()));
+    fetcher
+        .send(token_request(url, resource, id).secret_header("Authorization", &authorization))
+        .await
+}
+
+/// The path in `Basic realm=<path>` (quotes allowed).
+fn realm(header: &str) -> Option<&str> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(char::is_whitespace)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let rest = rest.trim_start();
+    let value = rest
+        .get(..6)
+        .filter(|p| p.eq_ignore_ascii_case("realm="))
+        .map(|_| &rest[6..])?;
+    let value = value.trim();
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    (!value.is_empty()).then_some(value)
+}
+
+fn read_key(fs: &Fs, path: &Path, directory: &Path) -> Result<Secret, Error> {
+    let refuse = |why: &str| {
+        Error::new(
+            ErrorKind::Other,
+            NAME,
+            format!("refusing the key file the Azure Arc endpoint named: {why}"),
+        )
+        .with_fix("check that IDENTITY_ENDPOINT points at the Arc agent")
+    };
+    if path.extension().is_none_or(|e| e != "key") {
+        return Err(refuse("it is not a .key file"));
+    }
+    if path.parent() != Some(directory) {
+        return Err(refuse(&format!(
+            "it is not in the agent's directory {}",
+            directory.display()
+        )));
+    }
+    let stamp = fs
+        .stamp(path)
+        .map_err(|e| refuse(&format!("it cannot be read ({e})")))?;
+    if stamp.len > MAX_KEY_BYTES {
+        return Err(refuse(&format!("it is larger than {MAX_KEY_BYTES} bytes")));
+    }
+    let contents = fs
+        .read(path, MAX_KEY_BYTES)
+        .map_err(|e| refuse(&format!("it cannot be read ({e})")))?;
+    let contents = String::from_utf8(contents).map_err(|_| refuse("it is not text"))?;
+    Ok(Secret::new(contents))
+}
+
+/// Older agents ignore a requested user-assigned identity and return the system-assigned one;
+/// a token is accepted only if the response names the identity that was asked for.
+pub(super) fn check_echo(id: &UserAssignedId, body: &TokenBody) -> Result<(), Error> {
+    let echoed = match id {
+        UserAssignedId::ClientId(_) => body.client_id.as_deref(),
+        UserAssignedId::ObjectId(_) => body.object_id.as_deref(),
+        UserAssignedId::ResourceId(_) => body.msi_res_id.as_deref().or(body.mi_res_id.as_deref()),
+    };
+    if echoed.is_some_and(|e| e.eq_ignore_ascii_case(id.value())) {
+        return Ok(());
+    }
+    Err(Error::authentication(
+        NAME,
+        format!("the Azure Arc agent did not confirm the requested identity ({id}); refusing a token that may be another identity's"),
+    )
+    .with_fix("update the Azure Arc agent (older agents ignore user-assigned identities), or use the system-assigned identity"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realm_parsing() {
+        assert_eq!(
+            realm("Basic realm=/var/opt/azcmagent/tokens/a.key"),
+            Some("/var/opt/azcmagent/tokens/a.key")
+        );
+        assert_eq!(realm("basic REALM=\"C:\\x\\a.key\""), Some("C:\\x\\a.key"));
+        assert_eq!(realm("Bearer realm=/x.key"), None);
+        assert_eq!(realm("Basic"), None);
+        assert_eq!(realm("Basic realm="), None);
+        assert_eq!(realm("Basic charset=x"), None);
+        assert_eq!(realm(""), None);
+    }
+
+    #[test]
+    fn key_file_rules() {
+        let fs = Fs::memory();
+        let dir = Path::new("/var/opt/azcmagent/tokens");
+        fs.write("/var/opt/azcmagent/tokens/good.key", "key-secret");
+        fs.write("/var/opt/azcmagent/tokens/big.key", vec![b'k'; 4097]);
+        fs.write("/var/opt/azcmagent/tokens/notakey.txt", "x");
+        fs.write("/etc/shadow.key", "x");
+        assert_eq!(
+            read_key(&fs, Path::new("/var/opt/azcmagent/tokens/good.key"), dir)
+                .unwrap()
+                .expose(),
+            "key-secret"
+        );
+        for (path, why) in [
+            ("/var/opt/azcmagent/tokens/big.key", "larger than 4096"),
+            ("/var/opt/azcmagent/tokens/notakey.txt", "not a .key file"),
+            ("/etc/shadow.key", "not in the agent's directory"),
+            (
+                "/var/opt/azcmagent/tokens/../../../etc/shadow.key",
+                "not in the agent's directory",
+            ),
+            ("/var/opt/azcmagent/tokens/missing.key", "cannot be read"),
+        ] {
+            let err = read_key(&fs, Path::new(path), dir).unwrap_err();
+            assert!(err.to_string().contains(why), "{path}: {err}");
+            assert!(!err.to_string().contains("key-secret"));
+        }
+    }
+}

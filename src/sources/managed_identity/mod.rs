@@ -1,0 +1,934 @@
+//! [`ManagedIdentityCredential`]: the identity Azure gives the machine, app or pod, from whichever
+//! hosting environment's endpoint is present.
+
+mod app_service;
+mod azure_arc;
+mod azure_ml;
+mod cloud_shell;
+mod imds;
+mod response;
+mod service_fabric;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use url::Url;
+
+use crate::scope::{scope_to_resource, single_scope};
+use crate::system::{Clock, Env, Fs, Http, HttpErrorKind, HttpRequest, HttpResponse, RetryPolicy};
+use crate::{
+    AccessToken, CacheIdentity, CachedCredential, Error, ErrorKind, Secret, TokenCache,
+    TokenCredential, TokenFetcher, TokenFuture, TokenRequest, TokenRequestOptions,
+};
+
+use response::{TokenBody, error_summary};
+
+pub(crate) const NAME: &str = "ManagedIdentityCredential";
+
+/// The environment variable that sets the IMDS probe's timeout, in milliseconds.
+pub(crate) const PROBE_TIMEOUT_ENV: &str = "AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS";
+const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// IMDS's own service level: it answers within 10 s.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+const IMDS_HOST: &str = "http://169.254.169.254";
+const IMDS_PATH: &str = "/metadata/identity/oauth2/token";
+
+/// Which hosting environment's managed identity endpoint a credential uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ManagedIdentitySource {
+    /// The Instance Metadata Service of VMs, scale sets, AKS nodes, container instances.
+    Imds,
+    /// App Service, Azure Functions, Container Apps, Automation (`IDENTITY_ENDPOINT` +
+    /// `IDENTITY_HEADER`).
+    AppService,
+    /// An Azure Arc-enabled server (`IDENTITY_ENDPOINT` + `IMDS_ENDPOINT`, or the Arc agent).
+    AzureArc,
+    /// Azure Cloud Shell (`MSI_ENDPOINT` alone).
+    CloudShell,
+    /// A Service Fabric cluster (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`,
+    /// `IDENTITY_SERVER_THUMBPRINT`).
+    ServiceFabric,
+    /// An Azure Machine Learning compute (`MSI_ENDPOINT` + `MSI_SECRET`).
+    AzureMl,
+}
+
+impl fmt::Display for ManagedIdentitySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ManagedIdentitySource::Imds => "IMDS",
+            ManagedIdentitySource::AppService => "App Service",
+            ManagedIdentitySource::AzureArc => "Azure Arc",
+            ManagedIdentitySource::CloudShell => "Cloud Shell",
+            ManagedIdentitySource::ServiceFabric => "Service Fabric",
+            ManagedIdentitySource::AzureMl => "Azure ML",
+        })
+    }
+}
+
+/// A user-assigned managed identity, named by one of its ids.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UserAssignedId {
+    /// The identity's client (application) id.
+    ClientId(String),
+    /// The identity's object (principal) id.
+    ObjectId(String),
+    /// The identity's Azure resource id
+    /// (`/subscriptions/…/resourceGroups/…/providers/Microsoft.ManagedIdentity/userAssignedIdentities/…`).
+    ResourceId(String),
+}
+
+impl UserAssignedId {
+    fn kind(&self) -> &'static str {
+        match self {
+            UserAssignedId::ClientId(_) => "client id",
+            UserAssignedId::ObjectId(_) => "object id",
+            UserAssignedId::ResourceId(_) => "resource id",
+        }
+    }
+
+    fn value(&self) -> &str {
+        match self {
+            UserAssignedId::ClientId(v)
+            | UserAssignedId::ObjectId(v)
+            | UserAssignedId::ResourceId(v) => v,
+        }
+    }
+}
+
+impl fmt::Display for UserAssignedId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind(), self.value())
+    }
+}
+
+/// The managed identity of the Azure resource the program runs on.
+///
+/// The hosting environment is detected from the environment, first match wins (the order
+/// every Azure SDK uses):
+///
+/// | environment variables | source |
+/// | --- | --- |
+/// | `IDENTITY_ENDPOINT`, `IDENTITY_HEADER`, `IDENTITY_SERVER_THUMBPRINT` | Service Fabric |
+/// | `IDENTITY_ENDPOINT`, `IDENTITY_HEADER` | App Service, Functions, Container Apps |
+/// | `MSI_ENDPOINT`, `MSI_SECRET` | Azure ML |
+/// | `MSI_ENDPOINT` | Cloud Shell |
+/// | `IDENTITY_ENDPOINT`, `IMDS_ENDPOINT`, or the Arc agent installed | Azure Arc |
+/// | none of these | IMDS (`AZURE_POD_IDENTITY_AUTHORITY_HOST` replaces its address) |
+///
+/// A user-assigned identity is named in the builder or, by default, by `AZURE_CLIENT_ID` (as a
+/// client id); sources that cannot select one fail at [`build`](ManagedIdentityCredentialBuilder::build).
+/// Requests are retried the way Microsoft's IMDS guidance asks: 404, 408, 429 and 5xx with
+/// exponential backoff and `Retry-After`, 410 (IMDS updating) every 10 s for 80 s, within a
+/// 90 s budget, each attempt bounded by 10 s.
+///
+/// ```no_run
+/// use azure_credentials::{ManagedIdentityCredential, TokenCredential};
+///
+/// # async fn run() -> Result<(), azure_credentials::Error> {
+/// let credential = ManagedIdentityCredential::builder()
+///     .client_id("00000000-0000-0000-0000-000000000001")
+///     .build()?;
+/// let token = credential.get_token(&["https://vault.azure.net/.default"], None).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ManagedIdentityCredential {
+    credential: CachedCredential,
+    source: ManagedIdentitySource,
+    endpoint: Url,
+    id: Option<UserAssignedId>,
+}
+
+impl ManagedIdentityCredential {
+    /// A credential for the environment's managed identity (see the table above), with
+    /// `AZURE_CLIENT_ID` naming a user-assigned identity when it is set.
+    pub fn new() -> Result<Self, Error> {
+        Self::builder().build()
+    }
+
+    /// Options for a managed identity credential.
+    pub fn builder() -> ManagedIdentityCredentialBuilder {
+        ManagedIdentityCredentialBuilder::default()
+    }
+
+    /// The hosting environment this credential talks to.
+    pub fn source(&self) -> ManagedIdentitySource {
+        self.source
+    }
+
+    /// The user-assigned identity it asks for, if any.
+    pub fn user_assigned_id(&self) -> Option<&UserAssignedId> {
+        self.id.as_ref()
+    }
+}
+
+impl fmt::Debug for ManagedIdentityCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagedIdentityCredential")
+            .field("source", &self.source)
+            .field("endpoint", &redacted_endpoint(&self.endpoint))
+            .field("user_assigned_id", &self.id)
+            .finish()
+    }
+}
+
+impl TokenCredential for ManagedIdentityCredential {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<&'a TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        self.credential.get_token(scopes, options)
+    }
+}
+
+/// Options for a [`ManagedIdentityCredential`].
+#[derive(Debug, Clone)]
+pub struct ManagedIdentityCredentialBuilder {
+    env: Env,
+    fs: Fs,
+    http: Option<Http>,
+    cache: Option<TokenCache>,
+    id: IdChoice,
+    imds_endpoint: Option<Url>,
+    probe: bool,
+    probe_timeout: Option<Duration>,
+    retry_policy: Option<RetryPolicy>,
+    attempt_timeout: Duration,
+    arc_key_directory: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+enum IdChoice {
+    /// `AZURE_CLIENT_ID` when set, else system-assigned.
+    FromEnv,
+    SystemAssigned,
+    UserAssigned(UserAssignedId),
+}
+
+impl Default for ManagedIdentityCredentialBuilder {
+    fn default() -> Self {
+        ManagedIdentityCredentialBuilder {
+            env: Env::process(),
+            fs: Fs::real(),
+            http: None,
+            cache: None,
+            id: IdChoice::FromEnv,
+            imds_endpoint: None,
+            probe: false,
+            probe_timeout: None,
+            retry_policy: None,
+            attempt_timeout: ATTEMPT_TIMEOUT,
+            arc_key_directory: None,
+        }
+    }
+}
+
+impl ManagedIdentityCredentialBuilder {
+    /// Uses the user-assigned identity with this client id.
+    pub fn client_id(self, client_id: impl Into<String>) -> Self {
+        self.user_assigned_id(UserAssignedId::ClientId(client_id.into()))
+    }
+
+    /// Uses the user-assigned identity with this object (principal) id.
+    pub fn object_id(self, object_id: impl Into<String>) -> Self {
+        self.user_assigned_id(UserAssignedId::ObjectId(object_id.into()))
+    }
+
+    /// Uses the user-assigned identity with this Azure resource id.
+    pub fn resource_id(self, resource_id: impl Into<String>) -> Self {
+        self.user_assigned_id(UserAssignedId::ResourceId(resource_id.into()))
+    }
+
+    /// Uses this user-assigned identity.
+    pub fn user_assigned_id(mut self, id: UserAssignedId) -> Self {
+        self.id = IdChoice::UserAssigned(id);
+        self
+    }
+
+    /// Uses the system-assigned identity, even when `AZURE_CLIENT_ID` is set (for a service
+    /// principal, say).
+    pub fn system_assigned(mut self) -> Self {
+        self.id = IdChoice::SystemAssigned;
+        self
+    }
+
+    /// Where environment variables are read. Default: the process environment.
+    pub fn env(mut self, env: Env) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Where files (the Arc agent's key and binary) are read. Default: the real file system.
+    pub fn fs(mut self, fs: Fs) -> Self {
+        self.fs = fs;
+        self
+    }
+
+    /// The HTTP client. Default: [`Http::shared`] (Service Fabric builds its own, pinned to the
+    /// cluster's certificate).
+    pub fn http(mut self, http: Http) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// The token cache. Default: [`TokenCache::shared`]. Its clock is the credential's clock.
+    pub fn cache(mut self, cache: TokenCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The IMDS token endpoint to use instead of
+    /// `http://169.254.169.254/metadata/identity/oauth2/token` (a loopback mock in tests).
+    pub fn imds_endpoint(mut self, endpoint: Url) -> Self {
+        self.imds_endpoint = Some(endpoint);
+        self
+    }
+
+    /// Before the first IMDS request, check that IMDS is there at all: one request without the
+    /// `Metadata` header (which IMDS answers at once with a 400), a short timeout, no retries.
+    /// A refused or silent endpoint makes the credential [unavailable](Error::is_unavailable)
+    /// quickly instead of after the full retry budget. Once IMDS has answered, it is never
+    /// probed again. Credential chains turn this on; default off. Applies to IMDS only, and not
+    /// when `AZURE_POD_IDENTITY_AUTHORITY_HOST` names the endpoint.
+    pub fn probe(mut self, probe: bool) -> Self {
+        self.probe = probe;
+        self
+    }
+
+    /// How long the probe waits. Default: 1 s, or `AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS`.
+    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
+        self.probe_timeout = Some(timeout);
+        self
+    }
+
+    /// How requests are retried. Default: Microsoft's IMDS guidance (see the type's docs).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry_policy = Some(policy);
+        self
+    }
+
+    /// The time each attempt may take. Default: 10 s (IMDS's service level).
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = timeout;
+        self
+    }
+
+    /// The directory the Azure Arc agent's key file must be in. Default: the agent's own
+    /// (`/var/opt/azcmagent/tokens` on Linux, `%ProgramData%\AzureConnectedMachineAgent\Tokens`
+    /// on Windows). For tests.
+    pub fn arc_key_directory(mut self, directory: impl Into<PathBuf>) -> Self {
+        self.arc_key_directory = Some(directory.into());
+        self
+    }
+
+    /// Detects the hosting environment and checks the configuration.
+    ///
+    /// Fails when an endpoint variable is not a URL, when the source cannot select the
+    /// requested user-assigned identity (Cloud Shell and Service Fabric cannot; Azure ML only by
+    /// client id), when the Service Fabric thumbprint is malformed, or when the probe timeout
+    /// variable is not a number.
+    pub fn build(self) -> Result<ManagedIdentityCredential, Error> {
+        let endpoint = self.detect()?;
+        let source = endpoint.source();
+        let id = match self.id {
+            IdChoice::UserAssigned(id) => Some(id),
+            IdChoice::SystemAssigned => None,
+            IdChoice::FromEnv => self
+                .env
+                .var_non_empty("AZURE_CLIENT_ID")
+                .map(UserAssignedId::ClientId),
+        };
+        if let Some(id) = &id {
+            check_id_support(source, id)?;
+        }
+        let probe_timeout = match self.probe_timeout {
+            Some(timeout) => timeout,
+            None => probe_timeout_from_env(&self.env)?,
+        };
+        // The probe only makes sense where nothing else says we are on Azure.
+        let probe = (self.probe
+            && matches!(
+                &endpoint,
+                Endpoint::Imds {
+                    probe_allowed: true,
+                    ..
+                }
+            ))
+        .then_some(probe_timeout);
+        let http = match &endpoint {
+            Endpoint::ServiceFabric { thumbprint, .. } => Http::builder()
+                .pin_server_certificate_sha1(*thumbprint)
+                .build()?,
+            _ => self.http.unwrap_or_else(Http::shared),
+        };
+        let cache = self.cache.unwrap_or_else(TokenCache::shared);
+        let mut identity = CacheIdentity::new(NAME)
+            .with("source", source.to_string())
+            .with("endpoint", endpoint.url().as_str());
+        if let Some(id) = &id {
+            identity = identity.with(id.kind(), id.value());
+        }
+        if let Some(secret) = endpoint.secret() {
+            identity = identity.with_secret(secret.expose().as_bytes());
+        }
+        let url = endpoint.url().clone();
+        let fetcher = Fetcher {
+            endpoint,
+            id: id.clone(),
+            http,
+            clock: cache.clock().clone(),
+            fs: self.fs,
+            policy: self.retry_policy.unwrap_or_else(imds_retry_policy),
+            attempt_timeout: self.attempt_timeout,
+            probe,
+            endpoint_confirmed: AtomicBool::new(false),
+        };
+        tracing::debug!(credential = NAME, %source, endpoint = %redacted_endpoint(&url), user_assigned = ?id, "managed identity configured");
+        Ok(ManagedIdentityCredential {
+            credential: cache.credential(identity, fetcher),
+            source,
+            endpoint: url,
+            id,
+        })
+    }
+
+    fn detect(&self) -> Result<Endpoint, Error> {
+        let env = &self.env;
+        let identity_endpoint = env.var_non_empty("IDENTITY_ENDPOINT");
+        let identity_header = env.var_non_empty("IDENTITY_HEADER");
+        let msi_endpoint = env.var_non_empty("MSI_ENDPOINT");
+        if let (Some(url), Some(header)) = (&identity_endpoint, &identity_header) {
+            if let Some(thumbprint) = env.var_non_empty("IDENTITY_SERVER_THUMBPRINT") {
+                let url = env_url("IDENTITY_ENDPOINT", url)?;
+                if url.scheme() != "https" {
+                    return Err(Error::invalid_input(
+                        NAME,
+                        "IDENTITY_ENDPOINT of a Service Fabric cluster must be an https URL",
+                    )
+                    .with_fix("check the cluster's managed identity configuration"));
+                }
+                return Ok(Endpoint::ServiceFabric {
+                    url,
+                    secret: Secret::new(header.as_str()),
+                    thumbprint: service_fabric::parse_thumbprint(&thumbprint)?,
+                });
+            }
+            return Ok(Endpoint::AppService {
+                url: env_url("IDENTITY_ENDPOINT", url)?,
+                secret: Secret::new(header.as_str()),
+            });
+        }
+        if let Some(url) = &msi_endpoint {
+            let url = env_url("MSI_ENDPOINT", url)?;
+            return Ok(match env.var_non_empty("MSI_SECRET") {
+                Some(secret) => Endpoint::AzureMl {
+                    url,
+                    secret: Secret::new(secret),
+                    default_client_id: env.var_non_empty("DEFAULT_IDENTITY_CLIENT_ID"),
+                },
+                None => Endpoint::CloudShell { url },
+            });
+        }
+        let arc_url = match (&identity_endpoint, env.var_non_empty("IMDS_ENDPOINT")) {
+            (Some(url), Some(_)) => Some(env_url("IDENTITY_ENDPOINT", url)?),
+            _ if azure_arc::agent_installed(env, &self.fs) => Some(azure_arc::default_endpoint()),
+            _ => None,
+        };
+        if let Some(url) = arc_url {
+            let key_directory = match &self.arc_key_directory {
+                Some(dir) => Some(dir.clone()),
+                None => azure_arc::key_directory(env),
+            };
+            return Ok(Endpoint::AzureArc { url, key_directory });
+        }
+        if identity_endpoint.is_some() {
+            tracing::debug!(
+                credential = NAME,
+                "IDENTITY_ENDPOINT is set without IDENTITY_HEADER or IMDS_ENDPOINT; using IMDS"
+            );
+        }
+        if let Some(url) = &self.imds_endpoint {
+            return Ok(Endpoint::Imds {
+                url: url.clone(),
+                probe_allowed: true,
+            });
+        }
+        if let Some(host) = env.var_non_empty("AZURE_POD_IDENTITY_AUTHORITY_HOST") {
+            let base = host.trim_end_matches('/');
+            return Ok(Endpoint::Imds {
+                url: env_url(
+                    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+                    &format!("{base}{IMDS_PATH}"),
+                )?,
+                probe_allowed: false,
+            });
+        }
+        Ok(Endpoint::Imds {
+            url: Url::parse(&format!("{IMDS_HOST}{IMDS_PATH}")).expect("a constant URL"),
+            probe_allowed: true,
+        })
+    }
+}
+
+/// The retry policy of Microsoft's IMDS guidance, used for every managed identity source.
+fn imds_retry_policy() -> RetryPolicy {
+    RetryPolicy::default()
+        .with_max_retries(4)
+        .with_initial_delay(Duration::from_secs(1))
+        .with_max_delay(Duration::from_secs(8))
+        .with_budget(Duration::from_secs(90))
+        .with_retry_statuses([404, 408, 429].into_iter().chain(500..=599))
+        // IMDS answers 410 while it updates, for up to 70 s.
+        .with_fixed_schedule(410, Duration::from_secs(10), 8)
+        .with_max_retry_after(Duration::from_secs(30))
+}
+
+fn probe_timeout_from_env(env: &Env) -> Result<Duration, Error> {
+    let Some(value) = env.var_non_empty(PROBE_TIMEOUT_ENV) else {
+        return Ok(DEFAULT_PROBE_TIMEOUT);
+    };
+    match value.parse::<u64>() {
+        Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+        _ => Err(Error::invalid_input(
+            NAME,
+            format!("{PROBE_TIMEOUT_ENV} is {value:?}, not a number of milliseconds"),
+        )
+        .with_fix(format!(
+            "set {PROBE_TIMEOUT_ENV} to a whole number of milliseconds, e.g. 3000"
+        ))),
+    }
+}
+
+fn env_url(variable: &str, value: &str) -> Result<Url, Error> {
+    match Url::parse(value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(url),
+        _ => Err(
+            Error::invalid_input(NAME, format!("{variable} is not an http(s) URL")).with_fix(
+                format!("check {variable}: it is set by the hosting environment"),
+            ),
+        ),
+    }
+}
+
+fn check_id_support(source: ManagedIdentitySource, id: &UserAssignedId) -> Result<(), Error> {
+    let supported = match source {
+        ManagedIdentitySource::Imds
+        | ManagedIdentitySource::AppService
+        | ManagedIdentitySource::AzureArc => true,
+        ManagedIdentitySource::AzureMl => matches!(id, UserAssignedId::ClientId(_)),
+        ManagedIdentitySource::CloudShell | ManagedIdentitySource::ServiceFabric => false,
+    };
+    if supported {
+        return Ok(());
+    }
+    let what = match source {
+        ManagedIdentitySource::AzureMl => {
+            "Azure ML selects user-assigned identities by client id only"
+        }
+        ManagedIdentitySource::CloudShell => "Cloud Shell has no user-assigned identities",
+        _ => "Service Fabric has no user-assigned identities (the cluster configures the identity)",
+    };
+    Err(Error::invalid_input(NAME, format!("{what}, but {id} was requested"))
+        .with_fix("drop the user-assigned id (from the builder, or unset AZURE_CLIENT_ID), or call system_assigned()"))
+}
+
+/// Where and how to ask for tokens.
+enum Endpoint {
+    Imds {
+        url: Url,
+        /// False when the environment named the endpoint (`AZURE_POD_IDENTITY_AUTHORITY_HOST`).
+        probe_allowed: bool,
+    },
+    AppService {
+        url: Url,
+        secret: Secret,
+    },
+    AzureArc {
+        url: Url,
+        /// `None` on an OS the agent does not support.
+        key_directory: Option<PathBuf>,
+    },
+    CloudShell {
+        url: Url,
+    },
+    ServiceFabric {
+        url: Url,
+        secret: Secret,
+        thumbprint: [u8; 20],
+    },
+    AzureMl {
+        url: Url,
+        secret: Secret,
+        default_client_id: Option<String>,
+    },
+}
+
+impl Endpoint {
+    fn source(&self) -> ManagedIdentitySource {
+        match self {
+            Endpoint::Imds { .. } => ManagedIdentitySource::Imds,
+            Endpoint::AppService { .. } => ManagedIdentitySource::AppService,
+            Endpoint::AzureArc { .. } => ManagedIdentitySource::AzureArc,
+            Endpoint::CloudShell { .. } => ManagedIdentitySource::CloudShell,
+            Endpoint::ServiceFabric { .. } => ManagedIdentitySource::ServiceFabric,
+            Endpoint::AzureMl { .. } => ManagedIdentitySource::AzureMl,
+        }
+    }
+
+    fn url(&self) -> &Url {
+        match self {
+            Endpoint::Imds { url, .. }
+            | Endpoint::AppService { url, .. }
+            | Endpoint::AzureArc { url, .. }
+            | Endpoint::CloudShell { url }
+            | Endpoint::ServiceFabric { url, .. }
+            | Endpoint::AzureMl { url, .. } => url,
+        }
+    }
+
+    fn secret(&self) -> Option<&Secret> {
+        match self {
+            Endpoint::AppService { secret, .. }
+            | Endpoint::ServiceFabric { secret, .. }
+            | Endpoint::AzureMl { secret, .. } => Some(secret),
+            _ => None,
+        }
+    }
+}
+
+/// `scheme://host:port/path` of an endpoint: never its query.
+fn redacted_endpoint(url: &Url) -> String {
+    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown.push_str(url.path());
+    shown
+}
+
+struct Fetcher {
+    endpoint: Endpoint,
+    id: Option<UserAssignedId>,
+    http: Http,
+    clock: Clock,
+    fs: Fs,
+    policy: RetryPolicy,
+    attempt_timeout: Duration,
+    /// The probe's timeout, when probing is on.
+    probe: Option<Duration>,
+    /// The endpoint has answered once: no more probing.
+    endpoint_confirmed: AtomicBool,
+}
+
+impl fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagedIdentityFetcher")
+            .field("source", &self.endpoint.source())
+            .field("endpoint", &redacted_endpoint(self.endpoint.url()))
+            .field("user_assigned_id", &self.id)
+            .field("probe", &self.probe)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl TokenFetcher for Fetcher {
+    async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
+        let scopes: Vec<&str> = request.scopes().iter().map(String::as_str).collect();
+        let resource = scope_to_resource(single_scope(NAME, &scopes)?);
+        if let (Endpoint::Imds { url, .. }, Some(timeout)) = (&self.endpoint, self.probe)
+            && !self.endpoint_confirmed.load(Ordering::Acquire)
+        {
+            self.probe(url, resource, timeout).await?;
+            self.endpoint_confirmed.store(true, Ordering::Release);
+        }
+        let requested_at = self.clock.now();
+        let id = self.id.as_ref();
+        let response = match &self.endpoint {
+            Endpoint::Imds { url, .. } => self.send(imds::token_request(url, resource, id)).await?,
+            Endpoint::AppService { url, secret } => {
+                self.send(app_service::token_request(url, secret, resource, id))
+                    .await?
+            }
+            Endpoint::AzureArc { url, key_directory } => {
+                azure_arc::exchange(self, url, key_directory.as_deref(), resource).await?
+            }
+            Endpoint::CloudShell { url } => {
+                self.send(cloud_shell::token_request(url, resource)).await?
+            }
+            Endpoint::ServiceFabric { url, secret, .. } => {
+                self.send(service_fabric::token_request(url, secret, resource))
+                    .await?
+            }
+            Endpoint::AzureMl {
+                url,
+                secret,
+                default_client_id,
+            } => {
+                let client_id = match id {
+                    Some(UserAssignedId::ClientId(client_id)) => Some(client_id.as_str()),
+                    _ => default_client_id.as_deref(),
+                };
+                self.send(azure_ml::token_request(url, secret, resource, client_id))
+                    .await?
+            }
+        };
+        let token = self.read_token(&response, requested_at)?;
+        self.endpoint_confirmed.store(true, Ordering::Release);
+        Ok(token)
+    }
+
+    fn resolve_tenant<'a>(&'a self, _requested: &'a str) -> Result<Option<&'a str>, Error> {
+        // A managed identity's tenant is fixed: every requested tenant gets the same token.
+        Ok(None)
+    }
+}
+
+impl Fetcher {
+    fn source(&self) -> ManagedIdentitySource {
+        self.endpoint.source()
+    }
+
+    /// Sends a request with the credential's retry policy and attempt timeout. A refused or
+    /// unreachable endpoint is [`ErrorKind::Unavailable`]: there is no managed identity here.
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
+        let request = request.timeout(self.attempt_timeout);
+        self.http.send(&request, &self.policy).await.map_err(|error| {
+            let endpoint = redacted_endpoint(request.url());
+            match error.kind() {
+                HttpErrorKind::ConnectionRefused | HttpErrorKind::Unreachable => {
+                    let mut unavailable = Error::unavailable(
+                        NAME,
+                        format!("the {} endpoint {endpoint} is not reachable: {error}", self.source()),
+                    );
+                    if self.source() == ManagedIdentitySource::Imds {
+                        unavailable = unavailable.with_fix(
+                            "this host does not look like an Azure VM; use a developer credential (az login) here",
+                        );
+                    }
+                    unavailable
+                }
+                _ => error.to_credential_error(NAME),
+            }
+        })
+    }
+
+    /// One quick request without the `Metadata` header: any HTTP answer means IMDS is there.
+    async fn probe(&self, url: &Url, resource: &str, timeout: Duration) -> Result<(), Error> {
+        let request = imds::probe_request(url, resource, self.id.as_ref()).timeout(timeout);
+        let policy = RetryPolicy::none().with_budget(timeout);
+        match self.http.send(&request, &policy).await {
+            Ok(response) if is_unreachable_network(&response) => Err(unreachable_network()),
+            Ok(response) => {
+                tracing::debug!(credential = NAME, status = response.status(), elapsed = ?response.elapsed(), "IMDS probe answered: IMDS is present");
+                Ok(())
+            }
+            Err(error) => {
+                let what = match error.kind() {
+                    HttpErrorKind::Timeout => {
+                        format!("IMDS did not answer the probe within {timeout:?}")
+                    }
+                    HttpErrorKind::ConnectionRefused => "IMDS refused the connection".to_owned(),
+                    HttpErrorKind::Unreachable => {
+                        "IMDS is not reachable from this network".to_owned()
+                    }
+                    _ => format!("the IMDS probe failed: {error}"),
+                };
+                tracing::debug!(credential = NAME, kind = %error.kind(), elapsed = ?error.elapsed(), "IMDS probe failed: no managed identity here");
+                let fix = if error.kind() == HttpErrorKind::Timeout {
+                    format!(
+                        "not running on Azure? Use a developer credential (az login). On a slow Azure host, raise {PROBE_TIMEOUT_ENV}"
+                    )
+                } else {
+                    "not running on Azure? Use a developer credential (az login)".to_owned()
+                };
+                Err(Error::unavailable(NAME, what).with_fix(fix))
+            }
+        }
+    }
+
+    /// Reads a token from a success, or classifies a failure.
+    fn read_token(
+        &self,
+        response: &HttpResponse,
+        requested_at: OffsetDateTime,
+    ) -> Result<AccessToken, Error> {
+        if !(200..300).contains(&response.status()) {
+            return Err(self.failure(response));
+        }
+        let Some(body) = TokenBody::parse(response.body()) else {
+            return Err(self.not_json(response));
+        };
+        let token = body
+            .access_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Other,
+                    NAME,
+                    format!("the {} response has no access_token", self.source()),
+                )
+            })?;
+        if let Some(kind) = body.token_type.as_deref()
+            && !kind.eq_ignore_ascii_case("bearer")
+        {
+            return Err(Error::new(
+                ErrorKind::Other,
+                NAME,
+                format!(
+                    "the {} endpoint issued a {:?} token, not a bearer token",
+                    self.source(),
+                    response::one_line(kind)
+                ),
+            ));
+        }
+        if self.source() == ManagedIdentitySource::AzureArc
+            && let Some(id) = &self.id
+        {
+            azure_arc::check_echo(id, &body)?;
+        }
+        let expires_on = body.expires_on(requested_at).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Other,
+                NAME,
+                format!(
+                    "the {} response has no readable expiry (expires_on or expires_in)",
+                    self.source()
+                ),
+            )
+        })?;
+        let mut token = AccessToken::new(token.to_owned(), expires_on).with_source(NAME);
+        if let Some(refresh_on) = body.refresh_on(requested_at) {
+            token = token.with_refresh_on(refresh_on);
+        }
+        if let Some(client_id) = body.client_id.as_deref().filter(|c| !c.is_empty()) {
+            token = token.with_client_id(client_id);
+        }
+        tracing::debug!(credential = NAME, source = %self.source(), %expires_on, attempts = response.attempts(), "managed identity token received");
+        Ok(token)
+    }
+
+    /// A success status with a body that is not JSON: at 169.254.169.254 that is something
+    /// else answering (a proxy, a captive portal), so there is no IMDS here.
+    fn not_json(&self, response: &HttpResponse) -> Error {
+        let what = format!(
+            "the {} endpoint answered {} with a body that is not JSON",
+            self.source(),
+            response.status()
+        );
+        if self.source() == ManagedIdentitySource::Imds {
+            Error::unavailable(NAME, format!("{what}: something other than IMDS answered (a proxy?)"))
+                .with_fix("make sure 169.254.169.254 is not sent through a proxy (add it to NO_PROXY), or use a developer credential here")
+        } else {
+            Error::new(ErrorKind::Other, NAME, what).with_status(response.status())
+        }
+    }
+
+    fn failure(&self, response: &HttpResponse) -> Error {
+        let status = response.status();
+        let source = self.source();
+        let summary = error_summary(response.body());
+        let detail = summary
+            .as_deref()
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
+        let tries = attempts_text(response);
+        if is_unreachable_network(response) {
+            return unreachable_network();
+        }
+        if status == 429 {
+            let mut error = Error::new(
+                ErrorKind::Throttled,
+                NAME,
+                format!("the {source} endpoint is throttling requests (429{tries}){detail}"),
+            )
+            .with_status(status)
+            .with_fix(
+                "share one credential across the process and let its cache serve repeated requests",
+            );
+            if let Some(after) = response.retry_after() {
+                error = error.with_retry_after(after);
+            }
+            return error;
+        }
+        let identity_not_found = summary
+            .as_deref()
+            .is_some_and(|s| s.to_ascii_lowercase().contains("identity not found"));
+        if status == 400 && (identity_not_found || source == ManagedIdentitySource::Imds) {
+            return match &self.id {
+                None => Error::unavailable(
+                    NAME,
+                    format!("no managed identity is assigned to this resource ({source} answered 400{detail})"),
+                )
+                .with_status(status)
+                .with_fix("enable the system-assigned identity, or name a user-assigned one with AZURE_CLIENT_ID or the builder"),
+                Some(id) => Error::authentication(
+                    NAME,
+                    format!("the requested identity ({id}) is not assigned to this resource ({source} answered 400{detail})"),
+                )
+                .with_status(status)
+                .with_fix("check the id, or assign that identity to this resource"),
+            };
+        }
+        if summary.is_none() && !response.body().is_empty() && source == ManagedIdentitySource::Imds
+        {
+            return self.not_json(response);
+        }
+        Error::authentication(
+            NAME,
+            format!("the {source} endpoint answered {status}{tries}{detail}"),
+        )
+        .with_status(status)
+    }
+}
+
+/// Docker Desktop answers for 169.254.169.254 with a 403 saying the network is unreachable.
+fn is_unreachable_network(response: &HttpResponse) -> bool {
+    response.status() == 403
+        && String::from_utf8_lossy(response.body())
+            .to_ascii_lowercase()
+            .contains("unreachable")
+}
+
+fn unreachable_network() -> Error {
+    Error::unavailable(
+        NAME,
+        "IMDS is unreachable from this network (a container without access to the host's metadata service?)",
+    )
+    .with_status(403)
+    .with_fix("not running on Azure? Use a developer credential (az login)")
+}
+
+/// `" after 6 attempts over 31 s"` when the request was retried.
+fn attempts_text(response: &HttpResponse) -> String {
+    if response.attempts() > 1 {
+        format!(
+            " after {} attempts over {:.1} s",
+            response.attempts(),
+            response.elapsed().as_secs_f64()
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// Appends the user-assigned id as the query parameter this source names it with.
+fn append_id(url: &mut Url, id: Option<&UserAssignedId>, resource_id_param: &str) {
+    if let Some(id) = id {
+        let name = match id {
+            UserAssignedId::ClientId(_) => "client_id",
+            UserAssignedId::ObjectId(_) => "object_id",
+            UserAssignedId::ResourceId(_) => resource_id_param,
+        };
+        url.query_pairs_mut().append_pair(name, id.value());
+    }
+}
+

@@ -1,0 +1,990 @@
+//! ManagedIdentityCredential against the loopback MockImds playing every hosting source.
+//!
+//! Time: retries and timeouts run on tokio's paused clock; nothing sleeps for real.
+
+use std::path::Path;
+use std::time::Duration;
+
+use azure_credentials::system::{Clock, Env, Fs, RetryPolicy};
+use azure_credentials::testing::{MockImds, MockReply, RecordedRequest};
+use azure_credentials::{
+    ErrorKind, ManagedIdentityCredential, ManagedIdentityCredentialBuilder, ManagedIdentitySource,
+    TokenCache, TokenCredential, UserAssignedId,
+};
+use time::macros::datetime;
+
+const SCOPE: [&str; 1] = ["https://vault.azure.net/.default"];
+const RESOURCE: &str = "https://vault.azure.net";
+const SECRET: &str = "identity-header-secret-value";
+const ARC_DIR: &str = "/var/opt/azcmagent/tokens";
+const ARC_KEY_PATH: &str = "/var/opt/azcmagent/tokens/mock.key";
+const ARC_KEY: &str = "arc-key-secret-value";
+const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Host {
+    Imds,
+    AppService,
+    AzureMl,
+    CloudShell,
+    AzureArc,
+    ServiceFabric,
+}
+
+const HOSTS: [Host; 6] = [
+    Host::Imds,
+    Host::AppService,
+    Host::AzureMl,
+    Host::CloudShell,
+    Host::AzureArc,
+    Host::ServiceFabric,
+];
+
+/// A mock playing `host`, and the environment a program on that host would see.
+struct Setup {
+    mock: MockImds,
+    env: Env,
+    fs: Fs,
+    host: Host,
+}
+
+impl Setup {
+    async fn new(host: Host) -> Setup {
+        let mock = MockImds::start().await;
+        mock.set_identity_header(SECRET);
+        let fs = Fs::memory();
+        let env = match host {
+            Host::Imds => Env::empty(),
+            Host::AppService => Env::empty()
+                .with("IDENTITY_ENDPOINT", mock.app_service_endpoint().as_str())
+                .with("IDENTITY_HEADER", SECRET),
+            Host::AzureMl => Env::empty()
+                .with("MSI_ENDPOINT", mock.azure_ml_endpoint().as_str())
+                .with("MSI_SECRET", SECRET),
+            Host::CloudShell => {
+                Env::empty().with("MSI_ENDPOINT", mock.cloud_shell_endpoint().as_str())
+            }
+            Host::AzureArc => {
+                mock.set_arc_key(ARC_KEY_PATH, ARC_KEY);
+                fs.write(ARC_KEY_PATH, ARC_KEY);
+                Env::empty()
+                    .with("IDENTITY_ENDPOINT", mock.arc_endpoint().as_str())
+                    .with("IMDS_ENDPOINT", "http://127.0.0.1:40342")
+            }
+            Host::ServiceFabric => {
+                let (base, thumbprint) = tls_front(&mock).await;
+                let mut url = base;
+                url.set_path("/servicefabric/token");
+                Env::empty()
+                    .with("IDENTITY_ENDPOINT", url.as_str())
+                    .with("IDENTITY_HEADER", SECRET)
+                    .with("IDENTITY_SERVER_THUMBPRINT", thumbprint)
+            }
+        };
+        Setup {
+            mock,
+            env,
+            fs,
+            host,
+        }
+    }
+
+    fn builder(&self) -> ManagedIdentityCredentialBuilder {
+        ManagedIdentityCredential::builder()
+            .env(self.env.clone())
+            .fs(self.fs.clone())
+            .cache(TokenCache::builder().build())
+            .imds_endpoint(self.mock.imds_endpoint())
+            .arc_key_directory(ARC_DIR)
+    }
+
+    fn credential(&self) -> ManagedIdentityCredential {
+        self.builder().build().unwrap()
+    }
+
+    /// The token requests that passed the protocol checks (Arc's challenges excluded).
+    fn token_requests(&self) -> Vec<RecordedRequest> {
+        self.mock
+            .requests()
+            .into_iter()
+            .filter(|r| self.host != Host::AzureArc || r.header("authorization").is_some())
+            .collect()
+    }
+}
+
+/// An https front for the mock with a fresh self-signed certificate; returns its URL and the
+/// certificate's SHA-1 thumbprint in hex.
+async fn tls_front(mock: &MockImds) -> (url::Url, String) {
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let cert = generated.cert.der().clone();
+    let key = rustls_key(generated.signing_key.serialize_der());
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert);
+    let thumbprint: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    (mock.serve_tls(vec![cert], key).await, thumbprint)
+}
+
+fn rustls_key(der: Vec<u8>) -> rustls::pki_types::PrivateKeyDer<'static> {
+    rustls::pki_types::PrivateKeyDer::Pkcs8(der.into())
+}
+
+/// Tokio's clock, which the retry tests pause and which then moves only as tokio advances it.
+#[allow(clippy::disallowed_methods)]
+fn paused_now() -> tokio::time::Instant {
+    tokio::time::Instant::now()
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/managed_identity")
+            .join(name),
+    )
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Detection and configuration
+
+#[test]
+fn the_source_is_detected_in_the_documented_order() {
+    let url = "http://127.0.0.1:9/token";
+    let thumbprint = "0123456789abcdef0123456789abcdef01234567";
+    let cases = [
+        (
+            vec![
+                ("IDENTITY_ENDPOINT", "https://127.0.0.1:9/token"),
+                ("IDENTITY_HEADER", "h"),
+                ("IDENTITY_SERVER_THUMBPRINT", thumbprint),
+                ("MSI_ENDPOINT", url),
+                ("IMDS_ENDPOINT", url),
+            ],
+            ManagedIdentitySource::ServiceFabric,
+        ),
+        (
+            vec![
+                ("IDENTITY_ENDPOINT", url),
+                ("IDENTITY_HEADER", "h"),
+                ("MSI_ENDPOINT", url),
+                ("MSI_SECRET", "s"),
+                ("IMDS_ENDPOINT", url),
+            ],
+            ManagedIdentitySource::AppService,
+        ),
+        (
+            vec![
+                ("MSI_ENDPOINT", url),
+                ("MSI_SECRET", "s"),
+                ("IDENTITY_ENDPOINT", url),
+                ("IMDS_ENDPOINT", url),
+            ],
+            ManagedIdentitySource::AzureMl,
+        ),
+        (
+            vec![
+                ("MSI_ENDPOINT", url),
+                ("IDENTITY_ENDPOINT", url),
+                ("IMDS_ENDPOINT", url),
+            ],
+            ManagedIdentitySource::CloudShell,
+        ),
+        (
+            vec![("IDENTITY_ENDPOINT", url), ("IMDS_ENDPOINT", url)],
+            ManagedIdentitySource::AzureArc,
+        ),
+        // Set but empty counts as unset.
+        (
+            vec![
+                ("IDENTITY_ENDPOINT", url),
+                ("IDENTITY_HEADER", " "),
+                ("MSI_ENDPOINT", ""),
+            ],
+            ManagedIdentitySource::Imds,
+        ),
+        (vec![], ManagedIdentitySource::Imds),
+    ];
+    for (vars, expected) in cases {
+        let credential = ManagedIdentityCredential::builder()
+            .env(Env::from_pairs(vars.clone()))
+            .fs(Fs::memory())
+            .system_assigned()
+            .build()
+            .unwrap();
+        assert_eq!(credential.source(), expected, "{vars:?}");
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_installed_arc_agent_means_azure_arc() {
+    let fs = Fs::memory();
+    fs.write("/opt/azcmagent/bin/himds", "binary");
+    let credential = ManagedIdentityCredential::builder()
+        .env(Env::empty())
+        .fs(fs)
+        .build()
+        .unwrap();
+    assert_eq!(credential.source(), ManagedIdentitySource::AzureArc);
+    assert!(format!("{credential:?}").contains("127.0.0.1:40342"));
+}
+
+#[test]
+fn bad_configuration_fails_at_build_with_a_message_naming_it() {
+    let cases = [
+        (
+            vec![("IDENTITY_ENDPOINT", "not a url"), ("IDENTITY_HEADER", "h")],
+            "IDENTITY_ENDPOINT",
+        ),
+        (vec![("MSI_ENDPOINT", "ftp://127.0.0.1/x")], "MSI_ENDPOINT"),
+        (
+            vec![
+                ("IDENTITY_ENDPOINT", "http://127.0.0.1:9/token"),
+                ("IDENTITY_HEADER", "h"),
+                (
+                    "IDENTITY_SERVER_THUMBPRINT",
+                    "0123456789abcdef0123456789abcdef01234567",
+                ),
+            ],
+            "https",
+        ),
+        (
+            vec![
+                ("IDENTITY_ENDPOINT", "https://127.0.0.1:9/token"),
+                ("IDENTITY_HEADER", "h"),
+                ("IDENTITY_SERVER_THUMBPRINT", "not-hex"),
+            ],
+            "IDENTITY_SERVER_THUMBPRINT",
+        ),
+        (
+            vec![("AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS", "fast")],
+            "AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS",
+        ),
+        (
+            vec![("AZURE_POD_IDENTITY_AUTHORITY_HOST", "::::")],
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+        ),
+    ];
+    for (vars, named) in cases {
+        let err = ManagedIdentityCredential::builder()
+            .env(Env::from_pairs(vars.clone()))
+            .fs(Fs::memory())
+            .build()
+            .unwrap_err();
+        assert!(err.is_invalid_input(), "{vars:?}: {err}");
+        assert!(err.to_string().contains(named), "{vars:?}: {err}");
+        assert!(!err.to_string().contains("\"h\""));
+    }
+}
+
+#[tokio::test]
+async fn user_assigned_ids_are_accepted_only_where_the_source_can_select_them() {
+    let ids = [
+        UserAssignedId::ClientId(CLIENT_ID.into()),
+        UserAssignedId::ObjectId("object-1".into()),
+        UserAssignedId::ResourceId("/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u".into()),
+    ];
+    for host in HOSTS {
+        let setup = Setup::new(host).await;
+        for id in &ids {
+            let built = setup.builder().user_assigned_id(id.clone()).build();
+            let expected = match host {
+                Host::Imds | Host::AppService | Host::AzureArc => true,
+                Host::AzureMl => matches!(id, UserAssignedId::ClientId(_)),
+                Host::CloudShell | Host::ServiceFabric => false,
+            };
+            match built {
+                Ok(credential) => {
+                    assert!(expected, "{host:?} accepted {id:?}");
+                    assert_eq!(credential.user_assigned_id(), Some(id));
+                }
+                Err(err) => {
+                    assert!(!expected, "{host:?} refused {id:?}: {err}");
+                    assert!(err.is_invalid_input());
+                    assert!(err.to_string().contains(id.to_string().as_str()), "{err}");
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn azure_client_id_names_a_user_assigned_identity_unless_told_otherwise() {
+    let setup = Setup::new(Host::Imds).await;
+    let with_env = setup
+        .builder()
+        .env(Env::empty().with("AZURE_CLIENT_ID", CLIENT_ID));
+    assert_eq!(
+        with_env.clone().build().unwrap().user_assigned_id(),
+        Some(&UserAssignedId::ClientId(CLIENT_ID.into()))
+    );
+    assert_eq!(
+        with_env
+            .system_assigned()
+            .build()
+            .unwrap()
+            .user_assigned_id(),
+        None
+    );
+    // Cloud Shell cannot select one: the message says where it came from and how to drop it.
+    let shell = Setup::new(Host::CloudShell).await;
+    let err = shell
+        .builder()
+        .env(shell.env.clone().with("AZURE_CLIENT_ID", CLIENT_ID))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("AZURE_CLIENT_ID"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Each source's protocol
+
+#[tokio::test]
+async fn each_source_speaks_its_own_protocol() {
+    for host in HOSTS {
+        let setup = Setup::new(host).await;
+        let id = match host {
+            Host::CloudShell | Host::ServiceFabric => None,
+            _ => Some(UserAssignedId::ClientId(CLIENT_ID.into())),
+        };
+        let mut builder = setup.builder();
+        if let Some(id) = id.clone() {
+            builder = builder.user_assigned_id(id);
+        }
+        let credential = builder.build().unwrap();
+        let token = credential.get_token(&SCOPE, None).await.unwrap();
+        assert!(
+            token.token().expose().starts_with("mock-imds-token-"),
+            "{host:?}"
+        );
+        assert_eq!(token.source(), "ManagedIdentityCredential");
+
+        let requests = setup.token_requests();
+        assert_eq!(requests.len(), 1, "{host:?}: {requests:?}");
+        let r = &requests[0];
+        let (method, api_version, id_param, secret_header) = match host {
+            Host::Imds => ("GET", Some("2018-02-01"), Some("client_id"), None),
+            Host::AppService => (
+                "GET",
+                Some("2019-08-01"),
+                Some("client_id"),
+                Some("x-identity-header"),
+            ),
+            Host::AzureMl => ("GET", Some("2017-09-01"), Some("clientid"), Some("secret")),
+            Host::CloudShell => ("POST", None, None, None),
+            Host::AzureArc => ("GET", Some("2020-06-01"), Some("client_id"), None),
+            Host::ServiceFabric => ("GET", Some("2019-07-01-preview"), None, Some("secret")),
+        };
+        assert_eq!(r.method(), method, "{host:?}");
+        assert_eq!(r.query("api-version"), api_version, "{host:?}");
+        if let Some(param) = id_param {
+            assert_eq!(r.query(param), Some(CLIENT_ID), "{host:?}");
+        }
+        if let Some(header) = secret_header {
+            assert_eq!(r.header(header), Some(SECRET), "{host:?}");
+        }
+        match host {
+            Host::CloudShell => {
+                assert_eq!(r.body(), b"resource=https%3A%2F%2Fvault.azure.net");
+                assert_eq!(r.header("metadata"), Some("true"));
+            }
+            Host::Imds | Host::AzureArc => {
+                assert_eq!(r.query("resource"), Some(RESOURCE));
+                assert_eq!(r.header("metadata"), Some("true"));
+            }
+            _ => assert_eq!(r.query("resource"), Some(RESOURCE), "{host:?}"),
+        }
+        if host == Host::AzureArc {
+            assert_eq!(
+                r.header("authorization"),
+                Some(format!("Basic {ARC_KEY}").as_str())
+            );
+            // The first leg carried no key.
+            assert!(setup.mock.requests()[0].header("authorization").is_none());
+        }
+    }
+}
+
+#[tokio::test]
+async fn resource_ids_use_each_sources_parameter_name() {
+    let resource_id = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u";
+    for (host, param) in [
+        (Host::Imds, "msi_res_id"),
+        (Host::AppService, "mi_res_id"),
+        (Host::AzureArc, "msi_res_id"),
+    ] {
+        let setup = Setup::new(host).await;
+        let credential = setup.builder().resource_id(resource_id).build().unwrap();
+        // The mock echoes msi_res_id only; App Service tokens are not checked for an echo.
+        let _ = credential.get_token(&SCOPE, None).await;
+        let r = &setup.token_requests()[0];
+        assert_eq!(r.query(param), Some(resource_id), "{host:?}");
+    }
+    let setup = Setup::new(Host::Imds).await;
+    let credential = setup.builder().object_id("object-1").build().unwrap();
+    credential.get_token(&SCOPE, None).await.unwrap();
+    assert_eq!(
+        setup.token_requests()[0].query("object_id"),
+        Some("object-1")
+    );
+}
+
+#[tokio::test]
+async fn exactly_one_scope_is_required() {
+    let setup = Setup::new(Host::Imds).await;
+    let credential = setup.credential();
+    for scopes in [
+        &[][..],
+        &["a/.default", "b/.default"][..],
+        &["bad scope"][..],
+    ] {
+        let err = credential.get_token(scopes, None).await.unwrap_err();
+        assert!(err.is_invalid_input(), "{scopes:?}: {err}");
+    }
+    assert_eq!(setup.mock.request_count(), 0);
+}
+
+#[tokio::test]
+async fn the_resource_is_the_scope_minus_one_default_suffix() {
+    let setup = Setup::new(Host::Imds).await;
+    let credential = setup.credential();
+    credential
+        .get_token(&["https://storage.azure.com//.default"], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        setup.token_requests()[0].query("resource"),
+        Some("https://storage.azure.com/")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses: fixtures of every shape
+
+#[tokio::test]
+async fn success_fixtures_give_tokens_with_the_right_expiry() {
+    let cases = [
+        (
+            Host::Imds,
+            "imds_token.json",
+            datetime!(2030-01-01 23:59:59 UTC),
+        ),
+        (
+            Host::Imds,
+            "imds_token_numbers.json",
+            datetime!(2030-01-01 23:59:59 UTC),
+        ),
+        (
+            Host::AppService,
+            "app_service_token.json",
+            datetime!(2030-01-01 23:59:59 UTC),
+        ),
+        (
+            Host::AzureMl,
+            "azure_ml_token_linux_date.json",
+            datetime!(2030-01-01 23:59:59 UTC),
+        ),
+        (
+            Host::AzureMl,
+            "azure_ml_token_windows_date.json",
+            datetime!(2030-01-01 23:59:59 UTC),
+        ),
+        (
+            Host::CloudShell,
+            "cloud_shell_token.json",
+            datetime!(2030-01-01 0:59:59 UTC),
+        ),
+        (
+            Host::ServiceFabric,
+            "service_fabric_token.json",
+            datetime!(2030-01-01 23:59:59 UTC),
+        ),
+    ];
+    for (host, file, expires_on) in cases {
+        let setup = Setup::new(host).await;
+        let body = fixture(file);
+        setup.mock.push(MockReply::json(200, body.clone()));
+        let token = setup.credential().get_token(&SCOPE, None).await.unwrap();
+        assert!(
+            token.token().expose().starts_with("fixture-mi-token-"),
+            "{file}"
+        );
+        assert_eq!(token.expires_on(), expires_on, "{file}");
+    }
+}
+
+#[tokio::test]
+async fn expires_in_only_counts_from_the_request() {
+    let setup = Setup::new(Host::Imds).await;
+    setup.mock.push(MockReply::json(
+        200,
+        fixture("imds_token_expires_in_only.json"),
+    ));
+    let before = Clock::system().now();
+    let token = setup.credential().get_token(&SCOPE, None).await.unwrap();
+    let lifetime = token.expires_on() - before;
+    // Counted from when the request was sent: a little after `before`.
+    assert!(
+        lifetime >= time::Duration::seconds(3600) && lifetime < time::Duration::seconds(3610),
+        "{lifetime}"
+    );
+}
+
+#[tokio::test]
+async fn refresh_in_and_half_life_set_the_refresh_time() {
+    // A 24 h token with refresh_in 12 h: the cache refreshes at the provider's hint.
+    let setup = Setup::new(Host::Imds).await;
+    let now = Clock::system().now();
+    setup
+        .mock
+        .push(MockReply::token("t").expires_in(86_400).refresh_in(3600));
+    let token = setup.credential().get_token(&SCOPE, None).await.unwrap();
+    let refresh_in = token.refresh_on().unwrap() - now;
+    assert!(
+        refresh_in <= time::Duration::hours(1) && refresh_in > time::Duration::minutes(58),
+        "{refresh_in}"
+    );
+    // Without a hint, half of the lifetime (minus at most a minute of jitter).
+    let setup = Setup::new(Host::Imds).await;
+    setup.mock.push(MockReply::token("t").expires_in(86_400));
+    let token = setup.credential().get_token(&SCOPE, None).await.unwrap();
+    let refresh_in = token.refresh_on().unwrap() - now;
+    assert!(
+        refresh_in <= time::Duration::hours(12)
+            && refresh_in > time::Duration::minutes(12 * 60 - 2),
+        "{refresh_in}"
+    );
+}
+
+#[tokio::test]
+async fn error_fixtures_are_classified_for_the_chain() {
+    use ErrorKind::*;
+    let cases: &[(Host, u16, &str, bool, ErrorKind, &str)] = &[
+        // system-assigned identity missing: nothing here to use, the chain moves on
+        (
+            Host::Imds,
+            400,
+            "imds_identity_not_found.json",
+            false,
+            Unavailable,
+            "no managed identity is assigned",
+        ),
+        // the requested user-assigned identity is not there: a real refusal, the chain stops
+        (
+            Host::Imds,
+            400,
+            "imds_identity_not_found.json",
+            true,
+            Authentication,
+            "not assigned",
+        ),
+        (
+            Host::Imds,
+            403,
+            "docker_desktop_403.txt",
+            false,
+            Unavailable,
+            "unreachable",
+        ),
+        (
+            Host::Imds,
+            200,
+            "proxy_page.html",
+            false,
+            Unavailable,
+            "not JSON",
+        ),
+        (
+            Host::Imds,
+            502,
+            "proxy_page.html",
+            false,
+            Unavailable,
+            "not JSON",
+        ),
+        (
+            Host::AppService,
+            400,
+            "app_service_error.json",
+            false,
+            Authentication,
+            "Unable to load the proper Managed Identity",
+        ),
+        (
+            Host::AppService,
+            200,
+            "proxy_page.html",
+            false,
+            Other,
+            "not JSON",
+        ),
+        (
+            Host::ServiceFabric,
+            404,
+            "service_fabric_error.json",
+            false,
+            Authentication,
+            "No managed identity is configured",
+        ),
+        (
+            Host::Imds,
+            200,
+            "no_access_token.json",
+            false,
+            Other,
+            "no access_token",
+        ),
+        (
+            Host::Imds,
+            200,
+            "not_bearer.json",
+            false,
+            Other,
+            "not a bearer token",
+        ),
+        (
+            Host::Imds,
+            200,
+            "no_expiry.json",
+            false,
+            Other,
+            "no readable expiry",
+        ),
+        (
+            Host::Imds,
+            401,
+            "imds_unexpected_error.json",
+            false,
+            Authentication,
+            "An unexpected error occurred",
+        ),
+    ];
+    for &(host, status, file, user_assigned, kind, says) in cases {
+        let setup = Setup::new(host).await;
+        setup
+            .mock
+            .set_default(MockReply::json(status, fixture(file)));
+        // Retries are tested below; here one answer is classified.
+        let mut builder = setup.builder().retry_policy(RetryPolicy::none());
+        if user_assigned {
+            builder = builder.client_id(CLIENT_ID);
+        }
+        let err = builder
+            .build()
+            .unwrap()
+            .get_token(&SCOPE, None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), kind, "{file}: {err}");
+        assert!(err.to_string().contains(says), "{file}: {err}");
+        assert!(!err.to_string().contains("fixture-mi-token"), "{err}");
+        assert!(!err.to_string().contains("<html"), "{err}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults, with paused time
+
+#[tokio::test(start_paused = true)]
+async fn server_errors_are_retried_until_a_token_comes() {
+    let setup = Setup::new(Host::Imds).await;
+    setup.mock.push_many([
+        MockReply::status(500),
+        MockReply::status(500),
+        MockReply::auto_token(),
+    ]);
+    let token = setup.credential().get_token(&SCOPE, None).await.unwrap();
+    assert!(token.token().expose().starts_with("mock-imds-token-"));
+    assert_eq!(setup.mock.request_count(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_waited_for() {
+    let setup = Setup::new(Host::Imds).await;
+    setup.mock.push_many([
+        MockReply::status(429).with_header("Retry-After", "2"),
+        MockReply::auto_token(),
+    ]);
+    let started = paused_now();
+    setup.credential().get_token(&SCOPE, None).await.unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert_eq!(setup.mock.request_count(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn gone_keeps_being_retried_for_at_least_seventy_seconds() {
+    let setup = Setup::new(Host::Imds).await;
+    setup.mock.set_default(MockReply::status(410));
+    let started = paused_now();
+    let err = setup
+        .credential()
+        .get_token(&SCOPE, None)
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_secs(70), "{elapsed:?}");
+    assert!(elapsed <= Duration::from_secs(90), "{elapsed:?}");
+    assert_eq!(setup.mock.request_count(), 9);
+    assert!(err.to_string().contains("after 9 attempts"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn persistent_server_errors_stop_within_the_budget_and_say_so() {
+    let setup = Setup::new(Host::Imds).await;
+    setup.mock.set_default(MockReply::status(500));
+    let started = paused_now();
+    let err = setup
+        .credential()
+        .get_token(&SCOPE, None)
+        .await
+        .unwrap_err();
+    assert_eq!(setup.mock.request_count(), 5);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.status(), Some(500));
+    assert!(err.to_string().contains("after 5 attempts"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn client_errors_are_not_retried() {
+    let setup = Setup::new(Host::Imds).await;
+    setup
+        .mock
+        .push(MockReply::error(400, "invalid_request", "Bad resource"));
+    setup
+        .credential()
+        .get_token(&SCOPE, None)
+        .await
+        .unwrap_err();
+    assert_eq!(setup.mock.request_count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_endpoint_is_a_timeout_within_the_budget() {
+    let setup = Setup::new(Host::Imds).await;
+    setup.mock.set_default(MockReply::hang());
+    let started = paused_now();
+    let err = setup
+        .credential()
+        .get_token(&SCOPE, None)
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(
+        started.elapsed() <= Duration::from_secs(90),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn broken_and_hostile_responses_are_typed_errors() {
+    for (reply, kind) in [
+        (MockReply::reset(), ErrorKind::Io),
+        (MockReply::half_body(), ErrorKind::Io),
+        (MockReply::close(), ErrorKind::Io),
+        (MockReply::malformed_json(), ErrorKind::Unavailable),
+        (MockReply::html(200), ErrorKind::Unavailable),
+        (MockReply::oversized(5 * 1024 * 1024), ErrorKind::Other),
+    ] {
+        let setup = Setup::new(Host::Imds).await;
+        setup.mock.push(reply.clone());
+        let credential = setup
+            .builder()
+            .retry_policy(RetryPolicy::none())
+            .build()
+            .unwrap();
+        let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+        assert_eq!(err.kind(), kind, "{reply:?}: {err}");
+        assert!(!err.to_string().contains("mock-imds-token"), "{err}");
+        assert_eq!(setup.mock.request_count(), 1, "{reply:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The probe (chain mode)
+
+#[tokio::test]
+async fn a_refused_port_is_unavailable_at_once() {
+    let refused = format!(
+        "http://{}/metadata/identity/oauth2/token",
+        MockImds::refused_address()
+    );
+    let credential = ManagedIdentityCredential::builder()
+        .env(Env::empty())
+        .fs(Fs::memory())
+        .cache(TokenCache::builder().build())
+        .imds_endpoint(refused.parse().unwrap())
+        .probe(true)
+        .build()
+        .unwrap();
+    let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(err.to_string().contains("refused"), "{err}");
+    // Without the probe, a refused connection is unavailable too (no retries of a refusal
+    // make it anything else).
+}
+
+#[tokio::test]
+async fn a_probe_answered_400_means_imds_is_there() {
+    let setup = Setup::new(Host::Imds).await;
+    let credential = setup.builder().probe(true).build().unwrap();
+    credential.get_token(&SCOPE, None).await.unwrap();
+    let requests = setup.mock.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[0].header("metadata"),
+        None,
+        "the probe has no Metadata header"
+    );
+    assert_eq!(requests[1].header("metadata"), Some("true"));
+    // Never probed again.
+    credential
+        .get_token(&["https://storage.azure.com/.default"], None)
+        .await
+        .unwrap();
+    assert_eq!(setup.mock.request_count(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_imds_fails_the_probe_within_its_timeout() {
+    let setup = Setup::new(Host::Imds).await;
+    setup.mock.require_metadata_header(false);
+    setup.mock.set_default(MockReply::hang());
+    let credential = setup
+        .builder()
+        .probe(true)
+        .probe_timeout(Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    let started = paused_now();
+    let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(err.to_string().contains("1.5s"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(setup.mock.request_count(), 1);
+}
+
+#[tokio::test]
+async fn the_probe_timeout_comes_from_the_environment() {
+    let setup = Setup::new(Host::Imds).await;
+    let credential = setup
+        .builder()
+        .env(Env::empty().with("AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS", "2500"))
+        .probe(true)
+        .build()
+        .unwrap();
+    assert!(format!("{credential:?}").contains("Imds"));
+    credential.get_token(&SCOPE, None).await.unwrap();
+}
+
+#[tokio::test]
+async fn pod_identity_names_the_endpoint_and_skips_the_probe() {
+    let setup = Setup::new(Host::Imds).await;
+    let base = setup.mock.base_url();
+    let credential = ManagedIdentityCredential::builder()
+        .env(Env::empty().with("AZURE_POD_IDENTITY_AUTHORITY_HOST", format!("{base}")))
+        .fs(Fs::memory())
+        .cache(TokenCache::builder().build())
+        .probe(true)
+        .build()
+        .unwrap();
+    credential.get_token(&SCOPE, None).await.unwrap();
+    let requests = setup.mock.requests();
+    assert_eq!(requests.len(), 1, "no probe");
+    assert_eq!(requests[0].path(), "/metadata/identity/oauth2/token");
+}
+
+#[tokio::test]
+async fn an_imds_that_comes_up_later_is_found_without_a_restart() {
+    // First the probe is refused; later the same credential finds IMDS.
+    let setup = Setup::new(Host::Imds).await;
+    let clock = azure_credentials::system::ManualClock::new(Clock::system().now());
+    let cache = TokenCache::builder().clock(clock.clock()).build();
+    setup.mock.require_metadata_header(false);
+    setup.mock.push(MockReply::reset());
+    let credential = setup.builder().cache(cache).probe(true).build().unwrap();
+    let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    // Remembered only briefly.
+    clock.advance(Duration::from_secs(2));
+    credential.get_token(&SCOPE, None).await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Azure Arc and Service Fabric specifics
+
+#[tokio::test]
+async fn arc_refuses_a_key_outside_the_agents_directory() {
+    let setup = Setup::new(Host::AzureArc).await;
+    setup.mock.set_arc_key("/etc/passwd.key", "x");
+    setup.fs.write("/etc/passwd.key", "stolen");
+    let err = setup
+        .credential()
+        .get_token(&SCOPE, None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not in the agent's directory"),
+        "{err}"
+    );
+    // Only the challenge was sent; the file was never offered.
+    assert_eq!(setup.mock.request_count(), 1);
+}
+
+#[tokio::test]
+async fn arc_fails_closed_when_an_old_agent_ignores_the_user_assigned_id() {
+    let setup = Setup::new(Host::AzureArc).await;
+    let credential = setup.builder().client_id(CLIENT_ID).build().unwrap();
+    credential.get_token(&SCOPE, None).await.unwrap();
+
+    let old = Setup::new(Host::AzureArc).await;
+    old.mock.arc_echoes_user_assigned_id(false);
+    let credential = old.builder().client_id(CLIENT_ID).build().unwrap();
+    let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+    assert!(err.is_authentication(), "{err}");
+    assert!(err.to_string().contains("did not confirm"), "{err}");
+}
+
+#[tokio::test]
+async fn service_fabric_rejects_a_certificate_other_than_the_pinned_one() {
+    let setup = Setup::new(Host::ServiceFabric).await;
+    let other = "00112233445566778899aabbccddeeff00112233";
+    let credential = setup
+        .builder()
+        .env(setup.env.clone().with("IDENTITY_SERVER_THUMBPRINT", other))
+        .build()
+        .unwrap();
+    let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    assert!(err.to_string().contains("TLS handshake"), "{err}");
+    assert!(
+        err.to_string().contains("after 1 attempt"),
+        "not retried: {err}"
+    );
+    assert_eq!(setup.mock.request_count(), 0, "nothing reached the server");
+    assert!(!format!("{err:?}").contains(SECRET));
+}
+
+#[tokio::test]
+async fn debug_shows_the_source_and_no_secret() {
+    for host in HOSTS {
+        let setup = Setup::new(host).await;
+        let credential = setup.credential();
+        let printed = format!("{credential:?}");
+        assert!(printed.contains("source"), "{printed}");
+        assert!(
+            !printed.contains(SECRET) && !printed.contains(ARC_KEY),
+            "{printed}"
+        );
+    }
+}
