@@ -1,13 +1,13 @@
 //! The library's main job on a machine with no Azure: `cargo run --example demo`.
 //!
-//! It starts the bundled mock IMDS on loopback, puts a small IMDS token source behind the
-//! token cache, and shows what a caller sees: one request for the first token, cache hits
-//! after that, and a refresh that happens in the background while callers keep getting the
-//! valid token. The cache runs on a manual clock so the demo can jump an hour ahead.
+//! It starts the bundled mock managed identity endpoint on loopback, points a
+//! `ManagedIdentityCredential` at it through an in-memory environment (exactly the variables
+//! that hosting environment sets), and shows what a caller sees: one request for the first
+//! token, cache hits after that, and a refresh that happens in the background while callers
+//! keep getting the valid token. The cache runs on a manual clock so the demo can jump ahead.
 //!
-//! The token source here is the extension point in action: any `TokenFetcher` gets the cache's
-//! freshness rules, single-flight and sharing. (The full `ManagedIdentityCredential`, with every
-//! Azure hosting environment and IMDS's retry rules, is this crate's next step.)
+//! `--source imds|app-service|azure-ml|cloud-shell|arc|service-fabric` picks the hosting
+//! environment the mock plays (default: imds).
 
 // A demo prints to the terminal and measures real time.
 #![allow(clippy::disallowed_methods, clippy::print_stdout)]
@@ -15,110 +15,51 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use azure_credentials::system::{Clock, Http, HttpRequest, ManualClock, RetryPolicy};
+use azure_credentials::system::{Env, Fs, ManualClock};
 use azure_credentials::testing::MockImds;
-use azure_credentials::{
-    AccessToken, CacheIdentity, Error, ErrorKind, TokenCache, TokenCredential, TokenFetcher,
-    TokenRequest,
-};
-use serde::Deserialize;
-use url::Url;
+use azure_credentials::{Error, ManagedIdentityCredential, TokenCache, TokenCredential};
 
-const SOURCE: &str = "DemoImdsSource";
 const SCOPE: [&str; 1] = ["https://management.azure.com/.default"];
-
-/// A minimal IMDS client: one GET with `Metadata: true`, the reply's `access_token` and
-/// `expires_in`.
-#[derive(Debug)]
-struct ImdsSource {
-    http: Http,
-    endpoint: Url,
-    clock: Clock,
-}
-
-#[derive(Deserialize)]
-struct ImdsReply {
-    access_token: String,
-    expires_in: String,
-}
-
-#[async_trait::async_trait]
-impl TokenFetcher for ImdsSource {
-    async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
-        let [scope] = request.scopes() else {
-            return Err(Error::invalid_input(
-                SOURCE,
-                "exactly one scope is required",
-            ));
-        };
-        let resource = scope.strip_suffix("/.default").unwrap_or(scope);
-        let mut url = self.endpoint.clone();
-        url.query_pairs_mut()
-            .append_pair("api-version", "2018-02-01")
-            .append_pair("resource", resource);
-        let request = HttpRequest::get(url).header("Metadata", "true");
-        let response = self
-            .http
-            .send(&request, &RetryPolicy::default())
-            .await
-            .map_err(|e| Error::new(ErrorKind::Io, SOURCE, "IMDS did not answer").with_source(e))?;
-        if response.status() != 200 {
-            return Err(Error::authentication(
-                SOURCE,
-                format!("IMDS answered {}", response.status()),
-            )
-            .with_status(response.status()));
-        }
-        let reply: ImdsReply = serde_json::from_slice(response.body()).map_err(|_| {
-            Error::new(
-                ErrorKind::Other,
-                SOURCE,
-                "IMDS sent a reply that is not a token",
-            )
-        })?;
-        let lifetime: i64 = reply
-            .expires_in
-            .parse()
-            .map_err(|_| Error::new(ErrorKind::Other, SOURCE, "IMDS sent an invalid expires_in"))?;
-        Ok(AccessToken::new(
-            reply.access_token,
-            self.clock.now() + time::Duration::seconds(lifetime),
-        )
-        .with_source(SOURCE))
-    }
-}
+const SECRET: &str = "demo-identity-header";
+const ARC_KEY_DIR: &str = "/var/opt/azcmagent/tokens";
+const ARC_KEY_PATH: &str = "/var/opt/azcmagent/tokens/demo.key";
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    let source = parse_source();
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
         .with_target(false)
         .init();
 
-    // The mock IMDS and the cache share a clock that we move by hand.
+    // The mock and the cache share a clock that we move by hand.
     let manual = ManualClock::new(time::OffsetDateTime::now_utc());
-    let imds = MockImds::start().await;
-    imds.set_clock(manual.clock());
-    println!("\nmock IMDS listening at {}", imds.imds_endpoint());
+    let mock = MockImds::start().await;
+    mock.set_clock(manual.clock());
+    mock.set_identity_header(SECRET);
+    let fs = Fs::memory();
+    let env = environment(&source, &mock, &fs).await;
+    println!("\nplaying {source}; the environment a program there sees: {env:?}");
 
-    let cache = TokenCache::builder().clock(manual.clock()).build();
-    let source = ImdsSource {
-        http: Http::shared(),
-        endpoint: imds.imds_endpoint(),
-        clock: manual.clock(),
-    };
+    let credential = ManagedIdentityCredential::builder()
+        .env(env)
+        .fs(fs)
+        .imds_endpoint(mock.imds_endpoint())
+        .arc_key_directory(ARC_KEY_DIR)
+        .cache(TokenCache::builder().clock(manual.clock()).build())
+        .build()?;
+    println!("detected: {:?}", credential.source());
     // What a consumer holds: `Arc<dyn TokenCredential>`.
-    let identity = CacheIdentity::new(SOURCE).with("endpoint", imds.imds_endpoint());
-    let credential: Arc<dyn TokenCredential> = Arc::new(cache.credential(identity, source));
+    let credential: Arc<dyn TokenCredential> = Arc::new(credential);
 
-    println!("\n1. first token: a cache miss, one request to IMDS");
+    println!("\n1. first token: a cache miss, one request to the endpoint");
     let started = Instant::now();
     let token = credential.get_token(&SCOPE, None).await?;
     println!("   got {token:?}");
     println!(
-        "   in {:?}; IMDS requests so far: {}",
+        "   in {:?}; requests so far: {}",
         started.elapsed(),
-        imds.token_request_count()
+        mock.request_count()
     );
 
     println!("\n2. a million more calls: cache hits");
@@ -129,16 +70,17 @@ async fn main() -> Result<(), Error> {
     }
     let per_call = started.elapsed() / 1_000_000;
     println!(
-        "   {per_call:?} per call{}; IMDS requests so far: {}",
+        "   {per_call:?} per call{}; requests so far: {}",
         if cfg!(debug_assertions) {
             " (debug build: try --release, or cargo bench --bench cache)"
         } else {
             ""
         },
-        imds.token_request_count()
+        mock.request_count()
     );
 
-    println!("\n3. 56 minutes later the token is due for refresh (5 minutes before expiry)");
+    // The mock's tokens live an hour: refresh is due 5 minutes before expiry.
+    println!("\n3. 56 minutes later the token is due for refresh");
     manual.advance(Duration::from_secs(56 * 60));
     let started = Instant::now();
     let same = credential.get_token(&SCOPE, None).await?;
@@ -154,8 +96,75 @@ async fn main() -> Result<(), Error> {
         fresh = credential.get_token(&SCOPE, None).await?;
     }
     println!("   then the refreshed token: {fresh:?}");
-    println!("   IMDS requests in all: {}", imds.token_request_count());
+    println!("   requests in all: {}", mock.request_count());
 
     println!("\nNo secret was printed: tokens show as Secret(<redacted>).");
     Ok(())
+}
+
+fn parse_source() -> String {
+    let mut args = std::env::args().skip(1);
+    let mut source = "imds".to_owned();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--source" => source = args.next().unwrap_or_default(),
+            other => {
+                eprintln!("unknown argument {other:?}");
+                usage();
+            }
+        }
+    }
+    if !matches!(
+        source.as_str(),
+        "imds" | "app-service" | "azure-ml" | "cloud-shell" | "arc" | "service-fabric"
+    ) {
+        usage();
+    }
+    source
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: cargo run --example demo [-- --source imds|app-service|azure-ml|cloud-shell|arc|service-fabric]"
+    );
+    std::process::exit(2)
+}
+
+/// The variables the hosting environment would set, pointing at the mock.
+async fn environment(source: &str, mock: &MockImds, fs: &Fs) -> Env {
+    match source {
+        "app-service" => Env::empty()
+            .with("IDENTITY_ENDPOINT", mock.app_service_endpoint().as_str())
+            .with("IDENTITY_HEADER", SECRET),
+        "azure-ml" => Env::empty()
+            .with("MSI_ENDPOINT", mock.azure_ml_endpoint().as_str())
+            .with("MSI_SECRET", SECRET),
+        "cloud-shell" => Env::empty().with("MSI_ENDPOINT", mock.cloud_shell_endpoint().as_str()),
+        "arc" => {
+            // The agent's key file, in an in-memory file system.
+            mock.set_arc_key(ARC_KEY_PATH, "demo-arc-key");
+            fs.write(ARC_KEY_PATH, "demo-arc-key");
+            Env::empty()
+                .with("IDENTITY_ENDPOINT", mock.arc_endpoint().as_str())
+                .with("IMDS_ENDPOINT", "http://127.0.0.1:40342")
+        }
+        "service-fabric" => {
+            // The cluster's self-signed certificate, pinned by its thumbprint.
+            let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+                .expect("a self-signed certificate");
+            let cert = generated.cert.der().clone();
+            let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
+                generated.signing_key.serialize_der().into(),
+            );
+            let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert);
+            let thumbprint: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+            let mut url = mock.serve_tls(vec![cert], key).await;
+            url.set_path("/servicefabric/token");
+            Env::empty()
+                .with("IDENTITY_ENDPOINT", url.as_str())
+                .with("IDENTITY_HEADER", SECRET)
+                .with("IDENTITY_SERVER_THUMBPRINT", thumbprint)
+        }
+        _ => Env::empty(),
+    }
 }

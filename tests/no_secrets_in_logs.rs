@@ -8,11 +8,12 @@ use std::time::Duration;
 use support::log_capture::{CapturedLogs, Printed, assert_no_secrets};
 
 use azure_credentials::system::{
-    Clock, Env, Http, HttpErrorKind, HttpRequest, ManualClock, RetryPolicy,
+    Clock, Env, Fs, Http, HttpErrorKind, HttpRequest, ManualClock, RetryPolicy,
 };
 use azure_credentials::testing::{MockCredential, MockImds, MockReply, StaticTokenCredential};
 use azure_credentials::{
-    Error, ErrorKind, Secret, TokenCache, TokenCredential, TokenRequestOptions,
+    Error, ErrorKind, ManagedIdentityCredential, Secret, TokenCache, TokenCredential,
+    TokenRequestOptions,
 };
 use time::macros::datetime;
 
@@ -28,6 +29,7 @@ const SECRETS: &[&str] = &[
     "stderr-secret-value",
     "env-secret-value",
     "query-secret-value",
+    "arc-key-secret-value",
 ];
 
 #[test]
@@ -42,6 +44,7 @@ fn no_secret_reaches_logs_debug_or_errors() {
     let mut seen = Printed::default();
     runtime.block_on(cache_scenarios(&mut seen));
     runtime.block_on(http_scenarios(&mut seen));
+    runtime.block_on(managed_identity_scenarios(&mut seen));
     #[cfg(unix)]
     runtime.block_on(process_scenarios(&mut seen));
     other_values(&mut seen);
@@ -56,6 +59,8 @@ fn no_secret_reaches_logs_debug_or_errors() {
             "token fetch failed",
             "claims challenge",
             "retrying",
+            "managed identity token received",
+            "IMDS probe answered",
         ],
     );
 }
@@ -186,6 +191,64 @@ async fn http_scenarios(seen: &mut Printed) {
     let response = http.send(&app_request, &RetryPolicy::none()).await.unwrap();
     seen.debug(&response);
     seen.debug(&imds.requests());
+}
+
+async fn managed_identity_scenarios(seen: &mut Printed) {
+    let scope = ["https://vault.azure.net/.default"];
+    let mock = MockImds::start().await;
+    mock.set_identity_header("identity-header-secret");
+    mock.set_arc_key("/var/opt/azcmagent/tokens/leak.key", "arc-key-secret-value");
+    let fs = Fs::memory();
+    fs.write("/var/opt/azcmagent/tokens/leak.key", "arc-key-secret-value");
+    let hosts = [
+        Env::empty()
+            .with("IDENTITY_ENDPOINT", mock.app_service_endpoint().as_str())
+            .with("IDENTITY_HEADER", "identity-header-secret"),
+        Env::empty()
+            .with("MSI_ENDPOINT", mock.azure_ml_endpoint().as_str())
+            .with("MSI_SECRET", "identity-header-secret"),
+        Env::empty()
+            .with("IDENTITY_ENDPOINT", mock.arc_endpoint().as_str())
+            .with("IMDS_ENDPOINT", "http://127.0.0.1:40342"),
+        Env::empty(),
+    ];
+    for env in hosts {
+        let credential = ManagedIdentityCredential::builder()
+            .env(env)
+            .fs(fs.clone())
+            .imds_endpoint(mock.imds_endpoint())
+            .arc_key_directory("/var/opt/azcmagent/tokens")
+            .cache(TokenCache::builder().build())
+            .retry_policy(RetryPolicy::none())
+            .probe(true)
+            .build()
+            .unwrap();
+        seen.debug(&credential);
+        let token = credential.get_token(&scope, None).await.unwrap();
+        assert!(token.token().expose().starts_with("mock-imds-token-"));
+        seen.debug(&token);
+        // Failures whose bodies hold token-like text.
+        // (A new scope each: a failure is remembered for its key for a moment.)
+        let failures = [
+            (
+                MockReply::malformed_json(),
+                "https://storage.azure.com/.default",
+            ),
+            (
+                MockReply::html(500),
+                "https://management.azure.com/.default",
+            ),
+            (
+                MockReply::status(400),
+                "https://database.windows.net/.default",
+            ),
+        ];
+        for (reply, scope) in failures {
+            mock.push(reply);
+            let err = credential.get_token(&[scope], None).await.unwrap_err();
+            seen.error(&err);
+        }
+    }
 }
 
 #[cfg(unix)]

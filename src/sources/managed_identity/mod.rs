@@ -931,4 +931,3 @@ fn append_id(url: &mut Url, id: Option<&UserAssignedId>, resource_id_param: &str
         url.query_pairs_mut().append_pair(name, id.value());
     }
 }
-

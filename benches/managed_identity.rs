@@ -1,0 +1,111 @@
+//! Managed identity figures: `cargo bench --bench managed_identity`.
+//!
+//! - cold first token against the loopback MockImds (new credential and cache each time);
+//! - time to `Unavailable` on a refused port in probe mode (what a credential chain sees off
+//!   Azure);
+//! - total (logical) time and attempts for an endpoint that always answers 500, and one that
+//!   always answers 410, measured on tokio's paused clock so the bench does not wait 80 s.
+//!
+//! `BENCH_QUICK=1` runs a few iterations only.
+
+// A benchmark measures real time and reads its own settings from the environment.
+#![allow(clippy::disallowed_methods)]
+
+use std::time::{Duration, Instant};
+
+use azure_credentials::system::{Env, Fs};
+use azure_credentials::testing::{MockImds, MockReply};
+use azure_credentials::{ManagedIdentityCredential, TokenCache, TokenCredential};
+
+const SCOPE: [&str; 1] = ["https://vault.azure.net/.default"];
+
+fn credential(endpoint: url::Url, probe: bool) -> ManagedIdentityCredential {
+    ManagedIdentityCredential::builder()
+        .env(Env::empty())
+        .fs(Fs::memory())
+        .cache(TokenCache::builder().build())
+        .imds_endpoint(endpoint)
+        .probe(probe)
+        .build()
+        .unwrap()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn report(name: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    println!(
+        "  {name:<52} median {:>9.3?}  p90 {:>9.3?}  ({} runs)",
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.9),
+        samples.len()
+    );
+}
+
+fn main() {
+    let runs = if std::env::var_os("BENCH_QUICK").is_some() {
+        5
+    } else {
+        300
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("managed identity against the loopback MockImds");
+    rt.block_on(async {
+        let mock = MockImds::start().await;
+        let mut cold = Vec::new();
+        let mut probed = Vec::new();
+        for _ in 0..runs {
+            let c = credential(mock.imds_endpoint(), false);
+            let started = Instant::now();
+            c.get_token(&SCOPE, None).await.unwrap();
+            cold.push(started.elapsed());
+            let c = credential(mock.imds_endpoint(), true);
+            let started = Instant::now();
+            c.get_token(&SCOPE, None).await.unwrap();
+            probed.push(started.elapsed());
+        }
+        report("cold first token", cold);
+        report("cold first token, probe first (chain mode)", probed);
+
+        let mut refused = Vec::new();
+        for _ in 0..runs {
+            let endpoint = format!(
+                "http://{}/metadata/identity/oauth2/token",
+                MockImds::refused_address()
+            );
+            let c = credential(endpoint.parse().unwrap(), true);
+            let started = Instant::now();
+            let err = c.get_token(&SCOPE, None).await.unwrap_err();
+            refused.push(started.elapsed());
+            assert!(err.is_unavailable());
+        }
+        report("refused port -> Unavailable (probe mode)", refused);
+    });
+
+    // Retries on tokio's paused clock: logical time, no real waiting.
+    let paused = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    paused.block_on(async {
+        for (status, name) in [(500, "always 500"), (410, "always 410")] {
+            let mock = MockImds::start().await;
+            mock.set_default(MockReply::status(status));
+            let c = credential(mock.imds_endpoint(), false);
+            let started = tokio::time::Instant::now();
+            let err = c.get_token(&SCOPE, None).await.unwrap_err();
+            println!(
+                "  {name:<52} gave up after {:>5.1} s (logical), {} attempts: {err}",
+                started.elapsed().as_secs_f64(),
+                mock.request_count()
+            );
+        }
+    });
+}
