@@ -497,6 +497,11 @@ async fn success_fixtures_give_tokens_with_the_right_expiry() {
             "service_fabric_token.json",
             datetime!(2030-01-01 23:59:59 UTC),
         ),
+        (
+            Host::AzureArc,
+            "arc_token_user_assigned.json",
+            datetime!(2030-01-01 23:59:59 UTC),
+        ),
     ];
     for (host, file, expires_on) in cases {
         let setup = Setup::new(host).await;
