@@ -122,6 +122,21 @@ impl<'a> TokenFuture<'a> {
             state: FutureState::Pending(Box::pin(future)),
         }
     }
+
+    /// Applies `f` to the result: at once when it is ready (no allocation), else when the work
+    /// completes.
+    pub(crate) fn map(
+        self,
+        f: impl FnOnce(Result<AccessToken, Error>) -> Result<AccessToken, Error> + Send + 'a,
+    ) -> Self {
+        match self.state {
+            FutureState::Ready(Some(result)) => TokenFuture::ready(f(result)),
+            state => {
+                let future = TokenFuture { state };
+                TokenFuture::new(async move { f(future.await) })
+            }
+        }
+    }
 }
 
 impl Future for TokenFuture<'_> {

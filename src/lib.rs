@@ -10,6 +10,7 @@
 
 mod cache;
 mod catch_unwind;
+mod chain;
 mod credential;
 #[allow(dead_code)] // filled in by the service principal credentials
 mod entra;
@@ -25,6 +26,7 @@ pub mod testing;
 pub use cache::{
     CacheIdentity, CachedCredential, TokenCache, TokenCacheBuilder, TokenFetcher, TokenRequest,
 };
+pub use chain::{ChainedTokenCredential, ChainedTokenCredentialBuilder, RequiredIdentity};
 pub use credential::{AccessToken, TokenCredential, TokenFuture, TokenRequestOptions};
 pub use error::{Attempt, Error, ErrorKind};
 pub use secret::Secret;
