@@ -14,10 +14,9 @@ mod credential;
 #[allow(dead_code)] // filled in by the service principal credentials
 mod entra;
 mod error;
-#[allow(dead_code)] // the validators serve the credential sources, which come next
+#[allow(dead_code)] // some validators serve credential sources still to come
 mod scope;
 mod secret;
-#[allow(dead_code)] // filled in by the credential sources
 mod sources;
 pub mod system;
 #[cfg(feature = "testing")]
@@ -29,3 +28,7 @@ pub use cache::{
 pub use credential::{AccessToken, TokenCredential, TokenFuture, TokenRequestOptions};
 pub use error::{Attempt, Error, ErrorKind};
 pub use secret::Secret;
+pub use sources::{
+    AzureCliCredential, AzureCliCredentialBuilder, AzureDeveloperCliCredential,
+    AzureDeveloperCliCredentialBuilder,
+};

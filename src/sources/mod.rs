@@ -1,1 +1,7 @@
 //! The token sources users name: one file (or folder) per credential.
+
+pub(crate) mod azure_cli;
+pub(crate) mod azure_developer_cli;
+
+pub use azure_cli::{AzureCliCredential, AzureCliCredentialBuilder};
+pub use azure_developer_cli::{AzureDeveloperCliCredential, AzureDeveloperCliCredentialBuilder};

@@ -669,8 +669,6 @@ impl std::error::Error for ProcessError {
 /// refuses them too).
 ///
 /// This reads file metadata, which blocks; it is cheap, but call it off the hot path.
-// Not called yet: the developer-tool credentials will. Remove the allow when they land.
-#[allow(dead_code)]
 pub(crate) fn resolve_program(env: &Env, name: &str) -> Option<PathBuf> {
     let path = env.var("PATH");
     lookup(
