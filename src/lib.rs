@@ -15,7 +15,7 @@ mod credential;
 #[allow(dead_code)] // filled in by the service principal credentials
 mod entra;
 mod error;
-#[allow(dead_code)] // the validators serve the credential sources, which come next
+#[allow(dead_code)] // some validators serve credential sources still to come
 mod scope;
 mod secret;
 mod sources;
@@ -31,6 +31,7 @@ pub use credential::{AccessToken, TokenCredential, TokenFuture, TokenRequestOpti
 pub use error::{Attempt, Error, ErrorKind};
 pub use secret::Secret;
 pub use sources::{
-    ManagedIdentityCredential, ManagedIdentityCredentialBuilder, ManagedIdentitySource,
-    UserAssignedId,
+    AzureCliCredential, AzureCliCredentialBuilder, AzureDeveloperCliCredential,
+    AzureDeveloperCliCredentialBuilder, ManagedIdentityCredential,
+    ManagedIdentityCredentialBuilder, ManagedIdentitySource, UserAssignedId,
 };

@@ -1,7 +1,11 @@
 //! The token sources users name: one file (or folder) per credential.
 
+pub(crate) mod azure_cli;
+pub(crate) mod azure_developer_cli;
 mod managed_identity;
 
+pub use azure_cli::{AzureCliCredential, AzureCliCredentialBuilder};
+pub use azure_developer_cli::{AzureDeveloperCliCredential, AzureDeveloperCliCredentialBuilder};
 pub use managed_identity::{
     ManagedIdentityCredential, ManagedIdentityCredentialBuilder, ManagedIdentitySource,
     UserAssignedId,

@@ -17,6 +17,5 @@ pub use fs::{FileStamp, Fs};
 pub use http::{
     Http, HttpBuilder, HttpError, HttpErrorKind, HttpRequest, HttpResponse, RetryPolicy,
 };
-#[allow(unused_imports)]
 pub(crate) use process::resolve_program;
 pub use process::{Command, Executor, Output, ProcessError, ProcessErrorKind, TokioExecutor};

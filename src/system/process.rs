@@ -68,8 +68,11 @@ pub trait Executor: Send + Sync + fmt::Debug {
 /// - The whole run is bounded by the command's [`timeout`](Command::timeout): past it the child
 ///   is killed and reaped, and the error is [`ProcessErrorKind::Timeout`].
 /// - Dropping the future returned by [`run`](Executor::run) (a cancelled caller) kills the child.
-///
-/// Only the direct child is killed: grandchildren it started and did not `exec` into are not.
+/// - On Unix the child runs in a process group of its own, and a timeout or a cancelled caller
+///   kills the whole group: the Azure CLI's `az` is a bash script that starts Python without
+///   `exec`, and killing the script alone would leave Python running. Grandchildren that move
+///   to a session or group of their own escape this; on Windows only the direct child is
+///   killed.
 ///
 /// # Panics
 ///
@@ -120,6 +123,11 @@ impl Executor for TokioExecutor {
         if let Some(dir) = &command.current_dir {
             child_command.current_dir(dir);
         }
+        // Its own process group, so a timeout or a cancelled caller can kill everything it
+        // started: `az` on Linux and macOS is a bash script that runs Python without `exec`,
+        // and killing only the script would leave Python running.
+        #[cfg(unix)]
+        child_command.process_group(0);
         #[cfg(windows)]
         {
             // CREATE_NO_WINDOW: a GUI application must not flash a console window for `az.cmd`.
@@ -130,6 +138,10 @@ impl Executor for TokioExecutor {
         let mut child = child_command
             .spawn()
             .map_err(|e| spawn_error(&name, command, e))?;
+        // Declared after `child`, so it is dropped first: a cancelled caller kills the group
+        // before tokio's `kill_on_drop` kills (and reaps) the child, while the group id is
+        // still held by the unreaped child and cannot name another process group.
+        let mut group = ProcessGroup::new(child.id());
         tracing::debug!(
             program = %name,
             args = command.args.len(),
@@ -152,7 +164,10 @@ impl Executor for TokioExecutor {
         .await;
 
         let Ok((stdout, stderr, status)) = finished else {
-            // Fails only when the child has already exited (a grandchild holds the pipes).
+            // The whole group: the child and whatever it started (and did not move to a group
+            // of its own). Then the child itself, in case the group kill was refused; that
+            // fails only when the child has already exited (a grandchild holds the pipes).
+            group.kill();
             let _ = child.start_kill();
             // SIGKILL cannot be ignored, so this returns promptly; it reaps the child so no
             // zombie is left behind.
@@ -165,6 +180,8 @@ impl Executor for TokioExecutor {
             return Err(ProcessError::timed_out(&command.program, command.timeout));
         };
 
+        // Exited and reaped: its id may be reused, so the group must not be signalled again.
+        group.disarm();
         let status = status.map_err(|e| {
             ProcessError::io(&name, format!("waiting for {name} to exit failed"), e)
         })?;
@@ -190,6 +207,51 @@ impl Executor for TokioExecutor {
             stdout_truncated,
             stderr_truncated,
         })
+    }
+}
+
+/// The process group of a spawned child (Unix), killed on timeout or when the run is dropped
+/// before the child was reaped.
+struct ProcessGroup {
+    #[cfg(unix)]
+    id: Option<rustix::process::Pid>,
+}
+
+impl ProcessGroup {
+    #[cfg(unix)]
+    fn new(child_pid: Option<u32>) -> Self {
+        let id = child_pid
+            .and_then(|pid| i32::try_from(pid).ok())
+            .and_then(rustix::process::Pid::from_raw);
+        ProcessGroup { id }
+    }
+
+    #[cfg(not(unix))]
+    fn new(_child_pid: Option<u32>) -> Self {
+        ProcessGroup {}
+    }
+
+    /// Sends SIGKILL to every process of the group (at most once).
+    fn kill(&mut self) {
+        #[cfg(unix)]
+        if let Some(id) = self.id.take() {
+            // ESRCH (the group is already gone) is the only expected failure.
+            let _ = rustix::process::kill_process_group(id, rustix::process::Signal::KILL);
+        }
+    }
+
+    /// The child has been reaped: never signal its group id again.
+    fn disarm(&mut self) {
+        #[cfg(unix)]
+        {
+            self.id = None;
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -607,8 +669,6 @@ impl std::error::Error for ProcessError {
 /// refuses them too).
 ///
 /// This reads file metadata, which blocks; it is cheap, but call it off the hot path.
-// Not called yet: the developer-tool credentials will. Remove the allow when they land.
-#[allow(dead_code)]
 pub(crate) fn resolve_program(env: &Env, name: &str) -> Option<PathBuf> {
     let path = env.var("PATH");
     lookup(
@@ -906,6 +966,56 @@ mod tests {
             .status()
             .unwrap();
         assert!(!alive.success(), "pid {pid} still exists");
+    }
+
+    // Like `az`: a script that starts a long-running program without `exec` (a grandchild of
+    // ours). On timeout the grandchild must die with the script. It holds the write end of a
+    // FIFO read by a plain thread (not a blocking task, so paused time can still advance): the
+    // reader sees end-of-file when the grandchild dies, and "survived" if it lived on.
+    #[cfg(unix)]
+    #[tokio::test(start_paused = true)]
+    async fn timeout_kills_the_grandchildren_too() {
+        let dir = TempDir::new("group");
+        let ready = dir.path().join("ready");
+        let alive = dir.path().join("alive");
+        for fifo in [&ready, &alive] {
+            let made = std::process::Command::new("mkfifo")
+                .arg(fifo)
+                .status()
+                .unwrap();
+            assert!(made.success());
+        }
+        let alive_reader = {
+            let alive = alive.clone();
+            std::thread::spawn(move || std::fs::read_to_string(alive))
+        };
+        // Paused time does not advance while this blocking task runs, so the timeout can only
+        // fire once the grandchild is up and holds the FIFO.
+        let ready_reader = {
+            let ready = ready.clone();
+            tokio::task::spawn_blocking(move || std::fs::read_to_string(ready))
+        };
+        let grandchild = r#"exec 3>"$1"; echo $$ > "$2"; sleep 30; echo survived >&3"#;
+        let script = format!(
+            r#"/bin/sh -c '{grandchild}' grandchild "$1" "$2" & sleep 30; echo parent-done"#
+        );
+        let command = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .arg(&alive)
+            .arg(&ready)
+            .timeout(Duration::from_secs(5));
+        let result = run(&command).await;
+        let grandchild_pid = ready_reader.await.unwrap().unwrap();
+        assert_eq!(result.unwrap_err().kind(), ProcessErrorKind::Timeout);
+        let after = alive_reader.join().unwrap().unwrap();
+        assert_eq!(
+            after,
+            "",
+            "grandchild {} outlived the timeout",
+            grandchild_pid.trim()
+        );
     }
 
     #[tokio::test]

@@ -1,0 +1,649 @@
+//! [`AzureCliCredential`]: tokens of the user logged in with the Azure CLI (`az login`).
+
+pub(crate) mod devtool;
+mod msal_cache;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+
+use self::devtool::{LoginWatch, Tool};
+use crate::scope::{scope_to_resource, single_scope, validate_subscription, validate_tenant_id};
+use crate::system::{Clock, Env, Executor, Fs, TokioExecutor};
+use crate::{
+    AccessToken, CacheIdentity, CachedCredential, Error, ErrorKind, TokenCache, TokenCredential,
+    TokenFetcher, TokenFuture, TokenRequest, TokenRequestOptions,
+};
+
+const NAME: &str = "AzureCliCredential";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+const TOOL: Tool = Tool {
+    credential: NAME,
+    program: "az",
+    install_fix: "install the Azure CLI (https://aka.ms/azure-cli) or add the directory holding `az` to PATH",
+    login_fix: "run `az login` (add `--tenant <tenant>` for another tenant) and try again",
+    login_markers: &["az login", "az account set"],
+};
+
+/// Tokens of the user logged in with the Azure CLI: `az account get-access-token`.
+///
+/// Tokens are cached like every other source's (the other SDKs run `az` on every call, at
+/// 0.3–3 s each), yet a new `az login` takes effect at once: the credential watches the CLI's
+/// `azureProfile.json` and `msal_token_cache.json` in `AZURE_CONFIG_DIR` (default `~/.azure`)
+/// and drops its cached tokens when either changes (looking at most once a second).
+/// Concurrent callers share one `az` process.
+///
+/// Before running `az`, the credential reads the CLI's own token cache (read-only) and answers
+/// from it when the token there is, beyond doubt, the one `az` would return; anything unusual
+/// runs `az` instead. Turn this off with [`AzureCliCredentialBuilder::fast_path`] or
+/// [`AzureCliCredential::FAST_PATH_ENV_VAR`]`=0`. The crate's README lists the rules.
+///
+/// `az` is found on `PATH` (`az.cmd` on Windows) and run directly, without a shell, with
+/// discrete arguments, closed stdin, a safe working directory, `AZURE_CORE_NO_COLOR=true` and the
+/// caller's environment, under a timeout (10 s by default) that kills it and everything it
+/// started. Scope, tenant and subscription are validated before anything runs.
+///
+/// ```no_run
+/// use azure_credentials::{AzureCliCredential, TokenCredential};
+///
+/// # async fn example() -> Result<(), azure_credentials::Error> {
+/// let credential = AzureCliCredential::builder()
+///     .subscription("00000000-0000-0000-0000-000000000000")
+///     .timeout(std::time::Duration::from_secs(30))
+///     .build()?;
+/// let token = credential.get_token(&["https://management.azure.com/.default"], None).await?;
+/// # let _ = token;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct AzureCliCredential {
+    credential: CachedCredential,
+    watch: Arc<LoginWatch>,
+    clock: Clock,
+    tenant_id: Option<String>,
+    subscription: Option<String>,
+    timeout: Duration,
+    fast_path: bool,
+}
+
+impl AzureCliCredential {
+    /// The environment variable that turns the fast path off: set it to `0`, `false`, `no` or
+    /// `off` and the credential always runs `az` instead of reading the CLI's token cache.
+    pub const FAST_PATH_ENV_VAR: &'static str = "AZURE_CREDENTIALS_CLI_FAST_PATH";
+
+    /// The credential with default options: the process environment, the shared cache, a 10 s
+    /// timeout, the subscription and tenant `az` itself defaults to.
+    pub fn new() -> Result<Self, Error> {
+        Self::builder().build()
+    }
+
+    /// Options for the credential.
+    pub fn builder() -> AzureCliCredentialBuilder {
+        AzureCliCredentialBuilder::default()
+    }
+
+    /// The cached credential underneath (its identity, or to [invalidate](CachedCredential::invalidate)
+    /// its tokens by hand).
+    pub fn cached(&self) -> &CachedCredential {
+        &self.credential
+    }
+
+    /// Drops cached tokens when the CLI's login files changed (looked at once a second).
+    #[inline]
+    fn check_login(&self) {
+        let now = self.clock.unix_nanos();
+        if self.watch.due(now) && self.watch.changed(now) {
+            tracing::debug!(
+                credential = NAME,
+                "the Azure CLI's login state changed; dropping cached tokens"
+            );
+            self.credential.invalidate();
+        }
+    }
+}
+
+impl fmt::Debug for AzureCliCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(NAME)
+            .field("tenant_id", &self.tenant_id)
+            .field("subscription", &self.subscription)
+            .field("timeout", &self.timeout)
+            .field("fast_path", &self.fast_path)
+            .finish()
+    }
+}
+
+impl TokenCredential for AzureCliCredential {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<&'a TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        self.check_login();
+        self.credential.get_token(scopes, options)
+    }
+}
+
+/// Options for an [`AzureCliCredential`].
+#[derive(Clone)]
+pub struct AzureCliCredentialBuilder {
+    env: Option<Env>,
+    executor: Option<Arc<dyn Executor>>,
+    fs: Option<Fs>,
+    cache: Option<TokenCache>,
+    timeout: Duration,
+    tenant_id: Option<String>,
+    subscription: Option<String>,
+    additionally_allowed_tenants: Option<Vec<String>>,
+    fast_path: bool,
+}
+
+impl Default for AzureCliCredentialBuilder {
+    fn default() -> Self {
+        AzureCliCredentialBuilder {
+            env: None,
+            executor: None,
+            fs: None,
+            cache: None,
+            timeout: DEFAULT_TIMEOUT,
+            tenant_id: None,
+            subscription: None,
+            additionally_allowed_tenants: None,
+            fast_path: true,
+        }
+    }
+}
+
+impl fmt::Debug for AzureCliCredentialBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AzureCliCredentialBuilder")
+            .field("tenant_id", &self.tenant_id)
+            .field("subscription", &self.subscription)
+            .field("timeout", &self.timeout)
+            .field("fast_path", &self.fast_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AzureCliCredentialBuilder {
+    /// Where variables are read from (`PATH`, `AZURE_CONFIG_DIR`, `HOME`, ...). Default: the
+    /// process environment. `AZURE_CONFIG_DIR` read here is also passed to `az`; the rest of
+    /// `az`'s environment is the process's.
+    pub fn env(mut self, env: Env) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// What runs `az`. Default: [`TokioExecutor`].
+    pub fn executor(mut self, executor: Arc<dyn Executor>) -> Self {
+        self.executor = Some(executor);
+        self
+    }
+
+    /// Where the CLI's files are read from (the fast path, the login watch). Default: the real
+    /// file system.
+    pub fn fs(mut self, fs: Fs) -> Self {
+        self.fs = Some(fs);
+        self
+    }
+
+    /// The token cache, whose clock the credential also uses. Default:
+    /// [`TokenCache::shared`].
+    pub fn cache(mut self, cache: TokenCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// How long `az` may run before it is killed and the call fails with
+    /// [`ErrorKind::Timeout`]. Default: 10 s. A cold `az` on a slow machine or in CI can need
+    /// more.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Ask `az` for tokens of this tenant (`--tenant`). Cannot be combined with
+    /// [`subscription`](Self::subscription).
+    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
+        self.tenant_id = Some(tenant_id.into());
+        self
+    }
+
+    /// Ask `az` for tokens of this subscription's account and tenant (`--subscription`), by id
+    /// (preferred) or name. Cannot be combined with [`tenant_id`](Self::tenant_id).
+    pub fn subscription(mut self, subscription: impl Into<String>) -> Self {
+        self.subscription = Some(subscription.into());
+        self
+    }
+
+    /// Tenants a caller may request with [`TokenRequestOptions::with_tenant_id`] besides the
+    /// configured [`tenant_id`](Self::tenant_id) (`"*"`: any). Without a configured tenant any
+    /// tenant may be requested. Default: `AZURE_ADDITIONALLY_ALLOWED_TENANTS` (`;`-separated).
+    pub fn additionally_allowed_tenants<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.additionally_allowed_tenants = Some(tenants.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Whether to answer from the CLI's own token cache when that is certain to give what `az`
+    /// would (default: yes). [`AzureCliCredential::FAST_PATH_ENV_VAR`]`=0` turns it off whatever this says.
+    pub fn fast_path(mut self, enabled: bool) -> Self {
+        self.fast_path = enabled;
+        self
+    }
+
+    /// Validates the options and builds the credential. Spawns nothing.
+    pub fn build(self) -> Result<AzureCliCredential, Error> {
+        if let Some(tenant) = &self.tenant_id {
+            validate_tenant_id(NAME, tenant)?;
+        }
+        if let Some(subscription) = &self.subscription {
+            validate_subscription(NAME, subscription)?;
+        }
+        if self.tenant_id.is_some() && self.subscription.is_some() {
+            return Err(Error::invalid_input(
+                NAME,
+                "both a tenant and a subscription are set, and az accepts only one of them",
+            )
+            .with_fix(
+                "set either tenant_id or subscription (the subscription implies its tenant)",
+            ));
+        }
+        let env = self.env.unwrap_or_else(Env::process);
+        let allowed = allowed_tenants(NAME, &env, self.additionally_allowed_tenants)?;
+        let cache = self.cache.unwrap_or_else(TokenCache::shared);
+        let fs = self.fs.unwrap_or_else(Fs::real);
+        let clock = cache.clock().clone();
+
+        let explicit_config_dir = env.var_non_empty("AZURE_CONFIG_DIR");
+        let config_dir = explicit_config_dir
+            .as_deref()
+            .map(PathBuf::from)
+            .or_else(|| devtool::home_dir(&env).map(|h| h.join(".azure")));
+        let watched = config_dir
+            .as_deref()
+            .map(|d| devtool::files_in(d, &["azureProfile.json", "msal_token_cache.json"]))
+            .unwrap_or_default();
+        let watch = Arc::new(LoginWatch::new(fs.clone(), watched, clock.unix_nanos()));
+        let fast_path =
+            self.fast_path && !devtool::is_off(&env, AzureCliCredential::FAST_PATH_ENV_VAR);
+
+        let identity = CacheIdentity::new(NAME)
+            .with(
+                "config_dir",
+                config_dir
+                    .as_deref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+            )
+            .with("tenant", self.tenant_id.clone().unwrap_or_default())
+            .with(
+                "subscription",
+                self.subscription.clone().unwrap_or_default(),
+            )
+            .with("login_state", watch.fingerprint());
+        let fetcher = CliFetcher {
+            multi_tenant_disabled: devtool::is_on(&env, "AZURE_IDENTITY_DISABLE_MULTITENANTAUTH"),
+            env,
+            executor: self
+                .executor
+                .unwrap_or_else(|| Arc::new(TokioExecutor::new())),
+            fs,
+            clock: clock.clone(),
+            timeout: self.timeout,
+            tenant_id: self.tenant_id.clone(),
+            subscription: self.subscription.clone(),
+            allowed_tenants: allowed,
+            config_dir,
+            explicit_config_dir,
+            fast_path,
+        };
+        tracing::debug!(
+            credential = NAME,
+            tenant = ?self.tenant_id,
+            subscription = ?self.subscription,
+            fast_path,
+            watched = ?watch.paths(),
+            "credential built"
+        );
+        Ok(AzureCliCredential {
+            credential: cache.credential(identity, fetcher),
+            watch,
+            clock,
+            tenant_id: self.tenant_id,
+            subscription: self.subscription,
+            timeout: self.timeout,
+            fast_path,
+        })
+    }
+}
+
+/// The allow-list of per-request tenants: the option, else `AZURE_ADDITIONALLY_ALLOWED_TENANTS`;
+/// validated, with `*` collapsing it.
+pub(crate) fn allowed_tenants(
+    credential: &'static str,
+    env: &Env,
+    option: Option<Vec<String>>,
+) -> Result<Vec<String>, Error> {
+    let list = match option {
+        Some(list) => list,
+        None => env
+            .var_non_empty("AZURE_ADDITIONALLY_ALLOWED_TENANTS")
+            .map(|v| {
+                v.split(';')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    if list.iter().any(|t| t == "*") {
+        return Ok(vec!["*".to_owned()]);
+    }
+    for tenant in &list {
+        validate_tenant_id(credential, tenant)?;
+    }
+    Ok(list)
+}
+
+/// Tenant resolution for a developer tool (rules of the other SDKs): the credential's own
+/// tenant when none or the same is requested; with no tenant configured, any valid tenant;
+/// otherwise only tenants on the allow-list.
+pub(crate) fn resolve_tool_tenant<'a>(
+    credential: &'static str,
+    configured: Option<&str>,
+    allowed: &[String],
+    multi_tenant_disabled: bool,
+    requested: &'a str,
+) -> Result<Option<&'a str>, Error> {
+    validate_tenant_id(credential, requested)?;
+    let Some(configured) = configured else {
+        return Ok(Some(requested));
+    };
+    if requested.eq_ignore_ascii_case(configured) || multi_tenant_disabled {
+        return Ok(None);
+    }
+    if allowed
+        .iter()
+        .any(|t| t == "*" || t.eq_ignore_ascii_case(requested))
+    {
+        return Ok(Some(requested));
+    }
+    Err(Error::invalid_input(
+        credential,
+        format!("the credential is configured for tenant {configured:?}, not {requested:?}"),
+    )
+    .with_fix(format!(
+        "add {requested:?} (or \"*\") to the credential's additionally_allowed_tenants, or to AZURE_ADDITIONALLY_ALLOWED_TENANTS"
+    )))
+}
+
+/// Runs `az` (or answers from its cache) for the cache.
+struct CliFetcher {
+    env: Env,
+    executor: Arc<dyn Executor>,
+    fs: Fs,
+    clock: Clock,
+    timeout: Duration,
+    tenant_id: Option<String>,
+    subscription: Option<String>,
+    allowed_tenants: Vec<String>,
+    multi_tenant_disabled: bool,
+    config_dir: Option<PathBuf>,
+    explicit_config_dir: Option<String>,
+    fast_path: bool,
+}
+
+impl fmt::Debug for CliFetcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CliFetcher")
+            .field("tenant_id", &self.tenant_id)
+            .field("subscription", &self.subscription)
+            .field("timeout", &self.timeout)
+            .field("config_dir", &self.config_dir)
+            .field("fast_path", &self.fast_path)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl TokenFetcher for CliFetcher {
+    async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
+        let scopes: Vec<&str> = request.scopes().iter().map(String::as_str).collect();
+        let scope = single_scope(NAME, &scopes)?;
+        let resource = scope_to_resource(scope);
+        let tenant = request.tenant_id().or(self.tenant_id.as_deref());
+        if let Some(claims) = request.claims() {
+            return Err(claims_error(scope, tenant, claims));
+        }
+        if self.fast_path
+            && let Some(token) = self.read_cli_cache(resource, tenant)
+        {
+            return Ok(token);
+        }
+        self.run_az(resource, tenant).await
+    }
+
+    fn resolve_tenant<'a>(&'a self, requested: &'a str) -> Result<Option<&'a str>, Error> {
+        let resolved = resolve_tool_tenant(
+            NAME,
+            self.tenant_id.as_deref(),
+            &self.allowed_tenants,
+            self.multi_tenant_disabled,
+            requested,
+        )?;
+        if resolved.is_some() && self.subscription.is_some() {
+            return Err(Error::invalid_input(
+                NAME,
+                "a tenant was requested, but the credential is configured with a subscription and az accepts only one of them",
+            )
+            .with_fix("request no tenant, or build the credential with tenant_id instead of subscription"));
+        }
+        Ok(resolved)
+    }
+}
+
+impl CliFetcher {
+    /// The fast path: the token `az` would return, from its own cache, when that is certain.
+    fn read_cli_cache(&self, resource: &str, tenant: Option<&str>) -> Option<AccessToken> {
+        let config_dir = self.config_dir.as_deref()?;
+        let scope = format!("{resource}/.default");
+        let query = msal_cache::Query {
+            fs: &self.fs,
+            env: &self.env,
+            config_dir,
+            scope: &scope,
+            tenant,
+            subscription: self.subscription.as_deref(),
+            now: self.clock.now().unix_timestamp(),
+        };
+        match msal_cache::lookup(&query) {
+            Ok(found) => {
+                let expires_on = OffsetDateTime::from_unix_timestamp(found.expires_on).ok()?;
+                // Refresh no later than az itself would stop returning this token.
+                let az_refresh = found.expires_on - 300;
+                let refresh = found.refresh_on.map_or(az_refresh, |r| r.min(az_refresh));
+                let mut token = AccessToken::new(found.secret, expires_on)
+                    .with_source(NAME)
+                    .with_tenant_id(found.tenant);
+                if let Ok(refresh_on) = OffsetDateTime::from_unix_timestamp(refresh) {
+                    token = token.with_refresh_on(refresh_on);
+                }
+                tracing::debug!(
+                    credential = NAME,
+                    expires_on = %token.expires_on(),
+                    "token read from the Azure CLI's token cache (fast path)"
+                );
+                Some(token)
+            }
+            Err(reason) => {
+                tracing::debug!(credential = NAME, reason, "fast path not taken; running az");
+                None
+            }
+        }
+    }
+
+    async fn run_az(&self, resource: &str, tenant: Option<&str>) -> Result<AccessToken, Error> {
+        let program = TOOL.resolve(&self.env)?;
+        let mut command = TOOL
+            .command(program, &self.env, self.timeout)
+            .args([
+                "account",
+                "get-access-token",
+                "--output",
+                "json",
+                "--resource",
+                resource,
+            ])
+            .env("AZURE_CORE_NO_COLOR", "true");
+        if let Some(tenant) = tenant {
+            command = command.args(["--tenant", tenant]);
+        } else if let Some(subscription) = &self.subscription {
+            command = command.args(["--subscription", subscription]);
+        }
+        if let Some(dir) = &self.explicit_config_dir {
+            command = command.env("AZURE_CONFIG_DIR", dir);
+        }
+        let output = self
+            .executor
+            .run(&command)
+            .await
+            .map_err(|e| TOOL.process_error(e, "timeout"))?;
+        if !output.success() {
+            let stderr = String::from_utf8_lossy(output.stderr());
+            return Err(TOOL.failure(&output, &stderr));
+        }
+        if output.stdout_truncated() {
+            return Err(unexpected_output("more output than a token reply"));
+        }
+        parse_output(output.stdout())
+    }
+}
+
+/// A claims challenge needs an interactive login, which `az` cannot do on its own.
+fn claims_error(scope: &str, tenant: Option<&str>, claims: &str) -> Error {
+    let mut command = format!(
+        "az login --claims-challenge {} --scope {scope}",
+        devtool::base64(claims.as_bytes())
+    );
+    if let Some(tenant) = tenant {
+        command.push_str(" --tenant ");
+        command.push_str(tenant);
+    }
+    Error::authentication(
+        NAME,
+        "the resource asked for a claims challenge (e.g. multi-factor authentication), which needs an interactive login",
+    )
+    .with_fix(format!(
+        "run `{command}` (Azure CLI 2.76 or newer), then try again"
+    ))
+}
+
+fn unexpected_output(what: &str) -> Error {
+    Error::new(
+        ErrorKind::Other,
+        NAME,
+        format!("az account get-access-token returned {what}"),
+    )
+    .with_fix("run `az account get-access-token --output json` to see what it returns; update the Azure CLI if it is old")
+}
+
+#[derive(Deserialize)]
+struct CliOutput {
+    #[serde(rename = "accessToken")]
+    access_token: String,
+    #[serde(default)]
+    expires_on: Option<EpochSeconds>,
+    #[serde(rename = "expiresOn", default)]
+    expires_on_local: Option<String>,
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EpochSeconds {
+    Int(i64),
+    Text(String),
+}
+
+/// The token from `az`'s JSON. `expires_on` (epoch seconds, az ≥ 2.54) is preferred;
+/// `expiresOn` is local time without a zone, used only when the local offset is known.
+fn parse_output(stdout: &[u8]) -> Result<AccessToken, Error> {
+    // Never echo the output: it holds the token.
+    let output: CliOutput = serde_json::from_slice(stdout)
+        .map_err(|_| unexpected_output("output that is not a token reply"))?;
+    if output.access_token.is_empty() {
+        return Err(unexpected_output("an empty token"));
+    }
+    let expires_on = match output.expires_on {
+        Some(EpochSeconds::Int(secs)) => OffsetDateTime::from_unix_timestamp(secs).ok(),
+        Some(EpochSeconds::Text(text)) => text
+            .trim()
+            .parse()
+            .ok()
+            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok()),
+        None => match output.expires_on_local.as_deref() {
+            Some(local) => Some(parse_local_expiry(local)?),
+            None => None,
+        },
+    }
+    .ok_or_else(|| unexpected_output("a token without a valid expiry"))?;
+    let mut token = AccessToken::new(output.access_token, expires_on).with_source(NAME);
+    if let Some(tenant) = output.tenant.filter(|t| !t.is_empty()) {
+        token = token.with_tenant_id(tenant);
+    }
+    Ok(token)
+}
+
+/// `expiresOn` of az before 2.54: `2026-11-27 19:15:56.000000`, the machine's local time.
+/// The local offset is asked of the system through `time`, which refuses on Unix in
+/// multi-threaded processes (reading the zone there is not thread-safe); then the token is
+/// refused rather than guessed, since a wrong guess could keep an expired token in use.
+fn parse_local_expiry(text: &str) -> Result<OffsetDateTime, Error> {
+    let format = time::macros::format_description!(
+        version = 2,
+        "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    let naive = PrimitiveDateTime::parse(text.trim(), &format)
+        .map_err(|_| unexpected_output("an expiry that is not a date"))?;
+    let offset = UtcOffset::local_offset_at(naive.assume_utc()).map_err(|_| {
+        Error::new(
+            ErrorKind::Other,
+            NAME,
+            "az reported the token's expiry only in local time (Azure CLI older than 2.54), and this process cannot determine its time zone offset safely",
+        )
+        .with_fix("update the Azure CLI to 2.54 or newer (`az upgrade`)")
+    })?;
+    Ok(naive.assume_offset(offset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn expires_on_wins_and_may_be_a_string() {
+        let token = parse_output(
+            br#"{"accessToken":"t","expiresOn":"1999-01-01 00:00:00.000000","expires_on":"1893459600"}"#,
+        )
+        .unwrap();
+        assert_eq!(token.expires_on(), datetime!(2030-01-01 1:00 UTC));
+        let err = parse_output(br#"{"accessToken":"t"}"#).unwrap_err();
+        assert!(err.to_string().contains("without a valid expiry"), "{err}");
+        let err = parse_output(br#"{"accessToken":"t","expiresOn":"soon"}"#).unwrap_err();
+        assert!(err.to_string().contains("not a date"), "{err}");
+    }
+}

@@ -1,0 +1,412 @@
+//! [`AzureDeveloperCliCredential`]: tokens of the user logged in with the Azure Developer CLI
+//! (`azd auth login`).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::scope::{validate_scope, validate_tenant_id};
+use crate::sources::azure_cli::devtool::{self, LoginWatch, Tool};
+use crate::sources::azure_cli::{allowed_tenants, resolve_tool_tenant};
+use crate::system::{Clock, Env, Executor, Fs, TokioExecutor};
+use crate::{
+    AccessToken, CacheIdentity, CachedCredential, Error, ErrorKind, TokenCache, TokenCredential,
+    TokenFetcher, TokenFuture, TokenRequest, TokenRequestOptions,
+};
+
+const NAME: &str = "AzureDeveloperCliCredential";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+const TOOL: Tool = Tool {
+    credential: NAME,
+    program: "azd",
+    install_fix: "install the Azure Developer CLI (https://aka.ms/azd-install) or add the directory holding `azd` to PATH",
+    login_fix: "run `azd auth login` (add `--tenant-id <tenant>` for another tenant) and try again",
+    login_markers: &["azd auth login"],
+};
+
+/// Tokens of the user logged in with the Azure Developer CLI: `azd auth token`.
+///
+/// Cached like every other source, with a new `azd auth login` taking effect at once: the
+/// credential watches `config.json` in `AZD_CONFIG_DIR` (default `~/.azd`), where azd records
+/// the logged-in account, and drops its cached tokens when it changes. Concurrent callers share
+/// one `azd` process. `azd` is found on `PATH` and run directly with discrete arguments, closed
+/// stdin, a safe working directory and a timeout (10 s by default) that kills it.
+///
+/// Unlike az, azd reports expiry in UTC (RFC 3339), and takes several scopes at once.
+///
+/// ```no_run
+/// use azure_credentials::{AzureDeveloperCliCredential, TokenCredential};
+///
+/// # async fn example() -> Result<(), azure_credentials::Error> {
+/// let credential = AzureDeveloperCliCredential::new()?;
+/// let token = credential.get_token(&["https://management.azure.com/.default"], None).await?;
+/// # let _ = token;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct AzureDeveloperCliCredential {
+    credential: CachedCredential,
+    watch: Arc<LoginWatch>,
+    clock: Clock,
+    tenant_id: Option<String>,
+    timeout: Duration,
+}
+
+impl AzureDeveloperCliCredential {
+    /// The credential with default options.
+    pub fn new() -> Result<Self, Error> {
+        Self::builder().build()
+    }
+
+    /// Options for the credential.
+    pub fn builder() -> AzureDeveloperCliCredentialBuilder {
+        AzureDeveloperCliCredentialBuilder::default()
+    }
+
+    /// The cached credential underneath.
+    pub fn cached(&self) -> &CachedCredential {
+        &self.credential
+    }
+}
+
+impl fmt::Debug for AzureDeveloperCliCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(NAME)
+            .field("tenant_id", &self.tenant_id)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl TokenCredential for AzureDeveloperCliCredential {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<&'a TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        let now = self.clock.unix_nanos();
+        if self.watch.due(now) && self.watch.changed(now) {
+            tracing::debug!(
+                credential = NAME,
+                "the Azure Developer CLI's login state changed; dropping cached tokens"
+            );
+            self.credential.invalidate();
+        }
+        self.credential.get_token(scopes, options)
+    }
+}
+
+/// Options for an [`AzureDeveloperCliCredential`].
+#[derive(Clone)]
+pub struct AzureDeveloperCliCredentialBuilder {
+    env: Option<Env>,
+    executor: Option<Arc<dyn Executor>>,
+    fs: Option<Fs>,
+    cache: Option<TokenCache>,
+    timeout: Duration,
+    tenant_id: Option<String>,
+    additionally_allowed_tenants: Option<Vec<String>>,
+}
+
+impl Default for AzureDeveloperCliCredentialBuilder {
+    fn default() -> Self {
+        AzureDeveloperCliCredentialBuilder {
+            env: None,
+            executor: None,
+            fs: None,
+            cache: None,
+            timeout: DEFAULT_TIMEOUT,
+            tenant_id: None,
+            additionally_allowed_tenants: None,
+        }
+    }
+}
+
+impl fmt::Debug for AzureDeveloperCliCredentialBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AzureDeveloperCliCredentialBuilder")
+            .field("tenant_id", &self.tenant_id)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AzureDeveloperCliCredentialBuilder {
+    /// Where variables are read from (`PATH`, `AZD_CONFIG_DIR`, `HOME`, ...). Default: the
+    /// process environment. `AZD_CONFIG_DIR` read here is also passed to `azd`.
+    pub fn env(mut self, env: Env) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// What runs `azd`. Default: [`TokioExecutor`].
+    pub fn executor(mut self, executor: Arc<dyn Executor>) -> Self {
+        self.executor = Some(executor);
+        self
+    }
+
+    /// Where azd's login file is watched. Default: the real file system.
+    pub fn fs(mut self, fs: Fs) -> Self {
+        self.fs = Some(fs);
+        self
+    }
+
+    /// The token cache, whose clock the credential also uses. Default:
+    /// [`TokenCache::shared`].
+    pub fn cache(mut self, cache: TokenCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// How long `azd` may run before it is killed and the call fails with
+    /// [`ErrorKind::Timeout`]. Default: 10 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Ask `azd` for tokens of this tenant (`--tenant-id`).
+    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
+        self.tenant_id = Some(tenant_id.into());
+        self
+    }
+
+    /// Tenants a caller may request besides the configured one (`"*"`: any). Without a
+    /// configured tenant any tenant may be requested. Default:
+    /// `AZURE_ADDITIONALLY_ALLOWED_TENANTS` (`;`-separated).
+    pub fn additionally_allowed_tenants<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.additionally_allowed_tenants = Some(tenants.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Validates the options and builds the credential. Spawns nothing.
+    pub fn build(self) -> Result<AzureDeveloperCliCredential, Error> {
+        if let Some(tenant) = &self.tenant_id {
+            validate_tenant_id(NAME, tenant)?;
+        }
+        let env = self.env.unwrap_or_else(Env::process);
+        let allowed = allowed_tenants(NAME, &env, self.additionally_allowed_tenants)?;
+        let cache = self.cache.unwrap_or_else(TokenCache::shared);
+        let fs = self.fs.unwrap_or_else(Fs::real);
+        let clock = cache.clock().clone();
+        let explicit_config_dir = env.var_non_empty("AZD_CONFIG_DIR");
+        let config_dir = explicit_config_dir
+            .as_deref()
+            .map(PathBuf::from)
+            .or_else(|| devtool::home_dir(&env).map(|h| h.join(".azd")));
+        let watched = config_dir
+            .as_deref()
+            .map(|d| devtool::files_in(d, &["config.json"]))
+            .unwrap_or_default();
+        let watch = Arc::new(LoginWatch::new(fs, watched, clock.unix_nanos()));
+        let identity = CacheIdentity::new(NAME)
+            .with(
+                "config_dir",
+                config_dir
+                    .as_deref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+            )
+            .with("tenant", self.tenant_id.clone().unwrap_or_default())
+            .with("login_state", watch.fingerprint());
+        let fetcher = AzdFetcher {
+            multi_tenant_disabled: devtool::is_on(&env, "AZURE_IDENTITY_DISABLE_MULTITENANTAUTH"),
+            env,
+            executor: self
+                .executor
+                .unwrap_or_else(|| Arc::new(TokioExecutor::new())),
+            timeout: self.timeout,
+            tenant_id: self.tenant_id.clone(),
+            allowed_tenants: allowed,
+            explicit_config_dir,
+        };
+        Ok(AzureDeveloperCliCredential {
+            credential: cache.credential(identity, fetcher),
+            watch,
+            clock,
+            tenant_id: self.tenant_id,
+            timeout: self.timeout,
+        })
+    }
+}
+
+struct AzdFetcher {
+    env: Env,
+    executor: Arc<dyn Executor>,
+    timeout: Duration,
+    tenant_id: Option<String>,
+    allowed_tenants: Vec<String>,
+    multi_tenant_disabled: bool,
+    explicit_config_dir: Option<String>,
+}
+
+impl fmt::Debug for AzdFetcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AzdFetcher")
+            .field("tenant_id", &self.tenant_id)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl TokenFetcher for AzdFetcher {
+    async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
+        if request.scopes().is_empty() {
+            return Err(
+                Error::invalid_input(NAME, "no scope was requested").with_fix(
+                    "request at least one scope, e.g. \"https://management.azure.com/.default\"",
+                ),
+            );
+        }
+        for scope in request.scopes() {
+            validate_scope(NAME, scope)?;
+        }
+        let program = TOOL.resolve(&self.env)?;
+        let mut command = TOOL.command(program, &self.env, self.timeout).args([
+            "auth",
+            "token",
+            "--output",
+            "json",
+            "--no-prompt",
+        ]);
+        for scope in request.scopes() {
+            command = command.args(["--scope", scope]);
+        }
+        if let Some(tenant) = request.tenant_id().or(self.tenant_id.as_deref()) {
+            command = command.args(["--tenant-id", tenant]);
+        }
+        if let Some(claims) = request.claims() {
+            command = command.args(["--claims", &devtool::base64(claims.as_bytes())]);
+        }
+        if let Some(dir) = &self.explicit_config_dir {
+            command = command.env("AZD_CONFIG_DIR", dir);
+        }
+        let output = self
+            .executor
+            .run(&command)
+            .await
+            .map_err(|e| TOOL.process_error(e, "timeout"))?;
+        if !output.success() {
+            let stderr = stderr_text(output.stderr());
+            if stderr.contains("unknown flag: --claims") {
+                return Err(Error::authentication(
+                    NAME,
+                    "the resource asked for a claims challenge, and this azd is too old to pass it on",
+                )
+                .with_fix("update the Azure Developer CLI to 1.18.1 or newer"));
+            }
+            return Err(TOOL.failure(&output, &stderr));
+        }
+        if output.stdout_truncated() {
+            return Err(unexpected_output("more output than a token reply"));
+        }
+        parse_output(output.stdout())
+    }
+
+    fn resolve_tenant<'a>(&'a self, requested: &'a str) -> Result<Option<&'a str>, Error> {
+        resolve_tool_tenant(
+            NAME,
+            self.tenant_id.as_deref(),
+            &self.allowed_tenants,
+            self.multi_tenant_disabled,
+            requested,
+        )
+    }
+}
+
+/// azd writes errors as JSON lines (`{"type":"consoleMessage","data":{"message":...}}`, or an
+/// object with `error`) or plain text; this is the text of each line.
+fn stderr_text(stderr: &[u8]) -> String {
+    let raw = String::from_utf8_lossy(stderr);
+    let mut text = String::with_capacity(raw.len());
+    for line in raw.lines() {
+        let message = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| {
+                v.get("error")
+                    .and_then(|e| e.as_str())
+                    .or_else(|| v.pointer("/data/message").and_then(|m| m.as_str()))
+                    .map(str::to_owned)
+            });
+        text.push_str(message.as_deref().unwrap_or(line));
+        text.push('\n');
+    }
+    text
+}
+
+fn unexpected_output(what: &str) -> Error {
+    Error::new(
+        ErrorKind::Other,
+        NAME,
+        format!("azd auth token returned {what}"),
+    )
+    .with_fix("run `azd auth token --output json --scope <scope>` to see what it returns; update azd if it is old")
+}
+
+#[derive(Deserialize)]
+struct AzdOutput {
+    token: String,
+    #[serde(rename = "expiresOn")]
+    expires_on: String,
+}
+
+/// `{"token": "...", "expiresOn": "2026-01-01T00:00:00Z"}`: the expiry is UTC in RFC 3339 (an
+/// explicit offset is honoured), never local time.
+fn parse_output(stdout: &[u8]) -> Result<AccessToken, Error> {
+    let output: AzdOutput = serde_json::from_slice(stdout)
+        .map_err(|_| unexpected_output("output that is not a token reply"))?;
+    if output.token.is_empty() {
+        return Err(unexpected_output("an empty token"));
+    }
+    let expires_on = OffsetDateTime::parse(output.expires_on.trim(), &Rfc3339)
+        .map_err(|_| unexpected_output("an expiry that is not an RFC 3339 time"))?;
+    Ok(AccessToken::new(output.token, expires_on).with_source(NAME))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn expiry_is_utc_not_local_time() {
+        let token = parse_output(br#"{"token":"t","expiresOn":"2030-01-01T10:00:00Z"}"#).unwrap();
+        assert_eq!(token.expires_on(), datetime!(2030-01-01 10:00 UTC));
+        let token =
+            parse_output(br#"{"token":"t","expiresOn":"2030-01-01T12:00:00+02:00"}"#).unwrap();
+        assert_eq!(token.expires_on(), datetime!(2030-01-01 10:00 UTC));
+        for bad in [
+            &br#"{"token":"t","expiresOn":"2030-01-01 10:00:00"}"#[..],
+            br#"{"token":"","expiresOn":"2030-01-01T10:00:00Z"}"#,
+            b"not json",
+        ] {
+            assert_eq!(parse_output(bad).unwrap_err().kind(), ErrorKind::Other);
+        }
+    }
+
+    #[test]
+    fn json_stderr_lines_become_text() {
+        let stderr = br#"{"type":"consoleMessage","timestamp":"2030-01-01T00:00:00Z","data":{"message":"\nERROR: fetching token: not logged in, run `azd auth login` to login\n"}}
+plain line"#;
+        let text = stderr_text(stderr);
+        assert!(
+            text.contains("ERROR: fetching token: not logged in"),
+            "{text}"
+        );
+        assert!(text.contains("plain line"));
+        assert_eq!(stderr_text(br#"{"error":"boom"}"#).trim(), "boom");
+    }
+}

@@ -1,0 +1,262 @@
+//! AzureDeveloperCliCredential: every output and failure in `fixtures/azure_developer_cli/`
+//! through a scripted executor, its command line, validation, caching, and a real stand-in.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use azure_credentials::system::{Env, Fs, ManualClock, Output, ProcessError};
+use azure_credentials::testing::ScriptedExecutor;
+use azure_credentials::{
+    AzureDeveloperCliCredential, AzureDeveloperCliCredentialBuilder, ErrorKind, TokenCache,
+    TokenCredential, TokenRequestOptions,
+};
+use time::macros::datetime;
+
+const ARM: [&str; 1] = ["https://management.azure.com/.default"];
+const TENANT_B: &str = "0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/azure_developer_cli")
+}
+
+fn fixture(case: &str) -> Output {
+    let dir = fixtures().join(case);
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    let code: i32 = String::from_utf8(read("exit_code"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    Output::new(Some(code), read("stdout"), read("stderr"))
+}
+
+struct Setup {
+    executor: ScriptedExecutor,
+    clock: ManualClock,
+    cache: TokenCache,
+    fs: Fs,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+        Setup {
+            executor: ScriptedExecutor::new(),
+            cache: TokenCache::builder()
+                .clock(clock.clock())
+                .max_jitter(Duration::ZERO)
+                .failure_cooldown(Duration::ZERO)
+                .build(),
+            clock,
+            fs: Fs::memory(),
+        }
+    }
+
+    fn builder(&self) -> AzureDeveloperCliCredentialBuilder {
+        AzureDeveloperCliCredential::builder()
+            .env(Env::from_pairs([
+                ("PATH", fixtures().join("bin").to_str().unwrap()),
+                ("HOME", "/home/dev"),
+            ]))
+            .fs(self.fs.clone())
+            .executor(Arc::new(self.executor.clone()))
+            .cache(self.cache.clone())
+    }
+
+    fn credential(&self) -> AzureDeveloperCliCredential {
+        self.builder().build().unwrap()
+    }
+
+    fn args(&self) -> Vec<String> {
+        self.executor
+            .last_command()
+            .unwrap()
+            .get_args()
+            .iter()
+            .map(|a| a.to_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn success_parses_utc_expiry_and_runs_the_documented_command() {
+    let s = Setup::new();
+    s.executor.push_output(fixture("success"));
+    let token = s
+        .credential()
+        .get_token(
+            &[
+                "https://management.azure.com/.default",
+                "https://vault.azure.net/.default",
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(token.token().expose(), "fixture-azd-token-success");
+    assert_eq!(token.expires_on(), datetime!(2030-01-01 1:00 UTC));
+    assert_eq!(token.source(), "AzureDeveloperCliCredential");
+    assert_eq!(
+        s.args(),
+        [
+            "auth",
+            "token",
+            "--output",
+            "json",
+            "--no-prompt",
+            "--scope",
+            "https://management.azure.com/.default",
+            "--scope",
+            "https://vault.azure.net/.default"
+        ]
+    );
+    let command = s.executor.last_command().unwrap();
+    assert_eq!(command.program(), fixtures().join("bin/azd").as_os_str());
+    #[cfg(unix)]
+    assert_eq!(command.get_current_dir(), Some(Path::new("/bin")));
+}
+
+#[tokio::test]
+async fn tenants_go_to_tenant_id() {
+    let s = Setup::new();
+    s.executor.repeat_output(fixture("success"));
+    let credential = s.builder().tenant_id(TENANT_B).build().unwrap();
+    credential.get_token(&ARM, None).await.unwrap();
+    assert_eq!(s.args()[7..], ["--tenant-id", TENANT_B]);
+
+    let other = TokenRequestOptions::default().with_tenant_id("contoso.onmicrosoft.com");
+    s.credential().get_token(&ARM, Some(&other)).await.unwrap();
+    assert_eq!(s.args()[7..], ["--tenant-id", "contoso.onmicrosoft.com"]);
+    let err = credential.get_token(&ARM, Some(&other)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+}
+
+#[tokio::test]
+async fn failures_are_classified() {
+    for (case, kind, text, codes) in [
+        (
+            "not_logged_in",
+            ErrorKind::Unavailable,
+            "not logged in: fetching token: not logged in, run `azd auth login` to login",
+            &[][..],
+        ),
+        (
+            "not_logged_in_plain",
+            ErrorKind::Unavailable,
+            "not logged in",
+            &[],
+        ),
+        (
+            "aadsts_error",
+            ErrorKind::Authentication,
+            "azd exited with code 1: fetching token: failed to authenticate:",
+            &[70043],
+        ),
+        ("exit_127", ErrorKind::Unavailable, "azd was not found", &[]),
+        ("garbage_stdout", ErrorKind::Other, "not a token reply", &[]),
+    ] {
+        let s = Setup::new();
+        s.executor.push_output(fixture(case));
+        let err = s.credential().get_token(&ARM, None).await.unwrap_err();
+        let message = err.to_string();
+        assert_eq!(err.kind(), kind, "{case}: {message}");
+        assert!(message.contains(text), "{case}: {message}");
+        assert_eq!(err.aadsts_codes(), codes, "{case}");
+        assert!(!message.contains('\n'), "{case}: {message}");
+        assert!(!message.contains("fixture-azd-token"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn claims_are_passed_on_and_an_old_azd_is_named() {
+    let s = Setup::new();
+    s.executor.push_output(fixture("unknown_claims_flag"));
+    let options = TokenRequestOptions::default().with_claims(r#"{"access_token":{}}"#);
+    let err = s
+        .credential()
+        .get_token(&ARM, Some(&options))
+        .await
+        .unwrap_err();
+    assert!(s.args().ends_with(&[
+        "--claims".to_owned(),
+        "eyJhY2Nlc3NfdG9rZW4iOnt9fQ==".to_owned()
+    ]));
+    assert_eq!(err.kind(), ErrorKind::Authentication);
+    assert!(err.fix().unwrap().contains("1.18.1"), "{err}");
+}
+
+#[tokio::test]
+async fn timeout_names_the_option_and_invalid_input_runs_nothing() {
+    let s = Setup::new();
+    s.executor
+        .push_error(ProcessError::timed_out("azd", Duration::from_secs(10)));
+    let err = s.credential().get_token(&ARM, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert!(
+        err.fix()
+            .unwrap()
+            .contains("AzureDeveloperCliCredential::builder().timeout("),
+        "{err}"
+    );
+    let runs = s.executor.run_count();
+    for scopes in [&["bad scope"][..], &[], &["ok/.default", "x;y"]] {
+        let err = s.credential().get_token(scopes, None).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{scopes:?}");
+    }
+    assert_eq!(s.executor.run_count(), runs);
+    assert_eq!(
+        s.builder()
+            .tenant_id("bad tenant")
+            .build()
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+}
+
+#[tokio::test]
+async fn cached_until_azd_login_changes() {
+    let s = Setup::new();
+    s.executor.repeat_output(fixture("success"));
+    let config = Path::new("/home/dev/.azd/config.json");
+    s.fs.write(
+        config,
+        r#"{"auth":{"account":{"currentUser":{"homeAccountId":"a"}}}}"#,
+    );
+    let credential = s.credential();
+    credential.get_token(&ARM, None).await.unwrap();
+    credential.get_token(&ARM, None).await.unwrap();
+    assert_eq!(s.executor.run_count(), 1);
+    s.fs.write(
+        config,
+        r#"{"auth":{"account":{"currentUser":{"homeAccountId":"b"}}}}"#,
+    );
+    s.clock.advance(Duration::from_secs(1));
+    credential.get_token(&ARM, None).await.unwrap();
+    assert_eq!(s.executor.run_count(), 2);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_real_stand_in_answers() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("azure-credentials-azd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let azd = dir.join("azd");
+    std::fs::write(
+        &azd,
+        "#!/bin/sh\necho '{\"token\": \"fixture-azd-token-stand-in\", \"expiresOn\": \"2030-01-01T01:00:00Z\"}'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&azd, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let s = Setup::new();
+    let credential = AzureDeveloperCliCredential::builder()
+        .env(Env::from_pairs([("PATH", dir.to_str().unwrap())]))
+        .cache(s.cache.clone())
+        .build()
+        .unwrap();
+    let token = credential.get_token(&ARM, None).await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(token.token().expose(), "fixture-azd-token-stand-in");
+}

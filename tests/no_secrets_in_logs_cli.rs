@@ -1,0 +1,244 @@
+//! Runs the developer-tool credentials' scenarios (every az and azd fixture, the fast path, a
+//! login change, a real stand-in process, claims, timeouts) at TRACE level and fails if a token
+//! appears in a log line, a `Debug` rendering or an error message.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::log_capture::{CapturedLogs, Printed, assert_no_secrets};
+
+use azure_credentials::system::{Env, Fs, ManualClock, Output, ProcessError};
+use azure_credentials::testing::ScriptedExecutor;
+use azure_credentials::{
+    AzureCliCredential, AzureDeveloperCliCredential, TokenCache, TokenCredential,
+    TokenRequestOptions,
+};
+use time::macros::datetime;
+
+/// Every token value in the fixtures starts with one of these.
+const SECRETS: &[&str] = &[
+    "fixture-cli-token-",
+    "fixture-azd-token-",
+    "fixture-cli-refresh-token",
+    "eyJ0eXAiOiJKV1Qi",
+];
+
+const ARM: [&str; 1] = ["https://management.azure.com/.default"];
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn fixture(tool: &str, case: &str) -> Output {
+    let dir = fixtures().join(tool).join(case);
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    let code = String::from_utf8(read("exit_code"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    Output::new(Some(code), read("stdout"), read("stderr"))
+}
+
+#[test]
+fn no_token_reaches_logs_debug_or_errors() {
+    let captured = CapturedLogs::default();
+    let _guard = captured.install();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut seen = Printed::default();
+    runtime.block_on(cli_scenarios(&mut seen));
+    runtime.block_on(azd_scenarios(&mut seen));
+    #[cfg(unix)]
+    runtime.block_on(stand_in_scenario(&mut seen));
+
+    assert_no_secrets(
+        &captured.text(),
+        &seen,
+        SECRETS,
+        &[
+            "token read from the Azure CLI's token cache",
+            "fast path not taken",
+            "login state changed",
+            "token cached",
+            "token fetch failed",
+        ],
+    );
+}
+
+fn cache(clock: &ManualClock) -> TokenCache {
+    TokenCache::builder()
+        .clock(clock.clock())
+        .failure_cooldown(Duration::ZERO)
+        .build()
+}
+
+async fn cli_scenarios(seen: &mut Printed) {
+    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let executor = ScriptedExecutor::new();
+    let bin = fixtures().join("azure_cli/bin");
+    let fs = Fs::memory();
+    for file in ["azureProfile.json", "msal_token_cache.json"] {
+        let contents =
+            std::fs::read(fixtures().join("azure_cli/config/default").join(file)).unwrap();
+        fs.write(Path::new("/home/dev/.azure").join(file), contents);
+    }
+    let builder = AzureCliCredential::builder()
+        .env(Env::from_pairs([
+            ("PATH", bin.to_str().unwrap()),
+            ("HOME", "/home/dev"),
+        ]))
+        .fs(fs.clone())
+        .executor(Arc::new(executor.clone()))
+        .cache(cache(&clock));
+    seen.debug(&builder);
+
+    // The fast path, then a miss that runs az, then every recorded output.
+    let fast = builder.clone().build().unwrap();
+    seen.debug(&fast);
+    seen.debug(&fast.get_token(&ARM, None).await.unwrap());
+    executor.repeat_output(fixture("azure_cli", "success"));
+    let token = fast
+        .get_token(&["https://cosmos.azure.com/.default"], None)
+        .await
+        .unwrap();
+    seen.debug(&token);
+    seen.debug(&executor);
+    seen.debug(&executor.commands());
+
+    let no_fast_path = builder.clone().fast_path(false);
+    for case in [
+        "success",
+        "success_without_expires_on",
+        "success_with_tenant",
+        "not_logged_in",
+        "refresh_failure_traceback",
+        "aadsts_refresh_rejected",
+        "aadsts_mfa_required",
+        "unknown_subscription",
+        "tenant_and_subscription",
+        "unrecognized_arguments",
+        "exit_127",
+        "garbage_stdout",
+        "empty_token",
+    ] {
+        let executor = ScriptedExecutor::new();
+        executor.push_output(fixture("azure_cli", case));
+        let credential = no_fast_path
+            .clone()
+            .executor(Arc::new(executor.clone()))
+            .cache(cache(&clock))
+            .build()
+            .unwrap();
+        match credential.get_token(&ARM, None).await {
+            Ok(token) => seen.debug(&token),
+            Err(err) => seen.error(&err),
+        }
+    }
+    // A token echoed on the first error line, and a runaway stdout.
+    for output in [
+        Output::new(
+            Some(1),
+            Vec::new(),
+            b"ERROR: unexpected reply {\"accessToken\": \"fixture-cli-token-on-error-line\"} eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.e30.c2ln".to_vec(),
+        ),
+        fixture("azure_cli", "success").with_truncation(true, false),
+    ] {
+        let executor = ScriptedExecutor::new();
+        executor.push_output(output);
+        let credential = no_fast_path
+            .clone()
+            .executor(Arc::new(executor))
+            .cache(cache(&clock))
+            .build()
+            .unwrap();
+        seen.error(&credential.get_token(&ARM, None).await.unwrap_err());
+    }
+    let executor = ScriptedExecutor::new();
+    executor.push_error(ProcessError::timed_out("az", Duration::from_secs(10)));
+    let credential = no_fast_path
+        .clone()
+        .executor(Arc::new(executor))
+        .cache(cache(&clock))
+        .build()
+        .unwrap();
+    seen.error(&credential.get_token(&ARM, None).await.unwrap_err());
+
+    // A claims challenge.
+    let options = TokenRequestOptions::default().with_claims(r#"{"access_token":{}}"#);
+    seen.error(
+        &credential
+            .get_token(&ARM, Some(&options))
+            .await
+            .unwrap_err(),
+    );
+
+    // A new login: the watch drops the cached tokens.
+    for file in ["azureProfile.json", "msal_token_cache.json"] {
+        let contents =
+            std::fs::read(fixtures().join("azure_cli/config/after_login").join(file)).unwrap();
+        fs.write(Path::new("/home/dev/.azure").join(file), contents);
+    }
+    clock.advance(Duration::from_secs(2));
+    seen.debug(&fast.get_token(&ARM, None).await.unwrap());
+}
+
+async fn azd_scenarios(seen: &mut Printed) {
+    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let bin = fixtures().join("azure_developer_cli/bin");
+    for case in [
+        "success",
+        "not_logged_in",
+        "not_logged_in_plain",
+        "aadsts_error",
+        "unknown_claims_flag",
+        "exit_127",
+        "garbage_stdout",
+    ] {
+        let executor = ScriptedExecutor::new();
+        executor.push_output(fixture("azure_developer_cli", case));
+        let credential = AzureDeveloperCliCredential::builder()
+            .env(Env::from_pairs([("PATH", bin.to_str().unwrap())]))
+            .fs(Fs::memory())
+            .executor(Arc::new(executor))
+            .cache(cache(&clock))
+            .build()
+            .unwrap();
+        seen.debug(&credential);
+        match credential.get_token(&ARM, None).await {
+            Ok(token) => seen.debug(&token),
+            Err(err) => seen.error(&err),
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn stand_in_scenario(seen: &mut Printed) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir =
+        std::env::temp_dir().join(format!("azure-credentials-cli-leak-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let az = dir.join("az");
+    // The token is assembled by the script, so its text holds no marker.
+    std::fs::write(
+        &az,
+        "#!/bin/sh\nprintf '{\"accessToken\": \"%s-%s\", \"expires_on\": 1893459600}' fixture-cli-token stand-in\nprintf 'WARNING: %s-%s\\n' fixture-cli-token on-stderr >&2\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let credential = AzureCliCredential::builder()
+        .env(Env::from_pairs([("PATH", dir.to_str().unwrap())]))
+        .cache(cache(&clock))
+        .build()
+        .unwrap();
+    let token = credential.get_token(&ARM, None).await.unwrap();
+    assert_eq!(token.token().expose(), "fixture-cli-token-stand-in");
+    seen.debug(&token);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
