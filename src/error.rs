@@ -171,7 +171,6 @@ impl Error {
     }
 
     /// Like [`Error::with_source`], for a cause that is already shared.
-    #[allow(dead_code)] // for the credential sources, which come next
     pub(crate) fn with_shared_source(
         mut self,
         source: Arc<dyn std::error::Error + Send + Sync + 'static>,

@@ -11,7 +11,6 @@
 mod cache;
 mod catch_unwind;
 mod credential;
-#[allow(dead_code)] // filled in by the service principal credentials
 mod entra;
 mod error;
 #[allow(dead_code)] // the validators serve the credential sources, which come next
@@ -27,5 +26,10 @@ pub use cache::{
     CacheIdentity, CachedCredential, TokenCache, TokenCacheBuilder, TokenFetcher, TokenRequest,
 };
 pub use credential::{AccessToken, TokenCredential, TokenFuture, TokenRequestOptions};
+pub use entra::authority_hosts;
+pub use entra::{
+    ClientCertificateCredential, ClientCertificateCredentialBuilder, ClientSecretCredential,
+    ClientSecretCredentialBuilder,
+};
 pub use error::{Attempt, Error, ErrorKind};
 pub use secret::Secret;

@@ -792,7 +792,6 @@ impl HttpError {
     /// The message is this error's (with attempts and elapsed time); its cause becomes the
     /// source. Sources that read some failures differently (managed identity: a refused
     /// connection means "not on Azure") look at [`HttpError::kind`] first.
-    #[allow(dead_code)] // for the credential sources, which come next
     pub(crate) fn to_credential_error(
         &self,
         credential: impl Into<std::borrow::Cow<'static, str>>,

@@ -5,11 +5,15 @@
 //!   replies and faults, that records every request.
 //! - [`StaticTokenCredential`]: hands out one token you give it, until the expiry you must give.
 //! - [`MockCredential`]: scripted results behind the real cache, counting fetches.
+//! - [`MockEntra`]: a loopback Microsoft Entra ID token endpoint that records form bodies,
+//!   verifies client assertions against a test certificate and answers with scripted errors.
 
 mod mock_credential;
+mod mock_entra;
 mod mock_imds;
 mod static_credential;
 
 pub use mock_credential::{FetchGate, MockCredential, MockCredentialBuilder};
+pub use mock_entra::{EntraRequest, MockAssertion, MockEntra, MockEntraReply, ReplyGate};
 pub use mock_imds::{MockImds, MockReply, RecordedRequest};
 pub use static_credential::StaticTokenCredential;
