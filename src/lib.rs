@@ -16,7 +16,6 @@ mod error;
 #[allow(dead_code)] // the validators serve the credential sources, which come next
 mod scope;
 mod secret;
-#[allow(dead_code)] // filled in by the credential sources
 mod sources;
 pub mod system;
 #[cfg(feature = "testing")]
@@ -33,3 +32,4 @@ pub use entra::{
 };
 pub use error::{Attempt, Error, ErrorKind};
 pub use secret::Secret;
+pub use sources::{WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder};

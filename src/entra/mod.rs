@@ -27,6 +27,8 @@ pub(crate) use client_certificate::ClientCertificate;
 pub use client_certificate::{ClientCertificateCredential, ClientCertificateCredentialBuilder};
 pub use client_secret::{ClientSecretCredential, ClientSecretCredentialBuilder};
 
+pub(crate) const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
+pub(crate) const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
 pub(crate) const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
 pub(crate) const AZURE_ADDITIONALLY_ALLOWED_TENANTS: &str = "AZURE_ADDITIONALLY_ALLOWED_TENANTS";
 pub(crate) const AZURE_IDENTITY_DISABLE_MULTITENANTAUTH: &str =
