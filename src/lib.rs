@@ -32,4 +32,7 @@ pub use entra::{
 };
 pub use error::{Attempt, Error, ErrorKind};
 pub use secret::Secret;
-pub use sources::{WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder};
+pub use sources::{
+    EnvironmentCredential, EnvironmentCredentialBuilder, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialBuilder,
+};
