@@ -10,7 +10,7 @@ pub mod authority_hosts;
 mod client_certificate;
 mod client_secret;
 pub(crate) mod der;
-mod errors;
+mod response;
 
 use std::fmt;
 use std::sync::Arc;
@@ -384,7 +384,7 @@ impl EntraClient {
             claims = claims.is_some(),
             "requesting a token from Microsoft Entra ID"
         );
-        let response = inner
+        let answer = inner
             .http
             .send(&http_request, &inner.retry)
             .await
@@ -394,16 +394,16 @@ impl EntraClient {
                     self.authority()
                 ))
             })?;
-        let context = errors::Context {
+        let context = response::Context {
             credential,
             tenant,
             client_id: &inner.client_id,
             authority: self.authority(),
         };
-        if response.status() != 200 {
-            return Err(errors::from_response(&context, &response));
+        if answer.status() != 200 {
+            return Err(response::from_response(&context, &answer));
         }
-        let parsed = errors::parse_token(&context, &response)?;
+        let parsed = response::parse_token(&context, &answer)?;
         let mut token = AccessToken::new(
             parsed.access_token,
             started + time::Duration::seconds(parsed.expires_in),
@@ -543,6 +543,36 @@ mod tests {
             client.token_endpoint("adfs").unwrap().as_str(),
             "https://login.microsoftonline.com/adfs/oauth2/token"
         );
+    }
+
+    #[test]
+    fn sovereign_clouds_get_their_own_token_endpoints() {
+        for (host, endpoint) in [
+            (
+                authority_hosts::AZURE_PUBLIC_CLOUD,
+                "https://login.microsoftonline.com/t/oauth2/v2.0/token",
+            ),
+            (
+                authority_hosts::AZURE_GOVERNMENT,
+                "https://login.microsoftonline.us/t/oauth2/v2.0/token",
+            ),
+            (
+                authority_hosts::AZURE_CHINA,
+                "https://login.chinacloudapi.cn/t/oauth2/v2.0/token",
+            ),
+        ] {
+            let mut o = options();
+            o.authority_host = Some(host.to_owned());
+            let client = o.client("X").unwrap();
+            assert_eq!(client.token_endpoint("t").unwrap().as_str(), endpoint);
+            // The same from AZURE_AUTHORITY_HOST.
+            let mut o = options();
+            o.env = Some(Env::from_pairs([(AZURE_AUTHORITY_HOST, host)]));
+            assert_eq!(
+                o.client("X").unwrap().token_endpoint("t").unwrap().as_str(),
+                endpoint
+            );
+        }
     }
 
     #[test]
