@@ -440,3 +440,21 @@ async fn a_closed_connection_is_an_io_error_naming_the_authority() {
     assert!(text.contains("127.0.0.1"), "{text}");
     assert!(text.contains("proxy, firewall, DNS"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_callers_cause_one_token_request() {
+    let s = setup().await;
+    let credential = std::sync::Arc::new(s.credential());
+    let callers: Vec<_> = (0..100)
+        .map(|_| {
+            let credential = credential.clone();
+            tokio::spawn(async move { credential.get_token(VAULT, None).await })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for caller in callers {
+        tokens.push(caller.await.unwrap().unwrap());
+    }
+    assert!(tokens.iter().all(|t| t.token() == tokens[0].token()));
+    assert_eq!(s.entra.request_count(), 1);
+}
