@@ -12,7 +12,6 @@ mod cache;
 mod catch_unwind;
 mod chain;
 mod credential;
-#[allow(dead_code)] // filled in by the service principal credentials
 mod entra;
 mod error;
 #[allow(dead_code)] // some validators serve credential sources still to come
@@ -28,10 +27,16 @@ pub use cache::{
 };
 pub use chain::{ChainedTokenCredential, ChainedTokenCredentialBuilder, RequiredIdentity};
 pub use credential::{AccessToken, TokenCredential, TokenFuture, TokenRequestOptions};
+pub use entra::authority_hosts;
+pub use entra::{
+    ClientCertificateCredential, ClientCertificateCredentialBuilder, ClientSecretCredential,
+    ClientSecretCredentialBuilder,
+};
 pub use error::{Attempt, Error, ErrorKind};
 pub use secret::Secret;
 pub use sources::{
     AzureCliCredential, AzureCliCredentialBuilder, AzureDeveloperCliCredential,
-    AzureDeveloperCliCredentialBuilder, ManagedIdentityCredential,
-    ManagedIdentityCredentialBuilder, ManagedIdentitySource, UserAssignedId,
+    AzureDeveloperCliCredentialBuilder, EnvironmentCredential, EnvironmentCredentialBuilder,
+    ManagedIdentityCredential, ManagedIdentityCredentialBuilder, ManagedIdentitySource,
+    UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder,
 };

@@ -2,11 +2,15 @@
 
 pub(crate) mod azure_cli;
 pub(crate) mod azure_developer_cli;
+mod environment;
 mod managed_identity;
+mod workload_identity;
 
 pub use azure_cli::{AzureCliCredential, AzureCliCredentialBuilder};
 pub use azure_developer_cli::{AzureDeveloperCliCredential, AzureDeveloperCliCredentialBuilder};
+pub use environment::{EnvironmentCredential, EnvironmentCredentialBuilder};
 pub use managed_identity::{
     ManagedIdentityCredential, ManagedIdentityCredentialBuilder, ManagedIdentitySource,
     UserAssignedId,
 };
+pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder};

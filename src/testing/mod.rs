@@ -5,15 +5,19 @@
 //!   replies and faults, that records every request.
 //! - [`StaticTokenCredential`]: hands out one token you give it, until the expiry you must give.
 //! - [`MockCredential`]: scripted results behind the real cache, counting fetches.
+//! - [`MockEntra`]: a loopback Microsoft Entra ID token endpoint that records form bodies,
+//!   verifies client assertions against a test certificate and answers with scripted errors.
 //! - [`ScriptedExecutor`]: a process [`Executor`](crate::system::Executor) that returns scripted
 //!   outputs and records every command, for the developer-tool credentials.
 
 mod mock_credential;
+mod mock_entra;
 mod mock_imds;
 mod scripted_executor;
 mod static_credential;
 
 pub use mock_credential::{FetchGate, MockCredential, MockCredentialBuilder};
+pub use mock_entra::{EntraRequest, MockAssertion, MockEntra, MockEntraReply, ReplyGate};
 pub use mock_imds::{MockImds, MockReply, RecordedRequest};
 pub use scripted_executor::{RunGate, ScriptedExecutor};
 pub use static_credential::StaticTokenCredential;

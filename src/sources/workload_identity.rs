@@ -1,0 +1,551 @@
+//! [`WorkloadIdentityCredential`]: a Kubernetes service account token exchanged for an Entra
+//! token (Azure Kubernetes Service workload identity, and any other federated identity).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use parking_lot::Mutex;
+use time::OffsetDateTime;
+
+use crate::entra::{
+    AZURE_CLIENT_ID, AZURE_TENANT_ID, ClientProof, EntraClient, EntraOptions, quoted,
+};
+use crate::system::{Clock, Env, FileStamp, Fs, Http, RetryPolicy};
+use crate::{
+    AccessToken, CacheIdentity, CachedCredential, Error, ErrorKind, Secret, TokenCache,
+    TokenCredential, TokenFetcher, TokenFuture, TokenRequest, TokenRequestOptions,
+};
+
+const NAME: &str = "WorkloadIdentityCredential";
+pub(crate) const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+/// A token file read longer ago than this is read again before it is used.
+const REREAD_AFTER: Duration = Duration::from_secs(5 * 60);
+/// The largest token file read (a service account token is 1-2 KB).
+const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
+/// Entra's "client assertion is not within its valid time range".
+const AADSTS_ASSERTION_EXPIRED: u32 = 700024;
+
+/// A workload identity: the service account token that Kubernetes projects into the pod (a
+/// file) is exchanged for a Microsoft Entra token of the app registration or user-assigned
+/// managed identity that trusts it (a federated identity credential).
+///
+/// Configured by the AKS workload identity webhook through `AZURE_FEDERATED_TOKEN_FILE`,
+/// `AZURE_CLIENT_ID`, `AZURE_TENANT_ID` and `AZURE_AUTHORITY_HOST`; the builder's values take
+/// precedence over them.
+///
+/// ```no_run
+/// use azure_credentials::{TokenCredential, WorkloadIdentityCredential};
+///
+/// # async fn run() -> Result<(), azure_credentials::Error> {
+/// let credential = WorkloadIdentityCredential::new()?;
+/// let token = credential.get_token(&["https://vault.azure.net/.default"], None).await?;
+/// # let _ = token;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Kubernetes rotates the token file (hourly by default), so the credential never holds on to
+/// it: the file is read at the first token request and read again when it changed on disk (its
+/// modification time or length), when the copy in memory is older than five minutes, and right
+/// after Entra rejects the assertion as expired (`AADSTS700024`), in which case the request is
+/// retried once with the fresh contents. A missing or empty file is an error naming the path,
+/// and it is not remembered: the next request looks again.
+#[derive(Clone)]
+pub struct WorkloadIdentityCredential {
+    credential: CachedCredential,
+    client: EntraClient,
+    token_file: PathBuf,
+}
+
+impl WorkloadIdentityCredential {
+    /// A credential configured from the process environment.
+    ///
+    /// Fails with [`ErrorKind::Unavailable`] when `AZURE_FEDERATED_TOKEN_FILE` is not set, and
+    /// with [`ErrorKind::InvalidInput`] when it is set but `AZURE_CLIENT_ID` or
+    /// `AZURE_TENANT_ID` is not, or a value is invalid.
+    pub fn new() -> Result<Self, Error> {
+        WorkloadIdentityCredential::builder().build()
+    }
+
+    /// Options for a workload identity credential.
+    pub fn builder() -> WorkloadIdentityCredentialBuilder {
+        WorkloadIdentityCredentialBuilder::default()
+    }
+
+    /// The token file the credential reads.
+    pub fn token_file_path(&self) -> &Path {
+        &self.token_file
+    }
+}
+
+impl TokenCredential for WorkloadIdentityCredential {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<&'a TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        self.credential.get_token(scopes, options)
+    }
+}
+
+impl fmt::Debug for WorkloadIdentityCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(NAME)
+            .field("tenant_id", &self.client.tenant_id())
+            .field("client_id", &self.client.client_id())
+            .field("authority", &self.client.authority())
+            .field("token_file", &self.token_file)
+            .finish()
+    }
+}
+
+/// Options of a [`WorkloadIdentityCredential`]; see [`WorkloadIdentityCredential::builder`].
+/// Unset values come from the environment.
+#[derive(Debug, Clone, Default)]
+pub struct WorkloadIdentityCredentialBuilder {
+    options: EntraOptions,
+    token_file: Option<PathBuf>,
+    fs: Option<Fs>,
+}
+
+impl WorkloadIdentityCredentialBuilder {
+    /// The tenant (directory) id. Default: `AZURE_TENANT_ID`.
+    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
+        self.options.tenant_id = Some(tenant_id.into());
+        self
+    }
+
+    /// The client id of the app registration or user-assigned managed identity that trusts the
+    /// service account. Default: `AZURE_CLIENT_ID`.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.options.client_id = Some(client_id.into());
+        self
+    }
+
+    /// The file holding the service account token. Default: `AZURE_FEDERATED_TOKEN_FILE`.
+    pub fn token_file_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.token_file = Some(path.into());
+        self
+    }
+
+    /// The Microsoft Entra authority host. Must be `https` (plain `http` is accepted for
+    /// loopback hosts only). Default: `AZURE_AUTHORITY_HOST`, else the public cloud.
+    pub fn authority_host(mut self, authority_host: impl Into<String>) -> Self {
+        self.options.authority_host = Some(authority_host.into());
+        self
+    }
+
+    /// Tenants besides its own that callers may request tokens for; `"*"` allows any.
+    /// Replaces `AZURE_ADDITIONALLY_ALLOWED_TENANTS` (`;`-separated), which is the default.
+    pub fn additionally_allowed_tenants(
+        mut self,
+        tenants: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.options.allowed_tenants = Some(tenants.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Where the `AZURE_*` variables are read from. Default: the process environment.
+    pub fn env(mut self, env: Env) -> Self {
+        self.options.env = Some(env);
+        self
+    }
+
+    /// Where the token file is read from. Default: the real file system.
+    pub fn fs(mut self, fs: Fs) -> Self {
+        self.fs = Some(fs);
+        self
+    }
+
+    /// The HTTP client. Default: [`Http::shared`].
+    pub fn http(mut self, http: Http) -> Self {
+        self.options.http = Some(http);
+        self
+    }
+
+    /// The retry policy of token requests. Default: up to 3 retries of 429 and 5xx answers
+    /// and broken connections, with backoff.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.options.retry = Some(policy);
+        self
+    }
+
+    /// The token cache, whose clock also times the token file's re-reads. Default:
+    /// [`TokenCache::shared`].
+    pub fn cache(mut self, cache: TokenCache) -> Self {
+        self.options.cache = Some(cache);
+        self
+    }
+
+    /// Validates the configuration and builds the credential. The token file is not read yet
+    /// (a pod's file may appear a moment after the process starts).
+    ///
+    /// Fails with [`ErrorKind::Unavailable`] when no token file is configured (neither the
+    /// builder nor `AZURE_FEDERATED_TOKEN_FILE`), and with [`ErrorKind::InvalidInput`] when one
+    /// is but the client id or tenant id is missing, or a value is invalid.
+    pub fn build(self) -> Result<WorkloadIdentityCredential, Error> {
+        let env = self.options.env();
+        let mut options = self.options;
+        let token_file = self
+            .token_file
+            .filter(|p| !p.as_os_str().is_empty())
+            .or_else(|| {
+                env.var_non_empty(AZURE_FEDERATED_TOKEN_FILE)
+                    .map(PathBuf::from)
+            });
+        options.tenant_id = options
+            .tenant_id
+            .or_else(|| env.var_non_empty(AZURE_TENANT_ID));
+        options.client_id = options
+            .client_id
+            .or_else(|| env.var_non_empty(AZURE_CLIENT_ID));
+        let Some(token_file) = token_file else {
+            return Err(Error::unavailable(
+                NAME,
+                format!("not configured: {AZURE_FEDERATED_TOKEN_FILE} is not set"),
+            )
+            .with_fix(format!(
+                "on AKS, enable workload identity for the pod (label azure.workload.identity/use: \"true\" and a service account annotated with the client id); elsewhere set {AZURE_FEDERATED_TOKEN_FILE}, {AZURE_CLIENT_ID} and {AZURE_TENANT_ID}"
+            )));
+        };
+        let missing: Vec<&str> = [
+            (options.tenant_id.is_none(), AZURE_TENANT_ID),
+            (options.client_id.is_none(), AZURE_CLIENT_ID),
+        ]
+        .into_iter()
+        .filter_map(|(missing, name)| missing.then_some(name))
+        .collect();
+        if !missing.is_empty() {
+            return Err(Error::invalid_input(
+                NAME,
+                format!(
+                    "the token file is configured but {} {} not set",
+                    missing.join(" and "),
+                    if missing.len() == 1 { "is" } else { "are" }
+                ),
+            )
+            .with_fix(format!(
+                "set {} (or the builder's tenant_id and client_id); on AKS the workload identity webhook sets them when the service account is annotated with azure.workload.identity/client-id",
+                missing.join(" and ")
+            )));
+        }
+        let client = options.client(NAME)?;
+        let cache = options.cache();
+        let identity = CacheIdentity::new(NAME)
+            .with("authority", client.authority())
+            .with("tenant", client.tenant_id().to_ascii_lowercase())
+            .with("client_id", client.client_id())
+            .with_secret(token_file.as_os_str().as_encoded_bytes());
+        let fetcher = WorkloadIdentityFetcher {
+            client: client.clone(),
+            file: TokenFile {
+                path: token_file.clone(),
+                fs: self.fs.unwrap_or_else(Fs::real),
+                clock: cache.clock().clone(),
+                cached: Mutex::new(None),
+            },
+        };
+        Ok(WorkloadIdentityCredential {
+            credential: cache.credential(identity, fetcher),
+            client,
+            token_file,
+        })
+    }
+}
+
+#[derive(Debug)]
+struct WorkloadIdentityFetcher {
+    client: EntraClient,
+    file: TokenFile,
+}
+
+impl WorkloadIdentityFetcher {
+    async fn exchange(
+        &self,
+        request: &TokenRequest,
+        assertion: &Secret,
+    ) -> Result<AccessToken, Error> {
+        self.client
+            .request_token(request, |_, _| {
+                Ok(ClientProof::Assertion(assertion.clone()))
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl TokenFetcher for WorkloadIdentityFetcher {
+    async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
+        let assertion = self.file.current()?;
+        match self.exchange(request, &assertion).await {
+            Err(error) if error.aadsts_codes().contains(&AADSTS_ASSERTION_EXPIRED) => {
+                tracing::debug!(
+                    credential = NAME,
+                    token_file = %self.file.path.display(),
+                    "Microsoft Entra ID says the federated token expired; reading the token file again and retrying once"
+                );
+                let fresh = self.file.reread()?;
+                self.exchange(request, &fresh)
+                    .await
+                    .map_err(|error| self.file.explain_expired(error, &fresh))
+            }
+            other => other,
+        }
+    }
+
+    fn resolve_tenant<'a>(&'a self, requested: &'a str) -> Result<Option<&'a str>, Error> {
+        self.client.resolve_tenant(requested)
+    }
+}
+
+/// The token file and the last copy read from it.
+struct TokenFile {
+    path: PathBuf,
+    fs: Fs,
+    clock: Clock,
+    cached: Mutex<Option<CachedAssertion>>,
+}
+
+struct CachedAssertion {
+    assertion: Secret,
+    read_at: OffsetDateTime,
+    stamp: Option<FileStamp>,
+}
+
+impl fmt::Debug for TokenFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenFile")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenFile {
+    /// The assertion: the copy in memory while the file is unchanged on disk and the copy is
+    /// younger than [`REREAD_AFTER`], else the file's contents, read now.
+    fn current(&self) -> Result<Secret, Error> {
+        let stamp = self.fs.stamp(&self.path).ok();
+        let now = self.clock.now();
+        if let Some(cached) = &*self.cached.lock()
+            && stamp.is_some()
+            && cached.stamp == stamp
+            && now - cached.read_at < REREAD_AFTER
+            && now >= cached.read_at
+        {
+            return Ok(cached.assertion.clone());
+        }
+        self.read(stamp, now)
+    }
+
+    /// The file's contents, read now whatever the copy in memory.
+    fn reread(&self) -> Result<Secret, Error> {
+        self.read(self.fs.stamp(&self.path).ok(), self.clock.now())
+    }
+
+    fn read(&self, stamp: Option<FileStamp>, now: OffsetDateTime) -> Result<Secret, Error> {
+        let path = quoted(&self.path.display().to_string());
+        let fix = "check that the service account token is projected into the pod (label azure.workload.identity/use: \"true\") and that AZURE_FEDERATED_TOKEN_FILE points at it";
+        let bytes = self
+            .fs
+            .read(&self.path, MAX_TOKEN_FILE_BYTES)
+            .map_err(|e| {
+                let what = match e.kind() {
+                    std::io::ErrorKind::NotFound => "does not exist",
+                    std::io::ErrorKind::PermissionDenied => "cannot be read (permission denied)",
+                    std::io::ErrorKind::InvalidData => "is larger than 64 KiB (not a token?)",
+                    _ => "cannot be read",
+                };
+                Error::new(
+                    ErrorKind::Io,
+                    NAME,
+                    format!("the federated token file {path} {what}"),
+                )
+                .with_fix(fix)
+                .with_source(e)
+            })?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            Error::new(
+                ErrorKind::Io,
+                NAME,
+                format!("the federated token file {path} is not text (a JWT was expected)"),
+            )
+            .with_fix(fix)
+        })?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Io,
+                NAME,
+                format!("the federated token file {path} is empty"),
+            )
+            .with_fix(fix));
+        }
+        let assertion = Secret::new(token);
+        tracing::debug!(credential = NAME, token_file = %self.path.display(), "read the federated token file");
+        *self.cached.lock() = Some(CachedAssertion {
+            assertion: assertion.clone(),
+            read_at: now,
+            stamp,
+        });
+        Ok(assertion)
+    }
+
+    /// Adds to an "assertion expired" error when the token in the file expires (its `exp`
+    /// claim: our own input, and not secret), so a stale file is obvious.
+    fn explain_expired(&self, error: Error, assertion: &Secret) -> Error {
+        if !error.aadsts_codes().contains(&AADSTS_ASSERTION_EXPIRED) {
+            return error;
+        }
+        let expiry = jwt_expiry(assertion.expose())
+            .map(|exp| format!("expires at {exp}"))
+            .unwrap_or_else(|| "has no readable expiry".to_owned());
+        let mut explained = Error::new(
+            error.kind(),
+            NAME,
+            format!(
+                "{} (the token in {}, read again just now, {expiry})",
+                error.message(),
+                quoted(&self.path.display().to_string())
+            ),
+        )
+        .with_aadsts_codes(error.aadsts_codes().iter().copied())
+        .with_fix("the federated token file is not being renewed: check the pod's service account token projection (kubelet renews it before it expires)");
+        if let Some(status) = error.status() {
+            explained = explained.with_status(status);
+        }
+        if let Some(id) = error.correlation_id() {
+            explained = explained.with_correlation_id(id);
+        }
+        explained
+    }
+}
+
+/// The `exp` claim of a JWT, without verifying anything.
+fn jwt_expiry(jwt: &str) -> Option<OffsetDateTime> {
+    let payload = jwt.split('.').nth(1)?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    OffsetDateTime::from_unix_timestamp(claims.get("exp")?.as_i64()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::ManualClock;
+    use time::macros::datetime;
+
+    fn token_file(fs: Fs, clock: &ManualClock, path: &Path) -> TokenFile {
+        TokenFile {
+            path: path.to_owned(),
+            fs,
+            clock: clock.clock(),
+            cached: Mutex::new(None),
+        }
+    }
+
+    #[test]
+    fn a_changed_file_is_read_again_at_once() {
+        let fs = Fs::memory();
+        let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+        let path = Path::new("/var/run/secrets/azure/tokens/azure-identity-token");
+        fs.write(path, "token-one\n");
+        let file = token_file(fs.clone(), &clock, path);
+        assert_eq!(file.current().unwrap().expose(), "token-one");
+        fs.write(path, "token-two");
+        assert_eq!(file.current().unwrap().expose(), "token-two");
+        fs.remove(path);
+        let err = file.current().unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert!(err.to_string().contains("azure-identity-token"), "{err}");
+    }
+
+    #[test]
+    fn an_unchanged_file_is_read_again_after_five_minutes() {
+        // A real file rewritten with contents of the same length and its old modification
+        // time: only the age rule can notice.
+        let path =
+            std::env::temp_dir().join(format!("azure-credentials-wi-{}", std::process::id()));
+        std::fs::write(&path, "token-AAA").unwrap();
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+        let file = token_file(Fs::real(), &clock, &path);
+        assert_eq!(file.current().unwrap().expose(), "token-AAA");
+
+        std::fs::write(&path, "token-BBB").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        clock.advance(Duration::from_secs(4 * 60));
+        assert_eq!(file.current().unwrap().expose(), "token-AAA");
+        clock.advance(Duration::from_secs(61));
+        assert_eq!(file.current().unwrap().expose(), "token-BBB");
+        // reread ignores the age.
+        std::fs::write(&path, "token-CCC").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        assert_eq!(file.current().unwrap().expose(), "token-BBB");
+        assert_eq!(file.reread().unwrap().expose(), "token-CCC");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_clock_that_jumps_back_does_not_pin_an_old_copy() {
+        let fs = Fs::memory();
+        let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+        let path = Path::new("/token");
+        fs.write(path, "one");
+        let file = token_file(fs.clone(), &clock, path);
+        file.current().unwrap();
+        clock.set(datetime!(2029-01-01 0:00 UTC));
+        // Same stamp, but the copy was read "in the future": read again.
+        assert_eq!(file.current().unwrap().expose(), "one");
+        assert_eq!(
+            file.cached.lock().as_ref().unwrap().read_at,
+            datetime!(2029-01-01 0:00 UTC)
+        );
+    }
+
+    #[test]
+    fn bad_files_are_errors_naming_the_path() {
+        let fs = Fs::memory();
+        let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+        let path = Path::new("/tokens/t");
+        let file = token_file(fs.clone(), &clock, path);
+        for (contents, says) in [
+            (&b"  \n"[..], "is empty"),
+            (&[0xff, 0xfe, 0x00][..], "is not text"),
+            (&vec![b'x'; 70 * 1024][..], "larger than 64 KiB"),
+        ] {
+            fs.write(path, contents);
+            let err = file.current().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Io);
+            let text = err.to_string();
+            assert!(
+                text.contains(says) && text.contains("\"/tokens/t\""),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn expiry_of_a_jwt() {
+        let jwt = format!(
+            "e30.{}.sig",
+            URL_SAFE_NO_PAD.encode(br#"{"exp":1893456000,"sub":"system:serviceaccount:x:y"}"#)
+        );
+        assert_eq!(jwt_expiry(&jwt), Some(datetime!(2030-01-01 0:00 UTC)));
+        assert_eq!(jwt_expiry("not-a-jwt"), None);
+        assert_eq!(jwt_expiry("a.!!!.c"), None);
+    }
+}

@@ -1,0 +1,390 @@
+//! ClientCertificateCredential against the loopback Entra mock, which verifies each assertion's
+//! signature with the test certificate (fixtures/certs/): the exact form, the JWT's header and
+//! claims, the chain, ADFS, and every kind of bad certificate input.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use sha2::{Digest, Sha256};
+
+use azure_credentials::system::{Env, Fs, ManualClock, RetryPolicy};
+use azure_credentials::testing::MockEntra;
+use azure_credentials::{
+    ClientCertificateCredential, ClientCertificateCredentialBuilder, ErrorKind, TokenCache,
+    TokenCredential, TokenRequestOptions,
+};
+use time::macros::datetime;
+
+const TENANT: &str = "contoso.onmicrosoft.com";
+const CLIENT: &str = "00000000-0000-0000-0000-0000000000c2";
+const PASSWORD: &str = "fixture-password";
+const SCOPE: &[&str] = &["https://storage.azure.com/.default"];
+/// 2030-01-01T00:00:00Z.
+const NOW: i64 = 1_893_456_000;
+
+fn cert_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/certs")
+        .join(name)
+}
+
+fn leaf_der() -> Vec<u8> {
+    CertificateDer::from_pem_file(cert_path("client-cert.pem"))
+        .unwrap()
+        .to_vec()
+}
+
+fn ca_der() -> Vec<u8> {
+    CertificateDer::from_pem_file(cert_path("ca.pem"))
+        .unwrap()
+        .to_vec()
+}
+
+struct Setup {
+    entra: MockEntra,
+    cache: TokenCache,
+}
+
+async fn setup() -> Setup {
+    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let entra = MockEntra::start().await;
+    entra.set_clock(clock.clock());
+    entra.verify_assertions_with(&std::fs::read(cert_path("client-cert.pem")).unwrap());
+    let cache = TokenCache::builder()
+        .clock(clock.clock())
+        .max_jitter(Duration::ZERO)
+        .failure_cooldown(Duration::ZERO)
+        .build();
+    Setup { entra, cache }
+}
+
+impl Setup {
+    fn builder(&self, file: &str) -> ClientCertificateCredentialBuilder {
+        ClientCertificateCredential::builder()
+            .tenant_id(TENANT)
+            .client_id(CLIENT)
+            .certificate_path(cert_path(file))
+            .authority_host(self.entra.authority_host())
+            .env(Env::empty())
+            .cache(self.cache.clone())
+            .retry_policy(RetryPolicy::none())
+    }
+}
+
+#[tokio::test]
+async fn the_assertion_is_a_signed_ps256_jwt_for_the_token_endpoint() {
+    let s = setup().await;
+    let credential = s.builder("client.pem").build().unwrap();
+    let token = credential.get_token(SCOPE, None).await.unwrap();
+    assert_eq!(token.source(), "ClientCertificateCredential");
+    assert_eq!(token.client_id(), Some(CLIENT));
+
+    let request = &s.entra.requests()[0];
+    assert_eq!(
+        request.form_names(),
+        [
+            "client_id",
+            "client_assertion_type",
+            "client_assertion",
+            "grant_type",
+            "scope"
+        ]
+    );
+    assert_eq!(request.form("client_id"), Some(CLIENT));
+    assert_eq!(
+        request.form("client_assertion_type"),
+        Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    );
+    assert_eq!(request.form("grant_type"), Some("client_credentials"));
+    assert_eq!(request.form("scope"), Some(SCOPE[0]));
+
+    let assertion = request.assertion().expect("a JWT assertion");
+    assert_eq!(
+        assertion.verified(),
+        Some(&Ok(())),
+        "signature, thumbprint and claims"
+    );
+    let thumbprint = URL_SAFE_NO_PAD.encode(Sha256::digest(leaf_der()));
+    assert_eq!(
+        assertion.header(),
+        &serde_json::json!({"alg": "PS256", "typ": "JWT", "x5t#S256": thumbprint})
+    );
+    let claims = assertion.claims().as_object().unwrap();
+    let mut names: Vec<&str> = claims.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["aud", "exp", "iss", "jti", "nbf", "sub"]);
+    assert_eq!(claims["aud"], s.entra.token_endpoint(TENANT));
+    assert_eq!(claims["iss"], CLIENT);
+    assert_eq!(claims["sub"], CLIENT);
+    assert_eq!(claims["nbf"], NOW);
+    assert_eq!(claims["exp"], NOW + 600);
+    let jti = claims["jti"].as_str().unwrap();
+    assert_eq!(jti.len(), 36, "{jti}");
+
+    // Every request gets a new assertion with a new id (a claims request bypasses the cache).
+    let options = TokenRequestOptions::default().with_claims(r#"{"access_token":{}}"#);
+    credential.get_token(SCOPE, Some(&options)).await.unwrap();
+    let second = s.entra.requests()[1].assertion().unwrap().clone();
+    assert_eq!(second.verified(), Some(&Ok(())));
+    assert_ne!(second.claims()["jti"], jti);
+}
+
+#[tokio::test]
+async fn every_file_format_signs_with_the_same_certificate() {
+    let s = setup().await;
+    let expected = URL_SAFE_NO_PAD.encode(Sha256::digest(leaf_der()));
+    let cases: [(&str, Option<&str>); 7] = [
+        ("client.pem", None),
+        ("client-pkcs1.pem", None),
+        ("client-chain.pem", None),
+        ("client.pfx", Some(PASSWORD)),
+        ("client-legacy.pfx", Some(PASSWORD)),
+        ("client-nopass.pfx", None),
+        ("client-unencrypted.pfx", None),
+    ];
+    for (i, (file, password)) in cases.into_iter().enumerate() {
+        let mut builder = s.builder(file).client_id(format!("client-{i}"));
+        if let Some(password) = password {
+            builder = builder.password(password);
+        }
+        let credential = builder.build().unwrap_or_else(|e| panic!("{file}: {e}"));
+        credential
+            .get_token(SCOPE, None)
+            .await
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let request = s.entra.requests().pop().unwrap();
+        let assertion = request.assertion().unwrap();
+        assert_eq!(assertion.verified(), Some(&Ok(())), "{file}");
+        assert_eq!(assertion.header()["x5t#S256"], expected, "{file}");
+        let debug = format!("{credential:?}");
+        assert!(debug.contains(credential.thumbprint()), "{debug}");
+    }
+    // The same bytes through the Fs seam and as bytes.
+    let fs = Fs::memory();
+    fs.write(
+        "/secrets/app.pem",
+        std::fs::read(cert_path("client.pem")).unwrap(),
+    );
+    s.builder("ignored")
+        .certificate_path("/secrets/app.pem")
+        .fs(fs)
+        .build()
+        .unwrap();
+    s.builder("ignored")
+        .certificate(std::fs::read(cert_path("client.pfx")).unwrap())
+        .password(PASSWORD)
+        .build()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_chain_is_sent_as_x5c_when_asked() {
+    let s = setup().await;
+    let credential = s
+        .builder("client.pfx")
+        .password(PASSWORD)
+        .send_certificate_chain(true)
+        .build()
+        .unwrap();
+    credential.get_token(SCOPE, None).await.unwrap();
+    let request = &s.entra.requests()[0];
+    let assertion = request.assertion().unwrap();
+    assert_eq!(assertion.verified(), Some(&Ok(())));
+    assert_eq!(
+        assertion.header()["x5c"],
+        serde_json::json!([STANDARD.encode(leaf_der()), STANDARD.encode(ca_der())])
+    );
+    // Not sent unless asked.
+    let plain = s
+        .builder("client-chain.pem")
+        .client_id("other")
+        .build()
+        .unwrap();
+    plain.get_token(SCOPE, None).await.unwrap();
+    assert!(
+        s.entra.requests()[1]
+            .assertion()
+            .unwrap()
+            .header()
+            .get("x5c")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn adfs_gets_rs256_with_a_sha1_thumbprint_at_its_own_endpoint() {
+    let s = setup().await;
+    let credential = s.builder("client.pem").tenant_id("adfs").build().unwrap();
+    credential.get_token(SCOPE, None).await.unwrap();
+    let request = &s.entra.requests()[0];
+    assert_eq!(request.path(), "/adfs/oauth2/token");
+    let assertion = request.assertion().unwrap();
+    assert_eq!(assertion.verified(), Some(&Ok(())));
+    assert_eq!(assertion.header()["alg"], "RS256");
+    assert!(assertion.header().get("x5t").is_some());
+    assert!(assertion.header().get("x5t#S256").is_none());
+    assert_eq!(
+        assertion.claims()["aud"],
+        format!("{}/adfs/oauth2/token", s.entra.authority_host())
+    );
+}
+
+#[tokio::test]
+async fn an_assertion_the_app_does_not_know_is_refused_by_entra() {
+    let s = setup().await;
+    // Entra knows another certificate (the CA's key) for this app.
+    s.entra
+        .verify_assertions_with(&std::fs::read(cert_path("ca.pem")).unwrap());
+    let credential = s.builder("client.pem").build().unwrap();
+    let err = credential.get_token(SCOPE, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Authentication, "{err}");
+    assert_eq!(err.aadsts_codes(), &[700027]);
+    assert!(err.fix().unwrap().contains("uploaded"), "{err}");
+    assert!(
+        s.entra.requests()[0]
+            .assertion()
+            .unwrap()
+            .verified()
+            .unwrap()
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn bad_certificates_are_clear_errors_at_build() {
+    let s = setup().await;
+    let dir = std::env::temp_dir().join(format!("azure-credentials-certs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let pfx = std::fs::read(cert_path("client.pfx")).unwrap();
+    let cert_only = std::fs::read(cert_path("client-cert.pem")).unwrap();
+    let encrypted = b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n";
+    let cases: Vec<(PathBuf, Option<&str>, &str)> = vec![
+        (dir.join("missing.pem"), None, "does not exist"),
+        (dir.clone(), None, "cannot be read"),
+        (
+            write("garbage.pem", b"this is not a certificate"),
+            None,
+            "neither PEM nor PKCS#12",
+        ),
+        (write("empty.pem", b""), None, "neither PEM nor PKCS#12"),
+        (
+            write(
+                "broken.pem",
+                b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+            ),
+            None,
+            "not valid PEM",
+        ),
+        (
+            write("cert-only.pem", &cert_only),
+            None,
+            "holds no private key",
+        ),
+        (
+            write("encrypted.pem", encrypted),
+            None,
+            "encrypted PEM private key",
+        ),
+        (
+            cert_path("wrong-key.pem"),
+            None,
+            "holds no certificate for its private key",
+        ),
+        (
+            cert_path("ec.pem"),
+            None,
+            "EC private key; an RSA key is needed",
+        ),
+        (
+            cert_path("ec.pfx"),
+            Some(PASSWORD),
+            "EC private key; an RSA key is needed",
+        ),
+        (
+            cert_path("client.pfx"),
+            Some("wrong password"),
+            "wrong password",
+        ),
+        (
+            cert_path("client.pfx"),
+            None,
+            "protected by a password and none was given",
+        ),
+        (
+            cert_path("client-legacy.pfx"),
+            Some("wrong"),
+            "wrong password",
+        ),
+        (
+            write("truncated.pfx", &pfx[..pfx.len() / 2]),
+            Some(PASSWORD),
+            "neither valid PEM nor a valid PKCS#12",
+        ),
+        (
+            write("der-garbage.pfx", &[0x30, 0x82, 0xff, 0xff, 1, 2, 3]),
+            None,
+            "neither valid PEM nor a valid PKCS#12",
+        ),
+    ];
+    for (path, password, says) in cases {
+        let mut builder = s.builder("ignored").certificate_path(&path);
+        if let Some(password) = password {
+            builder = builder.password(password);
+        }
+        let err = builder.build().unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{text}");
+        assert!(text.starts_with("ClientCertificateCredential: "), "{text}");
+        assert!(text.contains(says), "{says:?} not in {text}");
+        assert!(
+            text.contains(&format!("{:?}", path.display().to_string())),
+            "the path: {text}"
+        );
+        assert!(err.fix().is_some(), "{text}");
+        assert!(
+            !text.contains(PASSWORD) && !text.contains("wrong password\""),
+            "{text}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Bytes instead of a file say so; no certificate at all is an error too.
+    let err = s
+        .builder("x")
+        .certificate(b"nonsense".to_vec())
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the certificate is neither PEM nor PKCS#12"),
+        "{err}"
+    );
+    let err = ClientCertificateCredential::builder()
+        .tenant_id(TENANT)
+        .client_id(CLIENT)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("no certificate"), "{err}");
+    // Other options are validated too.
+    let err = s
+        .builder("client.pem")
+        .authority_host("http://login.example.com")
+        .build()
+        .unwrap_err();
+    assert!(err.is_invalid_input());
+    let err = s
+        .builder("client.pem")
+        .tenant_id("not/a tenant")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid tenant id"), "{err}");
+}

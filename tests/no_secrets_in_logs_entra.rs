@@ -1,0 +1,276 @@
+//! Runs the service principal and workload identity scenarios with a TRACE-level capturing
+//! subscriber and fails if a client secret, a certificate's private key or password, a federated
+//! token, a client assertion or an access token appears in a log line, a `Debug` rendering or
+//! an error message.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::log_capture::{CapturedLogs, Printed, assert_no_secrets};
+
+use azure_credentials::system::{Env, Fs, ManualClock, RetryPolicy};
+use azure_credentials::testing::{MockEntra, MockEntraReply};
+use azure_credentials::{
+    ClientCertificateCredential, ClientSecretCredential, EnvironmentCredential, TokenCache,
+    TokenCredential, TokenRequestOptions, WorkloadIdentityCredential,
+};
+use time::macros::datetime;
+
+const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const SCOPE: &[&str] = &["https://vault.azure.net/.default"];
+const CLIENT_SECRET: &str = "entra-client-secret-value";
+const PFX_PASSWORD: &str = "fixture-password";
+const FEDERATED_TOKEN: &str = "federated-token-secret-value";
+const USER_PASSWORD: &str = "user-password-secret-value";
+const TOKEN_FILE: &str = "/var/run/secrets/azure/tokens/azure-identity-token";
+
+fn cert(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/certs")
+        .join(name)
+}
+
+#[test]
+fn no_entra_secret_reaches_logs_debug_or_errors() {
+    let captured = CapturedLogs::default();
+    let _guard = captured.install();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut seen = Printed::default();
+    let assertions = runtime.block_on(scenarios(&mut seen));
+
+    // The private key, as it appears in the PEM file (every base64 line of its body) and in
+    // the form the key takes in memory dumps of the PKCS#8 DER (its first line is enough).
+    let key_pem = std::fs::read_to_string(cert("client-key-pkcs8.pem")).unwrap();
+    let key_lines: Vec<&str> = key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() > 20)
+        .collect();
+    let mut secrets: Vec<&str> = vec![
+        CLIENT_SECRET,
+        PFX_PASSWORD,
+        FEDERATED_TOKEN,
+        USER_PASSWORD,
+        "mock-entra-token-",
+        "eyJ-entra-token-",
+        // URL-encoded form bodies start like this.
+        "client_secret=",
+        "client_assertion=",
+    ];
+    secrets.extend(key_lines.iter().copied());
+    // Each client assertion the credential sent (header.claims.signature), and its signature.
+    assert!(!assertions.is_empty());
+    for assertion in &assertions {
+        secrets.push(assertion.as_str());
+        secrets.push(assertion.rsplit('.').next().unwrap());
+    }
+    assert_no_secrets(
+        &captured.text(),
+        &seen,
+        &secrets,
+        &[
+            "requesting a token from Microsoft Entra ID",
+            "Microsoft Entra ID issued a token",
+            "retrying HTTP request",
+            "read the federated token file",
+            "reading the token file again and retrying once",
+            "claims challenge",
+            "token fetch failed",
+        ],
+    );
+}
+
+/// Runs everything; returns the client assertions that were sent.
+async fn scenarios(seen: &mut Printed) -> Vec<String> {
+    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let entra = MockEntra::start().await;
+    entra.set_clock(clock.clock());
+    entra.expect_client_secret(CLIENT_SECRET);
+    entra.verify_assertions_with(&std::fs::read(cert("client-cert.pem")).unwrap());
+    let cache = TokenCache::builder()
+        .clock(clock.clock())
+        .max_jitter(Duration::ZERO)
+        .build();
+    let retries = RetryPolicy::default()
+        .with_initial_delay(Duration::from_millis(1))
+        .with_jitter(0.0)
+        .with_retry_statuses([429, 500, 502, 503, 504]);
+    seen.debug(&entra);
+
+    // Client secret: a retried 503, a token, a hit, a claims challenge, a refusal, HTML.
+    let builder = ClientSecretCredential::builder()
+        .tenant_id(TENANT)
+        .client_id("secret-client")
+        .secret(CLIENT_SECRET)
+        .authority_host(entra.authority_host())
+        .env(Env::empty())
+        .cache(cache.clone())
+        .retry_policy(retries.clone());
+    seen.debug(&builder);
+    let secret_credential = builder.build().unwrap();
+    seen.debug(&secret_credential);
+    entra.push_many([
+        MockEntraReply::error(
+            503,
+            "temporarily_unavailable",
+            90033,
+            "A transient error has occurred.",
+        ),
+        MockEntraReply::token("eyJ-entra-token-1"),
+    ]);
+    let token = secret_credential.get_token(SCOPE, None).await.unwrap();
+    seen.debug(&token);
+    seen.debug(&secret_credential.get_token(SCOPE, None).await.unwrap());
+    let claims = TokenRequestOptions::default()
+        .with_claims(r#"{"access_token":{"nbf":{"essential":true,"value":"1"}}}"#)
+        .with_enable_cae(true);
+    seen.debug(
+        &secret_credential
+            .get_token(SCOPE, Some(&claims))
+            .await
+            .unwrap(),
+    );
+    let wrong = ClientSecretCredential::builder()
+        .tenant_id(TENANT)
+        .client_id("secret-client")
+        .secret("entra-client-secret-value-but-wrong")
+        .authority_host(entra.authority_host())
+        .env(Env::empty())
+        .cache(cache.clone())
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    seen.error(&wrong.get_token(SCOPE, None).await.unwrap_err());
+    entra.push(MockEntraReply::html(403));
+    let other_scope = ["https://storage.azure.com/.default"];
+    seen.error(
+        &secret_credential
+            .get_token(&other_scope, None)
+            .await
+            .unwrap_err(),
+    );
+    entra.push(MockEntraReply::json(
+        200,
+        r#"{"access_token":"eyJ-entra-token-malformed","expires_in":"#,
+    ));
+    clock.advance(Duration::from_secs(5));
+    seen.error(
+        &secret_credential
+            .get_token(&other_scope, None)
+            .await
+            .unwrap_err(),
+    );
+
+    // Client certificate: PEM and password-protected PKCS#12 with the chain; a wrong password.
+    for (file, password) in [("client.pem", None), ("client.pfx", Some(PFX_PASSWORD))] {
+        let mut builder = ClientCertificateCredential::builder()
+            .tenant_id(TENANT)
+            .client_id(format!("cert-client-{file}"))
+            .certificate_path(cert(file))
+            .send_certificate_chain(true)
+            .authority_host(entra.authority_host())
+            .env(Env::empty())
+            .cache(cache.clone());
+        if let Some(password) = password {
+            builder = builder.password(password);
+        }
+        seen.debug(&builder);
+        let credential = builder.build().unwrap();
+        seen.debug(&credential);
+        seen.debug(&credential.get_token(SCOPE, None).await.unwrap());
+    }
+    let bytes_builder = ClientCertificateCredential::builder()
+        .tenant_id(TENANT)
+        .client_id("cert-bytes")
+        .certificate(std::fs::read(cert("client-key-pkcs8.pem")).unwrap())
+        .password(PFX_PASSWORD);
+    seen.debug(&bytes_builder);
+    seen.error(&bytes_builder.build().unwrap_err());
+    let err = ClientCertificateCredential::builder()
+        .tenant_id(TENANT)
+        .client_id("cert-client")
+        .certificate_path(cert("client.pfx"))
+        .password("fixture-password-wrong")
+        .env(Env::empty())
+        .build()
+        .unwrap_err();
+    seen.error(&err);
+
+    // Workload identity (its own mock: the federated token is not signed by the test
+    // certificate): an exchange, an expired assertion re-read and retried, a missing file.
+    let assertions: Vec<String> = entra
+        .requests()
+        .iter()
+        .filter(|r| r.assertion().is_some())
+        .filter_map(|r| r.form("client_assertion").map(str::to_owned))
+        .collect();
+    for request in entra.requests() {
+        if let Some(assertion) = request.assertion() {
+            seen.debug(assertion);
+        }
+    }
+    let entra = MockEntra::start().await;
+    let fs = Fs::memory();
+    fs.write(TOKEN_FILE, format!("{FEDERATED_TOKEN}\n"));
+    let env = Env::from_pairs([
+        ("AZURE_FEDERATED_TOKEN_FILE", TOKEN_FILE.to_owned()),
+        ("AZURE_CLIENT_ID", "wi-client".to_owned()),
+        ("AZURE_TENANT_ID", TENANT.to_owned()),
+        ("AZURE_AUTHORITY_HOST", entra.authority_host()),
+    ]);
+    let builder = WorkloadIdentityCredential::builder()
+        .env(env.clone())
+        .fs(fs.clone())
+        .cache(cache.clone())
+        .retry_policy(RetryPolicy::none());
+    seen.debug(&builder);
+    let workload = builder.build().unwrap();
+    seen.debug(&workload);
+    entra.push(MockEntraReply::error(
+        400,
+        "invalid_client",
+        700024,
+        "Client assertion is not within its valid time range.",
+    ));
+    seen.debug(&workload.get_token(SCOPE, None).await.unwrap());
+    entra.set_default(MockEntraReply::error(
+        400,
+        "invalid_client",
+        700024,
+        "Client assertion is not within its valid time range.",
+    ));
+    seen.error(&workload.get_token(&other_scope, None).await.unwrap_err());
+    entra.set_default(MockEntraReply::auto_token());
+    fs.remove(Path::new(TOKEN_FILE));
+    clock.advance(Duration::from_secs(5));
+    seen.error(&workload.get_token(&other_scope, None).await.unwrap_err());
+
+    // Environment: a secret, and the unsupported username / password.
+    let env_credential = EnvironmentCredential::builder()
+        .env(Env::from_pairs([
+            ("AZURE_TENANT_ID", TENANT.to_owned()),
+            ("AZURE_CLIENT_ID", "env-client".to_owned()),
+            ("AZURE_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
+            ("AZURE_AUTHORITY_HOST", entra.authority_host()),
+        ]))
+        .cache(cache.clone())
+        .build()
+        .unwrap();
+    seen.debug(&env_credential);
+    seen.debug(&env_credential.get_token(SCOPE, None).await.unwrap());
+    let err = EnvironmentCredential::builder()
+        .env(Env::from_pairs([
+            ("AZURE_USERNAME", "user@contoso.com"),
+            ("AZURE_PASSWORD", USER_PASSWORD),
+        ]))
+        .build()
+        .unwrap_err();
+    seen.error(&err);
+
+    seen.debug(&entra.requests());
+    assertions
+}
