@@ -1,10 +1,11 @@
 //! The library's main job on a machine with no Azure: `cargo run --example demo`.
 //!
-//! It starts the bundled mock managed identity endpoint on loopback, points a
-//! `ManagedIdentityCredential` at it through an in-memory environment (exactly the variables
-//! that hosting environment sets), and shows what a caller sees: one request for the first
-//! token, cache hits after that, and a refresh that happens in the background while callers
-//! keep getting the valid token. The cache runs on a manual clock so the demo can jump ahead.
+//! It starts the bundled mock managed identity endpoint on loopback and runs the default chain,
+//! `DefaultAzureCredential`, in an in-memory environment holding exactly the variables that
+//! hosting environment sets. It shows what the chain makes of the environment (`explain()`),
+//! which member it selects, and what a caller sees: one request for the first token, cache hits
+//! after that, and a refresh that happens in the background while callers keep getting the
+//! valid token. The cache runs on a manual clock so the demo can jump ahead.
 //!
 //! `--source imds|app-service|azure-ml|cloud-shell|arc|service-fabric` picks the hosting
 //! environment the mock plays (default: imds).
@@ -17,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use azure_credentials::system::{Env, Fs, ManualClock};
 use azure_credentials::testing::MockImds;
-use azure_credentials::{Error, ManagedIdentityCredential, TokenCache, TokenCredential};
+use azure_credentials::{DefaultAzureCredential, Error, TokenCache, TokenCredential};
 
 const SCOPE: [&str; 1] = ["https://management.azure.com/.default"];
 const SECRET: &str = "demo-identity-header";
-const ARC_KEY_DIR: &str = "/var/opt/azcmagent/tokens";
+// The Arc agent's key directory on Linux, where the credential looks for it.
 const ARC_KEY_PATH: &str = "/var/opt/azcmagent/tokens/demo.key";
 
 #[tokio::main]
@@ -38,24 +39,27 @@ async fn main() -> Result<(), Error> {
     mock.set_clock(manual.clock());
     mock.set_identity_header(SECRET);
     let fs = Fs::memory();
-    let env = environment(&source, &mock, &fs).await;
+    // No developer tools on PATH: this is a "deployed" machine.
+    let env = environment(&source, &mock, &fs)
+        .await
+        .with("PATH", "/nonexistent");
     println!("\nplaying {source}; the environment a program there sees: {env:?}");
 
-    let credential = ManagedIdentityCredential::builder()
+    let chain = DefaultAzureCredential::builder()
         .env(env)
         .fs(fs)
         .imds_endpoint(mock.imds_endpoint())
-        .arc_key_directory(ARC_KEY_DIR)
         .cache(TokenCache::builder().clock(manual.clock()).build())
         .build()?;
-    println!("detected: {:?}", credential.source());
+    println!("\n{}", chain.explain());
     // What a consumer holds: `Arc<dyn TokenCredential>`.
-    let credential: Arc<dyn TokenCredential> = Arc::new(credential);
+    let credential: Arc<dyn TokenCredential> = Arc::new(chain.clone());
 
     println!("\n1. first token: a cache miss, one request to the endpoint");
     let started = Instant::now();
     let token = credential.get_token(&SCOPE, None).await?;
     println!("   got {token:?}");
+    println!("   selected: {:?}", chain.selected());
     println!(
         "   in {:?}; requests so far: {}",
         started.elapsed(),
@@ -97,6 +101,11 @@ async fn main() -> Result<(), Error> {
     }
     println!("   then the refreshed token: {fresh:?}");
     println!("   requests in all: {}", mock.request_count());
+
+    println!(
+        "\n4. what the chain says about itself now\n{}",
+        chain.explain()
+    );
 
     println!("\nNo secret was printed: tokens show as Secret(<redacted>).");
     Ok(())

@@ -12,6 +12,7 @@ mod cache;
 mod catch_unwind;
 mod chain;
 mod credential;
+mod default;
 mod entra;
 mod error;
 #[allow(dead_code)] // some validators serve credential sources still to come
@@ -27,6 +28,10 @@ pub use cache::{
 };
 pub use chain::{ChainedTokenCredential, ChainedTokenCredentialBuilder, RequiredIdentity};
 pub use credential::{AccessToken, TokenCredential, TokenFuture, TokenRequestOptions};
+pub use default::{
+    DefaultAzureCredential, DefaultAzureCredentialBuilder, Explanation, MemberExplanation,
+    MemberState,
+};
 pub use entra::authority_hosts;
 pub use entra::{
     ClientCertificateCredential, ClientCertificateCredentialBuilder, ClientSecretCredential,

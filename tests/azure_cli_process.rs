@@ -135,16 +135,17 @@ async fn a_runaway_stdout_is_capped_and_refused() {
 
 // Like the real `az` (a shell script that runs Python without `exec`), the stand-in starts a
 // grandchild and waits. The grandchild holds the write end of the `alive` FIFO, read by a plain
-// thread: end-of-file there means it died. Time is paused: it advances to the timeout only once
-// the stand-in reported its pid (a blocking task holds it back until then).
+// thread: end-of-file there means it died. Only once it holds that FIFO does it report the
+// stand-in's pid on `ready` (so the kill cannot come before it is open, which would leave the
+// reader waiting for a writer forever). Time is paused: it advances to the timeout only once
+// the pid has arrived (a blocking task holds it back until then).
 #[tokio::test(start_paused = true)]
 async fn a_stand_in_that_never_exits_is_killed_with_its_children() {
     let dir = TempDir::new("hang");
     let ready = dir.mkfifo("ready");
     let alive = dir.mkfifo("alive");
     dir.az(&format!(
-        r#"/bin/sh -c 'exec 3>"$1"; sleep 30; echo survived >&3' python '{alive}' &
-echo $$ > '{ready}'
+        r#"/bin/sh -c 'exec 3>"$1"; echo $PPID > "$2"; sleep 30; echo survived >&3' python '{alive}' '{ready}' &
 wait"#,
         alive = alive.display(),
         ready = ready.display()

@@ -1,0 +1,534 @@
+//! [`DefaultAzureCredential`]: the ordered chain of the environment's token sources.
+
+mod explain;
+mod selection;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::system::{Env, Executor, Fs, Http, resolve_program};
+use crate::{
+    AzureCliCredential, AzureDeveloperCliCredential, ChainedTokenCredential, EnvironmentCredential,
+    Error, ManagedIdentityCredential, RequiredIdentity, TokenCache, TokenCredential, TokenFuture,
+    TokenRequestOptions, UserAssignedId, WorkloadIdentityCredential,
+};
+
+pub use explain::{Explanation, MemberExplanation, MemberState};
+use selection::{Member, Selection};
+
+const NAME: &str = "DefaultAzureCredential";
+
+/// The credential for code that runs both on a developer's machine and in Azure: it tries, in
+/// order,
+///
+/// 1. [`EnvironmentCredential`] — a service principal from `AZURE_*` variables;
+/// 2. [`WorkloadIdentityCredential`] — Kubernetes workload identity (`AZURE_FEDERATED_TOKEN_FILE`);
+/// 3. [`ManagedIdentityCredential`] — the Azure host's managed identity (IMDS probed first, so
+///    off Azure this costs milliseconds, not seconds);
+/// 4. [`AzureCliCredential`] — the developer's `az login`;
+/// 5. [`AzureDeveloperCliCredential`] — the developer's `azd auth login`,
+///
+/// and keeps the first that produces a token (see [`ChainedTokenCredential`] for the rules: a
+/// source that is not configured is skipped; one that is configured and fails stops the chain
+/// with its error, so a production misconfiguration never falls through to a developer's
+/// identity).
+///
+/// `AZURE_TOKEN_CREDENTIALS` narrows the chain: `dev` (the developer tools), `prod` (the
+/// deployed sources), or one credential's name, e.g. `ManagedIdentityCredential` (which then
+/// skips the IMDS probe). The value is trimmed and case-insensitive; an invalid one fails
+/// [`new`](Self::new).
+///
+/// ```no_run
+/// use azure_credentials::{DefaultAzureCredential, TokenCredential};
+///
+/// # async fn run() -> Result<(), azure_credentials::Error> {
+/// let credential = DefaultAzureCredential::new()?;
+/// let token = credential.get_token(&["https://vault.azure.net/.default"], None).await?;
+/// println!("{}", credential.explain());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct DefaultAzureCredential {
+    chain: ChainedTokenCredential,
+    selection: Selection,
+    plan: Arc<Vec<Planned>>,
+}
+
+/// What building a member came to.
+struct Planned {
+    member: Member,
+    state: MemberState,
+    env_vars: Vec<&'static str>,
+}
+
+impl DefaultAzureCredential {
+    /// The default chain, configured from the process environment.
+    pub fn new() -> Result<Self, Error> {
+        Self::builder().build()
+    }
+
+    /// Options for the default chain.
+    pub fn builder() -> DefaultAzureCredentialBuilder {
+        DefaultAzureCredentialBuilder::default()
+    }
+
+    /// The member in use, once one has produced a token.
+    pub fn selected(&self) -> Option<&str> {
+        self.chain.selected()
+    }
+
+    /// What the chain is made of and what it would try first, without fetching a token: each
+    /// member's state (excluded, not configured, misconfigured, ready), which of its
+    /// environment variables are set (names, never values), and what `AZURE_TOKEN_CREDENTIALS`
+    /// resolved to. `Display` prints it for humans.
+    pub fn explain(&self) -> Explanation {
+        let members: Vec<MemberExplanation> = self
+            .plan
+            .iter()
+            .map(|p| MemberExplanation {
+                name: p.member.name(),
+                state: p.state.clone(),
+                env_vars: p.env_vars.clone(),
+            })
+            .collect();
+        let first = members
+            .iter()
+            .find(|m| {
+                matches!(
+                    m.state,
+                    MemberState::Ready(_) | MemberState::Misconfigured(_)
+                )
+            })
+            .map(|m| m.name);
+        Explanation {
+            selection: self.selection.to_string(),
+            members,
+            first,
+            selected: self.selected().map(str::to_owned),
+        }
+    }
+}
+
+impl TokenCredential for DefaultAzureCredential {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<&'a TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        self.chain.get_token(scopes, options)
+    }
+}
+
+impl fmt::Debug for DefaultAzureCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(NAME)
+            .field("selection", &self.selection)
+            .field(
+                "members",
+                &self
+                    .plan
+                    .iter()
+                    .map(|p| (p.member.name(), p.state.label()))
+                    .collect::<Vec<_>>(),
+            )
+            .field("selected", &self.selected())
+            .finish()
+    }
+}
+
+/// Options for a [`DefaultAzureCredential`].
+#[derive(Clone, Default)]
+pub struct DefaultAzureCredentialBuilder {
+    env: Option<Env>,
+    fs: Option<Fs>,
+    http: Option<Http>,
+    cache: Option<TokenCache>,
+    executor: Option<Arc<dyn Executor>>,
+    excluded: Vec<Member>,
+    tenant_id: Option<String>,
+    managed_identity: Option<ManagedIdentityChoice>,
+    additionally_allowed_tenants: Option<Vec<String>>,
+    developer_tool_timeout: Option<Duration>,
+    imds_endpoint: Option<Url>,
+    imds_probe_timeout: Option<Duration>,
+    required: Option<RequiredIdentity>,
+}
+
+#[derive(Clone, Debug)]
+enum ManagedIdentityChoice {
+    SystemAssigned,
+    UserAssigned(UserAssignedId),
+}
+
+impl fmt::Debug for DefaultAzureCredentialBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DefaultAzureCredentialBuilder")
+            .field("excluded", &self.excluded)
+            .field("tenant_id", &self.tenant_id)
+            .field("managed_identity", &self.managed_identity)
+            .field(
+                "additionally_allowed_tenants",
+                &self.additionally_allowed_tenants,
+            )
+            .field("developer_tool_timeout", &self.developer_tool_timeout)
+            .field("required_identity", &self.required)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DefaultAzureCredentialBuilder {
+    fn exclude(mut self, member: Member, exclude: bool) -> Self {
+        self.excluded.retain(|m| *m != member);
+        if exclude {
+            self.excluded.push(member);
+        }
+        self
+    }
+
+    /// Leaves [`EnvironmentCredential`] out.
+    pub fn exclude_environment_credential(self, exclude: bool) -> Self {
+        self.exclude(Member::Environment, exclude)
+    }
+
+    /// Leaves [`WorkloadIdentityCredential`] out.
+    pub fn exclude_workload_identity_credential(self, exclude: bool) -> Self {
+        self.exclude(Member::WorkloadIdentity, exclude)
+    }
+
+    /// Leaves [`ManagedIdentityCredential`] out.
+    pub fn exclude_managed_identity_credential(self, exclude: bool) -> Self {
+        self.exclude(Member::ManagedIdentity, exclude)
+    }
+
+    /// Leaves [`AzureCliCredential`] out.
+    pub fn exclude_azure_cli_credential(self, exclude: bool) -> Self {
+        self.exclude(Member::AzureCli, exclude)
+    }
+
+    /// Leaves [`AzureDeveloperCliCredential`] out.
+    pub fn exclude_azure_developer_cli_credential(self, exclude: bool) -> Self {
+        self.exclude(Member::AzureDeveloperCli, exclude)
+    }
+
+    /// The tenant for the members without one of their own: workload identity (instead of
+    /// `AZURE_TENANT_ID`), the Azure CLI and the Azure Developer CLI.
+    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
+        self.tenant_id = Some(tenant_id.into());
+        self
+    }
+
+    /// The user-assigned managed identity to use (instead of `AZURE_CLIENT_ID`'s).
+    pub fn managed_identity(mut self, id: UserAssignedId) -> Self {
+        self.managed_identity = Some(ManagedIdentityChoice::UserAssigned(id));
+        self
+    }
+
+    /// Uses the system-assigned managed identity even when `AZURE_CLIENT_ID` is set (for a
+    /// service principal, say).
+    pub fn system_assigned_managed_identity(mut self) -> Self {
+        self.managed_identity = Some(ManagedIdentityChoice::SystemAssigned);
+        self
+    }
+
+    /// Tenants, besides each member's own, that per-request tenants may name (`*` for any);
+    /// default: `AZURE_ADDITIONALLY_ALLOWED_TENANTS`.
+    pub fn additionally_allowed_tenants<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.additionally_allowed_tenants = Some(tenants.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// How long `az` and `azd` may run. Default: each credential's own (10 s).
+    pub fn developer_tool_timeout(mut self, timeout: Duration) -> Self {
+        self.developer_tool_timeout = Some(timeout);
+        self
+    }
+
+    /// How long the IMDS probe waits. Default: 1 s or `AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS`.
+    pub fn imds_probe_timeout(mut self, timeout: Duration) -> Self {
+        self.imds_probe_timeout = Some(timeout);
+        self
+    }
+
+    /// The IMDS token endpoint (a loopback mock in tests).
+    pub fn imds_endpoint(mut self, endpoint: Url) -> Self {
+        self.imds_endpoint = Some(endpoint);
+        self
+    }
+
+    /// Refuses tokens for any other identity (fail closed): see [`RequiredIdentity`].
+    pub fn require_identity(mut self, required: RequiredIdentity) -> Self {
+        self.required = Some(required);
+        self
+    }
+
+    /// Where environment variables are read. Default: the process environment.
+    pub fn env(mut self, env: Env) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// Where files are read. Default: the real file system.
+    pub fn fs(mut self, fs: Fs) -> Self {
+        self.fs = Some(fs);
+        self
+    }
+
+    /// The HTTP client of the members that use one. Default: [`Http::shared`].
+    pub fn http(mut self, http: Http) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// The token cache. Default: [`TokenCache::shared`].
+    pub fn cache(mut self, cache: TokenCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// How `az` and `azd` are run. Default: [`TokioExecutor`](crate::system::TokioExecutor).
+    pub fn executor(mut self, executor: Arc<dyn Executor>) -> Self {
+        self.executor = Some(executor);
+        self
+    }
+
+    /// Builds the chain.
+    ///
+    /// Fails when `AZURE_TOKEN_CREDENTIALS` is invalid or leaves (with the exclusions) no
+    /// member. A member that is not configured is kept as a placeholder that reports so; a
+    /// member whose configuration is half-set or invalid is kept as one that returns that
+    /// error, so the chain stops there when it gets to it.
+    pub fn build(self) -> Result<DefaultAzureCredential, Error> {
+        let env = self.env.clone().unwrap_or_else(Env::process);
+        let selection = Selection::from_env(&env)?;
+        let mut chain = ChainedTokenCredential::builder().name(NAME);
+        let mut plan = Vec::new();
+        for member in Member::ALL {
+            let env_vars = explain::env_vars_set(member, &env);
+            let (state, credential) = if !selection.includes(member) {
+                (
+                    MemberState::Excluded(format!("excluded by {selection}")),
+                    None,
+                )
+            } else if self.excluded.contains(&member) {
+                (
+                    MemberState::Excluded("excluded by the builder".to_owned()),
+                    None,
+                )
+            } else {
+                match self.build_member(member, selection, &env) {
+                    Ok((credential, detail)) => (MemberState::Ready(detail), Some(credential)),
+                    Err(error) if error.is_unavailable() => {
+                        let state = MemberState::NotConfigured(state_detail(&error));
+                        (
+                            state,
+                            Some(Arc::new(Fails(error)) as Arc<dyn TokenCredential>),
+                        )
+                    }
+                    Err(error) => {
+                        let state = MemberState::Misconfigured(state_detail(&error));
+                        (
+                            state,
+                            Some(Arc::new(Fails(error)) as Arc<dyn TokenCredential>),
+                        )
+                    }
+                }
+            };
+            if let Some(credential) = credential {
+                chain = if member.is_developer_tool() {
+                    chain.developer_tool(member.name(), credential)
+                } else {
+                    chain.member(member.name(), credential)
+                };
+            }
+            tracing::debug!(credential = NAME, member = member.name(), state = %state, "chain member");
+            plan.push(Planned {
+                member,
+                state,
+                env_vars,
+            });
+        }
+        if plan
+            .iter()
+            .all(|p| matches!(p.state, MemberState::Excluded(_)))
+        {
+            return Err(Error::invalid_input(
+                NAME,
+                format!("no credential is left to try ({selection}, and the builder's exclusions)"),
+            )
+            .with_fix("exclude fewer credentials, or change AZURE_TOKEN_CREDENTIALS"));
+        }
+        if let Some(required) = self.required.clone() {
+            chain = chain.require_identity(required);
+        }
+        Ok(DefaultAzureCredential {
+            chain: chain.build()?,
+            selection,
+            plan: Arc::new(plan),
+        })
+    }
+
+    /// Builds one member with the options that apply to it, and says what it will use.
+    fn build_member(
+        &self,
+        member: Member,
+        selection: Selection,
+        env: &Env,
+    ) -> Result<(Arc<dyn TokenCredential>, String), Error> {
+        let fs = self.fs.clone().unwrap_or_else(Fs::real);
+        let cache = self.cache.clone().unwrap_or_else(TokenCache::shared);
+        let http = self.http.clone().unwrap_or_else(Http::shared);
+        let tenants = self.additionally_allowed_tenants.clone();
+        match member {
+            Member::Environment => {
+                let mut b = EnvironmentCredential::builder()
+                    .env(env.clone())
+                    .fs(fs)
+                    .cache(cache)
+                    .http(http);
+                if let Some(tenants) = tenants {
+                    b = b.additionally_allowed_tenants(tenants);
+                }
+                let credential = b.build()?;
+                let detail = if env.is_set("AZURE_CLIENT_SECRET") {
+                    "a client secret (AZURE_CLIENT_SECRET)"
+                } else {
+                    "a client certificate (AZURE_CLIENT_CERTIFICATE_PATH)"
+                };
+                Ok((
+                    Arc::new(credential),
+                    format!("service principal with {detail}"),
+                ))
+            }
+            Member::WorkloadIdentity => {
+                let mut b = WorkloadIdentityCredential::builder()
+                    .env(env.clone())
+                    .fs(fs)
+                    .cache(cache)
+                    .http(http);
+                if let Some(tenant) = &self.tenant_id {
+                    b = b.tenant_id(tenant.clone());
+                }
+                if let Some(tenants) = tenants {
+                    b = b.additionally_allowed_tenants(tenants);
+                }
+                let credential = b.build()?;
+                let detail = format!(
+                    "federated token file {}",
+                    credential.token_file_path().display()
+                );
+                Ok((Arc::new(credential), detail))
+            }
+            Member::ManagedIdentity => {
+                // Named alone by AZURE_TOKEN_CREDENTIALS, managed identity is what the user
+                // wants: no probe, the full retry budget.
+                let probe = selection != Selection::Only(Member::ManagedIdentity);
+                let mut b = ManagedIdentityCredential::builder()
+                    .env(env.clone())
+                    .fs(fs)
+                    .cache(cache)
+                    .http(http)
+                    .probe(probe);
+                if let Some(timeout) = self.imds_probe_timeout {
+                    b = b.probe_timeout(timeout);
+                }
+                if let Some(endpoint) = &self.imds_endpoint {
+                    b = b.imds_endpoint(endpoint.clone());
+                }
+                b = match &self.managed_identity {
+                    Some(ManagedIdentityChoice::SystemAssigned) => b.system_assigned(),
+                    Some(ManagedIdentityChoice::UserAssigned(id)) => b.user_assigned_id(id.clone()),
+                    None => b,
+                };
+                let credential = b.build()?;
+                let mut detail = format!("{} endpoint", credential.source());
+                if let Some(id) = credential.user_assigned_id() {
+                    detail.push_str(&format!(", user-assigned identity {id}"));
+                }
+                if probe && credential.source() == crate::ManagedIdentitySource::Imds {
+                    detail.push_str(", probed first");
+                }
+                Ok((Arc::new(credential), detail))
+            }
+            Member::AzureCli => {
+                let mut b = AzureCliCredential::builder()
+                    .env(env.clone())
+                    .fs(fs)
+                    .cache(cache);
+                if let Some(executor) = &self.executor {
+                    b = b.executor(executor.clone());
+                }
+                if let Some(timeout) = self.developer_tool_timeout {
+                    b = b.timeout(timeout);
+                }
+                if let Some(tenant) = &self.tenant_id {
+                    b = b.tenant_id(tenant.clone());
+                }
+                if let Some(tenants) = tenants {
+                    b = b.additionally_allowed_tenants(tenants);
+                }
+                let credential = b.build()?;
+                Ok((Arc::new(credential), program_detail(env, "az")))
+            }
+            Member::AzureDeveloperCli => {
+                let mut b = AzureDeveloperCliCredential::builder()
+                    .env(env.clone())
+                    .fs(fs)
+                    .cache(cache);
+                if let Some(executor) = &self.executor {
+                    b = b.executor(executor.clone());
+                }
+                if let Some(timeout) = self.developer_tool_timeout {
+                    b = b.timeout(timeout);
+                }
+                if let Some(tenant) = &self.tenant_id {
+                    b = b.tenant_id(tenant.clone());
+                }
+                if let Some(tenants) = tenants {
+                    b = b.additionally_allowed_tenants(tenants);
+                }
+                let credential = b.build()?;
+                Ok((Arc::new(credential), program_detail(env, "azd")))
+            }
+        }
+    }
+}
+
+/// A build error for `explain()`: the member's name and state are printed before it.
+fn state_detail(error: &Error) -> String {
+    let message = error.message();
+    let message = message.strip_prefix("not configured: ").unwrap_or(message);
+    match error.fix() {
+        Some(fix) => format!("{message}; {fix}"),
+        None => message.to_owned(),
+    }
+}
+
+/// Where a developer tool was found on `PATH`, if it was.
+fn program_detail(env: &Env, program: &str) -> String {
+    match resolve_program(env, program) {
+        Some(path) => format!("{program} at {}", path.display()),
+        None => format!("{program} is not on PATH (it will report that it is unavailable)"),
+    }
+}
+
+/// A member that could not be built: it returns the build error every time. Unavailable
+/// (not configured) lets the chain move on; anything else stops it there.
+#[derive(Debug)]
+struct Fails(Error);
+
+impl TokenCredential for Fails {
+    fn get_token<'a>(
+        &'a self,
+        _scopes: &'a [&'a str],
+        _options: Option<&'a TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        TokenFuture::ready(Err(self.0.clone()))
+    }
+}

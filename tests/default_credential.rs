@@ -1,0 +1,453 @@
+//! DefaultAzureCredential end to end: the real members against the mocks, one environment at a
+//! time, plus AZURE_TOKEN_CREDENTIALS, explain() and the aggregate error.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use azure_credentials::system::{Env, Fs, Output};
+use azure_credentials::testing::{MockEntra, MockImds, MockReply, ScriptedExecutor};
+use azure_credentials::{
+    DefaultAzureCredential, DefaultAzureCredentialBuilder, ErrorKind, MemberState, TokenCache,
+    TokenCredential,
+};
+
+const SCOPE: [&str; 1] = ["https://vault.azure.net/.default"];
+const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const CLIENT: &str = "00000000-0000-0000-0000-000000000001";
+const TOKEN_FILE: &str = "/var/run/secrets/azure/tokens/azure-identity-token";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// The recorded output of an `az` / `azd` case.
+fn tool_output(tool: &str, case: &str) -> Output {
+    let dir = fixtures().join(tool).join(case);
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    let code = String::from_utf8(read("exit_code"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    Output::new(Some(code), read("stdout"), read("stderr"))
+}
+
+/// A machine: mocks for Entra and IMDS, a scripted executor for az/azd, an in-memory file
+/// system, and the environment variables given.
+struct Machine {
+    entra: MockEntra,
+    imds: MockImds,
+    executor: ScriptedExecutor,
+    fs: Fs,
+    env: Env,
+    imds_refused: bool,
+}
+
+impl Machine {
+    async fn new() -> Machine {
+        Machine {
+            entra: MockEntra::start().await,
+            imds: MockImds::start().await,
+            executor: ScriptedExecutor::new(),
+            fs: Fs::memory(),
+            // No az or azd on PATH unless a test puts them there; HOME for the CLI's config dir.
+            env: Env::from_pairs([("PATH", "/nonexistent"), ("HOME", "/home/dev")]),
+            imds_refused: true,
+        }
+    }
+
+    fn with_env(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.env = self.env.with(name, value);
+        self
+    }
+
+    fn with_tools_on_path(self) -> Self {
+        let path = format!(
+            "{}:{}",
+            fixtures().join("azure_cli/bin").display(),
+            fixtures().join("azure_developer_cli/bin").display()
+        );
+        self.with_env("PATH", path)
+    }
+
+    fn with_imds(mut self) -> Self {
+        self.imds_refused = false;
+        self
+    }
+
+    fn builder(&self) -> DefaultAzureCredentialBuilder {
+        let imds = if self.imds_refused {
+            format!(
+                "http://{}/metadata/identity/oauth2/token",
+                MockImds::refused_address()
+            )
+            .parse()
+            .unwrap()
+        } else {
+            self.imds.imds_endpoint()
+        };
+        DefaultAzureCredential::builder()
+            .env(
+                self.env
+                    .clone()
+                    .with("AZURE_AUTHORITY_HOST", self.entra.authority_host()),
+            )
+            .fs(self.fs.clone())
+            .executor(Arc::new(self.executor.clone()))
+            .cache(TokenCache::builder().build())
+            .imds_endpoint(imds)
+    }
+
+    fn credential(&self) -> DefaultAzureCredential {
+        self.builder().build().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn only_a_client_secret_in_the_environment_uses_entra() {
+    let m = Machine::new()
+        .await
+        .with_env("AZURE_TENANT_ID", TENANT)
+        .with_env("AZURE_CLIENT_ID", CLIENT)
+        .with_env("AZURE_CLIENT_SECRET", "env-client-secret-value");
+    let credential = m.credential();
+    let token = credential.get_token(&SCOPE, None).await.unwrap();
+    assert_eq!(token.source(), "EnvironmentCredential");
+    assert_eq!(credential.selected(), Some("EnvironmentCredential"));
+    assert_eq!(m.entra.request_count(), 1);
+    assert_eq!(
+        m.entra.requests()[0].form("client_secret"),
+        Some("env-client-secret-value")
+    );
+    assert_eq!(m.imds.request_count(), 0);
+}
+
+#[tokio::test]
+async fn only_a_workload_identity_token_file_uses_entra_with_the_assertion() {
+    let m = Machine::new()
+        .await
+        .with_env("AZURE_TENANT_ID", TENANT)
+        .with_env("AZURE_CLIENT_ID", CLIENT)
+        .with_env("AZURE_FEDERATED_TOKEN_FILE", TOKEN_FILE);
+    m.fs.write(TOKEN_FILE, "federated-token-value");
+    let credential = m.credential();
+    let token = credential.get_token(&SCOPE, None).await.unwrap();
+    assert_eq!(credential.selected(), Some("WorkloadIdentityCredential"));
+    assert_eq!(token.source(), "WorkloadIdentityCredential");
+    assert_eq!(
+        m.entra.requests()[0].form("client_assertion"),
+        Some("federated-token-value")
+    );
+}
+
+#[tokio::test]
+async fn only_imds_uses_managed_identity_after_one_probe() {
+    let m = Machine::new().await.with_imds();
+    let credential = m.credential();
+    let token = credential.get_token(&SCOPE, None).await.unwrap();
+    assert_eq!(credential.selected(), Some("ManagedIdentityCredential"));
+    assert!(token.token().expose().starts_with("mock-imds-token-"));
+    let requests = m.imds.requests();
+    assert_eq!(requests.len(), 2, "the probe, then the token request");
+    assert_eq!(requests[0].header("metadata"), None);
+    assert_eq!(m.executor.run_count(), 0, "az is never reached");
+}
+
+#[tokio::test]
+async fn only_a_logged_in_az_uses_the_azure_cli() {
+    let m = Machine::new().await.with_tools_on_path();
+    m.executor.push_output(tool_output("azure_cli", "success"));
+    let credential = m.credential();
+    let token = credential
+        .get_token(&["https://management.azure.com/.default"], None)
+        .await
+        .unwrap();
+    assert_eq!(credential.selected(), Some("AzureCliCredential"));
+    assert_eq!(token.source(), "AzureCliCredential");
+    assert_eq!(m.executor.run_count(), 1);
+}
+
+#[tokio::test]
+async fn a_failing_az_moves_on_to_azd() {
+    let m = Machine::new().await.with_tools_on_path();
+    m.executor
+        .push_output(tool_output("azure_cli", "aadsts_refresh_rejected"));
+    m.executor
+        .push_output(tool_output("azure_developer_cli", "success"));
+    let credential = m.credential();
+    let token = credential.get_token(&SCOPE, None).await.unwrap();
+    assert_eq!(credential.selected(), Some("AzureDeveloperCliCredential"));
+    assert_eq!(token.source(), "AzureDeveloperCliCredential");
+}
+
+#[tokio::test]
+async fn nothing_at_all_is_one_error_naming_every_member() {
+    let m = Machine::new().await;
+    let credential = m.credential();
+    let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    let text = err.to_string();
+    for member in [
+        "EnvironmentCredential",
+        "WorkloadIdentityCredential",
+        "ManagedIdentityCredential",
+        "AzureCliCredential",
+        "AzureDeveloperCliCredential",
+    ] {
+        assert!(text.contains(member), "{member} missing from:\n{text}");
+    }
+    assert_eq!(err.attempts().len(), 5);
+    assert!(
+        text.starts_with("DefaultAzureCredential: none of the 5 credentials produced a token:"),
+        "{text}"
+    );
+    assert_eq!(credential.selected(), None);
+}
+
+#[tokio::test]
+async fn a_half_configured_service_principal_stops_the_chain_before_managed_identity() {
+    // The secret is set but not the tenant: the user meant this source; falling through to the
+    // host's managed identity would be another identity.
+    let m = Machine::new()
+        .await
+        .with_imds()
+        .with_env("AZURE_CLIENT_ID", CLIENT)
+        .with_env("AZURE_CLIENT_SECRET", "env-client-secret-value");
+    let credential = m.credential();
+    let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+    assert!(err.is_invalid_input(), "{err}");
+    assert_eq!(err.credential(), "EnvironmentCredential");
+    assert!(err.to_string().contains("AZURE_TENANT_ID"), "{err}");
+    assert_eq!(m.imds.request_count(), 0);
+    assert!(matches!(
+        credential.explain().members[0].state,
+        MemberState::Misconfigured(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_managed_identity_that_exists_but_refuses_stops_the_chain() {
+    // A user-assigned identity that is not assigned: a real refusal, not "no identity here".
+    let m = Machine::new().await.with_imds().with_tools_on_path();
+    m.imds.push(MockReply::error(
+        400,
+        "invalid_request",
+        "Identity not found",
+    ));
+    m.executor.push_output(tool_output("azure_cli", "success"));
+    let credential = m
+        .builder()
+        .managed_identity(azure_credentials::UserAssignedId::ClientId(CLIENT.into()))
+        .build()
+        .unwrap();
+    let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+    assert!(err.is_authentication(), "{err}");
+    assert_eq!(
+        m.executor.run_count(),
+        0,
+        "the developer's az login is not used instead"
+    );
+}
+
+#[tokio::test]
+async fn azure_token_credentials_picks_the_members() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "",
+            &[
+                "EnvironmentCredential",
+                "WorkloadIdentityCredential",
+                "ManagedIdentityCredential",
+                "AzureCliCredential",
+                "AzureDeveloperCliCredential",
+            ],
+        ),
+        (
+            "  ",
+            &[
+                "EnvironmentCredential",
+                "WorkloadIdentityCredential",
+                "ManagedIdentityCredential",
+                "AzureCliCredential",
+                "AzureDeveloperCliCredential",
+            ],
+        ),
+        (
+            "dev",
+            &["AzureCliCredential", "AzureDeveloperCliCredential"],
+        ),
+        (
+            " DEV ",
+            &["AzureCliCredential", "AzureDeveloperCliCredential"],
+        ),
+        (
+            "prod",
+            &[
+                "EnvironmentCredential",
+                "WorkloadIdentityCredential",
+                "ManagedIdentityCredential",
+            ],
+        ),
+        ("managedidentitycredential", &["ManagedIdentityCredential"]),
+        ("AzureCliCredential", &["AzureCliCredential"]),
+        (
+            "AZUREDEVELOPERCLICREDENTIAL",
+            &["AzureDeveloperCliCredential"],
+        ),
+        ("EnvironmentCredential", &["EnvironmentCredential"]),
+        (
+            "workloadIdentityCredential",
+            &["WorkloadIdentityCredential"],
+        ),
+    ];
+    for (value, expected) in cases {
+        let m = Machine::new()
+            .await
+            .with_env("AZURE_TOKEN_CREDENTIALS", *value);
+        let explanation = m.credential().explain();
+        let included: Vec<&str> = explanation
+            .members
+            .iter()
+            .filter(|m| !matches!(m.state, MemberState::Excluded(_)))
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(&included, expected, "AZURE_TOKEN_CREDENTIALS={value:?}");
+    }
+    let m = Machine::new()
+        .await
+        .with_env("AZURE_TOKEN_CREDENTIALS", "laptop");
+    let err = m.builder().build().unwrap_err();
+    assert!(err.is_invalid_input());
+    assert!(
+        err.to_string().contains("dev, prod, EnvironmentCredential"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn naming_managed_identity_alone_skips_the_probe() {
+    let m = Machine::new()
+        .await
+        .with_imds()
+        .with_env("AZURE_TOKEN_CREDENTIALS", "ManagedIdentityCredential");
+    m.credential().get_token(&SCOPE, None).await.unwrap();
+    let requests = m.imds.requests();
+    assert_eq!(requests.len(), 1, "no probe");
+    assert_eq!(requests[0].header("metadata"), Some("true"));
+}
+
+#[tokio::test]
+async fn prod_never_reaches_a_developer_login() {
+    let m = Machine::new()
+        .await
+        .with_tools_on_path()
+        .with_env("AZURE_TOKEN_CREDENTIALS", "prod");
+    m.executor.push_output(tool_output("azure_cli", "success"));
+    let err = m.credential().get_token(&SCOPE, None).await.unwrap_err();
+    assert!(err.is_unavailable());
+    assert_eq!(m.executor.run_count(), 0);
+    assert_eq!(err.attempts().len(), 3);
+}
+
+#[tokio::test]
+async fn the_builder_exclusions_and_everything_excluded() {
+    let m = Machine::new().await.with_imds();
+    let credential = m
+        .builder()
+        .exclude_environment_credential(true)
+        .exclude_workload_identity_credential(true)
+        .exclude_managed_identity_credential(true)
+        .build()
+        .unwrap();
+    let explanation = credential.explain();
+    assert_eq!(explanation.first, Some("AzureCliCredential"));
+    let err = m
+        .builder()
+        .env(Env::empty().with("AZURE_TOKEN_CREDENTIALS", "dev"))
+        .exclude_azure_cli_credential(true)
+        .exclude_azure_developer_cli_credential(true)
+        .build()
+        .unwrap_err();
+    assert!(err.is_invalid_input());
+    assert!(err.to_string().contains("no credential is left"), "{err}");
+}
+
+#[tokio::test]
+async fn explain_reports_each_member_without_fetching_or_printing_values() {
+    let m = Machine::new()
+        .await
+        .with_imds()
+        .with_tools_on_path()
+        .with_env("AZURE_CLIENT_ID", CLIENT)
+        .with_env("AZURE_CLIENT_SECRET", "explain-secret-value")
+        .with_env("AZURE_TENANT_ID", TENANT);
+    let credential = m
+        .builder()
+        .system_assigned_managed_identity()
+        .build()
+        .unwrap();
+    let explanation = credential.explain();
+    let text = explanation.to_string();
+    assert!(
+        text.contains("AZURE_TOKEN_CREDENTIALS is not set"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1. EnvironmentCredential — ready: service principal with a client secret"),
+        "{text}"
+    );
+    assert!(
+        text.contains("set: AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2. WorkloadIdentityCredential — not configured"),
+        "{text}"
+    );
+    assert!(
+        text.contains("3. ManagedIdentityCredential — ready: IMDS endpoint, probed first"),
+        "{text}"
+    );
+    assert!(
+        text.contains("4. AzureCliCredential — ready: az at "),
+        "{text}"
+    );
+    assert!(
+        text.contains("first to try: EnvironmentCredential"),
+        "{text}"
+    );
+    assert!(text.contains("selected: none yet"), "{text}");
+    assert!(!text.contains("explain-secret-value"));
+    assert!(!text.contains(CLIENT), "values are never shown: {text}");
+    assert_eq!(
+        m.entra.request_count() + m.imds.request_count() + m.executor.run_count(),
+        0
+    );
+
+    credential.get_token(&SCOPE, None).await.unwrap();
+    assert!(
+        credential
+            .explain()
+            .to_string()
+            .contains("selected: EnvironmentCredential")
+    );
+    let debug = format!("{credential:?}");
+    assert!(!debug.contains("explain-secret-value"), "{debug}");
+}
+
+#[tokio::test]
+async fn a_claims_challenge_reaches_the_selected_member() {
+    let m = Machine::new().await.with_imds();
+    let credential = m.credential();
+    credential.get_token(&SCOPE, None).await.unwrap();
+    let options = azure_credentials::TokenRequestOptions::default().with_claims("{}");
+    let before = m.imds.request_count();
+    credential.get_token(&SCOPE, Some(&options)).await.unwrap();
+    assert_eq!(
+        m.imds.request_count(),
+        before + 1,
+        "claims bypass the cache"
+    );
+    let err_kind = credential.get_token(&[], None).await.unwrap_err().kind();
+    assert_eq!(err_kind, ErrorKind::InvalidInput);
+}
