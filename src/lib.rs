@@ -15,6 +15,7 @@ mod credential;
 mod default;
 mod entra;
 mod error;
+mod jwt;
 #[allow(dead_code)] // some validators serve credential sources still to come
 mod scope;
 mod secret;

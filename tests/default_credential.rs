@@ -451,3 +451,44 @@ async fn a_claims_challenge_reaches_the_selected_member() {
     let err_kind = credential.get_token(&[], None).await.unwrap_err().kind();
     assert_eq!(err_kind, ErrorKind::InvalidInput);
 }
+
+/// A JWT-shaped token (unsigned) with these claims.
+fn jwt(claims: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!("{}.{}.sig", b64(r#"{"alg":"RS256"}"#), b64(claims))
+}
+
+#[tokio::test]
+async fn the_identity_lock_knows_a_managed_identity_tokens_tenant_from_the_token() {
+    let token = jwt(&format!(r#"{{"tid":"{TENANT}","appid":"{CLIENT}"}}"#));
+    let m = Machine::new().await.with_imds();
+    m.imds.push(MockReply::token(&token));
+    let credential = m
+        .builder()
+        .require_identity(azure_credentials::RequiredIdentity::default().with_tenant_id(TENANT))
+        .build()
+        .unwrap();
+    let got = credential.get_token(&SCOPE, None).await.unwrap();
+    assert_eq!(got.tenant_id(), Some(TENANT));
+
+    let m = Machine::new().await.with_imds();
+    m.imds.push(MockReply::token(&token));
+    let credential = m
+        .builder()
+        .require_identity(
+            azure_credentials::RequiredIdentity::default().with_tenant_id("another-tenant"),
+        )
+        .build()
+        .unwrap();
+    let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+    assert!(
+        err.to_string().contains("is required; refusing it"),
+        "{err}"
+    );
+    assert_eq!(
+        credential.selected(),
+        None,
+        "a refused identity is not selected"
+    );
+}

@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use parking_lot::Mutex;
 use time::OffsetDateTime;
 
@@ -426,16 +424,15 @@ impl TokenFile {
 
 /// The `exp` claim of a JWT, without verifying anything.
 fn jwt_expiry(jwt: &str) -> Option<OffsetDateTime> {
-    let payload = jwt.split('.').nth(1)?;
-    let claims: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-    OffsetDateTime::from_unix_timestamp(claims.get("exp")?.as_i64()?).ok()
+    crate::jwt::Claims::of(jwt)?.expires_on()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::system::ManualClock;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use time::macros::datetime;
 
     fn token_file(fs: Fs, clock: &ManualClock, path: &Path) -> TokenFile {

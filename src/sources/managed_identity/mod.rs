@@ -805,12 +805,18 @@ impl Fetcher {
                 ),
             )
         })?;
+        // Which identity: the response names the client id; the token itself says the tenant.
+        let claims = crate::jwt::Claims::of(token).unwrap_or_default();
         let mut token = AccessToken::new(token.to_owned(), expires_on).with_source(NAME);
         if let Some(refresh_on) = body.refresh_on(requested_at) {
             token = token.with_refresh_on(refresh_on);
         }
-        if let Some(client_id) = body.client_id.as_deref().filter(|c| !c.is_empty()) {
+        let client_id = body.client_id.as_deref().filter(|c| !c.is_empty());
+        if let Some(client_id) = client_id.or(claims.client_id()) {
             token = token.with_client_id(client_id);
+        }
+        if let Some(tenant) = claims.tid.as_deref() {
+            token = token.with_tenant_id(tenant);
         }
         tracing::debug!(credential = NAME, source = %self.source(), %expires_on, attempts = response.attempts(), "managed identity token received");
         Ok(token)
