@@ -21,6 +21,7 @@ mod scope;
 mod secret;
 mod sources;
 pub mod system;
+mod tenant;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -81,7 +81,7 @@ pub(crate) fn scope_to_resource(scope: &str) -> &str {
 
 /// A caller's value for an error message: escaped and cut short, so odd input cannot forge
 /// log lines or flood them.
-fn quoted(value: &str) -> String {
+pub(crate) fn quoted(value: &str) -> String {
     const MAX: usize = 100;
     let mut end = value.len().min(MAX);
     while !value.is_char_boundary(end) {

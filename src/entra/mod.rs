@@ -19,8 +19,9 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use url::{Host, Url};
 
-use crate::scope::{validate_scope, validate_tenant_id};
+use crate::scope::{quoted, validate_scope, validate_tenant_id};
 use crate::system::{Clock, Env, Http, HttpRequest, RetryPolicy};
+use crate::tenant::TenantPolicy;
 use crate::{AccessToken, Error, Secret, TokenCache, TokenRequest};
 
 pub(crate) use client_certificate::ClientCertificate;
@@ -30,9 +31,6 @@ pub use client_secret::{ClientSecretCredential, ClientSecretCredentialBuilder};
 pub(crate) const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
 pub(crate) const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
 pub(crate) const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
-pub(crate) const AZURE_ADDITIONALLY_ALLOWED_TENANTS: &str = "AZURE_ADDITIONALLY_ALLOWED_TENANTS";
-pub(crate) const AZURE_IDENTITY_DISABLE_MULTITENANTAUTH: &str =
-    "AZURE_IDENTITY_DISABLE_MULTITENANTAUTH";
 
 /// The tenant of Active Directory Federation Services authorities.
 const ADFS: &str = "adfs";
@@ -90,13 +88,12 @@ impl EntraOptions {
                 )?,
             },
         };
-        let allowed_tenants = match &self.allowed_tenants {
-            Some(list) => AllowedTenants::new(credential, list.iter().map(String::as_str))?,
-            None => match env.var(AZURE_ADDITIONALLY_ALLOWED_TENANTS) {
-                Some(list) => AllowedTenants::new(credential, list.split(';'))?,
-                None => AllowedTenants::default(),
-            },
-        };
+        let tenants = TenantPolicy::new(
+            credential,
+            Some(tenant_id),
+            self.allowed_tenants.as_deref(),
+            &env,
+        )?;
         let cache = self.cache();
         Ok(EntraClient {
             inner: Arc::new(ClientInner {
@@ -104,8 +101,7 @@ impl EntraOptions {
                 tenant_id: tenant_id.to_owned(),
                 client_id: Arc::from(client_id),
                 authority,
-                allowed_tenants,
-                multitenant_disabled: env.is_set(AZURE_IDENTITY_DISABLE_MULTITENANTAUTH),
+                tenants,
                 http: self.http.clone().unwrap_or_else(Http::shared),
                 retry: self.retry.clone().unwrap_or_else(default_retry_policy),
                 clock: cache.clock().clone(),
@@ -206,39 +202,6 @@ pub(crate) fn parse_authority(
     Ok(url)
 }
 
-/// The tenants a credential may request tokens for besides its own.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct AllowedTenants {
-    any: bool,
-    tenants: Vec<String>,
-}
-
-impl AllowedTenants {
-    fn new<'a>(
-        credential: &'static str,
-        list: impl IntoIterator<Item = &'a str>,
-    ) -> Result<Self, Error> {
-        let mut allowed = AllowedTenants::default();
-        for tenant in list.into_iter().map(str::trim).filter(|t| !t.is_empty()) {
-            if tenant == "*" {
-                allowed.any = true;
-            } else {
-                validate_tenant_id(credential, tenant).map_err(|e| {
-                    e.with_fix(
-                        "each additionally allowed tenant is a tenant id or \"*\"; separate them with ; in AZURE_ADDITIONALLY_ALLOWED_TENANTS",
-                    )
-                })?;
-                allowed.tenants.push(tenant.to_owned());
-            }
-        }
-        Ok(allowed)
-    }
-
-    fn allows(&self, tenant: &str) -> bool {
-        self.any || self.tenants.iter().any(|t| t.eq_ignore_ascii_case(tenant))
-    }
-}
-
 /// One Entra ID v2 token endpoint client, configured for one application.
 #[derive(Clone)]
 pub(crate) struct EntraClient {
@@ -250,8 +213,7 @@ struct ClientInner {
     tenant_id: String,
     client_id: Arc<str>,
     authority: Url,
-    allowed_tenants: AllowedTenants,
-    multitenant_disabled: bool,
+    tenants: TenantPolicy,
     http: Http,
     retry: RetryPolicy,
     clock: Clock,
@@ -284,39 +246,14 @@ impl EntraClient {
     /// configured tenant, `Ok(Some(t))` for another allowed one, an error for a refused one.
     pub(crate) fn resolve_tenant<'a>(&self, requested: &'a str) -> Result<Option<&'a str>, Error> {
         let inner = &*self.inner;
-        if requested.eq_ignore_ascii_case(&inner.tenant_id) {
-            return Ok(None);
-        }
-        if self.is_adfs() {
+        if self.is_adfs() && !requested.eq_ignore_ascii_case(ADFS) {
             return Err(Error::invalid_input(
                 inner.credential,
                 format!("ADFS does not support tenants: tenant {} was requested, and this credential's tenant is \"adfs\"", quoted(requested)),
             )
             .with_fix("request tokens without a tenant id"));
         }
-        if inner.multitenant_disabled {
-            tracing::debug!(
-                credential = inner.credential,
-                "{AZURE_IDENTITY_DISABLE_MULTITENANTAUTH} is set: ignoring the requested tenant"
-            );
-            return Ok(None);
-        }
-        validate_tenant_id(inner.credential, requested)?;
-        if inner.allowed_tenants.allows(requested) {
-            return Ok(Some(requested));
-        }
-        Err(Error::invalid_input(
-            inner.credential,
-            format!(
-                "tenant {} is not allowed: this credential is configured for tenant {}",
-                quoted(requested),
-                quoted(&inner.tenant_id)
-            ),
-        )
-        .with_fix(format!(
-            "add {} to the builder's additionally_allowed_tenants or to {AZURE_ADDITIONALLY_ALLOWED_TENANTS} (\"*\" allows any tenant)",
-            quoted(requested)
-        )))
+        inner.tenants.resolve(requested)
     }
 
     /// The token endpoint for `tenant`: `{authority}/{tenant}/oauth2/v2.0/token`, or ADFS's
@@ -468,20 +405,12 @@ fn request_claims(
     }
 }
 
-/// A caller's value for an error message: escaped and cut short.
-pub(crate) fn quoted(value: &str) -> String {
-    const MAX: usize = 100;
-    let mut end = value.len().min(MAX);
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    let cut = if end < value.len() { "…" } else { "" };
-    format!("{:?}{cut}", &value[..end])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tenant::{
+        AZURE_ADDITIONALLY_ALLOWED_TENANTS, AZURE_IDENTITY_DISABLE_MULTITENANTAUTH,
+    };
 
     fn options() -> EntraOptions {
         EntraOptions {

@@ -13,8 +13,8 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::scope::{validate_scope, validate_tenant_id};
 use crate::sources::azure_cli::devtool::{self, LoginWatch, Tool};
-use crate::sources::azure_cli::{allowed_tenants, resolve_tool_tenant};
 use crate::system::{Clock, Env, Executor, Fs, TokioExecutor};
+use crate::tenant::TenantPolicy;
 use crate::{
     AccessToken, CacheIdentity, CachedCredential, Error, ErrorKind, TokenCache, TokenCredential,
     TokenFetcher, TokenFuture, TokenRequest, TokenRequestOptions,
@@ -197,7 +197,12 @@ impl AzureDeveloperCliCredentialBuilder {
             validate_tenant_id(NAME, tenant)?;
         }
         let env = self.env.unwrap_or_else(Env::process);
-        let allowed = allowed_tenants(NAME, &env, self.additionally_allowed_tenants)?;
+        let tenants = TenantPolicy::new(
+            NAME,
+            self.tenant_id.as_deref(),
+            self.additionally_allowed_tenants.as_deref(),
+            &env,
+        )?;
         let cache = self.cache.unwrap_or_else(TokenCache::shared);
         let fs = self.fs.unwrap_or_else(Fs::real);
         let clock = cache.clock().clone();
@@ -222,14 +227,13 @@ impl AzureDeveloperCliCredentialBuilder {
             .with("tenant", self.tenant_id.clone().unwrap_or_default())
             .with("login_state", watch.fingerprint());
         let fetcher = AzdFetcher {
-            multi_tenant_disabled: devtool::is_on(&env, "AZURE_IDENTITY_DISABLE_MULTITENANTAUTH"),
             env,
             executor: self
                 .executor
                 .unwrap_or_else(|| Arc::new(TokioExecutor::new())),
             timeout: self.timeout,
             tenant_id: self.tenant_id.clone(),
-            allowed_tenants: allowed,
+            tenants,
             explicit_config_dir,
         };
         Ok(AzureDeveloperCliCredential {
@@ -247,8 +251,7 @@ struct AzdFetcher {
     executor: Arc<dyn Executor>,
     timeout: Duration,
     tenant_id: Option<String>,
-    allowed_tenants: Vec<String>,
-    multi_tenant_disabled: bool,
+    tenants: TenantPolicy,
     explicit_config_dir: Option<String>,
 }
 
@@ -317,13 +320,7 @@ impl TokenFetcher for AzdFetcher {
     }
 
     fn resolve_tenant<'a>(&'a self, requested: &'a str) -> Result<Option<&'a str>, Error> {
-        resolve_tool_tenant(
-            NAME,
-            self.tenant_id.as_deref(),
-            &self.allowed_tenants,
-            self.multi_tenant_disabled,
-            requested,
-        )
+        self.tenants.resolve(requested)
     }
 }
 

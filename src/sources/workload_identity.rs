@@ -9,9 +9,8 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use time::OffsetDateTime;
 
-use crate::entra::{
-    AZURE_CLIENT_ID, AZURE_TENANT_ID, ClientProof, EntraClient, EntraOptions, quoted,
-};
+use crate::entra::{AZURE_CLIENT_ID, AZURE_TENANT_ID, ClientProof, EntraClient, EntraOptions};
+use crate::scope::quoted;
 use crate::system::{Clock, Env, FileStamp, Fs, Http, RetryPolicy};
 use crate::{
     AccessToken, CacheIdentity, CachedCredential, Error, ErrorKind, Secret, TokenCache,

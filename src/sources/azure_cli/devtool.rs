@@ -155,12 +155,6 @@ pub(crate) fn is_off(env: &Env, name: &str) -> bool {
     })
 }
 
-/// Whether a variable is set to a value that turns a feature on (`1`, `true`, `yes`, `on`).
-pub(crate) fn is_on(env: &Env, name: &str) -> bool {
-    env.var_non_empty(name)
-        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Stderr: summarized, never dumped, never echoing a token.
 

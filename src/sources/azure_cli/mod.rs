@@ -15,6 +15,7 @@ use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 use self::devtool::{LoginWatch, Tool};
 use crate::scope::{scope_to_resource, single_scope, validate_subscription, validate_tenant_id};
 use crate::system::{Clock, Env, Executor, Fs, TokioExecutor};
+use crate::tenant::TenantPolicy;
 use crate::{
     AccessToken, CacheIdentity, CachedCredential, Error, ErrorKind, TokenCache, TokenCredential,
     TokenFetcher, TokenFuture, TokenRequest, TokenRequestOptions,
@@ -260,7 +261,12 @@ impl AzureCliCredentialBuilder {
             ));
         }
         let env = self.env.unwrap_or_else(Env::process);
-        let allowed = allowed_tenants(NAME, &env, self.additionally_allowed_tenants)?;
+        let tenants = TenantPolicy::new(
+            NAME,
+            self.tenant_id.as_deref(),
+            self.additionally_allowed_tenants.as_deref(),
+            &env,
+        )?;
         let cache = self.cache.unwrap_or_else(TokenCache::shared);
         let fs = self.fs.unwrap_or_else(Fs::real);
         let clock = cache.clock().clone();
@@ -293,7 +299,6 @@ impl AzureCliCredentialBuilder {
             )
             .with("login_state", watch.fingerprint());
         let fetcher = CliFetcher {
-            multi_tenant_disabled: devtool::is_on(&env, "AZURE_IDENTITY_DISABLE_MULTITENANTAUTH"),
             env,
             executor: self
                 .executor
@@ -303,7 +308,7 @@ impl AzureCliCredentialBuilder {
             timeout: self.timeout,
             tenant_id: self.tenant_id.clone(),
             subscription: self.subscription.clone(),
-            allowed_tenants: allowed,
+            tenants,
             config_dir,
             explicit_config_dir,
             fast_path,
@@ -328,67 +333,6 @@ impl AzureCliCredentialBuilder {
     }
 }
 
-/// The allow-list of per-request tenants: the option, else `AZURE_ADDITIONALLY_ALLOWED_TENANTS`;
-/// validated, with `*` collapsing it.
-pub(crate) fn allowed_tenants(
-    credential: &'static str,
-    env: &Env,
-    option: Option<Vec<String>>,
-) -> Result<Vec<String>, Error> {
-    let list = match option {
-        Some(list) => list,
-        None => env
-            .var_non_empty("AZURE_ADDITIONALLY_ALLOWED_TENANTS")
-            .map(|v| {
-                v.split(';')
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default(),
-    };
-    if list.iter().any(|t| t == "*") {
-        return Ok(vec!["*".to_owned()]);
-    }
-    for tenant in &list {
-        validate_tenant_id(credential, tenant)?;
-    }
-    Ok(list)
-}
-
-/// Tenant resolution for a developer tool (rules of the other SDKs): the credential's own
-/// tenant when none or the same is requested; with no tenant configured, any valid tenant;
-/// otherwise only tenants on the allow-list.
-pub(crate) fn resolve_tool_tenant<'a>(
-    credential: &'static str,
-    configured: Option<&str>,
-    allowed: &[String],
-    multi_tenant_disabled: bool,
-    requested: &'a str,
-) -> Result<Option<&'a str>, Error> {
-    validate_tenant_id(credential, requested)?;
-    let Some(configured) = configured else {
-        return Ok(Some(requested));
-    };
-    if requested.eq_ignore_ascii_case(configured) || multi_tenant_disabled {
-        return Ok(None);
-    }
-    if allowed
-        .iter()
-        .any(|t| t == "*" || t.eq_ignore_ascii_case(requested))
-    {
-        return Ok(Some(requested));
-    }
-    Err(Error::invalid_input(
-        credential,
-        format!("the credential is configured for tenant {configured:?}, not {requested:?}"),
-    )
-    .with_fix(format!(
-        "add {requested:?} (or \"*\") to the credential's additionally_allowed_tenants, or to AZURE_ADDITIONALLY_ALLOWED_TENANTS"
-    )))
-}
-
 /// Runs `az` (or answers from its cache) for the cache.
 struct CliFetcher {
     env: Env,
@@ -398,8 +342,7 @@ struct CliFetcher {
     timeout: Duration,
     tenant_id: Option<String>,
     subscription: Option<String>,
-    allowed_tenants: Vec<String>,
-    multi_tenant_disabled: bool,
+    tenants: TenantPolicy,
     config_dir: Option<PathBuf>,
     explicit_config_dir: Option<String>,
     fast_path: bool,
@@ -436,13 +379,7 @@ impl TokenFetcher for CliFetcher {
     }
 
     fn resolve_tenant<'a>(&'a self, requested: &'a str) -> Result<Option<&'a str>, Error> {
-        let resolved = resolve_tool_tenant(
-            NAME,
-            self.tenant_id.as_deref(),
-            &self.allowed_tenants,
-            self.multi_tenant_disabled,
-            requested,
-        )?;
+        let resolved = self.tenants.resolve(requested)?;
         if resolved.is_some() && self.subscription.is_some() {
             return Err(Error::invalid_input(
                 NAME,
