@@ -16,7 +16,6 @@ mod default;
 mod entra;
 mod error;
 mod jwt;
-#[allow(dead_code)] // some validators serve credential sources still to come
 mod scope;
 mod secret;
 mod sources;

@@ -686,8 +686,6 @@ impl HttpResponse {
     }
 
     /// The `Content-Type` header.
-    // Used by the response parsers of the token sources.
-    #[allow(dead_code)]
     pub(crate) fn content_type(&self) -> Option<&str> {
         self.header(CONTENT_TYPE.as_str())
     }
