@@ -8,6 +8,7 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod access_key;
 mod cache;
 mod catch_unwind;
 mod chain;
@@ -24,6 +25,7 @@ pub mod system;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use access_key::{AccessKeyCredential, AccessKeyCredentialBuilder, SignedHeaders};
 pub use cache::{
     CacheIdentity, CachedCredential, TokenCache, TokenCacheBuilder, TokenFetcher, TokenRequest,
 };
