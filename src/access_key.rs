@@ -38,7 +38,7 @@ const CONNECTION_STRING_FIX: &str = "copy the connection string from the Azure p
 /// HMAC-SHA256 scheme its REST API (and App Configuration's) accepts.
 ///
 /// Access keys are for trusted services: whoever holds one has full control of the resource.
-/// Client applications use user access tokens instead, and
+/// Client applications use [user access tokens](crate::UserTokenCredential) instead, and
 /// services that can should prefer Microsoft Entra ID ([`DefaultAzureCredential`] with the
 /// scope `https://communication.azure.com//.default`).
 ///

@@ -24,6 +24,7 @@ mod sources;
 pub mod system;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod user_token;
 
 pub use access_key::{AccessKeyCredential, AccessKeyCredentialBuilder, SignedHeaders};
 pub use cache::{
@@ -48,3 +49,4 @@ pub use sources::{
     ManagedIdentityCredential, ManagedIdentityCredentialBuilder, ManagedIdentitySource,
     UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder,
 };
+pub use user_token::{UserTokenCredential, UserTokenCredentialBuilder};
