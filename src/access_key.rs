@@ -451,7 +451,12 @@ impl SigningKey {
         if key.is_empty() {
             return Err(invalid("the access key is empty".to_owned()));
         }
-        if key.to_ascii_lowercase().contains("accesskey=") {
+        // Compared in place: a lower-cased copy would be one more copy of the secret.
+        if key
+            .as_bytes()
+            .windows(10)
+            .any(|w| w.eq_ignore_ascii_case(b"accesskey="))
+        {
             return Err(Error::invalid_input(
                 NAME,
                 "the access key looks like a connection string",
