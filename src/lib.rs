@@ -8,6 +8,7 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod access_key;
 mod cache;
 mod catch_unwind;
 mod chain;
@@ -23,7 +24,9 @@ pub mod system;
 mod tenant;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod user_token;
 
+pub use access_key::{AccessKeyCredential, AccessKeyCredentialBuilder, SignedHeaders};
 pub use cache::{
     CacheIdentity, CachedCredential, TokenCache, TokenCacheBuilder, TokenFetcher, TokenRequest,
 };
@@ -46,3 +49,4 @@ pub use sources::{
     ManagedIdentityCredential, ManagedIdentityCredentialBuilder, ManagedIdentitySource,
     UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder,
 };
+pub use user_token::{UserTokenCredential, UserTokenCredentialBuilder};

@@ -1,0 +1,704 @@
+//! UserTokenCredential: reading a user access token's expiry, serving it without a refresher,
+//! refreshing it through the cache (ahead of expiry, single-flight, stale-on-error) and
+//! proactively in the background.
+//!
+//! Time is a manual clock (and tokio's paused clock for the background task and timeouts);
+//! nothing sleeps for real.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use parking_lot::Mutex;
+use time::OffsetDateTime;
+use time::macros::datetime;
+use tokio::sync::watch;
+
+use azure_credentials::system::ManualClock;
+use azure_credentials::{
+    AccessToken, Error, ErrorKind, TokenCache, TokenCredential, UserTokenCredential,
+};
+
+const T0: OffsetDateTime = datetime!(2030-01-01 0:00 UTC);
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A user access token shaped like the ones Communication Services issues, expiring at `exp`;
+/// `marker` makes each token distinct.
+fn jwt(exp: OffsetDateTime, marker: &str) -> String {
+    let payload = format!(
+        r#"{{"skypeid":"acs:1b5cc06b-f352-4571-b1e6-d9b259b7c776_{marker}","scp":1792,"csi":"{}","exp":{},"rgn":"amer","acsScope":"chat,voip","resourceId":"1b5cc06b-f352-4571-b1e6-d9b259b7c776","resourceLocation":"unitedstates"}}"#,
+        exp.unix_timestamp() - 86400,
+        exp.unix_timestamp()
+    );
+    format!(
+        "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEwNiIsIng1dCI6Im9QMWFxQnlfR3hZU3pSaXhuQ25zdE5PU2p2cyIsInR5cCI6IkpXVCJ9.{}.{}",
+        URL_SAFE_NO_PAD.encode(payload),
+        URL_SAFE_NO_PAD.encode(format!("signature-of-{marker}"))
+    )
+}
+
+fn cache(manual: &ManualClock) -> TokenCache {
+    TokenCache::builder()
+        .clock(manual.clock())
+        .max_jitter(Duration::ZERO)
+        .build()
+}
+
+/// A refresher with scripted answers that counts its calls and can be held at its start.
+#[derive(Clone)]
+struct Script {
+    replies: Arc<Mutex<VecDeque<Result<String, Error>>>>,
+    calls: Arc<AtomicUsize>,
+    open: Arc<watch::Sender<bool>>,
+}
+
+impl Script {
+    fn new() -> Script {
+        Script {
+            replies: Arc::default(),
+            calls: Arc::default(),
+            open: Arc::new(watch::channel(true).0),
+        }
+    }
+
+    fn push(&self, reply: Result<String, Error>) {
+        self.replies.lock().push_back(reply);
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    fn hold(&self) {
+        self.open.send_replace(false);
+    }
+
+    fn release(&self) {
+        self.open.send_replace(true);
+    }
+
+    fn refresher(
+        &self,
+    ) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = Result<String, Error>> + Send>>
+    + Send
+    + Sync
+    + 'static {
+        let script = self.clone();
+        move || {
+            let script = script.clone();
+            Box::pin(async move {
+                script.calls.fetch_add(1, Ordering::SeqCst);
+                let mut open = script.open.subscribe();
+                let _ = open.wait_for(|open| *open).await;
+                script
+                    .replies
+                    .lock()
+                    .pop_front()
+                    .expect("the refresher was called more often than scripted")
+            })
+        }
+    }
+}
+
+async fn token_of(credential: &UserTokenCredential) -> Result<AccessToken, Error> {
+    credential.get_token(&[], None).await
+}
+
+/// Lets spawned work (a background refresh) run until `done` holds.
+async fn until(mut done: impl FnMut() -> bool) {
+    for _ in 0..10_000 {
+        if done() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("condition not reached");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the token
+
+#[test]
+fn tokens_that_are_not_jwts_with_an_expiry_are_refused() {
+    let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
+    let valid = jwt(T0 + Duration::from_secs(3600), "valid");
+    let cases: Vec<(String, &str)> = vec![
+        (String::new(), "is empty"),
+        ("  \n".to_owned(), "is empty"),
+        (
+            "opaque-token-value-not-a-jwt".to_owned(),
+            "has 1 dot-separated part, a JWT has 3",
+        ),
+        ("header.payload".to_owned(), "has 2 dot-separated parts"),
+        (format!("{valid}.extra"), "has 4 dot-separated parts"),
+        (
+            "eyJhbGciOiJub25lIn0.!!not*base64!!.sig".to_owned(),
+            "payload is not base64url",
+        ),
+        (
+            format!("eyJhbGciOiJub25lIn0.{}.sig", b64("just some text")),
+            "payload is not a JSON object",
+        ),
+        (
+            format!("eyJhbGciOiJub25lIn0.{}.sig", b64("[1,2,3]")),
+            "payload is not a JSON object",
+        ),
+        (
+            format!("eyJhbGciOiJub25lIn0.{}.sig", b64(r#"{"exp":"tomorrow"}"#)),
+            "malformed claims",
+        ),
+        (
+            format!("eyJhbGciOiJub25lIn0.{}.sig", b64(r#"{"exp":1.5e9}"#)),
+            "malformed claims",
+        ),
+        (
+            format!("eyJhbGciOiJub25lIn0.{}.sig", b64(r#"{"skypeid":"acs:x"}"#)),
+            "has no exp (expiry) claim",
+        ),
+        (
+            format!(
+                "eyJhbGciOiJub25lIn0.{}.sig",
+                b64(r#"{"exp":99999999999999}"#)
+            ),
+            "out of range",
+        ),
+        (format!("Bearer {valid}"), "starts with \"Bearer \""),
+        (format!("{valid} trailing"), "contains whitespace"),
+        // Not ASCII, with a character across the length of "Bearer ".
+        (
+            format!("Beareré{valid}"),
+            "contains whitespace or characters a JWT cannot contain",
+        ),
+    ];
+    for (token, expected) in &cases {
+        let err = UserTokenCredential::new(token.as_str()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{token:?}");
+        let printed = format!("{err} {err:?}");
+        assert!(
+            printed.starts_with("UserTokenCredential: the user access token "),
+            "{printed}"
+        );
+        assert!(printed.contains(expected), "{token:?}: {printed}");
+        for part in token.split(['.', ' ']).filter(|p| p.len() > 8) {
+            assert!(!printed.contains(part), "the token is repeated: {printed}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_expiry_comes_from_the_exp_claim_and_scopes_are_ignored() {
+    let manual = ManualClock::new(T0);
+    let exp = T0 + Duration::from_secs(24 * 3600);
+    let value = jwt(exp, "static");
+    let credential = UserTokenCredential::builder()
+        .token(value.as_str())
+        .cache(cache(&manual))
+        .build()
+        .unwrap();
+    let token = token_of(&credential).await.unwrap();
+    assert_eq!(token.expires_on(), exp);
+    assert_eq!(token.token().expose(), value);
+    assert_eq!(token.source(), "UserTokenCredential");
+    let other = credential
+        .get_token(&["https://communication.azure.com//.default", "chat"], None)
+        .await
+        .unwrap();
+    assert_eq!(other.token(), token.token());
+    let printed = format!("{credential:?}");
+    assert!(!printed.contains(&value[40..]), "{printed}");
+    assert!(printed.contains("refresher: false"), "{printed}");
+}
+
+#[tokio::test]
+async fn without_a_refresher_an_expired_token_is_an_error() {
+    let manual = ManualClock::new(T0);
+    let exp = T0 + Duration::from_secs(3600);
+    let value = jwt(exp, "expiring");
+    let credential = UserTokenCredential::builder()
+        .token(value.as_str())
+        .cache(cache(&manual))
+        .build()
+        .unwrap();
+    // Served until 30 s before it expires...
+    manual.set(exp - Duration::from_secs(31));
+    assert_eq!(token_of(&credential).await.unwrap().token().expose(), value);
+    // ...then a clear error, never the token.
+    manual.set(exp - Duration::from_secs(30));
+    for _ in 0..2 {
+        let err = token_of(&credential).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        let printed = format!("{err} {err:?}");
+        assert!(
+            printed.contains("expired at 2030-01-01 1:00:00"),
+            "{printed}"
+        );
+        assert!(printed.contains("no refresher is configured"), "{printed}");
+        assert!(!printed.contains(&value[40..]), "{printed}");
+        manual.advance(Duration::from_secs(3600));
+    }
+
+    // A token that has already expired is refused at once.
+    let err = UserTokenCredential::builder()
+        .token(value.as_str())
+        .cache(cache(&ManualClock::new(exp + Duration::from_secs(1))))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("there is no refresher"), "{err}");
+}
+
+#[test]
+fn incomplete_configurations_are_refused() {
+    let none = UserTokenCredential::builder().build().unwrap_err();
+    assert!(
+        none.to_string().contains("neither a token nor a refresher"),
+        "{none}"
+    );
+
+    let manual = ManualClock::new(T0);
+    let token = jwt(T0 + Duration::from_secs(3600), "x");
+    let proactive_without_refresher = UserTokenCredential::builder()
+        .token(token.as_str())
+        .cache(cache(&manual))
+        .refresh_proactively(true)
+        .build()
+        .unwrap_err();
+    assert!(
+        proactive_without_refresher
+            .to_string()
+            .contains("needs a refresher"),
+        "{proactive_without_refresher}"
+    );
+
+    // Not inside a tokio runtime: nowhere to run the proactive task.
+    let no_runtime = UserTokenCredential::builder()
+        .token(token.as_str())
+        .refresher(Script::new().refresher())
+        .refresh_proactively(true)
+        .build()
+        .unwrap_err();
+    assert!(
+        no_runtime.to_string().contains("needs a tokio runtime"),
+        "{no_runtime}"
+    );
+
+    let zero_timeout = UserTokenCredential::builder()
+        .refresher(Script::new().refresher())
+        .refresh_timeout(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert!(
+        zero_timeout.to_string().contains("timeout"),
+        "{zero_timeout}"
+    );
+
+    let builder = UserTokenCredential::builder()
+        .token(token.as_str())
+        .refresher(Script::new().refresher());
+    let printed = format!("{builder:?}");
+    assert!(!printed.contains(&token[40..]), "{printed}");
+    assert!(printed.contains("refresher: true"), "{printed}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refreshing through the cache
+
+#[tokio::test]
+async fn the_token_is_refreshed_ahead_of_expiry_while_callers_keep_the_current_one() {
+    let manual = ManualClock::new(T0);
+    let script = Script::new();
+    let first = jwt(T0 + Duration::from_secs(3600), "first");
+    let second = jwt(T0 + Duration::from_secs(7200), "second");
+    script.push(Ok(second.clone()));
+    let credential = UserTokenCredential::builder()
+        .token(first.as_str())
+        .refresher(script.refresher())
+        .cache(cache(&manual))
+        .build()
+        .unwrap();
+
+    // The initial token first, without a refresh; the cache plans one 5 minutes before expiry.
+    let token = token_of(&credential).await.unwrap();
+    assert_eq!(token.token().expose(), first);
+    assert_eq!(token.refresh_on(), Some(T0 + 55 * MINUTE));
+    manual.advance(54 * MINUTE);
+    assert_eq!(token_of(&credential).await.unwrap().token().expose(), first);
+    assert_eq!(script.calls(), 0);
+
+    // At the refresh time the caller still gets the current token at once, and one refresh
+    // starts in the background.
+    manual.advance(MINUTE);
+    script.hold();
+    assert_eq!(token_of(&credential).await.unwrap().token().expose(), first);
+    until(|| script.calls() == 1).await;
+    assert_eq!(token_of(&credential).await.unwrap().token().expose(), first);
+    script.release();
+    until(|| {
+        credential
+            .get_token(&[], None)
+            .now_or_never()
+            .is_some_and(|r| r.unwrap().token().expose() == second)
+    })
+    .await;
+    assert_eq!(script.calls(), 1);
+    let token = token_of(&credential).await.unwrap();
+    assert_eq!(token.expires_on(), T0 + Duration::from_secs(7200));
+    assert_eq!(token.refresh_on(), Some(T0 + 115 * MINUTE));
+}
+
+#[tokio::test]
+async fn a_day_long_token_is_refreshed_at_half_its_lifetime() {
+    let manual = ManualClock::new(T0);
+    let script = Script::new();
+    let credential = UserTokenCredential::builder()
+        .token(jwt(T0 + Duration::from_secs(24 * 3600), "day"))
+        .refresher(script.refresher())
+        .cache(cache(&manual))
+        .build()
+        .unwrap();
+    let token = token_of(&credential).await.unwrap();
+    assert_eq!(
+        token.refresh_on(),
+        Some(T0 + Duration::from_secs(12 * 3600))
+    );
+}
+
+#[tokio::test]
+async fn without_an_initial_token_the_first_caller_asks_the_refresher() {
+    let manual = ManualClock::new(T0);
+    let script = Script::new();
+    let fresh = jwt(T0 + Duration::from_secs(3600), "fresh");
+    script.push(Ok(fresh.clone()));
+    let credential = UserTokenCredential::builder()
+        .refresher(script.refresher())
+        .cache(cache(&manual))
+        .build()
+        .unwrap();
+    assert_eq!(script.calls(), 0, "nothing is fetched before it is needed");
+    assert_eq!(token_of(&credential).await.unwrap().token().expose(), fresh);
+    assert_eq!(token_of(&credential).await.unwrap().token().expose(), fresh);
+    assert_eq!(script.calls(), 1);
+
+    // An initial token that has expired, or expires within 30 s, is not served: the refresher
+    // is asked.
+    for stale in [T0 - Duration::from_secs(1), T0 + Duration::from_secs(20)] {
+        let script = Script::new();
+        script.push(Ok(fresh.clone()));
+        let credential = UserTokenCredential::builder()
+            .token(jwt(stale, "stale"))
+            .refresher(script.refresher())
+            .cache(cache(&manual))
+            .build()
+            .unwrap();
+        assert_eq!(token_of(&credential).await.unwrap().token().expose(), fresh);
+        assert_eq!(script.calls(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_callers_past_expiry_cause_one_refresh() {
+    let manual = ManualClock::new(T0);
+    let script = Script::new();
+    let first = jwt(T0 + Duration::from_secs(3600), "first");
+    let second = jwt(T0 + Duration::from_secs(7200), "second");
+    script.push(Ok(second.clone()));
+    let credential = UserTokenCredential::builder()
+        .token(first.as_str())
+        .refresher(script.refresher())
+        .cache(cache(&manual))
+        .build()
+        .unwrap();
+    assert_eq!(token_of(&credential).await.unwrap().token().expose(), first);
+
+    // Past the hard limit: nobody may have the old token, everybody waits for the refresh.
+    manual.advance(Duration::from_secs(3600 - 20));
+    script.hold();
+    let barrier = Arc::new(tokio::sync::Barrier::new(100));
+    let callers: Vec<_> = (0..100)
+        .map(|_| {
+            let credential = credential.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                token_of(&credential).await
+            })
+        })
+        .collect();
+    while script.calls() == 0 {
+        tokio::task::yield_now().await;
+    }
+    // Give every caller time to join the refresh in flight before it completes.
+    for _ in 0..1000 {
+        tokio::task::yield_now().await;
+    }
+    script.release();
+    for caller in callers {
+        let token = caller.await.unwrap().unwrap();
+        assert_eq!(token.token().expose(), second);
+    }
+    assert_eq!(script.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_refresh_keeps_the_current_token_until_it_expires() {
+    let manual = ManualClock::new(T0);
+    let script = Script::new();
+    let first = jwt(T0 + Duration::from_secs(3600), "first");
+    let second = jwt(T0 + Duration::from_secs(7200), "second");
+    let credential = UserTokenCredential::builder()
+        .token(first.as_str())
+        .refresher(script.refresher())
+        .cache(cache(&manual))
+        .build()
+        .unwrap();
+    token_of(&credential).await.unwrap();
+
+    // In the refresh window the refresher fails: callers keep the current token.
+    manual.advance(55 * MINUTE);
+    script.push(Err(Error::new(
+        ErrorKind::Io,
+        "MyTokenService",
+        "connection refused",
+    )));
+    assert_eq!(token_of(&credential).await.unwrap().token().expose(), first);
+    until(|| script.calls() == 1).await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    // Within the backoff (30 s) nobody asks the refresher again.
+    manual.advance(Duration::from_secs(20));
+    assert_eq!(token_of(&credential).await.unwrap().token().expose(), first);
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(script.calls(), 1);
+
+    // After it, the next caller starts another refresh, which succeeds.
+    manual.advance(Duration::from_secs(11));
+    script.push(Ok(second.clone()));
+    assert_eq!(token_of(&credential).await.unwrap().token().expose(), first);
+    until(|| script.calls() == 2).await;
+    until(|| {
+        credential
+            .get_token(&[], None)
+            .now_or_never()
+            .is_some_and(|r| r.is_ok_and(|t| t.token().expose() == second))
+    })
+    .await;
+
+    // Past the hard limit of the new token with a failing refresher: the refresher's error,
+    // to every caller, without the token.
+    manual.set(T0 + Duration::from_secs(7200 - 10));
+    script.push(Err(Error::new(
+        ErrorKind::Throttled,
+        "MyTokenService",
+        "too many requests",
+    )));
+    let err = token_of(&credential).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Throttled);
+    assert_eq!(err.credential(), "MyTokenService");
+    assert_eq!(script.calls(), 3);
+}
+
+#[tokio::test]
+async fn what_the_refresher_returns_is_checked_like_the_initial_token() {
+    let manual = ManualClock::new(T0);
+    let cases: Vec<(Result<String, Error>, ErrorKind, &str)> = vec![
+        (
+            Ok("opaque-refreshed-secret".to_owned()),
+            ErrorKind::Other,
+            "the token the refresher returned is not a JWT",
+        ),
+        (
+            Ok(jwt(T0 - Duration::from_secs(60), "old")),
+            ErrorKind::Other,
+            "the token the refresher returned expired at",
+        ),
+        (
+            Ok(jwt(T0 + Duration::from_secs(20), "nearly-expired")),
+            ErrorKind::Other,
+            "(or expires within 30 s)",
+        ),
+        (
+            Err(Error::new(
+                ErrorKind::Authentication,
+                "MyTokenService",
+                "user signed out",
+            )),
+            ErrorKind::Authentication,
+            "MyTokenService: user signed out",
+        ),
+    ];
+    for (reply, kind, expected) in cases {
+        let script = Script::new();
+        let secret = reply.as_ref().ok().cloned();
+        script.push(reply);
+        let credential = UserTokenCredential::builder()
+            .refresher(script.refresher())
+            .cache(cache(&manual))
+            .build()
+            .unwrap();
+        let err = token_of(&credential).await.unwrap_err();
+        assert_eq!(err.kind(), kind, "{err}");
+        let printed = format!("{err} {err:?}");
+        assert!(printed.contains(expected), "{printed}");
+        if let Some(secret) = secret {
+            let tail = &secret[secret.len().saturating_sub(20)..];
+            assert!(!printed.contains(tail), "the token is repeated: {printed}");
+        }
+    }
+
+    // Any error type will do; it becomes the cause.
+    let credential = UserTokenCredential::builder()
+        .refresher(|| async { Err::<String, _>(std::io::Error::other("connection reset")) })
+        .cache(cache(&manual))
+        .build()
+        .unwrap();
+    let err = token_of(&credential).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Other);
+    assert!(err.to_string().contains("the refresher failed"), "{err}");
+    assert_eq!(
+        std::error::Error::source(&err).unwrap().to_string(),
+        "connection reset"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresher_that_hangs_times_out() {
+    let manual = ManualClock::new(T0);
+    let script = Script::new();
+    script.hold();
+    let credential = UserTokenCredential::builder()
+        .refresher(script.refresher())
+        .refresh_timeout(Duration::from_secs(5))
+        .cache(cache(&manual))
+        .build()
+        .unwrap();
+    let started = paused_now();
+    let err = token_of(&credential).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert!(
+        err.to_string().contains("did not return within 5 s"),
+        "{err}"
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Proactive refresh in the background
+
+/// Tokio's clock, paused in these tests: it moves only as tokio advances it.
+#[allow(clippy::disallowed_methods)]
+fn paused_now() -> tokio::time::Instant {
+    tokio::time::Instant::now()
+}
+
+/// Moves the manual clock and tokio's paused clock forward together, a minute at a time.
+async fn pass_minutes(manual: &ManualClock, minutes: u32) {
+    for _ in 0..minutes {
+        manual.advance(MINUTE);
+        tokio::time::sleep(MINUTE).await;
+    }
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_proactive_credential_refreshes_on_time_with_no_callers_and_stops_when_dropped() {
+    let manual = ManualClock::new(T0);
+    let script = Script::new();
+    let first = jwt(T0 + Duration::from_secs(3600), "first");
+    let second = jwt(T0 + Duration::from_secs(7200), "second");
+    let third = jwt(T0 + Duration::from_secs(10800), "third");
+    script.push(Ok(second.clone()));
+    script.push(Ok(third.clone()));
+    let credential = UserTokenCredential::builder()
+        .token(first.as_str())
+        .refresher(script.refresher())
+        .refresh_proactively(true)
+        .cache(cache(&manual))
+        .build()
+        .unwrap();
+    assert!(format!("{credential:?}").contains("refresh_proactively: true"));
+
+    // Nobody calls get_token. Before the refresh time (55 min) nothing happens...
+    pass_minutes(&manual, 54).await;
+    assert_eq!(script.calls(), 0);
+    // ...shortly after it, the task has refreshed.
+    pass_minutes(&manual, 2).await;
+    assert_eq!(script.calls(), 1);
+    // A caller now gets the new token from the cache, without another refresh.
+    assert_eq!(
+        token_of(&credential).await.unwrap().token().expose(),
+        second
+    );
+    assert_eq!(script.calls(), 1);
+
+    // And again at the new token's refresh time (1 h 55 min).
+    pass_minutes(&manual, 58).await;
+    assert_eq!(script.calls(), 1);
+    pass_minutes(&manual, 2).await;
+    assert_eq!(script.calls(), 2);
+    assert_eq!(token_of(&credential).await.unwrap().token().expose(), third);
+
+    // Dropping the credential stops the task: the refresher (and what it holds) is released,
+    // and no refresh happens any more.
+    assert!(Arc::strong_count(&script.calls) > 1);
+    drop(credential);
+    pass_minutes(&manual, 1).await;
+    assert_eq!(
+        Arc::strong_count(&script.calls),
+        1,
+        "the task still holds the refresher"
+    );
+    pass_minutes(&manual, 180).await;
+    assert_eq!(script.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_proactive_credential_keeps_trying_after_failures() {
+    let manual = ManualClock::new(T0);
+    let script = Script::new();
+    let first = jwt(T0 + Duration::from_secs(3600), "first");
+    let second = jwt(T0 + Duration::from_secs(7200), "second");
+    for _ in 0..3 {
+        script.push(Err(Error::new(ErrorKind::Io, "MyTokenService", "offline")));
+    }
+    script.push(Ok(second.clone()));
+    let credential = UserTokenCredential::builder()
+        .token(first.as_str())
+        .refresher(script.refresher())
+        .refresh_proactively(true)
+        .cache(cache(&manual))
+        .build()
+        .unwrap();
+    // Refresh due at 55 min; failures are retried after the cache's 30 s backoff.
+    pass_minutes(&manual, 56).await;
+    assert!(script.calls() >= 2, "{}", script.calls());
+    pass_minutes(&manual, 2).await;
+    assert_eq!(script.calls(), 4);
+    assert_eq!(
+        token_of(&credential).await.unwrap().token().expose(),
+        second
+    );
+}
+
+/// `FutureExt::now_or_never` without the futures crate.
+trait NowOrNever: Future + Sized {
+    fn now_or_never(self) -> Option<Self::Output> {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut this = std::pin::pin!(self);
+        match this.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        }
+    }
+}
+
+impl<F: Future> NowOrNever for F {}
