@@ -15,6 +15,9 @@ mod credential;
 mod default;
 mod entra;
 mod error;
+#[cfg(feature = "azure_core")]
+#[cfg_attr(docsrs, doc(cfg(feature = "azure_core")))]
+pub mod interop;
 mod jwt;
 #[allow(dead_code)] // some validators serve credential sources still to come
 mod scope;
