@@ -15,8 +15,11 @@ mod credential;
 mod default;
 mod entra;
 mod error;
-#[cfg(feature = "azure_core")]
-#[cfg_attr(docsrs, doc(cfg(feature = "azure_core")))]
+#[cfg(any(feature = "azure_core", feature = "object_store"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "azure_core", feature = "object_store")))
+)]
 pub mod interop;
 mod jwt;
 #[allow(dead_code)] // some validators serve credential sources still to come
