@@ -16,6 +16,12 @@ mod credential;
 mod default;
 mod entra;
 mod error;
+#[cfg(any(feature = "azure_core", feature = "object_store"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "azure_core", feature = "object_store")))
+)]
+pub mod interop;
 mod jwt;
 mod scope;
 mod secret;

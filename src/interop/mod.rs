@@ -1,0 +1,27 @@
+//! Adapters that hand this crate's credentials to the rest of the Rust ecosystem.
+//!
+//! | feature | type | what takes it |
+//! | --- | --- | --- |
+//! | `azure_core` | [`AzureCoreCredential`] | the official Azure SDK for Rust: any client that takes an `Arc<dyn azure_core::credentials::TokenCredential>` (azure_core 1.x) |
+//! | `object_store` | [`ObjectStoreCredential`] | Apache Arrow's `object_store` (DataFusion, delta-rs, Polars): `MicrosoftAzureBuilder::with_credentials` (object_store 0.14) |
+//!
+//! Both wrap any [`TokenCredential`](crate::TokenCredential) — a
+//! [`DefaultAzureCredential`](crate::DefaultAzureCredential), one source, a chain, or your own —
+//! and ask it for a token on every call. That is cheap: the credential's
+//! [cache](crate::TokenCache) answers at once while the token is fresh, refreshes it in the
+//! background before it expires, and lets concurrent callers share one fetch. The adapters do
+//! not decide freshness themselves, so nothing they do defeats the cache: many requests, many
+//! SDK clients or stores, and concurrent callers still cost one token request per identity and
+//! scope.
+
+#[cfg(feature = "azure_core")]
+mod azure_core;
+#[cfg(feature = "object_store")]
+mod object_store;
+
+#[cfg(feature = "azure_core")]
+#[cfg_attr(docsrs, doc(cfg(feature = "azure_core")))]
+pub use self::azure_core::AzureCoreCredential;
+#[cfg(feature = "object_store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "object_store")))]
+pub use self::object_store::ObjectStoreCredential;
