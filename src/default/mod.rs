@@ -47,7 +47,7 @@ const NAME: &str = "DefaultAzureCredential";
 /// # async fn run() -> Result<(), azure_credentials::Error> {
 /// let credential = DefaultAzureCredential::new()?;
 /// let token = credential.get_token(&["https://vault.azure.net/.default"], None).await?;
-/// println!("{}", credential.explain());
+/// tracing::info!("{}", credential.explain());
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
