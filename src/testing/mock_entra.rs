@@ -15,18 +15,17 @@ use ring::{digest, signature};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::loopback_http::{self, Incoming};
 use crate::Secret;
 use crate::catch_unwind::CatchUnwind;
 use crate::entra::der;
 use crate::system::Clock;
 
-const MAX_HEAD: usize = 64 * 1024;
-const MAX_BODY: usize = 1024 * 1024;
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const FORM: &str = "application/x-www-form-urlencoded";
 /// Clock skew the mock tolerates on `nbf`, as Entra does (a few minutes).
@@ -951,57 +950,21 @@ async fn handle_connection(stream: &mut TcpStream, shared: &Shared) -> io::Resul
     stream.shutdown().await
 }
 
-/// Reads one request; `None` if the client went away or sent something unusable.
+/// Reads one request with the mocks' shared reader; `None` if the client went away or sent
+/// something unusable (the connection is then closed without an answer).
 async fn read_request(stream: &mut TcpStream) -> io::Result<Option<Received>> {
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(None);
+    Ok(match loopback_http::read_request(stream).await? {
+        Incoming::Request(request) => {
+            let (method, path, headers, body) = request.into_parts();
+            Some(Received {
+                method,
+                path,
+                headers,
+                body,
+            })
         }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break pos;
-        }
-        if buf.len() > MAX_HEAD {
-            return Ok(None);
-        }
-    };
-    let mut body = buf.split_off(head_end + 4);
-    let Ok(head) = std::str::from_utf8(&buf[..head_end]) else {
-        return Ok(None);
-    };
-    let mut lines = head.split("\r\n");
-    let mut request_line = lines.next().unwrap_or_default().split(' ');
-    let (Some(method), Some(target)) = (request_line.next(), request_line.next()) else {
-        return Ok(None);
-    };
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let length = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    if length > MAX_BODY {
-        return Ok(None);
-    }
-    body.truncate(length);
-    let start = body.len();
-    if start < length {
-        body.resize(length, 0);
-        stream.read_exact(&mut body[start..]).await?;
-    }
-    let path = target.split('?').next().unwrap_or_default().to_owned();
-    Ok(Some(Received {
-        method: method.to_owned(),
-        path,
-        headers,
-        body,
-    }))
+        Incoming::Reject { .. } | Incoming::Gone => None,
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! - [`ScriptedExecutor`]: a process [`Executor`](crate::system::Executor) that returns scripted
 //!   outputs and records every command, for the developer-tool credentials.
 
+mod loopback_http;
 mod mock_credential;
 mod mock_entra;
 mod mock_imds;
