@@ -879,17 +879,27 @@ async fn a_silent_imds_fails_the_probe_within_its_timeout() {
     assert_eq!(setup.mock.request_count(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_probe_timeout_comes_from_the_environment() {
+    // A silent IMDS: the probe gives up after the variable's 2.5 s, not the default 1 s.
     let setup = Setup::new(Host::Imds).await;
+    setup.mock.require_metadata_header(false);
+    setup.mock.set_default(MockReply::hang());
     let credential = setup
         .builder()
         .env(Env::empty().with("AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS", "2500"))
         .probe(true)
         .build()
         .unwrap();
-    assert!(format!("{credential:?}").contains("Imds"));
-    credential.get_token(&SCOPE, None).await.unwrap();
+    let started = paused_now();
+    let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(err.to_string().contains("2.5s"), "{err}");
+    assert!(
+        waited >= Duration::from_millis(2500) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test]
