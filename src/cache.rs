@@ -18,19 +18,10 @@ use tracing::Instrument;
 
 use crate::catch_unwind::CatchUnwind;
 use crate::system::{Clock, duration_nanos, from_unix_nanos, to_unix_nanos};
+
+pub(crate) mod policy;
 use crate::{AccessToken, Error, ErrorKind, TokenCredential, TokenFuture, TokenRequestOptions};
 
-/// Refresh this long before expiry (at most half the token's lifetime).
-const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
-/// Tokens living at least this long are refreshed at half their lifetime.
-const HALF_LIFE_THRESHOLD: Duration = Duration::from_secs(2 * 60 * 60);
-/// Stop serving a token this long before it expires (at most a tenth of its lifetime).
-const HARD_MARGIN: Duration = Duration::from_secs(30);
-/// Never schedule a refresh sooner than this after a fetch (at most half the lifetime), whatever
-/// the provider says, so odd `refresh_in` values cannot cause a refresh storm.
-const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
-/// The longest a `Retry-After` keeps a failure remembered.
-const MAX_FAILURE_MEMORY: Duration = Duration::from_secs(5 * 60);
 /// Per-thread front cache size.
 const FRONT_SLOTS: usize = 8;
 /// Entries per partition before expired ones are swept out.
@@ -546,9 +537,21 @@ impl CachedCredential {
                 // flight is abandoned and a waiter starts a new one.
                 task.await;
             }
+            let id = flight.id;
             match flight.outcome().await {
-                Some(result) => return result,
-                None => continue, // abandoned (runtime shut down, caller dropped): try again
+                Outcome::Done(result) => return result,
+                // Dropped (runtime shut down, driving caller gone): try again.
+                Outcome::Abandoned => continue,
+                Outcome::Stalled => {
+                    // Take over: forget the stalled flight (if it still is the entry's) so the
+                    // next turn of the loop starts a fresh one on this caller's runtime.
+                    let mut state = entry.state.lock();
+                    if state.flight.as_ref().is_some_and(|f| f.id == id) {
+                        tracing::warn!(credential = %self.partition.identity.source, "a token fetch is stuck on a runtime that is no longer driven; fetching again on this one");
+                        state.flight = None;
+                        entry.busy.store(false, Ordering::Release);
+                    }
+                }
             }
         }
     }
@@ -589,7 +592,12 @@ impl CachedCredential {
         state: &mut SlowState,
     ) -> (Flight, Option<FlightTask>) {
         let (tx, rx) = watch::channel(None);
-        let flight = Flight { id: next_id(), rx };
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let flight = Flight {
+            id: next_id(),
+            rx,
+            home: runtime.as_ref().and_then(current_thread_home),
+        };
         state.flight = Some(flight.clone());
         entry.busy.store(true, Ordering::Release);
         let request = entry.key.to_request(None);
@@ -604,115 +612,99 @@ impl CachedCredential {
         let span =
             tracing::debug_span!("token_fetch", credential = %self.partition.identity.source);
         let task: FlightTask = Box::pin(task.instrument(span));
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
+        match runtime {
+            Some(handle) => {
                 handle.spawn(task);
                 (flight, None)
             }
-            Err(_) => (flight, Some(task)),
+            None => (flight, Some(task)),
         }
     }
 
     async fn fetch_with_claims(&self, key: RequestKey, claims: &str) -> Result<AccessToken, Error> {
         let request = key.to_request(Some(claims));
         tracing::debug!(credential = %self.partition.identity.source, "claims challenge: fetching a new token, bypassing the cache");
-        let token = self.fetcher.fetch(&request).await?;
-        let entry = self.partition.entry(&key.view());
-        Ok(self.partition.store(&entry, token))
+        let partition = &self.partition;
+        let invalidations = partition.invalidations.load(Ordering::Acquire);
+        // The same protection as a flight's: a panic anywhere is an error, and a token fetched
+        // while the cache was invalidated is handed back but not kept.
+        let fetch_and_store = async {
+            let token = self.fetcher.fetch(&request).await?;
+            #[cfg(test)]
+            test_hooks::after_fetch(partition);
+            let entry = partition.entry(&key.view());
+            Ok(partition.store_unless_invalidated(&entry, token, invalidations))
+        };
+        match CatchUnwind::new(fetch_and_store).await {
+            Ok(result) => result,
+            Err(_payload) => Err(panicked(partition)),
+        }
     }
 }
 
 type FlightTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// One fetch for one key: runs the fetcher, stores or remembers the outcome, then tells every
-/// waiter. If it is dropped before finishing, its guard clears the entry's flight so nothing
-/// stays stuck "fetching", and waiters see the channel close and start over.
+/// waiter. Everything between starting the fetch and recording its outcome runs under
+/// [`CatchUnwind`], so a panic there (in the source, or in the bookkeeping after it) is a failed
+/// fetch like any other: remembered for the cool-down, never a loop of new fetches. If the
+/// flight is dropped before finishing, its guard clears the entry's flight so nothing stays
+/// stuck "fetching", and waiters see the channel close and start over.
 async fn run_flight(
     partition: Arc<Partition>,
     entry: Arc<Entry>,
     fetcher: Arc<dyn TokenFetcher>,
     request: TokenRequest,
-    tx: watch::Sender<Option<Result<AccessToken, Error>>>,
+    tx: watch::Sender<FlightResult>,
     flight_id: u64,
 ) {
     let guard = FlightGuard {
+        partition: partition.clone(),
         entry: entry.clone(),
         flight_id,
         tx: Some(tx),
     };
     let invalidations = partition.invalidations.load(Ordering::Acquire);
-    // A panicking fetcher is a failed fetch like any other: waiters get an error (and the
-    // cool-down applies) instead of retrying a panic forever.
-    let result = match CatchUnwind::new(fetcher.fetch(&request)).await {
-        Ok(result) => result,
-        Err(_payload) => {
-            // The payload is not logged: a buggy source's panic message could hold a secret.
-            // The panic hook has already reported it where panics go.
-            tracing::error!(
-                credential = %partition.identity.source,
-                "the token source panicked while fetching a token"
-            );
-            Err(Error::new(
-                ErrorKind::Other,
-                partition.identity.source.clone(),
-                "the token source panicked while fetching a token",
-            )
-            .with_fix("this is a bug in the token source; please report it"))
-        }
+    let fetch_and_settle = async {
+        let result = fetcher.fetch(&request).await;
+        #[cfg(test)]
+        test_hooks::after_fetch(&partition);
+        partition.settle(&entry, result, invalidations)
     };
-    let cache = &*partition.settings;
-    let now = cache.clock.unix_nanos();
-    let (result, failure) = match result {
-        Ok(token) if partition.invalidations.load(Ordering::Acquire) != invalidations => {
-            // Invalidated while fetching: answer the waiters, keep nothing.
-            (Ok(token), None)
-        }
-        Ok(token) => (Ok(partition.store(&entry, token)), None),
-        Err(error) => {
-            let still_valid = entry
-                .current
-                .read()
-                .as_ref()
-                .is_some_and(|c| now < c.hard_limit);
-            if still_valid {
-                let backoff = cache
-                    .refresh_backoff
-                    .max(error.retry_after().unwrap_or_default());
-                entry.next_refresh.store(
-                    now.saturating_add(duration_nanos(backoff)),
-                    Ordering::Release,
-                );
-                tracing::warn!(
-                    credential = %partition.identity.source,
-                    error = %error,
-                    retry_in_secs = backoff.as_secs(),
-                    "background token refresh failed; still serving the current token"
-                );
-                (Err(error), None)
-            } else {
-                tracing::debug!(credential = %partition.identity.source, error = %error, "token fetch failed");
-                // A retry-after on the error (a provider's `Retry-After`, or a source's own
-                // "do not ask again before") lengthens the memory.
-                let memory = match error.retry_after() {
-                    Some(after) => after.clamp(cache.failure_cooldown, MAX_FAILURE_MEMORY),
-                    None => cache.failure_cooldown,
-                };
-                let failure = (!memory.is_zero())
-                    .then(|| (error.clone(), now.saturating_add(duration_nanos(memory))));
-                (Err(error), failure)
-            }
+    let (result, failure) = match CatchUnwind::new(fetch_and_settle).await {
+        Ok(outcome) => outcome,
+        Err(_payload) => {
+            let error = panicked(&partition);
+            let failure = partition.failure_until(&error);
+            (Err(error), failure)
         }
     };
     guard.finish(result, failure);
 }
 
+/// The error a panic during a fetch becomes. The payload is not logged: a buggy source's panic
+/// message could hold a secret, and the panic hook has already reported it where panics go.
+fn panicked(partition: &Partition) -> Error {
+    tracing::error!(
+        credential = %partition.identity.source,
+        "the token source panicked while fetching a token"
+    );
+    Error::new(
+        ErrorKind::Other,
+        partition.identity.source.clone(),
+        "the token source panicked while fetching a token",
+    )
+    .with_fix("this is a bug in the token source; please report it")
+}
+
 /// Ends a flight: clears it from its entry and tells the waiters, whether the flight finished
 /// or was dropped (runtime shut down, or the caller driving it went away).
 struct FlightGuard {
+    partition: Arc<Partition>,
     entry: Arc<Entry>,
     flight_id: u64,
     /// `None` once finished.
-    tx: Option<watch::Sender<Option<Result<AccessToken, Error>>>>,
+    tx: Option<watch::Sender<FlightResult>>,
 }
 
 impl FlightGuard {
@@ -721,7 +713,9 @@ impl FlightGuard {
     fn finish(mut self, result: Result<AccessToken, Error>, failure: Option<(Error, i64)>) {
         {
             let mut state = self.entry.state.lock();
-            state.failure = failure;
+            if self.is_current(&state) {
+                state.failure = failure;
+            }
             self.clear(&mut state);
         }
         if let Some(tx) = self.tx.take() {
@@ -730,12 +724,15 @@ impl FlightGuard {
         }
     }
 
-    fn clear(&self, state: &mut SlowState) {
-        if state
+    fn is_current(&self, state: &SlowState) -> bool {
+        state
             .flight
             .as_ref()
             .is_some_and(|f| f.id == self.flight_id)
-        {
+    }
+
+    fn clear(&self, state: &mut SlowState) {
+        if self.is_current(state) {
             state.flight = None;
             self.entry.busy.store(false, Ordering::Release);
         }
@@ -744,29 +741,120 @@ impl FlightGuard {
 
 impl Drop for FlightGuard {
     fn drop(&mut self) {
-        if self.tx.is_some() {
+        let Some(tx) = self.tx.take() else {
+            return;
+        };
+        let mut state = self.entry.state.lock();
+        if std::thread::panicking() {
+            // Unwinding through the flight (only possible outside its `CatchUnwind`): still a
+            // failed fetch, remembered, so waiters do not start a new fetch each.
+            let error = panicked(&self.partition);
+            if self.is_current(&state) {
+                state.failure = self.partition.failure_until(&error);
+            }
+            self.clear(&mut state);
+            drop(state);
+            let _ = tx.send(Some(Err(error)));
+        } else {
             // Abandoned: clear the flight; dropping the sender tells waiters to start over.
-            let mut state = self.entry.state.lock();
             self.clear(&mut state);
         }
     }
 }
 
+/// How long a waiter lets a flight on another current-thread runtime go without a sign of life
+/// before it fetches itself (see [`Flight::outcome`]).
+const STALL_WINDOW: Duration = Duration::from_millis(500);
+
 #[derive(Clone)]
 struct Flight {
     id: u64,
-    rx: watch::Receiver<Option<Result<AccessToken, Error>>>,
+    rx: watch::Receiver<FlightResult>,
+    /// The current-thread runtime the flight was spawned on, if it was. Such a runtime runs its
+    /// tasks only while a thread blocks on it: one whose owner stopped driving it (a sync
+    /// wrapper that gave up on a `block_on(timeout(..))` and kept the runtime) would hold every
+    /// waiter forever, so waiters on other runtimes watch it.
+    home: Option<tokio::runtime::Handle>,
+}
+
+/// How waiting for a flight ended.
+enum Outcome {
+    Done(Result<AccessToken, Error>),
+    /// Dropped before it produced a result (runtime shut down, driving caller gone).
+    Abandoned,
+    /// Its runtime is not being driven: it may never finish.
+    Stalled,
 }
 
 impl Flight {
-    /// The flight's result, or `None` if it was abandoned before producing one.
-    async fn outcome(mut self) -> Option<Result<AccessToken, Error>> {
-        match self.rx.wait_for(Option::is_some).await {
-            Ok(value) => value.clone(),
-            Err(_) => None,
+    /// Waits for the flight's result. A waiter on another runtime than the flight's
+    /// current-thread home checks every [`STALL_WINDOW`] that the home still runs tasks (by
+    /// spawning a no-op there); when one probe has not run for two windows the flight is
+    /// declared stalled, and the waiter fetches itself. A false alarm (a home runtime blocked by
+    /// a long synchronous call) costs one extra fetch, never a wrong result.
+    async fn outcome(self) -> Outcome {
+        let mut rx = self.rx;
+        let Some(home) = self.home.filter(|home| !is_current_runtime(home)) else {
+            return result_of(&mut rx).await;
+        };
+        loop {
+            let probe = Arc::new(AtomicBool::new(false));
+            drop(home.spawn({
+                let probe = probe.clone();
+                async move { probe.store(true, Ordering::Release) }
+            }));
+            for _ in 0..2 {
+                if let Ok(outcome) = tokio::time::timeout(STALL_WINDOW, result_of(&mut rx)).await {
+                    return outcome;
+                }
+                if probe.load(Ordering::Acquire) {
+                    break;
+                }
+            }
+            if !probe.load(Ordering::Acquire) {
+                return Outcome::Stalled;
+            }
         }
     }
 }
+
+type FlightResult = Option<Result<AccessToken, Error>>;
+
+/// The flight's result, once it is sent, or [`Outcome::Abandoned`] if it is dropped first.
+async fn result_of(rx: &mut watch::Receiver<FlightResult>) -> Outcome {
+    match rx.wait_for(Option::is_some).await {
+        Ok(value) => match &*value {
+            Some(result) => Outcome::Done(result.clone()),
+            None => Outcome::Abandoned,
+        },
+        Err(_) => Outcome::Abandoned,
+    }
+}
+
+/// Whether the caller runs on `runtime` (so that runtime is being driven right now).
+fn is_current_runtime(runtime: &tokio::runtime::Handle) -> bool {
+    tokio::runtime::Handle::try_current().is_ok_and(|current| current.id() == runtime.id())
+}
+
+/// The current runtime, when it is a current-thread one (see [`Flight::home`]).
+fn current_thread_home(handle: &tokio::runtime::Handle) -> Option<tokio::runtime::Handle> {
+    (handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
+        .then(|| handle.clone())
+}
+
+#[cfg(test)]
+mod test_hooks {
+    /// A partition of this source kind panics right after each fetch.
+    pub(super) const PANIC_AFTER_FETCH: &str = "test: panic after fetch";
+
+    pub(super) fn after_fetch(partition: &super::Partition) {
+        if partition.identity.source == PANIC_AFTER_FETCH {
+            panic!("injected: panic after the fetch");
+        }
+    }
+}
+#[cfg(test)]
+use test_hooks::PANIC_AFTER_FETCH;
 
 /// All cached tokens of one identity.
 struct Partition {
@@ -810,26 +898,114 @@ impl Partition {
         self.entries.read().values().any(|e| e.is_live(now))
     }
 
+    /// What a finished fetch leaves behind: the result for the waiters and, for a failure with
+    /// no valid token to fall back on, the failure to remember and until when. A token fetched
+    /// while the cache was invalidated is handed to the waiters but not kept.
+    fn settle(
+        &self,
+        entry: &Entry,
+        result: Result<AccessToken, Error>,
+        invalidations: u64,
+    ) -> (Result<AccessToken, Error>, Option<(Error, i64)>) {
+        let error = match result {
+            Ok(token) => return (Ok(self.store_unless_invalidated(entry, token, invalidations)), None),
+            Err(error) => error,
+        };
+        let now = self.settings.clock.unix_nanos();
+        let still_valid = entry
+            .current
+            .read()
+            .as_ref()
+            .is_some_and(|c| now < c.hard_limit);
+        if !still_valid {
+            tracing::debug!(credential = %self.identity.source, error = %error, "token fetch failed");
+            let failure = self.failure_until(&error);
+            return (Err(error), failure);
+        }
+        let backoff = self
+            .settings
+            .refresh_backoff
+            .max(error.retry_after().unwrap_or_default());
+        entry.next_refresh.store(
+            now.saturating_add(duration_nanos(backoff)),
+            Ordering::Release,
+        );
+        tracing::warn!(
+            credential = %self.identity.source,
+            error = %error,
+            retry_in_secs = backoff.as_secs(),
+            "background token refresh failed; still serving the current token"
+        );
+        (Err(error), None)
+    }
+
+    /// The failure to remember for `error` and until when (Unix ns): the cool-down, lengthened
+    /// by the error's `retry_after` (a provider's `Retry-After`, or a source's own "do not ask
+    /// again before"). `None` when the cool-down is disabled.
+    fn failure_until(&self, error: &Error) -> Option<(Error, i64)> {
+        let memory = policy::failure_memory(self.settings.failure_cooldown, error.retry_after());
+        if memory.is_zero() {
+            return None;
+        }
+        let now = self.settings.clock.unix_nanos();
+        Some((error.clone(), now.saturating_add(duration_nanos(memory))))
+    }
+
+    /// [`Partition::store`], unless the partition was invalidated since `invalidations` was
+    /// read: then the token is returned without being kept.
+    fn store_unless_invalidated(
+        &self,
+        entry: &Entry,
+        token: AccessToken,
+        invalidations: u64,
+    ) -> AccessToken {
+        if self.invalidations.load(Ordering::Acquire) != invalidations {
+            return token;
+        }
+        self.store(entry, token)
+    }
+
     /// Computes the deadlines of a freshly fetched token, stores it and returns it (carrying the
     /// cache's refresh time as its `refresh_on`).
+    ///
+    /// A token that has already expired by this machine's clock when it arrives (clock skew, or
+    /// `expires_in: 0`) is served for the failure cool-down, like a failure would be, so callers
+    /// do not fetch again on every call.
     fn store(&self, entry: &Entry, token: AccessToken) -> AccessToken {
-        let cache = &*self.settings;
-        let now = cache.clock.unix_nanos();
-        let Some((refresh_at, hard_limit)) = self.deadlines(now, &token) else {
-            tracing::warn!(
-                credential = %self.identity.source,
-                expires_on = %token.expires_on(),
-                "received a token that has already expired by this machine's clock; not caching it (is the system clock right?)"
-            );
-            return token;
-        };
-        let token = token.with_refresh_on(from_unix_nanos(refresh_at));
-        tracing::debug!(
-            credential = %self.identity.source,
-            expires_on = %token.expires_on(),
-            refresh_on = %from_unix_nanos(refresh_at),
-            "token cached"
+        let settings = &*self.settings;
+        let now = settings.clock.unix_nanos();
+        let deadlines = policy::deadlines(
+            now,
+            to_unix_nanos(token.expires_on()),
+            token.refresh_on().map(to_unix_nanos),
+            duration_nanos(settings.max_jitter),
+            settings.jitter_rng.lock().u64(..),
         );
+        let (token, refresh_at, hard_limit) = match deadlines {
+            Some(d) => {
+                let token = token.with_refresh_on(from_unix_nanos(d.refresh_at));
+                tracing::debug!(
+                    credential = %self.identity.source,
+                    expires_on = %token.expires_on(),
+                    refresh_on = %from_unix_nanos(d.refresh_at),
+                    "token cached"
+                );
+                (token, d.refresh_at, d.hard_limit)
+            }
+            None => {
+                tracing::warn!(
+                    credential = %self.identity.source,
+                    expires_on = %token.expires_on(),
+                    cooldown_ms = settings.failure_cooldown.as_millis() as u64,
+                    "received a token that has already expired by this machine's clock; serving it only for the failure cool-down (is the system clock right?)"
+                );
+                if settings.failure_cooldown.is_zero() {
+                    return token;
+                }
+                let until = now.saturating_add(duration_nanos(settings.failure_cooldown));
+                (token, until, until)
+            }
+        };
         *entry.current.write() = Some(Cached {
             token: token.clone(),
             refresh_at,
@@ -838,30 +1014,6 @@ impl Partition {
         entry.generation.fetch_add(1, Ordering::AcqRel);
         entry.next_refresh.store(i64::MIN, Ordering::Release);
         token
-    }
-
-    /// `(refresh_at, hard_limit)` in Unix nanoseconds for a token received at `now`, or `None`
-    /// when it has already expired.
-    fn deadlines(&self, now: i64, token: &AccessToken) -> Option<(i64, i64)> {
-        let expires = to_unix_nanos(token.expires_on());
-        let lifetime = expires.saturating_sub(now);
-        if lifetime <= 0 {
-            return None;
-        }
-        let hard_limit = expires - duration_nanos(HARD_MARGIN).min(lifetime / 10);
-        let mut refresh_at = expires - duration_nanos(REFRESH_MARGIN).min(lifetime / 2);
-        if lifetime >= duration_nanos(HALF_LIFE_THRESHOLD) {
-            refresh_at = refresh_at.min(now + lifetime / 2);
-        }
-        if let Some(hint) = token.refresh_on() {
-            refresh_at = refresh_at.min(to_unix_nanos(hint));
-        }
-        let max_jitter = duration_nanos(self.settings.max_jitter).min(lifetime / 20);
-        if max_jitter > 0 {
-            refresh_at -= self.settings.jitter_rng.lock().i64(0..=max_jitter);
-        }
-        let floor = now + duration_nanos(MIN_REFRESH_INTERVAL).min(lifetime / 2);
-        Some((refresh_at.max(floor).min(hard_limit), hard_limit))
     }
 }
 

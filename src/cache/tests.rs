@@ -370,15 +370,6 @@ async fn a_ten_minute_token_is_not_refetched_on_every_call() {
 }
 
 #[tokio::test]
-async fn a_token_that_arrives_expired_is_returned_but_not_cached() {
-    let f = Fixture::new(HOUR);
-    f.push(Ok(Duration::ZERO));
-    assert_eq!(f.token().await, "token-1");
-    assert_eq!(f.token().await, "token-2");
-    assert_eq!(f.token().await, "token-2");
-}
-
-#[tokio::test]
 async fn returned_tokens_carry_the_caches_refresh_time() {
     let f = Fixture::new(HOUR);
     let token = f.get(&["s"]).await.unwrap();
@@ -399,76 +390,23 @@ async fn the_front_copy_is_replaced_when_the_token_changes() {
 }
 
 #[test]
-fn deadlines_follow_the_rules() {
-    let f = Fixture::new(HOUR);
-    let partition = &f.credential.partition;
-    let now = to_unix_nanos(START);
-    let at = |d: Duration| now + duration_nanos(d);
-    let deadlines = |lifetime: Duration| {
-        let token = AccessToken::new("t", START + lifetime);
-        partition.deadlines(now, &token).unwrap()
-    };
-    // 24 h (IMDS): half-life; hard limit 30 s before expiry.
-    assert_eq!(
-        deadlines(24 * HOUR),
-        (at(12 * HOUR), at(24 * HOUR - Duration::from_secs(30)))
-    );
-    // 2 h exactly: half-life applies.
-    assert_eq!(deadlines(2 * HOUR).0, at(HOUR));
-    // 1 h (Entra): 5 minutes before expiry.
-    assert_eq!(
-        deadlines(HOUR),
-        (at(55 * MIN), at(HOUR - Duration::from_secs(30)))
-    );
-    // 10 min: the margin is clamped to half the lifetime.
-    assert_eq!(
-        deadlines(10 * MIN),
-        (at(5 * MIN), at(10 * MIN - Duration::from_secs(30)))
-    );
-    // 1 min: refresh at half, hard limit a tenth before expiry.
-    assert_eq!(
-        deadlines(MIN),
-        (at(Duration::from_secs(30)), at(Duration::from_secs(54)))
-    );
-    // Already expired: not cacheable.
-    assert!(
-        partition
-            .deadlines(now, &AccessToken::new("t", START))
-            .is_none()
-    );
-    // A provider hint earlier than the rules wins...
-    let hinted = AccessToken::new("t", START + 24 * HOUR).with_refresh_on(START + HOUR);
-    assert_eq!(partition.deadlines(now, &hinted).unwrap().0, at(HOUR));
-    // ...but never sooner than a minute after the fetch.
-    let eager = AccessToken::new("t", START + HOUR).with_refresh_on(START);
-    assert_eq!(partition.deadlines(now, &eager).unwrap().0, at(MIN));
-}
-
-#[test]
-fn jitter_moves_refresh_earlier_within_bounds() {
+fn stored_tokens_get_jittered_refresh_times_within_bounds() {
     let f = Fixture::with_cache(HOUR, |b| {
         b.max_jitter(Duration::from_secs(60)).jitter_seed(7)
     });
-    let partition = &f.credential.partition;
-    let now = to_unix_nanos(START);
-    let ideal = now + duration_nanos(55 * MIN);
+    let ideal = START + 55 * MIN;
     let mut seen = std::collections::HashSet::new();
     for _ in 0..200 {
-        let (refresh_at, _) = partition
-            .deadlines(now, &AccessToken::new("t", START + HOUR))
-            .unwrap();
-        assert!(
-            refresh_at <= ideal && refresh_at >= ideal - duration_nanos(MIN),
-            "{refresh_at}"
-        );
-        seen.insert(refresh_at);
+        let entry = f.credential.partition.entry(&KeyView::new(&["s"], None, false));
+        let token = f
+            .credential
+            .partition
+            .store(&entry, AccessToken::new("t", START + HOUR));
+        let refresh_on = token.refresh_on().unwrap();
+        assert!(refresh_on <= ideal && refresh_on >= ideal - MIN, "{refresh_on}");
+        seen.insert(refresh_on);
     }
     assert!(seen.len() > 100, "jitter varies per token");
-    // Short tokens get proportionally less: at most a twentieth of the lifetime.
-    let (refresh_at, _) = partition
-        .deadlines(now, &AccessToken::new("t", START + 10 * MIN))
-        .unwrap();
-    assert!(refresh_at >= now + duration_nanos(5 * MIN) - duration_nanos(Duration::from_secs(30)));
 }
 
 #[tokio::test]
@@ -749,4 +687,147 @@ async fn a_fetch_running_when_the_cache_is_invalidated_stores_nothing() {
             .expose(),
         "token-2"
     );
+}
+
+// ---- hardening: each test below failed before its fix -----------------------------------------
+
+/// Issues one scripted token, whatever the request.
+#[derive(Debug)]
+struct Issues(Mutex<Vec<AccessToken>>, AtomicUsize);
+
+#[async_trait]
+impl TokenFetcher for Issues {
+    async fn fetch(&self, _request: &TokenRequest) -> Result<AccessToken, Error> {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        let mut tokens = self.0.lock();
+        if tokens.len() > 1 {
+            Ok(tokens.remove(0))
+        } else {
+            Ok(tokens[0].clone())
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cooldown_longer_than_five_minutes_with_a_retry_after_is_remembered_not_a_panic() {
+    // `clamp(cooldown, 5 min)` panicked when the cool-down exceeded its maximum; the flight
+    // ended without recording the failure and the next caller fetched again at once.
+    let f = Fixture::with_cache(HOUR, |b| b.failure_cooldown(10 * MIN));
+    f.push(Err(Error::new(ErrorKind::Throttled, "Test", "slow down")
+        .with_retry_after(Duration::from_secs(30))));
+    let first = f.get(&["scope"]).await.unwrap_err();
+    assert_eq!(first.kind(), ErrorKind::Throttled);
+    // Remembered for the (longer) configured cool-down: no new request.
+    f.manual.advance(9 * MIN);
+    assert_eq!(
+        f.get(&["scope"]).await.unwrap_err().kind(),
+        ErrorKind::Throttled
+    );
+    assert_eq!(f.fetches(), 1);
+    f.manual.advance(2 * MIN);
+    assert_eq!(f.token().await, "token-2");
+}
+
+#[tokio::test]
+async fn a_panic_after_the_fetch_is_a_remembered_failure_not_a_refetch_loop() {
+    let f = Fixture::new(HOUR);
+    let credential = f
+        .cache
+        .credential_arc(CacheIdentity::new(PANIC_AFTER_FETCH), f.script.clone());
+    let error = credential.get_token(&["s"], None).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Other);
+    assert!(error.to_string().contains("panicked"), "{error}");
+    // The failure is remembered for the cool-down like any other: one fetch, not a loop.
+    assert!(credential.get_token(&["s"], None).await.is_err());
+    assert_eq!(f.fetches(), 1);
+}
+
+#[tokio::test]
+async fn a_panic_after_a_claims_fetch_is_an_error_and_stores_nothing() {
+    let f = Fixture::new(HOUR);
+    let credential = f
+        .cache
+        .credential_arc(CacheIdentity::new(PANIC_AFTER_FETCH), f.script.clone());
+    let claims = TokenRequestOptions::default().with_claims("{}");
+    let error = credential
+        .get_token(&["s"], Some(&claims))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("panicked"), "{error}");
+}
+
+#[tokio::test]
+async fn a_claims_fetch_running_when_the_cache_is_invalidated_stores_nothing() {
+    let f = Fixture::new(HOUR);
+    let gate = Arc::new(tokio::sync::Notify::new());
+    #[derive(Debug)]
+    struct Gated(Arc<Script>, Arc<tokio::sync::Notify>);
+    #[async_trait]
+    impl TokenFetcher for Gated {
+        async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
+            self.1.notified().await;
+            self.0.fetch(request).await
+        }
+    }
+    let gated = f.cache.credential(
+        CacheIdentity::new("GatedClaims"),
+        Gated(f.script.clone(), gate.clone()),
+    );
+    let claims = TokenRequestOptions::default().with_claims("{}");
+    let waiter = {
+        let gated = gated.clone();
+        tokio::spawn(async move { gated.get_token(&["s"], Some(&claims)).await })
+    };
+    settle().await;
+    gated.invalidate();
+    gate.notify_one();
+    assert_eq!(waiter.await.unwrap().unwrap().token().expose(), "token-1");
+    // The claims token fetched before the invalidation was not kept.
+    gate.notify_one();
+    assert_eq!(
+        gated.get_token(&["s"], None).await.unwrap().token().expose(),
+        "token-2"
+    );
+}
+
+#[tokio::test]
+async fn an_absurd_refresh_hint_does_not_overflow_the_deadlines() {
+    let manual = ManualClock::new(START);
+    let cache = TokenCache::builder()
+        .clock(manual.clock())
+        .max_jitter(Duration::from_secs(60))
+        .build();
+    let far_past = time::Date::MIN.midnight().assume_utc();
+    let far_future = time::Date::MAX.midnight().assume_utc();
+    let tokens = vec![
+        AccessToken::new("hint-in-the-far-past", START + HOUR).with_refresh_on(far_past),
+        AccessToken::new("expiry-in-the-far-future", far_future),
+        AccessToken::new("both", far_future).with_refresh_on(far_past),
+    ];
+    for token in tokens {
+        let name = token.token().expose().to_owned();
+        let credential = cache.credential(
+            CacheIdentity::new(name.clone()),
+            Issues(Mutex::new(vec![token]), AtomicUsize::new(0)),
+        );
+        let got = credential.get_token(&["s"], None).await.unwrap();
+        assert_eq!(got.token().expose(), name);
+        // Cached (a second call is a hit) and due for refresh no sooner than the floor.
+        let refresh_on = got.refresh_on().unwrap();
+        assert!(refresh_on >= START + Duration::from_secs(48), "{name}: {refresh_on}");
+        assert!(refresh_on <= got.expires_on(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_token_expired_on_arrival_is_served_for_the_cooldown_instead_of_refetched_per_call() {
+    let f = Fixture::new(HOUR);
+    f.push(Ok(Duration::ZERO));
+    assert_eq!(f.token().await, "token-1");
+    for _ in 0..10 {
+        assert_eq!(f.token().await, "token-1");
+    }
+    assert_eq!(f.fetches(), 1, "one request per cool-down, not one per call");
+    f.manual.advance(Duration::from_secs(1));
+    assert_eq!(f.token().await, "token-2");
 }
