@@ -139,3 +139,71 @@ fn the_shared_cache_serves_callers_on_successive_runtimes() {
     }
     assert_eq!(mock.fetch_count(), 1);
 }
+
+fn paused_current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
+/// A sync wrapper that gives up on `block_on(timeout(..))` keeps its runtime but stops driving
+/// it. The fetch it started is parked there forever; callers on other runtimes must not wait for
+/// it forever (they waited forever before the take-over).
+#[test]
+fn a_fetch_stuck_on_a_runtime_nobody_drives_any_more_is_taken_over_by_a_caller_elsewhere() {
+    let (_manual, mock) = setup();
+    let abandoned = paused_current_thread();
+    let gate = mock.hold_fetches();
+    let gave_up = abandoned.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), mock.get_token(&SCOPE, None)).await
+    });
+    assert!(gave_up.is_err(), "the wrapper timed out");
+    assert_eq!(mock.held_fetches(), 1, "its fetch is parked on the idle runtime");
+    // Released, but nothing will ever poll it again: `abandoned` is kept and never driven.
+    gate.release();
+
+    let token = paused_current_thread().block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), mock.get_token(&SCOPE, None))
+            .await
+            .expect("a caller on another runtime waited forever for the stuck fetch")
+    });
+    assert_eq!(token.unwrap().token().expose(), "mock-token-2");
+    assert_eq!(mock.fetch_count(), 2);
+    drop(abandoned);
+}
+
+/// The same stuck runtime, holding a background refresh: callers elsewhere get the valid token
+/// meanwhile, and once it expires they take the refresh over instead of waiting for it forever.
+#[test]
+fn a_background_refresh_stuck_on_a_runtime_nobody_drives_is_taken_over_at_expiry() {
+    let (manual, mock) = setup();
+    let abandoned = paused_current_thread();
+    abandoned.block_on(async {
+        mock.get_token(&SCOPE, None).await.unwrap();
+    });
+    let gate = mock.hold_fetches();
+    manual.advance(Duration::from_secs(56 * 60));
+    abandoned.block_on(async {
+        // In the refresh window: the old token, and a refresh spawned on this runtime.
+        let token = mock.get_token(&SCOPE, None).await.unwrap();
+        assert_eq!(token.token().expose(), "mock-token-1");
+        until(|| mock.held_fetches() == 1).await;
+    });
+    gate.release();
+
+    let elsewhere = paused_current_thread();
+    elsewhere.block_on(async {
+        let token = mock.get_token(&SCOPE, None).await.unwrap();
+        assert_eq!(token.token().expose(), "mock-token-1", "still valid: served at once");
+    });
+    manual.advance(Duration::from_secs(4 * 60));
+    let token = elsewhere.block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), mock.get_token(&SCOPE, None))
+            .await
+            .expect("a caller waited forever for the stuck refresh")
+    });
+    assert_eq!(token.unwrap().token().expose(), "mock-token-3");
+    drop(abandoned);
+}
