@@ -908,7 +908,12 @@ impl Partition {
         invalidations: u64,
     ) -> (Result<AccessToken, Error>, Option<(Error, i64)>) {
         let error = match result {
-            Ok(token) => return (Ok(self.store_unless_invalidated(entry, token, invalidations)), None),
+            Ok(token) => {
+                return (
+                    Ok(self.store_unless_invalidated(entry, token, invalidations)),
+                    None,
+                );
+            }
             Err(error) => error,
         };
         let now = self.settings.clock.unix_nanos();

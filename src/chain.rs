@@ -16,7 +16,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::system::monotonic_now;
 use crate::{
@@ -104,9 +104,10 @@ impl RequiredIdentity {
 /// later call (the chain is *sticky*) and never silently replaced by another.
 ///
 /// Concurrent first callers wait for one walk through the members and then all use its
-/// winner. If every member fails, nothing is remembered and the next call walks the chain again
-/// (each member's own cache remembers its failure only briefly), so an endpoint that comes up
-/// later is found without a restart.
+/// winner; if that walk fails, the callers that queued behind it for the same request get its
+/// error instead of each walking again. Nothing else is remembered: the next call walks the
+/// chain again (each member's own cache remembers its failure only briefly), so an endpoint
+/// that comes up later is found without a restart.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -128,8 +129,10 @@ struct ChainInner {
     name: Cow<'static, str>,
     members: Vec<Member>,
     selected: AtomicUsize,
-    /// One walk through the members at a time.
-    walking: tokio::sync::Mutex<()>,
+    /// One walk through the members at a time; holds the last walk's failure, if it failed.
+    walking: tokio::sync::Mutex<Option<FailedWalk>>,
+    /// Walks finished so far: a caller that queued behind a walk knows it finished.
+    walks: AtomicU64,
     required: Option<RequiredIdentity>,
 }
 
@@ -157,13 +160,42 @@ impl ChainedTokenCredential {
         options: Option<&TokenRequestOptions>,
     ) -> Result<AccessToken, Error> {
         let inner = &*self.inner;
-        let _walking = inner.walking.lock().await;
+        let walks_before = inner.walks.load(Ordering::Acquire);
+        let mut last_failure = inner.walking.lock().await;
         let i = inner.selected.load(Ordering::Acquire);
         if let Some(member) = inner.members.get(i) {
             // Another caller finished the walk while this one waited.
             let result = member.credential.get_token(scopes, options).await;
             return self.checked(member, result);
         }
+        let request = WalkRequest::new(scopes, options);
+        if inner.walks.load(Ordering::Acquire) != walks_before
+            && let Some(failed) = &*last_failure
+            && failed.request == request
+        {
+            // A walk for the same request failed while this caller queued behind it: its
+            // answer is this caller's too (as single-flight shares one source's failure).
+            return Err(failed.error.clone());
+        }
+        let result = self.walk(scopes, options).await;
+        *last_failure = match &result {
+            Ok(_) => None,
+            Err(error) => Some(FailedWalk {
+                request,
+                error: error.clone(),
+            }),
+        };
+        inner.walks.fetch_add(1, Ordering::AcqRel);
+        result
+    }
+
+    /// Tries each member in order until one produces a token (see the rule table).
+    async fn walk(
+        &self,
+        scopes: &[&str],
+        options: Option<&TokenRequestOptions>,
+    ) -> Result<AccessToken, Error> {
+        let inner = &*self.inner;
         let mut attempts = Vec::new();
         for (i, member) in inner.members.iter().enumerate() {
             let started = monotonic_now();
@@ -218,6 +250,35 @@ impl ChainedTokenCredential {
                 .check(&self.inner.name, &member.name, &token)
                 .map(|()| token),
             (_, result) => result,
+        }
+    }
+}
+
+/// The failure of the last walk, and what it was for.
+struct FailedWalk {
+    request: WalkRequest,
+    error: Error,
+}
+
+/// What a walk was asked for: callers asking for the same can share its failure.
+#[derive(PartialEq, Eq)]
+struct WalkRequest {
+    scopes: Vec<String>,
+    tenant_id: Option<String>,
+    claims: Option<String>,
+    enable_cae: bool,
+}
+
+impl WalkRequest {
+    fn new(scopes: &[&str], options: Option<&TokenRequestOptions>) -> Self {
+        let mut scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        WalkRequest {
+            scopes,
+            tenant_id: options.and_then(|o| o.tenant_id()).map(str::to_owned),
+            claims: options.and_then(|o| o.claims()).map(str::to_owned),
+            enable_cae: options.is_some_and(|o| o.enable_cae()),
         }
     }
 }
@@ -349,7 +410,8 @@ impl ChainedTokenCredentialBuilder {
                 name,
                 members: self.members,
                 selected: AtomicUsize::new(NONE_SELECTED),
-                walking: tokio::sync::Mutex::new(()),
+                walking: tokio::sync::Mutex::new(None),
+                walks: AtomicU64::new(0),
                 required: self.required,
             }),
         })

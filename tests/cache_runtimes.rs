@@ -160,7 +160,11 @@ fn a_fetch_stuck_on_a_runtime_nobody_drives_any_more_is_taken_over_by_a_caller_e
         tokio::time::timeout(Duration::from_secs(5), mock.get_token(&SCOPE, None)).await
     });
     assert!(gave_up.is_err(), "the wrapper timed out");
-    assert_eq!(mock.held_fetches(), 1, "its fetch is parked on the idle runtime");
+    assert_eq!(
+        mock.held_fetches(),
+        1,
+        "its fetch is parked on the idle runtime"
+    );
     // Released, but nothing will ever poll it again: `abandoned` is kept and never driven.
     gate.release();
 
@@ -196,7 +200,11 @@ fn a_background_refresh_stuck_on_a_runtime_nobody_drives_is_taken_over_at_expiry
     let elsewhere = paused_current_thread();
     elsewhere.block_on(async {
         let token = mock.get_token(&SCOPE, None).await.unwrap();
-        assert_eq!(token.token().expose(), "mock-token-1", "still valid: served at once");
+        assert_eq!(
+            token.token().expose(),
+            "mock-token-1",
+            "still valid: served at once"
+        );
     });
     manual.advance(Duration::from_secs(4 * 60));
     let token = elsewhere.block_on(async {

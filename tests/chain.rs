@@ -256,6 +256,84 @@ async fn a_hundred_concurrent_first_callers_walk_the_chain_once() {
     assert_eq!(second.inner.fetch_count(), 1);
 }
 
+/// Callers that queue behind a walk in which every member fails get that walk's error; they do
+/// not each walk again (4 callers made 4 walks, 4 `az` spawns, before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_callers_share_a_walk_in_which_every_member_failed() {
+    let f = Fixture::new();
+    let first = f.member("First", Some(outcome(ErrorKind::Unavailable, "First")));
+    let tool = f.member("Tool", Some(outcome(ErrorKind::Other, "Tool")));
+    let gate = tool.inner.hold_fetches();
+    let chain = Arc::new(
+        ChainedTokenCredential::builder()
+            .member("First", first.clone())
+            .developer_tool("Tool", tool.clone())
+            .build()
+            .unwrap(),
+    );
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let chain = chain.clone();
+            tokio::spawn(async move { chain.get_token(&SCOPE, None).await })
+        })
+        .collect();
+    while tool.inner.held_fetches() == 0 {
+        tokio::task::yield_now().await;
+    }
+    gate.release();
+    for caller in callers {
+        let error = caller.await.unwrap().unwrap_err();
+        assert_eq!(error.attempts().len(), 2, "{error}");
+    }
+    assert_eq!(
+        first.calls.load(Ordering::SeqCst),
+        1,
+        "one walk for all four"
+    );
+    assert_eq!(
+        tool.calls.load(Ordering::SeqCst),
+        1,
+        "one walk for all four"
+    );
+    // A caller that comes after the walk walks again (members remember failures briefly).
+    f.manual.advance(Duration::from_secs(2));
+    chain.get_token(&SCOPE, None).await.unwrap();
+    assert_eq!(first.calls.load(Ordering::SeqCst), 2);
+}
+
+/// Only callers asking for the same thing share a failed walk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_walk_is_not_shared_with_callers_asking_for_other_scopes() {
+    let f = Fixture::new();
+    let only = f.member("Only", Some(outcome(ErrorKind::Unavailable, "Only")));
+    let gate = only.inner.hold_fetches();
+    let chain = Arc::new(
+        ChainedTokenCredential::builder()
+            .member("Only", only.clone())
+            .build()
+            .unwrap(),
+    );
+    let failing = {
+        let chain = chain.clone();
+        tokio::spawn(async move { chain.get_token(&SCOPE, None).await })
+    };
+    while only.inner.held_fetches() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let other = {
+        let chain = chain.clone();
+        tokio::spawn(async move {
+            chain
+                .get_token(&["https://storage.azure.com/.default"], None)
+                .await
+        })
+    };
+    tokio::task::yield_now().await;
+    gate.release();
+    assert!(failing.await.unwrap().is_err());
+    other.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn a_member_that_comes_up_later_is_found_without_a_restart() {
     let f = Fixture::new();

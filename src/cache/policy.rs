@@ -140,7 +140,9 @@ mod tests {
         let minute = 60 * S;
         let ideal = at(55 * 60);
         assert_eq!(
-            deadlines(NOW, at(3600), None, minute, 0).unwrap().refresh_at,
+            deadlines(NOW, at(3600), None, minute, 0)
+                .unwrap()
+                .refresh_at,
             ideal
         );
         assert_eq!(
@@ -182,8 +184,7 @@ mod tests {
                                 continue;
                             };
                             assert!(
-                                now < d.refresh_at
-                                    || (now == d.refresh_at && expires - now < 4),
+                                now < d.refresh_at || (now == d.refresh_at && expires - now < 4),
                                 "{now} {expires} {hint:?} {d:?}"
                             );
                             assert!(d.refresh_at <= d.hard_limit, "{d:?}");

@@ -397,13 +397,19 @@ fn stored_tokens_get_jittered_refresh_times_within_bounds() {
     let ideal = START + 55 * MIN;
     let mut seen = std::collections::HashSet::new();
     for _ in 0..200 {
-        let entry = f.credential.partition.entry(&KeyView::new(&["s"], None, false));
+        let entry = f
+            .credential
+            .partition
+            .entry(&KeyView::new(&["s"], None, false));
         let token = f
             .credential
             .partition
             .store(&entry, AccessToken::new("t", START + HOUR));
         let refresh_on = token.refresh_on().unwrap();
-        assert!(refresh_on <= ideal && refresh_on >= ideal - MIN, "{refresh_on}");
+        assert!(
+            refresh_on <= ideal && refresh_on >= ideal - MIN,
+            "{refresh_on}"
+        );
         seen.insert(refresh_on);
     }
     assert!(seen.len() > 100, "jitter varies per token");
@@ -785,7 +791,12 @@ async fn a_claims_fetch_running_when_the_cache_is_invalidated_stores_nothing() {
     // The claims token fetched before the invalidation was not kept.
     gate.notify_one();
     assert_eq!(
-        gated.get_token(&["s"], None).await.unwrap().token().expose(),
+        gated
+            .get_token(&["s"], None)
+            .await
+            .unwrap()
+            .token()
+            .expose(),
         "token-2"
     );
 }
@@ -814,7 +825,10 @@ async fn an_absurd_refresh_hint_does_not_overflow_the_deadlines() {
         assert_eq!(got.token().expose(), name);
         // Cached (a second call is a hit) and due for refresh no sooner than the floor.
         let refresh_on = got.refresh_on().unwrap();
-        assert!(refresh_on >= START + Duration::from_secs(48), "{name}: {refresh_on}");
+        assert!(
+            refresh_on >= START + Duration::from_secs(48),
+            "{name}: {refresh_on}"
+        );
         assert!(refresh_on <= got.expires_on(), "{name}");
     }
 }
@@ -827,7 +841,11 @@ async fn a_token_expired_on_arrival_is_served_for_the_cooldown_instead_of_refetc
     for _ in 0..10 {
         assert_eq!(f.token().await, "token-1");
     }
-    assert_eq!(f.fetches(), 1, "one request per cool-down, not one per call");
+    assert_eq!(
+        f.fetches(),
+        1,
+        "one request per cool-down, not one per call"
+    );
     f.manual.advance(Duration::from_secs(1));
     assert_eq!(f.token().await, "token-2");
 }
