@@ -199,19 +199,36 @@ impl fmt::Debug for CacheIdentity {
 ///
 /// When a token is stored the cache computes two deadlines:
 ///
-/// - `refresh_at`: the earliest of the provider's `refresh_on`, half the lifetime for tokens that
-///   live two hours or more, and `expires_on - 5 min` (the margin is at most half the lifetime,
-///   so a 10-minute token is refreshed after 5 minutes, not on every call), minus a small random
-///   per-token jitter so that many processes started together do not refresh together;
+/// - `refresh_at`: drawn around the refresh *target* — the earliest of the provider's
+///   `refresh_on`, half the lifetime for tokens that live two hours or more, and
+///   `expires_on - 5 min` (the margin is at most half the lifetime, so a 10-minute token is
+///   refreshed after 5 minutes, not on every call), never sooner than a minute after the fetch.
+///   The draw is uniform over a window a quarter of the time until the target wide (24-hour
+///   tokens: 12 h ± 1.5 h; one-hour tokens: the 14 minutes before the target), so that processes
+///   started together spread their refreshes and drift further apart with each one;
 /// - the hard limit: `expires_on` minus a safety margin of 30 s (at most a tenth of the lifetime).
 ///
 /// A caller before `refresh_at` gets the cached token. Between `refresh_at` and the hard limit it
 /// still gets the cached token at once, and one background refresh starts (never more than one
 /// per key); if that refresh fails the old token keeps being served, a warning is logged and the
-/// next attempt waits a backoff. Past the hard limit callers wait for one shared fetch and all
-/// get its result, error included. A failed fetch is remembered for a short cool-down (or the
-/// error's `retry_after`) so a crowd of callers on a failing endpoint does not hammer it.
-/// Requests with `claims` skip the lookup, fetch, and store what they get.
+/// next attempt waits a backoff (30 s, or the error's `retry_after`, plus up to a quarter more).
+/// Past the hard limit callers join one shared fetch; while the old token has not expired they
+/// wait for it at most half a second and otherwise get the old token (also when the fetch
+/// fails). Once nothing valid is left, callers wait for the fetch and all get its result, error
+/// included. A failed fetch is then remembered for a short cool-down (or the error's
+/// `retry_after`, never cut short, plus up to a quarter more so throttled processes do not all
+/// return at once) so a crowd of callers on a failing endpoint does not hammer it. Requests with
+/// `claims` skip the lookup, fetch, and store what they get.
+///
+/// # Runtimes
+///
+/// A fetch runs as a task on the runtime of the caller that started it (or, outside any tokio
+/// runtime, in that caller), and every caller waiting for the same key joins it. A caller that is
+/// dropped does not cancel it; a runtime that shuts down does, and the next caller starts over. A
+/// current-thread runtime that its owner stops driving without shutting it down would hold its
+/// fetch forever: callers on other runtimes notice within a second (a probe task spawned there
+/// does not run) and fetch themselves. Waiting across runtimes and past the hard limit uses
+/// tokio's timer, so runtimes need it enabled (`enable_time`, part of `enable_all`).
 ///
 /// # Speed
 ///
@@ -237,6 +254,16 @@ struct Settings {
     refresh_backoff: Duration,
     failure_cooldown: Duration,
     jitter_rng: Mutex<fastrand::Rng>,
+}
+
+impl Settings {
+    /// A random number for spreading deadlines; always `0` (no spread) when jitter is off.
+    fn draw(&self) -> u64 {
+        if self.max_jitter.is_zero() {
+            return 0;
+        }
+        self.jitter_rng.lock().u64(..)
+    }
 }
 
 impl TokenCache {
@@ -327,7 +354,7 @@ impl Default for TokenCacheBuilder {
     fn default() -> Self {
         TokenCacheBuilder {
             clock: Clock::system(),
-            max_jitter: Duration::from_secs(60),
+            max_jitter: Duration::MAX,
             refresh_backoff: Duration::from_secs(30),
             failure_cooldown: Duration::from_secs(1),
             jitter_seed: None,
@@ -343,8 +370,12 @@ impl TokenCacheBuilder {
         self
     }
 
-    /// The largest random amount a token's refresh is moved earlier by (at most a twentieth of
-    /// its lifetime is used). `Duration::ZERO` pins refresh times exactly. Default: 60 s.
+    /// Caps how widely refresh times are spread. Each token's refresh time is drawn from a
+    /// window a quarter of the time until its refresh target wide (three hours for 24-hour
+    /// tokens, about fourteen minutes for one-hour tokens), so that processes started together
+    /// do not refresh together; this caps that width. `Duration::ZERO` turns every random
+    /// spread off: refresh times are exactly their targets, and backoffs and `Retry-After`
+    /// waits get nothing added. Default: no cap.
     pub fn max_jitter(mut self, max_jitter: Duration) -> Self {
         self.max_jitter = max_jitter;
         self
@@ -507,19 +538,29 @@ impl CachedCredential {
         TokenFuture::new(self.wait_for_token(entry))
     }
 
-    /// The slow path: no usable token, so join the key's fetch (or start it) and wait.
+    /// The slow path: no token to serve at once, so join the key's fetch (or start it) and
+    /// wait.
+    ///
+    /// Past its hard limit a token that has not expired yet is the last resort: a caller waits
+    /// at most [`STALE_WAIT`] for the new one, and gets the old one if the fetch is slower,
+    /// fails, or failed less than a backoff ago (stale-on-error, as MSAL does). Only a caller
+    /// with nothing valid left waits for the fetch's outcome, error included.
     async fn wait_for_token(&self, entry: Arc<Entry>) -> Result<AccessToken, Error> {
         loop {
-            let (flight, to_drive) = {
+            let (flight, to_drive, stale) = {
                 let mut state = entry.state.lock();
                 let now = self.partition.settings.clock.unix_nanos();
                 // Checked under the lock: a flight stores its token before it clears itself
                 // (under this lock), so "no flight" here means there is no fresher token coming.
-                if let Some(cached) = entry.current.read().as_ref()
+                let current = entry.current.read().clone();
+                if let Some(cached) = &current
                     && now < cached.hard_limit
                 {
                     return Ok(cached.token.clone());
                 }
+                let stale = current
+                    .filter(|c| now < c.expires)
+                    .map(|c| (c.token, c.expires));
                 if let Some((error, until)) = &state.failure {
                     if now < *until {
                         tracing::trace!(credential = %self.partition.identity.source, "returning a recently failed fetch's error");
@@ -527,10 +568,18 @@ impl CachedCredential {
                     }
                     state.failure = None;
                 }
-                match &state.flight {
+                if let Some((token, _)) = &stale
+                    && state.flight.is_none()
+                    && now < entry.next_refresh.load(Ordering::Acquire)
+                {
+                    // A refresh failed less than a backoff ago: do not ask again yet.
+                    return Ok(token.clone());
+                }
+                let (flight, to_drive) = match &state.flight {
                     Some(flight) => (flight.clone(), None),
                     None => self.start_flight(&entry, &mut state),
-                }
+                };
+                (flight, to_drive, stale)
             };
             if let Some(task) = to_drive {
                 // No runtime to spawn on: drive the fetch here. If this caller is dropped the
@@ -538,8 +587,27 @@ impl CachedCredential {
                 task.await;
             }
             let id = flight.id;
-            match flight.outcome().await {
-                Outcome::Done(result) => return result,
+            let outcome = match &stale {
+                Some((token, expires)) if tokio::runtime::Handle::try_current().is_ok() => {
+                    let now = self.partition.settings.clock.unix_nanos();
+                    let left = u64::try_from(expires.saturating_sub(now)).unwrap_or(0);
+                    let wait = STALE_WAIT.min(Duration::from_nanos(left));
+                    match tokio::time::timeout(wait, flight.outcome()).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => {
+                            tracing::debug!(credential = %self.partition.identity.source, "the new token is slow to come; serving the current one, which has not expired yet");
+                            return Ok(token.clone());
+                        }
+                    }
+                }
+                _ => flight.outcome().await,
+            };
+            match outcome {
+                Outcome::Done(Ok(token)) => return Ok(token),
+                Outcome::Done(Err(error)) => match stale {
+                    Some((token, _)) => return Ok(token),
+                    None => return Err(error),
+                },
                 // Dropped (runtime shut down, driving caller gone): try again.
                 Outcome::Abandoned => continue,
                 Outcome::Stalled => {
@@ -762,6 +830,10 @@ impl Drop for FlightGuard {
     }
 }
 
+/// How long a caller past a token's hard limit waits for the new token before it gets the old
+/// one, which has not expired yet.
+const STALE_WAIT: Duration = Duration::from_millis(500);
+
 /// How long a waiter lets a flight on another current-thread runtime go without a sign of life
 /// before it fetches itself (see [`Flight::outcome`]).
 const STALL_WINDOW: Duration = Duration::from_millis(500);
@@ -917,20 +989,23 @@ impl Partition {
             Err(error) => error,
         };
         let now = self.settings.clock.unix_nanos();
+        // A token that has not expired yet is still served (before its hard limit, or as the
+        // last resort after it): back off, and remember no failure.
         let still_valid = entry
             .current
             .read()
             .as_ref()
-            .is_some_and(|c| now < c.hard_limit);
+            .is_some_and(|c| now < c.expires);
         if !still_valid {
             tracing::debug!(credential = %self.identity.source, error = %error, "token fetch failed");
             let failure = self.failure_until(&error);
             return (Err(error), failure);
         }
-        let backoff = self
-            .settings
-            .refresh_backoff
-            .max(error.retry_after().unwrap_or_default());
+        let backoff = policy::refresh_backoff(
+            self.settings.refresh_backoff,
+            error.retry_after(),
+            self.settings.draw(),
+        );
         entry.next_refresh.store(
             now.saturating_add(duration_nanos(backoff)),
             Ordering::Release,
@@ -948,7 +1023,11 @@ impl Partition {
     /// by the error's `retry_after` (a provider's `Retry-After`, or a source's own "do not ask
     /// again before"). `None` when the cool-down is disabled.
     fn failure_until(&self, error: &Error) -> Option<(Error, i64)> {
-        let memory = policy::failure_memory(self.settings.failure_cooldown, error.retry_after());
+        let memory = policy::failure_memory(
+            self.settings.failure_cooldown,
+            error.retry_after(),
+            self.settings.draw(),
+        );
         if memory.is_zero() {
             return None;
         }
@@ -984,7 +1063,7 @@ impl Partition {
             to_unix_nanos(token.expires_on()),
             token.refresh_on().map(to_unix_nanos),
             duration_nanos(settings.max_jitter),
-            settings.jitter_rng.lock().u64(..),
+            settings.draw(),
         );
         let (token, refresh_at, hard_limit) = match deadlines {
             Some(d) => {
@@ -1012,6 +1091,7 @@ impl Partition {
             }
         };
         *entry.current.write() = Some(Cached {
+            expires: to_unix_nanos(token.expires_on()),
             token: token.clone(),
             refresh_at,
             hard_limit,
@@ -1051,6 +1131,9 @@ struct Cached {
     token: AccessToken,
     refresh_at: i64,
     hard_limit: i64,
+    /// The token's own expiry: between the hard limit and this, the token is a last resort
+    /// (see [`CachedCredential::wait_for_token`]).
+    expires: i64,
 }
 
 #[derive(Default)]

@@ -283,7 +283,7 @@ async fn user_token_scenarios(seen: &mut Printed, secrets: &mut Vec<String>) {
     settle(&calls, 2).await;
     seen.debug(&credential.get_token(&[], None).await.unwrap());
 
-    manual.set(T0 + Duration::from_secs(7200 - 10));
+    manual.set(T0 + Duration::from_secs(7200 + 10));
     replies
         .lock()
         .push(Ok("opaque-refreshed-token-secret".to_owned()));

@@ -490,9 +490,21 @@ async fn a_failed_refresh_keeps_the_current_token_until_it_expires() {
     })
     .await;
 
-    // Past the hard limit of the new token with a failing refresher: the refresher's error,
-    // to every caller, without the token.
+    // Past the hard limit of the new token with a failing refresher: the token is served
+    // until it expires (stale on error)...
     manual.set(T0 + Duration::from_secs(7200 - 10));
+    script.push(Err(Error::new(
+        ErrorKind::Throttled,
+        "MyTokenService",
+        "too many requests",
+    )));
+    assert_eq!(
+        token_of(&credential).await.unwrap().token().expose(),
+        second
+    );
+    assert_eq!(script.calls(), 3);
+    // ...and once it has expired, callers get the refresher's error.
+    manual.set(T0 + Duration::from_secs(7200 + 1));
     script.push(Err(Error::new(
         ErrorKind::Throttled,
         "MyTokenService",
@@ -501,7 +513,7 @@ async fn a_failed_refresh_keeps_the_current_token_until_it_expires() {
     let err = token_of(&credential).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Throttled);
     assert_eq!(err.credential(), "MyTokenService");
-    assert_eq!(script.calls(), 3);
+    assert_eq!(script.calls(), 4);
 }
 
 #[tokio::test]

@@ -29,12 +29,24 @@ pub(crate) struct Deadlines {
     pub(crate) hard_limit: i64,
 }
 
+/// The share of the time until a token's refresh target over which refresh times are spread
+/// (one over this): a quarter. It scales with the refresh interval, so 24-hour tokens of
+/// processes started together refresh over three hours, one-hour tokens over fourteen minutes and
+/// two-minute tokens over fifteen seconds, and each refresh draws anew, so processes drift
+/// further apart with every refresh instead of refreshing in waves forever.
+const SPREAD_DIVISOR: i64 = 4;
+
 /// The deadlines of a token expiring at `expires`, received at `now`, with the provider's
 /// refresh hint if any; `None` when the token has already expired by `now`.
 ///
-/// `max_jitter` (ns, at most a twentieth of the lifetime is used) moves the refresh earlier by
-/// `draw`'s share of it: `draw` is a uniformly random `u64` (`0` means no move), so that
-/// processes started together do not refresh together.
+/// The refresh *target* is the earliest of the hint, half the lifetime (tokens living two hours
+/// or more) and five minutes before expiry (at most half the lifetime); never sooner than a
+/// minute (at most half the lifetime) after the fetch. The refresh time is drawn uniformly
+/// from a window a quarter of the time until the target wide (at most `max_jitter`), centred
+/// on the target where that leaves at least two fifths of the lifetime (up to five minutes)
+/// before expiry, and ending at it otherwise. So on average a token is refreshed at its target
+/// (two requests per lifetime for tokens refreshed at half-life) and never closer to expiry
+/// than that margin. `draw` is a uniformly random `u64` (`0` picks the window's start).
 pub(crate) fn deadlines(
     now: i64,
     expires: i64,
@@ -47,29 +59,54 @@ pub(crate) fn deadlines(
         return None;
     }
     let hard_limit = expires - duration_nanos(HARD_MARGIN).min(lifetime / 10);
-    let mut refresh_at = expires - duration_nanos(REFRESH_MARGIN).min(lifetime / 2);
+    let mut target = expires - duration_nanos(REFRESH_MARGIN).min(lifetime / 2);
     if lifetime >= duration_nanos(HALF_LIFE_THRESHOLD) {
-        refresh_at = refresh_at.min(now.saturating_add(lifetime / 2));
+        target = target.min(now.saturating_add(lifetime / 2));
     }
     if let Some(hint) = refresh_hint {
-        refresh_at = refresh_at.min(hint);
+        target = target.min(hint);
     }
-    let jitter = scale(max_jitter.clamp(0, lifetime / 20), draw);
-    refresh_at = refresh_at.saturating_sub(jitter);
     let floor = now.saturating_add(duration_nanos(MIN_REFRESH_INTERVAL).min(lifetime / 2));
+    let target = target.max(floor).min(hard_limit);
+    let width = ((target - now) / SPREAD_DIVISOR).min(max_jitter.max(0));
+    let latest = expires - duration_nanos(REFRESH_MARGIN).min(lifetime / 5 * 2);
+    let end = target.saturating_add(width / 2).min(latest).max(target);
+    let refresh_at = end - width + scale(width, draw);
     Some(Deadlines {
-        refresh_at: refresh_at.max(floor).min(hard_limit),
+        refresh_at: refresh_at.min(hard_limit),
         hard_limit,
     })
 }
 
 /// How long a failed fetch is remembered: the configured cool-down, lengthened by the error's
 /// `retry_after` up to [`MAX_FAILURE_MEMORY`] (a cool-down configured longer than that wins).
-pub(crate) fn failure_memory(cooldown: Duration, retry_after: Option<Duration>) -> Duration {
+/// A `retry_after` is never cut short; a random quarter of it at most is added (`draw`), so
+/// processes throttled together do not all come back at the same instant.
+pub(crate) fn failure_memory(
+    cooldown: Duration,
+    retry_after: Option<Duration>,
+    draw: u64,
+) -> Duration {
     match retry_after {
-        Some(after) => cooldown.max(after.min(MAX_FAILURE_MEMORY)),
+        Some(after) => cooldown.max(spread_after(after.min(MAX_FAILURE_MEMORY), draw)),
         None => cooldown,
     }
+}
+
+/// How long to wait before the next background refresh after one failed: the backoff, or the
+/// error's `retry_after` if longer, plus a random quarter at most (`draw`).
+pub(crate) fn refresh_backoff(
+    backoff: Duration,
+    retry_after: Option<Duration>,
+    draw: u64,
+) -> Duration {
+    spread_after(backoff.max(retry_after.unwrap_or_default()), draw)
+}
+
+/// `wait` plus `draw`'s share of a quarter of it.
+fn spread_after(wait: Duration, draw: u64) -> Duration {
+    let extra = scale(duration_nanos(wait / 4), draw);
+    wait.saturating_add(Duration::from_nanos(u64::try_from(extra).unwrap_or(0)))
 }
 
 /// `draw`'s share of `max` (both ends included): `draw / 2⁶⁴ × (max + 1)`, for `max ≥ 0`.
@@ -94,7 +131,7 @@ mod tests {
     }
 
     #[test]
-    fn deadlines_follow_the_rules() {
+    fn deadlines_follow_the_rules_without_jitter() {
         let hour = 3600;
         // 24 h (IMDS): half-life; hard limit 30 s before expiry.
         assert_eq!(
@@ -135,27 +172,45 @@ mod tests {
         assert_eq!(eager.refresh_at, at(60));
     }
 
+    fn spread(lifetime_s: i64, draw: u64) -> i64 {
+        deadlines(NOW, at(lifetime_s), None, i64::MAX, draw)
+            .unwrap()
+            .refresh_at
+    }
+
     #[test]
-    fn jitter_moves_refresh_earlier_by_the_draws_share() {
-        let minute = 60 * S;
-        let ideal = at(55 * 60);
-        assert_eq!(
-            deadlines(NOW, at(3600), None, minute, 0)
-                .unwrap()
-                .refresh_at,
-            ideal
-        );
-        assert_eq!(
-            deadlines(NOW, at(3600), None, minute, u64::MAX)
-                .unwrap()
-                .refresh_at,
-            ideal - minute
-        );
-        let half = deadlines(NOW, at(3600), None, minute, u64::MAX / 2 + 1).unwrap();
-        assert_eq!(half.refresh_at, ideal - minute / 2);
-        // Short tokens get proportionally less: at most a twentieth of the lifetime.
-        let short = deadlines(NOW, at(600), None, minute, u64::MAX).unwrap();
-        assert_eq!(short.refresh_at, at(300 - 30));
+    fn refresh_times_spread_over_a_quarter_of_the_interval_centred_where_there_is_room() {
+        let hour = 3600;
+        // 24 h: 12 h ± 1.5 h.
+        assert_eq!(spread(24 * hour, 0), at(12 * hour - 90 * 60));
+        assert_eq!(spread(24 * hour, u64::MAX), at(12 * hour + 90 * 60));
+        assert_eq!(spread(24 * hour, u64::MAX / 2 + 1), at(12 * hour));
+        // 1 h: no room after 55 min, so 55 min minus up to 13 min 45 s.
+        assert_eq!(spread(hour, u64::MAX), at(55 * 60));
+        assert_eq!(spread(hour, 0), at(55 * 60 - 825));
+        // 2 min: 60 s ± 7.5 s (the margin left is over two fifths of the lifetime).
+        assert_eq!(spread(120, 0), at(60) - 7_500_000_000);
+        assert_eq!(spread(120, u64::MAX), at(60) + 7_500_000_000);
+        // The cap.
+        let capped = deadlines(NOW, at(24 * hour), None, 60 * S, 0).unwrap();
+        assert_eq!(capped.refresh_at, at(12 * hour - 30));
+    }
+
+    #[test]
+    fn on_average_long_tokens_are_refreshed_at_half_life() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        for lifetime in [120, 600, 2 * 3600, 24 * 3600] {
+            let n = 10_000;
+            let mean = (0..n)
+                .map(|_| (spread(lifetime, rng.u64(..)) - NOW) as f64)
+                .sum::<f64>()
+                / f64::from(n);
+            let half = (lifetime * S / 2) as f64;
+            assert!(
+                (mean / half - 1.0).abs() < 0.01,
+                "{lifetime}: {mean} vs {half}"
+            );
+        }
     }
 
     #[test]
@@ -199,12 +254,28 @@ mod tests {
     #[test]
     fn failure_memory_is_the_cooldown_lengthened_by_retry_after_up_to_five_minutes() {
         let s = Duration::from_secs;
-        assert_eq!(failure_memory(s(1), None), s(1));
-        assert_eq!(failure_memory(s(1), Some(s(30))), s(30));
-        assert_eq!(failure_memory(s(1), Some(s(3600))), MAX_FAILURE_MEMORY);
-        assert_eq!(failure_memory(s(10), Some(s(2))), s(10));
+        assert_eq!(failure_memory(s(1), None, u64::MAX), s(1));
+        assert_eq!(failure_memory(s(1), Some(s(30)), 0), s(30));
+        assert_eq!(failure_memory(s(1), Some(s(3600)), 0), MAX_FAILURE_MEMORY);
+        assert_eq!(failure_memory(s(10), Some(s(2)), 0), s(10));
         // A cool-down configured longer than the maximum is kept (this panicked once).
-        assert_eq!(failure_memory(s(600), Some(s(30))), s(600));
-        assert_eq!(failure_memory(s(600), Some(s(3600))), s(600));
+        assert_eq!(failure_memory(s(600), Some(s(30)), 0), s(600));
+        assert_eq!(failure_memory(s(600), Some(s(3600)), u64::MAX), s(600));
+    }
+
+    #[test]
+    fn a_retry_after_is_never_cut_short_and_gets_up_to_a_quarter_more() {
+        let s = Duration::from_secs;
+        assert_eq!(failure_memory(s(1), Some(s(20)), u64::MAX), s(25));
+        assert_eq!(
+            failure_memory(s(1), Some(s(20)), u64::MAX / 2 + 1),
+            Duration::from_millis(22_500)
+        );
+        assert_eq!(refresh_backoff(s(30), None, 0), s(30));
+        assert_eq!(refresh_backoff(s(30), Some(s(60)), u64::MAX), s(75));
+        assert_eq!(
+            refresh_backoff(Duration::MAX, None, u64::MAX),
+            Duration::MAX
+        );
     }
 }

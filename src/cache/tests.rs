@@ -160,6 +160,61 @@ async fn past_the_hard_limit_callers_wait_for_a_new_token() {
 }
 
 #[tokio::test]
+async fn past_the_hard_limit_a_failing_refresh_leaves_the_unexpired_token_served_not_an_error() {
+    let f = Fixture::new(HOUR);
+    f.token().await;
+    f.push(Err(hard_error()));
+    f.push(Err(hard_error()));
+    // 20 s before expiry: past the hard limit, and the refresh fails.
+    f.manual.advance(HOUR - Duration::from_secs(20));
+    assert_eq!(f.token().await, "token-1");
+    assert_eq!(f.fetches(), 2);
+    // No failure is remembered, but the backoff holds: no new request for a while...
+    f.manual.advance(Duration::from_secs(5));
+    assert_eq!(f.token().await, "token-1");
+    assert_eq!(f.fetches(), 2);
+    // ...and once the token has expired, callers get the error.
+    f.manual.advance(Duration::from_secs(30));
+    assert!(f.get(&["scope"]).await.unwrap_err().is_authentication());
+    assert_eq!(f.fetches(), 3);
+}
+
+/// Hangs while its gate is shut, then issues tokens through the script.
+#[derive(Debug)]
+struct Gated(Arc<Script>, Arc<AtomicBool>);
+
+#[async_trait]
+impl TokenFetcher for Gated {
+    async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
+        if self.1.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.0.fetch(request).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_hard_limit_a_slow_refresh_makes_callers_wait_half_a_second_at_most() {
+    let f = Fixture::new(HOUR);
+    let shut = Arc::new(AtomicBool::new(false));
+    let credential = f.cache.credential(
+        CacheIdentity::new("Gated"),
+        Gated(f.script.clone(), shut.clone()),
+    );
+    credential.get_token(&["s"], None).await.unwrap();
+    shut.store(true, Ordering::SeqCst);
+    f.manual.advance(HOUR - Duration::from_secs(20));
+    let started = crate::system::monotonic_now();
+    let token = credential.get_token(&["s"], None).await.unwrap();
+    assert_eq!(token.token().expose(), "token-1");
+    assert_eq!(started.elapsed(), STALE_WAIT);
+    // The refresh keeps going; the next caller joins it for the same bounded time.
+    let token = credential.get_token(&["s"], None).await.unwrap();
+    assert_eq!(token.token().expose(), "token-1");
+    assert_eq!(started.elapsed(), 2 * STALE_WAIT);
+}
+
+#[tokio::test]
 async fn in_the_refresh_window_the_old_token_comes_at_once_and_one_refresh_runs_in_the_background()
 {
     let f = Fixture::new(HOUR);
