@@ -23,6 +23,11 @@ enum ClockKind {
     #[default]
     System,
     Manual(Arc<AtomicI64>),
+    /// `start` (Unix ns) plus the time tokio's clock has moved since `origin`.
+    Tokio {
+        start: i64,
+        origin: tokio::time::Instant,
+    },
 }
 
 impl Clock {
@@ -33,12 +38,39 @@ impl Clock {
         }
     }
 
+    /// A clock that shows `start` now and then moves with tokio's clock: with tokio's time
+    /// paused (`#[tokio::test(start_paused = true)]`, simulations), token expiry follows
+    /// `tokio::time::advance` and auto-advance, in step with retries and timeouts. Read outside
+    /// a runtime it panics, as tokio's clock does.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use azure_credentials::system::Clock;
+    /// use time::macros::datetime;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let clock = Clock::from_tokio_time(datetime!(2030-01-01 0:00 UTC));
+    /// tokio::time::sleep(Duration::from_secs(3600)).await;
+    /// assert_eq!(clock.now(), datetime!(2030-01-01 1:00 UTC));
+    /// # }
+    /// ```
+    pub fn from_tokio_time(start: OffsetDateTime) -> Self {
+        Clock {
+            kind: ClockKind::Tokio {
+                start: to_unix_nanos(start),
+                origin: monotonic_now(),
+            },
+        }
+    }
+
     /// The current time, precisely.
     pub fn now(&self) -> OffsetDateTime {
         match &self.kind {
             #[allow(clippy::disallowed_methods)] // the one place that reads the system clock
             ClockKind::System => OffsetDateTime::now_utc(),
             ClockKind::Manual(nanos) => from_unix_nanos(nanos.load(Ordering::Acquire)),
+            ClockKind::Tokio { .. } => from_unix_nanos(self.unix_nanos()),
         }
     }
 
@@ -50,6 +82,9 @@ impl Clock {
         match &self.kind {
             ClockKind::System => system_unix_nanos_coarse(),
             ClockKind::Manual(nanos) => nanos.load(Ordering::Acquire),
+            ClockKind::Tokio { start, origin } => start.saturating_add(duration_nanos(
+                monotonic_now().saturating_duration_since(*origin),
+            )),
         }
     }
 }
@@ -62,6 +97,10 @@ impl fmt::Debug for Clock {
                 .debug_tuple("Clock::Manual")
                 .field(&from_unix_nanos(nanos.load(Ordering::Acquire)))
                 .finish(),
+            ClockKind::Tokio { start, .. } => f
+                .debug_struct("Clock::Tokio")
+                .field("start", &from_unix_nanos(*start))
+                .finish_non_exhaustive(),
         }
     }
 }
