@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use url::Url;
 
-use super::response::TokenBody;
 use super::{Fetcher, NAME, UserAssignedId, append_id};
 use crate::system::{Env, Fs, HttpRequest, HttpResponse};
 use crate::{Error, ErrorKind, Secret};
@@ -162,23 +161,18 @@ fn read_key(fs: &Fs, path: &Path, directory: &Path) -> Result<Secret, Error> {
     Ok(Secret::new(contents))
 }
 
-/// Older agents ignore a requested user-assigned identity and return the system-assigned one;
-/// a token is accepted only if the response names the identity that was asked for.
-pub(super) fn check_echo(id: &UserAssignedId, body: &TokenBody) -> Result<(), Error> {
-    let echoed = match id {
-        UserAssignedId::ClientId(_) => body.client_id.as_deref(),
-        UserAssignedId::ObjectId(_) => body.object_id.as_deref(),
-        UserAssignedId::ResourceId(_) => body.msi_res_id.as_deref().or(body.mi_res_id.as_deref()),
-    };
-    if echoed.is_some_and(|e| e.eq_ignore_ascii_case(id.value())) {
-        return Ok(());
-    }
-    Err(Error::authentication(
+/// The error when the agent's answer does not name the requested identity: older agents
+/// ignore a requested user-assigned identity and return the system-assigned one.
+pub(super) fn unconfirmed(id: &UserAssignedId) -> Error {
+    Error::authentication(
         NAME,
         format!("the Azure Arc agent did not confirm the requested identity ({id}); refusing a token that may be another identity's"),
     )
-    .with_fix("update the Azure Arc agent (older agents ignore user-assigned identities), or use the system-assigned identity"))
+    .with_fix(UNCONFIRMED_FIX)
 }
+
+/// What to do when the agent answers for another identity than the one requested.
+pub(super) const UNCONFIRMED_FIX: &str = "update the Azure Arc agent (older agents ignore user-assigned identities), or use the system-assigned identity";
 
 #[cfg(test)]
 mod tests {
