@@ -1260,6 +1260,92 @@ async fn arc_fails_closed_when_an_old_agent_ignores_the_user_assigned_id() {
     );
 }
 
+/// A fresh directory under target/ for real files.
+fn real_dir(name: &str) -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("managed-identity-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// An Azure Arc host whose agent names `key_name` in its real key directory.
+async fn arc_on_real_files(dir: &Path, key_name: &str) -> (MockImds, ManagedIdentityCredential) {
+    let setup = Setup::new(Host::AzureArc).await;
+    setup.mock.set_arc_key(dir.join(key_name), ARC_KEY);
+    let credential = setup
+        .builder()
+        .fs(Fs::real())
+        .arc_key_directory(dir)
+        .build()
+        .unwrap();
+    (setup.mock, credential)
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn arc_reads_only_a_regular_key_file_and_never_follows_or_blocks() {
+    let dir = real_dir("arc-keys");
+    let outside = real_dir("arc-outside");
+    std::fs::write(dir.join("good.key"), ARC_KEY).unwrap();
+    std::fs::write(outside.join("secret.key"), "outside-secret").unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.key"), dir.join("link.key")).unwrap();
+    // A link to the right key is still a link.
+    std::os::unix::fs::symlink(dir.join("good.key"), dir.join("link-to-good.key")).unwrap();
+    std::fs::create_dir(dir.join("dir.key")).unwrap();
+    std::fs::write(dir.join("big.key"), vec![b'k'; 4097]).unwrap();
+
+    let (mock, credential) = arc_on_real_files(&dir, "good.key").await;
+    credential.get_token(&SCOPE, None).await.unwrap();
+    assert_eq!(mock.request_count(), 2, "challenge, then the key");
+
+    for (name, says) in [
+        ("link.key", "symbolic link"),
+        ("link-to-good.key", "symbolic link"),
+        ("dir.key", "directory"),
+        ("big.key", "larger than 4096"),
+    ] {
+        let (mock, credential) = arc_on_real_files(&dir, name).await;
+        let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+        assert!(err.to_string().contains(says), "{name}: {err}");
+        assert!(!err.to_string().contains("outside-secret"), "{err}");
+        assert_eq!(
+            mock.request_count(),
+            1,
+            "{name}: nothing was sent after the challenge"
+        );
+    }
+}
+
+/// A FIFO named by the agent is refused without being opened. Before, opening it blocked the
+/// thread until a writer came: forever here.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arc_never_opens_a_fifo_named_as_the_key() {
+    let dir = real_dir("arc-fifo");
+    let fifo = dir.join("fifo.key");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (mock, credential) = arc_on_real_files(&dir, "fifo.key").await;
+    let attempt = tokio::spawn(async move { credential.get_token(&SCOPE, None).await.err() });
+    // A watchdog, not a timing assertion: a refusal needs no waiting at all, and a blocked open
+    // would never return. On a hang, a writer releases the blocked thread so the test can end.
+    let Ok(result) = tokio::time::timeout(Duration::from_secs(60), attempt).await else {
+        let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+        panic!("the credential blocked opening the FIFO");
+    };
+    let err = result.unwrap().expect("no token from a FIFO");
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    assert_eq!(
+        mock.request_count(),
+        1,
+        "nothing was sent after the challenge"
+    );
+}
+
 #[tokio::test]
 async fn service_fabric_rejects_a_certificate_other_than_the_pinned_one() {
     let setup = Setup::new(Host::ServiceFabric).await;

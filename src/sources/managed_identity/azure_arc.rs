@@ -64,8 +64,9 @@ fn token_request(url: &Url, resource: &str, id: Option<&UserAssignedId>) -> Http
 
 /// The two legs: the agent answers the first request with a 401 naming a key file
 /// (`WWW-Authenticate: Basic realm=<path>`); the second request carries the file's contents.
-/// The file is read only if it is a `.key` file in the agent's directory and at most 4096
-/// bytes, so a rogue endpoint cannot make us send any other file.
+/// The file is read only if it is a `.key` file in the agent's directory, a regular file (not a
+/// link, FIFO or directory: never followed or blocked on) and at most 4096 bytes, so a rogue
+/// endpoint cannot make us send any other file or hang a thread.
 pub(super) async fn exchange(
     fetcher: &Fetcher,
     url: &Url,
@@ -148,15 +149,16 @@ fn read_key(fs: &Fs, path: &Path, directory: &Path) -> Result<Secret, Error> {
             directory.display()
         )));
     }
-    let stamp = fs
-        .stamp(path)
-        .map_err(|e| refuse(&format!("it cannot be read ({e})")))?;
-    if stamp.len > MAX_KEY_BYTES {
-        return Err(refuse(&format!("it is larger than {MAX_KEY_BYTES} bytes")));
-    }
+    // Not a link, FIFO or directory, never followed or blocked on: see the Fs method.
     let contents = fs
-        .read(path, MAX_KEY_BYTES)
-        .map_err(|e| refuse(&format!("it cannot be read ({e})")))?;
+        .read_regular_file_nofollow(path, MAX_KEY_BYTES)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => {
+                refuse(&format!("it is larger than {MAX_KEY_BYTES} bytes"))
+            }
+            std::io::ErrorKind::InvalidInput => refuse(&format!("it is {e}")),
+            _ => refuse(&format!("it cannot be read ({e})")),
+        })?;
     let contents = String::from_utf8(contents).map_err(|_| refuse("it is not text"))?;
     Ok(Secret::new(contents))
 }
