@@ -25,9 +25,9 @@ pub enum ErrorKind {
     /// [`Error::aadsts_codes`] and [`Error::correlation_id`] tell more when known.
     Authentication,
     /// The identity endpoint was reached but failed: a server error (5xx) that outlasted the
-    /// retries, or an answer from the endpoint that is not a usable token (truncated or malformed
-    /// JSON, no `access_token`). Not a refusal: the same request may work later. [`Error::status`]
-    /// tells more when known.
+    /// retries, or a managed identity endpoint's answer that is not a usable token (JSON cut
+    /// short or malformed, no `access_token`). Not a refusal: the same request may work later.
+    /// [`Error::status`] tells more when known.
     ServiceFailure,
     /// The caller's input was invalid: a scope, tenant, subscription or option.
     InvalidInput,
