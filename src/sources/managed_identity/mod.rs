@@ -893,7 +893,7 @@ impl Fetcher {
         if source == ManagedIdentitySource::Imds {
             match response::shape(response.body()) {
                 Shape::Markup => return self.not_the_endpoint(response, "an HTML page"),
-                Shape::Text => return self.not_the_endpoint(response, "a body"),
+                Shape::Text => return self.not_the_endpoint(response, "plain text"),
                 _ => {}
             }
         }
