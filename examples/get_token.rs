@@ -10,7 +10,8 @@
 //! environment without asking for a token. `--json` prints one JSON object for scripts.
 //!
 //! Exit codes: 0 a token; 2 bad usage or input; 3 no credential is available here; 4 a
-//! credential was refused (authentication failed); 5 a timeout, throttling or another failure.
+//! credential was refused (authentication failed); 5 a timeout, throttling, a failing identity
+//! service (a 5xx, a malformed answer) or another failure.
 
 // A command-line tool prints to the terminal.
 #![allow(clippy::print_stdout)]
@@ -64,6 +65,7 @@ fn exit_code(error: &Error) -> ExitCode {
         ErrorKind::InvalidInput => 2,
         ErrorKind::Unavailable => 3,
         ErrorKind::Authentication => 4,
+        // Timeout, Throttled, ServiceFailure, Io, Other.
         _ => 5,
     })
 }

@@ -6,7 +6,7 @@
 //! | --- | --- |
 //! | [unavailable](crate::ErrorKind::Unavailable): not configured, not installed, not logged in, endpoint refused or absent | continue |
 //! | a [developer tool](ChainedTokenCredentialBuilder::developer_tool) (az, azd) failed in any other way | continue |
-//! | any other member reached its provider and was refused, or its configuration is half-set or invalid | **stop**, return that error |
+//! | any other member reached its provider and was refused ([`Authentication`](crate::ErrorKind::Authentication)), the provider failed ([`ServiceFailure`](crate::ErrorKind::ServiceFailure): a 5xx, a truncated or malformed answer), timed out, throttled, or the member's configuration is half-set or invalid | **stop**, return that error |
 //! | the caller's input is invalid ([`InvalidInput`](crate::ErrorKind::InvalidInput): a scope, a tenant) | stop |
 //!
 //! A deployed source that tried and failed stops the chain on purpose: falling through to

@@ -10,6 +10,11 @@ use std::time::Duration;
 /// The chain rule: [`Unavailable`](ErrorKind::Unavailable) means "this source cannot even try
 /// here" and a chain moves on to its next member; the other kinds mean the source tried, and a
 /// chain stops (see the chain's documentation for the full table).
+///
+/// Three kinds say the provider was reached and no token came back; they differ in what to do:
+/// [`Authentication`](ErrorKind::Authentication) — it refused (fix the configuration or the
+/// identity); [`ServiceFailure`](ErrorKind::ServiceFailure) — it failed (try again later);
+/// [`Throttled`](ErrorKind::Throttled) — it asked us to slow down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -19,6 +24,11 @@ pub enum ErrorKind {
     /// The identity provider was asked and refused. [`Error::status`],
     /// [`Error::aadsts_codes`] and [`Error::correlation_id`] tell more when known.
     Authentication,
+    /// The identity endpoint was reached but failed: a server error (5xx) that outlasted the
+    /// retries, or a managed identity endpoint's answer that is not a usable token (JSON cut
+    /// short or malformed, no `access_token`). Not a refusal: the same request may work later.
+    /// [`Error::status`] tells more when known.
+    ServiceFailure,
     /// The caller's input was invalid: a scope, tenant, subscription or option.
     InvalidInput,
     /// The source did not answer in time.
@@ -36,6 +46,7 @@ impl ErrorKind {
         match self {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Authentication => "authentication failed",
+            ErrorKind::ServiceFailure => "identity service failed",
             ErrorKind::InvalidInput => "invalid input",
             ErrorKind::Timeout => "timed out",
             ErrorKind::Throttled => "throttled",
@@ -240,6 +251,11 @@ impl Error {
         self.kind() == ErrorKind::Authentication
     }
 
+    /// `kind() == ErrorKind::ServiceFailure`: the identity endpoint failed; try again later.
+    pub fn is_service_failure(&self) -> bool {
+        self.kind() == ErrorKind::ServiceFailure
+    }
+
     /// `kind() == ErrorKind::InvalidInput`.
     pub fn is_invalid_input(&self) -> bool {
         self.kind() == ErrorKind::InvalidInput
@@ -397,6 +413,22 @@ mod tests {
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
         assert!(lines[2].contains("AzureCliCredential: az is not installed [12 ms]"));
+    }
+
+    #[test]
+    fn a_service_failure_is_its_own_kind() {
+        let err = Error::new(
+            ErrorKind::ServiceFailure,
+            "ManagedIdentityCredential",
+            "the IMDS endpoint answered 503",
+        )
+        .with_status(503);
+        assert!(err.is_service_failure());
+        assert!(!err.is_authentication() && !err.is_unavailable());
+        assert_eq!(
+            ErrorKind::ServiceFailure.to_string(),
+            "identity service failed"
+        );
     }
 
     #[test]

@@ -80,6 +80,7 @@ async fn every_cell_of_the_stop_continue_table() {
     let cells = [
         (Role::Deployed, Unavailable, true),
         (Role::Deployed, Authentication, false),
+        (Role::Deployed, ServiceFailure, false),
         (Role::Deployed, Timeout, false),
         (Role::Deployed, Throttled, false),
         (Role::Deployed, Io, false),
@@ -87,6 +88,7 @@ async fn every_cell_of_the_stop_continue_table() {
         (Role::Deployed, InvalidInput, false),
         (Role::Developer, Unavailable, true),
         (Role::Developer, Authentication, true),
+        (Role::Developer, ServiceFailure, true),
         (Role::Developer, Timeout, true),
         (Role::Developer, Throttled, true),
         (Role::Developer, Io, true),

@@ -249,6 +249,31 @@ async fn a_managed_identity_that_exists_but_refuses_stops_the_chain() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_truncated_imds_answer_stops_the_chain_but_a_proxy_page_moves_it_on() {
+    // IMDS is there (the probe is answered) but its answer is cut short: it failed.
+    let m = Machine::new().await.with_imds().with_tools_on_path();
+    m.imds.set_default(MockReply::json(
+        200,
+        r#"{"access_token":"mock-imds-token-cut"#,
+    ));
+    m.executor.push_output(tool_output("azure_cli", "success"));
+    let err = m.credential().get_token(&SCOPE, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ServiceFailure, "{err}");
+    assert_eq!(
+        m.executor.run_count(),
+        0,
+        "the developer's az login is not used instead"
+    );
+
+    // A proxy's page where IMDS should be: no IMDS here, az is used.
+    let m = Machine::new().await.with_imds().with_tools_on_path();
+    m.imds.set_default(MockReply::html(200));
+    m.executor.push_output(tool_output("azure_cli", "success"));
+    let token = m.credential().get_token(&SCOPE, None).await.unwrap();
+    assert_eq!(token.source(), "AzureCliCredential");
+}
+
 #[tokio::test]
 async fn azure_token_credentials_picks_the_members() {
     let cases: &[(&str, &[&str])] = &[

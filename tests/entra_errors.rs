@@ -176,7 +176,7 @@ async fn error_bodies_of_every_shape_become_typed_actionable_errors() {
         Case {
             file: "server_error.json",
             status: 503,
-            kind: ErrorKind::Other,
+            kind: ErrorKind::ServiceFailure,
             codes: &[90033],
             correlation_id: Some("d0cfbead-c98b-4a7f-8c45-e13a0cfbed99"),
             says: &["failed to answer", "503 temporarily_unavailable"],
@@ -259,6 +259,56 @@ async fn error_bodies_of_every_shape_become_typed_actionable_errors() {
     }
 }
 
+/// A 5xx is the service failing, not a refusal: `ServiceFailure`, whatever the body, unless the
+/// body is a proxy's HTML page (then something other than Entra answered).
+#[tokio::test]
+async fn server_errors_are_service_failures_not_refusals() {
+    let entra = MockEntra::start().await;
+    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let credential = credential(&entra, &clock).await;
+    let cases: Vec<(MockEntraReply, u16, ErrorKind, &str)> = vec![
+        (
+            MockEntraReply::json(500, "Internal Server Error"),
+            500,
+            ErrorKind::ServiceFailure,
+            "a body that is not JSON",
+        ),
+        (
+            MockEntraReply::json(503, fixture("server_error.json")),
+            503,
+            ErrorKind::ServiceFailure,
+            "failed to answer",
+        ),
+        (
+            MockEntraReply::json(502, ""),
+            502,
+            ErrorKind::ServiceFailure,
+            "an empty body",
+        ),
+        (
+            MockEntraReply::json(504, r#"{"status":"timeout"}"#),
+            504,
+            ErrorKind::ServiceFailure,
+            "JSON that is not",
+        ),
+        (
+            MockEntraReply::json(502, fixture("proxy_page.html")),
+            502,
+            ErrorKind::Other,
+            "an HTML page",
+        ),
+    ];
+    for (reply, status, kind, says) in cases {
+        entra.push(reply);
+        let err = credential.get_token(SCOPE, None).await.unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.kind(), kind, "{text}");
+        assert!(!err.is_authentication(), "{text}");
+        assert_eq!(err.status(), Some(status), "{text}");
+        assert!(text.contains(says), "{says:?} not in {text}");
+    }
+}
+
 #[tokio::test]
 async fn html_pages_and_garbage_are_typed_errors_that_never_echo_the_body() {
     let entra = MockEntra::start().await;
@@ -309,11 +359,6 @@ async fn html_pages_and_garbage_are_typed_errors_that_never_echo_the_body() {
             MockEntraReply::json(200, r#"{"token_type":"Bearer","expires_in":3599}"#),
             200,
             "without an access_token",
-        ),
-        (
-            MockEntraReply::json(500, "Internal Server Error"),
-            500,
-            "a body that is not JSON",
         ),
     ];
     for (reply, status, says) in cases {

@@ -6,10 +6,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use azure_credentials::system::{Clock, Env, Fs, RetryPolicy};
-use azure_credentials::testing::{MockImds, MockReply, RecordedRequest};
+use std::sync::Arc;
+
+use azure_credentials::testing::{MockImds, MockReply, RecordedRequest, StaticTokenCredential};
 use azure_credentials::{
-    ErrorKind, ManagedIdentityCredential, ManagedIdentityCredentialBuilder, ManagedIdentitySource,
-    TokenCache, TokenCredential, UserAssignedId,
+    ChainedTokenCredential, ErrorKind, ManagedIdentityCredential, ManagedIdentityCredentialBuilder,
+    ManagedIdentitySource, TokenCache, TokenCredential, UserAssignedId,
 };
 use time::macros::datetime;
 
@@ -596,7 +598,7 @@ async fn error_fixtures_are_classified_for_the_chain() {
             "proxy_page.html",
             false,
             Unavailable,
-            "not JSON",
+            "an HTML page, not JSON: something other than IMDS answered",
         ),
         (
             Host::Imds,
@@ -604,7 +606,7 @@ async fn error_fixtures_are_classified_for_the_chain() {
             "proxy_page.html",
             false,
             Unavailable,
-            "not JSON",
+            "an HTML page, not JSON: something other than IMDS answered",
         ),
         (
             Host::AppService,
@@ -635,15 +637,15 @@ async fn error_fixtures_are_classified_for_the_chain() {
             200,
             "no_access_token.json",
             false,
-            Other,
-            "no access_token",
+            ServiceFailure,
+            "without an access_token",
         ),
         (
             Host::Imds,
             200,
             "not_bearer.json",
             false,
-            Other,
+            ServiceFailure,
             "not a bearer token",
         ),
         (
@@ -651,8 +653,8 @@ async fn error_fixtures_are_classified_for_the_chain() {
             200,
             "no_expiry.json",
             false,
-            Other,
-            "no readable expiry",
+            ServiceFailure,
+            "without a readable expiry",
         ),
         (
             Host::Imds,
@@ -754,6 +756,9 @@ async fn persistent_server_errors_stop_within_the_budget_and_say_so() {
     );
     assert_eq!(err.status(), Some(500));
     assert!(err.to_string().contains("after 5 attempts"), "{err}");
+    // The endpoint failed; it did not refuse.
+    assert_eq!(err.kind(), ErrorKind::ServiceFailure, "{err}");
+    assert!(!err.is_authentication(), "{err}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -794,7 +799,7 @@ async fn broken_and_hostile_responses_are_typed_errors() {
         (MockReply::reset(), ErrorKind::Io),
         (MockReply::half_body(), ErrorKind::Io),
         (MockReply::close(), ErrorKind::Io),
-        (MockReply::malformed_json(), ErrorKind::Unavailable),
+        (MockReply::malformed_json(), ErrorKind::ServiceFailure),
         (MockReply::html(200), ErrorKind::Unavailable),
         (MockReply::oversized(5 * 1024 * 1024), ErrorKind::Other),
     ] {
@@ -810,6 +815,287 @@ async fn broken_and_hostile_responses_are_typed_errors() {
         assert!(!err.to_string().contains("mock-imds-token"), "{err}");
         assert_eq!(setup.mock.request_count(), 1, "{reply:?}");
     }
+}
+
+/// A chain of this managed identity credential and, behind it, a developer's login: whether the
+/// chain moves on is whether the developer's token comes back.
+fn chain_with_a_developer_login_behind(
+    credential: ManagedIdentityCredential,
+) -> ChainedTokenCredential {
+    let developer =
+        StaticTokenCredential::new("developer-login-token", datetime!(2100-01-01 0:00 UTC));
+    ChainedTokenCredential::builder()
+        .member("ManagedIdentityCredential", Arc::new(credential))
+        .member("Developer", Arc::new(developer))
+        .build()
+        .unwrap()
+}
+
+const TOKEN_JSON: &str =
+    r#"{"access_token":"mock-imds-token-bom","expires_in":"3600","token_type":"Bearer"}"#;
+
+/// The rule of the module docs, row by row, at IMDS: only an answer that clearly is not IMDS's
+/// (HTML, a redirect, Docker Desktop's 403, plain text with an error status) moves a chain on;
+/// anything that looks like IMDS's answer, however broken, is an error that stops it.
+#[tokio::test(start_paused = true)]
+async fn only_answers_that_are_not_imds_move_the_chain_on() {
+    use ErrorKind::*;
+    let docker = fixture("docker_desktop_403.txt");
+    let cases: Vec<(&str, MockReply, ErrorKind, &str)> = vec![
+        (
+            "HTML 200",
+            MockReply::html(200),
+            Unavailable,
+            "an HTML page",
+        ),
+        (
+            "HTML 502",
+            MockReply::html(502),
+            Unavailable,
+            "an HTML page",
+        ),
+        (
+            "redirect",
+            MockReply::redirect(302, "http://portal.example/login"),
+            Unavailable,
+            "a redirect",
+        ),
+        (
+            "Docker Desktop 403",
+            MockReply::raw(403, Some("text/plain"), docker),
+            Unavailable,
+            "unreachable",
+        ),
+        (
+            "plain-text 404 (another cloud's metadata server)",
+            MockReply::raw(404, Some("text/plain"), "404 page not found"),
+            Unavailable,
+            "something other than IMDS",
+        ),
+        (
+            "truncated JSON",
+            MockReply::json(200, r#"{"access_token":"mock-imds-token-ab"#),
+            ServiceFailure,
+            "cut short or malformed",
+        ),
+        (
+            "body shorter than its Content-Length",
+            MockReply::short_body(200, r#"{"access_token":"mock-imds-token-short""#, 400),
+            Io,
+            "",
+        ),
+        (
+            "[]",
+            MockReply::json(200, "[]"),
+            ServiceFailure,
+            "a JSON array",
+        ),
+        (
+            "null",
+            MockReply::json(200, "null"),
+            ServiceFailure,
+            "JSON null",
+        ),
+        (
+            "{}",
+            MockReply::json(200, "{}"),
+            ServiceFailure,
+            "without an access_token",
+        ),
+        (
+            "plain-text 200",
+            MockReply::raw(200, Some("text/plain"), "OK"),
+            ServiceFailure,
+            "not JSON",
+        ),
+        (
+            "empty 200",
+            MockReply::json(200, ""),
+            ServiceFailure,
+            "an empty body",
+        ),
+        (
+            "access_token of the wrong type",
+            MockReply::json(200, r#"{"access_token":42,"expires_in":"3600"}"#),
+            ServiceFailure,
+            "wrong types",
+        ),
+        (
+            "persistent 503",
+            MockReply::status(503),
+            ServiceFailure,
+            "failed: it answered 503 after 5 attempts",
+        ),
+        (
+            "persistent 500 with JSON cut short",
+            MockReply::json(500, r#"{"error":"server_er"#),
+            ServiceFailure,
+            "answered 500",
+        ),
+    ];
+    for (name, reply, kind, says) in cases {
+        let setup = Setup::new(Host::Imds).await;
+        setup.mock.set_default(reply);
+        // Directly: the kind and what it says.
+        let err = setup
+            .credential()
+            .get_token(&SCOPE, None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), kind, "{name}: {err}");
+        assert!(err.to_string().contains(says), "{name}: {err}");
+        assert!(
+            !err.to_string().contains("mock-imds-token"),
+            "{name}: {err}"
+        );
+        assert!(!err.to_string().contains("<html"), "{name}: {err}");
+        // In a chain: only Unavailable lets the developer's login be used.
+        let chain = chain_with_a_developer_login_behind(setup.credential());
+        let result = chain.get_token(&SCOPE, None).await;
+        match kind {
+            Unavailable => {
+                let token = result.unwrap_or_else(|e| panic!("{name}: the chain stopped: {e}"));
+                assert_eq!(token.token().expose(), "developer-login-token", "{name}");
+            }
+            _ => {
+                let err = result.expect_err(name);
+                assert_eq!(err.kind(), kind, "{name}: {err}");
+                assert_eq!(chain.selected(), None, "{name}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn json_after_a_byte_order_mark_is_a_token() {
+    for host in HOSTS {
+        let setup = Setup::new(host).await;
+        let body = [b"\xEF\xBB\xBF".as_slice(), TOKEN_JSON.as_bytes()].concat();
+        setup
+            .mock
+            .push(MockReply::raw(200, Some("application/json"), body));
+        let token = setup
+            .credential()
+            .get_token(&SCOPE, None)
+            .await
+            .unwrap_or_else(|e| panic!("{host:?}: {e}"));
+        assert_eq!(token.token().expose(), "mock-imds-token-bom", "{host:?}");
+    }
+}
+
+/// From a source the environment names, nothing moves the chain on: the environment says this
+/// is the host. A broken answer is a failure of the endpoint; a proxy's page is `Other`.
+#[tokio::test(start_paused = true)]
+async fn a_named_endpoints_broken_answers_are_failures_and_stop_the_chain() {
+    use ErrorKind::*;
+    let cases: Vec<(MockReply, ErrorKind)> = vec![
+        (
+            MockReply::json(200, r#"{"access_token":"mock-imds-token-ab"#),
+            ServiceFailure,
+        ),
+        (MockReply::json(200, "[]"), ServiceFailure),
+        (
+            MockReply::raw(200, Some("text/plain"), "OK"),
+            ServiceFailure,
+        ),
+        (MockReply::status(503), ServiceFailure),
+        (
+            MockReply::raw(502, Some("text/plain"), "Bad Gateway"),
+            ServiceFailure,
+        ),
+        (MockReply::html(200), Other),
+        (MockReply::redirect(307, "http://portal.example/"), Other),
+        (MockReply::status(401), Authentication),
+    ];
+    for host in [
+        Host::AppService,
+        Host::AzureMl,
+        Host::CloudShell,
+        Host::ServiceFabric,
+    ] {
+        for (reply, kind) in &cases {
+            let setup = Setup::new(host).await;
+            setup.mock.set_default(reply.clone());
+            let chain = chain_with_a_developer_login_behind(setup.credential());
+            let err = chain.get_token(&SCOPE, None).await.unwrap_err();
+            assert_eq!(err.kind(), *kind, "{host:?} {reply:?}: {err}");
+            assert!(!err.to_string().contains("mock-imds-token"), "{err}");
+        }
+    }
+}
+
+const OTHER_CLIENT_ID: &str = "99999999-8888-7777-6666-555555555555";
+
+/// An endpoint that answers a request for one user-assigned identity with another identity's
+/// token: refused (fail closed), naming both ids, and the chain stops.
+#[tokio::test]
+async fn a_token_naming_another_client_id_than_the_one_requested_is_refused() {
+    for host in [Host::Imds, Host::AppService, Host::AzureMl, Host::AzureArc] {
+        let setup = Setup::new(host).await;
+        setup
+            .mock
+            .set_default(MockReply::auto_token().client_id(OTHER_CLIENT_ID));
+        let credential = setup.builder().client_id(CLIENT_ID).build().unwrap();
+        let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+        assert!(err.is_authentication(), "{host:?}: {err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(CLIENT_ID) && text.contains(OTHER_CLIENT_ID),
+            "{host:?}: {text}"
+        );
+        assert!(!text.contains("mock-imds-token"), "{text}");
+        let chain = chain_with_a_developer_login_behind(credential);
+        let err = chain.get_token(&SCOPE, None).await.unwrap_err();
+        assert!(
+            err.is_authentication(),
+            "{host:?}: the chain must stop: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_echoed_id_is_compared_case_insensitively_and_may_be_absent() {
+    let setup = Setup::new(Host::Imds).await;
+    setup
+        .mock
+        .push(MockReply::auto_token().client_id(CLIENT_ID.to_ascii_uppercase()));
+    // A source that does not echo the id at all.
+    setup.mock.push(MockReply::json(200, TOKEN_JSON));
+    let credential = setup.builder().client_id(CLIENT_ID).build().unwrap();
+    credential.get_token(&SCOPE, None).await.unwrap();
+    credential
+        .get_token(&["https://storage.azure.com/.default"], None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_echoed_object_id_or_resource_id_must_match_too() {
+    let setup = Setup::new(Host::Imds).await;
+    setup.mock.push(MockReply::json(
+        200,
+        r#"{"access_token":"mock-imds-token-x","expires_in":"3600","object_id":"other-object"}"#,
+    ));
+    let credential = setup.builder().object_id("my-object").build().unwrap();
+    let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+    assert!(err.is_authentication(), "{err}");
+    assert!(
+        err.to_string().contains("other-object") && err.to_string().contains("my-object"),
+        "{err}"
+    );
+
+    let setup = Setup::new(Host::AppService).await;
+    setup.mock.push(MockReply::json(
+        200,
+        r#"{"access_token":"mock-imds-token-x","expires_on":"4102444800","mi_res_id":"/subscriptions/x/other"}"#,
+    ));
+    let credential = setup
+        .builder()
+        .resource_id("/subscriptions/x/mine")
+        .build()
+        .unwrap();
+    let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+    assert!(err.is_authentication(), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -968,7 +1254,97 @@ async fn arc_fails_closed_when_an_old_agent_ignores_the_user_assigned_id() {
     let credential = old.builder().client_id(CLIENT_ID).build().unwrap();
     let err = credential.get_token(&SCOPE, None).await.unwrap_err();
     assert!(err.is_authentication(), "{err}");
-    assert!(err.to_string().contains("did not confirm"), "{err}");
+    assert!(err.to_string().contains("refusing a token"), "{err}");
+    assert!(
+        err.to_string().contains("update the Azure Arc agent"),
+        "{err}"
+    );
+}
+
+/// A fresh directory under target/ for real files.
+fn real_dir(name: &str) -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("managed-identity-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// An Azure Arc host whose agent names `key_name` in its real key directory.
+async fn arc_on_real_files(dir: &Path, key_name: &str) -> (MockImds, ManagedIdentityCredential) {
+    let setup = Setup::new(Host::AzureArc).await;
+    setup.mock.set_arc_key(dir.join(key_name), ARC_KEY);
+    let credential = setup
+        .builder()
+        .fs(Fs::real())
+        .arc_key_directory(dir)
+        .build()
+        .unwrap();
+    (setup.mock, credential)
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn arc_reads_only_a_regular_key_file_and_never_follows_or_blocks() {
+    let dir = real_dir("arc-keys");
+    let outside = real_dir("arc-outside");
+    std::fs::write(dir.join("good.key"), ARC_KEY).unwrap();
+    std::fs::write(outside.join("secret.key"), "outside-secret").unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.key"), dir.join("link.key")).unwrap();
+    // A link to the right key is still a link.
+    std::os::unix::fs::symlink(dir.join("good.key"), dir.join("link-to-good.key")).unwrap();
+    std::fs::create_dir(dir.join("dir.key")).unwrap();
+    std::fs::write(dir.join("big.key"), vec![b'k'; 4097]).unwrap();
+
+    let (mock, credential) = arc_on_real_files(&dir, "good.key").await;
+    credential.get_token(&SCOPE, None).await.unwrap();
+    assert_eq!(mock.request_count(), 2, "challenge, then the key");
+
+    for (name, says) in [
+        ("link.key", "symbolic link"),
+        ("link-to-good.key", "symbolic link"),
+        ("dir.key", "directory"),
+        ("big.key", "larger than 4096"),
+    ] {
+        let (mock, credential) = arc_on_real_files(&dir, name).await;
+        let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+        assert!(err.to_string().contains(says), "{name}: {err}");
+        assert!(!err.to_string().contains("outside-secret"), "{err}");
+        assert_eq!(
+            mock.request_count(),
+            1,
+            "{name}: nothing was sent after the challenge"
+        );
+    }
+}
+
+/// A FIFO named by the agent is refused without being opened. Before, opening it blocked the
+/// thread until a writer came: forever here.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arc_never_opens_a_fifo_named_as_the_key() {
+    let dir = real_dir("arc-fifo");
+    let fifo = dir.join("fifo.key");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (mock, credential) = arc_on_real_files(&dir, "fifo.key").await;
+    let attempt = tokio::spawn(async move { credential.get_token(&SCOPE, None).await.err() });
+    // A watchdog, not a timing assertion: a refusal needs no waiting at all, and a blocked open
+    // would never return. On a hang, a writer releases the blocked thread so the test can end.
+    let Ok(result) = tokio::time::timeout(Duration::from_secs(60), attempt).await else {
+        let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+        panic!("the credential blocked opening the FIFO");
+    };
+    let err = result.unwrap().expect("no token from a FIFO");
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    assert_eq!(
+        mock.request_count(),
+        1,
+        "nothing was sent after the challenge"
+    );
 }
 
 #[tokio::test]

@@ -110,8 +110,9 @@ pub(super) fn from_response(ctx: &Context<'_>, response: &HttpResponse) -> Error
                 ),
             )
         } else if status >= 500 {
+            // Not a proxy's page (above): the service failed, and a later try may work.
             (
-                ErrorKind::Other,
+                ErrorKind::ServiceFailure,
                 "Microsoft Entra ID may be having an outage: try again later".to_owned(),
             )
         } else {
@@ -155,7 +156,7 @@ pub(super) fn from_response(ctx: &Context<'_>, response: &HttpResponse) -> Error
         )
     } else if status >= 500 {
         (
-            ErrorKind::Other,
+            ErrorKind::ServiceFailure,
             format!(
                 "Microsoft Entra ID failed to answer the token request ({details}){attempts}{ids}"
             ),

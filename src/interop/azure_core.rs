@@ -134,6 +134,7 @@ mod tests {
         for kind in [
             ErrorKind::Unavailable,
             ErrorKind::Authentication,
+            ErrorKind::ServiceFailure,
             ErrorKind::InvalidInput,
             ErrorKind::Timeout,
             ErrorKind::Throttled,

@@ -110,6 +110,25 @@ impl Fs {
         }
     }
 
+    /// Reads a whole regular file of at most `max_bytes` bytes, refusing anything else without
+    /// reading it: a symbolic link (not followed, even to a regular file), a directory, a FIFO,
+    /// a socket or a device is an error of kind [`io::ErrorKind::InvalidInput`]; a larger file
+    /// is [`io::ErrorKind::InvalidData`]. For a path an untrusted party names (the Azure Arc
+    /// agent's key file): a FIFO there could block the reading thread forever, and a link
+    /// could point anywhere.
+    ///
+    /// The type is checked before the file is opened (`symlink_metadata`) and again on the
+    /// open file, which is opened with `O_NOFOLLOW | O_NONBLOCK` on Unix (and as the reparse
+    /// point itself on Windows), so swapping the file in between gains nothing. Only the last
+    /// component is checked: the directories on the way are the caller's to trust. The
+    /// in-memory file system holds regular files only and reads them as [`Fs::read`] does.
+    pub fn read_regular_file_nofollow(&self, path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
+        match &self.kind {
+            FsKind::Real => read_regular_nofollow(path, max_bytes),
+            FsKind::Memory(_) => self.read(path, max_bytes),
+        }
+    }
+
     /// The modification time and length of a file, without reading it.
     pub fn stamp(&self, path: &Path) -> io::Result<FileStamp> {
         match &self.kind {
@@ -153,14 +172,43 @@ impl fmt::Debug for Fs {
 }
 
 fn read_capped(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
+    read_open_file(std::fs::File::open(path)?, max_bytes)
+}
+
+fn read_regular_nofollow(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
+    let metadata = std::fs::symlink_metadata(path)?;
+    if !metadata.file_type().is_file() {
+        return Err(not_regular(&metadata));
+    }
+    if metadata.len() > max_bytes {
+        return Err(too_large(max_bytes));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // A link swapped in after the check fails to open (ELOOP); a FIFO opens at once
+        // instead of waiting for a writer, and is refused below.
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        options.custom_flags(flags.bits() as i32);
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        /// Opens a link (reparse point) itself rather than its target.
+        const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+        options.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
+    }
+    read_open_file(options.open(path)?, max_bytes)
+}
+
+/// Reads an open file if it is a regular file of at most `max_bytes`.
+fn read_open_file(file: std::fs::File, max_bytes: u64) -> io::Result<Vec<u8>> {
     use std::io::Read;
-    let file = std::fs::File::open(path)?;
     let metadata = file.metadata()?;
     if !metadata.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
+        return Err(not_regular(&metadata));
     }
     if metadata.len() > max_bytes {
         return Err(too_large(max_bytes));
@@ -173,6 +221,18 @@ fn read_capped(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
         return Err(too_large(max_bytes));
     }
     Ok(contents)
+}
+
+fn not_regular(metadata: &std::fs::Metadata) -> io::Error {
+    let file_type = metadata.file_type();
+    let what = if file_type.is_symlink() {
+        "a symbolic link, not a regular file"
+    } else if file_type.is_dir() {
+        "a directory, not a regular file"
+    } else {
+        "not a regular file (a FIFO, socket or device?)"
+    };
+    io::Error::new(io::ErrorKind::InvalidInput, what)
 }
 
 fn not_found() -> io::Error {
@@ -248,6 +308,44 @@ mod tests {
         fs.write("/secret-file", "secret-contents");
         let printed = format!("{fs:?}");
         assert!(printed.contains("/secret-file") && !printed.contains("secret-contents"));
+    }
+
+    #[test]
+    fn a_regular_file_is_read_without_following_links() {
+        let path = temp_path("regular-nofollow");
+        std::fs::write(&path, "key").unwrap();
+        let fs = Fs::real();
+        assert_eq!(fs.read_regular_file_nofollow(&path, 3).unwrap(), b"key");
+        assert_eq!(
+            fs.read_regular_file_nofollow(&path, 2).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            fs.read_regular_file_nofollow(&path, 3).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        let err = fs
+            .read_regular_file_nofollow(&std::env::temp_dir(), 1 << 20)
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("directory"), "{err}");
+
+        let memory = Fs::memory();
+        memory.write("/k.key", "key");
+        assert_eq!(
+            memory
+                .read_regular_file_nofollow(Path::new("/k.key"), 3)
+                .unwrap(),
+            b"key"
+        );
+        assert_eq!(
+            memory
+                .read_regular_file_nofollow(Path::new("/k.key"), 2)
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::InvalidData
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! Service managed identity endpoint, scriptable to misbehave on purpose.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::{self, Write as _};
 use std::io;
@@ -351,8 +352,11 @@ impl Drop for MockImds {
 /// One scripted answer of a [`MockImds`] to a token request: a token, an error, or a fault.
 ///
 /// Build one with a constructor, then adjust it with [`with_delay`](Self::with_delay),
-/// [`with_header`](Self::with_header) and, for tokens, [`expires_in`](Self::expires_in) and
-/// [`refresh_in`](Self::refresh_in).
+/// [`with_header`](Self::with_header) and, for tokens, [`expires_in`](Self::expires_in),
+/// [`refresh_in`](Self::refresh_in) and [`client_id`](Self::client_id). For a payload no
+/// constructor has, [`raw`](Self::raw) sends any status, content type and bytes;
+/// [`redirect`](Self::redirect) and [`short_body`](Self::short_body) cover a 3xx and a body
+/// cut short of its `Content-Length`.
 ///
 /// Token replies have the shape of the endpoint that was asked. From IMDS, every value a string:
 ///
@@ -386,10 +390,22 @@ enum ReplyKind {
         value: TokenValue,
         expires_in: u64,
         refresh_in: Option<u64>,
+        /// Named instead of the echo of the request's id.
+        client_id: Option<String>,
     },
     Json {
         status: u16,
         body: RawBody,
+    },
+    Raw {
+        status: u16,
+        content_type: Option<String>,
+        body: RawBytes,
+    },
+    ShortBody {
+        status: u16,
+        body: RawBytes,
+        content_length: usize,
     },
     Error {
         status: u16,
@@ -429,6 +445,16 @@ impl fmt::Debug for RawBody {
     }
 }
 
+/// Raw body bytes that may hold a token: `Debug` shows their length only.
+#[derive(Clone)]
+struct RawBytes(Vec<u8>);
+
+impl fmt::Debug for RawBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes>", self.0.len())
+    }
+}
+
 impl MockReply {
     fn new(kind: ReplyKind) -> Self {
         MockReply {
@@ -447,6 +473,7 @@ impl MockReply {
             value: TokenValue::Auto,
             expires_in: 3600,
             refresh_in: None,
+            client_id: None,
         })
     }
 
@@ -456,6 +483,7 @@ impl MockReply {
             value: TokenValue::Fixed(Secret::new(value)),
             expires_in: 3600,
             refresh_in: None,
+            client_id: None,
         })
     }
 
@@ -483,6 +511,72 @@ impl MockReply {
             _ => panic!("MockReply::refresh_in applies to token replies only"),
         }
         self
+    }
+
+    /// Makes the token reply name this `client_id`, whatever the request asked for: an endpoint
+    /// that answers for another identity than the one requested.
+    ///
+    /// # Panics
+    ///
+    /// If this is not a token reply.
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        match &mut self.kind {
+            ReplyKind::Token { client_id, .. } => *client_id = Some(id.into()),
+            _ => panic!("MockReply::client_id applies to token replies only"),
+        }
+        self
+    }
+
+    /// A response with this status, `Content-Type` (none when `None`) and body bytes, sent
+    /// as they are with a matching `Content-Length`: any payload a test needs, such as JSON
+    /// after a UTF-8 byte order mark, plain text, or bytes that are not UTF-8.
+    ///
+    /// # Panics
+    ///
+    /// If `status` is not a three-digit number, or the content type contains a line break.
+    pub fn raw(status: u16, content_type: Option<&str>, body: impl Into<Vec<u8>>) -> Self {
+        check_status(status);
+        assert!(
+            content_type.is_none_or(|c| !c.contains(['\r', '\n'])),
+            "MockReply::raw: invalid content type {content_type:?}"
+        );
+        MockReply::new(ReplyKind::Raw {
+            status,
+            content_type: content_type.map(str::to_owned),
+            body: RawBytes(body.into()),
+        })
+    }
+
+    /// A redirect: this status (a 3xx, say) with `Location: location` and an empty body, as a
+    /// captive portal or a proxy sends. Clients of the crate never follow it.
+    ///
+    /// # Panics
+    ///
+    /// If `status` is not a three-digit number, or `location` contains a line break.
+    pub fn redirect(status: u16, location: &str) -> Self {
+        MockReply::raw(status, None, Vec::new()).with_header("Location", location)
+    }
+
+    /// A response with this status and `Content-Type: application/json` that announces
+    /// `content_length` bytes but sends only `body`, then closes the connection: a body cut
+    /// short in transit. ([`half_body`](Self::half_body) is one such reply.)
+    ///
+    /// # Panics
+    ///
+    /// If `status` is not a three-digit number, or `body` is not shorter than `content_length`.
+    pub fn short_body(status: u16, body: impl Into<Vec<u8>>, content_length: usize) -> Self {
+        check_status(status);
+        let body = body.into();
+        assert!(
+            body.len() < content_length,
+            "MockReply::short_body: {} bytes is not short of {content_length}",
+            body.len()
+        );
+        MockReply::new(ReplyKind::ShortBody {
+            status,
+            body: RawBytes(body),
+            content_length,
+        })
     }
 
     /// A response with this status and raw body, `Content-Type: application/json`.
@@ -984,6 +1078,7 @@ impl State {
                 value,
                 expires_in,
                 refresh_in,
+                client_id: named_client_id,
             } => {
                 self.tokens_issued += 1;
                 let value = match value {
@@ -999,8 +1094,11 @@ impl State {
                     Endpoint::AzureMl => request.query("clientid"),
                     _ => request.query("client_id"),
                 }
-                .filter(|_| echo)
-                .unwrap_or(MockImds::DEFAULT_CLIENT_ID);
+                .filter(|_| echo);
+                let client_id = named_client_id
+                    .as_deref()
+                    .or(client_id)
+                    .unwrap_or(MockImds::DEFAULT_CLIENT_ID);
                 let fields = TokenFields {
                     access_token: &value,
                     resource: &resource,
@@ -1014,6 +1112,24 @@ impl State {
                 Action::respond(200, JSON, fields.body(endpoint))
             }
             ReplyKind::Json { status, body } => Action::respond(status, JSON, body.0.into_bytes()),
+            ReplyKind::Raw {
+                status,
+                content_type,
+                body,
+            } => Action::Respond {
+                status,
+                content_type: content_type.map(Cow::Owned),
+                body: body.0,
+            },
+            ReplyKind::ShortBody {
+                status,
+                body,
+                content_length,
+            } => Action::ShortBody {
+                status,
+                body: body.0,
+                content_length,
+            },
             ReplyKind::Error {
                 status,
                 error,
@@ -1170,8 +1286,13 @@ impl Outgoing {
 enum Action {
     Respond {
         status: u16,
-        content_type: &'static str,
+        content_type: Option<Cow<'static, str>>,
         body: Vec<u8>,
+    },
+    ShortBody {
+        status: u16,
+        body: Vec<u8>,
+        content_length: usize,
     },
     Oversized(usize),
     Hang,
@@ -1186,7 +1307,7 @@ impl Action {
     fn respond(status: u16, content_type: &'static str, body: Vec<u8>) -> Self {
         Action::Respond {
             status,
-            content_type,
+            content_type: Some(Cow::Borrowed(content_type)),
             body,
         }
     }
@@ -1263,7 +1384,16 @@ async fn send(stream: &mut TcpStream, outgoing: Outgoing) -> io::Result<()> {
             content_type,
             body,
         } => {
-            let head = response_head(status, Some(content_type), Some(body.len()), headers);
+            let head = response_head(status, content_type.as_deref(), Some(body.len()), headers);
+            stream.write_all(head.as_bytes()).await?;
+            stream.write_all(&body).await?;
+        }
+        Action::ShortBody {
+            status,
+            body,
+            content_length,
+        } => {
+            let head = response_head(status, Some(JSON), Some(content_length), headers);
             stream.write_all(head.as_bytes()).await?;
             stream.write_all(&body).await?;
         }
@@ -1799,6 +1929,63 @@ mod tests {
         assert_eq!(response.status, 200);
         assert_eq!(response.content_length(), 1000);
         assert_eq!(response.body.len(), 10);
+    }
+
+    #[tokio::test]
+    async fn raw_reply_sends_the_bytes_as_they_are() {
+        let mock = MockImds::start().await;
+        let body = b"\xEF\xBB\xBF{\"a\":1}\xFF".to_vec();
+        mock.push(MockReply::raw(403, Some("text/plain"), body.clone()));
+        mock.push(MockReply::raw(200, None, ""));
+        let response = imds(&mock).await;
+        assert_eq!(response.status, 403);
+        assert_eq!(response.header("content-type"), Some("text/plain"));
+        assert_eq!(response.body, body);
+        assert_eq!(response.content_length(), body.len());
+        let response = imds(&mock).await;
+        assert_eq!(response.header("content-type"), None);
+        assert_eq!(response.content_length(), 0);
+        // Debug shows the length, never the bytes.
+        let printed = format!("{:?}", MockReply::raw(200, None, "secret-bytes"));
+        assert!(!printed.contains("secret-bytes"), "{printed}");
+    }
+
+    #[tokio::test]
+    async fn redirect_reply_names_the_location() {
+        let mock = MockImds::start().await;
+        mock.push(MockReply::redirect(302, "http://portal.example/login"));
+        let response = imds(&mock).await;
+        assert_eq!(response.status, 302);
+        assert_eq!(
+            response.header("location"),
+            Some("http://portal.example/login")
+        );
+        assert!(response.body.is_empty());
+    }
+
+    #[tokio::test]
+    async fn short_body_reply_announces_more_than_it_sends() {
+        let mock = MockImds::start().await;
+        mock.push(MockReply::short_body(200, r#"{"access_token":"ab"#, 500));
+        let response = imds(&mock).await;
+        assert_eq!(response.status, 200);
+        assert_eq!(response.content_length(), 500);
+        assert_eq!(response.body, br#"{"access_token":"ab"#);
+    }
+
+    #[test]
+    #[should_panic(expected = "not short of")]
+    fn short_body_must_be_short() {
+        let _ = MockReply::short_body(200, "abc", 3);
+    }
+
+    #[tokio::test]
+    async fn a_token_reply_can_name_another_client_id() {
+        let mock = MockImds::start().await;
+        mock.push(MockReply::auto_token().client_id("someone-else"));
+        let target = format!("{}&client_id=requested", imds_target(VAULT));
+        let response = get(mock.addr(), &target, &[("Metadata", "true")]).await;
+        assert_eq!(response.json()["client_id"], "someone-else");
     }
 
     #[tokio::test(start_paused = true)]

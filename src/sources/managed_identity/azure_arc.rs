@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use url::Url;
 
-use super::response::TokenBody;
 use super::{Fetcher, NAME, UserAssignedId, append_id};
 use crate::system::{Env, Fs, HttpRequest, HttpResponse};
 use crate::{Error, ErrorKind, Secret};
@@ -65,8 +64,9 @@ fn token_request(url: &Url, resource: &str, id: Option<&UserAssignedId>) -> Http
 
 /// The two legs: the agent answers the first request with a 401 naming a key file
 /// (`WWW-Authenticate: Basic realm=<path>`); the second request carries the file's contents.
-/// The file is read only if it is a `.key` file in the agent's directory and at most 4096
-/// bytes, so a rogue endpoint cannot make us send any other file.
+/// The file is read only if it is a `.key` file in the agent's directory, a regular file (not a
+/// link, FIFO or directory: never followed or blocked on) and at most 4096 bytes, so a rogue
+/// endpoint cannot make us send any other file or hang a thread.
 pub(super) async fn exchange(
     fetcher: &Fetcher,
     url: &Url,
@@ -149,36 +149,32 @@ fn read_key(fs: &Fs, path: &Path, directory: &Path) -> Result<Secret, Error> {
             directory.display()
         )));
     }
-    let stamp = fs
-        .stamp(path)
-        .map_err(|e| refuse(&format!("it cannot be read ({e})")))?;
-    if stamp.len > MAX_KEY_BYTES {
-        return Err(refuse(&format!("it is larger than {MAX_KEY_BYTES} bytes")));
-    }
+    // Not a link, FIFO or directory, never followed or blocked on: see the Fs method.
     let contents = fs
-        .read(path, MAX_KEY_BYTES)
-        .map_err(|e| refuse(&format!("it cannot be read ({e})")))?;
+        .read_regular_file_nofollow(path, MAX_KEY_BYTES)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => {
+                refuse(&format!("it is larger than {MAX_KEY_BYTES} bytes"))
+            }
+            std::io::ErrorKind::InvalidInput => refuse(&format!("it is {e}")),
+            _ => refuse(&format!("it cannot be read ({e})")),
+        })?;
     let contents = String::from_utf8(contents).map_err(|_| refuse("it is not text"))?;
     Ok(Secret::new(contents))
 }
 
-/// Older agents ignore a requested user-assigned identity and return the system-assigned one;
-/// a token is accepted only if the response names the identity that was asked for.
-pub(super) fn check_echo(id: &UserAssignedId, body: &TokenBody) -> Result<(), Error> {
-    let echoed = match id {
-        UserAssignedId::ClientId(_) => body.client_id.as_deref(),
-        UserAssignedId::ObjectId(_) => body.object_id.as_deref(),
-        UserAssignedId::ResourceId(_) => body.msi_res_id.as_deref().or(body.mi_res_id.as_deref()),
-    };
-    if echoed.is_some_and(|e| e.eq_ignore_ascii_case(id.value())) {
-        return Ok(());
-    }
-    Err(Error::authentication(
+/// The error when the agent's answer does not name the requested identity: older agents
+/// ignore a requested user-assigned identity and return the system-assigned one.
+pub(super) fn unconfirmed(id: &UserAssignedId) -> Error {
+    Error::authentication(
         NAME,
         format!("the Azure Arc agent did not confirm the requested identity ({id}); refusing a token that may be another identity's"),
     )
-    .with_fix("update the Azure Arc agent (older agents ignore user-assigned identities), or use the system-assigned identity"))
+    .with_fix(UNCONFIRMED_FIX)
 }
+
+/// What to do when the agent answers for another identity than the one requested.
+pub(super) const UNCONFIRMED_FIX: &str = "update the Azure Arc agent (older agents ignore user-assigned identities), or use the system-assigned identity";
 
 #[cfg(test)]
 mod tests {

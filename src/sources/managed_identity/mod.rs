@@ -1,5 +1,32 @@
 //! [`ManagedIdentityCredential`]: the identity Azure gives the machine, app or pod, from whichever
 //! hosting environment's endpoint is present.
+//!
+//! # How an endpoint's answer is classified
+//!
+//! After the retries, [`Fetcher::read_token`] turns an answer into a token or an error by this
+//! rule (tested case by case in `tests/managed_identity.rs`).
+//!
+//! A managed identity endpoint always answers in JSON and never redirects. So only an answer
+//! that clearly did not come from one moves a credential chain on; an answer that looks like
+//! the endpoint's, however broken, stops it, so that a failing endpoint never silently hands
+//! the program to another identity (a developer's `az login`, say).
+//!
+//! | answer | IMDS (its address is a guess) | a source the environment names |
+//! | --- | --- | --- |
+//! | 2xx with a JSON object holding a bearer `access_token` and a readable expiry (after an optional UTF-8 BOM) | the token | the token |
+//! | 2xx with an HTML page (a body starting with `<`) | `Unavailable`: not IMDS (a proxy, a captive portal) | `Other`: not the endpoint |
+//! | 2xx with anything else: JSON cut short or malformed, `[]`, `null`, `{}` or another object without `access_token`, fields of the wrong type, no readable expiry, a token type other than bearer, an empty body, plain text | `ServiceFailure` | `ServiceFailure` |
+//! | 2xx naming a different identity than the user-assigned one asked for (`client_id`, `object_id`, `msi_res_id`/`mi_res_id`, compared case-insensitively; from Azure Arc, also naming none) | `Authentication` | `Authentication` |
+//! | 3xx | `Unavailable` | `Other` |
+//! | 403 whose body says "unreachable" (Docker Desktop) | `Unavailable` | by status, below |
+//! | 4xx or 5xx with a body that is neither JSON nor empty (HTML, plain text from a proxy) | `Unavailable` | by status, below |
+//! | 400 "Identity not found" (from IMDS, any 400) | system-assigned: `Unavailable`; user-assigned: `Authentication` | same |
+//! | 429 | `Throttled` | `Throttled` |
+//! | 410 or 5xx | `ServiceFailure` | `ServiceFailure` |
+//! | any other 4xx | `Authentication` | `Authentication` |
+//!
+//! A body cut short of its `Content-Length`, a reset or a closed connection never reaches this
+//! rule: the HTTP seam reports it ([`ErrorKind::Io`] after the retries), which stops a chain too.
 
 mod app_service;
 mod azure_arc;
@@ -25,7 +52,7 @@ use crate::{
     TokenCredential, TokenFetcher, TokenFuture, TokenRequest, TokenRequestOptions,
 };
 
-use response::{TokenBody, error_summary};
+use response::{Shape, TokenBody, error_summary};
 
 pub(crate) const NAME: &str = "ManagedIdentityCredential";
 
@@ -754,7 +781,7 @@ impl Fetcher {
         }
     }
 
-    /// Reads a token from a success, or classifies a failure.
+    /// Reads a token from a success, or classifies a failure, by the rule in the module docs.
     fn read_token(
         &self,
         response: &HttpResponse,
@@ -763,52 +790,43 @@ impl Fetcher {
         if !(200..300).contains(&response.status()) {
             return Err(self.failure(response));
         }
+        match response::shape(response.body()) {
+            Shape::Object(_) => {}
+            Shape::Markup => return Err(self.not_the_endpoint(response, "an HTML page")),
+            other => return Err(self.not_a_token(response, describe(&other))),
+        }
         let Some(body) = TokenBody::parse(response.body()) else {
-            return Err(self.not_json(response));
+            return Err(self.not_a_token(
+                response,
+                "JSON whose fields have the wrong types or appear twice",
+            ));
         };
         let token = body
             .access_token
             .as_deref()
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Other,
-                    NAME,
-                    format!("the {} response has no access_token", self.source()),
-                )
-            })?;
+            .ok_or_else(|| self.not_a_token(response, "JSON without an access_token"))?;
         if let Some(kind) = body.token_type.as_deref()
             && !kind.eq_ignore_ascii_case("bearer")
         {
-            return Err(Error::new(
-                ErrorKind::Other,
-                NAME,
-                format!(
-                    "the {} endpoint issued a {:?} token, not a bearer token",
-                    self.source(),
-                    response::one_line(kind)
-                ),
+            return Err(self.not_a_token(
+                response,
+                &format!("a {:?} token, not a bearer token", response::one_line(kind)),
             ));
         }
-        if self.source() == ManagedIdentitySource::AzureArc
-            && let Some(id) = &self.id
-        {
-            azure_arc::check_echo(id, &body)?;
+        if let Some(id) = &self.id {
+            check_echo(self.source(), id, &body)?;
         }
         let expires_on = body.expires_on(requested_at).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Other,
-                NAME,
-                format!(
-                    "the {} response has no readable expiry (expires_on or expires_in)",
-                    self.source()
-                ),
+            self.not_a_token(
+                response,
+                "a token without a readable expiry (expires_on or expires_in)",
             )
         })?;
         // Which identity: the response names the client id; the token itself says the tenant.
         let claims = crate::jwt::Claims::of(token).unwrap_or_default();
         let mut token = AccessToken::new(token.to_owned(), expires_on).with_source(NAME);
-        if let Some(refresh_on) = body.refresh_on(requested_at) {
+        if let Some(refresh_on) = body.refresh_on(requested_at, expires_on) {
             token = token.with_refresh_on(refresh_on);
         }
         let client_id = body.client_id.as_deref().filter(|c| !c.is_empty());
@@ -822,34 +840,69 @@ impl Fetcher {
         Ok(token)
     }
 
-    /// A success status with a body that is not JSON: at 169.254.169.254 that is something
-    /// else answering (a proxy, a captive portal), so there is no IMDS here.
-    fn not_json(&self, response: &HttpResponse) -> Error {
-        let what = format!(
-            "the {} endpoint answered {} with a body that is not JSON",
-            self.source(),
-            response.status()
-        );
+    /// The endpoint answered, but not with a usable token: it failed ([`ErrorKind::ServiceFailure`]).
+    fn not_a_token(&self, response: &HttpResponse, what: &str) -> Error {
+        let status = response.status();
+        Error::new(
+            ErrorKind::ServiceFailure,
+            NAME,
+            format!(
+                "the {} endpoint answered {status} with {what} instead of a token",
+                self.source()
+            ),
+        )
+        .with_status(status)
+        .with_fix("the managed identity endpoint is failing: try again later")
+    }
+
+    /// Something other than the identity endpoint answered (a proxy, a captive portal): at
+    /// IMDS's guessed address that means there is no IMDS here; an endpoint the environment
+    /// names is misconfigured or intercepted.
+    fn not_the_endpoint(&self, response: &HttpResponse, what: &str) -> Error {
+        let status = response.status();
         if self.source() == ManagedIdentitySource::Imds {
-            Error::unavailable(NAME, format!("{what}: something other than IMDS answered (a proxy?)"))
-                .with_fix("make sure 169.254.169.254 is not sent through a proxy (add it to NO_PROXY), or use a developer credential here")
+            Error::unavailable(
+                NAME,
+                format!("the IMDS endpoint answered {status} with {what}, not JSON: something other than IMDS answered (a proxy?)"),
+            )
+            .with_status(status)
+            .with_fix("make sure 169.254.169.254 is not sent through a proxy (add it to NO_PROXY), or use a developer credential here")
         } else {
-            Error::new(ErrorKind::Other, NAME, what).with_status(response.status())
+            Error::new(
+                ErrorKind::Other,
+                NAME,
+                format!(
+                    "the {} endpoint answered {status} with {what}, not JSON: something other than the endpoint answered (a proxy?)",
+                    self.source()
+                ),
+            )
+            .with_status(status)
+            .with_fix("check the endpoint the environment names, and that no proxy answers for it")
         }
     }
 
     fn failure(&self, response: &HttpResponse) -> Error {
         let status = response.status();
         let source = self.source();
+        if source == ManagedIdentitySource::Imds && is_unreachable_network(response) {
+            return unreachable_network();
+        }
+        if (300..400).contains(&status) {
+            return self.not_the_endpoint(response, "a redirect");
+        }
+        if source == ManagedIdentitySource::Imds {
+            match response::shape(response.body()) {
+                Shape::Markup => return self.not_the_endpoint(response, "an HTML page"),
+                Shape::Text => return self.not_the_endpoint(response, "plain text"),
+                _ => {}
+            }
+        }
         let summary = error_summary(response.body());
         let detail = summary
             .as_deref()
             .map(|s| format!(": {s}"))
             .unwrap_or_default();
         let tries = attempts_text(response);
-        if is_unreachable_network(response) {
-            return unreachable_network();
-        }
         if status == 429 {
             let mut error = Error::new(
                 ErrorKind::Throttled,
@@ -884,15 +937,70 @@ impl Fetcher {
                 .with_fix("check the id, or assign that identity to this resource"),
             };
         }
-        if summary.is_none() && !response.body().is_empty() && source == ManagedIdentitySource::Imds
-        {
-            return self.not_json(response);
+        // 410 is IMDS saying it is updating; 5xx a failure of the service. Both were retried.
+        if status == 410 || (500..600).contains(&status) {
+            return Error::new(
+                ErrorKind::ServiceFailure,
+                NAME,
+                format!("the {source} endpoint failed: it answered {status}{tries}{detail}"),
+            )
+            .with_status(status)
+            .with_fix("the managed identity endpoint is failing: try again later");
         }
         Error::authentication(
             NAME,
             format!("the {source} endpoint answered {status}{tries}{detail}"),
         )
         .with_status(status)
+    }
+}
+
+/// Describes a body that is not a token response, for messages (never its contents).
+fn describe(shape: &Shape) -> &'static str {
+    match shape {
+        Shape::Object(_) => "a JSON object",
+        Shape::BrokenJson(what) => what,
+        Shape::Markup => "an HTML page",
+        Shape::Empty => "an empty body",
+        Shape::Text => "a body that is not JSON",
+    }
+}
+
+/// The identity a response names must be the one asked for. IMDS and App Service echo the
+/// `client_id` (and newer Azure Arc agents every kind of id): an echo of a different id fails
+/// closed, compared case-insensitively. A response that names no id of the requested kind is
+/// accepted, except from Azure Arc, whose older agents ignore a requested identity and answer
+/// for the system-assigned one.
+fn check_echo(
+    source: ManagedIdentitySource,
+    id: &UserAssignedId,
+    body: &TokenBody,
+) -> Result<(), Error> {
+    let echoed = match id {
+        UserAssignedId::ClientId(_) => body.client_id.as_deref(),
+        UserAssignedId::ObjectId(_) => body.object_id.as_deref(),
+        UserAssignedId::ResourceId(_) => body.msi_res_id.as_deref().or(body.mi_res_id.as_deref()),
+    }
+    .filter(|e| !e.is_empty());
+    match echoed {
+        Some(echoed) if echoed.eq_ignore_ascii_case(id.value()) => Ok(()),
+        Some(echoed) => {
+            let error = Error::authentication(
+                NAME,
+                format!(
+                    "the {source} endpoint returned a token for {} {:?}, but {id} was requested; refusing a token that belongs to another identity",
+                    id.kind(),
+                    response::one_line(echoed)
+                ),
+            );
+            Err(if source == ManagedIdentitySource::AzureArc {
+                error.with_fix(azure_arc::UNCONFIRMED_FIX)
+            } else {
+                error.with_fix("check the requested id; if it is right, the endpoint is not honouring user-assigned identities")
+            })
+        }
+        None if source == ManagedIdentitySource::AzureArc => Err(azure_arc::unconfirmed(id)),
+        None => Ok(()),
     }
 }
 
