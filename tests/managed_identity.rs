@@ -942,6 +942,75 @@ async fn throttling_is_retried_until_the_budget_runs_out_not_a_count() {
     );
 }
 
+#[test]
+fn a_secret_sent_over_plain_http_to_a_remote_host_fails_at_build() {
+    let build = |env: Env| {
+        ManagedIdentityCredential::builder()
+            .env(env)
+            .fs(Fs::memory())
+            .cache(TokenCache::builder().build())
+            .build()
+    };
+    for (env, variable) in [
+        (
+            Env::empty()
+                .with("IDENTITY_ENDPOINT", "http://10.1.2.3:8081/msi/token")
+                .with("IDENTITY_HEADER", SECRET),
+            "IDENTITY_ENDPOINT",
+        ),
+        (
+            Env::empty()
+                .with("MSI_ENDPOINT", "http://ml.example.com/token")
+                .with("MSI_SECRET", SECRET),
+            "MSI_ENDPOINT",
+        ),
+        (
+            Env::empty()
+                .with("IDENTITY_ENDPOINT", "http://arc.example.com:40342/token")
+                .with("IMDS_ENDPOINT", "http://arc.example.com:40342"),
+            "IDENTITY_ENDPOINT",
+        ),
+    ] {
+        let err = build(env).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        let text = err.to_string();
+        assert!(text.contains(variable), "{text}");
+        assert!(text.contains("plain http"), "{text}");
+        assert!(err.fix().is_some_and(|f| f.contains("https")), "{err}");
+        assert!(!text.contains(SECRET));
+    }
+    // Loopback and link-local endpoints, https, and sources that send no secret are fine.
+    for env in [
+        Env::empty()
+            .with("IDENTITY_ENDPOINT", "http://127.0.0.1:41741/msi/token")
+            .with("IDENTITY_HEADER", SECRET),
+        Env::empty()
+            .with("IDENTITY_ENDPOINT", "http://localhost:8081/msi/token")
+            .with("IDENTITY_HEADER", SECRET),
+        Env::empty()
+            .with("MSI_ENDPOINT", "http://169.254.1.1/token")
+            .with("MSI_SECRET", SECRET),
+        Env::empty()
+            .with(
+                "IDENTITY_ENDPOINT",
+                "https://identity.example.com/msi/token",
+            )
+            .with("IDENTITY_HEADER", SECRET),
+        Env::empty().with("MSI_ENDPOINT", "http://cloudshell.example.com/oauth2/token"),
+        Env::empty().with(
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            "http://pod.example.com",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if let Err(e) = build(env.1) {
+            panic!("case {}: {e}", env.0);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The probe (chain mode)
 
@@ -1113,7 +1182,16 @@ async fn service_fabric_rejects_a_certificate_other_than_the_pinned_one() {
     let err = credential.get_token(&SCOPE, None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
     assert!(err.to_string().contains("TLS handshake"), "{err}");
-
+    assert!(
+        err.to_string()
+            .contains("not the certificate pinned by its SHA-1 thumbprint"),
+        "{err}"
+    );
+    assert!(
+        err.fix()
+            .is_some_and(|f| f.contains("IDENTITY_SERVER_THUMBPRINT")),
+        "{err}"
+    );
     assert!(
         err.to_string().contains("after 1 attempt"),
         "not retried: {err}"
