@@ -2,9 +2,11 @@
 //!
 //! - cold first token against the loopback MockImds (new credential and cache each time);
 //! - time to `Unavailable` on a refused port in probe mode (what a credential chain sees off
-//!   Azure);
-//! - total (logical) time and attempts for an endpoint that always answers 500, and one that
-//!   always answers 410, measured on tokio's paused clock so the bench does not wait 80 s.
+//!   Azure), and without the probe (`ManagedIdentityCredential` alone, or
+//!   `AZURE_POD_IDENTITY_AUTHORITY_HOST` set);
+//! - total (logical) time and attempts for an endpoint that always answers 500, one that always
+//!   answers 410, and one that always throttles (429, `Retry-After: 1`), measured on tokio's
+//!   paused clock so the bench does not wait 80 s.
 //!
 //! `BENCH_QUICK=1` runs a few iterations only.
 
@@ -73,19 +75,24 @@ fn main() {
         report("cold first token", cold);
         report("cold first token, probe first (chain mode)", probed);
 
-        let mut refused = Vec::new();
-        for _ in 0..runs {
-            let endpoint = format!(
-                "http://{}/metadata/identity/oauth2/token",
-                MockImds::refused_address()
-            );
-            let c = credential(endpoint.parse().unwrap(), true);
-            let started = Instant::now();
-            let err = c.get_token(&SCOPE, None).await.unwrap_err();
-            refused.push(started.elapsed());
-            assert!(err.is_unavailable());
+        for (probe, name) in [
+            (true, "refused port -> Unavailable (probe mode)"),
+            (false, "refused port -> Unavailable (no probe)"),
+        ] {
+            let mut refused = Vec::new();
+            for _ in 0..runs {
+                let endpoint = format!(
+                    "http://{}/metadata/identity/oauth2/token",
+                    MockImds::refused_address()
+                );
+                let c = credential(endpoint.parse().unwrap(), probe);
+                let started = Instant::now();
+                let err = c.get_token(&SCOPE, None).await.unwrap_err();
+                refused.push(started.elapsed());
+                assert!(err.is_unavailable());
+            }
+            report(name, refused);
         }
-        report("refused port -> Unavailable (probe mode)", refused);
     });
 
     // Retries on tokio's paused clock: logical time, no real waiting.
@@ -95,9 +102,16 @@ fn main() {
         .build()
         .unwrap();
     paused.block_on(async {
-        for (status, name) in [(500, "always 500"), (410, "always 410")] {
+        for (reply, name) in [
+            (MockReply::status(500), "always 500"),
+            (MockReply::status(410), "always 410"),
+            (
+                MockReply::status(429).with_header("Retry-After", "1"),
+                "always 429 with Retry-After: 1",
+            ),
+        ] {
             let mock = MockImds::start().await;
-            mock.set_default(MockReply::status(status));
+            mock.set_default(reply);
             let c = credential(mock.imds_endpoint(), false);
             let started = tokio::time::Instant::now();
             let err = c.get_token(&SCOPE, None).await.unwrap_err();

@@ -517,3 +517,39 @@ async fn the_identity_lock_knows_a_managed_identity_tokens_tenant_from_the_token
         "a refused identity is not selected"
     );
 }
+
+/// Tokio's clock, paused in the timing tests.
+#[allow(clippy::disallowed_methods)]
+fn paused_now() -> tokio::time::Instant {
+    tokio::time::Instant::now()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_pod_identity_endpoint_moves_on_to_az_at_once() {
+    // AZURE_POD_IDENTITY_AUTHORITY_HOST turns the probe off; a refused connection must still not
+    // cost the retry budget before the chain reaches az.
+    let m = Machine::new().await.with_tools_on_path().with_env(
+        "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+        format!("http://{}", MockImds::refused_address()),
+    );
+    m.executor.push_output(tool_output("azure_cli", "success"));
+    let credential = DefaultAzureCredential::builder()
+        .env(
+            m.env
+                .clone()
+                .with("AZURE_AUTHORITY_HOST", m.entra.authority_host()),
+        )
+        .fs(m.fs.clone())
+        .executor(Arc::new(m.executor.clone()))
+        .cache(TokenCache::builder().build())
+        .build()
+        .unwrap();
+    let started = paused_now();
+    let token = credential
+        .get_token(&["https://management.azure.com/.default"], None)
+        .await
+        .unwrap();
+    assert_eq!(token.source(), "AzureCliCredential");
+    let waited = started.elapsed();
+    assert!(waited < std::time::Duration::from_millis(100), "{waited:?}");
+}

@@ -376,3 +376,41 @@ async fn html_pages_and_garbage_are_typed_errors_that_never_echo_the_body() {
         assert!(err.fix().is_some());
     }
 }
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_named_with_how_to_trust_a_corporate_ca() {
+    // A TLS endpoint with a self-signed certificate, as a TLS-inspecting proxy with a corporate
+    // CA looks to a client that does not trust that CA. The handshake fails before any HTTP.
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let cert = generated.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
+    let front = azure_credentials::testing::MockImds::start().await;
+    let authority = front.serve_tls(vec![cert], key).await;
+    let credential = ClientSecretCredential::builder()
+        .tenant_id("11111111-2222-3333-4444-555555555555")
+        .client_id("00000000-0000-0000-0000-0000000000c1")
+        .secret("client-secret-value-1")
+        .authority_host(authority.as_str())
+        .env(Env::empty())
+        .cache(TokenCache::builder().build())
+        .build()
+        .unwrap();
+    let err = credential
+        .get_token(&["https://vault.azure.net/.default"], None)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("certificate is not trusted"), "{text}");
+    assert!(
+        text.contains("not signed by a trusted certificate authority"),
+        "{text}"
+    );
+    let fix = err.fix().unwrap_or_default();
+    assert!(fix.contains("SSL_CERT_FILE"), "{fix}");
+    assert!(!fix.contains("firewall"), "{fix}");
+    assert_eq!(
+        front.request_count(),
+        0,
+        "nothing was sent before the handshake failed"
+    );
+}

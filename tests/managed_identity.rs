@@ -714,8 +714,9 @@ async fn retry_after_is_waited_for() {
     let started = paused_now();
     setup.credential().get_token(&SCOPE, None).await.unwrap();
     let waited = started.elapsed();
+    // Never sooner; the jitter on top adds at most another 2 s.
     assert!(
-        waited >= Duration::from_secs(2) && waited < Duration::from_secs(3),
+        waited >= Duration::from_secs(2) && waited <= Duration::from_secs(4),
         "{waited:?}"
     );
     assert_eq!(setup.mock.request_count(), 2);
@@ -1098,6 +1099,205 @@ async fn an_echoed_object_id_or_resource_id_must_match_too() {
     assert!(err.is_authentication(), "{err}");
 }
 
+#[tokio::test(start_paused = true)]
+async fn without_the_probe_a_refused_local_port_is_unavailable_after_one_attempt() {
+    // ManagedIdentityCredential used directly (or with AZURE_POD_IDENTITY_AUTHORITY_HOST in a
+    // chain): nothing listens on a loopback or link-local endpoint, so there is no identity here.
+    let refused = MockImds::refused_address();
+    let imds = ManagedIdentityCredential::builder()
+        .env(Env::empty())
+        .fs(Fs::memory())
+        .cache(TokenCache::builder().build())
+        .imds_endpoint(
+            format!("http://{refused}/metadata/identity/oauth2/token")
+                .parse()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let app_service = ManagedIdentityCredential::builder()
+        .env(
+            Env::empty()
+                .with("IDENTITY_ENDPOINT", format!("http://{refused}/msi/token"))
+                .with("IDENTITY_HEADER", SECRET),
+        )
+        .fs(Fs::memory())
+        .cache(TokenCache::builder().build())
+        .build()
+        .unwrap();
+    for credential in [imds, app_service] {
+        let started = paused_now();
+        let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+        assert!(err.is_unavailable(), "{err}");
+        assert!(err.to_string().contains("refused"), "{err}");
+        assert!(err.to_string().contains("after 1 attempt"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_but_steady_body_is_read_once_and_not_cut_by_the_attempt_timeout() {
+    // The token arrives 16 bytes a second: some 25 s in all, longer than the 10 s an attempt
+    // may wait for the response to start, but it never pauses.
+    let setup = Setup::new(Host::Imds).await;
+    setup
+        .mock
+        .push(MockReply::trickle(16, Duration::from_secs(1)));
+    let started = paused_now();
+    let token = setup.credential().get_token(&SCOPE, None).await.unwrap();
+    assert!(token.token().expose().starts_with("mock-imds-token-"));
+    assert_eq!(setup.mock.request_count(), 1, "downloaded once");
+    assert!(
+        started.elapsed() > Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_connection_is_retried_at_once_then_with_backoff() {
+    for fault in [MockReply::reset(), MockReply::close()] {
+        // Once: the retry follows at once.
+        let setup = Setup::new(Host::Imds).await;
+        setup.mock.push(fault.clone());
+        let started = paused_now();
+        setup.credential().get_token(&SCOPE, None).await.unwrap();
+        assert_eq!(setup.mock.request_count(), 2, "{fault:?}");
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "{fault:?}: {:?}",
+            started.elapsed()
+        );
+        // Twice: the second retry waits for the backoff (IMDS: 1 s, jittered).
+        let setup = Setup::new(Host::Imds).await;
+        setup.mock.push_many([fault.clone(), fault.clone()]);
+        let started = paused_now();
+        setup.credential().get_token(&SCOPE, None).await.unwrap();
+        assert_eq!(setup.mock.request_count(), 3, "{fault:?}");
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(800) && waited < Duration::from_millis(1300),
+            "{fault:?}: {waited:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_is_retried_until_the_budget_runs_out_not_a_count() {
+    // Eight 429s with Retry-After: 1, more than the four retries 5xx get; then a token.
+    let setup = Setup::new(Host::Imds).await;
+    for _ in 0..8 {
+        setup
+            .mock
+            .push(MockReply::status(429).with_header("Retry-After", "1"));
+    }
+    let started = paused_now();
+    setup.credential().get_token(&SCOPE, None).await.unwrap();
+    assert_eq!(setup.mock.request_count(), 9);
+    let waited = started.elapsed();
+    // Never sooner than asked; the jitter on top adds at most one more Retry-After each.
+    assert!(
+        waited >= Duration::from_secs(8) && waited <= Duration::from_secs(16),
+        "{waited:?}"
+    );
+
+    // Throttled for good: retried for the whole 90 s budget, then the 429 is reported.
+    let setup = Setup::new(Host::Imds).await;
+    setup
+        .mock
+        .set_default(MockReply::status(429).with_header("Retry-After", "1"));
+    let started = paused_now();
+    let err = setup
+        .credential()
+        .get_token(&SCOPE, None)
+        .await
+        .unwrap_err();
+    assert!(err.is_throttled(), "{err}");
+    assert!(
+        started.elapsed() <= Duration::from_secs(90),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        setup.mock.request_count() > 30,
+        "{}",
+        setup.mock.request_count()
+    );
+}
+
+#[test]
+fn a_secret_sent_over_plain_http_to_a_remote_host_fails_at_build() {
+    let build = |env: Env| {
+        ManagedIdentityCredential::builder()
+            .env(env)
+            .fs(Fs::memory())
+            .cache(TokenCache::builder().build())
+            .build()
+    };
+    for (env, variable) in [
+        (
+            Env::empty()
+                .with("IDENTITY_ENDPOINT", "http://10.1.2.3:8081/msi/token")
+                .with("IDENTITY_HEADER", SECRET),
+            "IDENTITY_ENDPOINT",
+        ),
+        (
+            Env::empty()
+                .with("MSI_ENDPOINT", "http://ml.example.com/token")
+                .with("MSI_SECRET", SECRET),
+            "MSI_ENDPOINT",
+        ),
+        (
+            Env::empty()
+                .with("IDENTITY_ENDPOINT", "http://arc.example.com:40342/token")
+                .with("IMDS_ENDPOINT", "http://arc.example.com:40342"),
+            "IDENTITY_ENDPOINT",
+        ),
+    ] {
+        let err = build(env).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        let text = err.to_string();
+        assert!(text.contains(variable), "{text}");
+        assert!(text.contains("plain http"), "{text}");
+        assert!(err.fix().is_some_and(|f| f.contains("https")), "{err}");
+        assert!(!text.contains(SECRET));
+    }
+    // Loopback and link-local endpoints, https, and sources that send no secret are fine.
+    for env in [
+        Env::empty()
+            .with("IDENTITY_ENDPOINT", "http://127.0.0.1:41741/msi/token")
+            .with("IDENTITY_HEADER", SECRET),
+        Env::empty()
+            .with("IDENTITY_ENDPOINT", "http://localhost:8081/msi/token")
+            .with("IDENTITY_HEADER", SECRET),
+        Env::empty()
+            .with("MSI_ENDPOINT", "http://169.254.1.1/token")
+            .with("MSI_SECRET", SECRET),
+        Env::empty()
+            .with(
+                "IDENTITY_ENDPOINT",
+                "https://identity.example.com/msi/token",
+            )
+            .with("IDENTITY_HEADER", SECRET),
+        Env::empty().with("MSI_ENDPOINT", "http://cloudshell.example.com/oauth2/token"),
+        Env::empty().with(
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            "http://pod.example.com",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if let Err(e) = build(env.1) {
+            panic!("case {}: {e}", env.0);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The probe (chain mode)
 
@@ -1359,6 +1559,16 @@ async fn service_fabric_rejects_a_certificate_other_than_the_pinned_one() {
     let err = credential.get_token(&SCOPE, None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
     assert!(err.to_string().contains("TLS handshake"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("not the certificate pinned by its SHA-1 thumbprint"),
+        "{err}"
+    );
+    assert!(
+        err.fix()
+            .is_some_and(|f| f.contains("IDENTITY_SERVER_THUMBPRINT")),
+        "{err}"
+    );
     assert!(
         err.to_string().contains("after 1 attempt"),
         "not retried: {err}"

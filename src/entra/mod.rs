@@ -326,7 +326,12 @@ impl EntraClient {
             .send(&http_request, &inner.retry)
             .await
             .map_err(|e| {
-                e.to_credential_error(credential).with_fix(format!(
+                let error = e.to_credential_error(credential);
+                // A failure that says what to do (an untrusted certificate) keeps its own fix.
+                if error.fix().is_some() {
+                    return error;
+                }
+                error.with_fix(format!(
                     "check that this machine can reach {} (proxy, firewall, DNS) and that the authority host is right",
                     self.authority()
                 ))

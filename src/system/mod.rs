@@ -14,6 +14,7 @@ pub use clock::{Clock, ManualClock};
 pub(crate) use clock::{duration_nanos, from_unix_nanos, monotonic_now, to_unix_nanos};
 pub use env::Env;
 pub use fs::{FileStamp, Fs};
+pub(crate) use http::is_local;
 pub use http::{
     Http, HttpBuilder, HttpError, HttpErrorKind, HttpRequest, HttpResponse, RetryPolicy,
 };

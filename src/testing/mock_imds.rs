@@ -352,11 +352,11 @@ impl Drop for MockImds {
 /// One scripted answer of a [`MockImds`] to a token request: a token, an error, or a fault.
 ///
 /// Build one with a constructor, then adjust it with [`with_delay`](Self::with_delay),
-/// [`with_header`](Self::with_header) and, for tokens, [`expires_in`](Self::expires_in),
-/// [`refresh_in`](Self::refresh_in) and [`client_id`](Self::client_id). For a payload no
-/// constructor has, [`raw`](Self::raw) sends any status, content type and bytes;
-/// [`redirect`](Self::redirect) and [`short_body`](Self::short_body) cover a 3xx and a body
-/// cut short of its `Content-Length`.
+/// [`with_header`](Self::with_header), [`with_trickle`](Self::with_trickle) and, for tokens,
+/// [`expires_in`](Self::expires_in), [`refresh_in`](Self::refresh_in) and
+/// [`client_id`](Self::client_id). For a payload no constructor has, [`raw`](Self::raw) sends
+/// any status, content type and bytes; [`redirect`](Self::redirect) and
+/// [`short_body`](Self::short_body) cover a 3xx and a body cut short of its `Content-Length`.
 ///
 /// Token replies have the shape of the endpoint that was asked. From IMDS, every value a string:
 ///
@@ -382,6 +382,8 @@ pub struct MockReply {
     kind: ReplyKind,
     delay: Option<Duration>,
     headers: Vec<(String, String)>,
+    /// Send the body `.0` bytes at a time, waiting `.1` before each piece.
+    trickle: Option<(usize, Duration)>,
 }
 
 #[derive(Clone, Debug)]
@@ -461,6 +463,7 @@ impl MockReply {
             kind,
             delay: None,
             headers: Vec::new(),
+            trickle: None,
         }
     }
 
@@ -675,6 +678,20 @@ impl MockReply {
         MockReply::new(ReplyKind::HalfBody)
     }
 
+    /// A token ([`auto_token`](Self::auto_token)) whose body arrives slowly: the status line
+    /// and headers (with the full `Content-Length`) at once, then `chunk_bytes` bytes of body
+    /// every `every`. Shorthand for `MockReply::auto_token().with_trickle(chunk_bytes, every)`.
+    ///
+    /// A body of about 400 bytes sent 10 bytes a second takes 40 seconds in all while never
+    /// pausing longer than a second: a client must bound the pauses, not the whole transfer.
+    ///
+    /// # Panics
+    ///
+    /// If `chunk_bytes` is zero.
+    pub fn trickle(chunk_bytes: usize, every: Duration) -> Self {
+        MockReply::auto_token().with_trickle(chunk_bytes, every)
+    }
+
     #[cfg(test)]
     fn panic_for_test() -> Self {
         MockReply::new(ReplyKind::Panic)
@@ -683,6 +700,25 @@ impl MockReply {
     /// Waits this long (`tokio::time::sleep`, free under paused time) before answering.
     pub fn with_delay(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
+        self
+    }
+
+    /// Sends this reply's body `chunk_bytes` bytes at a time, waiting `every`
+    /// (`tokio::time::sleep`) before each piece; the status line and headers, with the full
+    /// `Content-Length`, go out at once (after [`with_delay`](Self::with_delay)). Applies to
+    /// every reply with a body (tokens, errors, JSON, HTML, [`oversized`](Self::oversized));
+    /// ignored by the faults that send none. A very long `every` plays a body that stalls
+    /// after its headers.
+    ///
+    /// # Panics
+    ///
+    /// If `chunk_bytes` is zero.
+    pub fn with_trickle(mut self, chunk_bytes: usize, every: Duration) -> Self {
+        assert!(
+            chunk_bytes > 0,
+            "MockReply::with_trickle: chunk_bytes must be at least 1"
+        );
+        self.trickle = Some((chunk_bytes, every));
         self
     }
 
@@ -709,6 +745,12 @@ impl fmt::Debug for MockReply {
         d.field("kind", &self.kind);
         if let Some(delay) = self.delay {
             d.field("delay", &delay);
+        }
+        if let Some((chunk_bytes, every)) = self.trickle {
+            d.field(
+                "trickle",
+                &format_args!("{chunk_bytes} bytes every {every:?}"),
+            );
         }
         if !self.headers.is_empty() {
             d.field("headers", &RedactedHeaders(&self.headers));
@@ -953,6 +995,7 @@ impl State {
         Outgoing {
             delay: reply.delay,
             headers: reply.headers,
+            trickle: reply.trickle,
             action,
         }
     }
@@ -1270,6 +1313,7 @@ fn app_service_error(status: u16, message: &str) -> Vec<u8> {
 struct Outgoing {
     delay: Option<Duration>,
     headers: Vec<(String, String)>,
+    trickle: Option<(usize, Duration)>,
     action: Action,
 }
 
@@ -1278,6 +1322,7 @@ impl Outgoing {
         Outgoing {
             delay: None,
             headers: Vec::new(),
+            trickle: None,
             action: Action::respond(status, JSON, body),
         }
     }
@@ -1386,7 +1431,12 @@ async fn send(stream: &mut TcpStream, outgoing: Outgoing) -> io::Result<()> {
         } => {
             let head = response_head(status, content_type.as_deref(), Some(body.len()), headers);
             stream.write_all(head.as_bytes()).await?;
-            stream.write_all(&body).await?;
+            match outgoing.trickle {
+                Some((chunk_bytes, every)) => {
+                    write_trickled(stream, &body, chunk_bytes, every).await?;
+                }
+                None => stream.write_all(&body).await?,
+            }
         }
         Action::ShortBody {
             status,
@@ -1395,12 +1445,24 @@ async fn send(stream: &mut TcpStream, outgoing: Outgoing) -> io::Result<()> {
         } => {
             let head = response_head(status, Some(JSON), Some(content_length), headers);
             stream.write_all(head.as_bytes()).await?;
-            stream.write_all(&body).await?;
+            match outgoing.trickle {
+                Some((chunk_bytes, every)) => {
+                    write_trickled(stream, &body, chunk_bytes, every).await?;
+                }
+                None => stream.write_all(&body).await?,
+            }
         }
         Action::Oversized(bytes) => {
             let head = response_head(200, Some(JSON), Some(bytes), headers);
             stream.write_all(head.as_bytes()).await?;
-            write_oversized(stream, bytes).await?;
+            match outgoing.trickle {
+                Some((chunk_bytes, every)) => {
+                    let mut body = Vec::new();
+                    write_oversized(&mut body, bytes).await?;
+                    write_trickled(stream, &body, chunk_bytes, every).await?;
+                }
+                None => write_oversized(stream, bytes).await?,
+            }
         }
         Action::Hang => return std::future::pending().await,
         Action::Close => return Ok(()),
@@ -1417,8 +1479,26 @@ async fn send(stream: &mut TcpStream, outgoing: Outgoing) -> io::Result<()> {
     stream.shutdown().await
 }
 
+/// Writes `body` `chunk_bytes` at a time, sleeping `every` before each piece.
+async fn write_trickled(
+    stream: &mut TcpStream,
+    body: &[u8],
+    chunk_bytes: usize,
+    every: Duration,
+) -> io::Result<()> {
+    for piece in body.chunks(chunk_bytes.max(1)) {
+        tokio::time::sleep(every).await;
+        stream.write_all(piece).await?;
+        stream.flush().await?;
+    }
+    Ok(())
+}
+
 /// Writes a JSON-looking body of exactly `bytes` bytes from a small buffer, however large.
-async fn write_oversized(stream: &mut TcpStream, bytes: usize) -> io::Result<()> {
+async fn write_oversized(
+    stream: &mut (impl tokio::io::AsyncWrite + Unpin),
+    bytes: usize,
+) -> io::Result<()> {
     static FILL: [u8; 64 * 1024] = [b'x'; 64 * 1024];
     let frame = OVERSIZED_HEAD.len() + OVERSIZED_TAIL.len();
     if bytes < frame {
@@ -1996,6 +2076,42 @@ mod tests {
         let response = imds(&mock).await;
         assert_eq!(token_of(&response), "late");
         assert!(monotonic_now() - started >= Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn trickle_sends_the_body_piece_by_piece() {
+        let mock = MockImds::start().await;
+        mock.push(MockReply::trickle(10, Duration::from_secs(1)));
+        let mut stream = imds_stream(&mock).await;
+        let started = monotonic_now();
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        // The head arrives at once, with the full length.
+        while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            raw.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(monotonic_now() - started, Duration::ZERO);
+        let mut reads = 0;
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            assert!(n <= 10, "{n}");
+            reads += 1;
+            raw.extend_from_slice(&buf[..n]);
+        }
+        let response = parse_response(&raw);
+        assert_eq!(response.body.len(), response.content_length());
+        assert_eq!(token_of(&response), "mock-imds-token-1");
+        let pieces = response.body.len().div_ceil(10);
+        assert_eq!(reads, pieces);
+        assert_eq!(
+            monotonic_now() - started,
+            Duration::from_secs(u64::try_from(pieces).unwrap())
+        );
     }
 
     #[tokio::test]

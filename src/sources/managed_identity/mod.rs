@@ -150,9 +150,15 @@ impl fmt::Display for UserAssignedId {
 ///
 /// A user-assigned identity is named in the builder or, by default, by `AZURE_CLIENT_ID` (as a
 /// client id); sources that cannot select one fail at [`build`](ManagedIdentityCredentialBuilder::build).
-/// Requests are retried the way Microsoft's IMDS guidance asks: 404, 408, 429 and 5xx with
-/// exponential backoff and `Retry-After`, 410 (IMDS updating) every 10 s for 80 s, within a
-/// 90 s budget, each attempt bounded by 10 s.
+/// Requests are retried the way Microsoft's IMDS guidance asks, within a 90 s budget: 404, 408
+/// and 5xx up to four times with exponential backoff, 429 until the budget runs out (never
+/// sooner than its `Retry-After`, with random jitter on top), 410 (IMDS updating) every 10 s for
+/// 80 s. Each attempt waits at most 10 s for the response to start and 10 s for each pause in
+/// its body. A refused connection is not retried: every managed identity endpoint but Service
+/// Fabric's is local, so nothing listening there means no managed identity here
+/// ([unavailable](Error::is_unavailable) at once). A secret (`IDENTITY_HEADER`, `MSI_SECRET`,
+/// the Arc agent's key) is sent over plain `http` only to a loopback or link-local endpoint,
+/// and never through a proxy.
 ///
 /// ```no_run
 /// use azure_credentials::{ManagedIdentityCredential, TokenCredential};
@@ -341,7 +347,10 @@ impl ManagedIdentityCredentialBuilder {
         self
     }
 
-    /// The time each attempt may take. Default: 10 s (IMDS's service level).
+    /// How long each attempt may wait for the response to start (its status line and
+    /// headers). Default: 10 s (IMDS's service level). The body is bounded by the pauses in it
+    /// (10 s at most each, the HTTP client's read-stall timeout) and by the retry budget, not
+    /// by this.
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
         self.attempt_timeout = timeout;
         self
@@ -357,10 +366,12 @@ impl ManagedIdentityCredentialBuilder {
 
     /// Detects the hosting environment and checks the configuration.
     ///
-    /// Fails when an endpoint variable is not a URL, when the source cannot select the
-    /// requested user-assigned identity (Cloud Shell and Service Fabric cannot; Azure ML only by
-    /// client id), when the Service Fabric thumbprint is malformed, or when the probe timeout
-    /// variable is not a number.
+    /// Fails when an endpoint variable is not a URL, when an endpoint that receives a secret
+    /// (`IDENTITY_ENDPOINT` of App Service or Azure Arc, `MSI_ENDPOINT` with `MSI_SECRET`) is
+    /// plain `http` to a host that is neither loopback nor link-local, when the source cannot
+    /// select the requested user-assigned identity (Cloud Shell and Service Fabric cannot; Azure
+    /// ML only by client id), when the Service Fabric thumbprint is malformed, or when the probe
+    /// timeout variable is not a number.
     pub fn build(self) -> Result<ManagedIdentityCredential, Error> {
         let endpoint = self.detect()?;
         let source = endpoint.source();
@@ -448,23 +459,25 @@ impl ManagedIdentityCredentialBuilder {
                 });
             }
             return Ok(Endpoint::AppService {
-                url: env_url("IDENTITY_ENDPOINT", url)?,
+                url: secret_url("IDENTITY_ENDPOINT", url)?,
                 secret: Secret::new(header.as_str()),
             });
         }
         if let Some(url) = &msi_endpoint {
-            let url = env_url("MSI_ENDPOINT", url)?;
             return Ok(match env.var_non_empty("MSI_SECRET") {
                 Some(secret) => Endpoint::AzureMl {
-                    url,
+                    url: secret_url("MSI_ENDPOINT", url)?,
                     secret: Secret::new(secret),
                     default_client_id: env.var_non_empty("DEFAULT_IDENTITY_CLIENT_ID"),
                 },
-                None => Endpoint::CloudShell { url },
+                None => Endpoint::CloudShell {
+                    url: env_url("MSI_ENDPOINT", url)?,
+                },
             });
         }
         let arc_url = match (&identity_endpoint, env.var_non_empty("IMDS_ENDPOINT")) {
-            (Some(url), Some(_)) => Some(env_url("IDENTITY_ENDPOINT", url)?),
+            // The agent's key travels to it in the second leg.
+            (Some(url), Some(_)) => Some(secret_url("IDENTITY_ENDPOINT", url)?),
             _ if azure_arc::agent_installed(env, &self.fs) => Some(azure_arc::default_endpoint()),
             _ => None,
         };
@@ -505,6 +518,11 @@ impl ManagedIdentityCredentialBuilder {
 }
 
 /// The retry policy of Microsoft's IMDS guidance, used for every managed identity source.
+///
+/// 429 is retried until the 90 s budget runs out (see [`RetryPolicy`]): IMDS allows about 20
+/// requests a second per VM, so a start-up herd of 200 processes needs 10 s, and with the jitter
+/// on top of `Retry-After` every one is served in about 12 s (the `http` unit test
+/// `a_throttled_start_up_herd_is_served_within_one_and_a_half_times_n_over_rate`).
 fn imds_retry_policy() -> RetryPolicy {
     RetryPolicy::default()
         .with_max_retries(4)
@@ -542,6 +560,26 @@ fn env_url(variable: &str, value: &str) -> Result<Url, Error> {
             ),
         ),
     }
+}
+
+/// An endpoint the credential sends a secret to (`IDENTITY_HEADER`, `MSI_SECRET`, the Arc
+/// agent's key): https, or plain http to a loopback or link-local host only. Anything else
+/// would put the secret on the network in clear text (and, without NO_PROXY, through a proxy).
+fn secret_url(variable: &str, value: &str) -> Result<Url, Error> {
+    let url = env_url(variable, value)?;
+    if url.scheme() == "http" && !crate::system::is_local(&url) {
+        return Err(Error::invalid_input(
+            NAME,
+            format!(
+                "{variable} ({}) is plain http to a host that is neither loopback nor link-local; the managed identity secret would cross the network in clear text",
+                redacted_endpoint(&url)
+            ),
+        )
+        .with_fix(format!(
+            "use an https URL in {variable}, or the local address the hosting environment provides (127.0.0.1, localhost or 169.254.x.x)"
+        )));
+    }
+    Ok(url)
 }
 
 fn check_id_support(source: ManagedIdentitySource, id: &UserAssignedId) -> Result<(), Error> {
@@ -742,6 +780,9 @@ impl Fetcher {
                     }
                     unavailable
                 }
+                HttpErrorKind::Tls if self.source() == ManagedIdentitySource::ServiceFabric => error
+                    .to_credential_error(NAME)
+                    .with_fix("IDENTITY_SERVER_THUMBPRINT must be the SHA-1 thumbprint of the cluster's certificate: check the cluster's managed identity configuration"),
                 _ => error.to_credential_error(NAME),
             }
         })
