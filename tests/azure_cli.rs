@@ -487,3 +487,32 @@ fn debug_shows_configuration_only() {
     assert!(printed.contains("My Subscription"), "{printed}");
     assert!(printed.contains("timeout"), "{printed}");
 }
+
+#[tokio::test]
+async fn disabled_multitenant_auth_keeps_a_requested_tenant_off_the_command_line() {
+    let s = Setup::new();
+    s.executor.repeat_output(fixture("success"));
+    let credential = s
+        .builder()
+        .env(Env::from_pairs([
+            ("PATH", fixtures().join("bin").to_str().unwrap()),
+            ("AZURE_CONFIG_DIR", "/home/dev/.azure"),
+            ("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH", "true"),
+        ]))
+        .build()
+        .unwrap();
+    let other = TokenRequestOptions::default().with_tenant_id(TENANT_B);
+    credential.get_token(&ARM, Some(&other)).await.unwrap();
+    // az's default tenant, as without a requested tenant.
+    assert_eq!(
+        args(&s.executor),
+        [
+            "account",
+            "get-access-token",
+            "--output",
+            "json",
+            "--resource",
+            "https://management.azure.com"
+        ]
+    );
+}

@@ -260,3 +260,26 @@ async fn a_real_stand_in_answers() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(token.token().expose(), "fixture-azd-token-stand-in");
 }
+
+#[tokio::test]
+async fn disabled_multitenant_auth_keeps_a_requested_tenant_off_the_command_line() {
+    let s = Setup::new();
+    s.executor.repeat_output(fixture("success"));
+    let credential = s
+        .builder()
+        .env(Env::from_pairs([
+            ("PATH", fixtures().join("bin").to_str().unwrap()),
+            ("HOME", "/home/dev"),
+            ("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH", "1"),
+        ]))
+        .build()
+        .unwrap();
+    let other = TokenRequestOptions::default().with_tenant_id(TENANT_B);
+    credential.get_token(&ARM, Some(&other)).await.unwrap();
+    assert!(
+        !s.args().iter().any(|a| a == "--tenant-id"),
+        "{:?}",
+        s.args()
+    );
+    assert!(!s.args().iter().any(|a| a == TENANT_B), "{:?}", s.args());
+}
