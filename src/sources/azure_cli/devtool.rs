@@ -167,65 +167,9 @@ pub(crate) fn summarize(stderr: &str) -> String {
         .find_map(|l| l.strip_prefix("ERROR:"))
         .or_else(|| stderr.lines().map(str::trim).find(|l| !l.is_empty()));
     match line.map(str::trim) {
-        Some(line) if !line.is_empty() => scrub(line),
+        Some(line) if !line.is_empty() => crate::scrub::line(line),
         _ => "no error message".to_owned(),
     }
-}
-
-/// Removes what may be a secret from one line of a tool's error output, escapes control
-/// characters and cuts it to a readable length.
-pub(crate) fn scrub(line: &str) -> String {
-    const MAX_CHARS: usize = 300;
-    const REDACTED: &str = "<redacted>";
-    // Everything after a key that names a secret goes.
-    let lower = line.to_ascii_lowercase();
-    let cut = [
-        "accesstoken",
-        "access_token",
-        "refresh_token",
-        "secret",
-        "bearer ",
-    ]
-    .iter()
-    .filter_map(|k| lower.find(k).map(|i| i + k.len()))
-    .min();
-    let (line, tail) = match cut {
-        Some(i) if line.is_char_boundary(i) => (&line[..i], true),
-        _ => (line, false),
-    };
-    // Then any long run of token characters (a JWT, a base64 blob); GUIDs (36) survive.
-    let mut out = String::with_capacity(line.len());
-    let mut word = String::new();
-    let flush = |word: &mut String, out: &mut String| {
-        if word.len() >= 40 || word.contains("eyJ") {
-            out.push_str(REDACTED);
-        } else {
-            out.push_str(word);
-        }
-        word.clear();
-    };
-    for c in line.chars() {
-        if c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_' | '-' | '.' | '~') {
-            word.push(c);
-        } else {
-            flush(&mut word, &mut out);
-            if c.is_control() {
-                out.extend(c.escape_default());
-            } else {
-                out.push(c);
-            }
-        }
-    }
-    flush(&mut word, &mut out);
-    if tail {
-        out.push(' ');
-        out.push_str(REDACTED);
-    }
-    if out.chars().count() > MAX_CHARS {
-        out = out.chars().take(MAX_CHARS).collect();
-        out.push('…');
-    }
-    out
 }
 
 /// The distinct `AADSTS` codes in `text`, in order of appearance.
@@ -383,12 +327,14 @@ mod tests {
         let jwt = "ERROR: bad token eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2lnbmF0dXJl here";
         assert_eq!(summarize(jwt), "bad token <redacted> here");
         let keyed = r#"ERROR: response {"accessToken": "abc", "x": 1}"#;
-        assert_eq!(summarize(keyed), r#"response {"accessToken <redacted>"#);
+        assert_eq!(
+            summarize(keyed),
+            r#"response {"accessToken": "<redacted>", "x": 1}"#
+        );
         let guid = "ERROR: Subscription '00000000-0000-0000-0000-000000000000' not found.";
         assert!(summarize(guid).contains("00000000-0000-0000-0000-000000000000"));
         let long = format!("ERROR: {}", "word ".repeat(200));
-        assert!(summarize(&long).chars().count() <= 301);
-        assert_eq!(scrub("a\u{1b}[31mred"), "a\\u{1b}[31mred");
+        assert!(summarize(&long).len() <= crate::scrub::MAX_BYTES + '…'.len_utf8());
     }
 
     #[test]

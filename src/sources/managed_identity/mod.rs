@@ -786,7 +786,7 @@ impl Fetcher {
                 format!(
                     "the {} endpoint issued a {:?} token, not a bearer token",
                     self.source(),
-                    response::one_line(kind)
+                    crate::scrub::line(kind)
                 ),
             ));
         }
