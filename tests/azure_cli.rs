@@ -181,10 +181,43 @@ async fn failures_are_classified() {
             message: "not logged in: Please run 'az login' to setup account.",
             codes: &[],
         },
+        // az's "unexpected error" banner says nothing; the exception at the end of the
+        // traceback (the last one of a chain) says what went wrong.
         Case {
             fixture: "refresh_failure_traceback",
             kind: ErrorKind::Authentication,
-            message: "az exited with code 1: The command failed with an unexpected error. Here is the traceback:",
+            message: "az exited with code 1: socket.gaierror: [Errno -3] Temporary failure in name resolution",
+            codes: &[],
+        },
+        Case {
+            fixture: "traceback_connection_error",
+            kind: ErrorKind::Authentication,
+            message: "az exited with code 1: requests.exceptions.ConnectionError: HTTPSConnectionPool(host='login.microsoftonline.com', port=443): Max retries exceeded",
+            codes: &[],
+        },
+        Case {
+            fixture: "traceback_key_error",
+            kind: ErrorKind::Authentication,
+            message: "az exited with code 1: KeyError: 'access_token'",
+            codes: &[],
+        },
+        Case {
+            fixture: "traceback_corrupt_token_cache",
+            kind: ErrorKind::Authentication,
+            message: "az exited with code 1: json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)",
+            codes: &[],
+        },
+        // A traceback without any ERROR: line: az failed before it could log.
+        Case {
+            fixture: "config_duplicate_section",
+            kind: ErrorKind::Authentication,
+            message: "az exited with code 1: configparser.DuplicateSectionError: While reading from '/home/dev/.azure/config' [line 4]: section 'core' already exists",
+            codes: &[],
+        },
+        Case {
+            fixture: "traceback_with_token",
+            kind: ErrorKind::Authentication,
+            message: "az exited with code 1: ValueError: refresh_token=<redacted> rejected: Bearer <redacted>",
             codes: &[],
         },
         Case {
@@ -250,6 +283,8 @@ async fn failures_are_classified() {
         assert!(!text.contains('\n'), "{}: {text}", case.fixture);
         assert!(!text.contains("fixture-cli-token"), "{text}");
         assert!(!text.contains("Traceback"), "{text}");
+        assert!(!text.contains("The command failed"), "{text}");
+        assert!(!text.contains("eyJ") && !text.contains("0.ARoA"), "{text}");
     }
 }
 
