@@ -1,6 +1,7 @@
 //! [`AzureCliCredential`]: tokens of the user logged in with the Azure CLI (`az login`).
 
 pub(crate) mod devtool;
+mod ini;
 mod msal_cache;
 
 use std::fmt;
