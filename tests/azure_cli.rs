@@ -551,3 +551,41 @@ async fn disabled_multitenant_auth_keeps_a_requested_tenant_off_the_command_line
         ]
     );
 }
+
+#[tokio::test]
+async fn absurd_expiries_from_az_never_panic() {
+    for expires_on in [
+        "-9223372036854775808",
+        "9223372036854775807",
+        "\"-9223372036854775808\"",
+        "\"99999999999999999999\"",
+        "1e300",
+    ] {
+        let s = Setup::new();
+        let stdout = format!(
+            r#"{{"accessToken": "fixture-cli-token-absurd", "expires_on": {expires_on}, "tokenType": "Bearer"}}"#
+        );
+        s.executor
+            .push_output(Output::new(Some(0), stdout.into_bytes(), Vec::new()));
+        let err = s.credential().get_token(&ARM, None).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Other, "{expires_on}: {err}");
+        assert!(
+            err.to_string().contains("expiry") || err.to_string().contains("not a token reply"),
+            "{expires_on}: {err}"
+        );
+    }
+    for expires_on_local in ["9999-12-31 23:59:59.000000", "0001-01-01 00:00:00.000000"] {
+        let s = Setup::new();
+        let stdout = format!(
+            r#"{{"accessToken": "fixture-cli-token-absurd", "expiresOn": "{expires_on_local}"}}"#
+        );
+        s.executor
+            .push_output(Output::new(Some(0), stdout.into_bytes(), Vec::new()));
+        if let Err(err) = s.credential().get_token(&ARM, None).await {
+            assert!(
+                !err.to_string().contains("panicked"),
+                "{expires_on_local}: {err}"
+            );
+        }
+    }
+}
