@@ -797,6 +797,10 @@ async fn a_config_az_cannot_read_runs_az() {
             "profile = latest\n",
             "no section header (az deletes the file)",
         ),
+        (
+            "[MyCloud]\nendpoint_active_directory = https://l\u{f6}gin.example\n",
+            "not ASCII (az reads it in the locale's encoding)",
+        ),
     ] {
         let (token, ran) = s
             .answer(&[cache, ("clouds.config", clouds)], &[], ARM)

@@ -49,6 +49,14 @@ impl Ini {
             .map(|(_, value)| value.as_str())
     }
 
+    /// Whether every name and value is ASCII.
+    pub(crate) fn is_ascii(&self) -> bool {
+        self.sections
+            .iter()
+            .all(|(name, options)| name.is_ascii() && options.iter().all(|(_, v)| v.is_ascii()))
+            && self.defaults.iter().all(|(_, v)| v.is_ascii())
+    }
+
     /// The names of the options `section` has or inherits (`ConfigParser.options`), whether or
     /// not the section is in the file.
     pub(crate) fn options<'a>(&'a self, section: &str) -> impl Iterator<Item = &'a str> {

@@ -149,6 +149,11 @@ fn check_config(query: &Query<'_>) -> Result<(), Miss> {
     // `get_clouds`): an endpoint set there (or in its DEFAULT section) for AzureCloud moves the
     // authority, and with it the cache entries az looks at.
     let clouds = read_ini(query.fs, &query.config_dir.join("clouds.config"))?;
+    // az reads clouds.config in the locale's encoding (no encoding given); ASCII reads the same
+    // in all of them.
+    if !clouds.is_ascii() {
+        return Err("clouds.config is not ASCII");
+    }
     if clouds
         .options(PUBLIC_CLOUD)
         .any(|o| o.starts_with("endpoint_"))
