@@ -325,7 +325,8 @@ fn remaining(entry: &Map<String, Value>, now: i64) -> Result<Remaining, Miss> {
 }
 
 /// The home account id of the one cache account az would use for `username`: MSAL 1.39
-/// `ClientApplication.get_accounts(username)` (application.py): accounts of the authority's
+/// `ClientApplication.get_accounts(username)` and `_find_msal_accounts` (`application.py`,
+/// lines 1392-1453) as az 2.91's `UserCredential` calls it: accounts of the authority's
 /// host whose `authority_type` is MSSTS or ADFS (a missing one raises), grouped by
 /// `home_account_id` with the last entry of a group speaking for it, matched by username
 /// case-insensitively; az fails on two ("Found multiple accounts") and on none.
@@ -375,7 +376,8 @@ fn home_account_id<'a>(cache: &'a TokenCacheFile, username: &str) -> Result<&'a 
 
 /// The token MSAL 1.39 returns from the cache, following
 /// `ClientApplication._acquire_token_silent_from_cache_and_possibly_refresh_it`
-/// (application.py) over `TokenCache.search` (token_cache.py):
+/// (msal 1.39.0 `application.py`, lines 1737-1778) over `TokenCache.search` (`token_cache.py`,
+/// lines 314-367):
 ///
 /// 1. `search` first yields the entry filed under the key the query makes
 ///    (`<home>-<host>-accesstoken-<client>-<tenant>-<scope>`, lower-cased), if its fields match
