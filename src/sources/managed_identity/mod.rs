@@ -413,6 +413,18 @@ impl ManagedIdentityCredentialBuilder {
         if let Some(id) = &id {
             identity = identity.with(id.kind(), id.value());
         }
+        // Azure ML asks for DEFAULT_IDENTITY_CLIENT_ID's identity when none is chosen: it
+        // decides whose token this is.
+        if let (
+            Endpoint::AzureMl {
+                default_client_id: Some(default),
+                ..
+            },
+            None,
+        ) = (&endpoint, &id)
+        {
+            identity = identity.with("default client id", default.as_str());
+        }
         if let Some(secret) = endpoint.secret() {
             identity = identity.with_secret(secret.expose().as_bytes());
         }
