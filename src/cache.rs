@@ -1212,5 +1212,19 @@ impl<'a> Borrow<dyn KeyLike + 'a> for RequestKey {
     }
 }
 
+/// The deadline arithmetic of [`Partition::store`] with this cache's settings, for the fuzz
+/// targets and property tests of [`crate::fuzzing`].
+#[cfg(any(test, fuzzing))]
+impl TokenCache {
+    pub(crate) fn deadlines_for_fuzzing(
+        &self,
+        now: i64,
+        token: &AccessToken,
+    ) -> Option<(i64, i64)> {
+        self.partition(CacheIdentity::new("fuzzing"))
+            .deadlines(now, token)
+    }
+}
+
 #[cfg(test)]
 mod tests;

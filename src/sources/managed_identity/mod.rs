@@ -2,11 +2,11 @@
 //! hosting environment's endpoint is present.
 
 mod app_service;
-mod azure_arc;
+pub(crate) mod azure_arc;
 mod azure_ml;
 mod cloud_shell;
 mod imds;
-mod response;
+pub(crate) mod response;
 mod service_fabric;
 
 use std::fmt;

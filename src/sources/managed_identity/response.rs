@@ -7,8 +7,8 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 /// A token body as any managed identity endpoint sends it. Values arrive as numbers or strings
 /// depending on the source (IMDS sends strings), so they are read loosely and parsed after.
 #[derive(Deserialize)]
-pub(super) struct TokenBody {
-    pub(super) access_token: Option<String>,
+pub(crate) struct TokenBody {
+    pub(crate) access_token: Option<String>,
     expires_on: Option<Value>,
     expires_in: Option<Value>,
     refresh_in: Option<Value>,
@@ -20,13 +20,13 @@ pub(super) struct TokenBody {
 }
 
 impl TokenBody {
-    pub(super) fn parse(body: &[u8]) -> Option<TokenBody> {
+    pub(crate) fn parse(body: &[u8]) -> Option<TokenBody> {
         serde_json::from_slice(body).ok()
     }
 
     /// When the token expires: `expires_on` as epoch seconds (number or digit string) or one
     /// of the date shapes Azure ML sends; else `expires_in` after `requested_at`.
-    pub(super) fn expires_on(&self, requested_at: OffsetDateTime) -> Option<OffsetDateTime> {
+    pub(crate) fn expires_on(&self, requested_at: OffsetDateTime) -> Option<OffsetDateTime> {
         if let Some(value) = &self.expires_on {
             if let Some(secs) = as_seconds(value) {
                 return OffsetDateTime::from_unix_timestamp(secs).ok();
@@ -40,7 +40,7 @@ impl TokenBody {
     }
 
     /// When the token should be refreshed, from the provider's `refresh_in`.
-    pub(super) fn refresh_on(&self, requested_at: OffsetDateTime) -> Option<OffsetDateTime> {
+    pub(crate) fn refresh_on(&self, requested_at: OffsetDateTime) -> Option<OffsetDateTime> {
         let secs = self.refresh_in.as_ref().and_then(as_seconds)?;
         requested_at.checked_add(time::Duration::seconds(secs))
     }
@@ -65,7 +65,7 @@ fn as_seconds(value: &Value) -> Option<i64> {
 /// The date strings seen in `expires_on`: `MM/dd/yyyy HH:mm:ss +00:00` (Azure ML on Linux),
 /// `M/d/yyyy h:mm:ss AM +00:00` (Azure ML on Windows), `yyyy-MM-dd HH:mm:ss` and RFC 3339.
 /// Without an offset the time is UTC.
-pub(super) fn parse_date(text: &str) -> Option<OffsetDateTime> {
+pub(crate) fn parse_date(text: &str) -> Option<OffsetDateTime> {
     let text = text.trim();
     if let Ok(t) = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
         return Some(t);
@@ -155,7 +155,7 @@ fn parse_offset(text: &str) -> Option<UtcOffset> {
 /// What an error body says, in one short line: the `error_description`, `message` or
 /// `error.message` of any of the endpoints' shapes, else the error code. `None` when the body
 /// is not JSON (an HTML page from a proxy, say), which is never echoed.
-pub(super) fn error_summary(body: &[u8]) -> Option<String> {
+pub(crate) fn error_summary(body: &[u8]) -> Option<String> {
     let value: Value = serde_json::from_slice(body).ok()?;
     let object = value.as_object()?;
     let text = object
