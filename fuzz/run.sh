@@ -16,6 +16,10 @@ seconds=${1:-15}
 shift || true
 jobs=${FUZZ_JOBS:-2}
 
+if ! cargo +nightly --version > /dev/null 2>&1; then
+    echo "fuzz/run.sh needs the nightly toolchain: rustup toolchain install nightly" >&2
+    exit 1
+fi
 command -v cargo-fuzz > /dev/null || cargo install --locked cargo-fuzz
 ./seed.sh > /dev/null
 cargo +nightly fuzz build
@@ -26,6 +30,8 @@ if [[ ${#targets[@]} -eq 0 ]]; then
 fi
 logs=artifacts/logs
 mkdir -p "$logs"
+started=$(mktemp)
+trap 'rm -f "$started"' EXIT
 
 run_target() {
     local target=$1 extra=()
@@ -57,8 +63,8 @@ while [[ ${#running[@]} -gt 0 ]]; do wait_one; done
 printf '\n%-16s %12s %8s %8s %8s  %s\n' target executions cov ft corpus result
 for target in "${targets[@]}"; do
     log=$logs/$target.log
-    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-    status=$(grep -E '^#[0-9]+' "$log" | grep 'cov:' | tail -1)
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
+    status=$(grep -E '^#[0-9]+.*cov:' "$log" | tail -1 || true)
     cov=$(grep -o 'cov: [0-9]*' <<< "$status" | grep -o '[0-9]*' || true)
     ft=$(grep -o 'ft: [0-9]*' <<< "$status" | grep -o '[0-9]*' || true)
     corp=$(grep -o 'corp: [0-9]*' <<< "$status" | grep -o '[0-9]*' || true)
@@ -71,7 +77,7 @@ if [[ ${#failed[@]} -gt 0 ]]; then
     echo
     for target in "${failed[@]}"; do
         grep -E 'panicked at|ERROR: libFuzzer|SUMMARY' "$logs/$target.log" | head -3 | sed "s/^/$target: /"
-        ls artifacts/"$target"/ 2> /dev/null | sed "s|^|  fuzz/artifacts/$target/|"
+        find "artifacts/$target" -type f -newer "$started" | sed 's|^|  fuzz/|'
     done
     echo
     echo "Minimise a crash with: cargo +nightly fuzz tmin <target> fuzz/artifacts/<target>/<file>"
