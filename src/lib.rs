@@ -16,6 +16,14 @@ mod credential;
 mod default;
 mod entra;
 mod error;
+/// Entry points into the parsers for the fuzz targets in `fuzz/` (built with `--cfg fuzzing`,
+/// which cargo-fuzz sets). Not part of the API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
+#[cfg(all(test, not(fuzzing)))]
+#[allow(unreachable_pub)] // `pub` for the fuzz targets; this build has none
+mod fuzzing;
 #[cfg(any(feature = "azure_core", feature = "object_store"))]
 #[cfg_attr(
     docsrs,

@@ -10,7 +10,7 @@ pub mod authority_hosts;
 mod client_certificate;
 mod client_secret;
 pub(crate) mod der;
-mod response;
+pub(crate) mod response;
 
 use std::fmt;
 use std::sync::Arc;

@@ -12,22 +12,22 @@ use crate::{Error, ErrorKind};
 const MAX_LIFETIME_SECS: i64 = 10 * 365 * 24 * 3600;
 
 /// Who was asking, for messages.
-pub(super) struct Context<'a> {
-    pub(super) credential: &'static str,
-    pub(super) tenant: &'a str,
-    pub(super) client_id: &'a str,
-    pub(super) authority: &'a str,
+pub(crate) struct Context<'a> {
+    pub(crate) credential: &'static str,
+    pub(crate) tenant: &'a str,
+    pub(crate) client_id: &'a str,
+    pub(crate) authority: &'a str,
 }
 
 /// The parts of a token response the credentials use.
-pub(super) struct ParsedToken {
+pub(crate) struct ParsedToken {
     pub(super) access_token: String,
     pub(super) expires_in: i64,
     pub(super) refresh_in: Option<i64>,
 }
 
 /// Parses a 200 response as a token.
-pub(super) fn parse_token(
+pub(crate) fn parse_token(
     ctx: &Context<'_>,
     response: &HttpResponse,
 ) -> Result<ParsedToken, Error> {
@@ -88,7 +88,7 @@ fn seconds(value: &Value) -> Option<i64> {
 }
 
 /// The error for a response other than 200.
-pub(super) fn from_response(ctx: &Context<'_>, response: &HttpResponse) -> Error {
+pub(crate) fn from_response(ctx: &Context<'_>, response: &HttpResponse) -> Error {
     let status = response.status();
     let attempts = attempts_note(response.attempts());
     let entra = json_object(response).and_then(|body| EntraError::from_body(&body));

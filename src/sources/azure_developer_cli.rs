@@ -23,7 +23,7 @@ use crate::{
 const NAME: &str = "AzureDeveloperCliCredential";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-const TOOL: Tool = Tool {
+pub(crate) const TOOL: Tool = Tool {
     credential: NAME,
     program: "azd",
     install_fix: "install the Azure Developer CLI (https://aka.ms/azd-install) or add the directory holding `azd` to PATH",
@@ -326,7 +326,7 @@ impl TokenFetcher for AzdFetcher {
 
 /// azd writes errors as JSON lines (`{"type":"consoleMessage","data":{"message":...}}`, or an
 /// object with `error`) or plain text; this is the text of each line.
-fn stderr_text(stderr: &[u8]) -> String {
+pub(crate) fn stderr_text(stderr: &[u8]) -> String {
     let raw = String::from_utf8_lossy(stderr);
     let mut text = String::with_capacity(raw.len());
     for line in raw.lines() {
@@ -362,7 +362,7 @@ struct AzdOutput {
 
 /// `{"token": "...", "expiresOn": "2026-01-01T00:00:00Z"}`: the expiry is UTC in RFC 3339 (an
 /// explicit offset is honoured), never local time.
-fn parse_output(stdout: &[u8]) -> Result<AccessToken, Error> {
+pub(crate) fn parse_output(stdout: &[u8]) -> Result<AccessToken, Error> {
     let output: AzdOutput = serde_json::from_slice(stdout)
         .map_err(|_| unexpected_output("output that is not a token reply"))?;
     if output.token.is_empty() {

@@ -3,7 +3,7 @@
 pub(crate) mod azure_cli;
 pub(crate) mod azure_developer_cli;
 mod environment;
-mod managed_identity;
+pub(crate) mod managed_identity;
 mod workload_identity;
 
 pub use azure_cli::{AzureCliCredential, AzureCliCredentialBuilder};

@@ -2,7 +2,7 @@
 
 pub(crate) mod devtool;
 mod ini;
-mod msal_cache;
+pub(crate) mod msal_cache;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -25,7 +25,7 @@ use crate::{
 const NAME: &str = "AzureCliCredential";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-const TOOL: Tool = Tool {
+pub(crate) const TOOL: Tool = Tool {
     credential: NAME,
     program: "az",
     install_fix: "install the Azure CLI (https://aka.ms/azure-cli) or add the directory holding `az` to PATH",
@@ -518,7 +518,7 @@ enum EpochSeconds {
 
 /// The token from `az`'s JSON. `expires_on` (epoch seconds, az ≥ 2.54) is preferred;
 /// `expiresOn` is local time without a zone, used only when the local offset is known.
-fn parse_output(stdout: &[u8]) -> Result<AccessToken, Error> {
+pub(crate) fn parse_output(stdout: &[u8]) -> Result<AccessToken, Error> {
     // Never echo the output: it holds the token.
     let output: CliOutput = serde_json::from_slice(stdout)
         .map_err(|_| unexpected_output("output that is not a token reply"))?;

@@ -112,7 +112,7 @@ pub(super) async fn exchange(
 }
 
 /// The path in `Basic realm=<path>` (quotes allowed).
-fn realm(header: &str) -> Option<&str> {
+pub(crate) fn realm(header: &str) -> Option<&str> {
     let header = header.trim();
     let (scheme, rest) = header.split_once(char::is_whitespace)?;
     if !scheme.eq_ignore_ascii_case("basic") {

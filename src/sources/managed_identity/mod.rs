@@ -29,11 +29,11 @@
 //! rule: the HTTP seam reports it ([`ErrorKind::Io`] after the retries), which stops a chain too.
 
 mod app_service;
-mod azure_arc;
+pub(crate) mod azure_arc;
 mod azure_ml;
 mod cloud_shell;
 mod imds;
-mod response;
+pub(crate) mod response;
 mod service_fabric;
 
 use std::fmt;

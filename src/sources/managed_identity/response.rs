@@ -12,7 +12,7 @@ const MAX_REFRESH_IN_SECS: i64 = 10 * 365 * 24 * 3600;
 
 /// What a response body is, judged from its bytes alone (never echoed: it may hold a token).
 #[derive(Debug)]
-pub(super) enum Shape {
+pub(crate) enum Shape {
     /// A JSON object (after an optional BOM and white space).
     Object(Map<String, Value>),
     /// JSON, or the start of it, that is not an object: `[]`, `null`, a string, or a body
@@ -27,7 +27,7 @@ pub(super) enum Shape {
 }
 
 /// Sorts a body into a [`Shape`].
-pub(super) fn shape(body: &[u8]) -> Shape {
+pub(crate) fn shape(body: &[u8]) -> Shape {
     let body = body.strip_prefix(BOM).unwrap_or(body);
     let Some(&first) = body.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Shape::Empty;
@@ -48,8 +48,8 @@ pub(super) fn shape(body: &[u8]) -> Shape {
 /// A token body as any managed identity endpoint sends it. Values arrive as numbers or strings
 /// depending on the source (IMDS sends strings), so they are read loosely and parsed after.
 #[derive(Deserialize)]
-pub(super) struct TokenBody {
-    pub(super) access_token: Option<String>,
+pub(crate) struct TokenBody {
+    pub(crate) access_token: Option<String>,
     expires_on: Option<Value>,
     expires_in: Option<Value>,
     refresh_in: Option<Value>,
@@ -64,7 +64,7 @@ impl TokenBody {
     /// Reads a token response's fields from a body whose [`shape`] is an object; `None` when
     /// a field the credential uses has the wrong type (an `access_token` that is a number, say)
     /// or appears twice (which copy would count is up to the parser: refuse both).
-    pub(super) fn parse(body: &[u8]) -> Option<TokenBody> {
+    pub(crate) fn parse(body: &[u8]) -> Option<TokenBody> {
         let body = body.strip_prefix(BOM).unwrap_or(body);
         serde_json::from_slice(body).ok()
     }
@@ -72,7 +72,7 @@ impl TokenBody {
     /// When the token expires: `expires_on` as epoch seconds (number or digit string) or one
     /// of the date shapes Azure ML sends; else `expires_in` after `requested_at`. `None` when
     /// neither gives a time that exists (negative, or past the year 9999).
-    pub(super) fn expires_on(&self, requested_at: OffsetDateTime) -> Option<OffsetDateTime> {
+    pub(crate) fn expires_on(&self, requested_at: OffsetDateTime) -> Option<OffsetDateTime> {
         if let Some(value) = &self.expires_on {
             let parsed = match as_seconds(value) {
                 Some(secs) => OffsetDateTime::from_unix_timestamp(secs).ok(),
@@ -89,7 +89,7 @@ impl TokenBody {
     /// When the token should be refreshed, from the provider's `refresh_in`: like Entra
     /// responses, only a positive number of seconds (at most ten years) that ends before
     /// `expires_on` counts; anything else is ignored (no refresh hint).
-    pub(super) fn refresh_on(
+    pub(crate) fn refresh_on(
         &self,
         requested_at: OffsetDateTime,
         expires_on: OffsetDateTime,
@@ -137,7 +137,7 @@ fn as_seconds(value: &Value) -> Option<i64> {
 /// `M/d/yyyy h:mm:ss AM +00:00` (Azure ML on Windows), `yyyy-MM-dd HH:mm:ss` and RFC 3339.
 /// Without an offset the time is UTC. The result is in UTC, and `None` when that is outside the
 /// years `time` supports (a local 9999-12-31 23:00 at `-05:00`, say).
-pub(super) fn parse_date(text: &str) -> Option<OffsetDateTime> {
+pub(crate) fn parse_date(text: &str) -> Option<OffsetDateTime> {
     let local = parse_local_date(text)?;
     local.checked_to_offset(UtcOffset::UTC)
 }
@@ -253,7 +253,7 @@ fn parse_offset(text: &str) -> Option<UtcOffset> {
 /// What an error body says, in one short line: the `error_description`, `message` or
 /// `error.message` of any of the endpoints' shapes, else the error code. `None` when the body
 /// is not JSON (an HTML page from a proxy, say), which is never echoed.
-pub(super) fn error_summary(body: &[u8]) -> Option<String> {
+pub(crate) fn error_summary(body: &[u8]) -> Option<String> {
     let Shape::Object(object) = shape(body) else {
         return None;
     };

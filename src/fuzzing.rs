@@ -1,0 +1,1217 @@
+//! Entry points into the crate's parsers of untrusted input, for the cargo-fuzz targets in
+//! `fuzz/` and for the "no parser panics" property tests below.
+//!
+//! Compiled only for this crate's tests and under `--cfg fuzzing` (which cargo-fuzz sets); it
+//! is no part of the public API. Each function takes arbitrary bytes, calls the real parser,
+//! and ignores the result: the only thing checked is that nothing panics (and, for the cache's
+//! deadline arithmetic, the deadlines' order).
+//!
+//! Where a parser needs more than one input (a clock, a status code, a password), the bytes
+//! start with fixed-size parameters read by [`Input`], and the rest is the document. Missing
+//! parameter bytes read as zero, so a bare fixture is a valid input too, and a zero clock
+//! offset means [`BASE_UNIX_SECS`] (2030-01-01): the fixtures' tokens are dated around then.
+//! `fuzz/seed.sh` prepends these prefixes to the fixtures it copies into the corpora; each
+//! function's comment gives its layout. Integers are little-endian.
+
+use std::path::Path;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::entra::{ClientCertificate, der, response as entra_response};
+use crate::sources::azure_cli::{self, devtool, msal_cache};
+use crate::sources::azure_developer_cli;
+use crate::sources::managed_identity::{azure_arc, response as mi_response};
+use crate::system::{Env, Fs, HttpResponse, ManualClock, Output, from_unix_nanos};
+use crate::{AccessKeyCredential, Secret};
+
+/// The clock value a zero offset stands for: 2030-01-01T00:00:00Z.
+pub const BASE_UNIX_SECS: i64 = 1_893_456_000;
+const BASE_UNIX_NANOS: i64 = BASE_UNIX_SECS * 1_000_000_000;
+
+/// Fixed-size parameters at the start of an input, then the document.
+struct Input<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Input { data }
+    }
+
+    /// The next `N` bytes, zero-padded when the input is shorter.
+    fn array<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        let n = self.data.len().min(N);
+        out[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        out
+    }
+
+    fn u8(&mut self) -> u8 {
+        self.array::<1>()[0]
+    }
+
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes(self.array())
+    }
+
+    fn u64(&mut self) -> u64 {
+        u64::from_le_bytes(self.array())
+    }
+
+    fn i64(&mut self) -> i64 {
+        i64::from_le_bytes(self.array())
+    }
+
+    /// A length byte, then that many bytes (fewer if the input ends). `0xFF` is `None`.
+    fn field(&mut self) -> Option<&'a [u8]> {
+        let len = self.u8();
+        if len == 0xFF {
+            return None;
+        }
+        let n = self.data.len().min(usize::from(len));
+        let (field, rest) = self.data.split_at(n);
+        self.data = rest;
+        Some(field)
+    }
+
+    fn rest(self) -> &'a [u8] {
+        self.data
+    }
+}
+
+fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+fn clock_at(unix_nanos: i64) -> ManualClock {
+    ManualClock::new(from_unix_nanos(unix_nanos))
+}
+
+/// Uses a result the way a caller would: errors are printed (their messages are built from
+/// the input too).
+fn consume<T, E: std::fmt::Display>(result: Result<T, E>) {
+    if let Err(error) = result {
+        std::hint::black_box(error.to_string());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Managed identity
+
+/// A managed identity token body (IMDS, App Service, Azure Arc, Azure ML, Cloud Shell, Service
+/// Fabric: one parser reads them all) and its expiry, refresh time and claims.
+///
+/// Layout: `[i64 requested_at: nanoseconds after BASE][body]`.
+pub fn mi_token_body(data: &[u8]) {
+    let mut input = Input::new(data);
+    let requested_at = from_unix_nanos(BASE_UNIX_NANOS.wrapping_add(input.i64()));
+    let Some(body) = mi_response::TokenBody::parse(input.rest()) else {
+        return;
+    };
+    std::hint::black_box(body.expires_on(requested_at));
+    if let Some(expires_on) = body.expires_on(requested_at) {
+        std::hint::black_box(body.refresh_on(requested_at, expires_on));
+    }
+    if let Some(token) = body.access_token.as_deref() {
+        std::hint::black_box(crate::jwt::Claims::of(token));
+    }
+}
+
+/// A managed identity error body of any endpoint's shape.
+///
+/// Layout: `[body]`.
+pub fn mi_error_body(data: &[u8]) {
+    std::hint::black_box(mi_response::error_summary(data));
+}
+
+/// The date strings of `expires_on` (Azure ML on Windows and Linux, ISO shapes, RFC 3339).
+///
+/// Layout: `[text]`.
+pub fn mi_date(data: &[u8]) {
+    std::hint::black_box(mi_response::parse_date(&text(data)));
+}
+
+/// The `WWW-Authenticate` header of Azure Arc's challenge (`Basic realm=<key file>`).
+///
+/// Layout: `[header value]`.
+pub fn arc_challenge(data: &[u8]) {
+    std::hint::black_box(azure_arc::realm(&text(data)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Microsoft Entra ID
+
+/// A token endpoint's answer: read as a token and as an error, whatever the status.
+///
+/// Layout: `[u16 status][i64 now: nanoseconds after BASE][field Retry-After]
+/// [field Content-Type][body]`, where a field is a length byte and that many bytes (`0xFF`: no
+/// header).
+pub fn entra_response(data: &[u8]) {
+    let mut input = Input::new(data);
+    let status = input.u16();
+    let clock = clock_at(BASE_UNIX_NANOS.wrapping_add(input.i64()));
+    let mut headers = Vec::new();
+    if let Some(value) = input.field() {
+        headers.push(("retry-after", value));
+    }
+    if let Some(value) = input.field() {
+        headers.push(("content-type", value));
+    }
+    let response = HttpResponse::for_fuzzing(status, &headers, input.rest(), clock.clock());
+    let context = entra_response::Context {
+        credential: "FuzzCredential",
+        tenant: "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        client_id: "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
+        authority: "https://login.microsoftonline.com",
+    };
+    consume(entra_response::parse_token(&context, &response));
+    std::hint::black_box(entra_response::from_response(&context, &response).to_string());
+}
+
+/// The claims of a JWT (tenant, client id, expiry), read without verifying it.
+///
+/// Layout: `[token]`.
+pub fn jwt_claims(data: &[u8]) {
+    if let Some(claims) = crate::jwt::Claims::of(&text(data)) {
+        std::hint::black_box(claims.client_id());
+        std::hint::black_box(claims.expires_on());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Azure CLI and Azure Developer CLI
+
+const AZ_CONFIG_DIR: &str = "/fuzz/.azure";
+const AZ_TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const AZ_SCOPE: &str = "https://management.azure.com/.default";
+
+fn az_lookup(
+    fs: &Fs,
+    env: &Env,
+    scope: &str,
+    tenant: Option<&str>,
+    subscription: Option<&str>,
+    now: i64,
+) {
+    let query = msal_cache::Query {
+        fs,
+        env,
+        config_dir: Path::new(AZ_CONFIG_DIR),
+        scope,
+        tenant,
+        subscription,
+        now,
+    };
+    if let Ok(found) = msal_cache::lookup(&query) {
+        std::hint::black_box((
+            found.secret,
+            found.expires_on,
+            found.refresh_on,
+            found.tenant,
+        ));
+    }
+}
+
+fn az_file(name: &str) -> std::path::PathBuf {
+    Path::new(AZ_CONFIG_DIR).join(name)
+}
+
+fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
+/// A loose integer as MSAL writes it (a number or a string of digits), saturating.
+fn loose_i64(value: &serde_json::Value) -> Option<i64> {
+    match value {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => s
+            .trim()
+            .parse::<i128>()
+            .ok()
+            .map(|n| i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })),
+        _ => None,
+    }
+}
+
+/// az's `msal_token_cache.json`, looked up the way the fast path does. The account, tenant,
+/// scope and clock are taken from the file itself (the `selector`-th account and access
+/// token), with a matching `azureProfile.json`, so that mutated caches reach the token choice
+/// and its expiry arithmetic instead of stopping at "no such account".
+///
+/// Layout: `[i64 now: seconds after the chosen token's expires_on - 10 min, or after BASE when
+/// that is not a date of this era][u8 selector]
+/// [msal_token_cache.json]`.
+pub fn az_token_cache(data: &[u8]) {
+    let mut input = Input::new(data);
+    let offset = input.i64();
+    let selector = usize::from(input.u8());
+    let file = input.rest();
+    let json: serde_json::Value = serde_json::from_slice(strip_bom(file)).unwrap_or_default();
+    let pick = |section: &str, want: &dyn Fn(&serde_json::Value) -> bool| {
+        let entries: Vec<&serde_json::Value> = json
+            .get(section)
+            .and_then(serde_json::Value::as_object)
+            .map(|m| m.values().filter(|v| want(v)).collect())
+            .unwrap_or_default();
+        (!entries.is_empty()).then(|| entries[selector % entries.len()])
+    };
+    let username = pick("Account", &|a| {
+        a.get("username").is_some_and(|u| u.is_string())
+    })
+    .and_then(|a| a["username"].as_str())
+    .unwrap_or("alice@contoso.com");
+    let token = pick("AccessToken", &|t| {
+        t.get("realm").is_some_and(|r| r.is_string())
+            && t.get("target").is_some_and(|r| r.is_string())
+    });
+    let tenant = token.and_then(|t| t["realm"].as_str()).unwrap_or(AZ_TENANT);
+    let target = token.and_then(|t| t["target"].as_str()).unwrap_or(AZ_SCOPE);
+    let words: Vec<&str> = target.split(' ').collect();
+    let scope = if selector & 0x80 != 0 {
+        target
+    } else {
+        words[(selector >> 1) % words.len()]
+    };
+    // Ten minutes before the token expires (when that is a date of this era; an absurd
+    // expires_on meets a realistic clock), moved by the offset.
+    let base = token
+        .and_then(|t| t.get("expires_on"))
+        .and_then(loose_i64)
+        .filter(|secs| (0..=1 << 40).contains(secs))
+        .map_or(BASE_UNIX_SECS, |secs| secs - 600);
+    let now = base.wrapping_add(offset);
+
+    let profile = serde_json::json!({"subscriptions": [{
+        "id": "3c4b5a69-1f2d-4e6b-9a7e-8d2f0b1c3e5a",
+        "isDefault": true,
+        "tenantId": tenant,
+        "environmentName": "AzureCloud",
+        "user": {"name": username, "type": "user"},
+    }]});
+    let fs = Fs::memory();
+    fs.write(az_file("azureProfile.json"), profile.to_string());
+    fs.write(az_file("msal_token_cache.json"), file);
+    let tenant = (selector & 0x40 != 0).then_some(tenant);
+    az_lookup(&fs, &Env::empty(), scope, tenant, None, now);
+}
+
+/// az's `azureProfile.json`: which subscription, account and tenant the fast path would use.
+/// The `selector` picks a subscription of the file and whether to ask for it by id or name and
+/// with which tenant, so that mutated profiles reach the matching rules.
+///
+/// Layout: `[u8 selector][azureProfile.json]`.
+pub fn az_profile(data: &[u8]) {
+    let mut input = Input::new(data);
+    let selector = input.u8();
+    let file = input.rest();
+    let json: serde_json::Value = serde_json::from_slice(strip_bom(file)).unwrap_or_default();
+    let subscriptions = json
+        .get("subscriptions")
+        .and_then(serde_json::Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let chosen = subscriptions
+        .get(usize::from(selector >> 4) % subscriptions.len().max(1))
+        .and_then(serde_json::Value::as_object);
+    let field = |name: &str| chosen.and_then(|s| s.get(name)).and_then(|v| v.as_str());
+    let subscription = match selector & 0b11 {
+        0 => None,
+        1 => field("id"),
+        2 => field("name"),
+        _ => Some("not-a-subscription"),
+    };
+    let tenant = match (selector >> 2) & 0b11 {
+        0 => None,
+        1 => field("tenantId"),
+        2 => Some(AZ_TENANT),
+        _ => Some("Contoso.onmicrosoft.com"),
+    };
+    let fs = Fs::memory();
+    fs.write(az_file("azureProfile.json"), file);
+    fs.write(az_file("msal_token_cache.json"), "{}");
+    az_lookup(
+        &fs,
+        &Env::empty(),
+        AZ_SCOPE,
+        tenant,
+        subscription,
+        BASE_UNIX_SECS,
+    );
+}
+
+/// az's `config` INI file (token cache encryption, active cloud), with or without the
+/// environment variables that override it.
+///
+/// Layout: `[u8 selector][config]`.
+pub fn az_config(data: &[u8]) {
+    let mut input = Input::new(data);
+    let selector = input.u8();
+    let mut env = Vec::new();
+    match selector & 0b11 {
+        0 => {}
+        1 => env.push(("AZURE_CORE_ENCRYPT_TOKEN_CACHE", "false")),
+        2 => env.push(("AZURE_CORE_ENCRYPT_TOKEN_CACHE", "True")),
+        _ => env.push(("AZURE_CORE_ENCRYPT_TOKEN_CACHE", "maybe")),
+    }
+    match (selector >> 2) & 0b11 {
+        0 => {}
+        1 => env.push(("AZURE_CLOUD_NAME", "AzureCloud")),
+        2 => env.push(("AZURE_CLOUD_NAME", "AzureUSGovernment")),
+        _ => env.push(("AZURE_CLOUD_NAME", "")),
+    }
+    let fs = Fs::memory();
+    fs.write(az_file("config"), input.rest());
+    fs.write(
+        az_file("azureProfile.json"),
+        r#"{"subscriptions":[{"id":"3c4b5a69-1f2d-4e6b-9a7e-8d2f0b1c3e5a","isDefault":true,"tenantId":"72f988bf-86f1-41af-91ab-2d7cd011db47","environmentName":"AzureCloud","user":{"name":"alice@contoso.com","type":"user"}}]}"#,
+    );
+    fs.write(az_file("msal_token_cache.json"), "{}");
+    az_lookup(
+        &fs,
+        &Env::from_pairs(env),
+        AZ_SCOPE,
+        None,
+        None,
+        BASE_UNIX_SECS,
+    );
+}
+
+/// The JSON `az account get-access-token` prints, with its expiry (epoch seconds or, from az
+/// before 2.54, local time).
+///
+/// Layout: `[stdout]`.
+pub fn az_output(data: &[u8]) {
+    consume(azure_cli::parse_output(data));
+}
+
+/// The JSON `azd auth token` prints, with its RFC 3339 expiry and the token's tenant claim.
+///
+/// Layout: `[stdout]`.
+pub fn azd_output(data: &[u8]) {
+    consume(azure_developer_cli::parse_output(data));
+}
+
+/// What az or azd print on stderr when they fail: read into an error as each credential does.
+///
+/// Layout: `[u8 selector: bit 0 azd, bits 1-2 the exit code (1, 127, 2, killed)][stderr]`.
+pub fn cli_stderr(data: &[u8]) {
+    let mut input = Input::new(data);
+    let selector = input.u8();
+    let code = match (selector >> 1) & 0b11 {
+        0 => Some(1),
+        1 => Some(127),
+        2 => Some(2),
+        _ => None,
+    };
+    let stderr = input.rest();
+    let output = Output::new(code, Vec::new(), stderr.to_vec());
+    let error = if selector & 1 == 0 {
+        azure_cli::TOOL.failure(&output, &text(stderr))
+    } else {
+        azure_developer_cli::TOOL.failure(&output, &azure_developer_cli::stderr_text(stderr))
+    };
+    std::hint::black_box(error.to_string());
+    std::hint::black_box(devtool::aadsts_codes(&text(stderr)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP, access keys, certificates
+
+/// `Retry-After` (seconds or an HTTP date, measured against the clock) and the millisecond
+/// variants `retry-after-ms` and `x-ms-retry-after-ms`.
+///
+/// Layout: `[i64 now: nanoseconds after BASE][u8 header: 0 Retry-After, 1 retry-after-ms,
+/// 2 x-ms-retry-after-ms, 3 all three][value]`.
+pub fn retry_after(data: &[u8]) {
+    let mut input = Input::new(data);
+    let clock = clock_at(BASE_UNIX_NANOS.wrapping_add(input.i64()));
+    let which = input.u8() & 0b11;
+    let value = input.rest();
+    let names: &[&str] = match which {
+        0 => &["retry-after"],
+        1 => &["retry-after-ms"],
+        2 => &["x-ms-retry-after-ms"],
+        _ => &["retry-after-ms", "x-ms-retry-after-ms", "retry-after"],
+    };
+    let headers: Vec<(&str, &[u8])> = names.iter().map(|n| (*n, value)).collect();
+    let response = HttpResponse::for_fuzzing(429, &headers, b"", clock.clock());
+    std::hint::black_box(response.retry_after());
+}
+
+/// An Azure Communication Services connection string, and a request signed with it.
+///
+/// Layout: `[i64 now: nanoseconds after BASE][field method][field URL][connection string]`;
+/// without a URL the request goes to the connection string's endpoint.
+pub fn access_key(data: &[u8]) {
+    let mut input = Input::new(data);
+    let clock = clock_at(BASE_UNIX_NANOS.wrapping_add(input.i64()));
+    let method = input.field().map(text);
+    let url = input.field().map(text);
+    let connection_string = text(input.rest()).into_owned();
+    let credential = match AccessKeyCredential::builder()
+        .connection_string(connection_string)
+        .clock(clock.clock())
+        .build()
+    {
+        Ok(credential) => credential,
+        Err(error) => {
+            std::hint::black_box(error.to_string());
+            return;
+        }
+    };
+    let url = match url.as_deref().map(url::Url::parse) {
+        Some(Ok(url)) => url,
+        Some(Err(_)) => return,
+        None => match credential.endpoint() {
+            Some(endpoint) => endpoint.clone(),
+            None => return,
+        },
+    };
+    let method = method.as_deref().unwrap_or("POST");
+    consume(credential.sign(method, &url, b"{}"));
+}
+
+/// A client certificate file: PEM, or PKCS#12 with or without a password.
+///
+/// Layout: `[field password (0xFF: none)][file]`.
+pub fn certificate(data: &[u8]) {
+    let mut input = Input::new(data);
+    let password = input.field().map(|p| Secret::new(text(p).into_owned()));
+    consume(ClientCertificate::parse(
+        "FuzzCredential",
+        input.rest(),
+        password.as_ref(),
+        "the input",
+    ));
+}
+
+/// The DER reader: a certificate's public key, a PKCS#8 key's algorithm and key.
+///
+/// Layout: `[DER]`.
+pub fn der(data: &[u8]) {
+    std::hint::black_box(der::certificate_public_key(data).map(|k| (k.algorithm, k.key)));
+    std::hint::black_box(der::pkcs8_algorithm(data));
+    std::hint::black_box(der::pkcs8_private_key(data));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The token cache's deadlines
+
+/// An instant of a token, as Unix nanoseconds or (to reach years past 2262) seconds.
+fn instant(raw: i64, in_seconds: bool) -> OffsetDateTime {
+    if in_seconds {
+        OffsetDateTime::from_unix_timestamp(raw).unwrap_or(if raw < 0 {
+            time::PrimitiveDateTime::MIN.assume_utc()
+        } else {
+            time::PrimitiveDateTime::MAX.assume_utc()
+        })
+    } else {
+        from_unix_nanos(raw)
+    }
+}
+
+/// The cache's deadlines for a token received at `now` (Unix nanoseconds) that expires at
+/// `expires_on` and asks to be refreshed at `refresh_on`, with the given jitter settings.
+/// Panics when a cached token's deadlines are out of order: `refresh_at <= hard_limit <=
+/// expires_on` must hold (the cache serves a token until `hard_limit`).
+pub fn cache_deadlines_at(
+    now: i64,
+    expires_on: OffsetDateTime,
+    refresh_on: Option<OffsetDateTime>,
+    max_jitter: Duration,
+    draw: u64,
+) {
+    let expires = crate::system::to_unix_nanos(expires_on);
+    let hint = refresh_on.map(crate::system::to_unix_nanos);
+    let max_jitter = crate::system::duration_nanos(max_jitter);
+    if let Some(d) = crate::cache::policy::deadlines(now, expires, hint, max_jitter, draw) {
+        assert!(
+            now <= d.refresh_at && d.refresh_at <= d.hard_limit && d.hard_limit <= expires,
+            "deadlines out of order: refresh_at {} hard_limit {} expires_on {expires} (now {now}, refresh_on {refresh_on:?}, max_jitter {max_jitter})",
+            d.refresh_at,
+            d.hard_limit
+        );
+    }
+}
+
+/// [`cache_deadlines_at`] from bytes.
+///
+/// Layout: `[i64 now: Unix nanoseconds][i64 expires_on][i64 refresh_on][u8 flags: bit 0
+/// expires_on in seconds (else nanoseconds), bit 1 refresh_on present, bit 2 refresh_on in
+/// seconds][u64 max_jitter: nanoseconds][u64 random draw]`.
+pub fn cache_deadlines(data: &[u8]) {
+    let mut input = Input::new(data);
+    let now = input.i64();
+    let expires_on = input.i64();
+    let refresh_on = input.i64();
+    let flags = input.u8();
+    let max_jitter = Duration::from_nanos(input.u64());
+    let seed = input.u64();
+    cache_deadlines_at(
+        now,
+        instant(expires_on, flags & 1 != 0),
+        (flags & 2 != 0).then(|| instant(refresh_on, flags & 4 != 0)),
+        max_jitter,
+        seed,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties: no entry point panics, on the seeds, on every truncation of them, on random
+// mutations of them (bit flips, splices, JSON values swapped for extreme ones) and on random
+// bytes. Deterministic (fixed seeds); a failure prints the input, to add to
+// fuzz/regressions/<target>/.
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// How an entry point's parameter prefix is laid out (see each function's comment).
+    #[derive(Clone, Copy)]
+    enum Param {
+        U8,
+        U16,
+        I64,
+        U64,
+        /// A length byte (`0xFF`: none), then that many bytes.
+        Field,
+    }
+    use Param::*;
+
+    struct Target {
+        name: &'static str,
+        run: fn(&[u8]),
+        params: &'static [Param],
+    }
+
+    const TARGETS: &[Target] = &[
+        Target {
+            name: "mi_token_body",
+            run: mi_token_body,
+            params: &[I64],
+        },
+        Target {
+            name: "mi_error_body",
+            run: mi_error_body,
+            params: &[],
+        },
+        Target {
+            name: "mi_date",
+            run: mi_date,
+            params: &[],
+        },
+        Target {
+            name: "arc_challenge",
+            run: arc_challenge,
+            params: &[],
+        },
+        Target {
+            name: "entra_response",
+            run: entra_response,
+            params: &[U16, I64, Field, Field],
+        },
+        Target {
+            name: "jwt_claims",
+            run: jwt_claims,
+            params: &[],
+        },
+        Target {
+            name: "az_token_cache",
+            run: az_token_cache,
+            params: &[I64, U8],
+        },
+        Target {
+            name: "az_profile",
+            run: az_profile,
+            params: &[U8],
+        },
+        Target {
+            name: "az_config",
+            run: az_config,
+            params: &[U8],
+        },
+        Target {
+            name: "az_output",
+            run: az_output,
+            params: &[],
+        },
+        Target {
+            name: "azd_output",
+            run: azd_output,
+            params: &[],
+        },
+        Target {
+            name: "cli_stderr",
+            run: cli_stderr,
+            params: &[U8],
+        },
+        Target {
+            name: "retry_after",
+            run: retry_after,
+            params: &[I64, U8],
+        },
+        Target {
+            name: "access_key",
+            run: access_key,
+            params: &[I64, Field, Field],
+        },
+        Target {
+            name: "certificate",
+            run: certificate,
+            params: &[Field],
+        },
+        Target {
+            name: "der",
+            run: der,
+            params: &[],
+        },
+        Target {
+            name: "cache_deadlines",
+            run: cache_deadlines,
+            params: &[I64, I64, I64, U8, U64, U64],
+        },
+    ];
+
+    /// Values that have broken parsers: extreme and malformed numbers, offsets and dates,
+    /// a byte-order mark, odd Unicode, JSON that is not the expected shape.
+    const INTERESTING: &[&str] = &[
+        "-9223372036854775808",
+        "9223372036854775807",
+        "9223372036854775808",
+        "-9223372036854775809",
+        "18446744073709551616",
+        "99999999999999999999999",
+        "253402300800",
+        "-62135596800",
+        "-1",
+        "0",
+        "1",
+        "-0",
+        "1e400",
+        "-1e400",
+        "1e18",
+        "1.5",
+        "NaN",
+        "--128:00",
+        "-128:00",
+        "+127:127",
+        "--128",
+        "+-1:-1",
+        "\u{feff}",
+        "\u{feff}{",
+        "\u{10FFFF}",
+        "é",
+        "\\ud800",
+        "\0",
+        "",
+        " ",
+        "\r\n",
+        "null",
+        "true",
+        "[]",
+        "{}",
+        "[[[[[[[[",
+        "\"",
+        "12/31/9999 23:59:59 +23:59",
+        "1/1/-1 12:00:00 PM",
+        "00/00/0000 00:00:00",
+        "13:60:60",
+        "9999-12-31T23:59:59Z",
+        "0000-01-01 00:00:00 -23:59",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+        "Thu, 01 Jan 1970 00:00:00 GMT",
+        "AADSTS4294967296",
+        "AADSTS",
+        "eyJ",
+        "ERROR:",
+        "Basic realm=",
+        "realm=\"",
+        "[core]",
+        "accesskey=",
+        "endpoint=",
+        "-----BEGIN CERTIFICATE-----",
+        "\u{1b}[31m",
+    ];
+
+    fn interesting_i64(rng: &mut fastrand::Rng) -> i64 {
+        const VALUES: &[i64] = &[
+            0,
+            1,
+            -1,
+            i64::MIN,
+            i64::MAX,
+            i64::MIN + 1,
+            i64::MAX - 1,
+            BASE_UNIX_NANOS,
+            -BASE_UNIX_NANOS,
+            BASE_UNIX_SECS,
+            253_402_300_800,
+            -62_135_596_800,
+            1 << 62,
+            -(1 << 62),
+            3_600_000_000_000,
+            -3_600_000_000_000,
+        ];
+        match rng.u8(0..4) {
+            0 => rng.i64(..),
+            1 => rng.i64(-10_000_000_000_000..10_000_000_000_000),
+            _ => VALUES[rng.usize(..VALUES.len())].wrapping_add(rng.i64(-2..=2)),
+        }
+    }
+
+    fn random_prefix(rng: &mut fastrand::Rng, params: &[Param]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for param in params {
+            match param {
+                U8 => out.push(rng.u8(..)),
+                U16 => {
+                    let status: u16 = match rng.u8(0..3) {
+                        0 => rng.u16(..),
+                        _ => [200, 400, 401, 403, 404, 429, 500, 502, 503][rng.usize(..9)],
+                    };
+                    out.extend(status.to_le_bytes());
+                }
+                I64 => out.extend(interesting_i64(rng).to_le_bytes()),
+                U64 => out.extend((interesting_i64(rng) as u64).to_le_bytes()),
+                Field => {
+                    let value = match rng.u8(0..3) {
+                        0 => {
+                            out.push(0xFF);
+                            continue;
+                        }
+                        1 => INTERESTING[rng.usize(..INTERESTING.len())]
+                            .as_bytes()
+                            .to_vec(),
+                        _ => random_bytes(rng, 40),
+                    };
+                    let len = value.len().min(0xFE);
+                    out.push(len as u8);
+                    out.extend(&value[..len]);
+                }
+            }
+        }
+        out
+    }
+
+    fn random_bytes(rng: &mut fastrand::Rng, max_len: usize) -> Vec<u8> {
+        let len = rng.usize(..=max_len);
+        match rng.u8(0..3) {
+            0 => (0..len).map(|_| rng.u8(..)).collect(),
+            1 => (0..len).map(|_| rng.u8(0x20..0x7f)).collect(),
+            _ => {
+                // JSON-ish: punctuation, digits and the interesting values.
+                let mut out = Vec::new();
+                while out.len() < len {
+                    match rng.u8(0..4) {
+                        0 => {
+                            const BYTES: &[u8] = b"{}[]:,\" -+.0123456789eE/";
+                            out.push(BYTES[rng.usize(..BYTES.len())]);
+                        }
+                        1 => out.extend(INTERESTING[rng.usize(..INTERESTING.len())].as_bytes()),
+                        2 => out.extend(br#""expires_on":"#),
+                        _ => out.extend(br#""access_token":"t","#),
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// Where the scalar value after a `:` or `=` at `at` starts and ends.
+    fn value_span(doc: &[u8], at: usize) -> (usize, usize) {
+        let mut start = at + 1;
+        while doc.get(start).is_some_and(|b| *b == b' ' || *b == b'\t') {
+            start += 1;
+        }
+        let mut end = start;
+        if doc.get(start) == Some(&b'"') {
+            end += 1;
+            while end < doc.len() && doc[end] != b'"' {
+                end += if doc[end] == b'\\' { 2 } else { 1 };
+            }
+            return (start, (end + 1).min(doc.len()));
+        }
+        while end < doc.len() && !b",}]\r\n".contains(&doc[end]) {
+            end += 1;
+        }
+        (start, end)
+    }
+
+    /// The word around `at`: between separators of dates, headers and connection strings.
+    fn word_span(doc: &[u8], at: usize) -> (usize, usize) {
+        let separator = |b: &u8| b" \t\r\n,;:=\"/{}[]".contains(b);
+        let start = doc[..at].iter().rposition(separator).map_or(0, |i| i + 1);
+        let end = doc[at..]
+            .iter()
+            .position(separator)
+            .map_or(doc.len(), |i| at + i);
+        (start, end)
+    }
+
+    fn mutate(rng: &mut fastrand::Rng, doc: &[u8]) -> Vec<u8> {
+        let mut out = doc.to_vec();
+        for _ in 0..rng.usize(1..=3) {
+            let interesting = INTERESTING[rng.usize(..INTERESTING.len())].as_bytes();
+            let at = rng.usize(..=out.len());
+            match rng.u8(0..7) {
+                0 if at < out.len() => out[at] ^= 1 << rng.u8(0..8),
+                1 if at < out.len() => {
+                    const BYTES: &[u8] = b"\0\xff\"\\{[\n:+-9";
+                    out[at] = BYTES[rng.usize(..BYTES.len())];
+                }
+                2 => {
+                    out.splice(at..at, interesting.iter().copied());
+                }
+                3 => {
+                    // A JSON value or INI setting swapped for an interesting one.
+                    let separators: Vec<usize> = (0..out.len())
+                        .filter(|&i| out[i] == b':' || out[i] == b'=')
+                        .collect();
+                    if separators.is_empty() {
+                        continue;
+                    }
+                    let (start, end) = value_span(&out, separators[rng.usize(..separators.len())]);
+                    let value = if rng.bool() {
+                        let quoted =
+                            serde_json::to_string(INTERESTING[rng.usize(..INTERESTING.len())])
+                                .unwrap_or_default();
+                        quoted.into_bytes()
+                    } else {
+                        interesting.to_vec()
+                    };
+                    out.splice(start..end, value);
+                }
+                4 if at < out.len() => {
+                    let (start, end) = word_span(&out, at);
+                    out.splice(start..end, interesting.iter().copied());
+                }
+                5 => {
+                    let end = rng.usize(at..=out.len().min(at + 64));
+                    out.drain(at..end);
+                }
+                _ => {
+                    let end = rng.usize(at..=out.len().min(at + 64));
+                    let copy = out[at..end].to_vec();
+                    let to = rng.usize(..=out.len());
+                    out.splice(to..to, copy);
+                }
+            }
+        }
+        out
+    }
+
+    // ---- seeds from fuzz/seeds.txt ----------------------------------------------------------
+
+    fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// Whether `name` matches `pattern`, where `*` matches any run of characters.
+    fn glob_match(pattern: &str, name: &str) -> bool {
+        match pattern.split_once('*') {
+            None => pattern == name,
+            Some((head, tail)) => {
+                let Some(rest) = name.strip_prefix(head) else {
+                    return false;
+                };
+                (0..=rest.len())
+                    .filter(|&i| rest.is_char_boundary(i))
+                    .any(|i| glob_match(tail, &rest[i..]))
+            }
+        }
+    }
+
+    /// The files a pattern of fuzz/seeds.txt names, in order.
+    fn expand(pattern: &str) -> Vec<PathBuf> {
+        let mut paths = vec![root()];
+        for component in pattern.split('/') {
+            let mut next = Vec::new();
+            for dir in &paths {
+                if !component.contains('*') {
+                    next.push(dir.join(component));
+                    continue;
+                }
+                let mut names: Vec<String> = std::fs::read_dir(dir)
+                    .map(|entries| {
+                        entries
+                            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                names.sort();
+                next.extend(
+                    names
+                        .into_iter()
+                        .filter(|n| glob_match(component, n))
+                        .map(|n| dir.join(n)),
+                );
+            }
+            paths = next;
+        }
+        paths.retain(|p| p.is_file());
+        paths
+    }
+
+    fn unhex(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex in fuzz/seeds.txt"))
+            .collect()
+    }
+
+    /// `(prefix, document)` for each seed of `target`.
+    fn seeds(target: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+        use rustls_pki_types::pem::{PemObject, SectionKind};
+        let manifest = std::fs::read_to_string(root().join("fuzz/seeds.txt")).unwrap();
+        let mut out = Vec::new();
+        for line in manifest.lines() {
+            let mut words = line.split_whitespace();
+            if words.next() != Some(target) {
+                continue;
+            }
+            let prefix = match words.next() {
+                Some("-") | None => Vec::new(),
+                Some(hex) => unhex(hex),
+            };
+            for pattern in words {
+                let (der, pattern) = match pattern.strip_prefix("der:") {
+                    Some(p) => (true, p),
+                    None => (false, pattern),
+                };
+                let files = expand(pattern);
+                assert!(
+                    !files.is_empty(),
+                    "fuzz/seeds.txt: nothing matches {pattern}"
+                );
+                for file in files {
+                    let bytes = std::fs::read(&file).unwrap();
+                    if der {
+                        for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(&bytes) {
+                            out.push((prefix.clone(), section.unwrap().1));
+                        }
+                    } else {
+                        out.push((prefix.clone(), bytes));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    // ---- running ----------------------------------------------------------------------------
+
+    fn call(target: &Target, input: &[u8]) {
+        if let Err(panic) = std::panic::catch_unwind(|| (target.run)(input)) {
+            eprintln!(
+                "fuzzing::{} panicked on this input (save it under fuzz/regressions/{}/):\n{}",
+                target.name,
+                target.name,
+                input.escape_ascii()
+            );
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    /// How many inputs of each kind: certificates cost real cryptography.
+    struct Budget {
+        random: usize,
+        mutations: usize,
+        truncations_per_seed: usize,
+    }
+
+    const FULL: Budget = Budget {
+        random: 500,
+        mutations: 3000,
+        truncations_per_seed: 300,
+    };
+
+    fn exercise(name: &str, budget: Budget) {
+        let target = TARGETS.iter().find(|t| t.name == name).unwrap();
+        let mut rng = fastrand::Rng::with_seed(0x11_f022 ^ name.len() as u64);
+        let seeds = seeds(name);
+        for _ in 0..budget.random {
+            let mut input = random_prefix(&mut rng, target.params);
+            input.extend(random_bytes(&mut rng, 400));
+            call(target, &input);
+        }
+        for (prefix, doc) in &seeds {
+            let whole = [prefix.as_slice(), doc].concat();
+            call(target, &whole);
+            let step = (whole.len() / budget.truncations_per_seed).max(1);
+            for end in (0..whole.len()).step_by(step) {
+                call(target, &whole[..end]);
+            }
+        }
+        if seeds.is_empty() {
+            return;
+        }
+        for i in 0..budget.mutations {
+            let (prefix, doc) = &seeds[i % seeds.len()];
+            let mut input = if rng.u8(0..4) == 0 {
+                random_prefix(&mut rng, target.params)
+            } else {
+                prefix.clone()
+            };
+            input.extend(mutate(&mut rng, doc));
+            call(target, &input);
+        }
+    }
+
+    #[test]
+    fn every_target_has_seeds_or_is_structured() {
+        for target in TARGETS {
+            assert!(
+                !seeds(target.name).is_empty() || target.name == "cache_deadlines",
+                "{} has no seeds in fuzz/seeds.txt",
+                target.name
+            );
+        }
+    }
+
+    #[test]
+    fn every_entry_point_has_a_fuzz_target_and_back() {
+        for target in TARGETS {
+            let path = root().join(format!("fuzz/fuzz_targets/{}.rs", target.name));
+            let source = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                source.contains(&format!("fuzzing::{}(data)", target.name)),
+                "{} does not call fuzzing::{}",
+                path.display(),
+                target.name
+            );
+        }
+        for entry in std::fs::read_dir(root().join("fuzz/fuzz_targets")).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let name = name.trim_end_matches(".rs");
+            assert!(
+                TARGETS.iter().any(|t| t.name == name),
+                "fuzz target {name} has no property test here"
+            );
+        }
+    }
+
+    #[test]
+    fn managed_identity_token_bodies_never_panic() {
+        exercise("mi_token_body", FULL);
+    }
+
+    #[test]
+    fn managed_identity_error_bodies_never_panic() {
+        exercise("mi_error_body", FULL);
+    }
+
+    #[test]
+    fn managed_identity_dates_never_panic() {
+        exercise("mi_date", FULL);
+    }
+
+    #[test]
+    fn arc_challenges_never_panic() {
+        exercise("arc_challenge", FULL);
+    }
+
+    #[test]
+    fn entra_responses_never_panic() {
+        exercise("entra_response", FULL);
+    }
+
+    #[test]
+    fn jwt_claims_never_panic() {
+        exercise("jwt_claims", FULL);
+    }
+
+    #[test]
+    fn azure_cli_token_caches_never_panic() {
+        // Its seeds are 5-15 kB of JSON, each read twice: fewer of them.
+        exercise(
+            "az_token_cache",
+            Budget {
+                random: 500,
+                mutations: 1000,
+                truncations_per_seed: 60,
+            },
+        );
+    }
+
+    #[test]
+    fn azure_cli_profiles_never_panic() {
+        exercise("az_profile", FULL);
+    }
+
+    #[test]
+    fn azure_cli_configs_never_panic() {
+        exercise("az_config", FULL);
+    }
+
+    #[test]
+    fn azure_cli_output_never_panics() {
+        exercise("az_output", FULL);
+    }
+
+    #[test]
+    fn azure_developer_cli_output_never_panics() {
+        exercise("azd_output", FULL);
+    }
+
+    #[test]
+    fn cli_stderr_never_panics() {
+        exercise("cli_stderr", FULL);
+    }
+
+    #[test]
+    fn retry_after_never_panics() {
+        exercise("retry_after", FULL);
+    }
+
+    #[test]
+    fn access_key_connection_strings_never_panic() {
+        exercise("access_key", FULL);
+    }
+
+    #[test]
+    fn certificates_never_panic() {
+        exercise(
+            "certificate",
+            Budget {
+                random: 200,
+                mutations: 300,
+                truncations_per_seed: 40,
+            },
+        );
+    }
+
+    #[test]
+    fn der_never_panics() {
+        exercise("der", FULL);
+    }
+
+    #[test]
+    fn cache_deadlines_stay_in_order() {
+        exercise(
+            "cache_deadlines",
+            Budget {
+                random: 20_000,
+                mutations: 0,
+                truncations_per_seed: 0,
+            },
+        );
+    }
+
+    /// Every input a fuzz target ever crashed on, replayed.
+    #[test]
+    fn fuzz_regressions_never_panic() {
+        for target in TARGETS {
+            let dir = root().join("fuzz/regressions").join(target.name);
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                call(target, &std::fs::read(&path).unwrap());
+            }
+        }
+    }
+}
