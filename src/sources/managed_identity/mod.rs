@@ -330,9 +330,10 @@ impl ManagedIdentityCredentialBuilder {
 
     /// Before the first IMDS request, check that IMDS is there at all: one request without the
     /// `Metadata` header (which IMDS answers at once with a 400), a short timeout, no retries.
-    /// A refused or silent endpoint makes the credential [unavailable](Error::is_unavailable)
-    /// quickly instead of after the full retry budget. Once IMDS has answered, it is never
-    /// probed again. Credential chains turn this on; default off. Applies to IMDS only, and not
+    /// A refused or silent endpoint, or an answer IMDS never sends (a redirect, an HTML page,
+    /// plain text with an error status), makes the credential
+    /// [unavailable](Error::is_unavailable) at once or after the probe's timeout instead of
+    /// after the full retry budget. Once IMDS has answered, it is never probed again. Credential chains turn this on; default off. Applies to IMDS only, and not
     /// when `AZURE_POD_IDENTITY_AUTHORITY_HOST` names the endpoint.
     pub fn probe(mut self, probe: bool) -> Self {
         self.probe = probe;
