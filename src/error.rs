@@ -67,7 +67,7 @@ impl fmt::Display for ErrorKind {
 /// Its message starts with the credential that failed and ends with what to change:
 ///
 /// ```text
-/// ManagedIdentityCredential: IMDS refused the connection (not running on Azure?); set AZURE_TOKEN_CREDENTIALS=dev to skip it
+/// ManagedIdentityCredential: IMDS refused the connection; not running on Azure? Use a developer credential (az login)
 /// ```
 ///
 /// The cause, when there is one, is available through [`std::error::Error::source`] and is not

@@ -584,3 +584,26 @@ async fn disabled_multitenant_auth_keeps_a_requested_tenant_away_from_az_and_azd
         assert!(!args.iter().any(|a| a.starts_with("--tenant")), "{args:?}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_page_answering_the_imds_probe_moves_on_at_once_without_token_requests() {
+    // Something other than IMDS (a transparent proxy, a captive portal) answers every request
+    // for IMDS's address, the probe included: the probe's answer already says it is not IMDS.
+    for reply in [
+        MockReply::html(502),
+        MockReply::html(404),
+        MockReply::html(200),
+        MockReply::redirect(302, "https://portal.example/login"),
+        MockReply::raw(503, Some("text/plain"), "Service Unavailable"),
+    ] {
+        let m = Machine::new().await.with_imds().with_tools_on_path();
+        m.imds.require_metadata_header(false);
+        m.imds.set_default(reply.clone());
+        m.executor.push_output(tool_output("azure_cli", "success"));
+        let started = paused_now();
+        let token = m.credential().get_token(&SCOPE, None).await.unwrap();
+        assert_eq!(token.source(), "AzureCliCredential", "{reply:?}");
+        assert_eq!(m.imds.request_count(), 1, "the probe only: {reply:?}");
+        assert_eq!(started.elapsed(), std::time::Duration::ZERO, "{reply:?}");
+    }
+}

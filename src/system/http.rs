@@ -979,7 +979,7 @@ impl fmt::Display for HttpErrorKind {
 /// how many attempts were made:
 ///
 /// ```text
-/// connection refused by 127.0.0.1:4567 after 1 attempt (12 ms)
+/// connection refused by 127.0.0.1:4567 after 1 attempt (0 ms)
 /// no response from 169.254.169.254:80/metadata/identity/oauth2/token within 1 s (3 attempts, 4.2 s)
 /// ```
 ///

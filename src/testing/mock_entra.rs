@@ -1,8 +1,9 @@
 //! [`MockEntra`]: a loopback stand-in for the Microsoft Entra ID v2 token endpoint.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -15,12 +16,11 @@ use ring::{digest, signature};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::loopback_http::{self, Incoming};
+use super::loopback_http::{self, Action, Incoming, JSON, Outgoing, check_status};
 use crate::Secret;
 use crate::catch_unwind::CatchUnwind;
 use crate::entra::der;
@@ -30,6 +30,11 @@ const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 const FORM: &str = "application/x-www-form-urlencoded";
 /// Clock skew the mock tolerates on `nbf`, as Entra does (a few minutes).
 const SKEW_SECS: i64 = 300;
+/// The `Server` header of every answer.
+const SERVER: &str = "mock-entra";
+const OVERSIZED_HEAD: &[u8] =
+    br#"{"token_type":"Bearer","expires_in":3599,"access_token":"mock-entra-token-oversized-"#;
+const OVERSIZED_TAIL: &[u8] = br#""}"#;
 
 /// A loopback HTTP/1.1 server speaking the Microsoft Entra ID v2 token endpoint
 /// (`POST /{tenant}/oauth2/v2.0/token`, and ADFS's `POST /adfs/oauth2/token`), for tests.
@@ -260,6 +265,8 @@ pub struct MockEntraReply {
     kind: ReplyKind,
     delay: Option<Duration>,
     headers: Vec<(String, String)>,
+    /// Send the body `.0` bytes at a time, waiting `.1` before each piece.
+    trickle: Option<(usize, Duration)>,
 }
 
 #[derive(Clone)]
@@ -277,10 +284,20 @@ enum ReplyKind {
     },
     Raw {
         status: u16,
-        content_type: &'static str,
+        content_type: Option<String>,
         body: Vec<u8>,
     },
+    ShortBody {
+        status: u16,
+        body: Vec<u8>,
+        content_length: usize,
+    },
+    Oversized {
+        bytes: usize,
+    },
+    Hang,
     Close,
+    Reset,
 }
 
 impl MockEntraReply {
@@ -289,6 +306,7 @@ impl MockEntraReply {
             kind,
             delay: None,
             headers: Vec::new(),
+            trickle: None,
         }
     }
 
@@ -349,26 +367,127 @@ impl MockEntraReply {
     }
 
     /// A response with this status and raw body, `Content-Type: application/json`.
+    ///
+    /// # Panics
+    ///
+    /// If `status` is not a three-digit number.
     pub fn json(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        MockEntraReply::raw(status, Some(JSON), body)
+    }
+
+    /// A response with this status, `Content-Type` (none when `None`) and body bytes, sent as
+    /// they are with a matching `Content-Length`: JSON after a UTF-8 byte order mark, JSON cut
+    /// short, plain text, bytes that are not UTF-8.
+    ///
+    /// # Panics
+    ///
+    /// If `status` is not a three-digit number, or the content type contains a line break.
+    pub fn raw(status: u16, content_type: Option<&str>, body: impl Into<Vec<u8>>) -> Self {
+        check_status(status);
+        assert!(
+            content_type.is_none_or(|c| !c.contains(['\r', '\n'])),
+            "MockEntraReply::raw: invalid content type {content_type:?}"
+        );
         MockEntraReply::new(ReplyKind::Raw {
             status,
-            content_type: "application/json; charset=utf-8",
+            content_type: content_type.map(str::to_owned),
             body: body.into(),
         })
     }
 
     /// An HTML page, as a proxy or captive portal sends.
+    ///
+    /// # Panics
+    ///
+    /// If `status` is not a three-digit number.
     pub fn html(status: u16) -> Self {
-        MockEntraReply::new(ReplyKind::Raw {
+        MockEntraReply::raw(
             status,
-            content_type: "text/html; charset=utf-8",
-            body: b"<!DOCTYPE html>\n<html><head><title>Blocked</title></head><body><h1>Access denied by the proxy</h1></body></html>\n".to_vec(),
+            Some("text/html; charset=utf-8"),
+            b"<!DOCTYPE html>\n<html><head><title>Blocked</title></head><body><h1>Access denied by the proxy</h1></body></html>\n".to_vec(),
+        )
+    }
+
+    /// A redirect: this status with `Location: location` and an empty body, as a captive
+    /// portal sends. Clients of the crate never follow it.
+    ///
+    /// # Panics
+    ///
+    /// If `status` is not a three-digit number, or `location` contains a line break.
+    pub fn redirect(status: u16, location: &str) -> Self {
+        MockEntraReply::raw(status, None, Vec::new()).with_header("Location", location)
+    }
+
+    /// A JSON response that announces `content_length` bytes but sends only `body`, then
+    /// closes the connection: a body cut short in transit.
+    ///
+    /// # Panics
+    ///
+    /// If `status` is not a three-digit number, or `body` is not shorter than `content_length`.
+    pub fn short_body(status: u16, body: impl Into<Vec<u8>>, content_length: usize) -> Self {
+        check_status(status);
+        let body = body.into();
+        assert!(
+            body.len() < content_length,
+            "MockEntraReply::short_body: {} bytes is not short of {content_length}",
+            body.len()
+        );
+        MockEntraReply::new(ReplyKind::ShortBody {
+            status,
+            body,
+            content_length,
         })
+    }
+
+    /// A 200 with a token-looking JSON body of exactly `bytes` bytes (and a matching
+    /// `Content-Length`), to test response size limits. The token in it starts with
+    /// `mock-entra-token-`, for leak checks.
+    pub fn oversized(bytes: usize) -> Self {
+        MockEntraReply::new(ReplyKind::Oversized { bytes })
+    }
+
+    /// A token ([`auto_token`](Self::auto_token)) whose body arrives slowly: the head (with
+    /// the full `Content-Length`) at once, then `chunk_bytes` bytes every `every`. Shorthand
+    /// for `MockEntraReply::auto_token().with_trickle(chunk_bytes, every)`.
+    ///
+    /// # Panics
+    ///
+    /// If `chunk_bytes` is zero.
+    pub fn trickle(chunk_bytes: usize, every: Duration) -> Self {
+        MockEntraReply::auto_token().with_trickle(chunk_bytes, every)
+    }
+
+    /// Reads the request and never answers; the connection stays open until the
+    /// [`MockEntra`] is dropped. Test timeouts with it under paused tokio time.
+    pub fn hang() -> Self {
+        MockEntraReply::new(ReplyKind::Hang)
     }
 
     /// Reads the request, then closes the connection without an answer.
     pub fn close() -> Self {
         MockEntraReply::new(ReplyKind::Close)
+    }
+
+    /// Reads the request, then resets the connection (a TCP RST) without an answer.
+    pub fn reset() -> Self {
+        MockEntraReply::new(ReplyKind::Reset)
+    }
+
+    /// Sends this reply's body `chunk_bytes` bytes at a time, waiting `every` before each
+    /// piece; the head, with the full `Content-Length`, goes out at once (after
+    /// [`with_delay`](Self::with_delay)). Ignored by the faults that send no body. A very long
+    /// `every` plays a body that stalls after its headers.
+    ///
+    /// # Panics
+    ///
+    /// If `chunk_bytes` is zero.
+    pub fn with_trickle(mut self, chunk_bytes: usize, every: Duration) -> Self {
+        assert!(
+            chunk_bytes > 0,
+            "MockEntraReply::with_trickle: chunk_bytes must be at least 1"
+        );
+        self.trickle = Some((chunk_bytes, every));
+        self
     }
 
     /// Waits this long before answering.
@@ -405,11 +524,23 @@ impl fmt::Debug for MockEntraReply {
                 format!("Error({status} {error} AADSTS{code})")
             }
             ReplyKind::Raw { status, body, .. } => format!("Raw({status}, <{} bytes>)", body.len()),
+            ReplyKind::ShortBody {
+                status,
+                body,
+                content_length,
+            } => format!(
+                "ShortBody({status}, <{} of {content_length} bytes>)",
+                body.len()
+            ),
+            ReplyKind::Oversized { bytes } => format!("Oversized({bytes} bytes)"),
+            ReplyKind::Hang => "Hang".to_owned(),
             ReplyKind::Close => "Close".to_owned(),
+            ReplyKind::Reset => "Reset".to_owned(),
         };
         f.debug_struct("MockEntraReply")
             .field("kind", &kind)
             .field("delay", &self.delay)
+            .field("trickle", &self.trickle)
             .finish_non_exhaustive()
     }
 }
@@ -545,12 +676,9 @@ struct State {
     gate: Option<watch::Receiver<bool>>,
 }
 
-/// What the server sends back.
-struct Outgoing {
-    delay: Option<Duration>,
-    headers: Vec<(String, String)>,
-    /// `None`: close without answering.
-    response: Option<(u16, &'static str, Vec<u8>)>,
+/// What the server sends back, once the gate (if any) opens.
+struct Answer {
+    outgoing: Outgoing,
     gate: Option<watch::Receiver<bool>>,
 }
 
@@ -563,7 +691,7 @@ fn tenant_of(path: &str) -> Option<&str> {
 }
 
 impl State {
-    fn answer(&mut self, request: Received, addr: SocketAddr) -> Outgoing {
+    fn answer(&mut self, request: Received, addr: SocketAddr) -> Answer {
         let url = format!("http://{addr}{}", request.path);
         let form: Vec<(String, String)> = if request
             .header("content-type")
@@ -586,12 +714,9 @@ impl State {
         });
         let checked = self.check(&request, &form, assertion.as_ref());
         let outgoing = match checked {
-            Err(response) => Outgoing {
-                delay: None,
-                headers: Vec::new(),
-                response: Some(response),
-                gate: self.gate.clone(),
-            },
+            Err((status, content_type, body)) => {
+                Outgoing::new(Action::respond(status, content_type, body))
+            }
             Ok(()) => {
                 let reply = self
                     .queue
@@ -600,8 +725,8 @@ impl State {
                 Outgoing {
                     delay: reply.delay,
                     headers: reply.headers,
-                    response: self.render(reply.kind),
-                    gate: self.gate.clone(),
+                    trickle: reply.trickle,
+                    action: self.render(reply.kind),
                 }
             }
         };
@@ -612,7 +737,10 @@ impl State {
             form,
             assertion,
         });
-        outgoing
+        Answer {
+            outgoing,
+            gate: self.gate.clone(),
+        }
     }
 
     /// The protocol checks: `Err` is the answer to a request that fails one.
@@ -743,9 +871,9 @@ impl State {
         Ok(())
     }
 
-    fn render(&mut self, kind: ReplyKind) -> Option<(u16, &'static str, Vec<u8>)> {
+    fn render(&mut self, kind: ReplyKind) -> Action {
         let n = self.requests.len() as u64 + 1;
-        Some(match kind {
+        match kind {
             ReplyKind::Token {
                 value,
                 expires_in,
@@ -765,25 +893,47 @@ impl State {
                 if let Some(refresh_in) = refresh_in {
                     body["refresh_in"] = json!(refresh_in);
                 }
-                (200, JSON, body.to_string().into_bytes())
+                Action::respond(200, JSON, body.to_string().into_bytes())
             }
             ReplyKind::Error {
                 status,
                 error,
                 code,
                 description,
-            } => error_response(status, &error, code, &description, n),
+            } => {
+                let (status, content_type, body) =
+                    error_response(status, &error, code, &description, n);
+                Action::respond(status, content_type, body)
+            }
             ReplyKind::Raw {
                 status,
                 content_type,
                 body,
-            } => (status, content_type, body),
-            ReplyKind::Close => return None,
-        })
+            } => Action::Respond {
+                status,
+                content_type: content_type.map(Cow::Owned),
+                body,
+            },
+            ReplyKind::ShortBody {
+                status,
+                body,
+                content_length,
+            } => Action::ShortBody {
+                status,
+                body,
+                content_length,
+            },
+            ReplyKind::Oversized { bytes } => Action::Oversized {
+                bytes,
+                prefix: OVERSIZED_HEAD,
+                suffix: OVERSIZED_TAIL,
+            },
+            ReplyKind::Hang => Action::Hang,
+            ReplyKind::Close => Action::Close,
+            ReplyKind::Reset => Action::Reset,
+        }
     }
 }
-
-const JSON: &str = "application/json; charset=utf-8";
 
 /// An error body as Entra sends it.
 fn error_response(
@@ -897,6 +1047,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
+                        loopback_http::no_delay(&stream);
                         connections.spawn(serve_connection(stream, shared.clone()));
                     }
                     Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -920,34 +1071,16 @@ async fn handle_connection(stream: &mut TcpStream, shared: &Shared) -> io::Resul
         return Ok(());
     };
     let addr = stream.local_addr()?;
-    let outgoing = {
+    let answer = {
         let mut state = shared.state.lock();
-        let outgoing = state.answer(request, addr);
+        let answer = state.answer(request, addr);
         shared.count.send_replace(state.requests.len());
-        outgoing
+        answer
     };
-    if let Some(mut gate) = outgoing.gate {
+    if let Some(mut gate) = answer.gate {
         let _ = gate.wait_for(|open| *open).await;
     }
-    if let Some(delay) = outgoing.delay {
-        tokio::time::sleep(delay).await;
-    }
-    let Some((status, content_type, body)) = outgoing.response else {
-        return Ok(());
-    };
-    let mut head = String::with_capacity(256);
-    let _ = write!(
-        head,
-        "HTTP/1.1 {status} Mock\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nServer: mock-entra\r\n",
-        body.len()
-    );
-    for (name, value) in &outgoing.headers {
-        let _ = write!(head, "{name}: {value}\r\n");
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(&body).await?;
-    stream.shutdown().await
+    loopback_http::send(stream, answer.outgoing, SERVER).await
 }
 
 /// Reads one request with the mocks' shared reader; `None` if the client went away or sent
@@ -1006,5 +1139,96 @@ mod tests {
         assert!(decode_assertion("not-a-jwt", None, "aud", None, 0).is_none());
         assert!(decode_assertion("a.b.c", None, "aud", None, 0).is_none());
         assert!(decode_assertion("a.b.c.d", None, "aud", None, 0).is_none());
+    }
+
+    /// Posts a valid client-credentials request and reads until the server closes; `None` when
+    /// the connection was reset.
+    async fn post(mock: &MockEntra) -> Option<Vec<u8>> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let body = "client_id=app&client_secret=s&grant_type=client_credentials&scope=x%2F.default";
+        let raw = format!(
+            "POST /contoso/oauth2/v2.0/token HTTP/1.1\r\nHost: login\r\nContent-Type: {FORM}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut stream = TcpStream::connect(mock.addr).await.unwrap();
+        stream.write_all(raw.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).await.ok().map(|_| out)
+    }
+
+    fn split(response: &[u8]) -> (String, &[u8]) {
+        let end = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        (
+            String::from_utf8(response[..end].to_vec()).unwrap(),
+            &response[end + 4..],
+        )
+    }
+
+    #[tokio::test]
+    async fn faults_go_on_the_wire_as_scripted() {
+        let mock = MockEntra::start().await;
+        mock.push_many([
+            MockEntraReply::raw(200, Some("text/plain"), b"\xEF\xBB\xBF{}".to_vec()),
+            MockEntraReply::redirect(302, "https://portal.example/"),
+            MockEntraReply::short_body(200, "{\"a\"", 100),
+            MockEntraReply::oversized(100_000),
+            MockEntraReply::close(),
+            MockEntraReply::reset(),
+        ]);
+        let response = post(&mock).await.unwrap();
+        let (head, body) = split(&response);
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+        assert!(head.contains("Content-Type: text/plain\r\n"), "{head}");
+        assert_eq!(body, b"\xEF\xBB\xBF{}");
+
+        let response = post(&mock).await.unwrap();
+        let (head, body) = split(&response);
+        assert!(head.starts_with("HTTP/1.1 302 Found"), "{head}");
+        assert!(head.contains("Location: https://portal.example/"), "{head}");
+        assert!(!head.contains("Content-Type"), "{head}");
+        assert!(body.is_empty());
+
+        let response = post(&mock).await.unwrap();
+        let (head, body) = split(&response);
+        assert!(head.contains("Content-Length: 100\r\n"), "{head}");
+        assert_eq!(body, b"{\"a\"");
+
+        let response = post(&mock).await.unwrap();
+        let (head, body) = split(&response);
+        assert!(head.contains("Content-Length: 100000\r\n"), "{head}");
+        assert_eq!(body.len(), 100_000);
+        assert!(body.starts_with(b"{\"token_type\":\"Bearer\""));
+        assert!(body.ends_with(b"\"}"));
+
+        assert_eq!(
+            post(&mock).await,
+            Some(Vec::new()),
+            "closed without an answer"
+        );
+        assert_eq!(post(&mock).await, None, "reset");
+        assert_eq!(mock.request_count(), 6);
+        // Debug never shows a body.
+        let printed = format!("{:?}", MockEntraReply::raw(200, None, "secret-body"));
+        assert!(!printed.contains("secret-body"), "{printed}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn trickle_and_hang_take_tokio_time() {
+        let mock = MockEntra::start().await;
+        mock.push(MockEntraReply::trickle(10, Duration::from_secs(1)));
+        let started = crate::system::monotonic_now();
+        let response = post(&mock).await.unwrap();
+        let (_, body) = split(&response);
+        let pieces = body.len().div_ceil(10);
+        assert_eq!(
+            crate::system::monotonic_now() - started,
+            Duration::from_secs(u64::try_from(pieces).unwrap())
+        );
+        let token: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(token["access_token"], "mock-entra-token-1");
+
+        mock.push(MockEntraReply::hang());
+        let hung = tokio::time::timeout(Duration::from_secs(3600), post(&mock)).await;
+        assert!(hung.is_err(), "a hung request is never answered");
     }
 }

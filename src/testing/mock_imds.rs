@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use url::Url;
 
-use super::loopback_http::{Incoming, drain_and_close, read_request};
+use super::loopback_http::{
+    self, Action, Incoming, JSON, Outgoing, check_status, read_request, reason, reject, send,
+};
 use crate::Secret;
 use crate::catch_unwind::CatchUnwind;
 use crate::system::Clock;
@@ -28,6 +29,8 @@ const AZURE_ML_PATH: &str = "/azureml/token";
 const CLOUD_SHELL_PATH: &str = "/cloudshell/token";
 const SERVICE_FABRIC_PATH: &str = "/servicefabric/token";
 const ARC_PATH: &str = "/arc/token";
+/// The `Server` header of every answer.
+const SERVER: &str = "mock-imds";
 /// Header names whose values `Debug` output shows; every other value is redacted, since a
 /// request may carry a secret under any name.
 const PLAIN_HEADERS: [&str; 8] = [
@@ -144,6 +147,7 @@ impl MockImds {
             let mut connections = JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
+                loopback_http::no_delay(&stream);
                 connections.spawn(async move {
                     // A client that rejects the certificate ends the handshake: nothing to do.
                     let Ok(mut tls) = acceptor.accept(stream).await else {
@@ -152,7 +156,15 @@ impl MockImds {
                     let Ok(mut backend) = TcpStream::connect(plain).await else {
                         return;
                     };
-                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut backend).await;
+                    loopback_http::no_delay(&backend);
+                    if tokio::io::copy_bidirectional(&mut tls, &mut backend)
+                        .await
+                        .is_err()
+                    {
+                        // The plain server reset the connection (or the client did): pass the
+                        // reset on instead of a close, as a server speaking TLS itself would.
+                        let _ = tls.get_ref().0.set_zero_linger();
+                    }
                 });
                 while connections.try_join_next().is_some() {}
             }
@@ -759,13 +771,6 @@ impl fmt::Debug for MockReply {
     }
 }
 
-fn check_status(status: u16) {
-    assert!(
-        (100..=999).contains(&status),
-        "MockReply: HTTP status {status} is not a three-digit number"
-    );
-}
-
 /// One request received by a [`MockImds`].
 ///
 /// `Debug` output shows the query parameter names (not their values), the values of a few plain
@@ -1180,18 +1185,25 @@ impl State {
             } => Action::respond(status, JSON, imds_error(&error, &description)),
             ReplyKind::Html { status } => Action::respond(status, HTML, HTML_PAGE.to_vec()),
             ReplyKind::MalformedJson => Action::respond(200, JSON, MALFORMED_JSON.to_vec()),
-            ReplyKind::Oversized { bytes } => Action::Oversized(bytes),
+            ReplyKind::Oversized { bytes } => Action::Oversized {
+                bytes,
+                prefix: OVERSIZED_HEAD,
+                suffix: OVERSIZED_TAIL,
+            },
             ReplyKind::Hang => Action::Hang,
             ReplyKind::Close => Action::Close,
             ReplyKind::Reset => Action::Reset,
-            ReplyKind::HalfBody => Action::HalfBody,
+            ReplyKind::HalfBody => Action::ShortBody {
+                status: 200,
+                body: HALF_BODY.to_vec(),
+                content_length: 1000,
+            },
             #[cfg(test)]
-            ReplyKind::Panic => Action::Panic,
+            ReplyKind::Panic => panic!("deliberate panic in the mock IMDS server"),
         }
     }
 }
 
-const JSON: &str = "application/json; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
 const HTML_PAGE: &[u8] = b"<!DOCTYPE html>\n<html><head><title>Access Denied</title></head>\
 <body><h1>Access Denied</h1><p>Your request was blocked by the network proxy.</p></body></html>\n";
@@ -1309,55 +1321,6 @@ fn app_service_error(status: u16, message: &str) -> Vec<u8> {
         .expect("serializing strings cannot fail")
 }
 
-/// The answer decided for one request.
-struct Outgoing {
-    delay: Option<Duration>,
-    headers: Vec<(String, String)>,
-    trickle: Option<(usize, Duration)>,
-    action: Action,
-}
-
-impl Outgoing {
-    fn json(status: u16, body: Vec<u8>) -> Self {
-        Outgoing {
-            delay: None,
-            headers: Vec::new(),
-            trickle: None,
-            action: Action::respond(status, JSON, body),
-        }
-    }
-}
-
-enum Action {
-    Respond {
-        status: u16,
-        content_type: Option<Cow<'static, str>>,
-        body: Vec<u8>,
-    },
-    ShortBody {
-        status: u16,
-        body: Vec<u8>,
-        content_length: usize,
-    },
-    Oversized(usize),
-    Hang,
-    Close,
-    Reset,
-    HalfBody,
-    #[cfg(test)]
-    Panic,
-}
-
-impl Action {
-    fn respond(status: u16, content_type: &'static str, body: Vec<u8>) -> Self {
-        Action::Respond {
-            status,
-            content_type: Some(Cow::Borrowed(content_type)),
-            body,
-        }
-    }
-}
-
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     // The connections belong to this task: aborting it drops the set, which aborts them all.
     let mut connections = JoinSet::new();
@@ -1366,6 +1329,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
+                        loopback_http::no_delay(&stream);
                         connections.spawn(serve_connection(stream, shared.clone()));
                     }
                     Err(error) => {
@@ -1400,169 +1364,14 @@ async fn handle_connection(stream: &mut TcpStream, shared: &Shared) -> io::Resul
     let request = match read_request(stream).await? {
         Incoming::Request(request) => request,
         Incoming::Reject { status, message } => {
-            let head = response_head(
-                status,
-                Some("text/plain; charset=utf-8"),
-                Some(message.len()),
-                &[],
-            );
-            stream.write_all(head.as_bytes()).await?;
-            stream.write_all(message.as_bytes()).await?;
-            return drain_and_close(stream).await;
+            return reject(stream, status, message, SERVER).await;
         }
         Incoming::Gone => return Ok(()),
     };
     let (method, path) = (request.method.clone(), request.path.clone());
     let outgoing = shared.state.lock().answer(request);
     tracing::debug!(%method, %path, "mock IMDS: answering");
-    send(stream, outgoing).await
-}
-
-async fn send(stream: &mut TcpStream, outgoing: Outgoing) -> io::Result<()> {
-    if let Some(delay) = outgoing.delay {
-        tokio::time::sleep(delay).await;
-    }
-    let headers = &outgoing.headers;
-    match outgoing.action {
-        Action::Respond {
-            status,
-            content_type,
-            body,
-        } => {
-            let head = response_head(status, content_type.as_deref(), Some(body.len()), headers);
-            stream.write_all(head.as_bytes()).await?;
-            match outgoing.trickle {
-                Some((chunk_bytes, every)) => {
-                    write_trickled(stream, &body, chunk_bytes, every).await?;
-                }
-                None => stream.write_all(&body).await?,
-            }
-        }
-        Action::ShortBody {
-            status,
-            body,
-            content_length,
-        } => {
-            let head = response_head(status, Some(JSON), Some(content_length), headers);
-            stream.write_all(head.as_bytes()).await?;
-            match outgoing.trickle {
-                Some((chunk_bytes, every)) => {
-                    write_trickled(stream, &body, chunk_bytes, every).await?;
-                }
-                None => stream.write_all(&body).await?,
-            }
-        }
-        Action::Oversized(bytes) => {
-            let head = response_head(200, Some(JSON), Some(bytes), headers);
-            stream.write_all(head.as_bytes()).await?;
-            match outgoing.trickle {
-                Some((chunk_bytes, every)) => {
-                    let mut body = Vec::new();
-                    write_oversized(&mut body, bytes).await?;
-                    write_trickled(stream, &body, chunk_bytes, every).await?;
-                }
-                None => write_oversized(stream, bytes).await?,
-            }
-        }
-        Action::Hang => return std::future::pending().await,
-        Action::Close => return Ok(()),
-        // With a zero linger, closing the socket (when the caller drops it) sends a RST.
-        Action::Reset => return stream.set_zero_linger(),
-        Action::HalfBody => {
-            let head = response_head(200, Some(JSON), Some(1000), headers);
-            stream.write_all(head.as_bytes()).await?;
-            stream.write_all(HALF_BODY).await?;
-        }
-        #[cfg(test)]
-        Action::Panic => panic!("deliberate panic in the mock IMDS server"),
-    }
-    stream.shutdown().await
-}
-
-/// Writes `body` `chunk_bytes` at a time, sleeping `every` before each piece.
-async fn write_trickled(
-    stream: &mut TcpStream,
-    body: &[u8],
-    chunk_bytes: usize,
-    every: Duration,
-) -> io::Result<()> {
-    for piece in body.chunks(chunk_bytes.max(1)) {
-        tokio::time::sleep(every).await;
-        stream.write_all(piece).await?;
-        stream.flush().await?;
-    }
-    Ok(())
-}
-
-/// Writes a JSON-looking body of exactly `bytes` bytes from a small buffer, however large.
-async fn write_oversized(
-    stream: &mut (impl tokio::io::AsyncWrite + Unpin),
-    bytes: usize,
-) -> io::Result<()> {
-    static FILL: [u8; 64 * 1024] = [b'x'; 64 * 1024];
-    let frame = OVERSIZED_HEAD.len() + OVERSIZED_TAIL.len();
-    if bytes < frame {
-        let small = [OVERSIZED_HEAD, OVERSIZED_TAIL].concat();
-        return stream.write_all(&small[..bytes]).await;
-    }
-    stream.write_all(OVERSIZED_HEAD).await?;
-    let mut left = bytes - frame;
-    while left > 0 {
-        let n = left.min(FILL.len());
-        stream.write_all(&FILL[..n]).await?;
-        left -= n;
-    }
-    stream.write_all(OVERSIZED_TAIL).await
-}
-
-fn response_head(
-    status: u16,
-    content_type: Option<&str>,
-    content_length: Option<usize>,
-    extra: &[(String, String)],
-) -> String {
-    // Writing to a String cannot fail.
-    let mut head = String::with_capacity(256);
-    let _ = write!(head, "HTTP/1.1 {status} {}\r\n", reason(status));
-    if let Some(content_type) = content_type {
-        let _ = write!(head, "Content-Type: {content_type}\r\n");
-    }
-    if let Some(length) = content_length {
-        let _ = write!(head, "Content-Length: {length}\r\n");
-    }
-    head.push_str("Connection: close\r\nServer: mock-imds\r\n");
-    for (name, value) in extra {
-        let _ = write!(head, "{name}: {value}\r\n");
-    }
-    head.push_str("\r\n");
-    head
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        307 => "Temporary Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        410 => "Gone",
-        413 => "Content Too Large",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Unknown",
-    }
+    send(stream, outgoing, SERVER).await
 }
 
 #[cfg(test)]
@@ -1572,7 +1381,7 @@ mod tests {
     use crate::testing::loopback_http::MAX_BODY;
     use serde_json::Value;
     use time::macros::datetime;
-    use tokio::io::AsyncReadExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A parsed response, as a raw client sees it.
     #[derive(Debug)]

@@ -6,7 +6,8 @@
 //! - [`StaticTokenCredential`]: hands out one token you give it, until the expiry you must give.
 //! - [`MockCredential`]: scripted results behind the real cache, counting fetches.
 //! - [`MockEntra`]: a loopback Microsoft Entra ID token endpoint that records form bodies,
-//!   verifies client assertions against a test certificate and answers with scripted errors.
+//!   verifies client assertions against a test certificate and answers with scripted errors
+//!   and faults (hangs, resets, trickled or stalled bodies, oversized or cut bodies).
 //! - [`ScriptedExecutor`]: a process [`Executor`](crate::system::Executor) that returns scripted
 //!   outputs and records every command, for the developer-tool credentials.
 

@@ -27,6 +27,10 @@
 //!
 //! A body cut short of its `Content-Length`, a reset or a closed connection never reaches this
 //! rule: the HTTP seam reports it ([`ErrorKind::Io`] after the retries), which stops a chain too.
+//!
+//! The IMDS probe (chains) applies the same rule to its answer: a redirect, an HTML page, plain
+//! text with an error status or Docker Desktop's 403 is `Unavailable` at once, before any token
+//! request; any other answer means IMDS is there.
 
 mod app_service;
 pub(crate) mod azure_arc;
@@ -326,9 +330,10 @@ impl ManagedIdentityCredentialBuilder {
 
     /// Before the first IMDS request, check that IMDS is there at all: one request without the
     /// `Metadata` header (which IMDS answers at once with a 400), a short timeout, no retries.
-    /// A refused or silent endpoint makes the credential [unavailable](Error::is_unavailable)
-    /// quickly instead of after the full retry budget. Once IMDS has answered, it is never
-    /// probed again. Credential chains turn this on; default off. Applies to IMDS only, and not
+    /// A refused or silent endpoint, or an answer IMDS never sends (a redirect, an HTML page,
+    /// plain text with an error status), makes the credential
+    /// [unavailable](Error::is_unavailable) at once or after the probe's timeout instead of
+    /// after the full retry budget. Once IMDS has answered, it is never probed again. Credential chains turn this on; default off. Applies to IMDS only, and not
     /// when `AZURE_POD_IDENTITY_AUTHORITY_HOST` names the endpoint.
     pub fn probe(mut self, probe: bool) -> Self {
         self.probe = probe;
@@ -576,7 +581,7 @@ fn env_url(variable: &str, value: &str) -> Result<Url, Error> {
 
 /// An endpoint the credential sends a secret to (`IDENTITY_HEADER`, `MSI_SECRET`, the Arc
 /// agent's key): https, or plain http to a loopback or link-local host only. Anything else
-/// would put the secret on the network in clear text (and, without NO_PROXY, through a proxy).
+/// would put the secret on the network in clear text.
 fn secret_url(variable: &str, value: &str) -> Result<Url, Error> {
     let url = env_url(variable, value)?;
     if url.scheme() == "http" && !crate::system::is_local(&url) {
@@ -806,10 +811,22 @@ impl Fetcher {
         let policy = RetryPolicy::none().with_budget(timeout);
         match self.http.send(&request, &policy).await {
             Ok(response) if is_unreachable_network(&response) => Err(unreachable_network()),
-            Ok(response) => {
-                tracing::debug!(credential = NAME, status = response.status(), elapsed = ?response.elapsed(), "IMDS probe answered: IMDS is present");
-                Ok(())
-            }
+            // What answers for IMDS's address with a page or a redirect is not IMDS: say so now
+            // rather than after the token request's retries (a proxy's 502 page cost 15 s).
+            Ok(response) => match foreign_answer(&response) {
+                Some(what) => {
+                    tracing::debug!(
+                        credential = NAME,
+                        status = response.status(),
+                        "IMDS probe answered with {what}: not IMDS"
+                    );
+                    Err(self.not_the_endpoint(&response, what))
+                }
+                None => {
+                    tracing::debug!(credential = NAME, status = response.status(), elapsed = ?response.elapsed(), "IMDS probe answered: IMDS is present");
+                    Ok(())
+                }
+            },
             Err(error) => {
                 let what = match error.kind() {
                     HttpErrorKind::Timeout => {
@@ -919,7 +936,7 @@ impl Fetcher {
                 format!("the IMDS endpoint answered {status} with {what}, not JSON: something other than IMDS answered (a proxy?)"),
             )
             .with_status(status)
-            .with_fix("make sure 169.254.169.254 is not sent through a proxy (add it to NO_PROXY), or use a developer credential here")
+            .with_fix("something on this network (a transparent proxy, a firewall, a captive portal) answers for 169.254.169.254; off Azure, use a developer credential (az login, or AZURE_TOKEN_CREDENTIALS=dev)")
         } else {
             Error::new(
                 ErrorKind::Other,
@@ -943,12 +960,10 @@ impl Fetcher {
         if (300..400).contains(&status) {
             return self.not_the_endpoint(response, "a redirect");
         }
-        if source == ManagedIdentitySource::Imds {
-            match response::shape(response.body()) {
-                Shape::Markup => return self.not_the_endpoint(response, "an HTML page"),
-                Shape::Text => return self.not_the_endpoint(response, "plain text"),
-                _ => {}
-            }
+        if source == ManagedIdentitySource::Imds
+            && let Some(what) = foreign_answer(response)
+        {
+            return self.not_the_endpoint(response, what);
         }
         let summary = error_summary(response.body());
         let detail = summary
@@ -1054,6 +1069,20 @@ fn check_echo(
         }
         None if source == ManagedIdentitySource::AzureArc => Err(azure_arc::unconfirmed(id)),
         None => Ok(()),
+    }
+}
+
+/// What an answer that is not a token is, when it cannot have come from IMDS (which always
+/// answers in JSON and never redirects): a redirect, an HTML page, or plain text with an error
+/// status. `None` for anything IMDS might have sent.
+fn foreign_answer(response: &HttpResponse) -> Option<&'static str> {
+    if (300..400).contains(&response.status()) {
+        return Some("a redirect");
+    }
+    match response::shape(response.body()) {
+        Shape::Markup => Some("an HTML page"),
+        Shape::Text if !(200..300).contains(&response.status()) => Some("plain text"),
+        _ => None,
     }
 }
 
