@@ -1560,6 +1560,31 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The policy of every managed identity source, after Microsoft's IMDS guidance: 404, 408
+    /// and 5xx up to four times on an exponential curve (1, 2, 4, 8 s, jittered); 429 until the
+    /// budget runs out (IMDS allows about 20 requests a second per VM: a start-up herd of 200
+    /// processes needs 10 s, and with the jitter on top of `Retry-After` all are served in
+    /// about 12 s); 410 ("updating") every 10 s, up to 8 times; a `Retry-After` over 30 s
+    /// not waited for; everything within 90 s.
+    pub fn managed_identity() -> Self {
+        RetryPolicy::default()
+            .with_max_retries(4)
+            .with_initial_delay(Duration::from_secs(1))
+            .with_max_delay(Duration::from_secs(8))
+            .with_budget(Duration::from_secs(90))
+            .with_retry_statuses([404, 408, 429].into_iter().chain(500..=599))
+            // IMDS answers 410 while it updates, for up to 70 s.
+            .with_fixed_schedule(410, Duration::from_secs(10), 8)
+            .with_max_retry_after(Duration::from_secs(30))
+    }
+
+    /// The policy of the Entra ID credentials: the default, retrying throttling and server
+    /// errors only (429, 500, 502, 503, 504) and broken connections: a 400 or 401 from Entra
+    /// will not change by asking again.
+    pub fn entra() -> Self {
+        RetryPolicy::default().with_retry_statuses([429, 500, 502, 503, 504])
+    }
+
     /// One attempt, no retries (e.g. an IMDS probe).
     pub fn none() -> Self {
         RetryPolicy::default().with_max_retries(0)
