@@ -24,6 +24,7 @@ mod error;
 pub mod interop;
 mod jwt;
 mod scope;
+mod scrub;
 mod secret;
 mod sources;
 pub mod system;

@@ -24,7 +24,7 @@ impl TenantPolicy {
     /// The rules for `credential`, whose own tenant is `configured`. The allow-list is
     /// `allowed` when given, else `AZURE_ADDITIONALLY_ALLOWED_TENANTS` (`;`-separated); `*`
     /// allows any tenant. `AZURE_IDENTITY_DISABLE_MULTITENANTAUTH` (any value) pins every
-    /// request to the credential's own tenant.
+    /// request to the credential's own tenant (a developer tool's: the tool's default).
     pub(crate) fn new(
         credential: &'static str,
         configured: Option<&str>,
@@ -68,13 +68,12 @@ impl TenantPolicy {
     /// an [`InvalidInput`](crate::ErrorKind::InvalidInput) error naming the tenant and the
     /// allow-list otherwise.
     pub(crate) fn resolve<'a>(&self, requested: &'a str) -> Result<Option<&'a str>, Error> {
-        let Some(configured) = self.configured.as_deref() else {
-            validate_tenant_id(self.credential, requested)?;
-            return Ok(Some(requested));
-        };
-        if requested.eq_ignore_ascii_case(configured) {
+        let configured = self.configured.as_deref();
+        if configured.is_some_and(|c| requested.eq_ignore_ascii_case(c)) {
             return Ok(None);
         }
+        // Also for a credential without a tenant of its own (a developer tool): it then asks
+        // the tool for its default tenant, not the requested one.
         if self.disabled {
             tracing::debug!(
                 credential = self.credential,
@@ -83,6 +82,9 @@ impl TenantPolicy {
             return Ok(None);
         }
         validate_tenant_id(self.credential, requested)?;
+        let Some(configured) = configured else {
+            return Ok(Some(requested));
+        };
         if self.any
             || self
                 .allowed
@@ -157,6 +159,16 @@ mod tests {
         let tool = policy(None, None, Env::empty());
         assert_eq!(tool.resolve("other.com").unwrap(), Some("other.com"));
         assert!(tool.resolve("a/b").unwrap_err().is_invalid_input());
+    }
+
+    #[test]
+    fn disabled_multitenant_auth_pins_a_tool_without_a_tenant_to_its_default() {
+        let env = Env::empty().with(AZURE_IDENTITY_DISABLE_MULTITENANTAUTH, "true");
+        let tool = policy(None, None, env.clone());
+        assert_eq!(tool.resolve("other.com").unwrap(), None);
+        // The allow-list does not undo it.
+        let any = policy(None, Some(&["*"]), env);
+        assert_eq!(any.resolve("other.com").unwrap(), None);
     }
 
     #[test]

@@ -236,7 +236,8 @@ impl UserTokenCredentialBuilder {
     /// Refresh on time even when nobody asks for a token: a task on the current tokio runtime
     /// asks for one shortly after each refresh time (and at least once a minute), and stops
     /// when the credential is dropped. Needs a refresher, and [`build`](Self::build) must run
-    /// inside a tokio runtime. Default: off (refreshes happen when callers ask).
+    /// inside a tokio runtime with timers (`enable_time`). Default: off (refreshes happen when
+    /// callers ask).
     pub fn refresh_proactively(mut self, proactive: bool) -> Self {
         self.refresh_proactively = proactive;
         self
@@ -244,6 +245,11 @@ impl UserTokenCredentialBuilder {
 
     /// How long a refresher call may take before it counts as failed
     /// ([`ErrorKind::Timeout`]). Default: 30 s.
+    ///
+    /// The limit needs tokio's timers. On a runtime built without them (no `enable_time`),
+    /// and when the caller drives the future outside any tokio runtime, the refresher runs
+    /// without it (on such a runtime, a warning is logged once, after the panic that tokio's
+    /// timers raise there is caught; with `panic = "abort"` the runtime must have timers).
     pub fn refresh_timeout(mut self, timeout: Duration) -> Self {
         self.refresh_timeout = timeout;
         self
@@ -262,7 +268,8 @@ impl UserTokenCredentialBuilder {
     /// Fails with [`ErrorKind::InvalidInput`] when there is neither a token nor a refresher, the
     /// token is not a JWT with an `exp` claim, a token without a refresher has expired (or
     /// expires within 30 seconds), the refresh timeout is zero, or `refresh_proactively` is
-    /// asked without a refresher or outside a tokio runtime. Messages never repeat the token.
+    /// asked without a refresher, outside a tokio runtime or on one without timers. Messages
+    /// never repeat the token.
     pub fn build(self) -> Result<UserTokenCredential, Error> {
         let initial = self
             .token
@@ -319,13 +326,23 @@ impl UserTokenCredentialBuilder {
         };
         let runtime = match self.refresh_proactively {
             false => None,
-            true => Some(tokio::runtime::Handle::try_current().map_err(|_| {
-                Error::invalid_input(
-                    NAME,
-                    "refresh_proactively needs a tokio runtime to run its task on, and there is none here",
-                )
-                .with_fix("build the credential from inside the tokio runtime that will use it")
-            })?),
+            true => {
+                let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+                    Error::invalid_input(
+                        NAME,
+                        "refresh_proactively needs a tokio runtime to run its task on, and there is none here",
+                    )
+                    .with_fix("build the credential from inside the tokio runtime that will use it")
+                })?;
+                if !timer_available() {
+                    return Err(Error::invalid_input(
+                        NAME,
+                        "refresh_proactively needs a tokio runtime with timers to wait for the refresh time, and this one has none",
+                    )
+                    .with_fix("build the runtime with enable_time() (or enable_all()), or leave refresh_proactively off"));
+                }
+                Some(runtime)
+            }
         };
         // A cache of its own by default: a user's token is not an identity other credentials
         // could share, and nothing should outlive the credential.
@@ -497,10 +514,9 @@ impl TokenFetcher for UserTokenFetcher {
             "asking the refresher for a new user access token"
         );
         let refreshing = (self.refresher)();
-        // A runtime without time (or none, when a caller drives the fetch itself) cannot time
-        // the refresher out; it runs unbounded there.
-        let timer_available = tokio::runtime::Handle::try_current().is_ok();
-        let token = if timer_available {
+        // A runtime without timers (or none, when a caller drives the fetch itself) cannot
+        // time the refresher out; it runs unbounded there.
+        let token = if timer_available() {
             match tokio::time::timeout(self.timeout, refreshing).await {
                 Ok(result) => result,
                 Err(_) => Err(Error::new(
@@ -537,6 +553,42 @@ impl TokenFetcher for UserTokenFetcher {
         );
         Ok(token)
     }
+}
+
+/// Runtimes seen without timers, by id; few, so a short list (oldest forgotten first).
+static TIMERLESS_RUNTIMES: Mutex<Vec<tokio::runtime::Id>> = Mutex::new(Vec::new());
+const TIMERLESS_RUNTIMES_KEPT: usize = 16;
+
+/// Whether the current tokio runtime drives timers (was built with `enable_time`), so that
+/// `tokio::time::timeout` can be used. Tokio offers no way to ask, and builds no timer without
+/// a time driver but panics; so a timer is built under `catch_unwind` and a runtime found
+/// without one is remembered (its one probe's panic message goes to the panic hook, like
+/// every panic). Where panics abort the process (`panic = "abort"`) there is no probing:
+/// timers are required there, as the credential's documentation says.
+fn timer_available() -> bool {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return false;
+    };
+    if cfg!(panic = "abort") {
+        return true;
+    }
+    let id = runtime.id();
+    if TIMERLESS_RUNTIMES.lock().contains(&id) {
+        return false;
+    }
+    let has_timer = std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok();
+    if !has_timer {
+        tracing::warn!(
+            credential = NAME,
+            "this tokio runtime has no timers (it was built without enable_time): the refresher runs without refresh_timeout"
+        );
+        let mut timerless = TIMERLESS_RUNTIMES.lock();
+        if timerless.len() >= TIMERLESS_RUNTIMES_KEPT {
+            timerless.remove(0);
+        }
+        timerless.push(id);
+    }
+    has_timer
 }
 
 /// Aborts the proactive task when dropped.

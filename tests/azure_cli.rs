@@ -181,10 +181,43 @@ async fn failures_are_classified() {
             message: "not logged in: Please run 'az login' to setup account.",
             codes: &[],
         },
+        // az's "unexpected error" banner says nothing; the exception at the end of the
+        // traceback (the last one of a chain) says what went wrong.
         Case {
             fixture: "refresh_failure_traceback",
             kind: ErrorKind::Authentication,
-            message: "az exited with code 1: The command failed with an unexpected error. Here is the traceback:",
+            message: "az exited with code 1: socket.gaierror: [Errno -3] Temporary failure in name resolution",
+            codes: &[],
+        },
+        Case {
+            fixture: "traceback_connection_error",
+            kind: ErrorKind::Authentication,
+            message: "az exited with code 1: requests.exceptions.ConnectionError: HTTPSConnectionPool(host='login.microsoftonline.com', port=443): Max retries exceeded",
+            codes: &[],
+        },
+        Case {
+            fixture: "traceback_key_error",
+            kind: ErrorKind::Authentication,
+            message: "az exited with code 1: KeyError: 'access_token'",
+            codes: &[],
+        },
+        Case {
+            fixture: "traceback_corrupt_token_cache",
+            kind: ErrorKind::Authentication,
+            message: "az exited with code 1: json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)",
+            codes: &[],
+        },
+        // A traceback without any ERROR: line: az failed before it could log.
+        Case {
+            fixture: "config_duplicate_section",
+            kind: ErrorKind::Authentication,
+            message: "az exited with code 1: configparser.DuplicateSectionError: While reading from '/home/dev/.azure/config' [line 4]: section 'core' already exists",
+            codes: &[],
+        },
+        Case {
+            fixture: "traceback_with_token",
+            kind: ErrorKind::Authentication,
+            message: "az exited with code 1: ValueError: refresh_token=<redacted> rejected: Bearer <redacted>",
             codes: &[],
         },
         Case {
@@ -250,6 +283,8 @@ async fn failures_are_classified() {
         assert!(!text.contains('\n'), "{}: {text}", case.fixture);
         assert!(!text.contains("fixture-cli-token"), "{text}");
         assert!(!text.contains("Traceback"), "{text}");
+        assert!(!text.contains("The command failed"), "{text}");
+        assert!(!text.contains("eyJ") && !text.contains("0.ARoA"), "{text}");
     }
 }
 
@@ -486,4 +521,71 @@ fn debug_shows_configuration_only() {
     let printed = format!("{credential:?}");
     assert!(printed.contains("My Subscription"), "{printed}");
     assert!(printed.contains("timeout"), "{printed}");
+}
+
+#[tokio::test]
+async fn disabled_multitenant_auth_keeps_a_requested_tenant_off_the_command_line() {
+    let s = Setup::new();
+    s.executor.repeat_output(fixture("success"));
+    let credential = s
+        .builder()
+        .env(Env::from_pairs([
+            ("PATH", fixtures().join("bin").to_str().unwrap()),
+            ("AZURE_CONFIG_DIR", "/home/dev/.azure"),
+            ("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH", "true"),
+        ]))
+        .build()
+        .unwrap();
+    let other = TokenRequestOptions::default().with_tenant_id(TENANT_B);
+    credential.get_token(&ARM, Some(&other)).await.unwrap();
+    // az's default tenant, as without a requested tenant.
+    assert_eq!(
+        args(&s.executor),
+        [
+            "account",
+            "get-access-token",
+            "--output",
+            "json",
+            "--resource",
+            "https://management.azure.com"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn absurd_expiries_from_az_never_panic() {
+    for expires_on in [
+        "-9223372036854775808",
+        "9223372036854775807",
+        "\"-9223372036854775808\"",
+        "\"99999999999999999999\"",
+        "1e300",
+    ] {
+        let s = Setup::new();
+        let stdout = format!(
+            r#"{{"accessToken": "fixture-cli-token-absurd", "expires_on": {expires_on}, "tokenType": "Bearer"}}"#
+        );
+        s.executor
+            .push_output(Output::new(Some(0), stdout.into_bytes(), Vec::new()));
+        let err = s.credential().get_token(&ARM, None).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Other, "{expires_on}: {err}");
+        assert!(
+            err.to_string().contains("expiry") || err.to_string().contains("not a token reply"),
+            "{expires_on}: {err}"
+        );
+    }
+    for expires_on_local in ["9999-12-31 23:59:59.000000", "0001-01-01 00:00:00.000000"] {
+        let s = Setup::new();
+        let stdout = format!(
+            r#"{{"accessToken": "fixture-cli-token-absurd", "expiresOn": "{expires_on_local}"}}"#
+        );
+        s.executor
+            .push_output(Output::new(Some(0), stdout.into_bytes(), Vec::new()));
+        if let Err(err) = s.credential().get_token(&ARM, None).await {
+            assert!(
+                !err.to_string().contains("panicked"),
+                "{expires_on_local}: {err}"
+            );
+        }
+    }
 }

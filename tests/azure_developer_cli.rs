@@ -260,3 +260,47 @@ async fn a_real_stand_in_answers() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(token.token().expose(), "fixture-azd-token-stand-in");
 }
+
+#[tokio::test]
+async fn disabled_multitenant_auth_keeps_a_requested_tenant_off_the_command_line() {
+    let s = Setup::new();
+    s.executor.repeat_output(fixture("success"));
+    let credential = s
+        .builder()
+        .env(Env::from_pairs([
+            ("PATH", fixtures().join("bin").to_str().unwrap()),
+            ("HOME", "/home/dev"),
+            ("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH", "1"),
+        ]))
+        .build()
+        .unwrap();
+    let other = TokenRequestOptions::default().with_tenant_id(TENANT_B);
+    credential.get_token(&ARM, Some(&other)).await.unwrap();
+    assert!(
+        !s.args().iter().any(|a| a == "--tenant-id"),
+        "{:?}",
+        s.args()
+    );
+    assert!(!s.args().iter().any(|a| a == TENANT_B), "{:?}", s.args());
+}
+
+#[tokio::test]
+async fn absurd_expiries_never_panic() {
+    for expires_on in [
+        "9999-12-31T23:59:59-23:59",
+        "-9999-01-01T00:00:00+23:59",
+        "0000-01-01T00:00:00Z",
+        "2030-01-01T00:00:00+99:00",
+    ] {
+        let s = Setup::new();
+        let stdout =
+            format!(r#"{{"token": "fixture-azd-token-absurd", "expiresOn": "{expires_on}"}}"#);
+        s.executor
+            .push_output(Output::new(Some(0), stdout.into_bytes(), Vec::new()));
+        // Either refused or served: what matters is an answer, not a panic.
+        match s.credential().get_token(&ARM, None).await {
+            Ok(token) => assert_eq!(token.token().expose(), "fixture-azd-token-absurd"),
+            Err(err) => assert!(!err.to_string().contains("panicked"), "{expires_on}: {err}"),
+        }
+    }
+}

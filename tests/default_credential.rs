@@ -8,7 +8,7 @@ use azure_credentials::system::{Env, Fs, Output};
 use azure_credentials::testing::{MockEntra, MockImds, MockReply, ScriptedExecutor};
 use azure_credentials::{
     DefaultAzureCredential, DefaultAzureCredentialBuilder, ErrorKind, MemberState, TokenCache,
-    TokenCredential,
+    TokenCredential, TokenRequestOptions,
 };
 
 const SCOPE: [&str; 1] = ["https://vault.azure.net/.default"];
@@ -552,4 +552,35 @@ async fn a_refused_pod_identity_endpoint_moves_on_to_az_at_once() {
     assert_eq!(token.source(), "AzureCliCredential");
     let waited = started.elapsed();
     assert!(waited < std::time::Duration::from_millis(100), "{waited:?}");
+}
+
+#[tokio::test]
+async fn disabled_multitenant_auth_keeps_a_requested_tenant_away_from_az_and_azd() {
+    let m = Machine::new()
+        .await
+        .with_tools_on_path()
+        .with_env("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH", "true");
+    // az is not logged in (the chain moves on), azd answers.
+    m.executor
+        .push_output(tool_output("azure_cli", "not_logged_in"));
+    m.executor
+        .push_output(tool_output("azure_developer_cli", "success"));
+    let other =
+        TokenRequestOptions::default().with_tenant_id("0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69");
+    let token = m
+        .credential()
+        .get_token(&SCOPE, Some(&other))
+        .await
+        .unwrap();
+    assert_eq!(token.source(), "AzureDeveloperCliCredential");
+    let commands = m.executor.commands();
+    assert_eq!(commands.len(), 2);
+    for command in commands {
+        let args: Vec<_> = command
+            .get_args()
+            .iter()
+            .map(|a| a.to_str().unwrap().to_owned())
+            .collect();
+        assert!(!args.iter().any(|a| a.starts_with("--tenant")), "{args:?}");
+    }
 }

@@ -600,6 +600,51 @@ async fn a_refresher_that_hangs_times_out() {
     assert_eq!(started.elapsed(), Duration::from_secs(5));
 }
 
+/// A runtime built without `enable_time()` cannot time the refresher out; the refresh still
+/// happens (without the timeout) instead of panicking inside tokio.
+#[test]
+fn a_runtime_without_timers_refreshes_without_the_timeout() {
+    let manual = ManualClock::new(T0);
+    let script = Script::new();
+    let fresh = jwt(T0 + Duration::from_secs(3600), "timerless");
+    script.push(Ok(fresh.clone()));
+    let credential = UserTokenCredential::builder()
+        .refresher(script.refresher())
+        .cache(cache(&manual))
+        .build()
+        .unwrap();
+    let timerless = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let token = timerless.block_on(token_of(&credential)).unwrap();
+    assert_eq!(token.token().expose(), fresh);
+    assert_eq!(script.calls(), 1);
+    // And again, on another runtime without timers, after the token is due.
+    let later = jwt(T0 + Duration::from_secs(7200), "timerless-later");
+    script.push(Ok(later.clone()));
+    manual.advance(Duration::from_secs(3600));
+    let another = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let token = another.block_on(token_of(&credential)).unwrap();
+    assert_eq!(token.token().expose(), later);
+    assert_eq!(script.calls(), 2);
+
+    // The proactive task needs timers: refused when the credential is built.
+    let err = another
+        .block_on(async {
+            UserTokenCredential::builder()
+                .refresher(script.refresher())
+                .refresh_proactively(true)
+                .cache(cache(&manual))
+                .build()
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("timers"), "{err}");
+    assert!(err.fix().unwrap().contains("enable_time"), "{err}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Proactive refresh in the background
 

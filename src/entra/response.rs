@@ -10,8 +10,6 @@ use crate::{Error, ErrorKind};
 
 /// Longest accepted token lifetime (a sanity bound: Entra tokens live hours).
 const MAX_LIFETIME_SECS: i64 = 10 * 365 * 24 * 3600;
-/// Longest piece of `error_description` kept.
-const MAX_DESCRIPTION: usize = 300;
 
 /// Who was asking, for messages.
 pub(super) struct Context<'a> {
@@ -215,7 +213,7 @@ impl EntraError {
         let description = body
             .get("error_description")
             .and_then(Value::as_str)
-            .map(first_sentence)
+            .map(crate::scrub::sentence)
             .filter(|d| !d.is_empty());
         let mut codes: Vec<u32> = match body.get("error_codes") {
             Some(Value::Array(codes)) => codes
@@ -270,29 +268,6 @@ fn aadsts_in(description: &str) -> Option<u32> {
     let rest = description.strip_prefix("AADSTS")?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
-}
-
-/// The first line of `text`, cut after its first sentence, without control characters, and
-/// at most [`MAX_DESCRIPTION`] bytes long.
-fn first_sentence(text: &str) -> String {
-    let line = text.lines().next().unwrap_or_default().trim();
-    let sentence = match line.find(". ") {
-        Some(end) => &line[..=end],
-        None => line,
-    };
-    let mut clean: String = sentence
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if clean.len() > MAX_DESCRIPTION {
-        let mut end = MAX_DESCRIPTION;
-        while !clean.is_char_boundary(end) {
-            end -= 1;
-        }
-        clean.truncate(end);
-        clean.push('…');
-    }
-    clean
 }
 
 /// What to change, for the AADSTS codes users meet most.
@@ -372,13 +347,9 @@ mod tests {
     fn descriptions_keep_the_first_sentence_only() {
         let d = "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent is the value.\r\nTrace ID: abc\r\nCorrelation ID: def";
         assert_eq!(
-            first_sentence(d),
+            crate::scrub::sentence(d),
             "AADSTS7000215: Invalid client secret provided."
         );
-        assert_eq!(first_sentence("no period"), "no period");
-        assert_eq!(first_sentence("a\u{1b}[31mb"), "a [31mb");
-        let long = "x".repeat(1000);
-        assert!(first_sentence(&long).len() <= MAX_DESCRIPTION + '…'.len_utf8());
         assert_eq!(
             aadsts_in("AADSTS700024: Client assertion is not within its valid time range."),
             Some(700024)

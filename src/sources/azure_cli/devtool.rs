@@ -89,7 +89,7 @@ impl Tool {
     /// The error for a run that ended without success: exit 127 or the shell's "not found" is
     /// "not installed"; `AADSTS` codes are an authentication failure; a request to log in (and no
     /// `AADSTS` code) is "unavailable"; anything else is an authentication failure with the
-    /// first error line of stderr, scrubbed.
+    /// line of stderr that says what went wrong ([`summarize`]), scrubbed.
     pub(crate) fn failure(&self, output: &Output, stderr_text: &str) -> Error {
         let credential = self.credential;
         let program = self.program;
@@ -158,74 +158,50 @@ pub(crate) fn is_off(env: &Env, name: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Stderr: summarized, never dumped, never echoing a token.
 
-/// The line of stderr worth showing: the first `ERROR:` line (without the prefix), or else the
-/// first non-empty one; scrubbed of anything token-like and cut short.
+/// The line of stderr that says what went wrong, scrubbed ([`crate::scrub`]): the exception
+/// at the end of a Python traceback (the last one, for a chain of them: `KeyError: 'x'`,
+/// `requests.exceptions.ConnectionError: …`), else the last `ERROR:` line other than az's
+/// banner for unexpected errors (without the prefix), else the first line with text.
 pub(crate) fn summarize(stderr: &str) -> String {
-    let line = stderr
-        .lines()
-        .map(str::trim)
-        .find_map(|l| l.strip_prefix("ERROR:"))
-        .or_else(|| stderr.lines().map(str::trim).find(|l| !l.is_empty()));
-    match line.map(str::trim) {
-        Some(line) if !line.is_empty() => scrub(line),
+    let line = exception_line(stderr)
+        .or_else(|| last_error_line(stderr))
+        .or_else(|| {
+            let first = stderr.lines().map(str::trim).find(|l| !l.is_empty())?;
+            Some(first.strip_prefix("ERROR:").map_or(first, str::trim))
+        });
+    match line.map(crate::scrub::line) {
+        Some(line) if !line.is_empty() => line,
         _ => "no error message".to_owned(),
     }
 }
 
-/// Removes what may be a secret from one line of a tool's error output, escapes control
-/// characters and cuts it to a readable length.
-pub(crate) fn scrub(line: &str) -> String {
-    const MAX_CHARS: usize = 300;
-    const REDACTED: &str = "<redacted>";
-    // Everything after a key that names a secret goes.
-    let lower = line.to_ascii_lowercase();
-    let cut = [
-        "accesstoken",
-        "access_token",
-        "refresh_token",
-        "secret",
-        "bearer ",
-    ]
-    .iter()
-    .filter_map(|k| lower.find(k).map(|i| i + k.len()))
-    .min();
-    let (line, tail) = match cut {
-        Some(i) if line.is_char_boundary(i) => (&line[..i], true),
-        _ => (line, false),
-    };
-    // Then any long run of token characters (a JWT, a base64 blob); GUIDs (36) survive.
-    let mut out = String::with_capacity(line.len());
-    let mut word = String::new();
-    let flush = |word: &mut String, out: &mut String| {
-        if word.len() >= 40 || word.contains("eyJ") {
-            out.push_str(REDACTED);
-        } else {
-            out.push_str(word);
-        }
-        word.clear();
-    };
-    for c in line.chars() {
-        if c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_' | '-' | '.' | '~') {
-            word.push(c);
-        } else {
-            flush(&mut word, &mut out);
-            if c.is_control() {
-                out.extend(c.escape_default());
-            } else {
-                out.push(c);
-            }
+/// What az prints before a traceback, saying only that there is one.
+const UNEXPECTED_ERROR_BANNER: &str =
+    "The command failed with an unexpected error. Here is the traceback:";
+
+/// The exception line closing the last traceback: the first unindented line after its header
+/// (the frames and their source lines are indented).
+fn exception_line(stderr: &str) -> Option<&str> {
+    let mut lines = stderr.lines();
+    // Resume after the last header.
+    let mut after_last_header = None;
+    while let Some(line) = lines.next() {
+        if line.trim() == "Traceback (most recent call last):" {
+            after_last_header = Some(lines.clone());
         }
     }
-    flush(&mut word, &mut out);
-    if tail {
-        out.push(' ');
-        out.push_str(REDACTED);
-    }
-    if out.chars().count() > MAX_CHARS {
-        out = out.chars().take(MAX_CHARS).collect();
-        out.push('…');
-    }
-    out
+    after_last_header?
+        .find(|l| !l.trim().is_empty() && !l.starts_with(char::is_whitespace))
+        .map(str::trim)
+}
+
+fn last_error_line(stderr: &str) -> Option<&str> {
+    stderr
+        .lines()
+        .rev()
+        .filter_map(|l| l.trim().strip_prefix("ERROR:"))
+        .map(str::trim)
+        .find(|l| !l.is_empty() && *l != UNEXPECTED_ERROR_BANNER)
 }
 
 /// The distinct `AADSTS` codes in `text`, in order of appearance.
@@ -372,8 +348,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn summary_takes_the_first_error_line_and_scrubs_it() {
-        let stderr = "WARNING: something\nERROR: AADSTS700082: The refresh token has expired.\nTraceback:\n  eyJhbGciOi.secret";
+    fn summary_takes_the_line_that_says_what_went_wrong() {
+        // A chain of tracebacks: the last exception.
+        let chain = "ERROR: The command failed with an unexpected error. Here is the traceback:\nERROR: boom\nTraceback (most recent call last):\n  File \"a.py\", line 1, in f\n    x()\nOSError: first\n\nThe above exception was the direct cause of the following exception:\n\nTraceback (most recent call last):\n  File \"b.py\", line 2, in g\n    y()\n    ^^^\nmsal.exceptions.Foo: second\nTo check existing issues, please visit: https://github.com/Azure/azure-cli/issues\n";
+        assert_eq!(summarize(chain), "msal.exceptions.Foo: second");
+        // Only the banner and the message: the message.
+        let banner = "ERROR: The command failed with an unexpected error. Here is the traceback:\nERROR: the real problem\n";
+        assert_eq!(summarize(banner), "the real problem");
+        assert_eq!(
+            summarize(
+                "ERROR: The command failed with an unexpected error. Here is the traceback:\n"
+            ),
+            "The command failed with an unexpected error. Here is the traceback:"
+        );
+        // A header and nothing after it.
+        assert_eq!(
+            summarize("ERROR: x\nTraceback (most recent call last):\n  File \"a\"\n"),
+            "x"
+        );
+        assert_eq!(summarize("WARNING: w\nERROR: one\nERROR: two\n"), "two");
+    }
+
+    #[test]
+    fn summary_scrubs_what_it_takes() {
+        let stderr = "WARNING: something\nERROR: AADSTS700082: The refresh token has expired.\nTrace:\n  eyJhbGciOi.secret";
         assert_eq!(
             summarize(stderr),
             "AADSTS700082: The refresh token has expired."
@@ -383,12 +381,14 @@ mod tests {
         let jwt = "ERROR: bad token eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2lnbmF0dXJl here";
         assert_eq!(summarize(jwt), "bad token <redacted> here");
         let keyed = r#"ERROR: response {"accessToken": "abc", "x": 1}"#;
-        assert_eq!(summarize(keyed), r#"response {"accessToken <redacted>"#);
+        assert_eq!(
+            summarize(keyed),
+            r#"response {"accessToken": "<redacted>", "x": 1}"#
+        );
         let guid = "ERROR: Subscription '00000000-0000-0000-0000-000000000000' not found.";
         assert!(summarize(guid).contains("00000000-0000-0000-0000-000000000000"));
         let long = format!("ERROR: {}", "word ".repeat(200));
-        assert!(summarize(&long).chars().count() <= 301);
-        assert_eq!(scrub("a\u{1b}[31mred"), "a\\u{1b}[31mred");
+        assert!(summarize(&long).len() <= crate::scrub::MAX_BYTES + '…'.len_utf8());
     }
 
     #[test]

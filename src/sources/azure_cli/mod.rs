@@ -1,6 +1,7 @@
 //! [`AzureCliCredential`]: tokens of the user logged in with the Azure CLI (`az login`).
 
 pub(crate) mod devtool;
+mod ini;
 mod msal_cache;
 
 use std::fmt;
@@ -409,7 +410,7 @@ impl CliFetcher {
             Ok(found) => {
                 let expires_on = OffsetDateTime::from_unix_timestamp(found.expires_on).ok()?;
                 // Refresh no later than az itself would stop returning this token.
-                let az_refresh = found.expires_on - 300;
+                let az_refresh = found.expires_on.saturating_sub(300);
                 let refresh = found.refresh_on.map_or(az_refresh, |r| r.min(az_refresh));
                 let mut token = AccessToken::new(found.secret, expires_on)
                     .with_source(NAME)

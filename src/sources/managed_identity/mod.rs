@@ -834,7 +834,7 @@ impl Fetcher {
         {
             return Err(self.not_a_token(
                 response,
-                &format!("a {:?} token, not a bearer token", response::one_line(kind)),
+                &format!("a {:?} token, not a bearer token", crate::scrub::line(kind)),
             ));
         }
         if let Some(id) = &self.id {
@@ -1013,7 +1013,7 @@ fn check_echo(
                 format!(
                     "the {source} endpoint returned a token for {} {:?}, but {id} was requested; refusing a token that belongs to another identity",
                     id.kind(),
-                    response::one_line(echoed)
+                    crate::scrub::line(echoed)
                 ),
             );
             Err(if source == ManagedIdentitySource::AzureArc {

@@ -270,37 +270,7 @@ pub(super) fn error_summary(body: &[u8]) -> Option<String> {
                 .or_else(|| error.get("code").and_then(Value::as_str))
                 .or_else(|| error.as_str())
         })?;
-    Some(one_line(text))
-}
-
-/// The first line of `text`, cut to a readable length, with nothing that looks like a JWT.
-pub(super) fn one_line(text: &str) -> String {
-    const MAX: usize = 300;
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("");
-    let mut out: String = line
-        .split_whitespace()
-        .map(|word| {
-            if word.starts_with("eyJ") {
-                "<redacted>"
-            } else {
-                word
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
-    if out.len() > MAX {
-        let mut end = MAX;
-        while !out.is_char_boundary(end) {
-            end -= 1;
-        }
-        out.truncate(end);
-        out.push('…');
-    }
-    out
+    Some(crate::scrub::line(text))
 }
 
 #[cfg(test)]
@@ -597,15 +567,5 @@ mod tests {
         assert_eq!(error_summary(b"<html>proxy</html>"), None);
         assert_eq!(error_summary(b"[1,2]"), None);
         assert_eq!(error_summary(b"{}"), None);
-    }
-
-    #[test]
-    fn one_line_trims_and_redacts() {
-        assert_eq!(one_line("\n  first line \nsecond"), "first line");
-        assert_eq!(
-            one_line("token eyJhbGciOi.x.y leaked"),
-            "token <redacted> leaked"
-        );
-        assert!(one_line(&"x".repeat(1000)).len() < 310);
     }
 }
