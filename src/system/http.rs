@@ -2186,20 +2186,10 @@ mod tests {
     }
 
     /// The IMDS policy's shape (the managed identity credential's own is private).
-    fn imds_like() -> RetryPolicy {
-        RetryPolicy::default()
-            .with_max_retries(4)
-            .with_initial_delay(Duration::from_secs(1))
-            .with_max_delay(Duration::from_secs(8))
-            .with_budget(Duration::from_secs(90))
-            .with_retry_statuses([404, 408, 429].into_iter().chain(500..=599))
-            .with_max_retry_after(Duration::from_secs(30))
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_retry_after_is_a_floor_and_the_jitter_goes_on_top() {
         fastrand::seed(11);
-        let policy = imds_like();
+        let policy = RetryPolicy::managed_identity();
         let mut waits = Vec::new();
         for _ in 0..200 {
             let (outcome, _) = run(&policy, |n| {
@@ -2257,7 +2247,7 @@ mod tests {
             rate: 20.0,
             burst: 5.0,
         }));
-        let policy = imds_like();
+        let policy = RetryPolicy::managed_identity();
         let mut herd = tokio::task::JoinSet::new();
         for _ in 0..200 {
             let bucket = bucket.clone();
