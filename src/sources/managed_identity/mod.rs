@@ -423,7 +423,9 @@ impl ManagedIdentityCredentialBuilder {
             http,
             clock: cache.clock().clone(),
             fs: self.fs,
-            policy: self.retry_policy.unwrap_or_else(RetryPolicy::managed_identity),
+            policy: self
+                .retry_policy
+                .unwrap_or_else(RetryPolicy::managed_identity),
             attempt_timeout: self.attempt_timeout,
             probe,
             endpoint_confirmed: AtomicBool::new(false),
