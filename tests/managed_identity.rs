@@ -1590,3 +1590,45 @@ async fn debug_shows_the_source_and_no_secret() {
         );
     }
 }
+
+/// Issue 17: 200 processes (each its own credential and cache) start together against an IMDS
+/// that allows its documented 20 requests a second (burst 5, then 429 with `Retry-After: 1`).
+/// Serving them all needs 10 s; every one gets its token, within 1.5 × that, through the real
+/// credential, HTTP client and loopback sockets. (Before, half of them failed after 5 attempts.)
+#[tokio::test(start_paused = true)]
+async fn a_start_up_herd_against_a_throttled_imds_is_served_in_full_within_15_s() {
+    let mock = MockImds::start().await;
+    mock.rate_limit(20.0, 5, Duration::from_secs(1));
+    let started = paused_now();
+    let mut herd = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let credential = ManagedIdentityCredential::builder()
+            .env(Env::empty())
+            .fs(Fs::memory())
+            .cache(TokenCache::builder().build())
+            .imds_endpoint(mock.imds_endpoint())
+            .build()
+            .unwrap();
+        herd.spawn(async move {
+            credential
+                .get_token(&SCOPE, None)
+                .await
+                .map(|_| paused_now())
+        });
+    }
+    let mut last = started;
+    while let Some(outcome) = herd.join_next().await {
+        let served_at = outcome
+            .unwrap()
+            .expect("a call the budget could serve failed");
+        last = last.max(served_at);
+    }
+    let all_served = last - started;
+    assert!(all_served <= Duration::from_secs(15), "{all_served:?}");
+    assert!(
+        all_served >= Duration::from_secs(9),
+        "the limit held: {all_served:?}"
+    );
+    assert_eq!(mock.token_request_count(), 200);
+    assert!(mock.throttled_count() > 0);
+}

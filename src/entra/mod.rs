@@ -103,7 +103,7 @@ impl EntraOptions {
                 authority,
                 tenants,
                 http: self.http.clone().unwrap_or_else(Http::shared),
-                retry: self.retry.clone().unwrap_or_else(default_retry_policy),
+                retry: self.retry.clone().unwrap_or_else(RetryPolicy::entra),
                 clock: cache.clock().clone(),
             }),
         })
@@ -119,12 +119,6 @@ impl fmt::Debug for EntraOptions {
             .field("allowed_tenants", &self.allowed_tenants)
             .finish_non_exhaustive()
     }
-}
-
-/// Retries on throttling and server errors only (and on broken connections): a 400 or 401 from
-/// Entra will not change by asking again.
-fn default_retry_policy() -> RetryPolicy {
-    RetryPolicy::default().with_retry_statuses([429, 500, 502, 503, 504])
 }
 
 fn required<'a>(

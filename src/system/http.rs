@@ -101,7 +101,13 @@ struct HttpInner {
     config: HttpBuilder,
     /// `Err` only for [`Http::shared`] when building failed: it must return an `Http`, so the
     /// failure is reported by every `send` instead of a panic.
-    clients: Result<Clients, Error>,
+    clients: Result<Backend, Error>,
+}
+
+/// Where requests go.
+enum Backend {
+    Network(Clients),
+    Transport(Arc<dyn HttpTransport>),
 }
 
 struct Clients {
@@ -166,8 +172,8 @@ impl Http {
                 ),
             ));
         }
-        let clients = match &self.inner.clients {
-            Ok(clients) => clients,
+        let backend = match &self.inner.clients {
+            Ok(backend) => backend,
             Err(error) => {
                 return Err(HttpError::new(
                     HttpErrorKind::Other,
@@ -190,13 +196,6 @@ impl Http {
             )
             .with_fix("use an https URL for this endpoint"));
         }
-        // A secret header never goes through a proxy: over https a proxy could not read it, but
-        // it has no business relaying an identity endpoint's traffic either.
-        let client = if goes_direct(request) {
-            &clients.direct
-        } else {
-            &clients.proxied
-        };
         let config = &self.inner.config;
         let head_timeout = request.timeout.unwrap_or(config.timeout);
         let stall_timeout = request
@@ -215,14 +214,60 @@ impl Http {
             head_timeout,
             refusal_is_final,
             &target.endpoint,
-            |limits| self.attempt(client, request, &target, limits, stall_timeout),
+            |limits| self.attempt(backend, request, &target, limits, stall_timeout),
         )
         .await
     }
 
-    /// One attempt: connect, send and read the response head within `limits.head`, then the
-    /// (capped) body with no pause longer than `stall`, everything within `limits.total`.
+    /// One attempt through the network or the configured [`HttpTransport`].
     async fn attempt(
+        &self,
+        backend: &Backend,
+        request: &HttpRequest,
+        target: &Target,
+        limits: AttemptLimits,
+        stall: Duration,
+    ) -> Result<HttpResponse, HttpError> {
+        match backend {
+            Backend::Network(clients) => {
+                // A secret header never goes through a proxy: over https a proxy could not
+                // read it, but it has no business relaying an identity endpoint's traffic
+                // either.
+                let client = if goes_direct(request) {
+                    &clients.direct
+                } else {
+                    &clients.proxied
+                };
+                self.attempt_network(client, request, target, limits, stall)
+                    .await
+            }
+            Backend::Transport(transport) => {
+                let sent = tokio::time::timeout(limits.head, transport.send(request)).await;
+                let Ok(answer) = sent else {
+                    return Err(HttpError::new(
+                        HttpErrorKind::Timeout,
+                        format!(
+                            "no response from {} within {}",
+                            target.endpoint,
+                            fmt_duration(limits.head)
+                        ),
+                    ));
+                };
+                let mut response = answer?;
+                let max = self.inner.config.max_body_bytes;
+                if response.body.len() > max {
+                    return Err(HttpError::body_too_large(target, max));
+                }
+                response.clock = self.inner.config.clock.clone();
+                Ok(response)
+            }
+        }
+    }
+
+    /// One attempt over the network: connect, send and read the response head within
+    /// `limits.head`, then the (capped) body with no pause longer than `stall`, everything
+    /// within `limits.total`.
+    async fn attempt_network(
         &self,
         client: &reqwest::Client,
         request: &HttpRequest,
@@ -302,7 +347,7 @@ impl Http {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(HttpResponse::new(
+        Ok(HttpResponse::from_parts(
             status,
             headers,
             body.freeze(),
@@ -320,8 +365,14 @@ impl fmt::Debug for Http {
             .field("read_stall_timeout", &config.read_stall_timeout)
             .field("max_body_bytes", &config.max_body_bytes)
             .field("clock", &config.clock);
-        if let Err(error) = &self.inner.clients {
-            d.field("unusable", &error.message());
+        match &self.inner.clients {
+            Ok(Backend::Transport(transport)) => {
+                d.field("transport", transport);
+            }
+            Ok(Backend::Network(_)) => {}
+            Err(error) => {
+                d.field("unusable", &error.message());
+            }
         }
         d.finish()
     }
@@ -336,6 +387,7 @@ pub struct HttpBuilder {
     max_body_bytes: usize,
     clock: Clock,
     pinned_sha1: Option<[u8; 20]>,
+    transport: Option<Arc<dyn HttpTransport>>,
 }
 
 impl Default for HttpBuilder {
@@ -347,6 +399,7 @@ impl Default for HttpBuilder {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             clock: Clock::system(),
             pinned_sha1: None,
+            transport: None,
         }
     }
 }
@@ -399,6 +452,16 @@ impl HttpBuilder {
         self
     }
 
+    /// Sends every request to `transport` instead of the network: an in-memory endpoint for
+    /// tests and simulations. Retries, budgets, the time to the response head, the body cap and
+    /// the refusal to send secrets over plain http to a remote host all apply as usual; the
+    /// connect and read-stall timeouts, TLS settings and proxies do not (there is no
+    /// connection). No network client is built.
+    pub fn transport(mut self, transport: Arc<dyn HttpTransport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
     /// Builds the client.
     ///
     /// Fails with [`ErrorKind::InvalidInput`] for a zero timeout or body cap, and with
@@ -419,6 +482,14 @@ impl HttpBuilder {
                 "max_body_bytes must be greater than zero",
             ));
         }
+        if let Some(transport) = self.transport.clone() {
+            return Ok(Http {
+                inner: Arc::new(HttpInner {
+                    config: self,
+                    clients: Ok(Backend::Transport(transport)),
+                }),
+            });
+        }
         let tls = tls_config(self.pinned_sha1)?;
         let direct = self.client(tls.clone()).no_proxy().build();
         let proxied = self.client(tls).build();
@@ -436,7 +507,7 @@ impl HttpBuilder {
         Ok(Http {
             inner: Arc::new(HttpInner {
                 config: self,
-                clients: Ok(Clients { direct, proxied }),
+                clients: Ok(Backend::Network(Clients { direct, proxied })),
             }),
         })
     }
@@ -600,6 +671,51 @@ fn is_ipv6_link_local(ip: Ipv6Addr) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Transports
+// ---------------------------------------------------------------------------------------------
+
+/// What an [`HttpTransport`] returns for one attempt.
+pub type TransportFuture<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send + 'a>>;
+
+/// Where an [`Http`] client built with [`HttpBuilder::transport`] sends its requests instead of
+/// the network: an in-memory endpoint, for tests and simulations that need many clients, or
+/// faults, without sockets.
+///
+/// One call is one attempt. Answer with [`HttpResponse::new`] for any status, or fail with
+/// [`HttpError::new`] as the network would (`ConnectionRefused`, `ConnectionReset`…); a future
+/// that never finishes is a hang, cut off by the client's timeouts. The client's retries,
+/// budgets and body cap apply to what the transport returns.
+///
+/// ```
+/// use std::sync::Arc;
+/// use azure_credentials::system::{
+///     Http, HttpRequest, HttpResponse, HttpTransport, RetryPolicy, TransportFuture,
+/// };
+///
+/// #[derive(Debug)]
+/// struct AlwaysBusy;
+///
+/// impl HttpTransport for AlwaysBusy {
+///     fn send<'a>(&'a self, _request: &'a HttpRequest) -> TransportFuture<'a> {
+///         Box::pin(async { Ok(HttpResponse::new(503, [("retry-after", "1")], "busy")) })
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let http = Http::builder().transport(Arc::new(AlwaysBusy)).build().unwrap();
+/// let request = HttpRequest::get("http://127.0.0.1/token".parse().unwrap());
+/// let response = http.send(&request, &RetryPolicy::none()).await.unwrap();
+/// assert_eq!(response.status(), 503);
+/// # }
+/// ```
+pub trait HttpTransport: Send + Sync + fmt::Debug + 'static {
+    /// One attempt at `request`.
+    fn send<'a>(&'a self, request: &'a HttpRequest) -> TransportFuture<'a>;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Requests
 // ---------------------------------------------------------------------------------------------
 
@@ -720,6 +836,18 @@ impl HttpRequest {
     pub fn url(&self) -> &Url {
         &self.url
     }
+
+    /// The value of header `name` (case-insensitive), for an [`HttpTransport`]. It may be a
+    /// secret ([`secret_header`](Self::secret_header)): do not log it.
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body, for an [`HttpTransport`]. A form body carries client secrets and
+    /// assertions: do not log it.
+    pub fn body(&self) -> Option<&[u8]> {
+        self.body.as_deref()
+    }
 }
 
 impl fmt::Debug for HttpRequest {
@@ -793,7 +921,30 @@ pub struct HttpResponse {
 }
 
 impl HttpResponse {
-    fn new(status: u16, headers: HeaderMap, body: Bytes, clock: Clock) -> Self {
+    /// A response with `status`, `headers` and `body`, for an [`HttpTransport`] to answer
+    /// with. Headers whose name or value is not valid HTTP are left out.
+    pub fn new<N, V>(
+        status: u16,
+        headers: impl IntoIterator<Item = (N, V)>,
+        body: impl Into<Bytes>,
+    ) -> Self
+    where
+        N: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_ref().as_bytes()),
+                HeaderValue::from_str(value.as_ref()),
+            ) {
+                map.append(name, value);
+            }
+        }
+        HttpResponse::from_parts(status, map, body.into(), Clock::system())
+    }
+
+    fn from_parts(status: u16, headers: HeaderMap, body: Bytes, clock: Clock) -> Self {
         HttpResponse {
             status,
             headers,
@@ -1000,16 +1151,27 @@ pub struct HttpError {
 }
 
 impl HttpError {
-    fn new(kind: HttpErrorKind, message: String) -> Self {
+    /// An error of `kind` saying `message` (no secrets in it), for an [`HttpTransport`] to fail
+    /// an attempt as the network would.
+    pub fn new(kind: HttpErrorKind, message: impl Into<String>) -> Self {
         HttpError {
             kind,
-            message,
+            message: message.into(),
             attempts: 0,
             elapsed: Duration::ZERO,
             dropped: false,
             fix: None,
             source: None,
         }
+    }
+
+    /// A connection that broke before the response head arrived (reset, or closed): an
+    /// [`HttpErrorKind::Io`] error that the retry policy retries once at once, as it does for
+    /// the network's.
+    pub fn connection_dropped(message: impl Into<String>) -> Self {
+        let mut error = HttpError::new(HttpErrorKind::Io, message);
+        error.dropped = true;
+        error
     }
 
     fn with_fix(mut self, fix: impl Into<Cow<'static, str>>) -> Self {
@@ -1419,6 +1581,31 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The policy of every managed identity source, after Microsoft's IMDS guidance: 404, 408
+    /// and 5xx up to four times on an exponential curve (1, 2, 4, 8 s, jittered); 429 until the
+    /// budget runs out (IMDS allows about 20 requests a second per VM: a start-up herd of 200
+    /// processes needs 10 s, and with the jitter on top of `Retry-After` all are served in
+    /// about 12 s); 410 ("updating") every 10 s, up to 8 times; a `Retry-After` over 30 s
+    /// not waited for; everything within 90 s.
+    pub fn managed_identity() -> Self {
+        RetryPolicy::default()
+            .with_max_retries(4)
+            .with_initial_delay(Duration::from_secs(1))
+            .with_max_delay(Duration::from_secs(8))
+            .with_budget(Duration::from_secs(90))
+            .with_retry_statuses([404, 408, 429].into_iter().chain(500..=599))
+            // IMDS answers 410 while it updates, for up to 70 s.
+            .with_fixed_schedule(410, Duration::from_secs(10), 8)
+            .with_max_retry_after(Duration::from_secs(30))
+    }
+
+    /// The policy of the Entra ID credentials: the default, retrying throttling and server
+    /// errors only (429, 500, 502, 503, 504) and broken connections: a 400 or 401 from Entra
+    /// will not change by asking again.
+    pub fn entra() -> Self {
+        RetryPolicy::default().with_retry_statuses([429, 500, 502, 503, 504])
+    }
+
     /// One attempt, no retries (e.g. an IMDS probe).
     pub fn none() -> Self {
         RetryPolicy::default().with_max_retries(0)
@@ -1797,7 +1984,7 @@ mod tests {
         for (name, value) in headers {
             map.insert(*name, HeaderValue::from_str(value).unwrap());
         }
-        HttpResponse::new(status, map, Bytes::new(), Clock::system())
+        HttpResponse::from_parts(status, map, Bytes::new(), Clock::system())
     }
 
     fn transport_error(kind: HttpErrorKind) -> HttpError {
@@ -2020,20 +2207,10 @@ mod tests {
     }
 
     /// The IMDS policy's shape (the managed identity credential's own is private).
-    fn imds_like() -> RetryPolicy {
-        RetryPolicy::default()
-            .with_max_retries(4)
-            .with_initial_delay(Duration::from_secs(1))
-            .with_max_delay(Duration::from_secs(8))
-            .with_budget(Duration::from_secs(90))
-            .with_retry_statuses([404, 408, 429].into_iter().chain(500..=599))
-            .with_max_retry_after(Duration::from_secs(30))
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_retry_after_is_a_floor_and_the_jitter_goes_on_top() {
         fastrand::seed(11);
-        let policy = imds_like();
+        let policy = RetryPolicy::managed_identity();
         let mut waits = Vec::new();
         for _ in 0..200 {
             let (outcome, _) = run(&policy, |n| {
@@ -2091,7 +2268,7 @@ mod tests {
             rate: 20.0,
             burst: 5.0,
         }));
-        let policy = imds_like();
+        let policy = RetryPolicy::managed_identity();
         let mut herd = tokio::task::JoinSet::new();
         for _ in 0..200 {
             let bucket = bucket.clone();
@@ -2467,7 +2644,7 @@ mod tests {
     fn error_messages_count_attempts() {
         let mut error = HttpError::new(
             HttpErrorKind::Timeout,
-            "no response from 169.254.169.254:80/metadata/identity/oauth2/token within 1 s".into(),
+            "no response from 169.254.169.254:80/metadata/identity/oauth2/token within 1 s",
         );
         error.attempts = 3;
         error.elapsed = Duration::from_millis(4200);
@@ -2477,7 +2654,7 @@ mod tests {
         );
         let mut refused = HttpError::new(
             HttpErrorKind::ConnectionRefused,
-            "connection refused by 127.0.0.1:4567".into(),
+            "connection refused by 127.0.0.1:4567",
         );
         refused.attempts = 1;
         refused.elapsed = Duration::from_millis(12);
@@ -3201,6 +3378,101 @@ mod tests {
         assert!(
             printed.contains(&format!("http://{}/token", server.addr)),
             "{printed}"
+        );
+    }
+
+    // ---- transports ----------------------------------------------------------------------
+
+    /// Answers with a script, one entry per attempt, and counts attempts.
+    #[derive(Debug, Default)]
+    struct Scripted {
+        replies: parking_lot::Mutex<Vec<Result<HttpResponse, HttpError>>>,
+        attempts: std::sync::atomic::AtomicU32,
+    }
+
+    impl HttpTransport for Scripted {
+        fn send<'a>(&'a self, _request: &'a HttpRequest) -> TransportFuture<'a> {
+            self.attempts
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let reply = self.replies.lock().remove(0);
+            Box::pin(async move { reply })
+        }
+    }
+
+    fn scripted(replies: Vec<Result<HttpResponse, HttpError>>) -> (Arc<Scripted>, Http) {
+        let transport = Arc::new(Scripted {
+            replies: parking_lot::Mutex::new(replies),
+            ..Default::default()
+        });
+        let http = Http::builder()
+            .transport(transport.clone())
+            .build()
+            .unwrap();
+        (transport, http)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transport_gets_the_clients_retries_and_limits() {
+        let (transport, http) = scripted(vec![
+            Err(HttpError::connection_dropped("reset")),
+            Ok(HttpResponse::new(503, [("retry-after", "1")], "")),
+            Ok(HttpResponse::new(
+                200,
+                [("content-type", "application/json")],
+                "{}",
+            )),
+        ]);
+        let request = HttpRequest::get("http://127.0.0.1/token".parse().unwrap());
+        let response = http.send(&request, &RetryPolicy::default()).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.header("Content-Type"), Some("application/json"));
+        assert_eq!(response.attempts(), 3);
+        assert_eq!(
+            transport.attempts.load(std::sync::atomic::Ordering::SeqCst),
+            3
+        );
+
+        // The body cap applies.
+        let (_, http) = scripted(vec![Ok(HttpResponse::new(
+            200,
+            [("a", "b")],
+            vec![b'x'; 2 << 20],
+        ))]);
+        let error = http.send(&request, &RetryPolicy::none()).await.unwrap_err();
+        assert_eq!(error.kind(), HttpErrorKind::BodyTooLarge);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transport_that_never_answers_is_cut_off_by_the_head_timeout() {
+        #[derive(Debug)]
+        struct Silent;
+        impl HttpTransport for Silent {
+            fn send<'a>(&'a self, _request: &'a HttpRequest) -> TransportFuture<'a> {
+                Box::pin(std::future::pending())
+            }
+        }
+        let http = Http::builder()
+            .transport(Arc::new(Silent))
+            .timeout(Duration::from_secs(3))
+            .build()
+            .unwrap();
+        let request = HttpRequest::get("http://127.0.0.1/token".parse().unwrap());
+        let started = monotonic_now();
+        let error = http.send(&request, &RetryPolicy::none()).await.unwrap_err();
+        assert_eq!(error.kind(), HttpErrorKind::Timeout);
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn a_transport_never_sees_a_secret_bound_for_a_remote_host_over_plain_http() {
+        let (transport, http) = scripted(vec![]);
+        let request = HttpRequest::get("http://example.com/token".parse().unwrap())
+            .secret_header("X-IDENTITY-HEADER", &Secret::new("s"));
+        let error = http.send(&request, &RetryPolicy::none()).await.unwrap_err();
+        assert_eq!(error.kind(), HttpErrorKind::Insecure);
+        assert_eq!(
+            transport.attempts.load(std::sync::atomic::Ordering::SeqCst),
+            0
         );
     }
 }

@@ -16,7 +16,8 @@ pub use env::Env;
 pub use fs::{FileStamp, Fs};
 pub(crate) use http::is_local;
 pub use http::{
-    Http, HttpBuilder, HttpError, HttpErrorKind, HttpRequest, HttpResponse, RetryPolicy,
+    Http, HttpBuilder, HttpError, HttpErrorKind, HttpRequest, HttpResponse, HttpTransport,
+    RetryPolicy, TransportFuture,
 };
 pub(crate) use process::resolve_program;
 pub use process::{Command, Executor, Output, ProcessError, ProcessErrorKind, TokioExecutor};

@@ -260,6 +260,26 @@ impl MockImds {
         self.shared.state.lock().default = reply;
     }
 
+    /// Throttles token requests as IMDS does: a token bucket of `burst` requests refilled at
+    /// `per_second` (IMDS documents about 20 a second per VM; `burst` 5), and past it `429`
+    /// with `Retry-After` (whole seconds, at least 1) instead of the next reply. Time is
+    /// tokio's clock, so it follows paused time in tests. Throttled requests are recorded like
+    /// the others and counted by [`throttled_count`](Self::throttled_count).
+    pub fn rate_limit(&self, per_second: f64, burst: u32, retry_after: Duration) {
+        self.shared.state.lock().rate_limit = Some(RateLimit {
+            per_second,
+            burst: f64::from(burst),
+            retry_after,
+            tokens: f64::from(burst),
+            last: crate::system::monotonic_now(),
+        });
+    }
+
+    /// Token requests answered `429` by the [rate limit](Self::rate_limit).
+    pub fn throttled_count(&self) -> usize {
+        self.shared.state.lock().throttled
+    }
+
     /// The clock the token replies' `expires_on` and `not_before` are computed from (initially
     /// the system clock). Pass a [`ManualClock`](crate::system::ManualClock)'s clock to make
     /// them predictable.
@@ -921,6 +941,33 @@ struct State {
     token_requests: usize,
     /// Token replies served, for the numbering of auto tokens.
     tokens_issued: u64,
+    rate_limit: Option<RateLimit>,
+    throttled: usize,
+}
+
+/// A token bucket in front of the token requests (see [`MockImds::rate_limit`]).
+struct RateLimit {
+    per_second: f64,
+    burst: f64,
+    retry_after: Duration,
+    tokens: f64,
+    last: tokio::time::Instant,
+}
+
+impl RateLimit {
+    /// Takes a token from the bucket if there is one.
+    fn admit(&mut self) -> bool {
+        let now = crate::system::monotonic_now();
+        let refill = now.saturating_duration_since(self.last).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -946,6 +993,8 @@ impl State {
             requests: Vec::new(),
             token_requests: 0,
             tokens_issued: 0,
+            rate_limit: None,
+            throttled: 0,
         }
     }
 
@@ -990,6 +1039,20 @@ impl State {
         }
         if let Some(refusal) = self.protocol_check(endpoint, request) {
             return refusal;
+        }
+        if let Some(limit) = &mut self.rate_limit
+            && !limit.admit()
+        {
+            self.throttled += 1;
+            let mut outgoing = Outgoing::json(
+                429,
+                imds_error("too_many_requests", "Too many requests; please retry later"),
+            );
+            let seconds = limit.retry_after.as_secs().max(1);
+            outgoing
+                .headers
+                .push(("Retry-After".to_owned(), seconds.to_string()));
+            return outgoing;
         }
         let reply = self
             .queue
@@ -1673,6 +1736,28 @@ mod tests {
         assert_eq!(json["client_id"], "my-uami");
         assert_eq!(json["resource"], "https://vault.azure.net");
         assert!(json.get("expires_in").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_limit_throttles_past_its_burst_and_refills_with_time() {
+        let mock = MockImds::start().await;
+        mock.rate_limit(20.0, 5, Duration::from_secs(1));
+        for _ in 0..5 {
+            assert_eq!(imds(&mock).await.status, 200);
+        }
+        let throttled = imds(&mock).await;
+        assert_eq!(throttled.status, 429);
+        assert_eq!(throttled.header("retry-after"), Some("1"));
+        assert_eq!(mock.throttled_count(), 1);
+        // 20 a second: one more after 50 ms.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(imds(&mock).await.status, 200);
+        assert_eq!(imds(&mock).await.status, 429);
+        assert_eq!(
+            mock.token_request_count(),
+            6,
+            "throttled requests take no reply"
+        );
     }
 
     #[tokio::test]

@@ -440,7 +440,9 @@ impl ManagedIdentityCredentialBuilder {
             http,
             clock: cache.clock().clone(),
             fs: self.fs,
-            policy: self.retry_policy.unwrap_or_else(imds_retry_policy),
+            policy: self
+                .retry_policy
+                .unwrap_or_else(RetryPolicy::managed_identity),
             attempt_timeout: self.attempt_timeout,
             probe,
             endpoint_confirmed: AtomicBool::new(false),
@@ -532,24 +534,6 @@ impl ManagedIdentityCredentialBuilder {
             probe_allowed: true,
         })
     }
-}
-
-/// The retry policy of Microsoft's IMDS guidance, used for every managed identity source.
-///
-/// 429 is retried until the 90 s budget runs out (see [`RetryPolicy`]): IMDS allows about 20
-/// requests a second per VM, so a start-up herd of 200 processes needs 10 s, and with the jitter
-/// on top of `Retry-After` every one is served in about 12 s (the `http` unit test
-/// `a_throttled_start_up_herd_is_served_within_one_and_a_half_times_n_over_rate`).
-fn imds_retry_policy() -> RetryPolicy {
-    RetryPolicy::default()
-        .with_max_retries(4)
-        .with_initial_delay(Duration::from_secs(1))
-        .with_max_delay(Duration::from_secs(8))
-        .with_budget(Duration::from_secs(90))
-        .with_retry_statuses([404, 408, 429].into_iter().chain(500..=599))
-        // IMDS answers 410 while it updates, for up to 70 s.
-        .with_fixed_schedule(410, Duration::from_secs(10), 8)
-        .with_max_retry_after(Duration::from_secs(30))
 }
 
 fn probe_timeout_from_env(env: &Env) -> Result<Duration, Error> {
