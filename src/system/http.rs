@@ -973,7 +973,7 @@ impl HttpResponse {
                 map.append(name, value);
             }
         }
-        HttpResponse::new(status, map, Bytes::copy_from_slice(body), clock)
+        HttpResponse::from_parts(status, map, Bytes::copy_from_slice(body), clock)
     }
 
     /// The status code, e.g. `200`.
