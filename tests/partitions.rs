@@ -1394,3 +1394,33 @@ async fn user_token_credentials_never_share_a_token_even_on_one_cache_with_one_r
     }
     assert_eq!(calls.load(Ordering::SeqCst), users.len());
 }
+
+/// A Service Fabric credential pinned to another certificate could not have fetched the token
+/// of one pinned to the cluster's: it must not be served it from the cache (before, the pin was
+/// not part of the identity, so it was).
+#[tokio::test]
+async fn a_service_fabric_credential_pinned_to_another_certificate_never_gets_the_token() {
+    let clock = ManualClock::new(T0);
+    let mock = mock_imds(&clock).await;
+    let (url, thumbprint) = service_fabric_front(&mock).await;
+    let shared = cache(&clock.clock());
+    let pinned_to = |thumbprint: &str| {
+        ManagedIdentityCredential::builder()
+            .env(
+                Env::empty()
+                    .with("IDENTITY_ENDPOINT", url.as_str())
+                    .with("IDENTITY_HEADER", "fabric-header")
+                    .with("IDENTITY_SERVER_THUMBPRINT", thumbprint),
+            )
+            .fs(Fs::memory())
+            .cache(shared.clone())
+            .build()
+            .unwrap()
+    };
+    let right = pinned_to(&thumbprint);
+    right.get_token(SCOPE, None).await.unwrap();
+    let wrong = pinned_to("0123456789ABCDEF0123456789ABCDEF01234567");
+    let error = wrong.get_token(SCOPE, None).await.unwrap_err();
+    assert!(error.to_string().contains("certificate"), "{error}");
+    assert_eq!(mock.token_request_count(), 1);
+}

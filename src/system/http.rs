@@ -1359,6 +1359,13 @@ fn classify(error: &reqwest::Error, target: &Target, connect_timeout: Duration) 
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe,
         ) => Classified::dropped(format!("the connection to {endpoint} was reset")),
+        // Over TLS, a peer that closes without a `close_notify` before answering is a dropped
+        // connection like a plain close before the head.
+        Some(io::ErrorKind::UnexpectedEof) if error.is_request() && !malformed => {
+            Classified::dropped(format!(
+                "{endpoint} closed the connection before sending a response"
+            ))
+        }
         Some(io::ErrorKind::UnexpectedEof) => Classified::new(
             HttpErrorKind::Io,
             format!("the connection to {endpoint} closed before the response was complete"),
@@ -2997,6 +3004,68 @@ mod tests {
         let fix = credential_error.fix().unwrap_or_default();
         assert!(fix.contains("SSL_CERT_FILE"), "{fix}");
         assert_eq!(mock.request_count(), 0);
+    }
+
+    /// A TLS server that closes its first connection without a TLS `close_notify` after
+    /// reading the request (an abrupt close before the response head), then answers `{}`.
+    async fn tls_server_that_drops_the_first_connection() -> (Url, [u8; 20]) {
+        use tokio::io::AsyncWriteExt;
+        let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let cert = generated.cert.der().clone();
+        let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert);
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            for connection in 0.. {
+                let (stream, _) = listener.accept().await.unwrap();
+                let mut tls = acceptor.accept(stream).await.unwrap();
+                let mut buf = vec![0; 4096];
+                let _ = tls.read(&mut buf).await.unwrap();
+                if connection == 0 {
+                    drop(tls); // no close_notify
+                    continue;
+                }
+                tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                    .await
+                    .unwrap();
+                tls.shutdown().await.unwrap();
+            }
+        });
+        let mut thumbprint = [0; 20];
+        thumbprint.copy_from_slice(sha1.as_ref());
+        (format!("https://{addr}/token").parse().unwrap(), thumbprint)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tls_connection_closed_abruptly_before_the_response_is_retried_at_once() {
+        let (url, thumbprint) = tls_server_that_drops_the_first_connection().await;
+        let http = Http::builder()
+            .pin_server_certificate_sha1(thumbprint)
+            .build()
+            .unwrap();
+        let started = monotonic_now();
+        let response = http
+            .send(&HttpRequest::get(url), &RetryPolicy::default())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.attempts(), 2);
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "retried at once, not after the backoff: {:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]

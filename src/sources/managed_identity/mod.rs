@@ -418,6 +418,11 @@ impl ManagedIdentityCredentialBuilder {
         if let Some(id) = &id {
             identity = identity.with(id.kind(), id.value());
         }
+        // Only a client that trusts the pinned certificate could have fetched the token.
+        if let Endpoint::ServiceFabric { thumbprint, .. } = &endpoint {
+            let hex: String = thumbprint.iter().map(|b| format!("{b:02x}")).collect();
+            identity = identity.with("server_certificate_sha1", hex);
+        }
         // Azure ML asks for DEFAULT_IDENTITY_CLIENT_ID's identity when none is chosen: it
         // decides whose token this is.
         if let (
