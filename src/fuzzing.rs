@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::developer_tools::azure_cli::{self, msal_cache};
+use crate::developer_tools::azure_developer_cli;
+use crate::developer_tools::devtool;
 use crate::entra::{ClientCertificate, der, response as entra_response};
-use crate::sources::azure_cli::{self, devtool, msal_cache};
-use crate::sources::azure_developer_cli;
-use crate::sources::managed_identity::{azure_arc, response as mi_response};
+use crate::managed_identity::{azure_arc, response as mi_response};
 use crate::system::{Env, Fs, HttpResponse, ManualClock, Output, from_unix_nanos};
 use crate::{AccessKeyCredential, Secret};
 

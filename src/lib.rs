@@ -8,12 +8,13 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod access_key;
 mod cache;
 mod catch_unwind;
 mod chain;
+mod communication;
 mod credential;
 mod default;
+mod developer_tools;
 mod entra;
 mod error;
 /// Entry points into the parsers for the fuzz targets in `fuzz/` (built with `--cfg fuzzing`,
@@ -31,37 +32,41 @@ mod fuzzing;
 )]
 pub mod interop;
 mod jwt;
+mod managed_identity;
 mod scope;
 mod scrub;
 mod secret;
-mod sources;
 pub mod system;
 mod tenant;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod user_token;
 
-pub use access_key::{AccessKeyCredential, AccessKeyCredentialBuilder, SignedHeaders};
 pub use cache::{
     CacheIdentity, CachedCredential, TokenCache, TokenCacheBuilder, TokenFetcher, TokenRequest,
 };
 pub use chain::{ChainedTokenCredential, ChainedTokenCredentialBuilder, RequiredIdentity};
+pub use communication::{
+    AccessKeyCredential, AccessKeyCredentialBuilder, SignedHeaders, UserTokenCredential,
+    UserTokenCredentialBuilder,
+};
 pub use credential::{AccessToken, TokenCredential, TokenFuture, TokenRequestOptions};
 pub use default::{
     DefaultAzureCredential, DefaultAzureCredentialBuilder, Explanation, MemberExplanation,
     MemberState,
 };
+pub use developer_tools::{
+    AzureCliCredential, AzureCliCredentialBuilder, AzureDeveloperCliCredential,
+    AzureDeveloperCliCredentialBuilder,
+};
 pub use entra::authority_hosts;
 pub use entra::{
     ClientCertificateCredential, ClientCertificateCredentialBuilder, ClientSecretCredential,
-    ClientSecretCredentialBuilder,
+    ClientSecretCredentialBuilder, EnvironmentCredential, EnvironmentCredentialBuilder,
+    WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder,
 };
 pub use error::{Attempt, Error, ErrorKind};
-pub use secret::Secret;
-pub use sources::{
-    AzureCliCredential, AzureCliCredentialBuilder, AzureDeveloperCliCredential,
-    AzureDeveloperCliCredentialBuilder, EnvironmentCredential, EnvironmentCredentialBuilder,
+pub use managed_identity::{
     ManagedIdentityCredential, ManagedIdentityCredentialBuilder, ManagedIdentitySource,
-    UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder,
+    UserAssignedId,
 };
-pub use user_token::{UserTokenCredential, UserTokenCredentialBuilder};
+pub use secret::Secret;

@@ -10,7 +10,9 @@ pub mod authority_hosts;
 mod client_certificate;
 mod client_secret;
 pub(crate) mod der;
+mod environment;
 pub(crate) mod response;
+mod workload_identity;
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,6 +29,8 @@ use crate::{AccessToken, Error, Secret, TokenCache, TokenRequest};
 pub(crate) use client_certificate::ClientCertificate;
 pub use client_certificate::{ClientCertificateCredential, ClientCertificateCredentialBuilder};
 pub use client_secret::{ClientSecretCredential, ClientSecretCredentialBuilder};
+pub use environment::{EnvironmentCredential, EnvironmentCredentialBuilder};
+pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder};
 
 pub(crate) const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
 pub(crate) const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";

@@ -1,6 +1,5 @@
 //! [`AzureCliCredential`]: tokens of the user logged in with the Azure CLI (`az login`).
 
-pub(crate) mod devtool;
 mod ini;
 pub(crate) mod msal_cache;
 
@@ -13,7 +12,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
-use self::devtool::{LoginWatch, Tool};
+use super::devtool::{self, LoginWatch, Tool};
 use crate::scope::{scope_to_resource, single_scope, validate_subscription, validate_tenant_id};
 use crate::system::{Clock, Env, Executor, Fs, TokioExecutor};
 use crate::tenant::TenantPolicy;

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::devtool::{self, LoginWatch, Tool};
 use crate::scope::{validate_scope, validate_tenant_id};
-use crate::sources::azure_cli::devtool::{self, LoginWatch, Tool};
 use crate::system::{Clock, Env, Executor, Fs, TokioExecutor};
 use crate::tenant::TenantPolicy;
 use crate::{

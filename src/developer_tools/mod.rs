@@ -1,0 +1,9 @@
+//! The developers' own logins: the Azure CLI and the Azure Developer CLI, run as processes
+//! (`devtool.rs`: finding, running and reading a tool; its login watch).
+
+pub(crate) mod azure_cli;
+pub(crate) mod azure_developer_cli;
+pub(crate) mod devtool;
+
+pub use azure_cli::{AzureCliCredential, AzureCliCredentialBuilder};
+pub use azure_developer_cli::{AzureDeveloperCliCredential, AzureDeveloperCliCredentialBuilder};
