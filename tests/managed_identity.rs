@@ -1101,6 +1101,32 @@ async fn an_echoed_object_id_or_resource_id_must_match_too() {
     assert!(err.is_authentication(), "{err}");
 }
 
+/// Caught by the `mi_response` fuzz target's identity check: an empty `msi_res_id` hid a
+/// `mi_res_id` naming another identity, and the token was accepted.
+#[tokio::test]
+async fn a_resource_id_echo_naming_another_identity_is_refused_beside_an_empty_one() {
+    for host in [Host::Imds, Host::AppService, Host::AzureArc] {
+        let setup = Setup::new(host).await;
+        setup.mock.set_default(MockReply::json(
+            200,
+            r#"{"access_token":"mock-imds-token-x","expires_on":"4102444800","msi_res_id":"","mi_res_id":"/subscriptions/x/other"}"#,
+        ));
+        let credential = setup
+            .builder()
+            .resource_id("/subscriptions/x/mine")
+            .build()
+            .unwrap();
+        let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+        assert!(err.is_authentication(), "{host:?}: {err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("/subscriptions/x/other") && text.contains("/subscriptions/x/mine"),
+            "{host:?}: {text}"
+        );
+        assert!(!text.contains("mock-imds-token"), "{text}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn without_the_probe_a_refused_local_port_is_unavailable_after_one_attempt() {
     // ManagedIdentityCredential used directly (or with AZURE_POD_IDENTITY_AUTHORITY_HOST in a

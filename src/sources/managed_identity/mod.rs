@@ -1032,14 +1032,20 @@ fn check_echo(
     id: &UserAssignedId,
     body: &TokenBody,
 ) -> Result<(), Error> {
-    let echoed = match id {
-        UserAssignedId::ClientId(_) => body.client_id.as_deref(),
-        UserAssignedId::ObjectId(_) => body.object_id.as_deref(),
-        UserAssignedId::ResourceId(_) => body.msi_res_id.as_deref().or(body.mi_res_id.as_deref()),
-    }
-    .filter(|e| !e.is_empty());
-    match echoed {
-        Some(echoed) if echoed.eq_ignore_ascii_case(id.value()) => Ok(()),
+    // Every field that can name the identity must name this one (an empty one names none).
+    let fields = match id {
+        UserAssignedId::ClientId(_) => [body.client_id.as_deref(), None],
+        UserAssignedId::ObjectId(_) => [body.object_id.as_deref(), None],
+        UserAssignedId::ResourceId(_) => [body.msi_res_id.as_deref(), body.mi_res_id.as_deref()],
+    };
+    let mut echoed = fields
+        .into_iter()
+        .flatten()
+        .filter(|e| !e.is_empty())
+        .peekable();
+    let confirmed = echoed.peek().is_some();
+    match echoed.find(|e| !e.eq_ignore_ascii_case(id.value())) {
+        None if confirmed => Ok(()),
         Some(echoed) => {
             let error = Error::authentication(
                 NAME,
