@@ -1,7 +1,7 @@
 //! [`AzureCliCredential`]: tokens of the user logged in with the Azure CLI (`az login`).
 
 pub(crate) mod devtool;
-mod ini;
+pub(crate) mod ini;
 pub(crate) mod msal_cache;
 
 use std::fmt;
