@@ -60,7 +60,7 @@ done
 while [[ ${#running[@]} -gt 0 ]]; do wait_one; done
 
 # One line per target from libFuzzer's last status line and final stats.
-printf '\n%-16s %12s %8s %8s %8s  %s\n' target executions cov ft corpus result
+printf '\n%-20s %12s %8s %8s %8s  %s\n' target executions cov ft corpus result
 for target in "${targets[@]}"; do
     log=$logs/$target.log
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
@@ -70,7 +70,7 @@ for target in "${targets[@]}"; do
     corp=$(grep -o 'corp: [0-9]*' <<< "$status" | grep -o '[0-9]*' || true)
     result=ok
     [[ " ${failed[*]} " == *" $target "* ]] && result="FAILED (see fuzz/$logs/$target.log)"
-    printf '%-16s %12s %8s %8s %8s  %s\n' "$target" "${execs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$result"
+    printf '%-20s %12s %8s %8s %8s  %s\n' "$target" "${execs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$result"
 done
 
 if [[ ${#failed[@]} -gt 0 ]]; then

@@ -64,5 +64,5 @@ while read -r target prefix files; do
 done < fuzz/seeds.txt
 
 for dir in fuzz/corpus/*/; do
-    printf '%-16s %4d files\n' "$(basename "$dir")" "$(find "$dir" -type f | wc -l)"
+    printf '%-20s %4d files\n' "$(basename "$dir")" "$(find "$dir" -type f | wc -l)"
 done

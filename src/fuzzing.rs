@@ -2,9 +2,11 @@
 //! `fuzz/` and for the "no parser panics" property tests below.
 //!
 //! Compiled only for this crate's tests and under `--cfg fuzzing` (which cargo-fuzz sets); it
-//! is no part of the public API. Each function takes arbitrary bytes, calls the real parser,
-//! and ignores the result: the only thing checked is that nothing panics (and, for the cache's
-//! deadline arithmetic, the deadlines' order).
+//! is no part of the public API. Each function takes arbitrary bytes and calls the real parser
+//! (or, for `mi_response` and `entra_token_response`, a whole credential whose endpoint answers
+//! with the input). Most only check that nothing panics; the cache's deadline arithmetic checks
+//! the deadlines' order, the scrubber and INI reader their promises, and the credentials what
+//! users rely on (each function's comment says what): a failed check panics, like a crash.
 //!
 //! Where a parser needs more than one input (a clock, a status code, a password), the bytes
 //! start with fixed-size parameters read by [`Input`], and the rest is the document. Missing
@@ -14,17 +16,25 @@
 //! function's comment gives its layout. Integers are little-endian.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::developer_tools::azure_cli::{self, msal_cache};
+use crate::developer_tools::azure_cli::{self, ini, msal_cache};
 use crate::developer_tools::azure_developer_cli;
 use crate::developer_tools::devtool;
 use crate::entra::{ClientCertificate, der, response as entra_response};
 use crate::managed_identity::{azure_arc, response as mi_response};
-use crate::system::{Env, Fs, HttpResponse, ManualClock, Output, from_unix_nanos};
-use crate::{AccessKeyCredential, Secret};
+use crate::system::{
+    Env, Fs, Http, HttpRequest, HttpResponse, HttpTransport, ManualClock, Output, RetryPolicy,
+    TransportFuture, from_unix_nanos,
+};
+use crate::{
+    AccessKeyCredential, AccessToken, ClientSecretCredential, Error, ManagedIdentityCredential,
+    Secret, TokenCache, TokenCredential, UserAssignedId,
+};
 
 /// The clock value a zero offset stands for: 2030-01-01T00:00:00Z.
 pub const BASE_UNIX_SECS: i64 = 1_893_456_000;
@@ -99,6 +109,196 @@ fn consume<T, E: std::fmt::Display>(result: Result<T, E>) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Whole credentials on an in-memory endpoint
+//
+// `mi_response` and `entra_token_response` run a real credential (its cache, its HTTP client
+// with `RetryPolicy::none()`, so one input is one attempt) against an `HttpTransport` that
+// answers with the input, on a current-thread runtime made once per thread. The cache's clock
+// stands at BASE: that is when every token is requested.
+
+/// Runs `future` to completion on this thread's runtime.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a current-thread tokio runtime");
+    }
+    RUNTIME.with(|runtime| runtime.block_on(future))
+}
+
+const SCOPE: &str = "https://vault.azure.net/.default";
+
+/// An identity endpoint in memory: a request without an `Authorization` header gets `plain`,
+/// one with it (Azure Arc's second leg) gets `keyed`. Counts the requests, and notes an
+/// `Authorization` header that carries anything but the Arc agent's key.
+#[derive(Debug)]
+struct Canned {
+    plain: HttpResponse,
+    keyed: HttpResponse,
+    requests: AtomicUsize,
+    stray_authorization: AtomicBool,
+}
+
+impl Canned {
+    fn new(plain: HttpResponse, keyed: HttpResponse) -> Arc<Canned> {
+        Arc::new(Canned {
+            plain,
+            keyed,
+            requests: AtomicUsize::new(0),
+            stray_authorization: AtomicBool::new(false),
+        })
+    }
+
+    fn http(self: &Arc<Self>, clock: &ManualClock) -> Http {
+        Http::builder()
+            .transport(self.clone())
+            .clock(clock.clock())
+            .build()
+            .expect("an HTTP client on a transport")
+    }
+}
+
+impl HttpTransport for Canned {
+    fn send<'a>(&'a self, request: &'a HttpRequest) -> TransportFuture<'a> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let answer = match request.header_value("authorization") {
+            None => &self.plain,
+            Some(value) => {
+                if value.strip_prefix("Basic ") != Some(ARC_KEY) {
+                    self.stray_authorization.store(true, Ordering::Relaxed);
+                }
+                &self.keyed
+            }
+        };
+        let answer = answer.clone();
+        Box::pin(async move { Ok(answer) })
+    }
+}
+
+/// What a user can see of an error: its message and its `Debug`.
+fn shown(error: &Error) -> String {
+    format!("{error}\n{error:?}")
+}
+
+/// Every string of a JSON document, keys included.
+fn json_strings<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match value {
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| json_strings(v, out)),
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                out.push(key);
+                json_strings(value, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The values of `fields` of a JSON object body (after a UTF-8 BOM) that a leak check can tell
+/// apart from the rest of the answer: at least 8 bytes, written once in the body, and inside
+/// no other string of it (an endpoint that also puts its token in `error_description` as a
+/// plain word cannot be told from one that describes an error there).
+fn body_secrets(body: &[u8], fields: &[&str]) -> Vec<String> {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(strip_bom(body)) else {
+        return Vec::new();
+    };
+    let mut strings = Vec::new();
+    json_strings(&json, &mut strings);
+    fields
+        .iter()
+        .filter_map(|field| json.get(*field)?.as_str())
+        .filter(|secret| secret.len() >= 8)
+        .filter(|secret| occurrences(body, secret.as_bytes()) == 1)
+        .filter(|secret| strings.iter().filter(|s| s.contains(*secret)).count() == 1)
+        .map(str::to_owned)
+        .collect()
+}
+
+fn occurrences(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len().max(1))
+        .filter(|w| *w == needle)
+        .count()
+}
+
+/// `secret` with its ASCII letters and digits moved one along (`a`→`b`, `z`→`a`, `9`→`0`):
+/// the same shape, another value.
+fn twin(secret: &str) -> String {
+    secret
+        .chars()
+        .map(|c| match c {
+            'z' => 'a',
+            'Z' => 'A',
+            '9' => '0',
+            'a'..='y' | 'A'..='Y' | '0'..='8' => char::from(c as u8 + 1),
+            c => c,
+        })
+        .collect()
+}
+
+/// Panics when a secret of the response body (the values of `fields`, see [`body_secrets`])
+/// reaches `error`. A value the error shows is checked again by running the case with that
+/// value changed in the body ([`twin`]): the changed value must not show. The first look
+/// alone would blame a token that happens to be a word of the message (`Credential`).
+fn assert_no_body_secret(
+    error: &Error,
+    body: &[u8],
+    fields: &[&str],
+    rerun: impl Fn(&[u8]) -> Result<AccessToken, Error>,
+) {
+    let first = shown(error);
+    for secret in body_secrets(body, fields) {
+        if !first.contains(&secret) {
+            continue;
+        }
+        let twin = twin(&secret);
+        if twin == secret {
+            continue;
+        }
+        let Some(at) = body
+            .windows(secret.len())
+            .position(|w| w == secret.as_bytes())
+        else {
+            continue;
+        };
+        let changed = [&body[..at], twin.as_bytes(), &body[at + secret.len()..]].concat();
+        if let Err(again) = rerun(&changed) {
+            let shown = shown(&again);
+            assert!(
+                !shown.contains(&twin),
+                "a secret of the response body ({twin:?}) reached the error: {shown}"
+            );
+        }
+    }
+}
+
+/// Panics when `error` is the one a panic inside the credential becomes (the cache catches
+/// panics; under cargo-fuzz the panic hook has aborted already).
+fn assert_not_a_panic(error: &Error) {
+    assert!(
+        !error.message().contains("panicked"),
+        "the credential panicked: {error}"
+    );
+}
+
+/// Panics when a fetched token's refresh time is outside `[requested_at, expires_on]` (for a
+/// token that had not expired when it arrived).
+fn assert_refresh_in_range(token: &AccessToken, requested_at: time::OffsetDateTime) {
+    if token.expires_on() <= requested_at {
+        return;
+    }
+    if let Some(refresh_on) = token.refresh_on() {
+        assert!(
+            requested_at <= refresh_on && refresh_on <= token.expires_on(),
+            "refresh_on {refresh_on} is outside [{requested_at}, {}]",
+            token.expires_on()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Managed identity
 
 /// A managed identity token body (IMDS, App Service, Azure Arc, Azure ML, Cloud Shell, Service
@@ -141,6 +341,303 @@ pub fn arc_challenge(data: &[u8]) {
     std::hint::black_box(azure_arc::realm(&text(data)));
 }
 
+/// The secret of App Service, Azure ML and Service Fabric (`IDENTITY_HEADER`, `MSI_SECRET`).
+const MI_SECRET: &str = "Xq7Rb2LmN9pWc4VtK8sHj3FdG6yZa1Ue";
+const ARC_DIR: &str = "/var/opt/azcmagent/tokens";
+const ARC_KEY: &str = "Pz4Qw8Er2Ty6Ui0Op3As7Df1Gh5Jk9Lx";
+/// The challenge of [`mi_response`]'s Azure Arc agent when its second leg is the input.
+const ARC_CHALLENGE: &[u8] = b"Basic realm=/var/opt/azcmagent/tokens/fuzz.key";
+/// Files near the Arc agent's key that must never be sent or shown.
+const ARC_DECOYS: [&str; 3] = [
+    "/var/opt/azcmagent/decoy.key",
+    "/var/opt/azcmagent/tokens/decoy.txt",
+    "/etc/azcmagent/tokens/decoy.key",
+];
+const ARC_DECOY: &str = "Dc0yF1leC0ntent5NeverSent7Kq9Wm2Xr";
+/// An endpoint nothing listens at: the transport answers instead.
+const NOWHERE: &str = "http://127.0.0.1:1";
+const MI_CLIENT_IDS: [&str; 2] = [
+    // The fixtures' IMDS, App Service and Azure ML tokens name this one…
+    "7a1d5c9e-3f2b-4e8a-9c6d-0b1e2f3a4b5c",
+    // …and the Azure Arc one this one.
+    "11111111-2222-3333-4444-555555555555",
+];
+const MI_OBJECT_ID: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+const MI_RESOURCE_ID: &str = "/subscriptions/3c4b5a69-1f2d-4e6b-9a7e-8d2f0b1c3e5a/resourceGroups/fuzz/providers/Microsoft.ManagedIdentity/userAssignedIdentities/fuzz";
+const MI_SOURCES: [&str; 6] = [
+    "IMDS",
+    "App Service",
+    "Azure ML",
+    "Cloud Shell",
+    "Service Fabric",
+    "Azure Arc",
+];
+const AZURE_ARC: usize = 5;
+
+/// One [`mi_response`] case: a source, an identity and the answer's head.
+struct MiCase<'a> {
+    source: usize,
+    /// Azure Arc: the input answers the first request (the challenge) instead of the second.
+    arc_challenge_leg: bool,
+    id: Option<UserAssignedId>,
+    status: u16,
+    headers: Vec<(&'static str, &'a [u8])>,
+}
+
+/// What a [`MiCase`] did.
+struct MiOutcome {
+    result: Result<AccessToken, Error>,
+    requests: usize,
+    stray_authorization: bool,
+}
+
+impl MiCase<'_> {
+    fn env(&self) -> Env {
+        let env = Env::empty();
+        match self.source {
+            1 => env
+                .with("IDENTITY_ENDPOINT", format!("{NOWHERE}/msi/token"))
+                .with("IDENTITY_HEADER", MI_SECRET),
+            2 => env
+                .with("MSI_ENDPOINT", format!("{NOWHERE}/azureml/token"))
+                .with("MSI_SECRET", MI_SECRET),
+            3 => env.with("MSI_ENDPOINT", format!("{NOWHERE}/cloudshell/token")),
+            4 => env
+                .with(
+                    "IDENTITY_ENDPOINT",
+                    "https://127.0.0.1:1/servicefabric/token",
+                )
+                .with("IDENTITY_HEADER", MI_SECRET)
+                .with(
+                    "IDENTITY_SERVER_THUMBPRINT",
+                    "0123456789abcdef0123456789abcdef01234567",
+                ),
+            AZURE_ARC => env
+                .with(
+                    "IDENTITY_ENDPOINT",
+                    format!("{NOWHERE}/metadata/identity/oauth2/token"),
+                )
+                .with("IMDS_ENDPOINT", NOWHERE),
+            _ => env,
+        }
+    }
+
+    /// The token the Arc agent gives for its key when the input is the challenge: for the
+    /// requested identity, as an up-to-date agent does.
+    fn arc_token(&self) -> Vec<u8> {
+        let mut token = serde_json::json!({
+            "access_token": "fuzz-arc-token-for-the-key",
+            "expires_on": (BASE_UNIX_SECS + 86_400).to_string(),
+            "token_type": "Bearer",
+        });
+        let echo = match &self.id {
+            Some(UserAssignedId::ClientId(id)) => Some(("client_id", id)),
+            Some(UserAssignedId::ObjectId(id)) => Some(("object_id", id)),
+            Some(UserAssignedId::ResourceId(id)) => Some(("msi_res_id", id)),
+            None => None,
+        };
+        if let Some((field, id)) = echo {
+            token[field] = id.as_str().into();
+        }
+        token.to_string().into_bytes()
+    }
+
+    /// The body of the answer a token comes from.
+    fn token_body<'b>(&self, body: &'b [u8]) -> std::borrow::Cow<'b, [u8]> {
+        if self.source == AZURE_ARC && self.arc_challenge_leg {
+            self.arc_token().into()
+        } else {
+            body.into()
+        }
+    }
+
+    fn run(&self, body: &[u8]) -> MiOutcome {
+        let clock = clock_at(BASE_UNIX_NANOS);
+        let answer = HttpResponse::for_fuzzing(self.status, &self.headers, body, clock.clock());
+        let canned = if self.source != AZURE_ARC {
+            Canned::new(answer.clone(), answer)
+        } else if self.arc_challenge_leg {
+            let token = HttpResponse::for_fuzzing(200, &[], &self.arc_token(), clock.clock());
+            Canned::new(answer, token)
+        } else {
+            let challenge = HttpResponse::for_fuzzing(
+                401,
+                &[("www-authenticate", ARC_CHALLENGE)],
+                b"",
+                clock.clock(),
+            );
+            Canned::new(challenge, answer)
+        };
+        let fs = Fs::memory();
+        if self.source == AZURE_ARC {
+            fs.write(format!("{ARC_DIR}/fuzz.key"), ARC_KEY);
+            for decoy in ARC_DECOYS {
+                fs.write(decoy, ARC_DECOY);
+            }
+        }
+        let mut builder = ManagedIdentityCredential::builder()
+            .env(self.env())
+            .fs(fs)
+            .http(canned.http(&clock))
+            .retry_policy(RetryPolicy::none())
+            .cache(
+                TokenCache::builder()
+                    .clock(clock.clock())
+                    .jitter_seed(0)
+                    .build(),
+            )
+            .imds_endpoint(
+                url::Url::parse(&format!("{NOWHERE}/metadata/identity/oauth2/token"))
+                    .expect("a constant URL"),
+            )
+            .arc_key_directory(ARC_DIR);
+        if let Some(id) = &self.id {
+            builder = builder.user_assigned_id(id.clone());
+        }
+        let credential = builder
+            .build()
+            .expect("a valid managed identity configuration");
+        let result = block_on(credential.get_token(&[SCOPE], None));
+        MiOutcome {
+            result,
+            requests: canned.requests.load(Ordering::Relaxed),
+            stray_authorization: canned.stray_authorization.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn id_value(id: &UserAssignedId) -> &str {
+    match id {
+        UserAssignedId::ClientId(v)
+        | UserAssignedId::ObjectId(v)
+        | UserAssignedId::ResourceId(v) => v,
+    }
+}
+
+/// The user-assigned id a token body names for `id`'s kind, if any (empty means none).
+fn echoed_ids<'a>(body: &'a serde_json::Value, id: &UserAssignedId) -> Vec<&'a str> {
+    let fields: &[&str] = match id {
+        UserAssignedId::ClientId(_) => &["client_id"],
+        UserAssignedId::ObjectId(_) => &["object_id"],
+        UserAssignedId::ResourceId(_) => &["msi_res_id", "mi_res_id"],
+    };
+    fields
+        .iter()
+        .filter_map(|f| body.get(*f)?.as_str())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// A whole managed identity exchange: a real [`ManagedIdentityCredential`] for the chosen
+/// source (its environment in memory, an Azure Arc key file in a memory file system), whose
+/// endpoint answers with the input; one `get_token`. Checked: nothing panics; one request
+/// (Azure Arc: two at most, and only its key ever in `Authorization`); a token is the body's
+/// `access_token` with the expiry the body states (after the request time, unless the body
+/// itself says the token expired already: such a token is served for the failure cool-down)
+/// and a refresh time within its life, and never one that names another identity than the
+/// user-assigned one asked for (from Azure Arc, one that names none either); an error shows
+/// neither the body's `access_token` (8 bytes or more) nor the source's secret, the Arc key
+/// or another file.
+///
+/// Layout: `[u8 source: bits 0-3 modulo 6: 0 IMDS, 1 App Service, 2 Azure ML, 3 Cloud Shell,
+/// 4 Service Fabric, 5 Azure Arc; bit 4: for Azure Arc the input is the challenge (the first
+/// leg; the second then gets a token), else the answer to the request with the key]
+/// [u8 identity: bits 0-1 none, client id, object id, resource id (none where the source
+/// cannot select that way); bit 2 the second client id][u16 status][field Retry-After]
+/// [field Content-Type][field WWW-Authenticate][body]`.
+pub fn mi_response(data: &[u8]) {
+    let mut input = Input::new(data);
+    let selector = input.u8();
+    let source = usize::from(selector & 0x0F) % MI_SOURCES.len();
+    let identity = input.u8();
+    let supported = |kind: u8| match source {
+        0 | 1 | AZURE_ARC => true,
+        2 => kind == 1,
+        _ => false,
+    };
+    let id = match identity & 0b11 {
+        kind if !supported(kind) => None,
+        1 => Some(UserAssignedId::ClientId(
+            MI_CLIENT_IDS[usize::from(identity >> 2) & 1].to_owned(),
+        )),
+        2 => Some(UserAssignedId::ObjectId(MI_OBJECT_ID.to_owned())),
+        3 => Some(UserAssignedId::ResourceId(MI_RESOURCE_ID.to_owned())),
+        _ => None,
+    };
+    let status = input.u16();
+    let mut headers = Vec::new();
+    for name in ["retry-after", "content-type", "www-authenticate"] {
+        if let Some(value) = input.field() {
+            headers.push((name, value));
+        }
+    }
+    let case = MiCase {
+        source,
+        arc_challenge_leg: selector & 0x10 != 0,
+        id,
+        status,
+        headers,
+    };
+    let body = input.rest();
+    let outcome = case.run(body);
+    let name = MI_SOURCES[source];
+
+    let most = if source == AZURE_ARC { 2 } else { 1 };
+    assert!(
+        (1..=most).contains(&outcome.requests),
+        "{name}: {} requests",
+        outcome.requests
+    );
+    assert!(
+        !outcome.stray_authorization,
+        "{name}: something other than the Arc key was sent in Authorization"
+    );
+    let requested_at = from_unix_nanos(BASE_UNIX_NANOS);
+    match &outcome.result {
+        Ok(token) => {
+            let token_body = case.token_body(body);
+            let json: serde_json::Value =
+                serde_json::from_slice(strip_bom(&token_body)).unwrap_or_default();
+            assert_eq!(
+                Some(token.token().expose()),
+                json.get("access_token").and_then(|t| t.as_str()),
+                "{name}: the token is not the body's access_token"
+            );
+            assert!(!token.token().is_empty(), "{name}: an empty token");
+            let stated =
+                mi_response::TokenBody::parse(&token_body).and_then(|b| b.expires_on(requested_at));
+            assert_eq!(
+                Some(token.expires_on()),
+                stated,
+                "{name}: the token's expiry is not the one the body states"
+            );
+            assert_refresh_in_range(token, requested_at);
+            if let Some(id) = &case.id {
+                let echoed = echoed_ids(&json, id);
+                assert!(
+                    echoed.iter().all(|e| e.eq_ignore_ascii_case(id_value(id))),
+                    "{name}: a token for {echoed:?} was accepted for {id}"
+                );
+                assert!(
+                    source != AZURE_ARC || !echoed.is_empty(),
+                    "{name}: a token naming no identity was accepted for {id}"
+                );
+            }
+        }
+        Err(error) => {
+            assert_not_a_panic(error);
+            let text = shown(error);
+            for secret in [MI_SECRET, ARC_KEY, ARC_DECOY] {
+                assert!(
+                    !text.contains(secret),
+                    "{name}: a secret in the error: {text}"
+                );
+            }
+            assert_no_body_secret(error, body, &["access_token"], |body| case.run(body).result);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Microsoft Entra ID
 
@@ -169,6 +666,96 @@ pub fn entra_response(data: &[u8]) {
     };
     consume(entra_response::parse_token(&context, &response));
     std::hint::black_box(entra_response::from_response(&context, &response).to_string());
+}
+
+const ENTRA_CLIENT_ID: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+const ENTRA_SECRET: &str = "Qx28Q~pL4mZ.vN7_bK2cR9-tY6wE3sD1fG8hJ0kL";
+
+/// One [`entra_token_response`] case: the answer's head.
+struct EntraCase<'a> {
+    status: u16,
+    headers: Vec<(&'static str, &'a [u8])>,
+}
+
+impl EntraCase<'_> {
+    fn run(&self, body: &[u8]) -> (Result<AccessToken, Error>, usize) {
+        let clock = clock_at(BASE_UNIX_NANOS);
+        let answer = HttpResponse::for_fuzzing(self.status, &self.headers, body, clock.clock());
+        let canned = Canned::new(answer.clone(), answer);
+        let credential = ClientSecretCredential::builder()
+            .tenant_id(AZ_TENANT)
+            .client_id(ENTRA_CLIENT_ID)
+            .secret(ENTRA_SECRET)
+            .authority_host("https://login.microsoftonline.com")
+            .env(Env::empty())
+            .http(canned.http(&clock))
+            .retry_policy(RetryPolicy::none())
+            .cache(
+                TokenCache::builder()
+                    .clock(clock.clock())
+                    .jitter_seed(0)
+                    .build(),
+            )
+            .build()
+            .expect("a valid client secret configuration");
+        let result = block_on(credential.get_token(&[SCOPE], None));
+        (result, canned.requests.load(Ordering::Relaxed))
+    }
+}
+
+/// A whole token request through a real [`ClientSecretCredential`] whose token endpoint
+/// answers with the input; one `get_token`. Checked: nothing panics; one request; a token is
+/// the body's `access_token`, expires after the request time and has a refresh time within
+/// its life; an error shows neither the client secret nor the body's `access_token`,
+/// `refresh_token` or `id_token` (8 bytes or more).
+///
+/// Layout: `[u16 status][field Retry-After][field Content-Type][body]`.
+pub fn entra_token_response(data: &[u8]) {
+    let mut input = Input::new(data);
+    let status = input.u16();
+    let mut headers = Vec::new();
+    for name in ["retry-after", "content-type"] {
+        if let Some(value) = input.field() {
+            headers.push((name, value));
+        }
+    }
+    let case = EntraCase { status, headers };
+    let body = input.rest();
+    let (result, requests) = case.run(body);
+    assert_eq!(requests, 1, "{requests} requests");
+    let requested_at = from_unix_nanos(BASE_UNIX_NANOS);
+    match &result {
+        Ok(token) => {
+            let json: serde_json::Value =
+                serde_json::from_slice(strip_bom(body)).unwrap_or_default();
+            assert_eq!(
+                Some(token.token().expose()),
+                json.get("access_token").and_then(|t| t.as_str()),
+                "the token is not the body's access_token"
+            );
+            assert!(!token.token().is_empty(), "an empty token");
+            assert!(
+                token.expires_on() > requested_at,
+                "a token that expired on arrival: {}",
+                token.expires_on()
+            );
+            assert_refresh_in_range(token, requested_at);
+        }
+        Err(error) => {
+            assert_not_a_panic(error);
+            let text = shown(error);
+            assert!(
+                !text.contains(ENTRA_SECRET),
+                "the client secret in the error: {text}"
+            );
+            assert_no_body_secret(
+                error,
+                body,
+                &["access_token", "refresh_token", "id_token"],
+                |body| case.run(body).0,
+            );
+        }
+    }
 }
 
 /// The claims of a JWT (tenant, client id, expiry), read without verifying it.
@@ -379,6 +966,45 @@ pub fn az_config(data: &[u8]) {
     );
 }
 
+/// az's INI reader alone (the `az_config` target goes through the whole lookup). Checked on
+/// what it accepts: the options a section lists (its own and `DEFAULT`'s) are all readable
+/// when the section is in the file and none is when it is not, and their names are lower case.
+///
+/// Layout: `[file]`.
+pub fn az_config_ini(data: &[u8]) {
+    let text = text(data);
+    let Ok(ini) = ini::parse(&text) else {
+        return;
+    };
+    std::hint::black_box(ini.is_ascii());
+    // The sections az reads, and those the file names (`[name]`, up to the last `]`).
+    let named = text.lines().filter_map(|line| {
+        let (name, _) = line.trim().strip_prefix('[')?.rsplit_once(']')?;
+        Some(name)
+    });
+    let sections = ["core", "cloud", "AzureCloud", "DEFAULT"]
+        .into_iter()
+        .chain(named.take(16));
+    for section in sections {
+        let names: Vec<&str> = ini.options(section).collect();
+        let present = names.iter().any(|n| ini.get(section, n).is_some());
+        for name in &names {
+            assert_eq!(
+                *name,
+                name.to_ascii_lowercase(),
+                "an option name that is not lower case"
+            );
+            assert_eq!(
+                ini.get(section, name).is_some(),
+                present,
+                "[{section}] lists {name:?} but it reads otherwise than its other options"
+            );
+        }
+        std::hint::black_box(ini.get(section, "encrypt_token_cache"));
+        std::hint::black_box(ini.get(section, "name"));
+    }
+}
+
 /// The JSON `az account get-access-token` prints, with its expiry (epoch seconds or, from az
 /// before 2.54, local time).
 ///
@@ -498,6 +1124,49 @@ pub fn der(data: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Untrusted text
+
+/// The one scrubber of untrusted text (`scrub::line`, `scrub::sentence`), and its promises:
+/// one line; no control characters or invisible format characters; at most
+/// `scrub::MAX_BYTES` bytes and an ellipsis; no `eyJ` (the start of a JWT) left anywhere, so
+/// in particular no word of the input that starts with `eyJ` and is 16 bytes or longer.
+///
+/// Layout: `[text]`.
+pub fn scrub(data: &[u8]) {
+    let text = text(data);
+    let jwt_words: Vec<&str> = text
+        .split(char::is_whitespace)
+        .filter(|w| w.starts_with("eyJ") && w.len() >= 16)
+        .collect();
+    for (how, out) in [
+        ("line", crate::scrub::line(&text)),
+        ("sentence", crate::scrub::sentence(&text)),
+    ] {
+        assert!(
+            out.len() <= crate::scrub::MAX_BYTES + '…'.len_utf8(),
+            "scrub::{how}: {} bytes",
+            out.len()
+        );
+        assert!(
+            !out.chars().any(crate::scrub::is_line_break),
+            "scrub::{how}: more than one line: {out:?}"
+        );
+        assert!(
+            !out.chars()
+                .any(|c| c.is_control() || crate::scrub::is_invisible_format(c)),
+            "scrub::{how}: a control or invisible character: {out:?}"
+        );
+        for word in &jwt_words {
+            assert!(
+                !out.contains(word),
+                "scrub::{how}: {word:?} survived: {out:?}"
+            );
+        }
+        assert!(!out.contains("eyJ"), "scrub::{how}: eyJ survived: {out:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The token cache's deadlines
 
 /// An instant of a token, as Unix nanoseconds or (to reach years past 2262) seconds.
@@ -610,9 +1279,19 @@ mod tests {
             params: &[],
         },
         Target {
+            name: "mi_response",
+            run: mi_response,
+            params: &[U8, U8, U16, Field, Field, Field],
+        },
+        Target {
             name: "entra_response",
             run: entra_response,
             params: &[U16, I64, Field, Field],
+        },
+        Target {
+            name: "entra_token_response",
+            run: entra_token_response,
+            params: &[U16, Field, Field],
         },
         Target {
             name: "jwt_claims",
@@ -635,6 +1314,11 @@ mod tests {
             params: &[U8],
         },
         Target {
+            name: "az_config_ini",
+            run: az_config_ini,
+            params: &[],
+        },
+        Target {
             name: "az_output",
             run: az_output,
             params: &[],
@@ -648,6 +1332,11 @@ mod tests {
             name: "cli_stderr",
             run: cli_stderr,
             params: &[U8],
+        },
+        Target {
+            name: "scrub",
+            run: scrub,
+            params: &[],
         },
         Target {
             name: "retry_after",
@@ -1115,8 +1804,18 @@ mod tests {
     }
 
     #[test]
+    fn managed_identity_responses_keep_the_credentials_promises() {
+        exercise("mi_response", FULL);
+    }
+
+    #[test]
     fn entra_responses_never_panic() {
         exercise("entra_response", FULL);
+    }
+
+    #[test]
+    fn entra_token_responses_keep_the_credentials_promises() {
+        exercise("entra_token_response", FULL);
     }
 
     #[test]
@@ -1148,6 +1847,11 @@ mod tests {
     }
 
     #[test]
+    fn azure_cli_ini_files_never_panic() {
+        exercise("az_config_ini", FULL);
+    }
+
+    #[test]
     fn azure_cli_output_never_panics() {
         exercise("az_output", FULL);
     }
@@ -1160,6 +1864,11 @@ mod tests {
     #[test]
     fn cli_stderr_never_panics() {
         exercise("cli_stderr", FULL);
+    }
+
+    #[test]
+    fn scrubbed_text_keeps_the_scrubbers_promises() {
+        exercise("scrub", FULL);
     }
 
     #[test]

@@ -65,7 +65,7 @@ fn scrub(text: &str, first_sentence: bool) -> String {
     cap(redacted)
 }
 
-fn is_line_break(c: char) -> bool {
+pub(crate) fn is_line_break(c: char) -> bool {
     matches!(
         c,
         '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{85}' | '\u{2028}' | '\u{2029}'
@@ -98,7 +98,7 @@ fn bounded(line: &str) -> &str {
 }
 
 /// Invisible characters that can reorder or hide text in a terminal.
-fn is_invisible_format(c: char) -> bool {
+pub(crate) fn is_invisible_format(c: char) -> bool {
     matches!(
         c,
         '\u{200b}'..='\u{200f}'

@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use azure_credentials::system::{Clock, Env, Fs, RetryPolicy};
+use azure_credentials::system::{
+    Clock, Env, Fs, Http, HttpRequest, HttpResponse, HttpTransport, RetryPolicy, TransportFuture,
+};
 use std::sync::Arc;
 
 use azure_credentials::testing::{MockImds, MockReply, RecordedRequest, StaticTokenCredential};
@@ -1099,6 +1101,32 @@ async fn an_echoed_object_id_or_resource_id_must_match_too() {
     assert!(err.is_authentication(), "{err}");
 }
 
+/// Caught by the `mi_response` fuzz target's identity check: an empty `msi_res_id` hid a
+/// `mi_res_id` naming another identity, and the token was accepted.
+#[tokio::test]
+async fn a_resource_id_echo_naming_another_identity_is_refused_beside_an_empty_one() {
+    for host in [Host::Imds, Host::AppService, Host::AzureArc] {
+        let setup = Setup::new(host).await;
+        setup.mock.set_default(MockReply::json(
+            200,
+            r#"{"access_token":"mock-imds-token-x","expires_on":"4102444800","msi_res_id":"","mi_res_id":"/subscriptions/x/other"}"#,
+        ));
+        let credential = setup
+            .builder()
+            .resource_id("/subscriptions/x/mine")
+            .build()
+            .unwrap();
+        let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+        assert!(err.is_authentication(), "{host:?}: {err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("/subscriptions/x/other") && text.contains("/subscriptions/x/mine"),
+            "{host:?}: {text}"
+        );
+        assert!(!text.contains("mock-imds-token"), "{text}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn without_the_probe_a_refused_local_port_is_unavailable_after_one_attempt() {
     // ManagedIdentityCredential used directly (or with AZURE_POD_IDENTITY_AUTHORITY_HOST in a
@@ -1575,6 +1603,64 @@ async fn service_fabric_rejects_a_certificate_other_than_the_pinned_one() {
     );
     assert_eq!(setup.mock.request_count(), 0, "nothing reached the server");
     assert!(!format!("{err:?}").contains(SECRET));
+}
+
+/// An in-memory endpoint that answers every request with a token and records the URLs asked.
+#[derive(Debug, Default)]
+struct TokenTransport {
+    urls: std::sync::Mutex<Vec<String>>,
+}
+
+impl HttpTransport for TokenTransport {
+    fn send<'a>(&'a self, request: &'a HttpRequest) -> TransportFuture<'a> {
+        self.urls.lock().unwrap().push(request.url().to_string());
+        Box::pin(async {
+            Ok(HttpResponse::new(
+                200,
+                [("content-type", "application/json")],
+                r#"{"access_token":"fixture-mi-token-transport","expires_on":"1893542399","token_type":"Bearer"}"#,
+            ))
+        })
+    }
+}
+
+/// Service Fabric used to build its own pinned client and ignore the builder's `http`: its
+/// settings (timeouts, transport) were lost and requests went to the network.
+#[tokio::test]
+async fn service_fabric_uses_the_given_http_client_with_the_pin() {
+    let refused = MockImds::refused_address();
+    let transport = Arc::new(TokenTransport::default());
+    let credential = ManagedIdentityCredential::builder()
+        .env(Env::from_pairs([
+            (
+                "IDENTITY_ENDPOINT",
+                format!("https://{refused}/servicefabric/token"),
+            ),
+            ("IDENTITY_HEADER", SECRET.to_owned()),
+            (
+                "IDENTITY_SERVER_THUMBPRINT",
+                "0123456789abcdef0123456789abcdef01234567".to_owned(),
+            ),
+        ]))
+        .fs(Fs::memory())
+        .http(
+            Http::builder()
+                .transport(transport.clone())
+                .build()
+                .unwrap(),
+        )
+        .cache(TokenCache::builder().build())
+        .build()
+        .unwrap();
+    assert_eq!(credential.source(), ManagedIdentitySource::ServiceFabric);
+    let token = credential.get_token(&SCOPE, None).await.unwrap();
+    assert_eq!(token.token().expose(), "fixture-mi-token-transport");
+    let urls = transport.urls.lock().unwrap();
+    assert_eq!(urls.len(), 1, "{urls:?}");
+    assert!(
+        urls[0].starts_with(&format!("https://{refused}/servicefabric/token?")),
+        "{urls:?}"
+    );
 }
 
 #[tokio::test]

@@ -308,8 +308,9 @@ impl ManagedIdentityCredentialBuilder {
         self
     }
 
-    /// The HTTP client. Default: [`Http::shared`] (Service Fabric builds its own, pinned to the
-    /// cluster's certificate).
+    /// The HTTP client. Default: [`Http::shared`]. For Service Fabric the credential uses a
+    /// copy of this client's settings (timeouts, body cap, clock, [transport](crate::system::HttpBuilder::transport))
+    /// that trusts only the cluster's certificate.
     pub fn http(mut self, http: Http) -> Self {
         self.http = Some(http);
         self
@@ -405,11 +406,14 @@ impl ManagedIdentityCredentialBuilder {
                 }
             ))
         .then_some(probe_timeout);
-        let http = match &endpoint {
-            Endpoint::ServiceFabric { thumbprint, .. } => Http::builder()
+        let http = match (&endpoint, self.http) {
+            (Endpoint::ServiceFabric { thumbprint, .. }, Some(http)) => {
+                http.pinned_to_server_certificate_sha1(*thumbprint)?
+            }
+            (Endpoint::ServiceFabric { thumbprint, .. }, None) => Http::builder()
                 .pin_server_certificate_sha1(*thumbprint)
                 .build()?,
-            _ => self.http.unwrap_or_else(Http::shared),
+            (_, http) => http.unwrap_or_else(Http::shared),
         };
         let cache = self.cache.unwrap_or_else(TokenCache::shared);
         let mut identity = CacheIdentity::new(NAME)
@@ -1033,14 +1037,20 @@ fn check_echo(
     id: &UserAssignedId,
     body: &TokenBody,
 ) -> Result<(), Error> {
-    let echoed = match id {
-        UserAssignedId::ClientId(_) => body.client_id.as_deref(),
-        UserAssignedId::ObjectId(_) => body.object_id.as_deref(),
-        UserAssignedId::ResourceId(_) => body.msi_res_id.as_deref().or(body.mi_res_id.as_deref()),
-    }
-    .filter(|e| !e.is_empty());
-    match echoed {
-        Some(echoed) if echoed.eq_ignore_ascii_case(id.value()) => Ok(()),
+    // Every field that can name the identity must name this one (an empty one names none).
+    let fields = match id {
+        UserAssignedId::ClientId(_) => [body.client_id.as_deref(), None],
+        UserAssignedId::ObjectId(_) => [body.object_id.as_deref(), None],
+        UserAssignedId::ResourceId(_) => [body.msi_res_id.as_deref(), body.mi_res_id.as_deref()],
+    };
+    let mut echoed = fields
+        .into_iter()
+        .flatten()
+        .filter(|e| !e.is_empty())
+        .peekable();
+    let confirmed = echoed.peek().is_some();
+    match echoed.find(|e| !e.eq_ignore_ascii_case(id.value())) {
+        None if confirmed => Ok(()),
         Some(echoed) => {
             let error = Error::authentication(
                 NAME,

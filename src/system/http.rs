@@ -145,6 +145,20 @@ impl Http {
         HttpBuilder::default()
     }
 
+    /// A new client with this one's settings that trusts exactly one server certificate (see
+    /// [`HttpBuilder::pin_server_certificate_sha1`]); one that sends to an [`HttpTransport`]
+    /// keeps sending there.
+    pub(crate) fn pinned_to_server_certificate_sha1(
+        &self,
+        thumbprint: [u8; 20],
+    ) -> Result<Http, Error> {
+        self.inner
+            .config
+            .clone()
+            .pin_server_certificate_sha1(thumbprint)
+            .build()
+    }
+
     /// Sends `request`, retrying as `policy` says, and returns the last response.
     ///
     /// Any HTTP status is a response (`Ok`), including the ones `policy` retried until it gave up;

@@ -1,6 +1,6 @@
 //! [`AzureCliCredential`]: tokens of the user logged in with the Azure CLI (`az login`).
 
-mod ini;
+pub(crate) mod ini;
 pub(crate) mod msal_cache;
 
 use std::fmt;
