@@ -12,6 +12,7 @@ mod cache;
 mod catch_unwind;
 mod chain;
 mod communication;
+mod context;
 mod credential;
 mod default;
 mod developer_tools;
@@ -49,6 +50,7 @@ pub use communication::{
     AccessKeyCredential, AccessKeyCredentialBuilder, SignedHeaders, UserTokenCredential,
     UserTokenCredentialBuilder,
 };
+pub use context::Context;
 pub use credential::{AccessToken, TokenCredential, TokenFuture, TokenRequestOptions};
 pub use default::{
     DefaultAzureCredential, DefaultAzureCredentialBuilder, Explanation, MemberExplanation,

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::system::{Env, Executor, Fs, Http, resolve_program};
+use crate::context::seam_setters;
+use crate::system::{Env, resolve_program};
 use crate::{
-    AzureCliCredential, AzureDeveloperCliCredential, ChainedTokenCredential, EnvironmentCredential,
-    Error, ManagedIdentityCredential, RequiredIdentity, TokenCache, TokenCredential, TokenFuture,
-    TokenRequestOptions, UserAssignedId, WorkloadIdentityCredential,
+    AzureCliCredential, AzureDeveloperCliCredential, ChainedTokenCredential, Context,
+    EnvironmentCredential, Error, ManagedIdentityCredential, RequiredIdentity, TokenCredential,
+    TokenFuture, TokenRequestOptions, UserAssignedId, WorkloadIdentityCredential,
 };
 
 pub use explain::{Explanation, MemberExplanation, MemberState};
@@ -143,11 +144,7 @@ impl fmt::Debug for DefaultAzureCredential {
 /// Options for a [`DefaultAzureCredential`].
 #[derive(Clone, Default)]
 pub struct DefaultAzureCredentialBuilder {
-    env: Option<Env>,
-    fs: Option<Fs>,
-    http: Option<Http>,
-    cache: Option<TokenCache>,
-    executor: Option<Arc<dyn Executor>>,
+    context: Context,
     excluded: Vec<Member>,
     tenant_id: Option<String>,
     managed_identity: Option<ManagedIdentityChoice>,
@@ -269,35 +266,8 @@ impl DefaultAzureCredentialBuilder {
         self
     }
 
-    /// Where environment variables are read. Default: the process environment.
-    pub fn env(mut self, env: Env) -> Self {
-        self.env = Some(env);
-        self
-    }
-
-    /// Where files are read. Default: the real file system.
-    pub fn fs(mut self, fs: Fs) -> Self {
-        self.fs = Some(fs);
-        self
-    }
-
-    /// The HTTP client of the members that use one. Default: [`Http::shared`].
-    pub fn http(mut self, http: Http) -> Self {
-        self.http = Some(http);
-        self
-    }
-
-    /// The token cache. Default: [`TokenCache::shared`].
-    pub fn cache(mut self, cache: TokenCache) -> Self {
-        self.cache = Some(cache);
-        self
-    }
-
-    /// How `az` and `azd` are run. Default: [`TokioExecutor`](crate::system::TokioExecutor).
-    pub fn executor(mut self, executor: Arc<dyn Executor>) -> Self {
-        self.executor = Some(executor);
-        self
-    }
+    // The seams are built once and handed to every member.
+    seam_setters!(env, fs, http, cache, executor);
 
     /// Builds the chain.
     ///
@@ -306,7 +276,7 @@ impl DefaultAzureCredentialBuilder {
     /// member whose configuration is half-set or invalid is kept as one that returns that
     /// error, so the chain stops there when it gets to it.
     pub fn build(self) -> Result<DefaultAzureCredential, Error> {
-        let env = self.env.clone().unwrap_or_else(Env::process);
+        let env = self.context.env();
         let selection = Selection::from_env(&env)?;
         let mut chain = ChainedTokenCredential::builder().name(NAME);
         let mut plan = Vec::new();
@@ -382,9 +352,8 @@ impl DefaultAzureCredentialBuilder {
         selection: Selection,
         env: &Env,
     ) -> Result<(Arc<dyn TokenCredential>, String), Error> {
-        let fs = self.fs.clone().unwrap_or_else(Fs::real);
-        let cache = self.cache.clone().unwrap_or_else(TokenCache::shared);
-        let http = self.http.clone().unwrap_or_else(Http::shared);
+        let context = self.context.clone().with_env(env.clone());
+        let (fs, cache, http) = (context.fs(), context.cache(), context.http());
         let tenants = self.additionally_allowed_tenants.clone();
         match member {
             Member::Environment => {
@@ -431,10 +400,7 @@ impl DefaultAzureCredentialBuilder {
                 // wants: no probe, the full retry budget.
                 let probe = selection != Selection::Only(Member::ManagedIdentity);
                 let mut b = ManagedIdentityCredential::builder()
-                    .env(env.clone())
-                    .fs(fs)
-                    .cache(cache)
-                    .http(http)
+                    .context(context)
                     .probe(probe);
                 if let Some(timeout) = self.imds_probe_timeout {
                     b = b.probe_timeout(timeout);
@@ -462,9 +428,7 @@ impl DefaultAzureCredentialBuilder {
                     .env(env.clone())
                     .fs(fs)
                     .cache(cache);
-                if let Some(executor) = &self.executor {
-                    b = b.executor(executor.clone());
-                }
+                b = b.executor(context.executor());
                 if let Some(timeout) = self.developer_tool_timeout {
                     b = b.timeout(timeout);
                 }
@@ -482,9 +446,7 @@ impl DefaultAzureCredentialBuilder {
                     .env(env.clone())
                     .fs(fs)
                     .cache(cache);
-                if let Some(executor) = &self.executor {
-                    b = b.executor(executor.clone());
-                }
+                b = b.executor(context.executor());
                 if let Some(timeout) = self.developer_tool_timeout {
                     b = b.timeout(timeout);
                 }

@@ -49,10 +49,11 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use url::Url;
 
+use crate::context::seam_setters;
 use crate::scope::{scope_to_resource, single_scope};
 use crate::system::{Clock, Env, Fs, Http, HttpErrorKind, HttpRequest, HttpResponse, RetryPolicy};
 use crate::{
-    AccessToken, CacheIdentity, CachedCredential, Error, ErrorKind, Secret, TokenCache,
+    AccessToken, CacheIdentity, CachedCredential, Context, Error, ErrorKind, Secret,
     TokenCredential, TokenFetcher, TokenFuture, TokenRequest, TokenRequestOptions,
 };
 
@@ -228,10 +229,7 @@ impl TokenCredential for ManagedIdentityCredential {
 /// Options for a [`ManagedIdentityCredential`].
 #[derive(Debug, Clone)]
 pub struct ManagedIdentityCredentialBuilder {
-    env: Env,
-    fs: Fs,
-    http: Option<Http>,
-    cache: Option<TokenCache>,
+    context: Context,
     id: IdChoice,
     imds_endpoint: Option<Url>,
     probe: bool,
@@ -252,10 +250,7 @@ enum IdChoice {
 impl Default for ManagedIdentityCredentialBuilder {
     fn default() -> Self {
         ManagedIdentityCredentialBuilder {
-            env: Env::process(),
-            fs: Fs::real(),
-            http: None,
-            cache: None,
+            context: Context::default(),
             id: IdChoice::FromEnv,
             imds_endpoint: None,
             probe: false,
@@ -296,31 +291,9 @@ impl ManagedIdentityCredentialBuilder {
         self
     }
 
-    /// Where environment variables are read. Default: the process environment.
-    pub fn env(mut self, env: Env) -> Self {
-        self.env = env;
-        self
-    }
-
-    /// Where files (the Arc agent's key and binary) are read. Default: the real file system.
-    pub fn fs(mut self, fs: Fs) -> Self {
-        self.fs = fs;
-        self
-    }
-
-    /// The HTTP client. Default: [`Http::shared`]. For Service Fabric the credential uses a
-    /// copy of this client's settings (timeouts, body cap, clock, [transport](crate::system::HttpBuilder::transport))
-    /// that trusts only the cluster's certificate.
-    pub fn http(mut self, http: Http) -> Self {
-        self.http = Some(http);
-        self
-    }
-
-    /// The token cache. Default: [`TokenCache::shared`]. Its clock is the credential's clock.
-    pub fn cache(mut self, cache: TokenCache) -> Self {
-        self.cache = Some(cache);
-        self
-    }
+    // Files: the Arc agent's key and binary. HTTP: for Service Fabric the credential uses a
+    // copy of the client's settings that trusts only the cluster's certificate.
+    seam_setters!(env, fs, http, cache);
 
     /// The IMDS token endpoint to use instead of
     /// `http://169.254.169.254/metadata/identity/oauth2/token` (a loopback mock in tests).
@@ -385,7 +358,8 @@ impl ManagedIdentityCredentialBuilder {
             IdChoice::UserAssigned(id) => Some(id),
             IdChoice::SystemAssigned => None,
             IdChoice::FromEnv => self
-                .env
+                .context
+                .env()
                 .var_non_empty("AZURE_CLIENT_ID")
                 .map(UserAssignedId::ClientId),
         };
@@ -394,7 +368,7 @@ impl ManagedIdentityCredentialBuilder {
         }
         let probe_timeout = match self.probe_timeout {
             Some(timeout) => timeout,
-            None => probe_timeout_from_env(&self.env)?,
+            None => probe_timeout_from_env(&self.context.env())?,
         };
         // The probe only makes sense where nothing else says we are on Azure.
         let probe = (self.probe
@@ -406,16 +380,14 @@ impl ManagedIdentityCredentialBuilder {
                 }
             ))
         .then_some(probe_timeout);
-        let http = match (&endpoint, self.http) {
-            (Endpoint::ServiceFabric { thumbprint, .. }, Some(http)) => {
-                http.pinned_to_server_certificate_sha1(*thumbprint)?
-            }
-            (Endpoint::ServiceFabric { thumbprint, .. }, None) => Http::builder()
-                .pin_server_certificate_sha1(*thumbprint)
-                .build()?,
-            (_, http) => http.unwrap_or_else(Http::shared),
+        let http = match &endpoint {
+            Endpoint::ServiceFabric { thumbprint, .. } => self
+                .context
+                .http()
+                .pinned_to_server_certificate_sha1(*thumbprint)?,
+            _ => self.context.http(),
         };
-        let cache = self.cache.unwrap_or_else(TokenCache::shared);
+        let cache = self.context.cache();
         let mut identity = CacheIdentity::new(NAME)
             .with("source", source.to_string())
             .with("endpoint", endpoint.url().as_str());
@@ -448,7 +420,7 @@ impl ManagedIdentityCredentialBuilder {
             id: id.clone(),
             http,
             clock: cache.clock().clone(),
-            fs: self.fs,
+            fs: self.context.fs(),
             policy: self
                 .retry_policy
                 .unwrap_or_else(RetryPolicy::managed_identity),
@@ -466,7 +438,7 @@ impl ManagedIdentityCredentialBuilder {
     }
 
     fn detect(&self) -> Result<Endpoint, Error> {
-        let env = &self.env;
+        let env = &self.context.env();
         let identity_endpoint = env.var_non_empty("IDENTITY_ENDPOINT");
         let identity_header = env.var_non_empty("IDENTITY_HEADER");
         let msi_endpoint = env.var_non_empty("MSI_ENDPOINT");
@@ -506,7 +478,9 @@ impl ManagedIdentityCredentialBuilder {
         let arc_url = match (&identity_endpoint, env.var_non_empty("IMDS_ENDPOINT")) {
             // The agent's key travels to it in the second leg.
             (Some(url), Some(_)) => Some(secret_url("IDENTITY_ENDPOINT", url)?),
-            _ if azure_arc::agent_installed(env, &self.fs) => Some(azure_arc::default_endpoint()),
+            _ if azure_arc::agent_installed(env, &self.context.fs()) => {
+                Some(azure_arc::default_endpoint())
+            }
             _ => None,
         };
         if let Some(url) = arc_url {
