@@ -21,7 +21,7 @@ use super::partition::{Entry, Partition, SlowState, next_id};
 use crate::catch_unwind::CatchUnwind;
 use crate::{AccessToken, Error, TokenCredential, TokenFuture, TokenRequestOptions};
 
-/// A [`TokenFetcher`] behind a [`TokenCache`]: a complete [`TokenCredential`].
+/// A [`TokenFetcher`] behind a [`TokenCache`](super::TokenCache): a complete [`TokenCredential`].
 #[derive(Clone)]
 pub struct CachedCredential {
     pub(super) partition: Arc<Partition>,
@@ -70,7 +70,7 @@ impl CachedCredential {
     }
 
     /// Gets a token: from the cache when it is fresh, otherwise from the fetcher (see
-    /// [`TokenCache`] for the rules).
+    /// [`TokenCache`](super::TokenCache) for the rules).
     pub fn get_token<'a>(
         &'a self,
         scopes: &'a [&'a str],

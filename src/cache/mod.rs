@@ -48,7 +48,7 @@ pub trait TokenFetcher: Send + Sync + fmt::Debug + 'static {
     async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error>;
 
     /// The tenant a request really goes to, which is part of the cache key: `requested` is the
-    /// caller's [`TokenRequestOptions::tenant_id`]. The default keeps it as is; a source whose
+    /// caller's [`TokenRequestOptions::tenant_id`](crate::TokenRequestOptions::tenant_id). The default keeps it as is; a source whose
     /// tenant is fixed returns `Ok(None)` (its own tenant), and one with an allow-list rejects
     /// tenants outside it. Called on every `get_token` that names a tenant, so it must be cheap;
     /// a request without a tenant always means the credential's own and is not passed here.
