@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::target::Target;
-use crate::{Error, ErrorKind};
 
 /// What kind of failure an [`HttpError`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,6 +35,9 @@ pub enum HttpErrorKind {
     /// The request would have sent a [secret header](super::HttpRequest::secret_header) over plain
     /// `http` to a host that is neither loopback nor link-local. Nothing was sent.
     Insecure,
+    /// A setting given to the [`HttpBuilder`](super::HttpBuilder) is invalid (a zero timeout or
+    /// body cap): returned by [`HttpBuilder::build`](super::HttpBuilder::build) only.
+    InvalidConfig,
     /// Anything else, such as an invalid request.
     Other,
 }
@@ -52,6 +54,7 @@ impl HttpErrorKind {
             HttpErrorKind::Tls
             | HttpErrorKind::BodyTooLarge
             | HttpErrorKind::Insecure
+            | HttpErrorKind::InvalidConfig
             | HttpErrorKind::Other => false,
         }
     }
@@ -66,6 +69,7 @@ impl HttpErrorKind {
             HttpErrorKind::BodyTooLarge => "body too large",
             HttpErrorKind::Io => "I/O error",
             HttpErrorKind::Insecure => "insecure request",
+            HttpErrorKind::InvalidConfig => "invalid configuration",
             HttpErrorKind::Other => "error",
         }
     }
@@ -171,30 +175,6 @@ impl HttpError {
         self.kind
     }
 
-    /// This failure as `credential`'s [`Error`]: a timeout is [`ErrorKind::Timeout`], an
-    /// insecure request [`ErrorKind::InvalidInput`], a body too large or an invalid request
-    /// [`ErrorKind::Other`], anything else [`ErrorKind::Io`]. The message is this error's (with
-    /// attempts and elapsed time); its fix, when it has one (an untrusted certificate), becomes
-    /// the error's; its cause becomes the source. Sources that read some failures differently
-    /// (managed identity: a refused connection means "not on Azure") look at
-    /// [`HttpError::kind`] first.
-    pub(crate) fn to_credential_error(&self, credential: impl Into<Cow<'static, str>>) -> Error {
-        let kind = match self.kind {
-            HttpErrorKind::Timeout => ErrorKind::Timeout,
-            HttpErrorKind::Insecure => ErrorKind::InvalidInput,
-            HttpErrorKind::BodyTooLarge | HttpErrorKind::Other => ErrorKind::Other,
-            _ => ErrorKind::Io,
-        };
-        let mut error = Error::new(kind, credential, self.to_string());
-        if let Some(fix) = &self.fix {
-            error = error.with_fix(fix.clone());
-        }
-        match &self.source {
-            Some(source) => error.with_shared_source(source.clone()),
-            None => error,
-        }
-    }
-
     /// What to do about this failure, when the failure itself says: how to trust a corporate
     /// CA for an untrusted certificate, `https` for an insecure request.
     pub fn fix(&self) -> Option<&str> {
@@ -209,6 +189,11 @@ impl HttpError {
     /// The time from the first attempt's start to the failure, waits between retries included.
     pub fn elapsed(&self) -> Duration {
         self.elapsed
+    }
+
+    /// The cause as it is shared, so that an error made from this one can share it too.
+    pub(crate) fn shared_source(&self) -> Option<&Arc<dyn StdError + Send + Sync + 'static>> {
+        self.source.as_ref()
     }
 }
 

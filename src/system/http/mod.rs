@@ -31,7 +31,6 @@ use std::time::Duration;
 use bytes::BytesMut;
 
 use super::clock::{Clock, monotonic_now};
-use crate::{Error, ErrorKind};
 use error::fmt_duration;
 pub use error::{HttpError, HttpErrorKind};
 pub use request::HttpRequest;
@@ -43,8 +42,6 @@ pub(crate) use target::is_local;
 use tls::tls_config;
 pub use transport::{HttpTransport, TransportFuture};
 
-/// The name errors from building a client carry.
-const CREDENTIAL: &str = "Http";
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_READ_STALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -109,7 +106,7 @@ struct HttpInner {
     config: HttpBuilder,
     /// `Err` only for [`Http::shared`] when building failed: it must return an `Http`, so the
     /// failure is reported by every `send` instead of a panic.
-    clients: Result<Backend, Error>,
+    clients: Result<Backend, HttpError>,
 }
 
 /// Where requests go.
@@ -159,7 +156,7 @@ impl Http {
     pub(crate) fn pinned_to_server_certificate_sha1(
         &self,
         thumbprint: [u8; 20],
-    ) -> Result<Http, Error> {
+    ) -> Result<Http, HttpError> {
         self.inner
             .config
             .clone()
@@ -393,7 +390,7 @@ impl fmt::Debug for Http {
             }
             Ok(Backend::Network(_)) => {}
             Err(error) => {
-                d.field("unusable", &error.message());
+                d.field("unusable", &format_args!("{error}"));
             }
         }
         d.finish()
@@ -486,21 +483,23 @@ impl HttpBuilder {
 
     /// Builds the client.
     ///
-    /// Fails with [`ErrorKind::InvalidInput`] for a zero timeout or body cap, and with
-    /// [`ErrorKind::Other`] when TLS or the underlying client cannot be set up.
-    pub fn build(self) -> Result<Http, Error> {
+    /// # Errors
+    ///
+    /// [`HttpErrorKind::InvalidConfig`] for a zero timeout or body cap, and
+    /// [`HttpErrorKind::Other`] when TLS or the underlying client cannot be set up.
+    pub fn build(self) -> Result<Http, HttpError> {
         if self.connect_timeout.is_zero()
             || self.timeout.is_zero()
             || self.read_stall_timeout.is_zero()
         {
-            return Err(Error::invalid_input(
-                CREDENTIAL,
+            return Err(HttpError::new(
+                HttpErrorKind::InvalidConfig,
                 "the connect, request and read-stall timeouts must be greater than zero",
             ));
         }
         if self.max_body_bytes == 0 {
-            return Err(Error::invalid_input(
-                CREDENTIAL,
+            return Err(HttpError::new(
+                HttpErrorKind::InvalidConfig,
                 "max_body_bytes must be greater than zero",
             ));
         }
@@ -518,9 +517,8 @@ impl HttpBuilder {
         let (direct, proxied) = match (direct, proxied) {
             (Ok(direct), Ok(proxied)) => (direct, proxied),
             (Err(e), _) | (_, Err(e)) => {
-                return Err(Error::new(
-                    ErrorKind::Other,
-                    CREDENTIAL,
+                return Err(HttpError::new(
+                    HttpErrorKind::Other,
                     "could not build the HTTP client",
                 )
                 .with_source(e.without_url()));

@@ -4,23 +4,21 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 
-use super::CREDENTIAL;
-use crate::{Error, ErrorKind};
+use super::{HttpError, HttpErrorKind};
 
 /// rustls with *ring* and the platform verifier, without touching the process-wide provider.
 ///
 /// A system without CA certificates (a minimal container) makes the platform verifier fail; the
 /// client then trusts Mozilla's roots as bundled in `webpki-roots`, and says so once.
-pub(super) fn tls_config(pinned_sha1: Option<[u8; 20]>) -> Result<rustls::ClientConfig, Error> {
+pub(super) fn tls_config(pinned_sha1: Option<[u8; 20]>) -> Result<rustls::ClientConfig, HttpError> {
     use rustls_platform_verifier::BuilderVerifierExt;
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| {
-            Error::new(
-                ErrorKind::Other,
-                CREDENTIAL,
+            HttpError::new(
+                HttpErrorKind::Other,
                 "the TLS provider supports no safe protocol version",
             )
             .with_source(e)

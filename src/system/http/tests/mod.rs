@@ -49,8 +49,9 @@ fn builder_rejects_zero_limits() {
         Http::builder().max_body_bytes(0),
     ] {
         let error = builder.build().unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::InvalidInput);
-        assert_eq!(error.credential(), "Http");
+        assert_eq!(error.kind(), HttpErrorKind::InvalidConfig);
+        assert_eq!(error.attempts(), 0);
+        assert!(error.to_string().contains("greater than zero"), "{error}");
     }
     let http = Http::builder()
         .timeout(Duration::from_secs(7))

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -254,16 +255,14 @@ impl MockImdsPort {
     }
 }
 
-#[cfg(feature = "testing")]
 #[tokio::test]
 async fn an_untrusted_server_certificate_says_so_and_how_to_trust_a_ca() {
-    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let cert = generated.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
-    let mock = crate::testing::MockImds::start().await;
-    let base = mock.serve_tls(vec![cert], key).await;
+    let server = TlsServer::start(false).await;
     let error = Http::shared()
-        .send(&HttpRequest::get(base), &RetryPolicy::default())
+        .send(
+            &HttpRequest::get(server.url.clone()),
+            &RetryPolicy::default(),
+        )
         .await
         .unwrap_err();
     assert_eq!(error.kind(), HttpErrorKind::Tls);
@@ -277,62 +276,84 @@ async fn an_untrusted_server_certificate_says_so_and_how_to_trust_a_ca() {
         text.contains("not signed by a trusted certificate authority"),
         "{text}"
     );
-    let credential_error = error.to_credential_error("Test");
-    let fix = credential_error.fix().unwrap_or_default();
+    let fix = error.fix().unwrap_or_default();
     assert!(fix.contains("SSL_CERT_FILE"), "{fix}");
-    assert_eq!(mock.request_count(), 0);
+    assert_eq!(server.requests.load(Ordering::SeqCst), 0);
 }
 
-/// A TLS server that closes its first connection without a TLS `close_notify` after
-/// reading the request (an abrupt close before the response head), then answers `{}`.
-async fn tls_server_that_drops_the_first_connection() -> (Url, [u8; 20]) {
-    use tokio::io::AsyncWriteExt;
-    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let cert = generated.cert.der().clone();
-    let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert);
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        for connection in 0.. {
-            let (stream, _) = listener.accept().await.unwrap();
-            let mut tls = acceptor.accept(stream).await.unwrap();
-            let mut buf = vec![0; 4096];
-            let _ = tls.read(&mut buf).await.unwrap();
-            if connection == 0 {
-                drop(tls); // no close_notify
-                continue;
+/// A TLS server on 127.0.0.1 with a fresh self-signed certificate. It reads one request per
+/// connection and answers `{}`; with `drop_first`, it closes its first connection without a TLS
+/// `close_notify` after reading the request instead (an abrupt close before the response head).
+struct TlsServer {
+    url: Url,
+    /// The SHA-1 thumbprint of its certificate.
+    thumbprint: [u8; 20],
+    /// How many requests it read (a failed handshake reads none).
+    requests: Arc<AtomicUsize>,
+}
+
+impl TlsServer {
+    async fn start(drop_first: bool) -> TlsServer {
+        let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let cert = generated.cert.der().clone();
+        let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert);
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                // A client that does not trust the certificate aborts the handshake.
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    continue;
+                };
+                let mut buf = vec![0; 4096];
+                let _ = tls.read(&mut buf).await.unwrap();
+                if counted.fetch_add(1, Ordering::SeqCst) == 0 && drop_first {
+                    drop(tls); // no close_notify
+                    continue;
+                }
+                tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                    .await
+                    .unwrap();
+                tls.shutdown().await.unwrap();
             }
-            tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
-                .await
-                .unwrap();
-            tls.shutdown().await.unwrap();
+        });
+        let mut thumbprint = [0; 20];
+        thumbprint.copy_from_slice(sha1.as_ref());
+        TlsServer {
+            url: format!("https://{addr}/token").parse().unwrap(),
+            thumbprint,
+            requests,
         }
-    });
-    let mut thumbprint = [0; 20];
-    thumbprint.copy_from_slice(sha1.as_ref());
-    (format!("https://{addr}/token").parse().unwrap(), thumbprint)
+    }
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_tls_connection_closed_abruptly_before_the_response_is_retried_at_once() {
-    let (url, thumbprint) = tls_server_that_drops_the_first_connection().await;
+    let server = TlsServer::start(true).await;
     let http = Http::builder()
-        .pin_server_certificate_sha1(thumbprint)
+        .pin_server_certificate_sha1(server.thumbprint)
         .build()
         .unwrap();
     let started = monotonic_now();
     let response = http
-        .send(&HttpRequest::get(url), &RetryPolicy::default())
+        .send(
+            &HttpRequest::get(server.url.clone()),
+            &RetryPolicy::default(),
+        )
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -463,6 +484,11 @@ async fn a_closed_port_is_connection_refused() {
         "{text}"
     );
     let source = std::error::Error::source(&error).expect("the cause is kept");
+    // The cause itself, not a wrapper around it: callers can downcast it.
+    assert!(
+        source.downcast_ref::<reqwest::Error>().is_some(),
+        "{source:?}"
+    );
     let everything = format!("{text} {error:?} {source} {source:?}");
     assert!(!everything.contains("QUERY-VALUE"), "{everything}");
 }
