@@ -1,7 +1,5 @@
 //! TLS: rustls with *ring* and the platform's verifier, or one pinned server certificate.
 
-use std::error::Error as StdError;
-use std::fmt;
 use std::sync::Arc;
 
 use super::{HttpError, HttpErrorKind};
@@ -113,13 +111,6 @@ impl rustls::client::danger::ServerCertVerifier for PinnedCertificate {
 }
 
 /// A server certificate other than the pinned one.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("it is not the certificate pinned by its SHA-1 thumbprint")]
 pub(super) struct PinMismatch;
-
-impl fmt::Display for PinMismatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("it is not the certificate pinned by its SHA-1 thumbprint")
-    }
-}
-
-impl StdError for PinMismatch {}

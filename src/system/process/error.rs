@@ -39,10 +39,13 @@ pub enum ProcessErrorKind {
 /// `az did not finish within 10 s and was killed`); the caller adds what to change, such as its
 /// timeout option. It never contains the program's output. The underlying I/O error, when
 /// there is one, is available through [`std::error::Error::source`].
+#[derive(thiserror::Error)]
+#[error("{message}")]
 pub struct ProcessError {
     kind: ProcessErrorKind,
     program: String,
     message: String,
+    #[source]
     source: Option<io::Error>,
 }
 
@@ -120,12 +123,6 @@ fn format_duration(d: Duration) -> String {
     }
 }
 
-impl fmt::Display for ProcessError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
 impl fmt::Debug for ProcessError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Written out so that a field added later cannot leak output by derive.
@@ -135,14 +132,6 @@ impl fmt::Debug for ProcessError {
             .field("message", &self.message)
             .field("source", &self.source)
             .finish()
-    }
-}
-
-impl std::error::Error for ProcessError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_ref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
