@@ -38,7 +38,7 @@ pub use response::HttpResponse;
 pub use retry::RetryPolicy;
 use retry::{AttemptLimits, retry_loop};
 use target::Target;
-pub(crate) use target::is_local;
+pub(crate) use target::{is_local, redacted_url};
 use tls::tls_config;
 pub use transport::{HttpTransport, TransportFuture};
 
