@@ -487,16 +487,19 @@ mod tests {
     async fn an_http_failure_keeps_its_fix_and_its_cause() {
         use crate::Secret;
         use crate::system::{Http, HttpRequest, RetryPolicy};
+        async fn failed(request: HttpRequest) -> HttpError {
+            let sent = Http::shared().send(&request, &RetryPolicy::none()).await;
+            sent.unwrap_err()
+        }
         // Refused before anything is sent: a secret header over plain http to a remote host.
-        let insecure = HttpRequest::get("http://identity.example.com/token".parse().unwrap())
-            .secret_header("X-IDENTITY-HEADER", &Secret::new("s"));
-        let http_error = Http::shared()
-            .send(&insecure, &RetryPolicy::none())
-            .await
-            .unwrap_err();
-        let err = Error::from_http("TestCredential", &http_error);
+        let insecure = failed(
+            HttpRequest::get("http://identity.example.com/token".parse().unwrap())
+                .secret_header("X-IDENTITY-HEADER", &Secret::new("s")),
+        )
+        .await;
+        let err = Error::from_http("TestCredential", &insecure);
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        assert_eq!(err.message(), http_error.to_string());
+        assert_eq!(err.message(), insecure.to_string());
         assert_eq!(err.fix(), Some("use an https URL for this endpoint"));
 
         // A refused loopback port: the cause (reqwest's error) is shared, not wrapped.
@@ -504,23 +507,21 @@ mod tests {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
-        let refused = HttpRequest::get(format!("http://127.0.0.1:{port}/").parse().unwrap());
-        let http_error = Http::shared()
-            .send(&refused, &RetryPolicy::none())
-            .await
-            .unwrap_err();
-        let err = Error::from_http("TestCredential", &http_error);
+        let url = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        let refused = failed(HttpRequest::get(url)).await;
+        let err = Error::from_http("TestCredential", &refused);
         assert_eq!(err.kind(), ErrorKind::Io);
+        let text = err.to_string();
         assert!(
-            err.to_string()
-                .starts_with("TestCredential: connection refused by 127.0.0.1:")
+            text.starts_with("TestCredential: connection refused by 127.0.0.1:"),
+            "{text}"
         );
         let cause = err.source().expect("the cause is kept");
         assert!(
             cause.downcast_ref::<reqwest::Error>().is_some(),
             "{cause:?}"
         );
-        assert!(std::ptr::addr_eq(cause, http_error.source().unwrap()));
+        assert!(std::ptr::addr_eq(cause, refused.source().unwrap()));
     }
 
     #[test]
