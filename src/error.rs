@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::system::{HttpError, HttpErrorKind};
+
 /// What went wrong, coarsely: enough for a program (and a credential chain) to decide what to do.
 ///
 /// The chain rule: [`Unavailable`](ErrorKind::Unavailable) means "this source cannot even try
@@ -329,6 +331,34 @@ impl std::error::Error for Error {
     }
 }
 
+impl Error {
+    /// `credential`'s error for an HTTP exchange that produced no usable response: a timeout is
+    /// [`ErrorKind::Timeout`], an insecure request or an invalid client setting
+    /// [`ErrorKind::InvalidInput`], a body too large or an invalid request [`ErrorKind::Other`],
+    /// anything else [`ErrorKind::Io`]. The message is the HTTP error's (with attempts and
+    /// elapsed time); its fix, when it has one (an untrusted certificate), becomes the error's;
+    /// its cause becomes the source. Sources that read some failures differently (managed
+    /// identity: a refused connection means "not on Azure") look at [`HttpError::kind`] first.
+    ///
+    /// The HTTP seam knows nothing of credentials: the conversion lives here, above it.
+    pub(crate) fn from_http(credential: impl Into<Cow<'static, str>>, error: &HttpError) -> Error {
+        let kind = match error.kind() {
+            HttpErrorKind::Timeout => ErrorKind::Timeout,
+            HttpErrorKind::Insecure | HttpErrorKind::InvalidConfig => ErrorKind::InvalidInput,
+            HttpErrorKind::BodyTooLarge | HttpErrorKind::Other => ErrorKind::Other,
+            _ => ErrorKind::Io,
+        };
+        let mut converted = Error::new(kind, credential, error.to_string());
+        if let Some(fix) = error.fix() {
+            converted = converted.with_fix(fix.to_owned());
+        }
+        match error.shared_source() {
+            Some(source) => converted.with_shared_source(source.clone()),
+            None => converted,
+        }
+    }
+}
+
 /// One member's try inside a credential chain: which member, how it failed, how long it took.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -429,6 +459,69 @@ mod tests {
             ErrorKind::ServiceFailure.to_string(),
             "identity service failed"
         );
+    }
+
+    #[test]
+    fn an_http_failure_becomes_the_credentials_error_by_kind() {
+        use HttpErrorKind as H;
+        for (http, kind) in [
+            (H::Timeout, ErrorKind::Timeout),
+            (H::Insecure, ErrorKind::InvalidInput),
+            (H::InvalidConfig, ErrorKind::InvalidInput),
+            (H::BodyTooLarge, ErrorKind::Other),
+            (H::Other, ErrorKind::Other),
+            (H::ConnectionRefused, ErrorKind::Io),
+            (H::Unreachable, ErrorKind::Io),
+            (H::Connect, ErrorKind::Io),
+            (H::Tls, ErrorKind::Io),
+            (H::Io, ErrorKind::Io),
+        ] {
+            let err = Error::from_http("TestCredential", &HttpError::new(http, "it failed"));
+            assert_eq!(err.kind(), kind, "{http:?}");
+            assert_eq!(err.to_string(), "TestCredential: it failed");
+            assert!(err.fix().is_none() && err.source().is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn an_http_failure_keeps_its_fix_and_its_cause() {
+        use crate::Secret;
+        use crate::system::{Http, HttpRequest, RetryPolicy};
+        async fn failed(request: HttpRequest) -> HttpError {
+            let sent = Http::shared().send(&request, &RetryPolicy::none()).await;
+            sent.unwrap_err()
+        }
+        // Refused before anything is sent: a secret header over plain http to a remote host.
+        let insecure = failed(
+            HttpRequest::get("http://identity.example.com/token".parse().unwrap())
+                .secret_header("X-IDENTITY-HEADER", &Secret::new("s")),
+        )
+        .await;
+        let err = Error::from_http("TestCredential", &insecure);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert_eq!(err.message(), insecure.to_string());
+        assert_eq!(err.fix(), Some("use an https URL for this endpoint"));
+
+        // A refused loopback port: the cause (reqwest's error) is shared, not wrapped.
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let url = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        let refused = failed(HttpRequest::get(url)).await;
+        let err = Error::from_http("TestCredential", &refused);
+        assert_eq!(err.kind(), ErrorKind::Io);
+        let text = err.to_string();
+        assert!(
+            text.starts_with("TestCredential: connection refused by 127.0.0.1:"),
+            "{text}"
+        );
+        let cause = err.source().expect("the cause is kept");
+        assert!(
+            cause.downcast_ref::<reqwest::Error>().is_some(),
+            "{cause:?}"
+        );
+        assert!(std::ptr::addr_eq(cause, refused.source().unwrap()));
     }
 
     #[test]

@@ -324,7 +324,7 @@ impl EntraClient {
             .send(&http_request, &inner.retry)
             .await
             .map_err(|e| {
-                let error = e.to_credential_error(credential);
+                let error = Error::from_http(credential, &e);
                 // A failure that says what to do (an untrusted certificate) keeps its own fix.
                 if error.fix().is_some() {
                     return error;

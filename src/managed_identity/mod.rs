@@ -384,7 +384,8 @@ impl ManagedIdentityCredentialBuilder {
             Endpoint::ServiceFabric { thumbprint, .. } => self
                 .context
                 .http()
-                .pinned_to_server_certificate_sha1(*thumbprint)?,
+                .pinned_to_server_certificate_sha1(*thumbprint)
+                .map_err(|e| Error::from_http(NAME, &e))?,
             _ => self.context.http(),
         };
         let cache = self.context.cache();
@@ -764,10 +765,9 @@ impl Fetcher {
                     }
                     unavailable
                 }
-                HttpErrorKind::Tls if self.source() == ManagedIdentitySource::ServiceFabric => error
-                    .to_credential_error(NAME)
+                HttpErrorKind::Tls if self.source() == ManagedIdentitySource::ServiceFabric => Error::from_http(NAME, &error)
                     .with_fix("IDENTITY_SERVER_THUMBPRINT must be the SHA-1 thumbprint of the cluster's certificate: check the cluster's managed identity configuration"),
-                _ => error.to_credential_error(NAME),
+                _ => Error::from_http(NAME, &error),
             }
         })
     }
