@@ -23,7 +23,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::loopback_http::{self, Action, Incoming, JSON, Outgoing, check_status};
 use crate::Secret;
 use crate::catch_unwind::CatchUnwind;
-use crate::entra::der;
+use crate::der;
 use crate::system::Clock;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
