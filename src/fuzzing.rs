@@ -22,10 +22,11 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::der;
 use crate::developer_tools::azure_cli::{self, ini, msal_cache};
 use crate::developer_tools::azure_developer_cli;
 use crate::developer_tools::devtool;
-use crate::entra::{ClientCertificate, der, response as entra_response};
+use crate::entra::{ClientCertificate, response as entra_response};
 use crate::managed_identity::{azure_arc, response as mi_response};
 use crate::system::{
     Env, Fs, Http, HttpRequest, HttpResponse, HttpTransport, ManualClock, Output, RetryPolicy,

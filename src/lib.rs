@@ -15,6 +15,7 @@ mod communication;
 mod context;
 mod credential;
 mod default;
+mod der;
 mod developer_tools;
 mod entra;
 mod error;

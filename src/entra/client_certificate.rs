@@ -13,8 +13,8 @@ use ring::signature::RsaKeyPair;
 use rustls_pki_types::pem::{PemObject, SectionKind};
 
 use super::assertion::{AssertionFor, client_assertion};
-use super::der::{self, OID_EC, OID_RSA};
 use super::{ClientProof, EntraClient, EntraOptions};
+use crate::der::{self, OID_EC, OID_RSA};
 use crate::system::{Env, Fs, Http, RetryPolicy};
 use crate::{
     AccessToken, CacheIdentity, CachedCredential, Error, Secret, TokenCache, TokenCredential,

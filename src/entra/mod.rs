@@ -9,7 +9,6 @@ mod assertion;
 pub mod authority_hosts;
 mod client_certificate;
 mod client_secret;
-pub(crate) mod der;
 mod environment;
 pub(crate) mod response;
 mod workload_identity;

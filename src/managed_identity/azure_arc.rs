@@ -2,9 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
+use async_trait::async_trait;
 use url::Url;
 
-use super::{Fetcher, NAME, UserAssignedId, append_id};
+use super::source::{
+    Ask, Detection, Endpoint, ManagedIdentitySource, NAME, Source, Transport, UserAssignedId,
+    secret_url,
+};
 use crate::system::{Env, Fs, HttpRequest, HttpResponse};
 use crate::{Error, ErrorKind, Secret};
 
@@ -12,14 +16,40 @@ const API_VERSION: &str = "2020-06-01";
 const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:40342/metadata/identity/oauth2/token";
 /// The agent's key files are tiny; anything larger is not one.
 const MAX_KEY_BYTES: u64 = 4096;
+/// What to do when the agent answers for another identity than the one requested.
+const UNCONFIRMED_FIX: &str = "update the Azure Arc agent (older agents ignore user-assigned identities), or use the system-assigned identity";
 
-/// The agent's endpoint when only its installation tells us it is there.
-pub(super) fn default_endpoint() -> Url {
-    Url::parse(DEFAULT_ENDPOINT).expect("a constant URL")
+/// `IDENTITY_ENDPOINT` with `IMDS_ENDPOINT`, or the agent installed (then at its own address).
+/// The agent's key travels to the endpoint in the second leg: https, or local http.
+pub(super) fn detect(detection: &Detection<'_>) -> Result<Option<Endpoint>, Error> {
+    let env = detection.env;
+    let url = match detection.all(["IDENTITY_ENDPOINT", "IMDS_ENDPOINT"]) {
+        Some([url, _]) => secret_url("IDENTITY_ENDPOINT", &url)?,
+        None if agent_installed(env, detection.fs) => {
+            Url::parse(DEFAULT_ENDPOINT).expect("a constant URL")
+        }
+        None => return Ok(None),
+    };
+    let key_directory = match detection.arc_key_directory {
+        Some(dir) => Some(dir.to_owned()),
+        None => key_directory(env),
+    };
+    let source = AzureArc {
+        key_directory,
+        fs: detection.fs.clone(),
+    };
+    Endpoint::found(ManagedIdentitySource::AzureArc, url, source)
+}
+
+struct AzureArc {
+    /// The only directory the key file may be in; `None` on an OS the agent does not support.
+    key_directory: Option<PathBuf>,
+    /// Where the key file is read from.
+    fs: Fs,
 }
 
 /// Whether the Arc agent (`himds`) is installed.
-pub(super) fn agent_installed(env: &Env, fs: &Fs) -> bool {
+fn agent_installed(env: &Env, fs: &Fs) -> bool {
     if cfg!(target_os = "linux") {
         fs.is_file(Path::new("/opt/azcmagent/bin/himds"))
     } else if cfg!(windows) {
@@ -37,7 +67,7 @@ pub(super) fn agent_installed(env: &Env, fs: &Fs) -> bool {
 
 /// The only directory the agent's key file may be in; `None` on other systems, where the agent
 /// does not run.
-pub(super) fn key_directory(env: &Env) -> Option<PathBuf> {
+fn key_directory(env: &Env) -> Option<PathBuf> {
     if cfg!(target_os = "linux") {
         Some(PathBuf::from("/var/opt/azcmagent/tokens"))
     } else if cfg!(windows) {
@@ -51,64 +81,75 @@ pub(super) fn key_directory(env: &Env) -> Option<PathBuf> {
     }
 }
 
-/// `GET {endpoint}?api-version=2020-06-01&resource=…[&client_id|object_id|msi_res_id=…]` with
-/// `Metadata: true`.
-fn token_request(url: &Url, resource: &str, id: Option<&UserAssignedId>) -> HttpRequest {
-    let mut url = url.clone();
-    url.query_pairs_mut()
-        .append_pair("api-version", API_VERSION)
-        .append_pair("resource", resource);
-    append_id(&mut url, id, "msi_res_id");
-    HttpRequest::get(url).header("Metadata", "true")
-}
-
-/// The two legs: the agent answers the first request with a 401 naming a key file
-/// (`WWW-Authenticate: Basic realm=<path>`); the second request carries the file's contents.
-/// The file is read only if it is a `.key` file in the agent's directory, a regular file (not a
-/// link, FIFO or directory: never followed or blocked on) and at most 4096 bytes, so a rogue
-/// endpoint cannot make us send any other file or hang a thread.
-pub(super) async fn exchange(
-    fetcher: &Fetcher,
-    url: &Url,
-    key_directory: Option<&Path>,
-    resource: &str,
-) -> Result<HttpResponse, Error> {
-    let id = fetcher.id.as_ref();
-    let challenge = fetcher.send(token_request(url, resource, id)).await?;
-    match challenge.status() {
-        401 => {}
-        200..=299 => {
-            return Err(Error::new(
-                ErrorKind::Other,
-                NAME,
-                "the Azure Arc endpoint answered without asking for its key (expected a 401 challenge)",
-            )
-            .with_fix("check that IDENTITY_ENDPOINT points at the Arc agent"));
-        }
-        // Anything else is a failure of the endpoint, classified like any other source's.
-        _ => return Ok(challenge),
+#[async_trait]
+impl Source for AzureArc {
+    /// `GET {endpoint}?api-version=2020-06-01&resource=…[&client_id|object_id|msi_res_id=…]`
+    /// with `Metadata: true`.
+    fn token_request(&self, ask: &Ask<'_>) -> HttpRequest {
+        HttpRequest::get(ask.url_with_id(API_VERSION, "msi_res_id")).header("Metadata", "true")
     }
-    let path = challenge
-        .header("www-authenticate")
-        .and_then(realm)
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::Other,
+
+    /// The two legs: the agent answers the first request with a 401 naming a key file
+    /// (`WWW-Authenticate: Basic realm=<path>`); the second request carries the file's
+    /// contents. The file is read only if it is a `.key` file in the agent's directory, a
+    /// regular file (not a link, FIFO or directory: never followed or blocked on) and at most
+    /// 4096 bytes, so a rogue endpoint cannot make us send any other file or hang a thread.
+    async fn request_token(
+        &self,
+        transport: &dyn Transport,
+        ask: &Ask<'_>,
+    ) -> Result<HttpResponse, Error> {
+        let challenge = transport.send(self.token_request(ask)).await?;
+        match challenge.status() {
+            401 => {}
+            200..=299 => {
+                return Err(Error::new(
+                    ErrorKind::Other,
+                    NAME,
+                    "the Azure Arc endpoint answered without asking for its key (expected a 401 challenge)",
+                )
+                .with_fix("check that IDENTITY_ENDPOINT points at the Arc agent"));
+            }
+            // Anything else is a failure of the endpoint, classified like any other source's.
+            _ => return Ok(challenge),
+        }
+        let path = challenge
+            .header("www-authenticate")
+            .and_then(realm)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Other,
+                    NAME,
+                    "the Azure Arc agent's 401 names no key file (no `WWW-Authenticate: Basic realm=...`)",
+                )
+            })?;
+        let Some(directory) = &self.key_directory else {
+            return Err(Error::unavailable(
                 NAME,
-                "the Azure Arc agent's 401 names no key file (no `WWW-Authenticate: Basic realm=...`)",
-            )
-        })?;
-    let Some(directory) = key_directory else {
-        return Err(Error::unavailable(
+                "Azure Arc managed identity is supported on Linux and Windows only",
+            ));
+        };
+        let key = read_key(&self.fs, Path::new(path), directory)?;
+        let authorization = Secret::new(format!("Basic {}", key.expose()));
+        let request = self
+            .token_request(ask)
+            .secret_header("Authorization", &authorization);
+        transport.send(request).await
+    }
+
+    /// Older agents ignore a requested user-assigned identity and return the system-assigned
+    /// one: an answer that does not name the requested identity is refused.
+    fn unconfirmed(&self, id: &UserAssignedId) -> Result<(), Error> {
+        Err(Error::authentication(
             NAME,
-            "Azure Arc managed identity is supported on Linux and Windows only",
-        ));
-    };
-    let key = read_key(&fetcher.fs, Path::new(path), directory)?;
-    let authorization = Secret::new(format!("Basic {}", key.expose()));
-    fetcher
-        .send(token_request(url, resource, id).secret_header("Authorization", &authorization))
-        .await
+            format!("the Azure Arc agent did not confirm the requested identity ({id}); refusing a token that may be another identity's"),
+        )
+        .with_fix(UNCONFIRMED_FIX))
+    }
+
+    fn wrong_identity_fix(&self) -> &'static str {
+        UNCONFIRMED_FIX
+    }
 }
 
 /// The path in `Basic realm=<path>` (quotes allowed).
@@ -162,19 +203,6 @@ fn read_key(fs: &Fs, path: &Path, directory: &Path) -> Result<Secret, Error> {
     let contents = String::from_utf8(contents).map_err(|_| refuse("it is not text"))?;
     Ok(Secret::new(contents))
 }
-
-/// The error when the agent's answer does not name the requested identity: older agents
-/// ignore a requested user-assigned identity and return the system-assigned one.
-pub(super) fn unconfirmed(id: &UserAssignedId) -> Error {
-    Error::authentication(
-        NAME,
-        format!("the Azure Arc agent did not confirm the requested identity ({id}); refusing a token that may be another identity's"),
-    )
-    .with_fix(UNCONFIRMED_FIX)
-}
-
-/// What to do when the agent answers for another identity than the one requested.
-pub(super) const UNCONFIRMED_FIX: &str = "update the Azure Arc agent (older agents ignore user-assigned identities), or use the system-assigned identity";
 
 #[cfg(test)]
 mod tests {

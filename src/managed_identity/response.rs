@@ -101,7 +101,7 @@ impl TokenBody {
             .filter(|at| *at < expires_on);
         if refresh_on.is_none() {
             tracing::debug!(
-                credential = super::NAME,
+                credential = super::source::NAME,
                 "ignoring an invalid refresh_in in the token response"
             );
         }

@@ -1,30 +1,84 @@
-//! Service Fabric (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER` + `IDENTITY_SERVER_THUMBPRINT`).
+//! Service Fabric (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER` + `IDENTITY_SERVER_THUMBPRINT`): an
+//! https endpoint whose self-signed certificate is pinned to the thumbprint.
 
-use url::Url;
-
-use super::NAME;
-use crate::system::HttpRequest;
-use crate::{Error, Secret};
+use super::source::{
+    Ask, Detection, Endpoint, ManagedIdentitySource, NAME, Source, UserAssignedId, env_url,
+};
+use crate::system::{Http, HttpRequest};
+use crate::{CacheIdentity, Error, Secret};
 
 const API_VERSION: &str = "2019-07-01-preview";
 
-/// `GET $IDENTITY_ENDPOINT?api-version=2019-07-01-preview&resource=…` with
-/// `Secret: $IDENTITY_HEADER`, over https to a server whose certificate is pinned to
-/// `IDENTITY_SERVER_THUMBPRINT` (the cluster's self-signed certificate: normal CA validation
-/// cannot apply). The identity is the cluster's choice: no user-assigned ids.
-pub(super) fn token_request(url: &Url, secret: &Secret, resource: &str) -> HttpRequest {
-    let mut url = url.clone();
-    url.query_pairs_mut()
-        .append_pair("api-version", API_VERSION)
-        .append_pair("resource", resource);
-    HttpRequest::get(url)
-        .secret_header("Secret", secret)
-        .header("Accept", "application/json")
+/// All three variables; the endpoint must be https (its certificate is what is pinned).
+pub(super) fn detect(detection: &Detection<'_>) -> Result<Option<Endpoint>, Error> {
+    let Some([url, header, thumbprint]) = detection.all([
+        "IDENTITY_ENDPOINT",
+        "IDENTITY_HEADER",
+        "IDENTITY_SERVER_THUMBPRINT",
+    ]) else {
+        return Ok(None);
+    };
+    let url = env_url("IDENTITY_ENDPOINT", &url)?;
+    if url.scheme() != "https" {
+        return Err(Error::invalid_input(
+            NAME,
+            "IDENTITY_ENDPOINT of a Service Fabric cluster must be an https URL",
+        )
+        .with_fix("check the cluster's managed identity configuration"));
+    }
+    let source = ServiceFabric {
+        secret: Secret::new(header),
+        thumbprint: parse_thumbprint(&thumbprint)?,
+    };
+    Endpoint::found(ManagedIdentitySource::ServiceFabric, url, source)
+}
+
+struct ServiceFabric {
+    /// `IDENTITY_HEADER`.
+    secret: Secret,
+    /// `IDENTITY_SERVER_THUMBPRINT`: the SHA-1 of the cluster's certificate.
+    thumbprint: [u8; 20],
+}
+
+impl Source for ServiceFabric {
+    /// A copy of the client's settings that trusts only the cluster's certificate (normal CA
+    /// validation cannot apply to a self-signed one).
+    fn http(&self, http: Http) -> Result<Http, Error> {
+        http.pinned_to_server_certificate_sha1(self.thumbprint)
+            .map_err(|e| Error::from_http(NAME, &e))
+    }
+
+    /// `GET $IDENTITY_ENDPOINT?api-version=2019-07-01-preview&resource=…` with
+    /// `Secret: $IDENTITY_HEADER`.
+    fn token_request(&self, ask: &Ask<'_>) -> HttpRequest {
+        HttpRequest::get(ask.url(API_VERSION))
+            .secret_header("Secret", &self.secret)
+            .header("Accept", "application/json")
+    }
+
+    /// The identity is the cluster's choice.
+    fn check_id(&self, _id: &UserAssignedId) -> Result<(), &'static str> {
+        Err("Service Fabric has no user-assigned identities (the cluster configures the identity)")
+    }
+
+    /// Only a client that trusts the pinned certificate could have fetched the token.
+    fn partition(&self, identity: CacheIdentity, _id: Option<&UserAssignedId>) -> CacheIdentity {
+        let hex: String = self.thumbprint.iter().map(|b| format!("{b:02x}")).collect();
+        identity
+            .with("server_certificate_sha1", hex)
+            .with_secret(self.secret.expose().as_bytes())
+    }
+
+    fn tls_fix(&self) -> Option<&'static str> {
+        Some(
+            "IDENTITY_SERVER_THUMBPRINT must be the SHA-1 thumbprint of the cluster's certificate: check the cluster's managed identity configuration",
+        )
+    }
 }
 
 /// The SHA-1 thumbprint of the cluster's certificate: 40 hex digits, colons and whitespace
 /// allowed.
-pub(super) fn parse_thumbprint(text: &str) -> Result<[u8; 20], Error> {
+fn parse_thumbprint(text: &str) -> Result<[u8; 20], Error> {
     let hex: Vec<u8> = text
         .bytes()
         .filter(|b| !b.is_ascii_whitespace() && *b != b':')

@@ -1,8 +1,9 @@
 //! Test doubles (feature `testing`): use them in your own tests, and this crate uses them in its
 //! tests, benches and demo.
 //!
-//! - [`MockImds`]: a loopback IMDS / App Service managed identity endpoint with scriptable
-//!   replies and faults, that records every request.
+//! - [`MockImds`]: a loopback mock of managed identity (IMDS, App Service, Azure ML, Cloud
+//!   Shell, Service Fabric, Azure Arc) with scriptable replies and faults, that records every
+//!   request.
 //! - [`StaticTokenCredential`]: hands out one token you give it, until the expiry you must give.
 //! - [`MockCredential`]: scripted results behind the real cache, counting fetches.
 //! - [`MockEntra`]: a loopback Microsoft Entra ID token endpoint that records form bodies,
@@ -11,15 +12,16 @@
 //! - [`ScriptedExecutor`]: a process [`Executor`](crate::system::Executor) that returns scripted
 //!   outputs and records every command, for the developer-tool credentials.
 
+mod entra;
 mod loopback_http;
+mod managed_identity;
 mod mock_credential;
-mod mock_entra;
-mod mock_imds;
 mod scripted_executor;
 mod static_credential;
 
+pub use entra::{EntraRequest, MockAssertion, MockEntra, MockEntraReply, ReplyGate};
+pub use loopback_http::RecordedRequest;
+pub use managed_identity::{MockImds, MockReply};
 pub use mock_credential::{FetchGate, MockCredential, MockCredentialBuilder};
-pub use mock_entra::{EntraRequest, MockAssertion, MockEntra, MockEntraReply, ReplyGate};
-pub use mock_imds::{MockImds, MockReply, RecordedRequest};
 pub use scripted_executor::{RunGate, ScriptedExecutor};
 pub use static_credential::StaticTokenCredential;

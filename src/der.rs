@@ -1,4 +1,5 @@
-//! Just enough DER to find a certificate's public key and a PKCS#8 key's algorithm.
+//! Just enough DER to find a certificate's public key and a PKCS#8 key's algorithm: for the
+//! certificate credential and for the test kit's mock of Entra, which checks its assertions.
 //!
 //! Certificates are not validated here (Entra does that); this only locates fields, and any
 //! input it does not understand is `None`, never a panic.
