@@ -17,6 +17,7 @@ mod credential;
 mod default;
 mod developer_tools;
 mod entra;
+mod env_vars;
 mod error;
 /// Entry points into the parsers for the fuzz targets in `fuzz/` (built with `--cfg fuzzing`,
 /// which cargo-fuzz sets). Not part of the API.
