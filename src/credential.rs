@@ -105,6 +105,7 @@ macro_rules! delegate_token_credential {
         )*
     };
 }
+pub(crate) use delegate_token_credential;
 
 delegate_token_credential!(deref Arc<T>, Box<T>, &T);
 

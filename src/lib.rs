@@ -38,6 +38,7 @@ mod managed_identity;
 mod scope;
 mod scrub;
 mod secret;
+mod setters;
 pub mod system;
 mod tenant;
 #[cfg(feature = "testing")]

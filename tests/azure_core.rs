@@ -361,7 +361,7 @@ async fn a_refused_token_request_keeps_its_kind_and_status_behind_the_sdk_error(
     ));
     // A user-assigned identity that is not assigned: IMDS refuses, and the chain stops there.
     let chain = default_chain(imds.imds_endpoint())
-        .managed_identity(UserAssignedId::ClientId(CLIENT_ID.into()))
+        .user_assigned_id(UserAssignedId::ClientId(CLIENT_ID.into()))
         .build()
         .unwrap();
     let credential = Arc::new(AzureCoreCredential::new(chain));
