@@ -151,7 +151,7 @@ pub struct DefaultAzureCredentialBuilder {
     additionally_allowed_tenants: Option<Vec<String>>,
     process_timeout: Option<Duration>,
     imds_endpoint: Option<Url>,
-    imds_probe_timeout: Option<Duration>,
+    probe_timeout: Option<Duration>,
     required: Option<RequiredIdentity>,
 }
 
@@ -243,9 +243,11 @@ impl DefaultAzureCredentialBuilder {
         self
     }
 
-    /// How long the IMDS probe waits. Default: 1 s or `AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS`.
-    pub fn imds_probe_timeout(mut self, timeout: Duration) -> Self {
-        self.imds_probe_timeout = Some(timeout);
+    /// How long the IMDS probe waits, as
+    /// [`ManagedIdentityCredentialBuilder::probe_timeout`](crate::ManagedIdentityCredentialBuilder::probe_timeout).
+    /// Default: 1 s or `AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS`.
+    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
+        self.probe_timeout = Some(timeout);
         self
     }
 
@@ -391,7 +393,7 @@ impl DefaultAzureCredentialBuilder {
                 let b = ManagedIdentityCredential::builder()
                     .context(context)
                     .probe(probe)
-                    .maybe(self.imds_probe_timeout, B::probe_timeout)
+                    .maybe(self.probe_timeout, B::probe_timeout)
                     .maybe(self.imds_endpoint.clone(), B::imds_endpoint);
                 let credential = match &self.managed_identity {
                     Some(ManagedIdentityChoice::SystemAssigned) => b.system_assigned(),
