@@ -18,6 +18,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use crate::credential::shared;
 use crate::system::monotonic_now;
 use crate::{
     AccessToken, Attempt, Error, ErrorKind, TokenCredential, TokenFuture, TokenRequestOptions,
@@ -53,7 +54,6 @@ struct Member {
 ///     .with_client_id("00000000-0000-0000-0000-000000000001");
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct RequiredIdentity {
     tenant_id: Option<String>,
     client_id: Option<String>,
@@ -110,11 +110,10 @@ impl RequiredIdentity {
 /// that comes up later is found without a restart.
 ///
 /// ```
-/// use std::sync::Arc;
 /// use azure_credentials::{ChainedTokenCredential, ManagedIdentityCredential};
 ///
 /// # fn build() -> Result<(), azure_credentials::Error> {
-/// let managed_identity = Arc::new(ManagedIdentityCredential::builder().probe(true).build()?);
+/// let managed_identity = ManagedIdentityCredential::builder().probe(true).build()?;
 /// let chain = ChainedTokenCredential::builder()
 ///     .member("ManagedIdentityCredential", managed_identity)
 ///     .build()?;
@@ -283,7 +282,8 @@ impl WalkRequest {
     }
 }
 
-/// Every member failed: one error listing each attempt, the most actionable first.
+/// Every member failed: one error listing each attempt, the most actionable first. A chain
+/// has at least one member (`build` refuses an empty one), so there is at least one attempt.
 fn aggregate(chain: &str, mut attempts: Vec<Attempt>) -> Error {
     // A real failure says more than "not configured"; otherwise keep the chain's order.
     attempts.sort_by_key(|a| match a.error.kind() {
@@ -293,10 +293,10 @@ fn aggregate(chain: &str, mut attempts: Vec<Attempt>) -> Error {
     let kind = attempts
         .first()
         .map_or(ErrorKind::Unavailable, |a| a.error.kind());
-    let message = match attempts.len() {
-        0 => "the chain has no members".to_owned(),
-        n => format!("none of the {n} credentials produced a token:"),
-    };
+    let message = format!(
+        "none of the {} credentials produced a token:",
+        attempts.len()
+    );
     Error::new(kind, chain.to_owned(), message).with_attempts(attempts)
 }
 
@@ -360,31 +360,36 @@ impl ChainedTokenCredentialBuilder {
         self
     }
 
-    /// Adds a member: the chain moves past it only when it is unavailable.
+    /// Adds a member: the chain moves past it only when it is unavailable. Any credential
+    /// will do; an `Arc<dyn TokenCredential>` is shared as it is.
     pub fn member(
-        mut self,
+        self,
         name: impl Into<Cow<'static, str>>,
-        credential: Arc<dyn TokenCredential>,
+        credential: impl TokenCredential + 'static,
     ) -> Self {
-        self.members.push(Member {
-            name: name.into(),
-            credential,
-            kind: MemberKind::Deployed,
-        });
-        self
+        self.push(name.into(), shared(credential), MemberKind::Deployed)
     }
 
     /// Adds a developer tool (Azure CLI, Azure Developer CLI): the chain moves past any failure
     /// of it but invalid input.
     pub fn developer_tool(
-        mut self,
+        self,
         name: impl Into<Cow<'static, str>>,
+        credential: impl TokenCredential + 'static,
+    ) -> Self {
+        self.push(name.into(), shared(credential), MemberKind::DeveloperTool)
+    }
+
+    fn push(
+        mut self,
+        name: Cow<'static, str>,
         credential: Arc<dyn TokenCredential>,
+        kind: MemberKind,
     ) -> Self {
         self.members.push(Member {
-            name: name.into(),
+            name,
             credential,
-            kind: MemberKind::DeveloperTool,
+            kind,
         });
         self
     }

@@ -87,6 +87,11 @@ impl Context {
         self.cache.clone().unwrap_or_else(TokenCache::shared)
     }
 
+    /// The token cache if one was set: for credentials whose default is not the shared one.
+    pub(crate) fn cache_if_set(&self) -> Option<TokenCache> {
+        self.cache.clone()
+    }
+
     /// The clock: the token cache's.
     pub fn clock(&self) -> Clock {
         self.cache().clock().clone()
@@ -116,48 +121,54 @@ impl fmt::Debug for Context {
 
 /// Adds `context(..)` and one-line setters for the named seams to a builder whose `context`
 /// field is a [`Context`]: `seam_setters!(env, fs, http, cache, executor)` (any subset, in that
-/// order). Each setter replaces that seam of the builder's context.
+/// order). Each setter replaces that seam of the builder's context. A seam may carry a
+/// paragraph of its own for that builder: `seam_setters!(env = "Reads `AZURE_CONFIG_DIR`.")`.
 macro_rules! seam_setters {
-    ($($seam:ident),* $(,)?) => {
+    ($($seam:ident $(= $doc:literal)?),* $(,)?) => {
         /// All the seams at once (environment, files, HTTP, cache, process runner): see
         /// [`Context`](crate::Context). Setters for single seams replace that part of it.
         pub fn context(mut self, context: $crate::Context) -> Self {
             self.context = context;
             self
         }
-        $($crate::context::seam_setters!(@one $seam);)*
+        $($crate::context::seam_setters!(@one $seam [$($doc)?]);)*
     };
-    (@one env) => {
+    (@one env [$($doc:literal)?]) => {
         /// Where environment variables are read. Default: the process environment.
+        $(#[doc = ""] #[doc = $doc])?
         pub fn env(mut self, env: $crate::system::Env) -> Self {
             self.context = self.context.with_env(env);
             self
         }
     };
-    (@one fs) => {
+    (@one fs [$($doc:literal)?]) => {
         /// Where files are read. Default: the real file system.
+        $(#[doc = ""] #[doc = $doc])?
         pub fn fs(mut self, fs: $crate::system::Fs) -> Self {
             self.context = self.context.with_fs(fs);
             self
         }
     };
-    (@one http) => {
+    (@one http [$($doc:literal)?]) => {
         /// The HTTP client. Default: [`Http::shared`](crate::system::Http::shared).
+        $(#[doc = ""] #[doc = $doc])?
         pub fn http(mut self, http: $crate::system::Http) -> Self {
             self.context = self.context.with_http(http);
             self
         }
     };
-    (@one cache) => {
+    (@one cache [$($doc:literal)?]) => {
         /// The token cache, whose clock also dates tokens. Default:
         /// [`TokenCache::shared`](crate::TokenCache::shared).
+        $(#[doc = ""] #[doc = $doc])?
         pub fn cache(mut self, cache: $crate::TokenCache) -> Self {
             self.context = self.context.with_cache(cache);
             self
         }
     };
-    (@one executor) => {
+    (@one executor [$($doc:literal)?]) => {
         /// What runs the tool. Default: [`TokioExecutor`](crate::system::TokioExecutor).
+        $(#[doc = ""] #[doc = $doc])?
         pub fn executor(mut self, executor: std::sync::Arc<dyn $crate::system::Executor>) -> Self {
             self.context = self.context.with_executor(executor);
             self

@@ -1,5 +1,6 @@
 //! [`TokenCredential`], [`AccessToken`], [`TokenRequestOptions`] and [`TokenFuture`].
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
@@ -64,35 +65,49 @@ pub trait TokenCredential: Send + Sync + fmt::Debug {
     ) -> TokenFuture<'a>;
 }
 
-impl<T: TokenCredential + ?Sized> TokenCredential for Arc<T> {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<&'a TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        (**self).get_token(scopes, options)
+/// `credential` as a shared trait object, for the APIs that take `impl TokenCredential`: an
+/// `Arc<dyn TokenCredential>` is kept as it is (not wrapped in a second `Arc`, which would cost
+/// every call another indirection), anything else is put in an `Arc`.
+pub(crate) fn shared(credential: impl TokenCredential + 'static) -> Arc<dyn TokenCredential> {
+    let any: &dyn Any = &credential;
+    match any.downcast_ref::<Arc<dyn TokenCredential>>() {
+        Some(shared) => shared.clone(),
+        None => Arc::new(credential),
     }
 }
 
-impl<T: TokenCredential + ?Sized> TokenCredential for Box<T> {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<&'a TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        (**self).get_token(scopes, options)
-    }
+/// Implements [`TokenCredential`] by handing the call on: `delegate_token_credential!(Type =>
+/// field)` asks the field (a credential, or anything with a `get_token` of the same shape);
+/// `delegate_token_credential!(deref Arc<T>, ..)` asks what a pointer points to.
+macro_rules! delegate_token_credential {
+    ($type:ty => $field:ident) => {
+        impl $crate::TokenCredential for $type {
+            fn get_token<'a>(
+                &'a self,
+                scopes: &'a [&'a str],
+                options: Option<&'a $crate::TokenRequestOptions>,
+            ) -> $crate::TokenFuture<'a> {
+                self.$field.get_token(scopes, options)
+            }
+        }
+    };
+    (deref $($pointer:ty),* $(,)?) => {
+        $(
+            impl<T: TokenCredential + ?Sized> TokenCredential for $pointer {
+                fn get_token<'a>(
+                    &'a self,
+                    scopes: &'a [&'a str],
+                    options: Option<&'a TokenRequestOptions>,
+                ) -> TokenFuture<'a> {
+                    (**self).get_token(scopes, options)
+                }
+            }
+        )*
+    };
 }
+pub(crate) use delegate_token_credential;
 
-impl<T: TokenCredential + ?Sized> TokenCredential for &T {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<&'a TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        (**self).get_token(scopes, options)
-    }
-}
+delegate_token_credential!(deref Arc<T>, Box<T>, &T);
 
 type BoxedTokenFuture<'a> = Pin<Box<dyn Future<Output = Result<AccessToken, Error>> + Send + 'a>>;
 
@@ -176,7 +191,6 @@ impl fmt::Debug for TokenFuture<'_> {
 /// assert_eq!(options.tenant_id(), Some("72f988bf-86f1-41af-91ab-2d7cd011db47"));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct TokenRequestOptions {
     tenant_id: Option<String>,
     claims: Option<String>,
@@ -352,6 +366,29 @@ impl fmt::Debug for AccessToken {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[derive(Debug)]
+    struct Nothing;
+
+    impl TokenCredential for Nothing {
+        fn get_token<'a>(
+            &'a self,
+            _scopes: &'a [&'a str],
+            _options: Option<&'a TokenRequestOptions>,
+        ) -> TokenFuture<'a> {
+            TokenFuture::ready(Err(Error::unavailable("Nothing", "nothing here")))
+        }
+    }
+
+    #[test]
+    fn a_shared_credential_is_taken_as_it_is_and_anything_else_is_put_in_an_arc() {
+        let already: Arc<dyn TokenCredential> = Arc::new(Nothing);
+        assert!(Arc::ptr_eq(&shared(already.clone()), &already));
+        // An `Arc` of a concrete type is a credential of its own: wrapped, still working.
+        let concrete = shared(Arc::new(Nothing));
+        assert!(format!("{concrete:?}").contains("Nothing"));
+        let _ = shared(Nothing);
+    }
 
     #[test]
     fn access_token_debug_hides_the_token() {

@@ -18,6 +18,7 @@ mod default;
 mod der;
 mod developer_tools;
 mod entra;
+mod env_vars;
 mod error;
 /// Entry points into the parsers for the fuzz targets in `fuzz/` (built with `--cfg fuzzing`,
 /// which cargo-fuzz sets). Not part of the API.
@@ -38,6 +39,7 @@ mod managed_identity;
 mod scope;
 mod scrub;
 mod secret;
+mod setters;
 pub mod system;
 mod tenant;
 #[cfg(feature = "testing")]

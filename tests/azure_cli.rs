@@ -327,7 +327,7 @@ async fn process_errors_are_classified() {
     assert!(
         err.fix()
             .unwrap()
-            .contains("AzureCliCredential::builder().timeout("),
+            .contains("AzureCliCredential::builder().process_timeout("),
         "{err}"
     );
 
@@ -504,7 +504,7 @@ async fn timeout_option_reaches_the_command() {
     s.executor.push_output(fixture("success"));
     let credential = s
         .builder()
-        .timeout(Duration::from_secs(45))
+        .process_timeout(Duration::from_secs(45))
         .build()
         .unwrap();
     credential.get_token(&ARM, None).await.unwrap();

@@ -69,7 +69,7 @@ fn credential(dir: &TempDir, timeout: Duration) -> AzureCliCredential {
         .executor(Arc::new(TokioExecutor::new()))
         .fs(Fs::real())
         .cache(TokenCache::builder().clock(clock.clock()).build())
-        .timeout(timeout)
+        .process_timeout(timeout)
         .build()
         .unwrap()
 }
@@ -164,7 +164,7 @@ wait"#,
         err.to_string().contains("az did not finish within 7 s"),
         "{err}"
     );
-    assert!(err.fix().unwrap().contains(".timeout("), "{err}");
+    assert!(err.fix().unwrap().contains(".process_timeout("), "{err}");
     // The grandchild ("python") died with it...
     assert_eq!(alive_reader.join().unwrap().unwrap(), "");
     // ...and the stand-in was reaped: no zombie with its pid.

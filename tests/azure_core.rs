@@ -217,7 +217,9 @@ async fn get(pipeline: &Pipeline, resource: &Resource, path: &str) -> azure_core
 async fn sdk_requests_carry_our_token_and_cost_one_token_request() {
     let imds = MockImds::start().await;
     let resource = Resource::start().await;
-    let credential = AzureCoreCredential::new(default_credential(imds.imds_endpoint()));
+    let credential = Arc::new(AzureCoreCredential::new(default_credential(
+        imds.imds_endpoint(),
+    )));
     let pipeline = sdk_pipeline(credential.clone(), &resource);
 
     for i in 0..5 {
@@ -258,11 +260,11 @@ async fn concurrent_requests_through_several_clients_share_one_token() {
     let chain = default_credential(imds.imds_endpoint());
     // Three SDK clients, each with its own bearer-token policy (and the policy's own token
     // slot): two built from one adapter, one from another adapter over a clone of the chain.
-    let shared = AzureCoreCredential::new(chain.clone());
+    let shared = Arc::new(AzureCoreCredential::new(chain.clone()));
     let pipelines = [
         sdk_pipeline(shared.clone(), &resource),
         sdk_pipeline(shared, &resource),
-        sdk_pipeline(AzureCoreCredential::new(chain), &resource),
+        sdk_pipeline(Arc::new(AzureCoreCredential::new(chain)), &resource),
     ];
     let start = Arc::new(tokio::sync::Barrier::new(48));
     let mut tasks = Vec::new();
@@ -325,7 +327,7 @@ async fn no_identity_fails_the_call_with_a_credential_error_that_keeps_ours() {
     .unwrap();
     let resource = Resource::start().await;
     let pipeline = sdk_pipeline(
-        AzureCoreCredential::new(default_credential(imds_refused)),
+        Arc::new(AzureCoreCredential::new(default_credential(imds_refused))),
         &resource,
     );
 
@@ -359,10 +361,10 @@ async fn a_refused_token_request_keeps_its_kind_and_status_behind_the_sdk_error(
     ));
     // A user-assigned identity that is not assigned: IMDS refuses, and the chain stops there.
     let chain = default_chain(imds.imds_endpoint())
-        .managed_identity(UserAssignedId::ClientId(CLIENT_ID.into()))
+        .user_assigned_id(UserAssignedId::ClientId(CLIENT_ID.into()))
         .build()
         .unwrap();
-    let credential = AzureCoreCredential::new(chain);
+    let credential = Arc::new(AzureCoreCredential::new(chain));
 
     let err = azure_core::credentials::TokenCredential::get_token(&*credential, &[SCOPE], None)
         .await
@@ -383,7 +385,7 @@ async fn tokens_keep_their_expiry() {
     let ours = azure_credentials::TokenCredential::get_token(&chain, &[SCOPE], None)
         .await
         .unwrap();
-    let credential = AzureCoreCredential::new(chain);
+    let credential = Arc::new(AzureCoreCredential::new(chain));
     let theirs = azure_core::credentials::TokenCredential::get_token(&*credential, &[SCOPE], None)
         .await
         .unwrap();

@@ -196,7 +196,7 @@ async fn timeout_names_the_option_and_invalid_input_runs_nothing() {
     assert!(
         err.fix()
             .unwrap()
-            .contains("AzureDeveloperCliCredential::builder().timeout("),
+            .contains("AzureDeveloperCliCredential::builder().process_timeout("),
         "{err}"
     );
     let runs = s.executor.run_count();

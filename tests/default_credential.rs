@@ -7,8 +7,8 @@ use std::sync::Arc;
 use azure_credentials::system::{Env, Fs, Output};
 use azure_credentials::testing::{MockEntra, MockImds, MockReply, ScriptedExecutor};
 use azure_credentials::{
-    DefaultAzureCredential, DefaultAzureCredentialBuilder, ErrorKind, MemberState, TokenCache,
-    TokenCredential, TokenRequestOptions,
+    Context, DefaultAzureCredential, DefaultAzureCredentialBuilder, ErrorKind, MemberState,
+    TokenCache, TokenCredential, TokenRequestOptions,
 };
 
 const SCOPE: [&str; 1] = ["https://vault.azure.net/.default"];
@@ -180,6 +180,57 @@ async fn a_failing_az_moves_on_to_azd() {
     assert_eq!(token.source(), "AzureDeveloperCliCredential");
 }
 
+/// The seams given once, as a `Context`, reach the members: the workload identity file is read
+/// from its file system with its variables, and az and azd run through its executor.
+#[tokio::test]
+async fn one_context_reaches_every_member() {
+    let m = Machine::new().await.with_tools_on_path();
+    m.fs.write(TOKEN_FILE, "federated-token-value");
+    let context = |env: Env| {
+        Context::default()
+            .with_env(env.with("AZURE_AUTHORITY_HOST", m.entra.authority_host()))
+            .with_fs(m.fs.clone())
+            .with_executor(Arc::new(m.executor.clone()))
+            .with_cache(TokenCache::builder().build())
+    };
+    let refused: url::Url = format!(
+        "http://{}/metadata/identity/oauth2/token",
+        MockImds::refused_address()
+    )
+    .parse()
+    .unwrap();
+    let workload = m
+        .env
+        .clone()
+        .with("AZURE_TENANT_ID", TENANT)
+        .with("AZURE_CLIENT_ID", CLIENT)
+        .with("AZURE_FEDERATED_TOKEN_FILE", TOKEN_FILE);
+    let credential = DefaultAzureCredential::builder()
+        .context(context(workload))
+        .imds_endpoint(refused.clone())
+        .build()
+        .unwrap();
+    credential.get_token(&SCOPE, None).await.unwrap();
+    assert_eq!(credential.selected(), Some("WorkloadIdentityCredential"));
+    assert_eq!(
+        m.entra.requests()[0].form("client_assertion"),
+        Some("federated-token-value")
+    );
+
+    m.executor
+        .push_output(tool_output("azure_cli", "aadsts_refresh_rejected"));
+    m.executor
+        .push_output(tool_output("azure_developer_cli", "success"));
+    let credential = DefaultAzureCredential::builder()
+        .context(context(m.env.clone()))
+        .imds_endpoint(refused)
+        .build()
+        .unwrap();
+    credential.get_token(&SCOPE, None).await.unwrap();
+    assert_eq!(credential.selected(), Some("AzureDeveloperCliCredential"));
+    assert_eq!(m.executor.run_count(), 2, "az, then azd");
+}
+
 #[tokio::test]
 async fn nothing_at_all_is_one_error_naming_every_member() {
     let m = Machine::new().await;
@@ -237,7 +288,7 @@ async fn a_managed_identity_that_exists_but_refuses_stops_the_chain() {
     m.executor.push_output(tool_output("azure_cli", "success"));
     let credential = m
         .builder()
-        .managed_identity(azure_credentials::UserAssignedId::ClientId(CLIENT.into()))
+        .user_assigned_id(azure_credentials::UserAssignedId::ClientId(CLIENT.into()))
         .build()
         .unwrap();
     let err = credential.get_token(&SCOPE, None).await.unwrap_err();
@@ -406,11 +457,7 @@ async fn explain_reports_each_member_without_fetching_or_printing_values() {
         .with_env("AZURE_CLIENT_ID", CLIENT)
         .with_env("AZURE_CLIENT_SECRET", "explain-secret-value")
         .with_env("AZURE_TENANT_ID", TENANT);
-    let credential = m
-        .builder()
-        .system_assigned_managed_identity()
-        .build()
-        .unwrap();
+    let credential = m.builder().system_assigned().build().unwrap();
     let explanation = credential.explain();
     let text = explanation.to_string();
     assert!(

@@ -69,7 +69,7 @@ impl BlobStandIn {
             .with_container_name(CONTAINER)
             .with_endpoint(format!("http://{}", self.addr))
             .with_allow_http(true)
-            .with_credentials(ObjectStoreCredential::new(credential))
+            .with_credentials(Arc::new(ObjectStoreCredential::new(credential)))
             .build()
             .unwrap()
     }

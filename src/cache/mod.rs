@@ -59,7 +59,6 @@ pub trait TokenFetcher: Send + Sync + fmt::Debug + 'static {
 
 /// What a [`TokenFetcher`] is asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct TokenRequest {
     scopes: Vec<String>,
     tenant_id: Option<String>,

@@ -16,10 +16,11 @@ use parking_lot::Mutex;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
+use crate::context::seam_setters;
 use crate::jwt::Claims;
 use crate::system::{Clock, duration_nanos, to_unix_nanos};
 use crate::{
-    AccessToken, CacheIdentity, CachedCredential, Error, ErrorKind, Secret, TokenCache,
+    AccessToken, CacheIdentity, CachedCredential, Context, Error, ErrorKind, Secret, TokenCache,
     TokenCredential, TokenFetcher, TokenFuture, TokenRequest, TokenRequestOptions,
 };
 
@@ -183,7 +184,7 @@ pub struct UserTokenCredentialBuilder {
     refresher: Option<Refresher>,
     refresh_proactively: bool,
     refresh_timeout: Duration,
-    cache: Option<TokenCache>,
+    context: Context,
 }
 
 impl Default for UserTokenCredentialBuilder {
@@ -193,7 +194,7 @@ impl Default for UserTokenCredentialBuilder {
             refresher: None,
             refresh_proactively: false,
             refresh_timeout: DEFAULT_REFRESH_TIMEOUT,
-            cache: None,
+            context: Context::default(),
         }
     }
 }
@@ -255,11 +256,14 @@ impl UserTokenCredentialBuilder {
         self
     }
 
+    // Only the cache is used, and unset it is not the shared one: its setter is this one.
+    seam_setters!();
+
     /// The token cache, whose clock also judges the expiry of a token without a refresher.
     /// Default: a cache of this credential's own (a user token is not shared with other
     /// credentials), on the system clock.
     pub fn cache(mut self, cache: TokenCache) -> Self {
-        self.cache = Some(cache);
+        self.context = self.context.with_cache(cache);
         self
     }
 
@@ -297,7 +301,8 @@ impl UserTokenCredentialBuilder {
                 .with_fix("add .refresher(..), or drop .refresh_proactively(true)"));
             }
             let clock = self
-                .cache
+                .context
+                .cache_if_set()
                 .map(|cache| cache.clock().clone())
                 .unwrap_or_default();
             if !usable(&token, clock.now()) {
@@ -346,7 +351,10 @@ impl UserTokenCredentialBuilder {
         };
         // A cache of its own by default: a user's token is not an identity other credentials
         // could share, and nothing should outlive the credential.
-        let cache = self.cache.unwrap_or_else(|| TokenCache::builder().build());
+        let cache = self
+            .context
+            .cache_if_set()
+            .unwrap_or_else(|| TokenCache::builder().build());
         let clock = cache.clock().clone();
         let fetcher = UserTokenFetcher {
             initial: Mutex::new(initial),
@@ -377,7 +385,7 @@ impl fmt::Debug for UserTokenCredentialBuilder {
             .field("refresher", &self.refresher.is_some())
             .field("refresh_proactively", &self.refresh_proactively)
             .field("refresh_timeout", &self.refresh_timeout)
-            .field("cache", &self.cache)
+            .field("context", &self.context)
             .finish()
     }
 }

@@ -10,11 +10,16 @@ use std::time::Duration;
 use url::Url;
 
 use crate::context::seam_setters;
+use crate::credential::delegate_token_credential;
+use crate::setters::{allowed_tenants_setter, option_setter};
 use crate::system::{Env, resolve_program};
 use crate::{
-    AzureCliCredential, AzureDeveloperCliCredential, ChainedTokenCredential, Context,
-    EnvironmentCredential, Error, ManagedIdentityCredential, RequiredIdentity, TokenCredential,
-    TokenFuture, TokenRequestOptions, UserAssignedId, WorkloadIdentityCredential,
+    AzureCliCredential, AzureCliCredentialBuilder, AzureDeveloperCliCredential,
+    AzureDeveloperCliCredentialBuilder, ChainedTokenCredential, Context, EnvironmentCredential,
+    EnvironmentCredentialBuilder, Error, ManagedIdentityCredential,
+    ManagedIdentityCredentialBuilder, RequiredIdentity, TokenCredential, TokenFuture,
+    TokenRequestOptions, UserAssignedId, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialBuilder, env_vars,
 };
 
 pub use explain::{Explanation, MemberExplanation, MemberState};
@@ -109,20 +114,15 @@ impl DefaultAzureCredential {
             selection: self.selection.to_string(),
             members,
             first,
-            selected: self.selected().map(str::to_owned),
+            selected: self
+                .selected()
+                .and_then(|name| Member::ALL.into_iter().find(|m| m.name() == name))
+                .map(Member::name),
         }
     }
 }
 
-impl TokenCredential for DefaultAzureCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<&'a TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        self.chain.get_token(scopes, options)
-    }
-}
+delegate_token_credential!(DefaultAzureCredential => chain);
 
 impl fmt::Debug for DefaultAzureCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -149,9 +149,9 @@ pub struct DefaultAzureCredentialBuilder {
     tenant_id: Option<String>,
     managed_identity: Option<ManagedIdentityChoice>,
     additionally_allowed_tenants: Option<Vec<String>>,
-    developer_tool_timeout: Option<Duration>,
+    process_timeout: Option<Duration>,
     imds_endpoint: Option<Url>,
-    imds_probe_timeout: Option<Duration>,
+    probe_timeout: Option<Duration>,
     required: Option<RequiredIdentity>,
 }
 
@@ -171,7 +171,7 @@ impl fmt::Debug for DefaultAzureCredentialBuilder {
                 "additionally_allowed_tenants",
                 &self.additionally_allowed_tenants,
             )
-            .field("developer_tool_timeout", &self.developer_tool_timeout)
+            .field("process_timeout", &self.process_timeout)
             .field("required_identity", &self.required)
             .finish_non_exhaustive()
     }
@@ -211,46 +211,43 @@ impl DefaultAzureCredentialBuilder {
         self.exclude(Member::AzureDeveloperCli, exclude)
     }
 
-    /// The tenant for the members without one of their own: workload identity (instead of
-    /// `AZURE_TENANT_ID`), the Azure CLI and the Azure Developer CLI.
-    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.tenant_id = Some(tenant_id.into());
-        self
-    }
+    option_setter!(
+        /// The tenant for the members without one of their own: workload identity (instead of
+        /// `AZURE_TENANT_ID`), the Azure CLI and the Azure Developer CLI.
+        tenant_id: String => tenant_id
+    );
 
-    /// The user-assigned managed identity to use (instead of `AZURE_CLIENT_ID`'s).
-    pub fn managed_identity(mut self, id: UserAssignedId) -> Self {
+    /// The user-assigned managed identity to use (instead of `AZURE_CLIENT_ID`'s), as
+    /// [`ManagedIdentityCredentialBuilder::user_assigned_id`](crate::ManagedIdentityCredentialBuilder::user_assigned_id).
+    pub fn user_assigned_id(mut self, id: UserAssignedId) -> Self {
         self.managed_identity = Some(ManagedIdentityChoice::UserAssigned(id));
         self
     }
 
     /// Uses the system-assigned managed identity even when `AZURE_CLIENT_ID` is set (for a
-    /// service principal, say).
-    pub fn system_assigned_managed_identity(mut self) -> Self {
+    /// service principal, say), as
+    /// [`ManagedIdentityCredentialBuilder::system_assigned`](crate::ManagedIdentityCredentialBuilder::system_assigned).
+    pub fn system_assigned(mut self) -> Self {
         self.managed_identity = Some(ManagedIdentityChoice::SystemAssigned);
         self
     }
 
-    /// Tenants, besides each member's own, that per-request tenants may name (`*` for any);
-    /// default: `AZURE_ADDITIONALLY_ALLOWED_TENANTS`.
-    pub fn additionally_allowed_tenants<I, S>(mut self, tenants: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.additionally_allowed_tenants = Some(tenants.into_iter().map(Into::into).collect());
-        self
-    }
+    allowed_tenants_setter!(
+        additionally_allowed_tenants,
+        "Handed to every member but managed identity (which has no tenant)."
+    );
 
     /// How long `az` and `azd` may run. Default: each credential's own (10 s).
-    pub fn developer_tool_timeout(mut self, timeout: Duration) -> Self {
-        self.developer_tool_timeout = Some(timeout);
+    pub fn process_timeout(mut self, timeout: Duration) -> Self {
+        self.process_timeout = Some(timeout);
         self
     }
 
-    /// How long the IMDS probe waits. Default: 1 s or `AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS`.
-    pub fn imds_probe_timeout(mut self, timeout: Duration) -> Self {
-        self.imds_probe_timeout = Some(timeout);
+    /// How long the IMDS probe waits, as
+    /// [`ManagedIdentityCredentialBuilder::probe_timeout`](crate::ManagedIdentityCredentialBuilder::probe_timeout).
+    /// Default: 1 s or `AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS`.
+    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
+        self.probe_timeout = Some(timeout);
         self
     }
 
@@ -353,20 +350,19 @@ impl DefaultAzureCredentialBuilder {
         env: &Env,
     ) -> Result<(Arc<dyn TokenCredential>, String), Error> {
         let context = self.context.clone().with_env(env.clone());
-        let (fs, cache, http) = (context.fs(), context.cache(), context.http());
+        let tenant = self.tenant_id.clone();
         let tenants = self.additionally_allowed_tenants.clone();
+        let timeout = self.process_timeout;
         match member {
             Member::Environment => {
-                let mut b = EnvironmentCredential::builder()
-                    .env(env.clone())
-                    .fs(fs)
-                    .cache(cache)
-                    .http(http);
-                if let Some(tenants) = tenants {
-                    b = b.additionally_allowed_tenants(tenants);
-                }
-                let credential = b.build()?;
-                let detail = if env.is_set("AZURE_CLIENT_SECRET") {
+                let credential = EnvironmentCredential::builder()
+                    .context(context)
+                    .maybe(
+                        tenants,
+                        EnvironmentCredentialBuilder::additionally_allowed_tenants,
+                    )
+                    .build()?;
+                let detail = if env.is_set(env_vars::AZURE_CLIENT_SECRET) {
                     "a client secret (AZURE_CLIENT_SECRET)"
                 } else {
                     "a client certificate (AZURE_CLIENT_CERTIFICATE_PATH)"
@@ -377,18 +373,12 @@ impl DefaultAzureCredentialBuilder {
                 ))
             }
             Member::WorkloadIdentity => {
-                let mut b = WorkloadIdentityCredential::builder()
-                    .env(env.clone())
-                    .fs(fs)
-                    .cache(cache)
-                    .http(http);
-                if let Some(tenant) = &self.tenant_id {
-                    b = b.tenant_id(tenant.clone());
-                }
-                if let Some(tenants) = tenants {
-                    b = b.additionally_allowed_tenants(tenants);
-                }
-                let credential = b.build()?;
+                use WorkloadIdentityCredentialBuilder as B;
+                let credential = WorkloadIdentityCredential::builder()
+                    .context(context)
+                    .maybe(tenant, B::tenant_id)
+                    .maybe(tenants, B::additionally_allowed_tenants)
+                    .build()?;
                 let detail = format!(
                     "federated token file {}",
                     credential.token_file_path().display()
@@ -396,24 +386,21 @@ impl DefaultAzureCredentialBuilder {
                 Ok((Arc::new(credential), detail))
             }
             Member::ManagedIdentity => {
+                use ManagedIdentityCredentialBuilder as B;
                 // Named alone by AZURE_TOKEN_CREDENTIALS, managed identity is what the user
                 // wants: no probe, the full retry budget.
                 let probe = selection != Selection::Only(Member::ManagedIdentity);
-                let mut b = ManagedIdentityCredential::builder()
+                let b = ManagedIdentityCredential::builder()
                     .context(context)
-                    .probe(probe);
-                if let Some(timeout) = self.imds_probe_timeout {
-                    b = b.probe_timeout(timeout);
-                }
-                if let Some(endpoint) = &self.imds_endpoint {
-                    b = b.imds_endpoint(endpoint.clone());
-                }
-                b = match &self.managed_identity {
+                    .probe(probe)
+                    .maybe(self.probe_timeout, B::probe_timeout)
+                    .maybe(self.imds_endpoint.clone(), B::imds_endpoint);
+                let credential = match &self.managed_identity {
                     Some(ManagedIdentityChoice::SystemAssigned) => b.system_assigned(),
                     Some(ManagedIdentityChoice::UserAssigned(id)) => b.user_assigned_id(id.clone()),
                     None => b,
-                };
-                let credential = b.build()?;
+                }
+                .build()?;
                 let mut detail = format!("{} endpoint", credential.source());
                 if let Some(id) = credential.user_assigned_id() {
                     detail.push_str(&format!(", user-assigned identity {id}"));
@@ -424,44 +411,40 @@ impl DefaultAzureCredentialBuilder {
                 Ok((Arc::new(credential), detail))
             }
             Member::AzureCli => {
-                let mut b = AzureCliCredential::builder()
-                    .env(env.clone())
-                    .fs(fs)
-                    .cache(cache);
-                b = b.executor(context.executor());
-                if let Some(timeout) = self.developer_tool_timeout {
-                    b = b.timeout(timeout);
-                }
-                if let Some(tenant) = &self.tenant_id {
-                    b = b.tenant_id(tenant.clone());
-                }
-                if let Some(tenants) = tenants {
-                    b = b.additionally_allowed_tenants(tenants);
-                }
-                let credential = b.build()?;
+                use AzureCliCredentialBuilder as B;
+                let credential = AzureCliCredential::builder()
+                    .context(context)
+                    .maybe(timeout, B::process_timeout)
+                    .maybe(tenant, B::tenant_id)
+                    .maybe(tenants, B::additionally_allowed_tenants)
+                    .build()?;
                 Ok((Arc::new(credential), program_detail(env, "az")))
             }
             Member::AzureDeveloperCli => {
-                let mut b = AzureDeveloperCliCredential::builder()
-                    .env(env.clone())
-                    .fs(fs)
-                    .cache(cache);
-                b = b.executor(context.executor());
-                if let Some(timeout) = self.developer_tool_timeout {
-                    b = b.timeout(timeout);
-                }
-                if let Some(tenant) = &self.tenant_id {
-                    b = b.tenant_id(tenant.clone());
-                }
-                if let Some(tenants) = tenants {
-                    b = b.additionally_allowed_tenants(tenants);
-                }
-                let credential = b.build()?;
+                use AzureDeveloperCliCredentialBuilder as B;
+                let credential = AzureDeveloperCliCredential::builder()
+                    .context(context)
+                    .maybe(timeout, B::process_timeout)
+                    .maybe(tenant, B::tenant_id)
+                    .maybe(tenants, B::additionally_allowed_tenants)
+                    .build()?;
                 Ok((Arc::new(credential), program_detail(env, "azd")))
             }
         }
     }
 }
+
+/// Applies a builder's option when the default builder has a value for it.
+trait Maybe: Sized {
+    fn maybe<T>(self, value: Option<T>, set: impl FnOnce(Self, T) -> Self) -> Self {
+        match value {
+            Some(value) => set(self, value),
+            None => self,
+        }
+    }
+}
+
+impl<B> Maybe for B {}
 
 /// A build error for `explain()`: the member's name and state are printed before it.
 fn state_detail(error: &Error) -> String {

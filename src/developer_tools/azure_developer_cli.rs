@@ -2,8 +2,6 @@
 //! (`azd auth login`).
 
 use std::fmt;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,21 +9,26 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::devtool::{self, LoginWatch, Tool};
-use crate::scope::{validate_scope, validate_tenant_id};
-use crate::system::{Clock, Env, Executor, Fs, TokioExecutor};
+use super::devtool::{self, Tool};
+use super::options::{DeveloperToolOptions, LoginChecked, ToolRunner, devtool_setters};
+use crate::context::seam_setters;
+use crate::credential::delegate_token_credential;
+use crate::scope::validate_scope;
+use crate::system::Output;
 use crate::tenant::TenantPolicy;
 use crate::{
-    AccessToken, CacheIdentity, CachedCredential, Error, ErrorKind, TokenCache, TokenCredential,
-    TokenFetcher, TokenFuture, TokenRequest, TokenRequestOptions,
+    AccessToken, CachedCredential, Context, Error, ErrorKind, TokenFetcher, TokenRequest, env_vars,
 };
 
-const NAME: &str = "AzureDeveloperCliCredential";
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const NAME: &str = "AzureDeveloperCliCredential";
 
 pub(crate) const TOOL: Tool = Tool {
     credential: NAME,
     program: "azd",
+    display_name: "the Azure Developer CLI",
+    config_dir_var: env_vars::AZD_CONFIG_DIR,
+    default_config_dir: ".azd",
+    login_files: &["config.json"],
     install_fix: "install the Azure Developer CLI (https://aka.ms/azd-install) or add the directory holding `azd` to PATH",
     login_fix: "run `azd auth login` (add `--tenant-id <tenant>` for another tenant) and try again",
     login_markers: &["azd auth login"],
@@ -53,9 +56,7 @@ pub(crate) const TOOL: Tool = Tool {
 /// ```
 #[derive(Clone)]
 pub struct AzureDeveloperCliCredential {
-    credential: CachedCredential,
-    watch: Arc<LoginWatch>,
-    clock: Clock,
+    credential: LoginChecked,
     tenant_id: Option<String>,
     timeout: Duration,
 }
@@ -73,7 +74,7 @@ impl AzureDeveloperCliCredential {
 
     /// The cached credential underneath.
     pub fn cached(&self) -> &CachedCredential {
-        &self.credential
+        self.credential.cached()
     }
 }
 
@@ -86,180 +87,72 @@ impl fmt::Debug for AzureDeveloperCliCredential {
     }
 }
 
-impl TokenCredential for AzureDeveloperCliCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<&'a TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        let now = self.clock.unix_nanos();
-        if self.watch.due(now) && self.watch.changed(now) {
-            tracing::debug!(
-                credential = NAME,
-                "the Azure Developer CLI's login state changed; dropping cached tokens"
-            );
-            self.credential.invalidate();
-        }
-        self.credential.get_token(scopes, options)
-    }
-}
+delegate_token_credential!(AzureDeveloperCliCredential => credential);
 
 /// Options for an [`AzureDeveloperCliCredential`].
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct AzureDeveloperCliCredentialBuilder {
-    env: Option<Env>,
-    executor: Option<Arc<dyn Executor>>,
-    fs: Option<Fs>,
-    cache: Option<TokenCache>,
-    timeout: Duration,
-    tenant_id: Option<String>,
-    additionally_allowed_tenants: Option<Vec<String>>,
-}
-
-impl Default for AzureDeveloperCliCredentialBuilder {
-    fn default() -> Self {
-        AzureDeveloperCliCredentialBuilder {
-            env: None,
-            executor: None,
-            fs: None,
-            cache: None,
-            timeout: DEFAULT_TIMEOUT,
-            tenant_id: None,
-            additionally_allowed_tenants: None,
-        }
-    }
+    context: Context,
+    options: DeveloperToolOptions,
 }
 
 impl fmt::Debug for AzureDeveloperCliCredentialBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AzureDeveloperCliCredentialBuilder")
-            .field("tenant_id", &self.tenant_id)
-            .field("timeout", &self.timeout)
+            .field("tenant_id", &self.options.tenant_id)
+            .field("timeout", &self.options.process_timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl AzureDeveloperCliCredentialBuilder {
-    /// Where variables are read from (`PATH`, `AZD_CONFIG_DIR`, `HOME`, ...). Default: the
-    /// process environment. `AZD_CONFIG_DIR` read here is also passed to `azd`.
-    pub fn env(mut self, env: Env) -> Self {
-        self.env = Some(env);
-        self
-    }
+    seam_setters!(
+        env = "Reads `PATH`, `AZD_CONFIG_DIR`, `HOME`, ...: `AZD_CONFIG_DIR` read here is also \
+               passed to `azd`.",
+        fs = "azd's login file is watched there.",
+        cache,
+        executor,
+    );
 
-    /// What runs `azd`. Default: [`TokioExecutor`].
-    pub fn executor(mut self, executor: Arc<dyn Executor>) -> Self {
-        self.executor = Some(executor);
-        self
-    }
-
-    /// Where azd's login file is watched. Default: the real file system.
-    pub fn fs(mut self, fs: Fs) -> Self {
-        self.fs = Some(fs);
-        self
-    }
-
-    /// The token cache, whose clock the credential also uses. Default:
-    /// [`TokenCache::shared`].
-    pub fn cache(mut self, cache: TokenCache) -> Self {
-        self.cache = Some(cache);
-        self
-    }
-
-    /// How long `azd` may run before it is killed and the call fails with
-    /// [`ErrorKind::Timeout`]. Default: 10 s.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Ask `azd` for tokens of this tenant (`--tenant-id`).
-    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.tenant_id = Some(tenant_id.into());
-        self
-    }
-
-    /// Tenants a caller may request besides the configured one (`"*"`: any). Without a
-    /// configured tenant any tenant may be requested. Default:
-    /// `AZURE_ADDITIONALLY_ALLOWED_TENANTS` (`;`-separated).
-    pub fn additionally_allowed_tenants<I, S>(mut self, tenants: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.additionally_allowed_tenants = Some(tenants.into_iter().map(Into::into).collect());
-        self
-    }
+    devtool_setters!(
+        tenant_id = "Ask `azd` for tokens of this tenant (`--tenant-id`).",
+        additionally_allowed_tenants,
+        process_timeout,
+    );
 
     /// Validates the options and builds the credential. Spawns nothing.
     pub fn build(self) -> Result<AzureDeveloperCliCredential, Error> {
-        if let Some(tenant) = &self.tenant_id {
-            validate_tenant_id(NAME, tenant)?;
-        }
-        let env = self.env.unwrap_or_else(Env::process);
-        let tenants = TenantPolicy::new(
-            NAME,
-            self.tenant_id.as_deref(),
-            self.additionally_allowed_tenants.as_deref(),
-            &env,
-        )?;
-        let cache = self.cache.unwrap_or_else(TokenCache::shared);
-        let fs = self.fs.unwrap_or_else(Fs::real);
-        let clock = cache.clock().clone();
-        let explicit_config_dir = env.var_non_empty("AZD_CONFIG_DIR");
-        let config_dir = explicit_config_dir
-            .as_deref()
-            .map(PathBuf::from)
-            .or_else(|| devtool::home_dir(&env).map(|h| h.join(".azd")));
-        let watched = config_dir
-            .as_deref()
-            .map(|d| devtool::files_in(d, &["config.json"]))
-            .unwrap_or_default();
-        let watch = Arc::new(LoginWatch::new(fs, watched, clock.unix_nanos()));
-        let identity = CacheIdentity::new(NAME)
-            .with(
-                "config_dir",
-                config_dir
-                    .as_deref()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_default(),
-            )
-            .with("tenant", self.tenant_id.clone().unwrap_or_default())
-            .with("login_state", watch.fingerprint());
+        let setup = self.options.setup(&TOOL, &self.context)?;
+        let DeveloperToolOptions {
+            tenant_id,
+            process_timeout: timeout,
+            ..
+        } = self.options;
+        let identity = setup.identity(tenant_id.as_deref());
         let fetcher = AzdFetcher {
-            env,
-            executor: self
-                .executor
-                .unwrap_or_else(|| Arc::new(TokioExecutor::new())),
-            timeout: self.timeout,
-            tenant_id: self.tenant_id.clone(),
-            tenants,
-            explicit_config_dir,
+            runner: setup.runner(),
+            tenant_id: tenant_id.clone(),
+            tenants: setup.tenants.clone(),
         };
         Ok(AzureDeveloperCliCredential {
-            credential: cache.credential(identity, fetcher),
-            watch,
-            clock,
-            tenant_id: self.tenant_id,
-            timeout: self.timeout,
+            credential: setup.credential(identity, fetcher),
+            tenant_id,
+            timeout,
         })
     }
 }
 
 struct AzdFetcher {
-    env: Env,
-    executor: Arc<dyn Executor>,
-    timeout: Duration,
+    runner: ToolRunner,
     tenant_id: Option<String>,
     tenants: TenantPolicy,
-    explicit_config_dir: Option<String>,
 }
 
 impl fmt::Debug for AzdFetcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AzdFetcher")
             .field("tenant_id", &self.tenant_id)
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.runner.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -277,14 +170,9 @@ impl TokenFetcher for AzdFetcher {
         for scope in request.scopes() {
             validate_scope(NAME, scope)?;
         }
-        let program = TOOL.resolve(&self.env)?;
-        let mut command = TOOL.command(program, &self.env, self.timeout).args([
-            "auth",
-            "token",
-            "--output",
-            "json",
-            "--no-prompt",
-        ]);
+        let mut command =
+            self.runner
+                .command(["auth", "token", "--output", "json", "--no-prompt"])?;
         for scope in request.scopes() {
             command = command.args(["--scope", scope]);
         }
@@ -294,28 +182,19 @@ impl TokenFetcher for AzdFetcher {
         if let Some(claims) = request.claims() {
             command = command.args(["--claims", &devtool::base64(claims.as_bytes())]);
         }
-        if let Some(dir) = &self.explicit_config_dir {
-            command = command.env("AZD_CONFIG_DIR", dir);
-        }
-        let output = self
-            .executor
-            .run(&command)
-            .await
-            .map_err(|e| TOOL.process_error(e, "timeout"))?;
-        if !output.success() {
+        let failure = |output: &Output| {
             let stderr = stderr_text(output.stderr());
             if stderr.contains("unknown flag: --claims") {
-                return Err(Error::authentication(
+                return Error::authentication(
                     NAME,
                     "the resource asked for a claims challenge, and this azd is too old to pass it on",
                 )
-                .with_fix("update the Azure Developer CLI to 1.18.1 or newer"));
+                .with_fix("update the Azure Developer CLI to 1.18.1 or newer");
             }
-            return Err(TOOL.failure(&output, &stderr));
-        }
-        if output.stdout_truncated() {
-            return Err(unexpected_output("more output than a token reply"));
-        }
+            TOOL.failure(output, &stderr)
+        };
+        let too_long = || unexpected_output("more output than a token reply");
+        let output = self.runner.run(command, failure, too_long).await?;
         parse_output(output.stdout())
     }
 

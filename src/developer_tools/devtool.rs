@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use crate::system::{
     Command, Env, FileStamp, Fs, Output, ProcessError, ProcessErrorKind, resolve_program,
 };
-use crate::{Error, ErrorKind};
+use crate::{Error, ErrorKind, env_vars};
 
 /// How often a credential looks at the tool's login files, at most.
 const LOGIN_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -25,6 +25,14 @@ pub(crate) struct Tool {
     pub(crate) credential: &'static str,
     /// The program, e.g. `"az"`.
     pub(crate) program: &'static str,
+    /// The tool in prose, e.g. `"the Azure CLI"`.
+    pub(crate) display_name: &'static str,
+    /// The variable naming its configuration directory, e.g. `AZURE_CONFIG_DIR`.
+    pub(crate) config_dir_var: &'static str,
+    /// The configuration directory under the home directory when the variable is not set.
+    pub(crate) default_config_dir: &'static str,
+    /// The files in the configuration directory that change when the user logs in or out.
+    pub(crate) login_files: &'static [&'static str],
     /// What to do when it is missing.
     pub(crate) install_fix: &'static str,
     /// What to do when the user is not logged in.
@@ -58,7 +66,7 @@ impl Tool {
     }
 
     /// The error for a run that could not complete.
-    pub(crate) fn process_error(&self, error: ProcessError, timeout_option: &str) -> Error {
+    pub(crate) fn process_error(&self, error: ProcessError) -> Error {
         let credential = self.credential;
         match error.kind() {
             ProcessErrorKind::NotFound => self.not_installed().with_source(error),
@@ -73,7 +81,7 @@ impl Tool {
             .with_source(error),
             ProcessErrorKind::Timeout => {
                 Error::new(ErrorKind::Timeout, credential, error.to_string()).with_fix(format!(
-                    "raise the limit with {credential}::builder().{timeout_option}(..); run `{}` yourself to see why it is slow",
+                    "raise the limit with {credential}::builder().process_timeout(..); run `{}` yourself to see why it is slow",
                     self.program
                 ))
             }
@@ -127,7 +135,7 @@ impl Tool {
 /// puts the working directory on its module path).
 fn safe_working_dir(env: &Env) -> PathBuf {
     if cfg!(windows) {
-        env.var_non_empty("SYSTEMROOT")
+        env.var_non_empty(env_vars::SYSTEMROOT)
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(r"C:\Windows"))
     } else {
@@ -138,9 +146,9 @@ fn safe_working_dir(env: &Env) -> PathBuf {
 /// The user's home directory from `env`, for tools' default config directories.
 pub(crate) fn home_dir(env: &Env) -> Option<PathBuf> {
     let home = if cfg!(windows) {
-        env.var_non_empty("USERPROFILE")
+        env.var_non_empty(env_vars::USERPROFILE)
     } else {
-        env.var_non_empty("HOME")
+        env.var_non_empty(env_vars::HOME)
     };
     home.map(PathBuf::from)
 }

@@ -13,12 +13,14 @@ use ring::signature::RsaKeyPair;
 use rustls_pki_types::pem::{PemObject, SectionKind};
 
 use super::assertion::{AssertionFor, client_assertion};
-use super::{ClientProof, EntraClient, EntraOptions};
+use super::{ClientProof, EntraClient, EntraOptions, entra_setters};
+use crate::context::seam_setters;
+use crate::credential::delegate_token_credential;
 use crate::der::{self, OID_EC, OID_RSA};
-use crate::system::{Env, Fs, Http, RetryPolicy};
+use crate::system::Fs;
 use crate::{
-    AccessToken, CacheIdentity, CachedCredential, Error, Secret, TokenCache, TokenCredential,
-    TokenFetcher, TokenFuture, TokenRequest, TokenRequestOptions,
+    AccessToken, CacheIdentity, CachedCredential, Context, Error, Secret, TokenFetcher,
+    TokenRequest,
 };
 
 const NAME: &str = "ClientCertificateCredential";
@@ -86,15 +88,7 @@ impl ClientCertificateCredential {
     }
 }
 
-impl TokenCredential for ClientCertificateCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<&'a TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        self.credential.get_token(scopes, options)
-    }
-}
+delegate_token_credential!(ClientCertificateCredential => credential);
 
 impl fmt::Debug for ClientCertificateCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -117,25 +111,21 @@ enum Source {
 /// Options of a [`ClientCertificateCredential`]; see [`ClientCertificateCredential::builder`].
 #[derive(Clone, Default)]
 pub struct ClientCertificateCredentialBuilder {
+    context: Context,
     options: EntraOptions,
     source: Option<Source>,
     password: Option<Secret>,
     send_chain: bool,
-    fs: Option<Fs>,
 }
 
 impl ClientCertificateCredentialBuilder {
-    /// The tenant (directory) id of the app registration. Required.
-    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.options.tenant_id = Some(tenant_id.into());
-        self
-    }
-
-    /// The application (client) id of the app registration. Required.
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.options.client_id = Some(client_id.into());
-        self
-    }
+    entra_setters!(
+        tenant_id = "Required.",
+        client_id = "Required.",
+        authority_host,
+        additionally_allowed_tenants,
+        retry_policy,
+    );
 
     /// The certificate file: PEM (certificate and private key) or PKCS#12. This or
     /// [`certificate`](Self::certificate) is required.
@@ -163,56 +153,13 @@ impl ClientCertificateCredentialBuilder {
         self
     }
 
-    /// The Microsoft Entra authority host, e.g. [`authority_hosts::AZURE_CHINA`](crate::authority_hosts::AZURE_CHINA).
-    /// Must be `https` (plain `http` is accepted for loopback hosts only). Default:
-    /// `AZURE_AUTHORITY_HOST`, else the public cloud.
-    pub fn authority_host(mut self, authority_host: impl Into<String>) -> Self {
-        self.options.authority_host = Some(authority_host.into());
-        self
-    }
-
-    /// Tenants besides its own that callers may request tokens for; `"*"` allows any.
-    /// Replaces `AZURE_ADDITIONALLY_ALLOWED_TENANTS` (`;`-separated), which is the default.
-    pub fn additionally_allowed_tenants(
-        mut self,
-        tenants: impl IntoIterator<Item = impl Into<String>>,
-    ) -> Self {
-        self.options.allowed_tenants = Some(tenants.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Where `AZURE_AUTHORITY_HOST`, `AZURE_ADDITIONALLY_ALLOWED_TENANTS` and
-    /// `AZURE_IDENTITY_DISABLE_MULTITENANTAUTH` are read from. Default: the process environment.
-    pub fn env(mut self, env: Env) -> Self {
-        self.options.env = Some(env);
-        self
-    }
-
-    /// Where the certificate file is read from. Default: the real file system.
-    pub fn fs(mut self, fs: Fs) -> Self {
-        self.fs = Some(fs);
-        self
-    }
-
-    /// The HTTP client. Default: [`Http::shared`].
-    pub fn http(mut self, http: Http) -> Self {
-        self.options.http = Some(http);
-        self
-    }
-
-    /// The retry policy of token requests. Default: up to 3 retries of 429 and 5xx answers
-    /// and broken connections, with backoff.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.options.retry = Some(policy);
-        self
-    }
-
-    /// The token cache, whose clock also dates the tokens and assertions. Default:
-    /// [`TokenCache::shared`].
-    pub fn cache(mut self, cache: TokenCache) -> Self {
-        self.options.cache = Some(cache);
-        self
-    }
+    seam_setters!(
+        env = "`AZURE_AUTHORITY_HOST`, `AZURE_ADDITIONALLY_ALLOWED_TENANTS` and \
+               `AZURE_IDENTITY_DISABLE_MULTITENANTAUTH` are read there.",
+        fs = "The certificate file is read there.",
+        http,
+        cache = "Its clock also dates the assertions.",
+    );
 
     /// Reads and checks the certificate and the options, and builds the credential.
     ///
@@ -226,14 +173,19 @@ impl ClientCertificateCredentialBuilder {
                     .with_fix("set the builder's certificate_path or certificate"));
             }
             Some(Source::Path(path)) => {
-                let fs = self.fs.clone().unwrap_or_else(Fs::real);
-                ClientCertificate::read(NAME, &fs, path, self.password.as_ref())?
+                ClientCertificate::read(NAME, &self.context.fs(), path, self.password.as_ref())?
             }
             Some(Source::Bytes(bytes)) => {
                 ClientCertificate::parse(NAME, bytes, self.password.as_ref(), "the certificate")?
             }
         };
-        ClientCertificateCredential::build_named(&self.options, certificate, self.send_chain, NAME)
+        ClientCertificateCredential::build_named(
+            &self.options,
+            &self.context,
+            certificate,
+            self.send_chain,
+            NAME,
+        )
     }
 }
 
@@ -249,7 +201,7 @@ impl fmt::Debug for ClientCertificateCredentialBuilder {
             .field("certificate", &source)
             .field("password", &self.password)
             .field("send_certificate_chain", &self.send_chain)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -257,11 +209,12 @@ impl ClientCertificateCredential {
     /// Builds the credential under another name (`EnvironmentCredential`).
     pub(crate) fn build_named(
         options: &EntraOptions,
+        context: &Context,
         certificate: ClientCertificate,
         send_chain: bool,
         name: &'static str,
     ) -> Result<Self, Error> {
-        let client = options.client(name)?;
+        let client = options.client(name, context)?;
         let thumbprint: Arc<str> = Arc::from(certificate.thumbprint_hex.as_str());
         let identity = CacheIdentity::new(name)
             .with("authority", client.authority())
@@ -275,7 +228,7 @@ impl ClientCertificateCredential {
             send_chain,
         };
         Ok(ClientCertificateCredential {
-            credential: options.cache().credential(identity, fetcher),
+            credential: context.cache().credential(identity, fetcher),
             client,
             thumbprint,
         })

@@ -4,11 +4,12 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-use super::{ClientProof, EntraClient, EntraOptions};
-use crate::system::{Env, Http, RetryPolicy};
+use super::{ClientProof, EntraClient, EntraOptions, entra_setters};
+use crate::context::seam_setters;
+use crate::credential::delegate_token_credential;
 use crate::{
-    AccessToken, CacheIdentity, CachedCredential, Error, Secret, TokenCache, TokenCredential,
-    TokenFetcher, TokenFuture, TokenRequest, TokenRequestOptions,
+    AccessToken, CacheIdentity, CachedCredential, Context, Error, Secret, TokenFetcher,
+    TokenRequest,
 };
 
 const NAME: &str = "ClientSecretCredential";
@@ -35,7 +36,7 @@ const NAME: &str = "ClientSecretCredential";
 /// cloud; tenants other than its own may be requested when listed in
 /// [`additionally_allowed_tenants`](ClientSecretCredentialBuilder::additionally_allowed_tenants)
 /// (else `AZURE_ADDITIONALLY_ALLOWED_TENANTS`; `*` allows any). Tokens are cached in
-/// [`TokenCache::shared`] unless the builder names another cache.
+/// [`TokenCache::shared`](crate::TokenCache::shared) unless the builder names another cache.
 #[derive(Clone)]
 pub struct ClientSecretCredential {
     credential: CachedCredential,
@@ -66,6 +67,7 @@ impl ClientSecretCredential {
     /// tokens say which credential the user configured.
     pub(crate) fn build_named(
         options: &EntraOptions,
+        context: &Context,
         secret: Secret,
         name: &'static str,
     ) -> Result<Self, Error> {
@@ -73,7 +75,7 @@ impl ClientSecretCredential {
             return Err(Error::invalid_input(name, "the client secret is empty")
                 .with_fix("set the client secret's value from the app registration"));
         }
-        let client = options.client(name)?;
+        let client = options.client(name, context)?;
         let identity = CacheIdentity::new(name)
             .with("authority", client.authority())
             .with("tenant", client.tenant_id().to_ascii_lowercase())
@@ -84,21 +86,13 @@ impl ClientSecretCredential {
             secret,
         };
         Ok(ClientSecretCredential {
-            credential: options.cache().credential(identity, fetcher),
+            credential: context.cache().credential(identity, fetcher),
             client,
         })
     }
 }
 
-impl TokenCredential for ClientSecretCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<&'a TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        self.credential.get_token(scopes, options)
-    }
-}
+delegate_token_credential!(ClientSecretCredential => credential);
 
 impl fmt::Debug for ClientSecretCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -113,22 +107,19 @@ impl fmt::Debug for ClientSecretCredential {
 /// Options of a [`ClientSecretCredential`]; see [`ClientSecretCredential::builder`].
 #[derive(Clone, Default)]
 pub struct ClientSecretCredentialBuilder {
+    context: Context,
     options: EntraOptions,
     secret: Option<Secret>,
 }
 
 impl ClientSecretCredentialBuilder {
-    /// The tenant (directory) id of the app registration. Required.
-    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.options.tenant_id = Some(tenant_id.into());
-        self
-    }
-
-    /// The application (client) id of the app registration. Required.
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.options.client_id = Some(client_id.into());
-        self
-    }
+    entra_setters!(
+        tenant_id = "Required.",
+        client_id = "Required.",
+        authority_host,
+        additionally_allowed_tenants,
+        retry_policy,
+    );
 
     /// The client secret's value. Required.
     pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
@@ -136,50 +127,12 @@ impl ClientSecretCredentialBuilder {
         self
     }
 
-    /// The Microsoft Entra authority host, e.g. [`authority_hosts::AZURE_GOVERNMENT`](crate::authority_hosts::AZURE_GOVERNMENT).
-    /// Must be `https` (plain `http` is accepted for loopback hosts only). Default:
-    /// `AZURE_AUTHORITY_HOST`, else the public cloud.
-    pub fn authority_host(mut self, authority_host: impl Into<String>) -> Self {
-        self.options.authority_host = Some(authority_host.into());
-        self
-    }
-
-    /// Tenants besides its own that callers may request tokens for through
-    /// [`TokenRequestOptions::with_tenant_id`]; `"*"` allows any. Replaces
-    /// `AZURE_ADDITIONALLY_ALLOWED_TENANTS` (`;`-separated), which is the default.
-    pub fn additionally_allowed_tenants(
-        mut self,
-        tenants: impl IntoIterator<Item = impl Into<String>>,
-    ) -> Self {
-        self.options.allowed_tenants = Some(tenants.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Where `AZURE_AUTHORITY_HOST`, `AZURE_ADDITIONALLY_ALLOWED_TENANTS` and
-    /// `AZURE_IDENTITY_DISABLE_MULTITENANTAUTH` are read from. Default: the process environment.
-    pub fn env(mut self, env: Env) -> Self {
-        self.options.env = Some(env);
-        self
-    }
-
-    /// The HTTP client. Default: [`Http::shared`].
-    pub fn http(mut self, http: Http) -> Self {
-        self.options.http = Some(http);
-        self
-    }
-
-    /// The retry policy of token requests. Default: up to 3 retries of 429 and 5xx answers
-    /// and broken connections, with backoff.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.options.retry = Some(policy);
-        self
-    }
-
-    /// The token cache, whose clock also dates the tokens. Default: [`TokenCache::shared`].
-    pub fn cache(mut self, cache: TokenCache) -> Self {
-        self.options.cache = Some(cache);
-        self
-    }
+    seam_setters!(
+        env = "`AZURE_AUTHORITY_HOST`, `AZURE_ADDITIONALLY_ALLOWED_TENANTS` and \
+               `AZURE_IDENTITY_DISABLE_MULTITENANTAUTH` are read there.",
+        http,
+        cache,
+    );
 
     /// Validates the options and builds the credential.
     ///
@@ -190,7 +143,7 @@ impl ClientSecretCredentialBuilder {
             return Err(Error::invalid_input(NAME, "no client secret was given")
                 .with_fix("set the builder's secret"));
         };
-        ClientSecretCredential::build_named(&self.options, secret, NAME)
+        ClientSecretCredential::build_named(&self.options, &self.context, secret, NAME)
     }
 }
 
@@ -199,7 +152,7 @@ impl fmt::Debug for ClientSecretCredentialBuilder {
         f.debug_struct("ClientSecretCredentialBuilder")
             .field("options", &self.options)
             .field("secret", &self.secret)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

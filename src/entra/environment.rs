@@ -2,21 +2,20 @@
 
 use std::fmt;
 
+use crate::context::seam_setters;
 use crate::entra::{
-    AZURE_CLIENT_ID, AZURE_TENANT_ID, ClientCertificate, ClientCertificateCredential,
-    ClientSecretCredential, EntraOptions,
+    ClientCertificate, ClientCertificateCredential, ClientSecretCredential, EntraOptions,
+    entra_setters, options::missing_ids,
+};
+use crate::env_vars::{
+    AZURE_CLIENT_CERTIFICATE_PASSWORD, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_CLIENT_ID,
+    AZURE_CLIENT_SECRET, AZURE_CLIENT_SEND_CERTIFICATE_CHAIN, AZURE_PASSWORD, AZURE_TENANT_ID,
+    AZURE_USERNAME,
 };
 use crate::scope::validate_tenant_id;
-use crate::system::{Env, Fs, Http, RetryPolicy};
-use crate::{Error, Secret, TokenCache, TokenCredential, TokenFuture, TokenRequestOptions};
+use crate::{Context, Error, Secret, TokenCredential, TokenFuture, TokenRequestOptions};
 
-const NAME: &str = "EnvironmentCredential";
-const AZURE_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
-const AZURE_CLIENT_CERTIFICATE_PATH: &str = "AZURE_CLIENT_CERTIFICATE_PATH";
-const AZURE_CLIENT_CERTIFICATE_PASSWORD: &str = "AZURE_CLIENT_CERTIFICATE_PASSWORD";
-const AZURE_CLIENT_SEND_CERTIFICATE_CHAIN: &str = "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN";
-const AZURE_USERNAME: &str = "AZURE_USERNAME";
-const AZURE_PASSWORD: &str = "AZURE_PASSWORD";
+pub(crate) const NAME: &str = "EnvironmentCredential";
 
 /// A service principal configured by environment variables: a client secret, or else a
 /// client certificate.
@@ -109,56 +108,24 @@ enum Chosen {
 /// Options of an [`EnvironmentCredential`]; see [`EnvironmentCredential::builder`].
 #[derive(Debug, Clone, Default)]
 pub struct EnvironmentCredentialBuilder {
+    context: Context,
     options: EntraOptions,
-    fs: Option<Fs>,
 }
 
 impl EnvironmentCredentialBuilder {
-    /// Where the variables are read from. Default: the process environment.
-    pub fn env(mut self, env: Env) -> Self {
-        self.options.env = Some(env);
-        self
-    }
+    entra_setters!(additionally_allowed_tenants, retry_policy);
 
-    /// Tenants besides its own that callers may request tokens for; `"*"` allows any.
-    /// Replaces `AZURE_ADDITIONALLY_ALLOWED_TENANTS`, which is the default.
-    pub fn additionally_allowed_tenants(
-        mut self,
-        tenants: impl IntoIterator<Item = impl Into<String>>,
-    ) -> Self {
-        self.options.allowed_tenants = Some(tenants.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Where the certificate file is read from. Default: the real file system.
-    pub fn fs(mut self, fs: Fs) -> Self {
-        self.fs = Some(fs);
-        self
-    }
-
-    /// The HTTP client. Default: [`Http::shared`].
-    pub fn http(mut self, http: Http) -> Self {
-        self.options.http = Some(http);
-        self
-    }
-
-    /// The retry policy of token requests. Default: up to 3 retries of 429 and 5xx answers
-    /// and broken connections, with backoff.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.options.retry = Some(policy);
-        self
-    }
-
-    /// The token cache. Default: [`TokenCache::shared`].
-    pub fn cache(mut self, cache: TokenCache) -> Self {
-        self.options.cache = Some(cache);
-        self
-    }
+    seam_setters!(
+        env = "The `AZURE_*` variables are read there.",
+        fs = "The certificate file is read there.",
+        http,
+        cache,
+    );
 
     /// Reads the variables (and the certificate, if that is what they name) and builds the
     /// credential; see [`EnvironmentCredential`] for what fails how.
     pub fn build(self) -> Result<EnvironmentCredential, Error> {
-        let env = self.options.env();
+        let env = self.context.env();
         let tenant = env.var_non_empty(AZURE_TENANT_ID);
         let client = env.var_non_empty(AZURE_CLIENT_ID);
         let secret = env.var_non_empty(AZURE_CLIENT_SECRET);
@@ -198,33 +165,17 @@ impl EnvironmentCredentialBuilder {
                 )));
             }
         };
-        let missing: Vec<&str> = [
-            (tenant.is_none(), AZURE_TENANT_ID),
-            (client.is_none(), AZURE_CLIENT_ID),
-        ]
-        .into_iter()
-        .filter_map(|(missing, name)| missing.then_some(name))
-        .collect();
-        if !missing.is_empty() {
+        if let Some((missing, verb)) = missing_ids(tenant.is_none(), client.is_none()) {
+            let what = match (tenant.is_none(), client.is_none()) {
+                (false, _) => "application (client) id",
+                (_, false) => "tenant (directory) id",
+                _ => "tenant id and client id",
+            };
             return Err(Error::invalid_input(
                 NAME,
-                format!(
-                    "{source} is set but {} {} not",
-                    missing.join(" and "),
-                    if missing.len() == 1 { "is" } else { "are" }
-                ),
+                format!("{source} is set but {missing} {verb} not"),
             )
-            .with_fix(format!(
-                "set {} to the app registration's {}",
-                missing.join(" and "),
-                if missing.len() == 1 && missing[0] == AZURE_CLIENT_ID {
-                    "application (client) id"
-                } else if missing.len() == 1 {
-                    "tenant (directory) id"
-                } else {
-                    "tenant id and client id"
-                }
-            )));
+            .with_fix(format!("set {missing} to the app registration's {what}")));
         }
         if let Some(tenant) = &tenant {
             validate_tenant_id(NAME, tenant).map_err(|e| {
@@ -245,6 +196,7 @@ impl EnvironmentCredentialBuilder {
         let inner = match chosen {
             Chosen::Secret(secret) => Inner::Secret(ClientSecretCredential::build_named(
                 &options,
+                &self.context,
                 Secret::new(secret),
                 NAME,
             )?),
@@ -256,7 +208,7 @@ impl EnvironmentCredentialBuilder {
                 let send_chain = env
                     .var_non_empty(AZURE_CLIENT_SEND_CERTIFICATE_CHAIN)
                     .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
-                let fs = self.fs.unwrap_or_else(Fs::real);
+                let fs = self.context.fs();
                 let certificate =
                     ClientCertificate::read(NAME, &fs, path.as_ref(), password.as_ref()).map_err(
                         |e| {
@@ -266,6 +218,7 @@ impl EnvironmentCredentialBuilder {
                     )?;
                 Inner::Certificate(ClientCertificateCredential::build_named(
                     &options,
+                    &self.context,
                     certificate,
                     send_chain,
                     NAME,

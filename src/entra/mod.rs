@@ -9,9 +9,10 @@ mod assertion;
 pub mod authority_hosts;
 mod client_certificate;
 mod client_secret;
-mod environment;
+pub(crate) mod environment;
+pub(crate) mod options;
 pub(crate) mod response;
-mod workload_identity;
+pub(crate) mod workload_identity;
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,20 +21,17 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use url::{Host, Url};
 
-use crate::scope::{quoted, validate_scope, validate_tenant_id};
-use crate::system::{Clock, Env, Http, HttpRequest, RetryPolicy};
+use crate::scope::{quoted, validate_scope};
+use crate::system::{Clock, Http, HttpRequest, RetryPolicy};
 use crate::tenant::TenantPolicy;
-use crate::{AccessToken, Error, Secret, TokenCache, TokenRequest};
+use crate::{AccessToken, Error, Secret, TokenRequest};
 
 pub(crate) use client_certificate::ClientCertificate;
 pub use client_certificate::{ClientCertificateCredential, ClientCertificateCredentialBuilder};
 pub use client_secret::{ClientSecretCredential, ClientSecretCredentialBuilder};
 pub use environment::{EnvironmentCredential, EnvironmentCredentialBuilder};
+pub(crate) use options::{EntraOptions, entra_setters};
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder};
-
-pub(crate) const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
-pub(crate) const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
-pub(crate) const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
 
 /// The tenant of Active Directory Federation Services authorities.
 const ADFS: &str = "adfs";
@@ -47,107 +45,6 @@ pub(crate) enum ClientProof {
     Secret(Secret),
     /// `client_assertion` (a signed JWT, or a federated token).
     Assertion(Secret),
-}
-
-/// Options every Entra credential builder shares. Unset values come from the environment
-/// (authority host, allowed tenants) or the defaults.
-#[derive(Clone, Default)]
-pub(crate) struct EntraOptions {
-    pub(crate) tenant_id: Option<String>,
-    pub(crate) client_id: Option<String>,
-    pub(crate) authority_host: Option<String>,
-    pub(crate) allowed_tenants: Option<Vec<String>>,
-    pub(crate) env: Option<Env>,
-    pub(crate) http: Option<Http>,
-    pub(crate) cache: Option<TokenCache>,
-    pub(crate) retry: Option<RetryPolicy>,
-}
-
-impl EntraOptions {
-    pub(crate) fn env(&self) -> Env {
-        self.env.clone().unwrap_or_else(Env::process)
-    }
-
-    pub(crate) fn cache(&self) -> TokenCache {
-        self.cache.clone().unwrap_or_else(TokenCache::shared)
-    }
-
-    /// Validates the options and builds the client for `credential`. `tenant_id` and
-    /// `client_id` must have been set (the caller names what is missing first).
-    pub(crate) fn client(&self, credential: &'static str) -> Result<EntraClient, Error> {
-        let env = self.env();
-        let tenant_id = required(credential, self.tenant_id.as_deref(), "tenant_id")?;
-        validate_tenant_id(credential, tenant_id)?;
-        let client_id = required(credential, self.client_id.as_deref(), "client_id")?;
-        validate_client_id(credential, client_id)?;
-        let authority = match &self.authority_host {
-            Some(host) => parse_authority(credential, host, "the authority host")?,
-            None => match env.var_non_empty(AZURE_AUTHORITY_HOST) {
-                Some(host) => parse_authority(credential, &host, AZURE_AUTHORITY_HOST)?,
-                None => parse_authority(
-                    credential,
-                    authority_hosts::AZURE_PUBLIC_CLOUD,
-                    "the authority host",
-                )?,
-            },
-        };
-        let tenants = TenantPolicy::new(
-            credential,
-            Some(tenant_id),
-            self.allowed_tenants.as_deref(),
-            &env,
-        )?;
-        let cache = self.cache();
-        Ok(EntraClient {
-            inner: Arc::new(ClientInner {
-                credential,
-                tenant_id: tenant_id.to_owned(),
-                client_id: Arc::from(client_id),
-                authority,
-                tenants,
-                http: self.http.clone().unwrap_or_else(Http::shared),
-                retry: self.retry.clone().unwrap_or_else(RetryPolicy::entra),
-                clock: cache.clock().clone(),
-            }),
-        })
-    }
-}
-
-impl fmt::Debug for EntraOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EntraOptions")
-            .field("tenant_id", &self.tenant_id)
-            .field("client_id", &self.client_id)
-            .field("authority_host", &self.authority_host)
-            .field("allowed_tenants", &self.allowed_tenants)
-            .finish_non_exhaustive()
-    }
-}
-
-fn required<'a>(
-    credential: &'static str,
-    value: Option<&'a str>,
-    option: &'static str,
-) -> Result<&'a str, Error> {
-    match value.map(str::trim) {
-        Some(v) if !v.is_empty() => Ok(v),
-        _ => Err(
-            Error::invalid_input(credential, format!("no {option} was given"))
-                .with_fix(format!("set the builder's {option}")),
-        ),
-    }
-}
-
-/// A client id is a GUID (or, for ADFS, an identifier): printable ASCII without spaces.
-fn validate_client_id(credential: &'static str, client_id: &str) -> Result<(), Error> {
-    if client_id.bytes().all(|b| b.is_ascii_graphic()) && client_id.len() <= 256 {
-        return Ok(());
-    }
-    Err(Error::invalid_input(
-        credential,
-        format!("invalid client id {}", quoted(client_id)),
-    )
-    .with_fix("the client id is the application (client) id of the app registration, a GUID"))
 }
 
 /// Parses an authority host: `https://host[:port][/path]`, or plain `http` for loopback hosts
@@ -410,18 +307,6 @@ fn request_claims(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tenant::{
-        AZURE_ADDITIONALLY_ALLOWED_TENANTS, AZURE_IDENTITY_DISABLE_MULTITENANTAUTH,
-    };
-
-    fn options() -> EntraOptions {
-        EntraOptions {
-            tenant_id: Some("tenant-a".into()),
-            client_id: Some("client-1".into()),
-            env: Some(Env::empty()),
-            ..EntraOptions::default()
-        }
-    }
 
     #[test]
     fn authorities() {
@@ -461,148 +346,6 @@ mod tests {
             assert!(err.is_invalid_input(), "{bad}");
             assert!(err.to_string().contains("https"), "{err}");
         }
-    }
-
-    #[test]
-    fn token_endpoints() {
-        let client = options().client("X").unwrap();
-        assert_eq!(
-            client.token_endpoint("tenant-a").unwrap().as_str(),
-            "https://login.microsoftonline.com/tenant-a/oauth2/v2.0/token"
-        );
-        assert_eq!(
-            client.token_endpoint("adfs").unwrap().as_str(),
-            "https://login.microsoftonline.com/adfs/oauth2/token"
-        );
-    }
-
-    #[test]
-    fn sovereign_clouds_get_their_own_token_endpoints() {
-        for (host, endpoint) in [
-            (
-                authority_hosts::AZURE_PUBLIC_CLOUD,
-                "https://login.microsoftonline.com/t/oauth2/v2.0/token",
-            ),
-            (
-                authority_hosts::AZURE_GOVERNMENT,
-                "https://login.microsoftonline.us/t/oauth2/v2.0/token",
-            ),
-            (
-                authority_hosts::AZURE_CHINA,
-                "https://login.chinacloudapi.cn/t/oauth2/v2.0/token",
-            ),
-        ] {
-            let mut o = options();
-            o.authority_host = Some(host.to_owned());
-            let client = o.client("X").unwrap();
-            assert_eq!(client.token_endpoint("t").unwrap().as_str(), endpoint);
-            // The same from AZURE_AUTHORITY_HOST.
-            let mut o = options();
-            o.env = Some(Env::from_pairs([(AZURE_AUTHORITY_HOST, host)]));
-            assert_eq!(
-                o.client("X").unwrap().token_endpoint("t").unwrap().as_str(),
-                endpoint
-            );
-        }
-    }
-
-    #[test]
-    fn tenant_rules() {
-        let client = options().client("X").unwrap();
-        assert_eq!(client.resolve_tenant("tenant-a").unwrap(), None);
-        assert_eq!(client.resolve_tenant("TENANT-A").unwrap(), None);
-        let err = client.resolve_tenant("tenant-b").unwrap_err();
-        assert!(err.is_invalid_input());
-        let text = err.to_string();
-        assert!(
-            text.contains("\"tenant-b\"")
-                && text.contains("additionally_allowed_tenants")
-                && text.contains(AZURE_ADDITIONALLY_ALLOWED_TENANTS),
-            "{text}"
-        );
-        assert!(
-            client
-                .resolve_tenant("bad/tenant")
-                .unwrap_err()
-                .to_string()
-                .contains("invalid tenant id")
-        );
-
-        let mut allowed = options();
-        allowed.allowed_tenants = Some(vec!["Tenant-B".into()]);
-        let client = allowed.client("X").unwrap();
-        assert_eq!(client.resolve_tenant("tenant-b").unwrap(), Some("tenant-b"));
-        assert!(client.resolve_tenant("tenant-c").is_err());
-
-        let mut env = options();
-        env.env = Some(Env::from_pairs([(
-            AZURE_ADDITIONALLY_ALLOWED_TENANTS,
-            " tenant-c ; * ;",
-        )]));
-        let client = env.client("X").unwrap();
-        assert_eq!(client.resolve_tenant("anything").unwrap(), Some("anything"));
-        assert!(client.resolve_tenant("a b").unwrap_err().is_invalid_input());
-
-        // The builder's list replaces the environment's.
-        env.allowed_tenants = Some(vec![]);
-        assert!(env.client("X").unwrap().resolve_tenant("anything").is_err());
-
-        let mut disabled = options();
-        disabled.env = Some(Env::from_pairs([
-            (AZURE_ADDITIONALLY_ALLOWED_TENANTS, "*"),
-            (AZURE_IDENTITY_DISABLE_MULTITENANTAUTH, "1"),
-        ]));
-        assert_eq!(
-            disabled
-                .client("X")
-                .unwrap()
-                .resolve_tenant("other")
-                .unwrap(),
-            None
-        );
-
-        let mut adfs = options();
-        adfs.tenant_id = Some("adfs".into());
-        adfs.allowed_tenants = Some(vec!["*".into()]);
-        let client = adfs.client("X").unwrap();
-        assert!(client.is_adfs());
-        assert!(
-            client
-                .resolve_tenant("other")
-                .unwrap_err()
-                .to_string()
-                .contains("ADFS")
-        );
-    }
-
-    #[test]
-    fn invalid_options() {
-        let mut bad = options();
-        bad.tenant_id = Some("tenant/../x".into());
-        assert!(
-            bad.client("X")
-                .unwrap_err()
-                .to_string()
-                .contains("invalid tenant id")
-        );
-        let mut bad = options();
-        bad.allowed_tenants = Some(vec!["ok".into(), "not ok".into()]);
-        assert!(bad.client("X").unwrap_err().is_invalid_input());
-        let mut bad = options();
-        bad.client_id = Some("  ".into());
-        assert!(
-            bad.client("X")
-                .unwrap_err()
-                .to_string()
-                .contains("client_id")
-        );
-        let mut bad = options();
-        bad.env = Some(Env::from_pairs([(
-            AZURE_AUTHORITY_HOST,
-            "http://login.example.com",
-        )]));
-        let err = bad.client("X").unwrap_err();
-        assert!(err.to_string().contains(AZURE_AUTHORITY_HOST), "{err}");
     }
 
     #[test]

@@ -9,16 +9,18 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use time::OffsetDateTime;
 
-use crate::entra::{AZURE_CLIENT_ID, AZURE_TENANT_ID, ClientProof, EntraClient, EntraOptions};
+use crate::context::seam_setters;
+use crate::credential::delegate_token_credential;
+use crate::entra::{ClientProof, EntraClient, EntraOptions, entra_setters, options::missing_ids};
+use crate::env_vars::{AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID};
 use crate::scope::quoted;
-use crate::system::{Clock, Env, FileStamp, Fs, Http, RetryPolicy};
+use crate::system::{Clock, FileStamp, Fs};
 use crate::{
-    AccessToken, CacheIdentity, CachedCredential, Error, ErrorKind, Secret, TokenCache,
-    TokenCredential, TokenFetcher, TokenFuture, TokenRequest, TokenRequestOptions,
+    AccessToken, CacheIdentity, CachedCredential, Context, Error, ErrorKind, Secret, TokenFetcher,
+    TokenRequest,
 };
 
-const NAME: &str = "WorkloadIdentityCredential";
-pub(crate) const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+pub(crate) const NAME: &str = "WorkloadIdentityCredential";
 /// A token file read longer ago than this is read again before it is used.
 const REREAD_AFTER: Duration = Duration::from_secs(5 * 60);
 /// The largest token file read (a service account token is 1-2 KB).
@@ -79,15 +81,7 @@ impl WorkloadIdentityCredential {
     }
 }
 
-impl TokenCredential for WorkloadIdentityCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<&'a TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        self.credential.get_token(scopes, options)
-    }
-}
+delegate_token_credential!(WorkloadIdentityCredential => credential);
 
 impl fmt::Debug for WorkloadIdentityCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -104,24 +98,20 @@ impl fmt::Debug for WorkloadIdentityCredential {
 /// Unset values come from the environment.
 #[derive(Debug, Clone, Default)]
 pub struct WorkloadIdentityCredentialBuilder {
+    context: Context,
     options: EntraOptions,
     token_file: Option<PathBuf>,
-    fs: Option<Fs>,
 }
 
 impl WorkloadIdentityCredentialBuilder {
-    /// The tenant (directory) id. Default: `AZURE_TENANT_ID`.
-    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.options.tenant_id = Some(tenant_id.into());
-        self
-    }
-
-    /// The client id of the app registration or user-assigned managed identity that trusts the
-    /// service account. Default: `AZURE_CLIENT_ID`.
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.options.client_id = Some(client_id.into());
-        self
-    }
+    entra_setters!(
+        tenant_id = "Default: `AZURE_TENANT_ID`.",
+        client_id = "The app registration or user-assigned managed identity that trusts the \
+                     service account. Default: `AZURE_CLIENT_ID`.",
+        authority_host,
+        additionally_allowed_tenants,
+        retry_policy,
+    );
 
     /// The file holding the service account token. Default: `AZURE_FEDERATED_TOKEN_FILE`.
     pub fn token_file_path(mut self, path: impl Into<PathBuf>) -> Self {
@@ -129,54 +119,12 @@ impl WorkloadIdentityCredentialBuilder {
         self
     }
 
-    /// The Microsoft Entra authority host. Must be `https` (plain `http` is accepted for
-    /// loopback hosts only). Default: `AZURE_AUTHORITY_HOST`, else the public cloud.
-    pub fn authority_host(mut self, authority_host: impl Into<String>) -> Self {
-        self.options.authority_host = Some(authority_host.into());
-        self
-    }
-
-    /// Tenants besides its own that callers may request tokens for; `"*"` allows any.
-    /// Replaces `AZURE_ADDITIONALLY_ALLOWED_TENANTS` (`;`-separated), which is the default.
-    pub fn additionally_allowed_tenants(
-        mut self,
-        tenants: impl IntoIterator<Item = impl Into<String>>,
-    ) -> Self {
-        self.options.allowed_tenants = Some(tenants.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Where the `AZURE_*` variables are read from. Default: the process environment.
-    pub fn env(mut self, env: Env) -> Self {
-        self.options.env = Some(env);
-        self
-    }
-
-    /// Where the token file is read from. Default: the real file system.
-    pub fn fs(mut self, fs: Fs) -> Self {
-        self.fs = Some(fs);
-        self
-    }
-
-    /// The HTTP client. Default: [`Http::shared`].
-    pub fn http(mut self, http: Http) -> Self {
-        self.options.http = Some(http);
-        self
-    }
-
-    /// The retry policy of token requests. Default: up to 3 retries of 429 and 5xx answers
-    /// and broken connections, with backoff.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.options.retry = Some(policy);
-        self
-    }
-
-    /// The token cache, whose clock also times the token file's re-reads. Default:
-    /// [`TokenCache::shared`].
-    pub fn cache(mut self, cache: TokenCache) -> Self {
-        self.options.cache = Some(cache);
-        self
-    }
+    seam_setters!(
+        env = "The `AZURE_*` variables are read there.",
+        fs = "The token file is read there.",
+        http,
+        cache = "Its clock also times the token file's re-reads.",
+    );
 
     /// Validates the configuration and builds the credential. The token file is not read yet
     /// (a pod's file may appear a moment after the process starts).
@@ -185,7 +133,7 @@ impl WorkloadIdentityCredentialBuilder {
     /// builder nor `AZURE_FEDERATED_TOKEN_FILE`), and with [`ErrorKind::InvalidInput`] when one
     /// is but the client id or tenant id is missing, or a value is invalid.
     pub fn build(self) -> Result<WorkloadIdentityCredential, Error> {
-        let env = self.options.env();
+        let env = self.context.env();
         let mut options = self.options;
         let token_file = self
             .token_file
@@ -209,29 +157,19 @@ impl WorkloadIdentityCredentialBuilder {
                 "on AKS, enable workload identity for the pod (label azure.workload.identity/use: \"true\" and a service account annotated with the client id); elsewhere set {AZURE_FEDERATED_TOKEN_FILE}, {AZURE_CLIENT_ID} and {AZURE_TENANT_ID}"
             )));
         };
-        let missing: Vec<&str> = [
-            (options.tenant_id.is_none(), AZURE_TENANT_ID),
-            (options.client_id.is_none(), AZURE_CLIENT_ID),
-        ]
-        .into_iter()
-        .filter_map(|(missing, name)| missing.then_some(name))
-        .collect();
-        if !missing.is_empty() {
+        if let Some((missing, verb)) =
+            missing_ids(options.tenant_id.is_none(), options.client_id.is_none())
+        {
             return Err(Error::invalid_input(
                 NAME,
-                format!(
-                    "the token file is configured but {} {} not set",
-                    missing.join(" and "),
-                    if missing.len() == 1 { "is" } else { "are" }
-                ),
+                format!("the token file is configured but {missing} {verb} not set"),
             )
             .with_fix(format!(
-                "set {} (or the builder's tenant_id and client_id); on AKS the workload identity webhook sets them when the service account is annotated with azure.workload.identity/client-id",
-                missing.join(" and ")
+                "set {missing} (or the builder's tenant_id and client_id); on AKS the workload identity webhook sets them when the service account is annotated with azure.workload.identity/client-id"
             )));
         }
-        let client = options.client(NAME)?;
-        let cache = options.cache();
+        let client = options.client(NAME, &self.context)?;
+        let cache = self.context.cache();
         let identity = CacheIdentity::new(NAME)
             .with("authority", client.authority())
             .with("tenant", client.tenant_id().to_ascii_lowercase())
@@ -241,7 +179,7 @@ impl WorkloadIdentityCredentialBuilder {
             client: client.clone(),
             file: TokenFile {
                 path: token_file.clone(),
-                fs: self.fs.unwrap_or_else(Fs::real),
+                fs: self.context.fs(),
                 clock: cache.clock().clone(),
                 cached: Mutex::new(None),
             },

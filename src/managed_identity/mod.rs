@@ -35,7 +35,8 @@ use crate::{
 };
 
 use imds::PROBE_TIMEOUT_ENV;
-use source::{Ask, Detect, Detection, Endpoint, NAME, Transport, redacted_endpoint};
+use source::{Ask, Detect, Detection, Endpoint, Transport, redacted_endpoint};
+pub(crate) use source::NAME;
 pub use source::{ManagedIdentitySource, UserAssignedId};
 
 const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);

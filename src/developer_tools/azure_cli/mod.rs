@@ -5,28 +5,32 @@ pub(crate) mod msal_cache;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
-use super::devtool::{self, LoginWatch, Tool};
-use crate::scope::{scope_to_resource, single_scope, validate_subscription, validate_tenant_id};
-use crate::system::{Clock, Env, Executor, Fs, TokioExecutor};
+use super::devtool::{self, Tool};
+use super::options::{DeveloperToolOptions, LoginChecked, ToolRunner, devtool_setters};
+use crate::context::seam_setters;
+use crate::credential::delegate_token_credential;
+use crate::scope::{scope_to_resource, single_scope};
+use crate::system::{Clock, Fs, Output};
 use crate::tenant::TenantPolicy;
 use crate::{
-    AccessToken, CacheIdentity, CachedCredential, Error, ErrorKind, TokenCache, TokenCredential,
-    TokenFetcher, TokenFuture, TokenRequest, TokenRequestOptions,
+    AccessToken, CachedCredential, Context, Error, ErrorKind, TokenFetcher, TokenRequest, env_vars,
 };
 
-const NAME: &str = "AzureCliCredential";
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const NAME: &str = "AzureCliCredential";
 
 pub(crate) const TOOL: Tool = Tool {
     credential: NAME,
     program: "az",
+    display_name: "the Azure CLI",
+    config_dir_var: env_vars::AZURE_CONFIG_DIR,
+    default_config_dir: ".azure",
+    login_files: &["azureProfile.json", "msal_token_cache.json"],
     install_fix: "install the Azure CLI (https://aka.ms/azure-cli) or add the directory holding `az` to PATH",
     login_fix: "run `az login` (add `--tenant <tenant>` for another tenant) and try again",
     login_markers: &["az login", "az account set"],
@@ -56,7 +60,7 @@ pub(crate) const TOOL: Tool = Tool {
 /// # async fn example() -> Result<(), azure_credentials::Error> {
 /// let credential = AzureCliCredential::builder()
 ///     .subscription("00000000-0000-0000-0000-000000000000")
-///     .timeout(std::time::Duration::from_secs(30))
+///     .process_timeout(std::time::Duration::from_secs(30))
 ///     .build()?;
 /// let token = credential.get_token(&["https://management.azure.com/.default"], None).await?;
 /// # let _ = token;
@@ -65,9 +69,7 @@ pub(crate) const TOOL: Tool = Tool {
 /// ```
 #[derive(Clone)]
 pub struct AzureCliCredential {
-    credential: CachedCredential,
-    watch: Arc<LoginWatch>,
-    clock: Clock,
+    credential: LoginChecked,
     tenant_id: Option<String>,
     subscription: Option<String>,
     timeout: Duration,
@@ -77,7 +79,7 @@ pub struct AzureCliCredential {
 impl AzureCliCredential {
     /// The environment variable that turns the fast path off: set it to `0`, `false`, `no` or
     /// `off` and the credential always runs `az` instead of reading the CLI's token cache.
-    pub const FAST_PATH_ENV_VAR: &'static str = "AZURE_CREDENTIALS_CLI_FAST_PATH";
+    pub const FAST_PATH_ENV_VAR: &'static str = env_vars::AZURE_CREDENTIALS_CLI_FAST_PATH;
 
     /// The credential with default options: the process environment, the shared cache, a 10 s
     /// timeout, the subscription and tenant `az` itself defaults to.
@@ -93,20 +95,7 @@ impl AzureCliCredential {
     /// The cached credential underneath (its identity, or to [invalidate](CachedCredential::invalidate)
     /// its tokens by hand).
     pub fn cached(&self) -> &CachedCredential {
-        &self.credential
-    }
-
-    /// Drops cached tokens when the CLI's login files changed (looked at once a second).
-    #[inline]
-    fn check_login(&self) {
-        let now = self.clock.unix_nanos();
-        if self.watch.due(now) && self.watch.changed(now) {
-            tracing::debug!(
-                credential = NAME,
-                "the Azure CLI's login state changed; dropping cached tokens"
-            );
-            self.credential.invalidate();
-        }
+        self.credential.cached()
     }
 }
 
@@ -121,42 +110,21 @@ impl fmt::Debug for AzureCliCredential {
     }
 }
 
-impl TokenCredential for AzureCliCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<&'a TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        self.check_login();
-        self.credential.get_token(scopes, options)
-    }
-}
+delegate_token_credential!(AzureCliCredential => credential);
 
 /// Options for an [`AzureCliCredential`].
 #[derive(Clone)]
 pub struct AzureCliCredentialBuilder {
-    env: Option<Env>,
-    executor: Option<Arc<dyn Executor>>,
-    fs: Option<Fs>,
-    cache: Option<TokenCache>,
-    timeout: Duration,
-    tenant_id: Option<String>,
-    subscription: Option<String>,
-    additionally_allowed_tenants: Option<Vec<String>>,
+    context: Context,
+    options: DeveloperToolOptions,
     fast_path: bool,
 }
 
 impl Default for AzureCliCredentialBuilder {
     fn default() -> Self {
         AzureCliCredentialBuilder {
-            env: None,
-            executor: None,
-            fs: None,
-            cache: None,
-            timeout: DEFAULT_TIMEOUT,
-            tenant_id: None,
-            subscription: None,
-            additionally_allowed_tenants: None,
+            context: Context::default(),
+            options: DeveloperToolOptions::default(),
             fast_path: true,
         }
     }
@@ -165,76 +133,32 @@ impl Default for AzureCliCredentialBuilder {
 impl fmt::Debug for AzureCliCredentialBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AzureCliCredentialBuilder")
-            .field("tenant_id", &self.tenant_id)
-            .field("subscription", &self.subscription)
-            .field("timeout", &self.timeout)
+            .field("tenant_id", &self.options.tenant_id)
+            .field("subscription", &self.options.subscription)
+            .field("timeout", &self.options.process_timeout)
             .field("fast_path", &self.fast_path)
             .finish_non_exhaustive()
     }
 }
 
 impl AzureCliCredentialBuilder {
-    /// Where variables are read from (`PATH`, `AZURE_CONFIG_DIR`, `HOME`, ...). Default: the
-    /// process environment. `AZURE_CONFIG_DIR` read here is also passed to `az`; the rest of
-    /// `az`'s environment is the process's.
-    pub fn env(mut self, env: Env) -> Self {
-        self.env = Some(env);
-        self
-    }
+    seam_setters!(
+        env = "Reads `PATH`, `AZURE_CONFIG_DIR`, `HOME`, ...: `AZURE_CONFIG_DIR` read here is \
+               also passed to `az`; the rest of `az`'s environment is the process's.",
+        fs = "The CLI's files are read from it (the fast path, the login watch).",
+        cache,
+        executor,
+    );
 
-    /// What runs `az`. Default: [`TokioExecutor`].
-    pub fn executor(mut self, executor: Arc<dyn Executor>) -> Self {
-        self.executor = Some(executor);
-        self
-    }
-
-    /// Where the CLI's files are read from (the fast path, the login watch). Default: the real
-    /// file system.
-    pub fn fs(mut self, fs: Fs) -> Self {
-        self.fs = Some(fs);
-        self
-    }
-
-    /// The token cache, whose clock the credential also uses. Default:
-    /// [`TokenCache::shared`].
-    pub fn cache(mut self, cache: TokenCache) -> Self {
-        self.cache = Some(cache);
-        self
-    }
-
-    /// How long `az` may run before it is killed and the call fails with
-    /// [`ErrorKind::Timeout`]. Default: 10 s. A cold `az` on a slow machine or in CI can need
-    /// more.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Ask `az` for tokens of this tenant (`--tenant`). Cannot be combined with
-    /// [`subscription`](Self::subscription).
-    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.tenant_id = Some(tenant_id.into());
-        self
-    }
-
-    /// Ask `az` for tokens of this subscription's account and tenant (`--subscription`), by id
-    /// (preferred) or name. Cannot be combined with [`tenant_id`](Self::tenant_id).
-    pub fn subscription(mut self, subscription: impl Into<String>) -> Self {
-        self.subscription = Some(subscription.into());
-        self
-    }
-
-    /// Tenants a caller may request with [`TokenRequestOptions::with_tenant_id`] besides the
-    /// configured [`tenant_id`](Self::tenant_id) (`"*"`: any). Without a configured tenant any
-    /// tenant may be requested. Default: `AZURE_ADDITIONALLY_ALLOWED_TENANTS` (`;`-separated).
-    pub fn additionally_allowed_tenants<I, S>(mut self, tenants: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.additionally_allowed_tenants = Some(tenants.into_iter().map(Into::into).collect());
-        self
-    }
+    devtool_setters!(
+        tenant_id = "Ask `az` for tokens of this tenant (`--tenant`). Cannot be combined with \
+                     [`subscription`](Self::subscription).",
+        subscription = "Ask `az` for tokens of this subscription's account and tenant \
+                        (`--subscription`), by id (preferred) or name. Cannot be combined with \
+                        [`tenant_id`](Self::tenant_id).",
+        additionally_allowed_tenants,
+        process_timeout = "A cold `az` on a slow machine or in CI can need more.",
+    );
 
     /// Whether to answer from the CLI's own token cache when that is certain to give what `az`
     /// would (default: yes). [`AzureCliCredential::FAST_PATH_ENV_VAR`]`=0` turns it off whatever this says.
@@ -245,89 +169,41 @@ impl AzureCliCredentialBuilder {
 
     /// Validates the options and builds the credential. Spawns nothing.
     pub fn build(self) -> Result<AzureCliCredential, Error> {
-        if let Some(tenant) = &self.tenant_id {
-            validate_tenant_id(NAME, tenant)?;
-        }
-        if let Some(subscription) = &self.subscription {
-            validate_subscription(NAME, subscription)?;
-        }
-        if self.tenant_id.is_some() && self.subscription.is_some() {
-            return Err(Error::invalid_input(
-                NAME,
-                "both a tenant and a subscription are set, and az accepts only one of them",
-            )
-            .with_fix(
-                "set either tenant_id or subscription (the subscription implies its tenant)",
-            ));
-        }
-        let env = self.env.unwrap_or_else(Env::process);
-        let tenants = TenantPolicy::new(
-            NAME,
-            self.tenant_id.as_deref(),
-            self.additionally_allowed_tenants.as_deref(),
-            &env,
-        )?;
-        let cache = self.cache.unwrap_or_else(TokenCache::shared);
-        let fs = self.fs.unwrap_or_else(Fs::real);
-        let clock = cache.clock().clone();
-
-        let explicit_config_dir = env.var_non_empty("AZURE_CONFIG_DIR");
-        let config_dir = explicit_config_dir
-            .as_deref()
-            .map(PathBuf::from)
-            .or_else(|| devtool::home_dir(&env).map(|h| h.join(".azure")));
-        let watched = config_dir
-            .as_deref()
-            .map(|d| devtool::files_in(d, &["azureProfile.json", "msal_token_cache.json"]))
-            .unwrap_or_default();
-        let watch = Arc::new(LoginWatch::new(fs.clone(), watched, clock.unix_nanos()));
+        let setup = self.options.setup(&TOOL, &self.context)?;
+        let DeveloperToolOptions {
+            tenant_id,
+            subscription,
+            process_timeout: timeout,
+            ..
+        } = self.options;
         let fast_path =
-            self.fast_path && !devtool::is_off(&env, AzureCliCredential::FAST_PATH_ENV_VAR);
-
-        let identity = CacheIdentity::new(NAME)
-            .with(
-                "config_dir",
-                config_dir
-                    .as_deref()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_default(),
-            )
-            .with("tenant", self.tenant_id.clone().unwrap_or_default())
-            .with(
-                "subscription",
-                self.subscription.clone().unwrap_or_default(),
-            )
-            .with("login_state", watch.fingerprint());
-        let fetcher = CliFetcher {
-            env,
-            executor: self
-                .executor
-                .unwrap_or_else(|| Arc::new(TokioExecutor::new())),
-            fs,
-            clock: clock.clone(),
-            timeout: self.timeout,
-            tenant_id: self.tenant_id.clone(),
-            subscription: self.subscription.clone(),
-            tenants,
-            config_dir,
-            explicit_config_dir,
-            fast_path,
-        };
+            self.fast_path && !devtool::is_off(&setup.env, AzureCliCredential::FAST_PATH_ENV_VAR);
+        let identity = setup
+            .identity(tenant_id.as_deref())
+            .with("subscription", subscription.clone().unwrap_or_default());
         tracing::debug!(
             credential = NAME,
-            tenant = ?self.tenant_id,
-            subscription = ?self.subscription,
+            tenant = ?tenant_id,
+            subscription = ?subscription,
             fast_path,
-            watched = ?watch.paths(),
+            watched = ?setup.watched(),
             "credential built"
         );
+        let fetcher = CliFetcher {
+            runner: setup.runner(),
+            fs: setup.fs.clone(),
+            clock: setup.clock().clone(),
+            tenant_id: tenant_id.clone(),
+            subscription: subscription.clone(),
+            tenants: setup.tenants.clone(),
+            config_dir: setup.config_dir.clone(),
+            fast_path,
+        };
         Ok(AzureCliCredential {
-            credential: cache.credential(identity, fetcher),
-            watch,
-            clock,
-            tenant_id: self.tenant_id,
-            subscription: self.subscription,
-            timeout: self.timeout,
+            credential: setup.credential(identity, fetcher),
+            tenant_id,
+            subscription,
+            timeout,
             fast_path,
         })
     }
@@ -335,16 +211,13 @@ impl AzureCliCredentialBuilder {
 
 /// Runs `az` (or answers from its cache) for the cache.
 struct CliFetcher {
-    env: Env,
-    executor: Arc<dyn Executor>,
+    runner: ToolRunner,
     fs: Fs,
     clock: Clock,
-    timeout: Duration,
     tenant_id: Option<String>,
     subscription: Option<String>,
     tenants: TenantPolicy,
     config_dir: Option<PathBuf>,
-    explicit_config_dir: Option<String>,
     fast_path: bool,
 }
 
@@ -353,7 +226,7 @@ impl fmt::Debug for CliFetcher {
         f.debug_struct("CliFetcher")
             .field("tenant_id", &self.tenant_id)
             .field("subscription", &self.subscription)
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.runner.timeout)
             .field("config_dir", &self.config_dir)
             .field("fast_path", &self.fast_path)
             .finish_non_exhaustive()
@@ -398,7 +271,7 @@ impl CliFetcher {
         let scope = format!("{resource}/.default");
         let query = msal_cache::Query {
             fs: &self.fs,
-            env: &self.env,
+            env: &self.runner.env,
             config_dir,
             scope: &scope,
             tenant,
@@ -432,38 +305,28 @@ impl CliFetcher {
     }
 
     async fn run_az(&self, resource: &str, tenant: Option<&str>) -> Result<AccessToken, Error> {
-        let program = TOOL.resolve(&self.env)?;
-        let mut command = TOOL
-            .command(program, &self.env, self.timeout)
-            .args([
+        let mut command = self
+            .runner
+            .command([
                 "account",
                 "get-access-token",
                 "--output",
                 "json",
                 "--resource",
                 resource,
-            ])
-            .env("AZURE_CORE_NO_COLOR", "true");
+            ])?
+            .env(env_vars::AZURE_CORE_NO_COLOR, "true");
         if let Some(tenant) = tenant {
             command = command.args(["--tenant", tenant]);
         } else if let Some(subscription) = &self.subscription {
             command = command.args(["--subscription", subscription]);
         }
-        if let Some(dir) = &self.explicit_config_dir {
-            command = command.env("AZURE_CONFIG_DIR", dir);
-        }
-        let output = self
-            .executor
-            .run(&command)
-            .await
-            .map_err(|e| TOOL.process_error(e, "timeout"))?;
-        if !output.success() {
+        let failure = |output: &Output| {
             let stderr = String::from_utf8_lossy(output.stderr());
-            return Err(TOOL.failure(&output, &stderr));
-        }
-        if output.stdout_truncated() {
-            return Err(unexpected_output("more output than a token reply"));
-        }
+            TOOL.failure(output, &stderr)
+        };
+        let too_long = || unexpected_output("more output than a token reply");
+        let output = self.runner.run(command, failure, too_long).await?;
         parse_output(output.stdout())
     }
 }

@@ -37,6 +37,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::ini::{self, Ini};
+use crate::env_vars;
 use crate::system::{Env, Fs};
 
 /// The Azure CLI's public client id.
@@ -47,9 +48,9 @@ const PUBLIC_CLOUD: &str = "AzureCloud";
 const PUBLIC_AUTHORITY_HOST: &str = "login.microsoftonline.com";
 /// Set (non-empty) by an agent orchestrator; az then adds a client session to its requests
 /// (azure-cli-core 2.91 `auth/agentic_session.py`).
-const AGENT_SESSION_VAR: &str = "COPILOT_AGENT_SESSION_ID";
+const AGENT_SESSION_VAR: &str = env_vars::COPILOT_AGENT_SESSION_ID;
 /// MSAL's Cloud Shell detection (`cloudshell.py` `_is_running_in_cloud_shell`).
-const CLOUD_SHELL_VAR: &str = "AZUREPS_HOST_ENVIRONMENT";
+const CLOUD_SHELL_VAR: &str = env_vars::AZUREPS_HOST_ENVIRONMENT;
 
 const MAX_PROFILE_BYTES: u64 = 4 * 1024 * 1024;
 const MAX_TOKEN_CACHE_BYTES: u64 = 16 * 1024 * 1024;

@@ -1,0 +1,40 @@
+//! Macros that write the one-line setters builders share, so that one option has one name,
+//! one signature and one text everywhere. The seams' setters are [`seam_setters!`]
+//! (`context.rs`); the Entra ID and developer-tool options are `entra_setters!` and
+//! `devtool_setters!`, made of these.
+//!
+//! [`seam_setters!`]: crate::context::seam_setters
+
+/// A setter storing `Some(value.into())` in a field: `option_setter!(/// doc
+/// name: Type => path.to.field)`.
+macro_rules! option_setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty => $($field:ident).+) => {
+        $(#[$doc])*
+        pub fn $name(mut self, $name: impl Into<$ty>) -> Self {
+            self.$($field).+ = Some($name.into());
+            self
+        }
+    };
+}
+pub(crate) use option_setter;
+
+/// The `additionally_allowed_tenants` setter, storing the list in a field:
+/// `allowed_tenants_setter!(path.to.field)`, optionally followed by a paragraph of the
+/// builder's own.
+macro_rules! allowed_tenants_setter {
+    ($($field:ident).+ $(, $doc:literal)?) => {
+        /// Tenants besides its own that callers may request tokens for with
+        /// [`TokenRequestOptions::with_tenant_id`](crate::TokenRequestOptions::with_tenant_id);
+        /// `"*"` allows any. Replaces `AZURE_ADDITIONALLY_ALLOWED_TENANTS` (`;`-separated),
+        /// which is the default.
+        $(#[doc = ""] #[doc = $doc])?
+        pub fn additionally_allowed_tenants(
+            mut self,
+            tenants: impl IntoIterator<Item = impl Into<String>>,
+        ) -> Self {
+            self.$($field).+ = Some(tenants.into_iter().map(Into::into).collect());
+            self
+        }
+    };
+}
+pub(crate) use allowed_tenants_setter;
