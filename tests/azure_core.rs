@@ -3,23 +3,21 @@
 //! Azure resource: every request carries our token, and the SDK's requests, sequential or
 //! concurrent, through one client or several, cost one token request.
 
-use std::net::{Ipv4Addr, SocketAddr};
+mod support;
+
 use std::sync::Arc;
 
 use azure_core::http::policies::Policy;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
 use azure_core::http::{ClientOptions, Context, Method, Pipeline, Request, Transport};
 use azure_credentials::interop::AzureCoreCredential;
-use azure_credentials::system::{Env, Fs};
 use azure_credentials::testing::MockImds;
 use azure_credentials::{
-    DefaultAzureCredential, DefaultAzureCredentialBuilder, ErrorKind, TokenCache, UserAssignedId,
+    DefaultAzureCredential, DefaultAzureCredentialBuilder, ErrorKind, UserAssignedId,
 };
 use parking_lot::Mutex;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use rustls::pki_types::CertificateDer;
+use support::http::{Response, StandIn};
 
 const SCOPE: &str = "https://vault.azure.net/.default";
 const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
@@ -28,10 +26,9 @@ const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 /// request's method, path and `Authorization` header and answers 200 with a small JSON body.
 /// The azure_core bearer-token policy refuses plain http, hence TLS with a test certificate.
 struct Resource {
-    addr: SocketAddr,
+    server: StandIn,
     certificate: CertificateDer<'static>,
     seen: Arc<Mutex<Vec<Seen>>>,
-    task: JoinHandle<()>,
 }
 
 #[derive(Debug, Clone)]
@@ -43,9 +40,7 @@ struct Seen {
 
 impl Resource {
     async fn start() -> Resource {
-        let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-        let certificate = generated.cert.der().clone();
-        let key = PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
+        let (certificate, key) = support::tls::self_signed();
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -54,32 +49,30 @@ impl Resource {
         .with_no_client_auth()
         .with_single_cert(vec![certificate.clone()], key)
         .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let record = seen.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                let record = record.clone();
-                tokio::spawn(async move {
-                    if let Ok(tls) = acceptor.accept(stream).await {
-                        serve(tls, record).await;
-                    }
-                });
-            }
-        });
+        let server = StandIn::start_tls(config, move |request| {
+            record.lock().push(Seen {
+                method: request.method.clone(),
+                path: request.target.clone(),
+                authorization: request.header("authorization").map(str::to_owned),
+            });
+            Response::new("200 OK")
+                .header("Content-Type", "application/json")
+                .body(r#"{"value":[]}"#)
+        })
+        .await;
         Resource {
-            addr,
+            server,
             certificate,
             seen,
-            task,
         }
     }
 
     fn url(&self, path: &str) -> azure_core::http::Url {
-        format!("https://{}{path}", self.addr).parse().unwrap()
+        format!("https://{}{path}", self.server.addr())
+            .parse()
+            .unwrap()
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -106,80 +99,10 @@ impl Resource {
     }
 }
 
-impl Drop for Resource {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Reads one request (head, and a body of `Content-Length` bytes), records it, answers 200 and
-/// closes the connection.
-async fn serve(
-    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    record: Arc<Mutex<Vec<Seen>>>,
-) {
-    let mut buf = Vec::new();
-    let head_end = loop {
-        let mut chunk = [0u8; 4096];
-        let Ok(n) = stream.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 || buf.len() > 64 * 1024 {
-            return;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut request_line = lines.next().unwrap_or_default().split(' ');
-    let method = request_line.next().unwrap_or_default().to_owned();
-    let path = request_line.next().unwrap_or_default().to_owned();
-    let header = |name: &str| {
-        head.split("\r\n").skip(1).find_map(|line| {
-            let (n, v) = line.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    };
-    let length: usize = header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        let mut chunk = [0u8; 4096];
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    record.lock().push(Seen {
-        method,
-        path,
-        authorization: header("authorization"),
-    });
-    let body = r#"{"value":[]}"#;
-    let response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
-}
-
 /// The default chain on a machine whose only identity is the managed identity behind
 /// `imds_endpoint` (no service principal, no developer tools on `PATH`).
 fn default_chain(imds_endpoint: url::Url) -> DefaultAzureCredentialBuilder {
-    DefaultAzureCredential::builder()
-        .env(Env::from_pairs([
-            ("PATH", "/nonexistent"),
-            ("HOME", "/home/dev"),
-        ]))
-        .fs(Fs::memory())
-        .cache(TokenCache::builder().build())
-        .imds_endpoint(imds_endpoint)
+    support::default_chain::only_managed_identity(imds_endpoint)
 }
 
 fn default_credential(imds_endpoint: url::Url) -> DefaultAzureCredential {

@@ -3,21 +3,19 @@
 //! storage: puts and gets carry our bearer token for the storage scope, and any number of
 //! requests, concurrent ones included, cost one token request.
 
+mod support;
+
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use azure_credentials::interop::ObjectStoreCredential;
-use azure_credentials::system::{Env, Fs};
 use azure_credentials::testing::MockImds;
-use azure_credentials::{DefaultAzureCredential, ErrorKind, TokenCache};
+use azure_credentials::{DefaultAzureCredential, ErrorKind};
 use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use support::http::{Request, Response, StandIn};
 
 const ACCOUNT: &str = "mystorageaccount";
 const CONTAINER: &str = "data";
@@ -26,9 +24,8 @@ const CONTAINER: &str = "data";
 /// `GET` returns it (404 when absent); every request's method, path and `Authorization` header
 /// is recorded.
 struct BlobStandIn {
-    addr: SocketAddr,
+    server: StandIn,
     state: Arc<Mutex<BlobState>>,
-    task: JoinHandle<()>,
 }
 
 #[derive(Default)]
@@ -46,16 +43,10 @@ struct Seen {
 
 impl BlobStandIn {
     async fn start() -> BlobStandIn {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(BlobState::default()));
         let shared = state.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, shared.clone()));
-            }
-        });
-        BlobStandIn { addr, state, task }
+        let server = StandIn::start(move |request| serve(request, &shared)).await;
+        BlobStandIn { server, state }
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -67,7 +58,7 @@ impl BlobStandIn {
         MicrosoftAzureBuilder::new()
             .with_account(ACCOUNT)
             .with_container_name(CONTAINER)
-            .with_endpoint(format!("http://{}", self.addr))
+            .with_endpoint(format!("http://{}", self.server.addr()))
             .with_allow_http(true)
             .with_credentials(Arc::new(ObjectStoreCredential::new(credential)))
             .build()
@@ -75,78 +66,31 @@ impl BlobStandIn {
     }
 }
 
-impl Drop for BlobStandIn {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Serves one request per connection (`Connection: close`).
-async fn serve(mut stream: TcpStream, state: Arc<Mutex<BlobState>>) {
-    let mut buf = Vec::new();
-    let head_end = loop {
-        let mut chunk = [0u8; 4096];
-        let Ok(n) = stream.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 || buf.len() > 64 * 1024 {
-            return;
+/// Stores a `PUT`'s body, answers a `GET` with what was stored.
+fn serve(request: Request, state: &Mutex<BlobState>) -> Response {
+    let path = request.path().to_owned();
+    let mut state = state.lock();
+    state.seen.push(Seen {
+        method: request.method.clone(),
+        path: path.clone(),
+        authorization: request.header("authorization").map(str::to_owned),
+    });
+    let (status, payload) = match request.method.as_str() {
+        "PUT" => {
+            state.blobs.insert(path, request.body);
+            ("201 Created", Vec::new())
         }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
+        "GET" => match state.blobs.get(&path) {
+            Some(blob) => ("200 OK", blob.clone()),
+            None => ("404 The specified blob does not exist.", Vec::new()),
+        },
+        _ => ("405 Method Not Allowed", Vec::new()),
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut request_line = head.split("\r\n").next().unwrap_or_default().split(' ');
-    let method = request_line.next().unwrap_or_default().to_owned();
-    let target = request_line.next().unwrap_or_default().to_owned();
-    let path = target.split('?').next().unwrap_or_default().to_owned();
-    let header = |name: &str| {
-        head.split("\r\n").skip(1).find_map(|line| {
-            let (n, v) = line.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    };
-    let length: usize = header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        let mut chunk = [0u8; 4096];
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let body = buf[head_end..head_end + length].to_vec();
-    let (status, payload) = {
-        let mut state = state.lock();
-        state.seen.push(Seen {
-            method: method.clone(),
-            path: path.clone(),
-            authorization: header("authorization"),
-        });
-        match method.as_str() {
-            "PUT" => {
-                state.blobs.insert(path, body);
-                ("201 Created", Vec::new())
-            }
-            "GET" => match state.blobs.get(&path) {
-                Some(blob) => ("200 OK", blob.clone()),
-                None => ("404 The specified blob does not exist.", Vec::new()),
-            },
-            _ => ("405 Method Not Allowed", Vec::new()),
-        }
-    };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nETag: \"0x8D9ABCDEF\"\r\nLast-Modified: Fri, 27 Nov 2026 21:00:00 GMT\r\nx-ms-blob-type: BlockBlob\r\nConnection: close\r\n\r\n",
-        payload.len()
-    );
-    let _ = stream.write_all(head.as_bytes()).await;
-    let _ = stream.write_all(&payload).await;
-    let _ = stream.shutdown().await;
+    Response::new(status)
+        .header("ETag", "\"0x8D9ABCDEF\"")
+        .header("Last-Modified", "Fri, 27 Nov 2026 21:00:00 GMT")
+        .header("x-ms-blob-type", "BlockBlob")
+        .body(payload)
 }
 
 /// object_store's built-in transport is reqwest; this crate builds reqwest's rustls without a
@@ -158,14 +102,7 @@ fn install_ring() {
 /// The default chain on a machine whose only identity is the managed identity behind
 /// `imds_endpoint` (no service principal, no developer tools on `PATH`).
 fn default_credential(imds_endpoint: url::Url) -> DefaultAzureCredential {
-    DefaultAzureCredential::builder()
-        .env(Env::from_pairs([
-            ("PATH", "/nonexistent"),
-            ("HOME", "/home/dev"),
-        ]))
-        .fs(Fs::memory())
-        .cache(TokenCache::builder().build())
-        .imds_endpoint(imds_endpoint)
+    support::default_chain::only_managed_identity(imds_endpoint)
         .build()
         .unwrap()
 }

@@ -1,5 +1,22 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests. Each test binary declares `mod support;` and uses
+//! the parts it needs:
+//!
+//! - [`cache`]: a deterministic token cache on a manual clock;
+//! - [`default_chain`]: `DefaultAzureCredential` on made-up machines;
+//! - [`fixtures`]: the files under `fixtures/` and scratch directories;
+//! - [`http`]: loopback HTTP/1.1 stand-ins for the resources a token is for;
+//! - [`jwt`]: JWT-shaped test tokens;
+//! - [`log_capture`]: every log line at TRACE, and the check that no secret was printed;
+//! - [`tls`]: self-signed certificates and https fronts for the mocks;
+//! - [`wait`]: tokio's paused clock, and waiting for spawned work.
 
 #![allow(dead_code)] // each test binary uses a part
 
+pub mod cache;
+pub mod default_chain;
+pub mod fixtures;
+pub mod http;
+pub mod jwt;
 pub mod log_capture;
+pub mod tls;
+pub mod wait;
