@@ -92,7 +92,7 @@ impl Vector {
 
 fn vectors() -> Vec<Vector> {
     let vectors: Vectors =
-        serde_json::from_slice(&support::fixtures::read("access_key/vectors.json")).unwrap();
+        serde_json::from_slice(&support::fixtures::read("access_key", "vectors.json")).unwrap();
     assert!(vectors.vectors.len() >= 8);
     vectors.vectors
 }

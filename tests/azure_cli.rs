@@ -1,7 +1,11 @@
 //! AzureCliCredential through a scripted executor: every output and failure recorded in
 //! `fixtures/azure_cli/`, the command line it runs, validation, caching and tenants.
 
-use std::path::{Path, PathBuf};
+mod support;
+use support::cache;
+use support::fixtures::{self, tool_output};
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,22 +21,6 @@ const ARM: [&str; 1] = ["https://management.azure.com/.default"];
 const TENANT_A: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const TENANT_B: &str = "0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69";
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/azure_cli")
-}
-
-/// The recorded stdout, stderr and exit code of one case.
-fn fixture(case: &str) -> Output {
-    let dir = fixtures().join(case);
-    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
-    let code: i32 = String::from_utf8(read("exit_code"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    Output::new(Some(code), read("stdout"), read("stderr"))
-}
-
 struct Setup {
     executor: ScriptedExecutor,
     clock: ManualClock,
@@ -41,12 +29,8 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
-        let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
-        let cache = TokenCache::builder()
-            .clock(clock.clock())
-            .max_jitter(Duration::ZERO)
-            .failure_cooldown(Duration::ZERO)
-            .build();
+        let clock = cache::manual_clock();
+        let cache = cache::deterministic_without_cooldown(clock.clock());
         Setup {
             executor: ScriptedExecutor::new(),
             clock,
@@ -59,7 +43,7 @@ impl Setup {
     fn builder(&self) -> AzureCliCredentialBuilder {
         AzureCliCredential::builder()
             .env(Env::from_pairs([
-                ("PATH", fixtures().join("bin").to_str().unwrap()),
+                ("PATH", fixtures::path("azure_cli/bin").to_str().unwrap()),
                 ("AZURE_CONFIG_DIR", "/home/dev/.azure"),
             ]))
             .fs(Fs::memory())
@@ -85,7 +69,7 @@ fn args(executor: &ScriptedExecutor) -> Vec<String> {
 #[tokio::test]
 async fn success_uses_expires_on_and_reports_the_tenant() {
     let s = Setup::new();
-    s.executor.push_output(fixture("success"));
+    s.executor.push_output(tool_output("azure_cli", "success"));
     let token = s.credential().get_token(&ARM, None).await.unwrap();
     assert_eq!(token.token().expose(), "fixture-cli-token-success");
     assert_eq!(token.expires_on(), datetime!(2030-01-01 1:00 UTC));
@@ -96,10 +80,13 @@ async fn success_uses_expires_on_and_reports_the_tenant() {
 #[tokio::test]
 async fn runs_az_with_discrete_arguments_in_a_safe_directory() {
     let s = Setup::new();
-    s.executor.push_output(fixture("success"));
+    s.executor.push_output(tool_output("azure_cli", "success"));
     s.credential().get_token(&ARM, None).await.unwrap();
     let command = s.executor.last_command().unwrap();
-    assert_eq!(command.program(), fixtures().join("bin/az").as_os_str());
+    assert_eq!(
+        command.program(),
+        fixtures::path("azure_cli/bin/az").as_os_str()
+    );
     assert_eq!(
         args(&s.executor),
         [
@@ -128,7 +115,8 @@ async fn runs_az_with_discrete_arguments_in_a_safe_directory() {
 #[tokio::test]
 async fn tenant_and_subscription_options_reach_the_command_line() {
     let s = Setup::new();
-    s.executor.push_output(fixture("success_with_tenant"));
+    s.executor
+        .push_output(tool_output("azure_cli", "success_with_tenant"));
     let credential = s.builder().tenant_id(TENANT_B).build().unwrap();
     let token = credential.get_token(&ARM, None).await.unwrap();
     // `--tenant` output has no subscription key; the token is still fine.
@@ -136,7 +124,7 @@ async fn tenant_and_subscription_options_reach_the_command_line() {
     assert_eq!(token.tenant_id(), Some(TENANT_B));
     assert_eq!(args(&s.executor)[6..], ["--tenant", TENANT_B]);
 
-    s.executor.push_output(fixture("success"));
+    s.executor.push_output(tool_output("azure_cli", "success"));
     let credential = s.builder().subscription("My Subscription").build().unwrap();
     credential.get_token(&ARM, None).await.unwrap();
     // One argument, spaces and all: no shell, no quoting.
@@ -150,7 +138,7 @@ async fn tenant_and_subscription_options_reach_the_command_line() {
 async fn old_cli_without_expires_on_is_read_as_local_time_or_refused() {
     let s = Setup::new();
     s.executor
-        .push_output(fixture("success_without_expires_on"));
+        .push_output(tool_output("azure_cli", "success_without_expires_on"));
     match s.credential().get_token(&ARM, None).await {
         // The local offset was known: the naive time was read in it.
         Ok(token) => {
@@ -271,7 +259,8 @@ async fn failures_are_classified() {
     ];
     for case in cases {
         let s = Setup::new();
-        s.executor.push_output(fixture(case.fixture));
+        s.executor
+            .push_output(tool_output("azure_cli", case.fixture));
         let err = s.credential().get_token(&ARM, None).await.unwrap_err();
         let text = err.to_string();
         assert_eq!(err.kind(), case.kind, "{}: {text}", case.fixture);
@@ -291,7 +280,7 @@ async fn failures_are_classified() {
 #[tokio::test]
 async fn huge_stdout_is_refused_without_echoing_it() {
     let s = Setup::new();
-    let mut huge = fixture("success").stdout().to_vec();
+    let mut huge = tool_output("azure_cli", "success").stdout().to_vec();
     huge.extend(std::iter::repeat_n(b' ', 4 * 1024 * 1024));
     s.executor
         .push_output(Output::new(Some(0), huge, Vec::new()).with_truncation(true, false));
@@ -404,7 +393,8 @@ async fn injection_attempts_are_refused_before_anything_runs() {
 #[tokio::test]
 async fn tokens_are_cached_and_concurrent_callers_share_one_run() {
     let s = Setup::new();
-    s.executor.repeat_output(fixture("success"));
+    s.executor
+        .repeat_output(tool_output("azure_cli", "success"));
     let gate = s.executor.hold();
     let credential = Arc::new(s.credential());
     let tasks: Vec<_> = (0..50)
@@ -437,7 +427,8 @@ async fn tokens_are_cached_and_concurrent_callers_share_one_run() {
 #[tokio::test]
 async fn per_request_tenants_follow_the_allow_list() {
     let s = Setup::new();
-    s.executor.repeat_output(fixture("success_with_tenant"));
+    s.executor
+        .repeat_output(tool_output("azure_cli", "success_with_tenant"));
     let other = TokenRequestOptions::default().with_tenant_id(TENANT_B);
 
     // No tenant configured: any tenant may be requested, with --tenant.
@@ -464,7 +455,7 @@ async fn per_request_tenants_follow_the_allow_list() {
         .builder()
         .tenant_id(TENANT_A)
         .env(Env::from_pairs([
-            ("PATH", fixtures().join("bin").to_str().unwrap()),
+            ("PATH", fixtures::path("azure_cli/bin").to_str().unwrap()),
             ("AZURE_ADDITIONALLY_ALLOWED_TENANTS", "*"),
         ]))
         .build()
@@ -501,7 +492,7 @@ async fn a_claims_challenge_names_the_az_login_command() {
 #[tokio::test]
 async fn timeout_option_reaches_the_command() {
     let s = Setup::new();
-    s.executor.push_output(fixture("success"));
+    s.executor.push_output(tool_output("azure_cli", "success"));
     let credential = s
         .builder()
         .process_timeout(Duration::from_secs(45))
@@ -526,11 +517,12 @@ fn debug_shows_configuration_only() {
 #[tokio::test]
 async fn disabled_multitenant_auth_keeps_a_requested_tenant_off_the_command_line() {
     let s = Setup::new();
-    s.executor.repeat_output(fixture("success"));
+    s.executor
+        .repeat_output(tool_output("azure_cli", "success"));
     let credential = s
         .builder()
         .env(Env::from_pairs([
-            ("PATH", fixtures().join("bin").to_str().unwrap()),
+            ("PATH", fixtures::path("azure_cli/bin").to_str().unwrap()),
             ("AZURE_CONFIG_DIR", "/home/dev/.azure"),
             ("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH", "true"),
         ]))

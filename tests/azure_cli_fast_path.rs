@@ -4,6 +4,10 @@
 //!
 //! The fixtures' tokens are dated relative to 2030-01-01 00:00 UTC, the tests' manual clock.
 
+mod support;
+use support::cache;
+use support::fixtures;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,12 +23,8 @@ const TENANT_A: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const TENANT_B: &str = "0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69";
 const FROM_AZ: &str = "fixture-cli-token-from-az";
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/azure_cli")
-}
-
 fn config_dir(name: &str) -> PathBuf {
-    fixtures().join("config").join(name)
+    fixtures::path("azure_cli/config").join(name)
 }
 
 struct Setup {
@@ -35,7 +35,7 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
-        let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+        let clock = cache::manual_clock();
         let executor = ScriptedExecutor::new();
         // What az says when it runs: a token the fast path never has.
         let stdout = format!(
@@ -44,10 +44,7 @@ impl Setup {
         executor.repeat_output(Output::new(Some(0), stdout.into_bytes(), Vec::new()));
         Setup {
             executor,
-            cache: TokenCache::builder()
-                .clock(clock.clock())
-                .max_jitter(Duration::ZERO)
-                .build(),
+            cache: cache::deterministic(clock.clock()),
             clock,
         }
     }
@@ -59,7 +56,7 @@ impl Setup {
 
     fn builder_with(&self, name: &str, vars: &[(&str, &str)]) -> AzureCliCredentialBuilder {
         let mut env = Env::from_pairs([
-            ("PATH", fixtures().join("bin").to_str().unwrap()),
+            ("PATH", fixtures::path("azure_cli/bin").to_str().unwrap()),
             ("AZURE_CONFIG_DIR", config_dir(name).to_str().unwrap()),
         ]);
         for (k, v) in vars {
@@ -310,7 +307,7 @@ async fn a_new_login_drops_cached_tokens_within_a_second() {
     memory_config(&fs, "default");
     let credential = AzureCliCredential::builder()
         .env(Env::from_pairs([
-            ("PATH", fixtures().join("bin").to_str().unwrap()),
+            ("PATH", fixtures::path("azure_cli/bin").to_str().unwrap()),
             ("HOME", "/home/dev"),
         ]))
         .fs(fs.clone())
@@ -571,7 +568,7 @@ impl Setup {
     /// remembered between calls.
     fn memory_builder(&self, fs: Fs, vars: &[(&str, &str)]) -> AzureCliCredentialBuilder {
         let mut env = Env::from_pairs([
-            ("PATH", fixtures().join("bin").to_str().unwrap()),
+            ("PATH", fixtures::path("azure_cli/bin").to_str().unwrap()),
             ("AZURE_CONFIG_DIR", DIR),
         ]);
         for (k, v) in vars {
@@ -581,12 +578,7 @@ impl Setup {
             .env(env)
             .fs(fs)
             .executor(Arc::new(self.executor.clone()))
-            .cache(
-                TokenCache::builder()
-                    .clock(self.clock.clock())
-                    .max_jitter(Duration::ZERO)
-                    .build(),
-            )
+            .cache(cache::deterministic(self.clock.clock()))
     }
 
     /// The token for `scope` over an in-memory config dir holding `files`, and whether az ran.

@@ -2,16 +2,19 @@
 //! PATH (given through the credential's `Env`). Covers the real command line, a stand-in that
 //! never exits (killed with what it started, Timeout), a runaway stdout, and 50 concurrent
 //! callers sharing one process.
+
 #![cfg(unix)]
+
+mod support;
+use support::cache;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_credentials::system::{Env, Fs, ManualClock, TokioExecutor};
+use azure_credentials::system::{Env, Fs, TokioExecutor};
 use azure_credentials::{AzureCliCredential, ErrorKind, TokenCache, TokenCredential};
-use time::macros::datetime;
 
 const ARM: [&str; 1] = ["https://management.azure.com/.default"];
 
@@ -60,7 +63,7 @@ impl Drop for TempDir {
 }
 
 fn credential(dir: &TempDir, timeout: Duration) -> AzureCliCredential {
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let clock = cache::manual_clock();
     AzureCliCredential::builder()
         .env(Env::from_pairs([
             ("PATH", dir.path().to_str().unwrap()),

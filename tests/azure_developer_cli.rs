@@ -1,7 +1,11 @@
 //! AzureDeveloperCliCredential: every output and failure in `fixtures/azure_developer_cli/`
 //! through a scripted executor, its command line, validation, caching, and a real stand-in.
 
-use std::path::{Path, PathBuf};
+mod support;
+use support::cache;
+use support::fixtures::{self, tool_output};
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,21 +20,6 @@ use time::macros::datetime;
 const ARM: [&str; 1] = ["https://management.azure.com/.default"];
 const TENANT_B: &str = "0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69";
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/azure_developer_cli")
-}
-
-fn fixture(case: &str) -> Output {
-    let dir = fixtures().join(case);
-    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
-    let code: i32 = String::from_utf8(read("exit_code"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    Output::new(Some(code), read("stdout"), read("stderr"))
-}
-
 struct Setup {
     executor: ScriptedExecutor,
     clock: ManualClock,
@@ -40,14 +29,10 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
-        let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+        let clock = cache::manual_clock();
         Setup {
             executor: ScriptedExecutor::new(),
-            cache: TokenCache::builder()
-                .clock(clock.clock())
-                .max_jitter(Duration::ZERO)
-                .failure_cooldown(Duration::ZERO)
-                .build(),
+            cache: cache::deterministic_without_cooldown(clock.clock()),
             clock,
             fs: Fs::memory(),
         }
@@ -56,7 +41,10 @@ impl Setup {
     fn builder(&self) -> AzureDeveloperCliCredentialBuilder {
         AzureDeveloperCliCredential::builder()
             .env(Env::from_pairs([
-                ("PATH", fixtures().join("bin").to_str().unwrap()),
+                (
+                    "PATH",
+                    fixtures::path("azure_developer_cli/bin").to_str().unwrap(),
+                ),
                 ("HOME", "/home/dev"),
             ]))
             .fs(self.fs.clone())
@@ -82,7 +70,8 @@ impl Setup {
 #[tokio::test]
 async fn success_parses_utc_expiry_and_runs_the_documented_command() {
     let s = Setup::new();
-    s.executor.push_output(fixture("success"));
+    s.executor
+        .push_output(tool_output("azure_developer_cli", "success"));
     let token = s
         .credential()
         .get_token(
@@ -112,7 +101,10 @@ async fn success_parses_utc_expiry_and_runs_the_documented_command() {
         ]
     );
     let command = s.executor.last_command().unwrap();
-    assert_eq!(command.program(), fixtures().join("bin/azd").as_os_str());
+    assert_eq!(
+        command.program(),
+        fixtures::path("azure_developer_cli/bin/azd").as_os_str()
+    );
     #[cfg(unix)]
     assert_eq!(command.get_current_dir(), Some(Path::new("/bin")));
 }
@@ -120,7 +112,8 @@ async fn success_parses_utc_expiry_and_runs_the_documented_command() {
 #[tokio::test]
 async fn tenants_go_to_tenant_id() {
     let s = Setup::new();
-    s.executor.repeat_output(fixture("success"));
+    s.executor
+        .repeat_output(tool_output("azure_developer_cli", "success"));
     let credential = s.builder().tenant_id(TENANT_B).build().unwrap();
     credential.get_token(&ARM, None).await.unwrap();
     assert_eq!(s.args()[7..], ["--tenant-id", TENANT_B]);
@@ -157,7 +150,8 @@ async fn failures_are_classified() {
         ("garbage_stdout", ErrorKind::Other, "not a token reply", &[]),
     ] {
         let s = Setup::new();
-        s.executor.push_output(fixture(case));
+        s.executor
+            .push_output(tool_output("azure_developer_cli", case));
         let err = s.credential().get_token(&ARM, None).await.unwrap_err();
         let message = err.to_string();
         assert_eq!(err.kind(), kind, "{case}: {message}");
@@ -171,7 +165,8 @@ async fn failures_are_classified() {
 #[tokio::test]
 async fn claims_are_passed_on_and_an_old_azd_is_named() {
     let s = Setup::new();
-    s.executor.push_output(fixture("unknown_claims_flag"));
+    s.executor
+        .push_output(tool_output("azure_developer_cli", "unknown_claims_flag"));
     let options = TokenRequestOptions::default().with_claims(r#"{"access_token":{}}"#);
     let err = s
         .credential()
@@ -218,7 +213,8 @@ async fn timeout_names_the_option_and_invalid_input_runs_nothing() {
 #[tokio::test]
 async fn cached_until_azd_login_changes() {
     let s = Setup::new();
-    s.executor.repeat_output(fixture("success"));
+    s.executor
+        .repeat_output(tool_output("azure_developer_cli", "success"));
     let config = Path::new("/home/dev/.azd/config.json");
     s.fs.write(
         config,
@@ -264,11 +260,15 @@ async fn a_real_stand_in_answers() {
 #[tokio::test]
 async fn disabled_multitenant_auth_keeps_a_requested_tenant_off_the_command_line() {
     let s = Setup::new();
-    s.executor.repeat_output(fixture("success"));
+    s.executor
+        .repeat_output(tool_output("azure_developer_cli", "success"));
     let credential = s
         .builder()
         .env(Env::from_pairs([
-            ("PATH", fixtures().join("bin").to_str().unwrap()),
+            (
+                "PATH",
+                fixtures::path("azure_developer_cli/bin").to_str().unwrap(),
+            ),
             ("HOME", "/home/dev"),
             ("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH", "1"),
         ]))

@@ -4,21 +4,21 @@
 //! `#[tokio::test]` is the everyday case), so a fetch or refresh running on a runtime that shuts
 //! down must not leave its entry "fetching" forever.
 
+mod support;
+use support::cache;
+use support::wait::until_on_other_threads;
+
 use std::time::Duration;
 
+use azure_credentials::TokenCredential;
 use azure_credentials::system::ManualClock;
 use azure_credentials::testing::MockCredential;
-use azure_credentials::{TokenCache, TokenCredential};
-use time::macros::datetime;
 
 const SCOPE: [&str; 1] = ["https://storage.azure.com/.default"];
 
 fn setup() -> (ManualClock, MockCredential) {
-    let manual = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
-    let cache = TokenCache::builder()
-        .clock(manual.clock())
-        .max_jitter(Duration::ZERO)
-        .build();
+    let manual = cache::manual_clock();
+    let cache = cache::deterministic(manual.clock());
     let mock = MockCredential::builder().cache(cache).build();
     (manual, mock)
 }
@@ -31,18 +31,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Waits for `condition`, failing the test (rather than hanging it) if it never comes true.
-async fn until(mut condition: impl FnMut() -> bool) {
-    let wait = async {
-        while !condition() {
-            tokio::task::yield_now().await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), wait)
-        .await
-        .expect("condition never became true");
-}
-
 #[test]
 fn when_the_first_caller_is_dropped_the_others_still_get_a_token() {
     let (_manual, mock) = setup();
@@ -52,7 +40,7 @@ fn when_the_first_caller_is_dropped_the_others_still_get_a_token() {
             let mock = mock.clone();
             tokio::spawn(async move { mock.get_token(&SCOPE, None).await })
         };
-        until(|| mock.held_fetches() == 1).await;
+        until_on_other_threads(|| mock.held_fetches() == 1).await;
         let second = {
             let mock = mock.clone();
             tokio::spawn(async move { mock.get_token(&SCOPE, None).await })
@@ -76,7 +64,7 @@ fn a_fetch_on_a_runtime_that_shuts_down_is_restarted_by_the_next_caller() {
         std::mem::forget(mock.hold_fetches());
         let mock2 = mock.clone();
         tokio::spawn(async move { mock2.get_token(&SCOPE, None).await });
-        until(|| mock.held_fetches() == 1).await;
+        until_on_other_threads(|| mock.held_fetches() == 1).await;
     });
     // The fetch is parked on the first runtime; shut it down.
     drop(first_runtime);
@@ -107,7 +95,7 @@ fn a_background_refresh_on_a_runtime_that_shuts_down_does_not_block_later_refres
         // In the refresh window: the old token at once, a background refresh that hangs.
         let token = mock.get_token(&SCOPE, None).await.unwrap();
         assert_eq!(token.token().expose(), "mock-token-1");
-        until(|| mock.held_fetches() == 1).await;
+        until_on_other_threads(|| mock.held_fetches() == 1).await;
     });
     drop(first_runtime);
 
@@ -117,7 +105,7 @@ fn a_background_refresh_on_a_runtime_that_shuts_down_does_not_block_later_refres
         // The entry is not stuck "refreshing": this caller starts a new refresh.
         let token = mock.get_token(&SCOPE, None).await.unwrap();
         assert_eq!(token.token().expose(), "mock-token-1");
-        until(|| mock.fetch_count() == 3).await;
+        until_on_other_threads(|| mock.fetch_count() == 3).await;
         let mut token = mock.get_token(&SCOPE, None).await.unwrap();
         while token.token().expose() == "mock-token-1" {
             tokio::task::yield_now().await;
@@ -193,7 +181,7 @@ fn a_background_refresh_stuck_on_a_runtime_nobody_drives_is_taken_over_at_expiry
         // In the refresh window: the old token, and a refresh spawned on this runtime.
         let token = mock.get_token(&SCOPE, None).await.unwrap();
         assert_eq!(token.token().expose(), "mock-token-1");
-        until(|| mock.held_fetches() == 1).await;
+        until_on_other_threads(|| mock.held_fetches() == 1).await;
     });
     gate.release();
 

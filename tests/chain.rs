@@ -1,5 +1,8 @@
 //! ChainedTokenCredential: every cell of the stop/continue table, stickiness, the identity lock.
 
+mod support;
+use support::cache;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -39,11 +42,8 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let manual = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
-        let cache = TokenCache::builder()
-            .clock(manual.clock())
-            .max_jitter(Duration::ZERO)
-            .build();
+        let manual = cache::manual_clock();
+        let cache = cache::deterministic(manual.clock());
         Fixture { manual, cache }
     }
 

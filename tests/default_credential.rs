@@ -1,10 +1,14 @@
 //! DefaultAzureCredential end to end: the real members against the mocks, one environment at a
 //! time, plus AZURE_TOKEN_CREDENTIALS, explain() and the aggregate error.
 
-use std::path::{Path, PathBuf};
+mod support;
+use support::fixtures::{self, tool_output};
+use support::jwt::jwt;
+use support::wait::paused_now;
+
 use std::sync::Arc;
 
-use azure_credentials::system::{Env, Fs, Output};
+use azure_credentials::system::{Env, Fs};
 use azure_credentials::testing::{MockEntra, MockImds, MockReply, ScriptedExecutor};
 use azure_credentials::{
     Context, DefaultAzureCredential, DefaultAzureCredentialBuilder, ErrorKind, MemberState,
@@ -15,22 +19,6 @@ const SCOPE: [&str; 1] = ["https://vault.azure.net/.default"];
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const CLIENT: &str = "00000000-0000-0000-0000-000000000001";
 const TOKEN_FILE: &str = "/var/run/secrets/azure/tokens/azure-identity-token";
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-/// The recorded output of an `az` / `azd` case.
-fn tool_output(tool: &str, case: &str) -> Output {
-    let dir = fixtures().join(tool).join(case);
-    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
-    let code = String::from_utf8(read("exit_code"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    Output::new(Some(code), read("stdout"), read("stderr"))
-}
 
 /// A machine: mocks for Entra and IMDS, a scripted executor for az/azd, an in-memory file
 /// system, and the environment variables given.
@@ -64,8 +52,8 @@ impl Machine {
     fn with_tools_on_path(self) -> Self {
         let path = format!(
             "{}:{}",
-            fixtures().join("azure_cli/bin").display(),
-            fixtures().join("azure_developer_cli/bin").display()
+            fixtures::path("azure_cli/bin").display(),
+            fixtures::path("azure_developer_cli/bin").display()
         );
         self.with_env("PATH", path)
     }
@@ -524,16 +512,12 @@ async fn a_claims_challenge_reaches_the_selected_member() {
     assert_eq!(err_kind, ErrorKind::InvalidInput);
 }
 
-/// A JWT-shaped token (unsigned) with these claims.
-fn jwt(claims: &str) -> String {
-    use base64::Engine as _;
-    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-    format!("{}.{}.sig", b64(r#"{"alg":"RS256"}"#), b64(claims))
-}
-
 #[tokio::test]
 async fn the_identity_lock_knows_a_managed_identity_tokens_tenant_from_the_token() {
-    let token = jwt(&format!(r#"{{"tid":"{TENANT}","appid":"{CLIENT}"}}"#));
+    let token = jwt(
+        &format!(r#"{{"tid":"{TENANT}","appid":"{CLIENT}"}}"#),
+        "sig",
+    );
     let m = Machine::new().await.with_imds();
     m.imds.push(MockReply::token(&token));
     let credential = m
@@ -563,12 +547,6 @@ async fn the_identity_lock_knows_a_managed_identity_tokens_tenant_from_the_token
         None,
         "a refused identity is not selected"
     );
-}
-
-/// Tokio's clock, paused in the timing tests.
-#[allow(clippy::disallowed_methods)]
-fn paused_now() -> tokio::time::Instant {
-    tokio::time::Instant::now()
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,6 +1,9 @@
 //! ClientSecretCredential against the loopback Entra mock: the exact request, the token it
 //! returns, the cache, the tenant rules, claims and CAE, retries and bad input.
 
+mod support;
+use support::cache;
+
 use std::time::Duration;
 
 use azure_credentials::system::{Env, ManualClock, RetryPolicy};
@@ -23,15 +26,11 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let clock = cache::manual_clock();
     let entra = MockEntra::start().await;
     entra.set_clock(clock.clock());
     entra.expect_client_secret(SECRET);
-    let cache = TokenCache::builder()
-        .clock(clock.clock())
-        .max_jitter(Duration::ZERO)
-        .failure_cooldown(Duration::ZERO)
-        .build();
+    let cache = cache::deterministic_without_cooldown(clock.clock());
     Setup {
         entra,
         clock,

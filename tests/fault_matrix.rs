@@ -16,13 +16,17 @@
 //! FAULT_MATRIX_WRITE=1 cargo test --all-features --test fault_matrix
 //! ```
 
+mod support;
+use support::fixtures::{self, tool_output};
+use support::tls::tls_front;
+
 use std::fmt::Write as _;
 use std::ops::RangeInclusive;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_credentials::system::{Clock, Env, Fs, Output};
+use azure_credentials::system::{Clock, Env, Fs};
 use azure_credentials::testing::{
     MockEntra, MockEntraReply, MockImds, MockReply, ScriptedExecutor,
 };
@@ -372,28 +376,6 @@ struct Observed {
     message: String,
 }
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-/// The stand-in az's successful answer (a token expiring at START + 1 h).
-fn az_success() -> Output {
-    let dir = fixtures().join("azure_cli/success");
-    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
-    Output::new(Some(0), read("stdout"), read("stderr"))
-}
-
-/// An https front for the mock with a fresh self-signed certificate; its URL and the
-/// certificate's SHA-1 thumbprint in hex.
-async fn tls_front(mock: &MockImds) -> (url::Url, String) {
-    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let cert = generated.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
-    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert);
-    let thumbprint: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
-    (mock.serve_tls(vec![cert], key).await, thumbprint)
-}
-
 fn with_path(mut url: url::Url, path: &str) -> url::Url {
     url.set_path(path);
     url
@@ -422,7 +404,7 @@ impl Arranged {
         imds.set_identity_header(SECRET);
         let entra = MockEntra::start().await;
         let executor = ScriptedExecutor::new();
-        executor.repeat_output(az_success());
+        executor.repeat_output(tool_output("azure_cli", "success"));
         let fs = Fs::memory();
         let refused = MockImds::refused_address();
         let up = fault != Refused;
@@ -434,7 +416,7 @@ impl Arranged {
         let mut env = Env::empty()
             .with(
                 "PATH",
-                fixtures().join("azure_cli/bin").display().to_string(),
+                fixtures::path("azure_cli/bin").display().to_string(),
             )
             .with("HOME", "/home/dev");
         let refused_imds = with_path(

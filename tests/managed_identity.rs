@@ -2,6 +2,11 @@
 //!
 //! Time: retries and timeouts run on tokio's paused clock; nothing sleeps for real.
 
+mod support;
+use support::fixtures;
+use support::tls::tls_front;
+use support::wait::paused_now;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -114,36 +119,6 @@ impl Setup {
             .filter(|r| self.host != Host::AzureArc || r.header("authorization").is_some())
             .collect()
     }
-}
-
-/// An https front for the mock with a fresh self-signed certificate; returns its URL and the
-/// certificate's SHA-1 thumbprint in hex.
-async fn tls_front(mock: &MockImds) -> (url::Url, String) {
-    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let cert = generated.cert.der().clone();
-    let key = rustls_key(generated.signing_key.serialize_der());
-    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert);
-    let thumbprint: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
-    (mock.serve_tls(vec![cert], key).await, thumbprint)
-}
-
-fn rustls_key(der: Vec<u8>) -> rustls::pki_types::PrivateKeyDer<'static> {
-    rustls::pki_types::PrivateKeyDer::Pkcs8(der.into())
-}
-
-/// Tokio's clock, which the retry tests pause and which then moves only as tokio advances it.
-#[allow(clippy::disallowed_methods)]
-fn paused_now() -> tokio::time::Instant {
-    tokio::time::Instant::now()
-}
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/managed_identity")
-            .join(name),
-    )
-    .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -509,7 +484,7 @@ async fn success_fixtures_give_tokens_with_the_right_expiry() {
     ];
     for (host, file, expires_on) in cases {
         let setup = Setup::new(host).await;
-        let body = fixture(file);
+        let body = fixtures::read_to_string("managed_identity", file);
         setup.mock.push(MockReply::json(200, body.clone()));
         let token = setup.credential().get_token(&SCOPE, None).await.unwrap();
         assert!(
@@ -525,7 +500,7 @@ async fn expires_in_only_counts_from_the_request() {
     let setup = Setup::new(Host::Imds).await;
     setup.mock.push(MockReply::json(
         200,
-        fixture("imds_token_expires_in_only.json"),
+        fixtures::read_to_string("managed_identity", "imds_token_expires_in_only.json"),
     ));
     let before = Clock::system().now();
     let token = setup.credential().get_token(&SCOPE, None).await.unwrap();
@@ -669,9 +644,10 @@ async fn error_fixtures_are_classified_for_the_chain() {
     ];
     for &(host, status, file, user_assigned, kind, says) in cases {
         let setup = Setup::new(host).await;
-        setup
-            .mock
-            .set_default(MockReply::json(status, fixture(file)));
+        setup.mock.set_default(MockReply::json(
+            status,
+            fixtures::read_to_string("managed_identity", file),
+        ));
         // Retries are tested below; here one answer is classified.
         let mut builder = setup.builder().retry_policy(RetryPolicy::none());
         if user_assigned {
@@ -843,7 +819,7 @@ const TOKEN_JSON: &str =
 #[tokio::test(start_paused = true)]
 async fn only_answers_that_are_not_imds_move_the_chain_on() {
     use ErrorKind::*;
-    let docker = fixture("docker_desktop_403.txt");
+    let docker = fixtures::read_to_string("managed_identity", "docker_desktop_403.txt");
     let cases: Vec<(&str, MockReply, ErrorKind, &str)> = vec![
         (
             "HTML 200",
@@ -1489,15 +1465,6 @@ async fn arc_fails_closed_when_an_old_agent_ignores_the_user_assigned_id() {
     );
 }
 
-/// A fresh directory under target/ for real files.
-fn real_dir(name: &str) -> std::path::PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("managed-identity-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// An Azure Arc host whose agent names `key_name` in its real key directory.
 async fn arc_on_real_files(dir: &Path, key_name: &str) -> (MockImds, ManagedIdentityCredential) {
     let setup = Setup::new(Host::AzureArc).await;
@@ -1514,8 +1481,8 @@ async fn arc_on_real_files(dir: &Path, key_name: &str) -> (MockImds, ManagedIden
 #[cfg(unix)]
 #[tokio::test]
 async fn arc_reads_only_a_regular_key_file_and_never_follows_or_blocks() {
-    let dir = real_dir("arc-keys");
-    let outside = real_dir("arc-outside");
+    let dir = fixtures::scratch_dir("managed-identity", "arc-keys");
+    let outside = fixtures::scratch_dir("managed-identity", "arc-outside");
     std::fs::write(dir.join("good.key"), ARC_KEY).unwrap();
     std::fs::write(outside.join("secret.key"), "outside-secret").unwrap();
     std::os::unix::fs::symlink(outside.join("secret.key"), dir.join("link.key")).unwrap();
@@ -1551,7 +1518,7 @@ async fn arc_reads_only_a_regular_key_file_and_never_follows_or_blocks() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arc_never_opens_a_fifo_named_as_the_key() {
-    let dir = real_dir("arc-fifo");
+    let dir = fixtures::scratch_dir("managed-identity", "arc-fifo");
     let fifo = dir.join("fifo.key");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)

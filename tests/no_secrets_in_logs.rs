@@ -2,14 +2,13 @@
 //! any other secret appears in a log line, a `Debug` rendering or an error message.
 
 mod support;
+use support::cache;
 
 use std::time::Duration;
 
-use support::log_capture::{CapturedLogs, Printed, assert_no_secrets};
+use support::log_capture::{CapturedLogs, Printed, assert_no_secrets, current_thread_runtime};
 
-use azure_credentials::system::{
-    Clock, Env, Fs, Http, HttpErrorKind, HttpRequest, ManualClock, RetryPolicy,
-};
+use azure_credentials::system::{Clock, Env, Fs, Http, HttpErrorKind, HttpRequest, RetryPolicy};
 use azure_credentials::testing::{MockCredential, MockImds, MockReply, StaticTokenCredential};
 use azure_credentials::{
     Error, ErrorKind, ManagedIdentityCredential, Secret, TokenCache, TokenCredential,
@@ -37,10 +36,7 @@ fn no_secret_reaches_logs_debug_or_errors() {
     let captured = CapturedLogs::default();
     let _guard = captured.install();
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = current_thread_runtime();
     let mut seen = Printed::default();
     runtime.block_on(cache_scenarios(&mut seen));
     runtime.block_on(http_scenarios(&mut seen));
@@ -66,11 +62,8 @@ fn no_secret_reaches_logs_debug_or_errors() {
 }
 
 async fn cache_scenarios(seen: &mut Printed) {
-    let manual = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
-    let cache = TokenCache::builder()
-        .clock(manual.clock())
-        .max_jitter(Duration::ZERO)
-        .build();
+    let manual = cache::manual_clock();
+    let cache = cache::deterministic(manual.clock());
     let mock = MockCredential::builder().cache(cache.clone()).build();
     let scope = ["https://vault.azure.net/.default"];
 
@@ -271,7 +264,7 @@ async fn process_scenarios(seen: &mut Printed) {
 }
 
 fn other_values(seen: &mut Printed) {
-    let manual = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let manual = cache::manual_clock();
     let fixed = StaticTokenCredential::new("static-token-value", datetime!(2030-01-01 1:00 UTC))
         .with_clock(manual.clock());
     seen.debug(&fixed);

@@ -3,20 +3,20 @@
 //! appears in a log line, a `Debug` rendering or an error message.
 
 mod support;
+use support::cache;
+use support::fixtures::{self, tool_output};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::log_capture::{CapturedLogs, Printed, assert_no_secrets};
+use support::log_capture::{CapturedLogs, Printed, assert_no_secrets, current_thread_runtime};
 
-use azure_credentials::system::{Env, Fs, ManualClock, Output, ProcessError};
+use azure_credentials::system::{Env, Fs, Output, ProcessError};
 use azure_credentials::testing::ScriptedExecutor;
 use azure_credentials::{
-    AzureCliCredential, AzureDeveloperCliCredential, TokenCache, TokenCredential,
-    TokenRequestOptions,
+    AzureCliCredential, AzureDeveloperCliCredential, TokenCredential, TokenRequestOptions,
 };
-use time::macros::datetime;
 
 /// Every token value in the fixtures starts with one of these.
 const SECRETS: &[&str] = &[
@@ -28,29 +28,11 @@ const SECRETS: &[&str] = &[
 
 const ARM: [&str; 1] = ["https://management.azure.com/.default"];
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-fn fixture(tool: &str, case: &str) -> Output {
-    let dir = fixtures().join(tool).join(case);
-    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
-    let code = String::from_utf8(read("exit_code"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    Output::new(Some(code), read("stdout"), read("stderr"))
-}
-
 #[test]
 fn no_token_reaches_logs_debug_or_errors() {
     let captured = CapturedLogs::default();
     let _guard = captured.install();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = current_thread_runtime();
     let mut seen = Printed::default();
     runtime.block_on(cli_scenarios(&mut seen));
     runtime.block_on(azd_scenarios(&mut seen));
@@ -71,21 +53,14 @@ fn no_token_reaches_logs_debug_or_errors() {
     );
 }
 
-fn cache(clock: &ManualClock) -> TokenCache {
-    TokenCache::builder()
-        .clock(clock.clock())
-        .failure_cooldown(Duration::ZERO)
-        .build()
-}
-
 async fn cli_scenarios(seen: &mut Printed) {
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let clock = cache::manual_clock();
     let executor = ScriptedExecutor::new();
-    let bin = fixtures().join("azure_cli/bin");
+    let bin = fixtures::path("azure_cli/bin");
     let fs = Fs::memory();
     for file in ["azureProfile.json", "msal_token_cache.json"] {
         let contents =
-            std::fs::read(fixtures().join("azure_cli/config/default").join(file)).unwrap();
+            std::fs::read(fixtures::path("azure_cli/config/default").join(file)).unwrap();
         fs.write(Path::new("/home/dev/.azure").join(file), contents);
     }
     let builder = AzureCliCredential::builder()
@@ -95,14 +70,14 @@ async fn cli_scenarios(seen: &mut Printed) {
         ]))
         .fs(fs.clone())
         .executor(Arc::new(executor.clone()))
-        .cache(cache(&clock));
+        .cache(cache::deterministic_without_cooldown(clock.clock()));
     seen.debug(&builder);
 
     // The fast path, then a miss that runs az, then every recorded output.
     let fast = builder.clone().build().unwrap();
     seen.debug(&fast);
     seen.debug(&fast.get_token(&ARM, None).await.unwrap());
-    executor.repeat_output(fixture("azure_cli", "success"));
+    executor.repeat_output(tool_output("azure_cli", "success"));
     let token = fast
         .get_token(&["https://cosmos.azure.com/.default"], None)
         .await
@@ -128,11 +103,11 @@ async fn cli_scenarios(seen: &mut Printed) {
         "empty_token",
     ] {
         let executor = ScriptedExecutor::new();
-        executor.push_output(fixture("azure_cli", case));
+        executor.push_output(tool_output("azure_cli", case));
         let credential = no_fast_path
             .clone()
             .executor(Arc::new(executor.clone()))
-            .cache(cache(&clock))
+            .cache(cache::deterministic_without_cooldown(clock.clock()))
             .build()
             .unwrap();
         match credential.get_token(&ARM, None).await {
@@ -147,14 +122,14 @@ async fn cli_scenarios(seen: &mut Printed) {
             Vec::new(),
             b"ERROR: unexpected reply {\"accessToken\": \"fixture-cli-token-on-error-line\"} eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.e30.c2ln".to_vec(),
         ),
-        fixture("azure_cli", "success").with_truncation(true, false),
+        tool_output("azure_cli", "success").with_truncation(true, false),
     ] {
         let executor = ScriptedExecutor::new();
         executor.push_output(output);
         let credential = no_fast_path
             .clone()
             .executor(Arc::new(executor))
-            .cache(cache(&clock))
+            .cache(cache::deterministic_without_cooldown(clock.clock()))
             .build()
             .unwrap();
         seen.error(&credential.get_token(&ARM, None).await.unwrap_err());
@@ -164,7 +139,7 @@ async fn cli_scenarios(seen: &mut Printed) {
     let credential = no_fast_path
         .clone()
         .executor(Arc::new(executor))
-        .cache(cache(&clock))
+        .cache(cache::deterministic_without_cooldown(clock.clock()))
         .build()
         .unwrap();
     seen.error(&credential.get_token(&ARM, None).await.unwrap_err());
@@ -181,7 +156,7 @@ async fn cli_scenarios(seen: &mut Printed) {
     // A new login: the watch drops the cached tokens.
     for file in ["azureProfile.json", "msal_token_cache.json"] {
         let contents =
-            std::fs::read(fixtures().join("azure_cli/config/after_login").join(file)).unwrap();
+            std::fs::read(fixtures::path("azure_cli/config/after_login").join(file)).unwrap();
         fs.write(Path::new("/home/dev/.azure").join(file), contents);
     }
     clock.advance(Duration::from_secs(2));
@@ -189,8 +164,8 @@ async fn cli_scenarios(seen: &mut Printed) {
 }
 
 async fn azd_scenarios(seen: &mut Printed) {
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
-    let bin = fixtures().join("azure_developer_cli/bin");
+    let clock = cache::manual_clock();
+    let bin = fixtures::path("azure_developer_cli/bin");
     for case in [
         "success",
         "not_logged_in",
@@ -201,12 +176,12 @@ async fn azd_scenarios(seen: &mut Printed) {
         "garbage_stdout",
     ] {
         let executor = ScriptedExecutor::new();
-        executor.push_output(fixture("azure_developer_cli", case));
+        executor.push_output(tool_output("azure_developer_cli", case));
         let credential = AzureDeveloperCliCredential::builder()
             .env(Env::from_pairs([("PATH", bin.to_str().unwrap())]))
             .fs(Fs::memory())
             .executor(Arc::new(executor))
-            .cache(cache(&clock))
+            .cache(cache::deterministic_without_cooldown(clock.clock()))
             .build()
             .unwrap();
         seen.debug(&credential);
@@ -231,10 +206,10 @@ async fn stand_in_scenario(seen: &mut Printed) {
     )
     .unwrap();
     std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let clock = cache::manual_clock();
     let credential = AzureCliCredential::builder()
         .env(Env::from_pairs([("PATH", dir.to_str().unwrap())]))
-        .cache(cache(&clock))
+        .cache(cache::deterministic_without_cooldown(clock.clock()))
         .build()
         .unwrap();
     let token = credential.get_token(&ARM, None).await.unwrap();

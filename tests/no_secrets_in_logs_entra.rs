@@ -4,19 +4,20 @@
 //! an error message.
 
 mod support;
+use support::cache;
+use support::fixtures;
 
 use std::path::Path;
 use std::time::Duration;
 
-use support::log_capture::{CapturedLogs, Printed, assert_no_secrets};
+use support::log_capture::{CapturedLogs, Printed, assert_no_secrets, current_thread_runtime};
 
-use azure_credentials::system::{Env, Fs, ManualClock, RetryPolicy};
+use azure_credentials::system::{Env, Fs, RetryPolicy};
 use azure_credentials::testing::{MockEntra, MockEntraReply};
 use azure_credentials::{
-    ClientCertificateCredential, ClientSecretCredential, EnvironmentCredential, TokenCache,
-    TokenCredential, TokenRequestOptions, WorkloadIdentityCredential,
+    ClientCertificateCredential, ClientSecretCredential, EnvironmentCredential, TokenCredential,
+    TokenRequestOptions, WorkloadIdentityCredential,
 };
-use time::macros::datetime;
 
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const SCOPE: &[&str] = &["https://vault.azure.net/.default"];
@@ -26,26 +27,17 @@ const FEDERATED_TOKEN: &str = "federated-token-secret-value";
 const USER_PASSWORD: &str = "user-password-secret-value";
 const TOKEN_FILE: &str = "/var/run/secrets/azure/tokens/azure-identity-token";
 
-fn cert(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/certs")
-        .join(name)
-}
-
 #[test]
 fn no_entra_secret_reaches_logs_debug_or_errors() {
     let captured = CapturedLogs::default();
     let _guard = captured.install();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = current_thread_runtime();
     let mut seen = Printed::default();
     let assertions = runtime.block_on(scenarios(&mut seen));
 
     // The private key, as it appears in the PEM file (every base64 line of its body) and in
     // the form the key takes in memory dumps of the PKCS#8 DER (its first line is enough).
-    let key_pem = std::fs::read_to_string(cert("client-key-pkcs8.pem")).unwrap();
+    let key_pem = std::fs::read_to_string(fixtures::cert("client-key-pkcs8.pem")).unwrap();
     let key_lines: Vec<&str> = key_pem
         .lines()
         .filter(|l| !l.starts_with("-----") && l.len() > 20)
@@ -86,15 +78,12 @@ fn no_entra_secret_reaches_logs_debug_or_errors() {
 
 /// Runs everything; returns the client assertions that were sent.
 async fn scenarios(seen: &mut Printed) -> Vec<String> {
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let clock = cache::manual_clock();
     let entra = MockEntra::start().await;
     entra.set_clock(clock.clock());
     entra.expect_client_secret(CLIENT_SECRET);
-    entra.verify_assertions_with(&std::fs::read(cert("client-cert.pem")).unwrap());
-    let cache = TokenCache::builder()
-        .clock(clock.clock())
-        .max_jitter(Duration::ZERO)
-        .build();
+    entra.verify_assertions_with(&std::fs::read(fixtures::cert("client-cert.pem")).unwrap());
+    let cache = cache::deterministic(clock.clock());
     let retries = RetryPolicy::default()
         .with_initial_delay(Duration::from_millis(1))
         .with_jitter(0.0)
@@ -170,7 +159,7 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
         let mut builder = ClientCertificateCredential::builder()
             .tenant_id(TENANT)
             .client_id(format!("cert-client-{file}"))
-            .certificate_path(cert(file))
+            .certificate_path(fixtures::cert(file))
             .send_certificate_chain(true)
             .authority_host(entra.authority_host())
             .env(Env::empty())
@@ -186,14 +175,14 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
     let bytes_builder = ClientCertificateCredential::builder()
         .tenant_id(TENANT)
         .client_id("cert-bytes")
-        .certificate(std::fs::read(cert("client-key-pkcs8.pem")).unwrap())
+        .certificate(std::fs::read(fixtures::cert("client-key-pkcs8.pem")).unwrap())
         .password(PFX_PASSWORD);
     seen.debug(&bytes_builder);
     seen.error(&bytes_builder.build().unwrap_err());
     let err = ClientCertificateCredential::builder()
         .tenant_id(TENANT)
         .client_id("cert-client")
-        .certificate_path(cert("client.pfx"))
+        .certificate_path(fixtures::cert("client.pfx"))
         .password("fixture-password-wrong")
         .env(Env::empty())
         .build()

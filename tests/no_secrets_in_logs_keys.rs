@@ -3,6 +3,8 @@
 //! user access token appears in a log line, a `Debug` rendering or an error message.
 
 mod support;
+use support::cache;
+use support::jwt::user_token;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +19,7 @@ use time::macros::datetime;
 
 use azure_credentials::system::ManualClock;
 use azure_credentials::{
-    AccessKeyCredential, Error, ErrorKind, TokenCache, TokenCredential, UserTokenCredential,
+    AccessKeyCredential, Error, ErrorKind, TokenCredential, UserTokenCredential,
 };
 
 const T0: OffsetDateTime = datetime!(2030-01-01 0:00 UTC);
@@ -28,18 +30,6 @@ fn key(label: &str) -> (String, Vec<u8>) {
         .as_ref()
         .to_vec();
     (STANDARD.encode(&bytes), bytes)
-}
-
-/// A user access token expiring at `exp`, whose signature part names `marker`.
-fn jwt(exp: OffsetDateTime, marker: &str) -> String {
-    let payload = format!(
-        r#"{{"skypeid":"acs:resource_{marker}","scp":1792,"exp":{}}}"#,
-        exp.unix_timestamp()
-    );
-    format!(
-        "eyJhbGciOiJSUzI1NiJ9.{}.user-token-signature-{marker}",
-        URL_SAFE_NO_PAD.encode(payload)
-    )
 }
 
 #[test]
@@ -193,15 +183,10 @@ fn access_key_scenarios(seen: &mut Printed, secrets: &mut Vec<String>) {
 
 async fn user_token_scenarios(seen: &mut Printed, secrets: &mut Vec<String>) {
     let manual = ManualClock::new(T0);
-    let cache = || {
-        TokenCache::builder()
-            .clock(manual.clock())
-            .max_jitter(Duration::ZERO)
-            .build()
-    };
+    let new_cache = || cache::deterministic(manual.clock());
     let mut tokens = Vec::new();
     let mut token = |exp: OffsetDateTime, marker: &str| {
-        let value = jwt(exp, marker);
+        let value = user_token(exp, marker);
         tokens.push(value.clone());
         value
     };
@@ -210,7 +195,7 @@ async fn user_token_scenarios(seen: &mut Printed, secrets: &mut Vec<String>) {
     let static_token = token(T0 + Duration::from_secs(3600), "static");
     let builder = UserTokenCredential::builder()
         .token(static_token.as_str())
-        .cache(cache());
+        .cache(new_cache());
     seen.debug(&builder);
     let credential = builder.build().unwrap();
     seen.debug(&credential);
@@ -220,7 +205,7 @@ async fn user_token_scenarios(seen: &mut Printed, secrets: &mut Vec<String>) {
     seen.error(
         &UserTokenCredential::builder()
             .token(static_token.as_str())
-            .cache(cache())
+            .cache(new_cache())
             .build()
             .unwrap_err(),
     );
@@ -264,7 +249,7 @@ async fn user_token_scenarios(seen: &mut Printed, secrets: &mut Vec<String>) {
     let credential = UserTokenCredential::builder()
         .token(first.as_str())
         .refresher(refresher.clone())
-        .cache(cache())
+        .cache(new_cache())
         .build()
         .unwrap();
     seen.debug(&credential);
@@ -296,7 +281,7 @@ async fn user_token_scenarios(seen: &mut Printed, secrets: &mut Vec<String>) {
     let credential = UserTokenCredential::builder()
         .token(stale.as_str())
         .refresher(refresher.clone())
-        .cache(cache())
+        .cache(new_cache())
         .build()
         .unwrap();
     replies.lock().push(Err(Error::new(
@@ -319,7 +304,7 @@ async fn user_token_scenarios(seen: &mut Printed, secrets: &mut Vec<String>) {
         .token(proactive_first.as_str())
         .refresher(refresher)
         .refresh_proactively(true)
-        .cache(cache())
+        .cache(new_cache())
         .build()
         .unwrap();
     seen.debug(&credential);

@@ -40,6 +40,12 @@
 //! sequence of secrets are, and no bytes can move across a part or secret boundary to forge an
 //! equal one.
 
+mod support;
+use support::cache;
+use support::fixtures;
+use support::jwt::user_token;
+use support::tls::tls_front;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
@@ -58,8 +64,6 @@ use azure_credentials::{
     ManagedIdentityCredential, TokenCache, TokenCredential, TokenRequestOptions,
     UserTokenCredential, WorkloadIdentityCredential,
 };
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::datetime;
@@ -116,13 +120,6 @@ struct Upstream<'a> {
     prime: Box<dyn Fn() + 'a>,
 }
 
-fn cache(clock: &Clock) -> TokenCache {
-    TokenCache::builder()
-        .clock(clock.clone())
-        .max_jitter(Duration::ZERO)
-        .build()
-}
-
 /// A token value no other call of this process has produced.
 fn unique_token(prefix: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(1);
@@ -144,7 +141,7 @@ async fn check_every_pair(configs: &[Config], upstream: &Upstream<'_>, clock: &M
         models.len() > 1 && models.len() < configs.len(),
         "the value sets must give both equal and different identities"
     );
-    let cache = cache(&clock.clock());
+    let cache = cache::deterministic(clock.clock());
     let credentials: Vec<_> = configs.iter().map(|c| (c.build)(&cache)).collect();
     let forwards: Vec<usize> = (0..configs.len()).collect();
     let mut rng = fastrand::Rng::with_seed(0x9a27_1710);
@@ -250,21 +247,6 @@ async fn mock_entra(clock: &ManualClock) -> MockEntra {
     let entra = MockEntra::start().await;
     entra.set_clock(clock.clock());
     entra
-}
-
-/// A fresh directory under target/ for this test binary's real files.
-fn real_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("partitions-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn cert_fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/certs")
-        .join(name)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -445,7 +427,7 @@ struct CertificateFile {
 /// (one identity), another certificate for the same key, and a certificate with another key;
 /// also written to a fresh directory.
 fn certificates(dir_name: &str) -> (Vec<CertificateFile>, PathBuf) {
-    let read = |name: &str| std::fs::read(cert_fixture(name)).unwrap();
+    let read = |name: &str| std::fs::read(fixtures::cert(name)).unwrap();
     let self_signed = |key: &rcgen::KeyPair, name: &str| {
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params
@@ -489,7 +471,7 @@ fn certificates(dir_name: &str) -> (Vec<CertificateFile>, PathBuf) {
                 .into_bytes(),
         ),
     ];
-    let dir = real_dir(dir_name);
+    let dir = fixtures::scratch_dir("partitions", dir_name);
     for file in &files {
         std::fs::write(dir.join(file.name), &file.bytes).unwrap();
     }
@@ -542,7 +524,7 @@ async fn a_certificate_credential_never_gets_the_token_of_another_certificate_ke
 async fn a_workload_identity_never_gets_the_token_of_another_token_file_tenant_or_client() {
     let clock = ManualClock::new(T0);
     let entra = mock_entra(&clock).await;
-    let dir = real_dir("workload");
+    let dir = fixtures::scratch_dir("partitions", "workload");
     let files = [("f1", dir.join("token-one")), ("f2", dir.join("token-two"))];
     for (label, path) in &files {
         std::fs::write(path, format!("federated-token-{label}\n")).unwrap();
@@ -765,7 +747,7 @@ async fn a_token_for_one_requested_tenant_is_never_served_for_another() {
         .authority_host(entra.authority_host())
         .additionally_allowed_tenants(["*"])
         .env(Env::empty())
-        .cache(cache(&clock.clock()))
+        .cache(cache::deterministic(clock.clock()))
         .build()
         .unwrap();
     // (requested tenant, the tenant the token is for: own tenant, upper case included, is "a").
@@ -817,7 +799,7 @@ async fn a_token_for_one_requested_tenant_is_never_served_for_another() {
 async fn a_credential_never_gets_a_cached_token_for_a_tenant_it_may_not_ask_for() {
     let clock = ManualClock::new(T0);
     let entra = mock_entra(&clock).await;
-    let cache = cache(&clock.clock());
+    let cache = cache::deterministic(clock.clock());
     // Three credentials of one identity (they share a partition) with other tenant rules.
     let build = |allowed: &[&str], env: Env| {
         ClientSecretCredential::builder()
@@ -968,19 +950,6 @@ async fn mock_imds(clock: &ManualClock) -> MockImds {
     mock
 }
 
-/// An https front for Service Fabric with a fresh self-signed certificate: its URL and the
-/// certificate's SHA-1 thumbprint in hex.
-async fn service_fabric_front(mock: &MockImds) -> (url::Url, String) {
-    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let cert = generated.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
-    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert);
-    let thumbprint = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
-    let mut url = mock.serve_tls(vec![cert], key).await;
-    url.set_path("/servicefabric/token");
-    (url, thumbprint)
-}
-
 #[tokio::test]
 async fn a_managed_identity_never_gets_the_token_of_another_user_assigned_id_endpoint_or_secret() {
     let clock = ManualClock::new(T0);
@@ -988,7 +957,8 @@ async fn a_managed_identity_never_gets_the_token_of_another_user_assigned_id_end
     let fs = Fs::memory();
     m1.set_arc_key(ARC_KEY_PATH, "arc-key-secret");
     fs.write(ARC_KEY_PATH, "arc-key-secret");
-    let (fabric_url, thumbprint) = service_fabric_front(&m1).await;
+    let (mut fabric_url, thumbprint) = tls_front(&m1).await;
+    fabric_url.set_path("/servicefabric/token");
     let all_ids = [
         Asked::Default,
         Asked::SystemAssigned,
@@ -1141,7 +1111,7 @@ async fn azure_ml_identities_with_different_default_client_ids_never_share_a_tok
             None => env,
         }
     };
-    let cache = cache(&clock.clock());
+    let cache = cache::deterministic(clock.clock());
     let build = |default| {
         ManagedIdentityCredential::builder()
             .env(env(default))
@@ -1344,30 +1314,22 @@ async fn an_azure_developer_cli_credential_never_gets_the_token_of_another_tenan
 // ---------------------------------------------------------------------------------------------
 // User tokens.
 
-/// A user access token (a JWT expiring an hour after T0) that says whose it is.
-fn user_jwt(marker: &str) -> String {
-    let payload = format!(
-        r#"{{"skypeid":"acs:{marker}","exp":{}}}"#,
-        (T0 + time::Duration::HOUR).unix_timestamp()
-    );
-    format!(
-        "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.{}.{}",
-        URL_SAFE_NO_PAD.encode(payload),
-        URL_SAFE_NO_PAD.encode(format!("signature-of-{marker}"))
-    )
-}
-
 #[tokio::test]
 async fn user_token_credentials_never_share_a_token_even_on_one_cache_with_one_refresher() {
     let clock = ManualClock::new(T0);
-    let cache = cache(&clock.clock());
+    let cache = cache::deterministic(clock.clock());
     let calls = Arc::new(AtomicUsize::new(0));
     let build = || {
         let calls = calls.clone();
         UserTokenCredential::builder()
             .refresher(move || {
                 let n = calls.fetch_add(1, Ordering::SeqCst);
-                async move { Ok::<_, std::io::Error>(user_jwt(&format!("user-{n}"))) }
+                async move {
+                    Ok::<_, std::io::Error>(user_token(
+                        T0 + time::Duration::HOUR,
+                        &format!("user-{n}"),
+                    ))
+                }
             })
             .cache(cache.clone())
             .build()
@@ -1402,8 +1364,9 @@ async fn user_token_credentials_never_share_a_token_even_on_one_cache_with_one_r
 async fn a_service_fabric_credential_pinned_to_another_certificate_never_gets_the_token() {
     let clock = ManualClock::new(T0);
     let mock = mock_imds(&clock).await;
-    let (url, thumbprint) = service_fabric_front(&mock).await;
-    let shared = cache(&clock.clock());
+    let (mut url, thumbprint) = tls_front(&mock).await;
+    url.set_path("/servicefabric/token");
+    let shared = cache::deterministic(clock.clock());
     let pinned_to = |thumbprint: &str| {
         ManagedIdentityCredential::builder()
             .env(

@@ -4,13 +4,14 @@
 //! `Error` (its message, `Debug`, sources) nor a log line at any level.
 
 mod support;
+use support::cache;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::log_capture::{CapturedLogs, Printed};
+use support::log_capture::{CapturedLogs, Printed, current_thread_runtime};
 
-use azure_credentials::system::{Env, Fs, ManualClock, Output, RetryPolicy};
+use azure_credentials::system::{Env, Fs, Output, RetryPolicy};
 use azure_credentials::testing::{
     MockEntra, MockEntraReply, MockImds, MockReply, ScriptedExecutor,
 };
@@ -18,7 +19,6 @@ use azure_credentials::{
     AzureCliCredential, ClientSecretCredential, ManagedIdentityCredential, TokenCache,
     TokenCredential,
 };
-use time::macros::datetime;
 
 const SCOPE: &[&str] = &["https://vault.azure.net/.default"];
 /// A client assertion (RS256 JWT) as a proxy or identity provider might echo it.
@@ -43,10 +43,7 @@ fn secrets() -> [&'static str; 5] {
 fn echoed_secrets_reach_neither_errors_nor_logs() {
     let captured = CapturedLogs::default();
     let _guard = captured.install();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = current_thread_runtime();
     let mut seen = Printed::default();
     let errors = runtime.block_on(scenarios(&mut seen));
     assert_eq!(errors, 5, "every scenario failed as scripted");
@@ -125,7 +122,7 @@ async fn scenarios(seen: &mut Printed) -> usize {
         Vec::new(),
         format!("ERROR: authentication failed for password: {PASSWORD}\n").into_bytes(),
     ));
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let clock = cache::manual_clock();
     let credential = AzureCliCredential::builder()
         .env(Env::from_pairs([
             (

@@ -5,6 +5,11 @@
 //! Time is a manual clock (and tokio's paused clock for the background task and timeouts);
 //! nothing sleeps for real.
 
+mod support;
+use support::cache;
+use support::jwt::user_token;
+use support::wait::{paused_now, until};
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
@@ -19,34 +24,10 @@ use time::macros::datetime;
 use tokio::sync::watch;
 
 use azure_credentials::system::ManualClock;
-use azure_credentials::{
-    AccessToken, Error, ErrorKind, TokenCache, TokenCredential, UserTokenCredential,
-};
+use azure_credentials::{AccessToken, Error, ErrorKind, TokenCredential, UserTokenCredential};
 
 const T0: OffsetDateTime = datetime!(2030-01-01 0:00 UTC);
 const MINUTE: Duration = Duration::from_secs(60);
-
-/// A user access token shaped like the ones Communication Services issues, expiring at `exp`;
-/// `marker` makes each token distinct.
-fn jwt(exp: OffsetDateTime, marker: &str) -> String {
-    let payload = format!(
-        r#"{{"skypeid":"acs:1b5cc06b-f352-4571-b1e6-d9b259b7c776_{marker}","scp":1792,"csi":"{}","exp":{},"rgn":"amer","acsScope":"chat,voip","resourceId":"1b5cc06b-f352-4571-b1e6-d9b259b7c776","resourceLocation":"unitedstates"}}"#,
-        exp.unix_timestamp() - 86400,
-        exp.unix_timestamp()
-    );
-    format!(
-        "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEwNiIsIng1dCI6Im9QMWFxQnlfR3hZU3pSaXhuQ25zdE5PU2p2cyIsInR5cCI6IkpXVCJ9.{}.{}",
-        URL_SAFE_NO_PAD.encode(payload),
-        URL_SAFE_NO_PAD.encode(format!("signature-of-{marker}"))
-    )
-}
-
-fn cache(manual: &ManualClock) -> TokenCache {
-    TokenCache::builder()
-        .clock(manual.clock())
-        .max_jitter(Duration::ZERO)
-        .build()
-}
 
 /// A refresher with scripted answers that counts its calls and can be held at its start.
 #[derive(Clone)]
@@ -108,24 +89,13 @@ async fn token_of(credential: &UserTokenCredential) -> Result<AccessToken, Error
     credential.get_token(&[], None).await
 }
 
-/// Lets spawned work (a background refresh) run until `done` holds.
-async fn until(mut done: impl FnMut() -> bool) {
-    for _ in 0..10_000 {
-        if done() {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("condition not reached");
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reading the token
 
 #[test]
 fn tokens_that_are_not_jwts_with_an_expiry_are_refused() {
     let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
-    let valid = jwt(T0 + Duration::from_secs(3600), "valid");
+    let valid = user_token(T0 + Duration::from_secs(3600), "valid");
     let cases: Vec<(String, &str)> = vec![
         (String::new(), "is empty"),
         ("  \n".to_owned(), "is empty"),
@@ -193,10 +163,10 @@ fn tokens_that_are_not_jwts_with_an_expiry_are_refused() {
 async fn the_expiry_comes_from_the_exp_claim_and_scopes_are_ignored() {
     let manual = ManualClock::new(T0);
     let exp = T0 + Duration::from_secs(24 * 3600);
-    let value = jwt(exp, "static");
+    let value = user_token(exp, "static");
     let credential = UserTokenCredential::builder()
         .token(value.as_str())
-        .cache(cache(&manual))
+        .cache(cache::deterministic(manual.clock()))
         .build()
         .unwrap();
     let token = token_of(&credential).await.unwrap();
@@ -217,10 +187,10 @@ async fn the_expiry_comes_from_the_exp_claim_and_scopes_are_ignored() {
 async fn without_a_refresher_an_expired_token_is_an_error() {
     let manual = ManualClock::new(T0);
     let exp = T0 + Duration::from_secs(3600);
-    let value = jwt(exp, "expiring");
+    let value = user_token(exp, "expiring");
     let credential = UserTokenCredential::builder()
         .token(value.as_str())
-        .cache(cache(&manual))
+        .cache(cache::deterministic(manual.clock()))
         .build()
         .unwrap();
     // Served until 30 s before it expires...
@@ -244,7 +214,9 @@ async fn without_a_refresher_an_expired_token_is_an_error() {
     // A token that has already expired is refused at once.
     let err = UserTokenCredential::builder()
         .token(value.as_str())
-        .cache(cache(&ManualClock::new(exp + Duration::from_secs(1))))
+        .cache(cache::deterministic(
+            ManualClock::new(exp + Duration::from_secs(1)).clock(),
+        ))
         .build()
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
@@ -260,10 +232,10 @@ fn incomplete_configurations_are_refused() {
     );
 
     let manual = ManualClock::new(T0);
-    let token = jwt(T0 + Duration::from_secs(3600), "x");
+    let token = user_token(T0 + Duration::from_secs(3600), "x");
     let proactive_without_refresher = UserTokenCredential::builder()
         .token(token.as_str())
-        .cache(cache(&manual))
+        .cache(cache::deterministic(manual.clock()))
         .refresh_proactively(true)
         .build()
         .unwrap_err();
@@ -311,13 +283,13 @@ fn incomplete_configurations_are_refused() {
 async fn the_token_is_refreshed_ahead_of_expiry_while_callers_keep_the_current_one() {
     let manual = ManualClock::new(T0);
     let script = Script::new();
-    let first = jwt(T0 + Duration::from_secs(3600), "first");
-    let second = jwt(T0 + Duration::from_secs(7200), "second");
+    let first = user_token(T0 + Duration::from_secs(3600), "first");
+    let second = user_token(T0 + Duration::from_secs(7200), "second");
     script.push(Ok(second.clone()));
     let credential = UserTokenCredential::builder()
         .token(first.as_str())
         .refresher(script.refresher())
-        .cache(cache(&manual))
+        .cache(cache::deterministic(manual.clock()))
         .build()
         .unwrap();
 
@@ -355,9 +327,9 @@ async fn a_day_long_token_is_refreshed_at_half_its_lifetime() {
     let manual = ManualClock::new(T0);
     let script = Script::new();
     let credential = UserTokenCredential::builder()
-        .token(jwt(T0 + Duration::from_secs(24 * 3600), "day"))
+        .token(user_token(T0 + Duration::from_secs(24 * 3600), "day"))
         .refresher(script.refresher())
-        .cache(cache(&manual))
+        .cache(cache::deterministic(manual.clock()))
         .build()
         .unwrap();
     let token = token_of(&credential).await.unwrap();
@@ -371,11 +343,11 @@ async fn a_day_long_token_is_refreshed_at_half_its_lifetime() {
 async fn without_an_initial_token_the_first_caller_asks_the_refresher() {
     let manual = ManualClock::new(T0);
     let script = Script::new();
-    let fresh = jwt(T0 + Duration::from_secs(3600), "fresh");
+    let fresh = user_token(T0 + Duration::from_secs(3600), "fresh");
     script.push(Ok(fresh.clone()));
     let credential = UserTokenCredential::builder()
         .refresher(script.refresher())
-        .cache(cache(&manual))
+        .cache(cache::deterministic(manual.clock()))
         .build()
         .unwrap();
     assert_eq!(script.calls(), 0, "nothing is fetched before it is needed");
@@ -389,9 +361,9 @@ async fn without_an_initial_token_the_first_caller_asks_the_refresher() {
         let script = Script::new();
         script.push(Ok(fresh.clone()));
         let credential = UserTokenCredential::builder()
-            .token(jwt(stale, "stale"))
+            .token(user_token(stale, "stale"))
             .refresher(script.refresher())
-            .cache(cache(&manual))
+            .cache(cache::deterministic(manual.clock()))
             .build()
             .unwrap();
         assert_eq!(token_of(&credential).await.unwrap().token().expose(), fresh);
@@ -403,13 +375,13 @@ async fn without_an_initial_token_the_first_caller_asks_the_refresher() {
 async fn a_hundred_concurrent_callers_past_expiry_cause_one_refresh() {
     let manual = ManualClock::new(T0);
     let script = Script::new();
-    let first = jwt(T0 + Duration::from_secs(3600), "first");
-    let second = jwt(T0 + Duration::from_secs(7200), "second");
+    let first = user_token(T0 + Duration::from_secs(3600), "first");
+    let second = user_token(T0 + Duration::from_secs(7200), "second");
     script.push(Ok(second.clone()));
     let credential = UserTokenCredential::builder()
         .token(first.as_str())
         .refresher(script.refresher())
-        .cache(cache(&manual))
+        .cache(cache::deterministic(manual.clock()))
         .build()
         .unwrap();
     assert_eq!(token_of(&credential).await.unwrap().token().expose(), first);
@@ -447,12 +419,12 @@ async fn a_hundred_concurrent_callers_past_expiry_cause_one_refresh() {
 async fn a_failed_refresh_keeps_the_current_token_until_it_expires() {
     let manual = ManualClock::new(T0);
     let script = Script::new();
-    let first = jwt(T0 + Duration::from_secs(3600), "first");
-    let second = jwt(T0 + Duration::from_secs(7200), "second");
+    let first = user_token(T0 + Duration::from_secs(3600), "first");
+    let second = user_token(T0 + Duration::from_secs(7200), "second");
     let credential = UserTokenCredential::builder()
         .token(first.as_str())
         .refresher(script.refresher())
-        .cache(cache(&manual))
+        .cache(cache::deterministic(manual.clock()))
         .build()
         .unwrap();
     token_of(&credential).await.unwrap();
@@ -526,12 +498,12 @@ async fn what_the_refresher_returns_is_checked_like_the_initial_token() {
             "the token the refresher returned is not a JWT",
         ),
         (
-            Ok(jwt(T0 - Duration::from_secs(60), "old")),
+            Ok(user_token(T0 - Duration::from_secs(60), "old")),
             ErrorKind::Other,
             "the token the refresher returned expired at",
         ),
         (
-            Ok(jwt(T0 + Duration::from_secs(20), "nearly-expired")),
+            Ok(user_token(T0 + Duration::from_secs(20), "nearly-expired")),
             ErrorKind::Other,
             "(or expires within 30 s)",
         ),
@@ -551,7 +523,7 @@ async fn what_the_refresher_returns_is_checked_like_the_initial_token() {
         script.push(reply);
         let credential = UserTokenCredential::builder()
             .refresher(script.refresher())
-            .cache(cache(&manual))
+            .cache(cache::deterministic(manual.clock()))
             .build()
             .unwrap();
         let err = token_of(&credential).await.unwrap_err();
@@ -567,7 +539,7 @@ async fn what_the_refresher_returns_is_checked_like_the_initial_token() {
     // Any error type will do; it becomes the cause.
     let credential = UserTokenCredential::builder()
         .refresher(|| async { Err::<String, _>(std::io::Error::other("connection reset")) })
-        .cache(cache(&manual))
+        .cache(cache::deterministic(manual.clock()))
         .build()
         .unwrap();
     let err = token_of(&credential).await.unwrap_err();
@@ -587,7 +559,7 @@ async fn a_refresher_that_hangs_times_out() {
     let credential = UserTokenCredential::builder()
         .refresher(script.refresher())
         .refresh_timeout(Duration::from_secs(5))
-        .cache(cache(&manual))
+        .cache(cache::deterministic(manual.clock()))
         .build()
         .unwrap();
     let started = paused_now();
@@ -606,11 +578,11 @@ async fn a_refresher_that_hangs_times_out() {
 fn a_runtime_without_timers_refreshes_without_the_timeout() {
     let manual = ManualClock::new(T0);
     let script = Script::new();
-    let fresh = jwt(T0 + Duration::from_secs(3600), "timerless");
+    let fresh = user_token(T0 + Duration::from_secs(3600), "timerless");
     script.push(Ok(fresh.clone()));
     let credential = UserTokenCredential::builder()
         .refresher(script.refresher())
-        .cache(cache(&manual))
+        .cache(cache::deterministic(manual.clock()))
         .build()
         .unwrap();
     let timerless = tokio::runtime::Builder::new_current_thread()
@@ -620,7 +592,7 @@ fn a_runtime_without_timers_refreshes_without_the_timeout() {
     assert_eq!(token.token().expose(), fresh);
     assert_eq!(script.calls(), 1);
     // And again, on another runtime without timers, after the token is due.
-    let later = jwt(T0 + Duration::from_secs(7200), "timerless-later");
+    let later = user_token(T0 + Duration::from_secs(7200), "timerless-later");
     script.push(Ok(later.clone()));
     manual.advance(Duration::from_secs(3600));
     let another = tokio::runtime::Builder::new_current_thread()
@@ -636,7 +608,7 @@ fn a_runtime_without_timers_refreshes_without_the_timeout() {
             UserTokenCredential::builder()
                 .refresher(script.refresher())
                 .refresh_proactively(true)
-                .cache(cache(&manual))
+                .cache(cache::deterministic(manual.clock()))
                 .build()
         })
         .unwrap_err();
@@ -647,12 +619,6 @@ fn a_runtime_without_timers_refreshes_without_the_timeout() {
 
 // ---------------------------------------------------------------------------------------------
 // Proactive refresh in the background
-
-/// Tokio's clock, paused in these tests: it moves only as tokio advances it.
-#[allow(clippy::disallowed_methods)]
-fn paused_now() -> tokio::time::Instant {
-    tokio::time::Instant::now()
-}
 
 /// Moves the manual clock and tokio's paused clock forward together, a minute at a time.
 async fn pass_minutes(manual: &ManualClock, minutes: u32) {
@@ -669,16 +635,16 @@ async fn pass_minutes(manual: &ManualClock, minutes: u32) {
 async fn a_proactive_credential_refreshes_on_time_with_no_callers_and_stops_when_dropped() {
     let manual = ManualClock::new(T0);
     let script = Script::new();
-    let first = jwt(T0 + Duration::from_secs(3600), "first");
-    let second = jwt(T0 + Duration::from_secs(7200), "second");
-    let third = jwt(T0 + Duration::from_secs(10800), "third");
+    let first = user_token(T0 + Duration::from_secs(3600), "first");
+    let second = user_token(T0 + Duration::from_secs(7200), "second");
+    let third = user_token(T0 + Duration::from_secs(10800), "third");
     script.push(Ok(second.clone()));
     script.push(Ok(third.clone()));
     let credential = UserTokenCredential::builder()
         .token(first.as_str())
         .refresher(script.refresher())
         .refresh_proactively(true)
-        .cache(cache(&manual))
+        .cache(cache::deterministic(manual.clock()))
         .build()
         .unwrap();
     assert!(format!("{credential:?}").contains("refresh_proactively: true"));
@@ -721,8 +687,8 @@ async fn a_proactive_credential_refreshes_on_time_with_no_callers_and_stops_when
 async fn a_proactive_credential_keeps_trying_after_failures() {
     let manual = ManualClock::new(T0);
     let script = Script::new();
-    let first = jwt(T0 + Duration::from_secs(3600), "first");
-    let second = jwt(T0 + Duration::from_secs(7200), "second");
+    let first = user_token(T0 + Duration::from_secs(3600), "first");
+    let second = user_token(T0 + Duration::from_secs(7200), "second");
     for _ in 0..3 {
         script.push(Err(Error::new(ErrorKind::Io, "MyTokenService", "offline")));
     }
@@ -731,7 +697,7 @@ async fn a_proactive_credential_keeps_trying_after_failures() {
         .token(first.as_str())
         .refresher(script.refresher())
         .refresh_proactively(true)
-        .cache(cache(&manual))
+        .cache(cache::deterministic(manual.clock()))
         .build()
         .unwrap();
     // Refresh due at 55 min; failures are retried after the cache's 30 s backoff.

@@ -1,6 +1,9 @@
 //! WorkloadIdentityCredential against the loopback Entra mock: configuration from the
 //! environment, the exact exchange, token file rotation and the AADSTS700024 re-read.
 
+mod support;
+use support::cache;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,7 +13,6 @@ use azure_credentials::{
     ErrorKind, TokenCache, TokenCredential, TokenRequestOptions, WorkloadIdentityCredential,
     WorkloadIdentityCredentialBuilder,
 };
-use time::macros::datetime;
 
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const CLIENT: &str = "00000000-0000-0000-0000-0000000000d3";
@@ -25,13 +27,9 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let clock = cache::manual_clock();
     let entra = MockEntra::start().await;
-    let cache = TokenCache::builder()
-        .clock(clock.clock())
-        .max_jitter(Duration::ZERO)
-        .failure_cooldown(Duration::ZERO)
-        .build();
+    let cache = cache::deterministic_without_cooldown(clock.clock());
     let fs = Fs::memory();
     fs.write(TOKEN_FILE, "federated-token-one\n");
     Setup {

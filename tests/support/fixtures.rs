@@ -11,14 +11,14 @@ pub fn path(relative: &str) -> PathBuf {
         .join(relative)
 }
 
-/// The bytes of `fixtures/{relative}`.
-pub fn read(relative: &str) -> Vec<u8> {
-    std::fs::read(path(relative)).unwrap_or_else(|e| panic!("fixtures/{relative}: {e}"))
+/// The bytes of `fixtures/{dir}/{name}`.
+pub fn read(dir: &str, name: &str) -> Vec<u8> {
+    std::fs::read(path(dir).join(name)).unwrap_or_else(|e| panic!("fixtures/{dir}/{name}: {e}"))
 }
 
-/// The text of `fixtures/{relative}`.
-pub fn read_to_string(relative: &str) -> String {
-    String::from_utf8(read(relative)).unwrap_or_else(|e| panic!("fixtures/{relative}: {e}"))
+/// The text of `fixtures/{dir}/{name}`.
+pub fn read_to_string(dir: &str, name: &str) -> String {
+    String::from_utf8(read(dir, name)).unwrap_or_else(|e| panic!("fixtures/{dir}/{name}: {e}"))
 }
 
 /// A test certificate or key: `fixtures/certs/{name}`.
@@ -30,15 +30,11 @@ pub fn cert(name: &str) -> PathBuf {
 /// `azure_cli` or `azure_developer_cli`): its stdout, stderr and exit code.
 pub fn tool_output(tool: &str, case: &str) -> Output {
     let dir = format!("{tool}/{case}");
-    let code = read_to_string(&format!("{dir}/exit_code"))
+    let code = read_to_string(&dir, "exit_code")
         .trim()
         .parse()
         .unwrap_or_else(|e| panic!("fixtures/{dir}/exit_code: {e}"));
-    Output::new(
-        Some(code),
-        read(&format!("{dir}/stdout")),
-        read(&format!("{dir}/stderr")),
-    )
+    Output::new(Some(code), read(&dir, "stdout"), read(&dir, "stderr"))
 }
 
 /// An empty directory of this test process's own under the target directory (emptied if a

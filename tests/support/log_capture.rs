@@ -39,6 +39,15 @@ impl Write for CapturedLogs {
     }
 }
 
+/// A current-thread runtime to run the scenarios on, so that work they spawn logs on the
+/// capturing thread too.
+pub fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// What the scenarios printed or would print: `Debug` renderings, error messages and their
 /// sources.
 #[derive(Default)]
