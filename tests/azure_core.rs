@@ -15,9 +15,9 @@ use azure_credentials::testing::MockImds;
 use azure_credentials::{
     DefaultAzureCredential, DefaultAzureCredentialBuilder, ErrorKind, UserAssignedId,
 };
-use parking_lot::Mutex;
 use rustls::pki_types::CertificateDer;
-use support::http::{Response, StandIn};
+use support::default_chain::assert_one_token_request;
+use support::http::{Request as SeenRequest, Response, StandIn};
 
 const SCOPE: &str = "https://vault.azure.net/.default";
 const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
@@ -28,14 +28,6 @@ const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 struct Resource {
     server: StandIn,
     certificate: CertificateDer<'static>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    authorization: Option<String>,
 }
 
 impl Resource {
@@ -49,14 +41,7 @@ impl Resource {
         .with_no_client_auth()
         .with_single_cert(vec![certificate.clone()], key)
         .unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
-        let server = StandIn::start_tls(config, move |request| {
-            record.lock().push(Seen {
-                method: request.method.clone(),
-                path: request.target.clone(),
-                authorization: request.header("authorization").map(str::to_owned),
-            });
+        let server = StandIn::start_tls(config, |_| {
             Response::new("200 OK")
                 .header("Content-Type", "application/json")
                 .body(r#"{"value":[]}"#)
@@ -65,7 +50,6 @@ impl Resource {
         Resource {
             server,
             certificate,
-            seen,
         }
     }
 
@@ -75,8 +59,8 @@ impl Resource {
             .unwrap()
     }
 
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().clone()
+    fn seen(&self) -> Vec<SeenRequest> {
+        self.server.requests()
     }
 
     /// An azure_core transport that trusts this server's certificate: reqwest over rustls with
@@ -155,23 +139,14 @@ async fn sdk_requests_carry_our_token_and_cost_one_token_request() {
     assert_eq!(seen.len(), 5);
     for (i, request) in seen.iter().enumerate() {
         assert_eq!(request.method, "GET");
-        assert_eq!(request.path, format!("/secrets/s{i}"));
+        assert_eq!(request.target, format!("/secrets/s{i}"));
         assert_eq!(
-            request.authorization.as_deref(),
+            request.header("authorization"),
             Some("Bearer mock-imds-token-1"),
             "{request:?}"
         );
     }
-    assert_eq!(imds.token_request_count(), 1, "{:?}", imds.requests());
-    let token_request = imds
-        .requests()
-        .into_iter()
-        .find(|r| r.header("metadata").is_some())
-        .unwrap();
-    assert_eq!(
-        token_request.query("resource"),
-        Some("https://vault.azure.net")
-    );
+    assert_one_token_request(&imds, "https://vault.azure.net");
     let printed = format!("{credential:?} {pipeline:?}");
     assert!(!printed.contains("mock-imds-token"), "{printed}");
 }
@@ -208,7 +183,7 @@ async fn concurrent_requests_through_several_clients_share_one_token() {
     assert_eq!(seen.len(), 48);
     assert!(
         seen.iter()
-            .all(|r| r.authorization.as_deref() == Some("Bearer mock-imds-token-1")),
+            .all(|r| r.header("authorization") == Some("Bearer mock-imds-token-1")),
         "{seen:?}"
     );
     assert_eq!(imds.token_request_count(), 1, "{:?}", imds.requests());

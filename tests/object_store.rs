@@ -15,6 +15,7 @@ use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use parking_lot::Mutex;
+use support::default_chain::assert_one_token_request;
 use support::http::{Request, Response, StandIn};
 
 const ACCOUNT: &str = "mystorageaccount";
@@ -25,32 +26,17 @@ const CONTAINER: &str = "data";
 /// is recorded.
 struct BlobStandIn {
     server: StandIn,
-    state: Arc<Mutex<BlobState>>,
-}
-
-#[derive(Default)]
-struct BlobState {
-    blobs: HashMap<String, Vec<u8>>,
-    seen: Vec<Seen>,
-}
-
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    authorization: Option<String>,
 }
 
 impl BlobStandIn {
     async fn start() -> BlobStandIn {
-        let state = Arc::new(Mutex::new(BlobState::default()));
-        let shared = state.clone();
-        let server = StandIn::start(move |request| serve(request, &shared)).await;
-        BlobStandIn { server, state }
+        let blobs = Mutex::new(HashMap::new());
+        let server = StandIn::start(move |request| serve(request, &blobs)).await;
+        BlobStandIn { server }
     }
 
-    fn seen(&self) -> Vec<Seen> {
-        self.state.lock().seen.clone()
+    fn seen(&self) -> Vec<Request> {
+        self.server.requests()
     }
 
     /// The store a user builds, pointed at this server (`with_endpoint` + `with_allow_http`).
@@ -67,20 +53,15 @@ impl BlobStandIn {
 }
 
 /// Stores a `PUT`'s body, answers a `GET` with what was stored.
-fn serve(request: Request, state: &Mutex<BlobState>) -> Response {
+fn serve(request: Request, blobs: &Mutex<HashMap<String, Vec<u8>>>) -> Response {
     let path = request.path().to_owned();
-    let mut state = state.lock();
-    state.seen.push(Seen {
-        method: request.method.clone(),
-        path: path.clone(),
-        authorization: request.header("authorization").map(str::to_owned),
-    });
+    let mut blobs = blobs.lock();
     let (status, payload) = match request.method.as_str() {
         "PUT" => {
-            state.blobs.insert(path, request.body);
+            blobs.insert(path, request.body);
             ("201 Created", Vec::new())
         }
-        "GET" => match state.blobs.get(&path) {
+        "GET" => match blobs.get(&path) {
             Some(blob) => ("200 OK", blob.clone()),
             None => ("404 The specified blob does not exist.", Vec::new()),
         },
@@ -128,24 +109,15 @@ async fn put_and_get_carry_our_storage_token_and_cost_one_token_request() {
     let methods: Vec<&str> = seen.iter().map(|s| s.method.as_str()).collect();
     assert_eq!(methods, ["PUT", "GET", "GET"], "{seen:?}");
     for request in &seen {
-        assert_eq!(request.path, "/data/reports/2026/hello.txt");
+        assert_eq!(request.path(), "/data/reports/2026/hello.txt");
         assert_eq!(
-            request.authorization.as_deref(),
+            request.header("authorization"),
             Some("Bearer mock-imds-token-1"),
             "{request:?}"
         );
     }
-    assert_eq!(imds.token_request_count(), 1, "{:?}", imds.requests());
-    let token_request = imds
-        .requests()
-        .into_iter()
-        .find(|r| r.header("metadata").is_some())
-        .unwrap();
-    assert_eq!(
-        token_request.query("resource"),
-        Some("https://storage.azure.com"),
-        "the storage scope"
-    );
+    // The storage scope.
+    assert_one_token_request(&imds, "https://storage.azure.com");
     let printed = format!("{store:?}");
     assert!(!printed.contains("mock-imds-token"), "{printed}");
 }
@@ -178,7 +150,7 @@ async fn concurrent_requests_share_one_token() {
     assert_eq!(seen.len(), 64);
     assert!(
         seen.iter()
-            .all(|r| r.authorization.as_deref() == Some("Bearer mock-imds-token-1")),
+            .all(|r| r.header("authorization") == Some("Bearer mock-imds-token-1")),
         "{seen:?}"
     );
     assert_eq!(imds.token_request_count(), 1, "{:?}", imds.requests());

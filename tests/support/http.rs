@@ -5,6 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -134,9 +135,10 @@ pub async fn write_response(stream: &mut (impl AsyncWrite + Unpin), response: &R
 /// What a stand-in answers to each request.
 pub type Handler = Arc<dyn Fn(Request) -> Response + Send + Sync>;
 
-/// A stand-in on `127.0.0.1:0`, serving until dropped.
+/// A stand-in on `127.0.0.1:0` that records every request, serving until dropped.
 pub struct StandIn {
     addr: SocketAddr,
+    requests: Arc<Mutex<Vec<Request>>>,
     task: JoinHandle<()>,
 }
 
@@ -158,32 +160,48 @@ impl StandIn {
     async fn serve(tls: Option<tokio_rustls::TlsAcceptor>, handler: Handler) -> StandIn {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let record = requests.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (tls, handler) = (tls.clone(), handler.clone());
+                let (tls, handler, record) = (tls.clone(), handler.clone(), record.clone());
                 tokio::spawn(async move {
                     match tls {
                         Some(acceptor) => {
                             if let Ok(stream) = acceptor.accept(stream).await {
-                                answer(stream, &handler).await;
+                                answer(stream, &handler, &record).await;
                             }
                         }
-                        None => answer(stream, &handler).await,
+                        None => answer(stream, &handler, &record).await,
                     }
                 });
             }
         });
-        StandIn { addr, task }
+        StandIn {
+            addr,
+            requests,
+            task,
+        }
     }
 
     /// Its address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+
+    /// The requests it received, in order.
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().clone()
+    }
 }
 
-async fn answer(mut stream: impl AsyncRead + AsyncWrite + Unpin, handler: &Handler) {
+async fn answer(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    handler: &Handler,
+    record: &Mutex<Vec<Request>>,
+) {
     if let Some(request) = read_request(&mut stream).await {
+        record.lock().push(request.clone());
         let response = handler(request);
         write_response(&mut stream, &response).await;
     }
