@@ -4,6 +4,7 @@
 mod support;
 use support::cache;
 use support::fixtures::{self, tool_output};
+use support::tools::last_args;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -56,16 +57,6 @@ impl Setup {
     }
 }
 
-fn args(executor: &ScriptedExecutor) -> Vec<String> {
-    executor
-        .last_command()
-        .unwrap()
-        .get_args()
-        .iter()
-        .map(|a| a.to_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test]
 async fn success_uses_expires_on_and_reports_the_tenant() {
     let s = Setup::new();
@@ -88,7 +79,7 @@ async fn runs_az_with_discrete_arguments_in_a_safe_directory() {
         fixtures::path("azure_cli/bin/az").as_os_str()
     );
     assert_eq!(
-        args(&s.executor),
+        last_args(&s.executor),
         [
             "account",
             "get-access-token",
@@ -122,14 +113,14 @@ async fn tenant_and_subscription_options_reach_the_command_line() {
     // `--tenant` output has no subscription key; the token is still fine.
     assert_eq!(token.token().expose(), "fixture-cli-token-tenant-b");
     assert_eq!(token.tenant_id(), Some(TENANT_B));
-    assert_eq!(args(&s.executor)[6..], ["--tenant", TENANT_B]);
+    assert_eq!(last_args(&s.executor)[6..], ["--tenant", TENANT_B]);
 
     s.executor.push_output(tool_output("azure_cli", "success"));
     let credential = s.builder().subscription("My Subscription").build().unwrap();
     credential.get_token(&ARM, None).await.unwrap();
     // One argument, spaces and all: no shell, no quoting.
     assert_eq!(
-        args(&s.executor)[6..],
+        last_args(&s.executor)[6..],
         ["--subscription", "My Subscription"]
     );
 }
@@ -433,7 +424,7 @@ async fn per_request_tenants_follow_the_allow_list() {
 
     // No tenant configured: any tenant may be requested, with --tenant.
     s.credential().get_token(&ARM, Some(&other)).await.unwrap();
-    assert_eq!(args(&s.executor)[6..], ["--tenant", TENANT_B]);
+    assert_eq!(last_args(&s.executor)[6..], ["--tenant", TENANT_B]);
 
     // A configured tenant: others only when allowed.
     let fixed = s.builder().tenant_id(TENANT_A).build().unwrap();
@@ -450,7 +441,7 @@ async fn per_request_tenants_follow_the_allow_list() {
         .build()
         .unwrap();
     allowed.get_token(&ARM, Some(&other)).await.unwrap();
-    assert_eq!(args(&s.executor)[6..], ["--tenant", TENANT_B]);
+    assert_eq!(last_args(&s.executor)[6..], ["--tenant", TENANT_B]);
     let env_allowed = s
         .builder()
         .tenant_id(TENANT_A)
@@ -532,7 +523,7 @@ async fn disabled_multitenant_auth_keeps_a_requested_tenant_off_the_command_line
     credential.get_token(&ARM, Some(&other)).await.unwrap();
     // az's default tenant, as without a requested tenant.
     assert_eq!(
-        args(&s.executor),
+        last_args(&s.executor),
         [
             "account",
             "get-access-token",

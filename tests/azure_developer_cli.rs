@@ -4,6 +4,7 @@
 mod support;
 use support::cache;
 use support::fixtures::{self, tool_output};
+use support::tools::last_args;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -57,13 +58,7 @@ impl Setup {
     }
 
     fn args(&self) -> Vec<String> {
-        self.executor
-            .last_command()
-            .unwrap()
-            .get_args()
-            .iter()
-            .map(|a| a.to_str().unwrap().to_owned())
-            .collect()
+        last_args(&self.executor)
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`jwt`]: JWT-shaped test tokens;
 //! - [`log_capture`]: every log line at TRACE, and the check that no secret was printed;
 //! - [`tls`]: self-signed certificates and https fronts for the mocks;
+//! - [`tools`]: the commands a developer-tool credential ran;
 //! - [`wait`]: tokio's paused clock, and waiting for spawned work.
 
 #![allow(dead_code)] // each test binary uses a part
@@ -19,4 +20,5 @@ pub mod http;
 pub mod jwt;
 pub mod log_capture;
 pub mod tls;
+pub mod tools;
 pub mod wait;
