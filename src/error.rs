@@ -7,55 +7,87 @@ use std::time::Duration;
 
 use crate::system::{HttpError, HttpErrorKind};
 
-/// What went wrong, coarsely: enough for a program (and a credential chain) to decide what to do.
-///
-/// The chain rule: [`Unavailable`](ErrorKind::Unavailable) means "this source cannot even try
-/// here" and a chain moves on to its next member; the other kinds mean the source tried, and a
-/// chain stops (see the chain's documentation for the full table).
-///
-/// Three kinds say the provider was reached and no token came back; they differ in what to do:
-/// [`Authentication`](ErrorKind::Authentication) — it refused (fix the configuration or the
-/// identity); [`ServiceFailure`](ErrorKind::ServiceFailure) — it failed (try again later);
-/// [`Throttled`](ErrorKind::Throttled) — it asked us to slow down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
+/// Defines [`ErrorKind`] from one table: each kind's documentation and the text it prints.
+/// [`ErrorKind::ALL`] lists them in this order, which is the order of README.md's table of kinds
+/// (`tests/error_docs.rs` checks that table against this one).
+macro_rules! error_kinds {
+    ($($(#[doc = $doc:literal])* $kind:ident => $text:literal,)+) => {
+        /// What went wrong, coarsely: enough for a program (and a credential chain) to decide
+        /// what to do.
+        ///
+        /// The chain rule: [`Unavailable`](ErrorKind::Unavailable) means "this source cannot
+        /// even try here" and a chain moves on to its next member; the other kinds mean the
+        /// source tried, and a chain stops (see the chain's documentation for the full table).
+        ///
+        /// Three kinds say the provider was reached and no token came back; they differ in what
+        /// to do: [`Authentication`](ErrorKind::Authentication) — it refused (fix the
+        /// configuration or the identity); [`ServiceFailure`](ErrorKind::ServiceFailure) — it
+        /// failed (try again later); [`Throttled`](ErrorKind::Throttled) — it asked us to slow
+        /// down.
+        ///
+        /// `Display` prints a short lower-case text (`unavailable`, `authentication failed`,
+        /// ...); `Debug` prints the kind's name.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use azure_credentials::{Error, ErrorKind};
+        ///
+        /// let error = Error::unavailable("AzureCliCredential", "az is not installed");
+        /// assert_eq!(error.kind(), ErrorKind::Unavailable);
+        /// assert_eq!(error.kind().to_string(), "unavailable");
+        /// ```
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorKind {
+            $($(#[doc = $doc])* $kind,)+
+        }
+
+        impl ErrorKind {
+            /// Every kind, in the order the documentation lists them.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use azure_credentials::ErrorKind;
+            ///
+            /// // e.g. one metric label per kind
+            /// let labels: Vec<String> = ErrorKind::ALL.iter().map(|k| format!("{k:?}")).collect();
+            /// assert_eq!(labels[0], "Unavailable");
+            /// ```
+            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$kind,)+];
+
+            fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$kind => $text,)+
+                }
+            }
+        }
+    };
+}
+
+error_kinds! {
     /// The source cannot try here: not configured, tool not installed, not logged in, endpoint
     /// absent or refusing connections.
-    Unavailable,
+    Unavailable => "unavailable",
     /// The identity provider was asked and refused. [`Error::status`],
     /// [`Error::aadsts_codes`] and [`Error::correlation_id`] tell more when known.
-    Authentication,
+    Authentication => "authentication failed",
     /// The identity endpoint was reached but failed: a server error (5xx) that outlasted the
     /// retries, or a managed identity endpoint's answer that is not a usable token (JSON cut
     /// short or malformed, no `access_token`). Not a refusal: the same request may work later.
     /// [`Error::status`] tells more when known.
-    ServiceFailure,
+    ServiceFailure => "identity service failed",
     /// The caller's input was invalid: a scope, tenant, subscription or option.
-    InvalidInput,
+    InvalidInput => "invalid input",
     /// The source did not answer in time.
-    Timeout,
+    Timeout => "timed out",
     /// The identity provider asked us to slow down; see [`Error::retry_after`].
-    Throttled,
+    Throttled => "throttled",
     /// Reading a file, running a process or talking to the network failed.
-    Io,
+    Io => "I/O error",
     /// Anything else: an unexpected response, a bug in a source.
-    Other,
-}
-
-impl ErrorKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Unavailable => "unavailable",
-            ErrorKind::Authentication => "authentication failed",
-            ErrorKind::ServiceFailure => "identity service failed",
-            ErrorKind::InvalidInput => "invalid input",
-            ErrorKind::Timeout => "timed out",
-            ErrorKind::Throttled => "throttled",
-            ErrorKind::Io => "I/O error",
-            ErrorKind::Other => "error",
-        }
-    }
+    Other => "error",
 }
 
 impl fmt::Display for ErrorKind {
@@ -390,10 +422,10 @@ mod tests {
     #[test]
     fn message_names_the_credential_and_ends_with_the_fix() {
         let err = Error::unavailable("ManagedIdentityCredential", "IMDS refused the connection")
-            .with_fix("set AZURE_TOKEN_CREDENTIALS=dev to skip it");
+            .with_fix("not running on Azure? Use a developer credential (az login)");
         assert_eq!(
             err.to_string(),
-            "ManagedIdentityCredential: IMDS refused the connection; set AZURE_TOKEN_CREDENTIALS=dev to skip it"
+            "ManagedIdentityCredential: IMDS refused the connection; not running on Azure? Use a developer credential (az login)"
         );
         assert!(err.is_unavailable());
         assert_eq!(err.kind(), ErrorKind::Unavailable);
@@ -522,6 +554,14 @@ mod tests {
             "{cause:?}"
         );
         assert!(std::ptr::addr_eq(cause, refused.source().unwrap()));
+    }
+
+    #[test]
+    fn every_kind_prints_a_text_of_its_own() {
+        let mut texts: Vec<String> = ErrorKind::ALL.iter().map(ToString::to_string).collect();
+        texts.sort();
+        texts.dedup();
+        assert_eq!(texts.len(), ErrorKind::ALL.len(), "{texts:?}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`http`]: loopback HTTP/1.1 stand-ins for the resources a token is for;
 //! - [`jwt`]: JWT-shaped test tokens;
 //! - [`log_capture`]: every log line at TRACE, and the check that no secret was printed;
+//! - [`readme`]: the README's tables that the code must match;
 //! - [`tls`]: self-signed certificates and https fronts for the mocks;
 //! - [`tools`]: the commands a developer-tool credential ran;
 //! - [`wait`]: tokio's paused clock, and waiting for spawned work.
@@ -19,6 +20,7 @@ pub mod fixtures;
 pub mod http;
 pub mod jwt;
 pub mod log_capture;
+pub mod readme;
 pub mod tls;
 pub mod tools;
 pub mod wait;
