@@ -1,4 +1,93 @@
-#![doc = include_str!("../README.md")]
+//! An Azure access token from whatever identity the environment offers: service principals,
+//! Kubernetes workload identity, managed identity on every Azure host, the Azure CLI and the
+//! Azure Developer CLI, behind one caching [`TokenCredential`] trait, with a
+//! [`DefaultAzureCredential`] that tries them in order.
+//!
+//! ```no_run
+//! use azure_credentials::{DefaultAzureCredential, TokenCredential};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let credential = DefaultAzureCredential::new()?;
+//!     let token = credential
+//!         .get_token(&["https://vault.azure.net/.default"], None)
+//!         .await?;
+//!     // `token.token().expose()` goes in `Authorization: Bearer ...`.
+//!     println!("a token from {} until {}", token.source(), token.expires_on());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Choosing a credential
+//!
+//! | where the program runs | credential |
+//! | --- | --- |
+//! | on developers' machines and in Azure alike | [`DefaultAzureCredential`]: the five below, in this order, the first that works kept for good |
+//! | anywhere, with a service principal in `AZURE_*` variables | [`EnvironmentCredential`] |
+//! | anywhere, with a client secret or certificate you hold | [`ClientSecretCredential`], [`ClientCertificateCredential`] |
+//! | AKS with workload identity | [`WorkloadIdentityCredential`] |
+//! | an Azure VM, App Service, Functions, Container Apps, Azure ML, Cloud Shell, Azure Arc or Service Fabric | [`ManagedIdentityCredential`] |
+//! | a developer's machine after `az login` / `azd auth login` | [`AzureCliCredential`], [`AzureDeveloperCliCredential`] |
+//! | Azure Communication Services with an access key, or a user access token | [`AccessKeyCredential`], [`UserTokenCredential`] |
+//! | your own order of members | [`ChainedTokenCredential`] |
+//! | your own token source, with this crate's cache | [`TokenCache`] and [`TokenFetcher`] |
+//!
+//! Each credential has `new()` for the defaults and a `builder()` that validates everything
+//! when it builds, so a misconfiguration fails at start-up rather than at the first request:
+//!
+//! ```
+//! use azure_credentials::{ClientSecretCredential, ErrorKind};
+//!
+//! let error = ClientSecretCredential::builder()
+//!     .tenant_id("contoso.onmicrosoft.com/../common")
+//!     .client_id("00000000-0000-0000-0000-000000000001")
+//!     .secret("not a real secret")
+//!     .build()
+//!     .unwrap_err();
+//! assert_eq!(error.kind(), ErrorKind::InvalidInput);
+//! assert!(!error.to_string().contains("not a real secret"));
+//! ```
+//!
+//! Code that needs a token takes an `Arc<dyn TokenCredential>` and asks whenever it needs one:
+//! tokens are cached, refreshed ahead of expiry and shared between the credentials of one
+//! identity, so asking is cheap.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use azure_credentials::{Error, TokenCredential};
+//!
+//! async fn call_key_vault(credential: Arc<dyn TokenCredential>) -> Result<(), Error> {
+//!     let token = credential
+//!         .get_token(&["https://vault.azure.net/.default"], None)
+//!         .await?;
+//!     // ... send the request with `token.token().expose()` ...
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Errors
+//!
+//! Every credential fails with one [`Error`] type: its [`ErrorKind`] says what to do
+//! ([`Unavailable`](ErrorKind::Unavailable) means "not here, try another source"; a chain moves
+//! on only past it), its message names the credential, what happened and what to change, and
+//! it never holds a secret.
+//!
+//! # Features
+//!
+//! - `azure_core`: [`interop::AzureCoreCredential`], any credential of this crate for the
+//!   official Azure SDK's clients (azure_core 1.x).
+//! - `object_store`: [`interop::ObjectStoreCredential`], for `object_store`'s Azure store.
+//! - `testing`: [`testing`], loopback mocks of the identity endpoints and scripted credentials
+//!   and processes, for your tests.
+//!
+//! # Where things live
+//!
+//! <!-- The lead fills this map of src/ once the restructuring of issue 12 has landed. -->
+//!
+//! The README (on the repository's front page) covers every source, the chain's rules, the
+//! cache, the error messages and the seams in depth.
+
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,
@@ -7,6 +96,15 @@
     rust_2018_idioms
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+// README.md reads as Markdown on the code-hosting site, so its examples are complete programs
+// without hidden `# ` lines, and it is not these docs (they are the shorter overview above).
+// Its examples still compile: under `cargo test --doc` this item carries the README as its
+// docs, so rustdoc compiles every `rust` block in it (`no_run` where it would need Azure).
+// With all features only, since two of them use the `azure_core` and `object_store` adapters.
+#[cfg(all(doctest, feature = "azure_core", feature = "object_store"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod cache;
 mod catch_unwind;
