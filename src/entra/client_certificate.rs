@@ -65,6 +65,24 @@ pub struct ClientCertificateCredential {
 impl ClientCertificateCredential {
     /// A credential for `client_id` in `tenant_id` with the certificate file at `path` (PEM, or
     /// PKCS#12 without a password), other options from the environment and the defaults.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the file is missing, unreadable or invalid, its key does not fit, or an option
+    /// is invalid: see [`ClientCertificateCredentialBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use azure_credentials::ClientCertificateCredential;
+    ///
+    /// let credential = ClientCertificateCredential::new(
+    ///     "contoso.onmicrosoft.com",
+    ///     "00000000-0000-0000-0000-000000000001",
+    ///     "/etc/secrets/app.pem",
+    /// )?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn new(
         tenant_id: impl Into<String>,
         client_id: impl Into<String>,
@@ -77,7 +95,23 @@ impl ClientCertificateCredential {
             .build()
     }
 
-    /// Options for a client certificate credential.
+    /// Options for a client certificate credential, validated by
+    /// [`build`](ClientCertificateCredentialBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use azure_credentials::ClientCertificateCredential;
+    ///
+    /// let credential = ClientCertificateCredential::builder()
+    ///     .tenant_id("contoso.onmicrosoft.com")
+    ///     .client_id("00000000-0000-0000-0000-000000000001")
+    ///     .certificate_path("/etc/secrets/app.pfx")
+    ///     .password(std::env::var("APP_PFX_PASSWORD")?)
+    ///     .send_certificate_chain(true) // subject name / issuer authentication
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> ClientCertificateCredentialBuilder {
         ClientCertificateCredentialBuilder::default()
     }
@@ -163,9 +197,26 @@ impl ClientCertificateCredentialBuilder {
 
     /// Reads and checks the certificate and the options, and builds the credential.
     ///
-    /// Fails with [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a missing, unreadable or invalid
-    /// certificate, a wrong password, a key that is not RSA or does not belong to the
-    /// certificate, and for invalid options (tenant id, client id, authority host).
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a missing, unreadable or invalid certificate, a wrong password, a key that is not
+    /// RSA or does not belong to the certificate, and for invalid options (tenant id, client id,
+    /// authority host). The message names the file and what to do.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{ClientCertificateCredential, ErrorKind};
+    ///
+    /// let error = ClientCertificateCredential::builder()
+    ///     .tenant_id("contoso.onmicrosoft.com")
+    ///     .client_id("00000000-0000-0000-0000-000000000001")
+    ///     .certificate_path("/nonexistent/app.pem")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    /// assert!(error.to_string().contains("/nonexistent/app.pem"));
+    /// ```
     pub fn build(self) -> Result<ClientCertificateCredential, Error> {
         let certificate = match &self.source {
             None => {

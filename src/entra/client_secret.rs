@@ -46,6 +46,24 @@ pub struct ClientSecretCredential {
 impl ClientSecretCredential {
     /// A credential for `client_id` in `tenant_id` with `secret`, other options from the
     /// environment and the defaults.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when an id or the secret is empty or invalid, or `AZURE_AUTHORITY_HOST` is not
+    /// `https`: see [`ClientSecretCredentialBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use azure_credentials::ClientSecretCredential;
+    ///
+    /// let credential = ClientSecretCredential::new(
+    ///     "contoso.onmicrosoft.com",
+    ///     "00000000-0000-0000-0000-000000000001",
+    ///     std::env::var("MY_APP_SECRET")?,
+    /// )?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(
         tenant_id: impl Into<String>,
         client_id: impl Into<String>,
@@ -58,7 +76,22 @@ impl ClientSecretCredential {
             .build()
     }
 
-    /// Options for a client secret credential.
+    /// Options for a client secret credential, validated by
+    /// [`build`](ClientSecretCredentialBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{ClientSecretCredential, authority_hosts};
+    ///
+    /// let credential = ClientSecretCredential::builder()
+    ///     .tenant_id("contoso.onmicrosoft.com")
+    ///     .client_id("00000000-0000-0000-0000-000000000001")
+    ///     .secret("value from the app registration")
+    ///     .authority_host(authority_hosts::AZURE_GOVERNMENT)
+    ///     .build()?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn builder() -> ClientSecretCredentialBuilder {
         ClientSecretCredentialBuilder::default()
     }
@@ -134,10 +167,27 @@ impl ClientSecretCredentialBuilder {
         cache,
     );
 
-    /// Validates the options and builds the credential.
+    /// Validates the options and builds the credential. Nothing is sent before the first token is
+    /// asked for.
     ///
-    /// Fails with [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the tenant
-    /// id, client id or secret is missing or invalid, or the authority host is not `https`.
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the tenant id, client id or secret is missing or invalid, or the authority host
+    /// is not `https` (plain `http` only to a loopback host).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{ClientSecretCredential, ErrorKind};
+    ///
+    /// let error = ClientSecretCredential::builder()
+    ///     .tenant_id("contoso.onmicrosoft.com")
+    ///     .client_id("00000000-0000-0000-0000-000000000001")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    /// assert!(error.to_string().contains("no client secret was given"));
+    /// ```
     pub fn build(self) -> Result<ClientSecretCredential, Error> {
         let Some(secret) = self.secret else {
             return Err(Error::invalid_input(NAME, "no client secret was given")

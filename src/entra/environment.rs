@@ -63,12 +63,43 @@ enum Inner {
 }
 
 impl EnvironmentCredential {
-    /// A credential configured from the process environment.
+    /// A credential configured from the process environment (the variables in the table above).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) when neither a secret nor a certificate is configured, [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the configuration is
+    /// half-set or invalid: see [`EnvironmentCredentialBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use azure_credentials::EnvironmentCredential;
+    ///
+    /// let credential = EnvironmentCredential::new()?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn new() -> Result<Self, Error> {
         EnvironmentCredential::builder().build()
     }
 
-    /// Options for an environment credential.
+    /// Options for an environment credential: where the variables and files come from, and how it
+    /// talks to Entra ID. Validated by [`build`](EnvironmentCredentialBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::EnvironmentCredential;
+    /// use azure_credentials::system::Env;
+    ///
+    /// let credential = EnvironmentCredential::builder()
+    ///     .env(Env::from_pairs([
+    ///         ("AZURE_TENANT_ID", "contoso.onmicrosoft.com"),
+    ///         ("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000001"),
+    ///         ("AZURE_CLIENT_SECRET", "value from the app registration"),
+    ///     ]))
+    ///     .build()?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn builder() -> EnvironmentCredentialBuilder {
         EnvironmentCredentialBuilder::default()
     }
@@ -123,7 +154,32 @@ impl EnvironmentCredentialBuilder {
     );
 
     /// Reads the variables (and the certificate, if that is what they name) and builds the
-    /// credential; see [`EnvironmentCredential`] for what fails how.
+    /// credential.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) when neither `AZURE_CLIENT_SECRET` nor `AZURE_CLIENT_CERTIFICATE_PATH` is set (also
+    ///   when only the tenant and client ids are, which other sources use too): a chain moves on.
+    /// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the configuration is half-set or invalid (a secret without a tenant id, an
+    ///   unreadable certificate, `AZURE_USERNAME` / `AZURE_PASSWORD`, which are not supported): the
+    ///   variables say this source was meant, so a chain stops.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{EnvironmentCredential, ErrorKind};
+    /// use azure_credentials::system::Env;
+    ///
+    /// let nothing = EnvironmentCredential::builder().env(Env::empty()).build();
+    /// assert_eq!(nothing.unwrap_err().kind(), ErrorKind::Unavailable);
+    ///
+    /// let half_set = EnvironmentCredential::builder()
+    ///     .env(Env::from_pairs([("AZURE_CLIENT_SECRET", "a secret")]))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(half_set.kind(), ErrorKind::InvalidInput);
+    /// assert!(!half_set.to_string().contains("a secret"));
+    /// ```
     pub fn build(self) -> Result<EnvironmentCredential, Error> {
         let env = self.context.env();
         let tenant = env.var_non_empty(AZURE_TENANT_ID);

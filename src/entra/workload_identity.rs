@@ -61,16 +61,45 @@ pub struct WorkloadIdentityCredential {
 }
 
 impl WorkloadIdentityCredential {
-    /// A credential configured from the process environment.
+    /// A credential configured from the process environment: what the AKS workload identity webhook
+    /// sets (`AZURE_FEDERATED_TOKEN_FILE`, `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`,
+    /// `AZURE_AUTHORITY_HOST`).
     ///
-    /// Fails with [`ErrorKind::Unavailable`] when `AZURE_FEDERATED_TOKEN_FILE` is not set, and
-    /// with [`ErrorKind::InvalidInput`] when it is set but `AZURE_CLIENT_ID` or
-    /// `AZURE_TENANT_ID` is not, or a value is invalid.
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) when `AZURE_FEDERATED_TOKEN_FILE` is not set, and [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when it is set but
+    /// `AZURE_CLIENT_ID` or `AZURE_TENANT_ID` is not, or a value is invalid.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use azure_credentials::WorkloadIdentityCredential;
+    ///
+    /// let credential = WorkloadIdentityCredential::new()?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn new() -> Result<Self, Error> {
         WorkloadIdentityCredential::builder().build()
     }
 
-    /// Options for a workload identity credential.
+    /// Options for a workload identity credential, validated by
+    /// [`build`](WorkloadIdentityCredentialBuilder::build); unset values come from the environment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::WorkloadIdentityCredential;
+    /// use azure_credentials::system::Env;
+    ///
+    /// let credential = WorkloadIdentityCredential::builder()
+    ///     .env(Env::from_pairs([
+    ///         ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/secrets/azure/tokens/azure-identity-token"),
+    ///         ("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000001"),
+    ///         ("AZURE_TENANT_ID", "contoso.onmicrosoft.com"),
+    ///     ]))
+    ///     .build()?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn builder() -> WorkloadIdentityCredentialBuilder {
         WorkloadIdentityCredentialBuilder::default()
     }
@@ -126,12 +155,24 @@ impl WorkloadIdentityCredentialBuilder {
         cache = "Its clock also times the token file's re-reads.",
     );
 
-    /// Validates the configuration and builds the credential. The token file is not read yet
-    /// (a pod's file may appear a moment after the process starts).
+    /// Validates the configuration and builds the credential. The token file is not read yet (a
+    /// pod's file may appear a moment after the process starts).
     ///
-    /// Fails with [`ErrorKind::Unavailable`] when no token file is configured (neither the
-    /// builder nor `AZURE_FEDERATED_TOKEN_FILE`), and with [`ErrorKind::InvalidInput`] when one
-    /// is but the client id or tenant id is missing, or a value is invalid.
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) when no token file is configured (neither the builder nor
+    /// `AZURE_FEDERATED_TOKEN_FILE`), and [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when one is but the client id or tenant id is
+    /// missing, or a value is invalid.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{ErrorKind, WorkloadIdentityCredential};
+    /// use azure_credentials::system::Env;
+    ///
+    /// let not_in_a_pod = WorkloadIdentityCredential::builder().env(Env::empty()).build();
+    /// assert_eq!(not_in_a_pod.unwrap_err().kind(), ErrorKind::Unavailable);
+    /// ```
     pub fn build(self) -> Result<WorkloadIdentityCredential, Error> {
         let env = self.context.env();
         let mut options = self.options;
