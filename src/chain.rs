@@ -136,7 +136,20 @@ struct ChainInner {
 }
 
 impl ChainedTokenCredential {
-    /// Members and options for a chain.
+    /// Members and options for a chain, built by [`build`](ChainedTokenCredentialBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use azure_credentials::{AzureCliCredential, ChainedTokenCredential, ManagedIdentityCredential};
+    ///
+    /// let chain = ChainedTokenCredential::builder()
+    ///     .member("ManagedIdentityCredential", Arc::new(ManagedIdentityCredential::new()?))
+    ///     .developer_tool("AzureCliCredential", Arc::new(AzureCliCredential::new()?))
+    ///     .build()?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn builder() -> ChainedTokenCredentialBuilder {
         ChainedTokenCredentialBuilder::default()
     }
@@ -401,7 +414,20 @@ impl ChainedTokenCredentialBuilder {
         self
     }
 
-    /// Builds the chain; it needs at least one member.
+    /// Builds the chain.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when no member was added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{ChainedTokenCredential, ErrorKind};
+    ///
+    /// let error = ChainedTokenCredential::builder().build().unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    /// ```
     pub fn build(self) -> Result<ChainedTokenCredential, Error> {
         let name = self.name.unwrap_or(Cow::Borrowed("ChainedTokenCredential"));
         if self.members.is_empty() {

@@ -72,12 +72,43 @@ struct Planned {
 }
 
 impl DefaultAzureCredential {
-    /// The default chain, configured from the process environment.
+    /// The default chain, configured from the process environment. Nothing is sent and nothing runs
+    /// until the first token is asked for.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when `AZURE_TOKEN_CREDENTIALS` is not a valid value: see
+    /// [`DefaultAzureCredentialBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use azure_credentials::{DefaultAzureCredential, TokenCredential};
+    ///
+    /// # async fn run() -> Result<(), azure_credentials::Error> {
+    /// let credential = DefaultAzureCredential::new()?;
+    /// let token = credential.get_token(&["https://vault.azure.net/.default"], None).await?;
+    /// println!("from {:?}", credential.selected());
+    /// # Ok(()) }
+    /// ```
     pub fn new() -> Result<Self, Error> {
         Self::builder().build()
     }
 
-    /// Options for the default chain.
+    /// Options for the default chain, validated by [`build`](DefaultAzureCredentialBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::DefaultAzureCredential;
+    ///
+    /// // Only what a deployed service should use.
+    /// let credential = DefaultAzureCredential::builder()
+    ///     .exclude_azure_cli_credential(true)
+    ///     .exclude_azure_developer_cli_credential(true)
+    ///     .build()?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn builder() -> DefaultAzureCredentialBuilder {
         DefaultAzureCredentialBuilder::default()
     }
@@ -266,12 +297,29 @@ impl DefaultAzureCredentialBuilder {
     // The seams are built once and handed to every member.
     seam_setters!(env, fs, http, cache, executor);
 
-    /// Builds the chain.
+    /// Builds the chain. A member that is not configured is kept as a placeholder that reports so;
+    /// a member whose configuration is half-set or invalid is kept as one that returns that error,
+    /// so the chain stops there when it gets to it (and [`explain`](DefaultAzureCredential::explain)
+    /// shows it at once).
     ///
-    /// Fails when `AZURE_TOKEN_CREDENTIALS` is invalid or leaves (with the exclusions) no
-    /// member. A member that is not configured is kept as a placeholder that reports so; a
-    /// member whose configuration is half-set or invalid is kept as one that returns that
-    /// error, so the chain stops there when it gets to it.
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when `AZURE_TOKEN_CREDENTIALS` is not `dev`, `prod` or a member's name, or when it and
+    /// the builder's exclusions leave no member to try.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{DefaultAzureCredential, ErrorKind};
+    /// use azure_credentials::system::Env;
+    ///
+    /// let error = DefaultAzureCredential::builder()
+    ///     .env(Env::from_pairs([("AZURE_TOKEN_CREDENTIALS", "production")]))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    /// assert!(error.to_string().contains("not a valid value"));
+    /// ```
     pub fn build(self) -> Result<DefaultAzureCredential, Error> {
         let env = self.context.env();
         let selection = Selection::from_env(&env)?;

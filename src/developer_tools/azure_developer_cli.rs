@@ -62,12 +62,38 @@ pub struct AzureDeveloperCliCredential {
 }
 
 impl AzureDeveloperCliCredential {
-    /// The credential with default options.
+    /// The credential with default options: the process environment, the shared cache, a 10 s
+    /// timeout and the tenant `azd` itself defaults to. Nothing runs until the first token is asked
+    /// for.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when `AZURE_ADDITIONALLY_ALLOWED_TENANTS` names an invalid tenant.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::AzureDeveloperCliCredential;
+    ///
+    /// let credential = AzureDeveloperCliCredential::new()?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn new() -> Result<Self, Error> {
         Self::builder().build()
     }
 
-    /// Options for the credential.
+    /// Options for the credential, validated by [`build`](AzureDeveloperCliCredentialBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::AzureDeveloperCliCredential;
+    ///
+    /// let credential = AzureDeveloperCliCredential::builder()
+    ///     .tenant_id("contoso.onmicrosoft.com")
+    ///     .build()?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn builder() -> AzureDeveloperCliCredentialBuilder {
         AzureDeveloperCliCredentialBuilder::default()
     }
@@ -121,6 +147,23 @@ impl AzureDeveloperCliCredentialBuilder {
     );
 
     /// Validates the options and builds the credential. Spawns nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the tenant id holds characters that cannot be one (it would reach `azd`'s command
+    /// line), or `AZURE_ADDITIONALLY_ALLOWED_TENANTS` names an invalid tenant.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{AzureDeveloperCliCredential, ErrorKind};
+    ///
+    /// let error = AzureDeveloperCliCredential::builder()
+    ///     .tenant_id("contoso; rm -rf ~")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    /// ```
     pub fn build(self) -> Result<AzureDeveloperCliCredential, Error> {
         let setup = self.options.setup(&TOOL, &self.context)?;
         let DeveloperToolOptions {

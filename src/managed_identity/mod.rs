@@ -115,12 +115,47 @@ pub struct ManagedIdentityCredential {
 
 impl ManagedIdentityCredential {
     /// A credential for the environment's managed identity (see the table above), with
-    /// `AZURE_CLIENT_ID` naming a user-assigned identity when it is set.
+    /// `AZURE_CLIENT_ID` naming a user-assigned identity when it is set. Nothing is sent until the
+    /// first token is asked for.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the environment's configuration is invalid: see
+    /// [`ManagedIdentityCredentialBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::ManagedIdentityCredential;
+    ///
+    /// let credential = ManagedIdentityCredential::new()?;
+    /// println!("managed identity through {}", credential.source());
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn new() -> Result<Self, Error> {
         Self::builder().build()
     }
 
-    /// Options for a managed identity credential.
+    /// Options for a managed identity credential, validated by
+    /// [`build`](ManagedIdentityCredentialBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{ManagedIdentityCredential, ManagedIdentitySource};
+    /// use azure_credentials::system::{Env, Fs};
+    ///
+    /// // What App Service sets.
+    /// let credential = ManagedIdentityCredential::builder()
+    ///     .env(Env::from_pairs([
+    ///         ("IDENTITY_ENDPOINT", "http://localhost:42356/msi/token"),
+    ///         ("IDENTITY_HEADER", "a secret from the platform"),
+    ///     ]))
+    ///     .fs(Fs::memory())
+    ///     .build()?;
+    /// assert_eq!(credential.source(), ManagedIdentitySource::AppService);
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn builder() -> ManagedIdentityCredentialBuilder {
         ManagedIdentityCredentialBuilder::default()
     }
@@ -273,14 +308,34 @@ impl ManagedIdentityCredentialBuilder {
         self
     }
 
-    /// Detects the hosting environment and checks the configuration.
+    /// Detects the hosting environment and checks the configuration. Nothing is sent yet.
     ///
-    /// Fails when an endpoint variable is not a URL, when an endpoint that receives a secret
-    /// (`IDENTITY_ENDPOINT` of App Service or Azure Arc, `MSI_ENDPOINT` with `MSI_SECRET`) is
-    /// plain `http` to a host that is neither loopback nor link-local, when the source cannot
-    /// select the requested user-assigned identity (Cloud Shell and Service Fabric cannot; Azure
-    /// ML only by client id), when the Service Fabric thumbprint is malformed, or when the probe
-    /// timeout variable is not a number.
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when an endpoint variable is not a URL, when an endpoint that receives a secret
+    /// (`IDENTITY_ENDPOINT` of App Service or Azure Arc, `MSI_ENDPOINT` with `MSI_SECRET`) is plain
+    /// `http` to a host that is neither loopback nor link-local, when the source cannot select the
+    /// requested user-assigned identity (Cloud Shell and Service Fabric cannot; Azure ML only by
+    /// client id), when the Service Fabric thumbprint is malformed, or when the probe timeout
+    /// variable is not a number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{ErrorKind, ManagedIdentityCredential};
+    /// use azure_credentials::system::{Env, Fs};
+    ///
+    /// let error = ManagedIdentityCredential::builder()
+    ///     .env(Env::from_pairs([
+    ///         ("IDENTITY_ENDPOINT", "http://identity.example.com/msi/token"),
+    ///         ("IDENTITY_HEADER", "a secret from the platform"),
+    ///     ]))
+    ///     .fs(Fs::memory())
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    /// assert!(error.to_string().contains("neither loopback nor link-local"));
+    /// ```
     pub fn build(self) -> Result<ManagedIdentityCredential, Error> {
         let endpoint = self.detect()?;
         let Endpoint { kind, url, source } = &endpoint;

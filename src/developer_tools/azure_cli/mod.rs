@@ -82,12 +82,38 @@ impl AzureCliCredential {
     pub const FAST_PATH_ENV_VAR: &'static str = env_vars::AZURE_CREDENTIALS_CLI_FAST_PATH;
 
     /// The credential with default options: the process environment, the shared cache, a 10 s
-    /// timeout, the subscription and tenant `az` itself defaults to.
+    /// timeout, the subscription and tenant `az` itself defaults to. Nothing runs until the first
+    /// token is asked for; `az` missing or logged out is reported then.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when `AZURE_ADDITIONALLY_ALLOWED_TENANTS` names an invalid tenant.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::AzureCliCredential;
+    ///
+    /// let credential = AzureCliCredential::new()?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn new() -> Result<Self, Error> {
         Self::builder().build()
     }
 
-    /// Options for the credential.
+    /// Options for the credential, validated by [`build`](AzureCliCredentialBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::AzureCliCredential;
+    ///
+    /// let credential = AzureCliCredential::builder()
+    ///     .subscription("00000000-0000-0000-0000-000000000000") // or .tenant_id(..), not both
+    ///     .fast_path(false) // always run az
+    ///     .build()?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn builder() -> AzureCliCredentialBuilder {
         AzureCliCredentialBuilder::default()
     }
@@ -168,6 +194,24 @@ impl AzureCliCredentialBuilder {
     }
 
     /// Validates the options and builds the credential. Spawns nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the tenant id or subscription holds characters that cannot be one (they would
+    /// reach `az`'s command line), when both are set (`az` accepts only one), or when
+    /// `AZURE_ADDITIONALLY_ALLOWED_TENANTS` names an invalid tenant.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{AzureCliCredential, ErrorKind};
+    ///
+    /// let error = AzureCliCredential::builder()
+    ///     .subscription("my subscription; rm -rf ~")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    /// ```
     pub fn build(self) -> Result<AzureCliCredential, Error> {
         let setup = self.options.setup(&TOOL, &self.context)?;
         let DeveloperToolOptions {
