@@ -102,9 +102,24 @@ struct SigningKey(hmac::Key);
 impl AccessKeyCredential {
     /// A credential for `key`, the base64 access key as the portal shows it.
     ///
-    /// Fails with [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the key is
-    /// empty, not standard base64 or too short to be an access key; the message never repeats
-    /// the key.
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the key is empty, not standard base64 or too short to be an access key; the
+    /// message never repeats the key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{AccessKeyCredential, ErrorKind};
+    ///
+    /// let key = std::env::var("ACS_ACCESS_KEY").unwrap_or_else(|_| "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==".to_owned());
+    /// let credential = AccessKeyCredential::new(key)?;
+    ///
+    /// let error = AccessKeyCredential::new("not-a-key").unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    /// assert!(!error.to_string().contains("not-a-key"));
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn new(key: impl Into<Secret>) -> Result<Self, Error> {
         AccessKeyCredential::builder().key(key).build()
     }
@@ -112,18 +127,49 @@ impl AccessKeyCredential {
     /// A credential for a connection string:
     /// `endpoint=https://<resource>.communication.azure.com/;accesskey=<base64 key>`.
     ///
-    /// Setting names are case-insensitive and may come in any order; spaces around the parts
-    /// and a trailing `;` are ignored. Fails with
-    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when a setting is missing,
-    /// repeated or unknown, the endpoint is not an `https` URL (plain `http` is accepted for
-    /// loopback hosts only) or the key is invalid; the message never repeats the key.
+    /// Setting names are case-insensitive and may come in any order; spaces around the parts and a
+    /// trailing `;` are ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when a setting is missing, repeated or unknown, the endpoint is not an `https` URL
+    /// (plain `http` is accepted for loopback hosts only) or the key is invalid; the message never
+    /// repeats the key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::AccessKeyCredential;
+    ///
+    /// let credential = AccessKeyCredential::from_connection_string(
+    ///     "endpoint=https://contoso.communication.azure.com/;accesskey=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==",
+    /// )?;
+    /// assert_eq!(
+    ///     credential.endpoint().map(|url| url.as_str()),
+    ///     Some("https://contoso.communication.azure.com/")
+    /// );
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn from_connection_string(connection_string: impl Into<Secret>) -> Result<Self, Error> {
         AccessKeyCredential::builder()
             .connection_string(connection_string)
             .build()
     }
 
-    /// Options for an access key credential.
+    /// Options for an access key credential (the key or a connection string, the endpoint, the
+    /// clock), validated by [`build`](AccessKeyCredentialBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::AccessKeyCredential;
+    ///
+    /// let credential = AccessKeyCredential::builder()
+    ///     .key("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==")
+    ///     .endpoint("https://contoso.communication.azure.com/")
+    ///     .build()?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn builder() -> AccessKeyCredentialBuilder {
         AccessKeyCredentialBuilder::default()
     }
@@ -133,9 +179,26 @@ impl AccessKeyCredential {
         self.inner.endpoint.as_ref()
     }
 
-    /// Replaces the key (after regenerating it in the portal, say) for this credential and
-    /// every clone of it: requests signed from now on use `new_key`. An invalid key is refused
-    /// and the current one stays in use.
+    /// Replaces the key (after regenerating it in the portal, say) for this credential and every
+    /// clone of it: requests signed from now on use `new_key`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when `new_key` is invalid (as for [`AccessKeyCredential::new`]); the current key stays
+    /// in use.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::AccessKeyCredential;
+    ///
+    /// let credential = AccessKeyCredential::new("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==")?;
+    /// let in_a_client = credential.clone();
+    /// credential.rotate("LLdsC2Q5NWcVE2PvNH99sol+4caoni0xZ2mVjeUPPYPJ1ECGTaWb8Q0gXiJqQOZxKNteYrgCBMpQzF4pVHS1+A==")?;
+    /// // `in_a_client` signs with the new key too.
+    /// assert!(credential.rotate("not-a-key").is_err());
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn rotate(&self, new_key: impl Into<Secret>) -> Result<(), Error> {
         let key = SigningKey::decode(new_key.into().expose())?;
         *self.inner.key.write() = Arc::new(key);
@@ -151,8 +214,26 @@ impl AccessKeyCredential {
     /// Signs a request for `method` (e.g. `"GET"`) to `url` with `body` (empty for none), at the
     /// time the credential's clock shows, and returns the three headers to send with it.
     ///
-    /// Fails with [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the URL has
-    /// no host or the method is not an HTTP method name.
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the URL has no host or the method is not an HTTP method name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::AccessKeyCredential;
+    ///
+    /// let credential = AccessKeyCredential::from_connection_string(
+    ///     "endpoint=https://contoso.communication.azure.com/;accesskey=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==",
+    /// )?;
+    /// let url = credential.endpoint().unwrap().join("sms?api-version=2021-03-07").unwrap();
+    /// let headers = credential.sign("POST", &url, br#"{"message":"hi"}"#)?;
+    /// for (name, value) in headers.iter() {
+    ///     // add `name: value` to the request
+    /// }
+    /// assert!(headers.authorization().starts_with("HMAC-SHA256 SignedHeaders="));
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn sign(&self, method: &str, url: &Url, body: &[u8]) -> Result<SignedHeaders, Error> {
         validate_method(method)?;
         let host = url_host(url)?;
@@ -161,12 +242,30 @@ impl AccessKeyCredential {
         Ok(self.sign_with(method, host, path_and_query, body, date))
     }
 
-    /// Signs a request from its parts, at `date`: the pure signing function, for test vectors
-    /// and for HTTP stacks other than reqwest.
+    /// Signs a request from its parts, at `date`: the pure signing function, for test vectors and
+    /// for HTTP stacks other than reqwest.
     ///
     /// `host` is the `Host` header's value (`name` or `name:port` for a port other than the
     /// scheme's default); `path_and_query` is the request target as sent on the request line
     /// (`/path?query`, percent-encoded). `method` is upper-cased. Nothing is validated.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::AccessKeyCredential;
+    /// use time::macros::datetime;
+    ///
+    /// let credential = AccessKeyCredential::new("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==")?;
+    /// let headers = credential.sign_parts(
+    ///     "GET",
+    ///     "contoso.communication.azure.com",
+    ///     "/identities?api-version=2023-10-01",
+    ///     b"",
+    ///     datetime!(2030-01-01 0:00 UTC),
+    /// );
+    /// assert_eq!(headers.date(), "Tue, 01 Jan 2030 00:00:00 GMT");
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn sign_parts(
         &self,
         method: &str,
@@ -179,14 +278,18 @@ impl AccessKeyCredential {
     }
 
     /// Signs a reqwest request in place: sets `x-ms-date`, `x-ms-content-sha256` and
-    /// `Authorization` (marked sensitive, so reqwest never prints it). Build the request, sign
-    /// it, then send it with `Client::execute`; sign it again before each retry.
+    /// `Authorization` (marked sensitive, so reqwest never prints it). Build the request, sign it,
+    /// then send it with `Client::execute`; sign it again before each retry.
     ///
     /// A `Host` header already on the request is what gets signed (it is what the server sees);
-    /// otherwise the URL's host and non-default port. Fails with
-    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a streaming body (its
-    /// bytes are not known in advance: buffer it first), a method that is not upper-case (it
-    /// would be sent otherwise than signed) and a URL without a host.
+    /// otherwise the URL's host and non-default port.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a streaming body (its bytes are not known in advance: buffer it first), a method
+    /// that is not upper-case (it would be sent otherwise than signed) and a URL without a host.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// use azure_credentials::AccessKeyCredential;
@@ -316,9 +419,23 @@ impl AccessKeyCredentialBuilder {
 
     /// Validates the key (and endpoint) and builds the credential.
     ///
-    /// Fails with [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when neither or
-    /// both of a key and a connection string are given, when a connection string is combined
-    /// with an endpoint, or when a value is invalid. Messages never repeat the key.
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when neither or both of a key and a connection string are given, when a connection
+    /// string is combined with an endpoint, or when a value is invalid. Messages never repeat the
+    /// key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{AccessKeyCredential, ErrorKind};
+    ///
+    /// let error = AccessKeyCredential::builder()
+    ///     .endpoint("https://contoso.communication.azure.com/")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::InvalidInput); // no key
+    /// ```
     pub fn build(self) -> Result<AccessKeyCredential, Error> {
         let (key, endpoint) = match (&self.key, &self.connection_string) {
             (Some(key), None) => (

@@ -118,13 +118,42 @@ enum Mode {
 impl UserTokenCredential {
     /// A credential serving `token` until it expires, without a refresher.
     ///
-    /// Fails with [`ErrorKind::InvalidInput`] when the token is not a JWT with an `exp` claim
-    /// or has expired (or expires within 30 seconds).
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] when the token is not a JWT with an `exp` claim or has expired (or expires within 30
+    /// seconds). The message never repeats the token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{ErrorKind, UserTokenCredential};
+    ///
+    /// let error = UserTokenCredential::new("opaque-not-a-jwt").unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    /// assert!(!error.to_string().contains("opaque-not-a-jwt"));
+    /// ```
     pub fn new(token: impl Into<Secret>) -> Result<Self, Error> {
         UserTokenCredential::builder().token(token).build()
     }
 
-    /// Options for a user token credential: the token, a refresher, or both.
+    /// Options for a user token credential: the token, a refresher, or both. Validated by
+    /// [`build`](UserTokenCredentialBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::UserTokenCredential;
+    ///
+    /// async fn ask_my_service_for_a_token() -> Result<String, std::io::Error> {
+    ///     // e.g. GET https://my-service.example/chat-token with the user's session
+    /// #   Ok("eyJ0eXAi...".to_owned())
+    /// }
+    ///
+    /// let credential = UserTokenCredential::builder()
+    ///     .refresher(ask_my_service_for_a_token)
+    ///     .build()?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn builder() -> UserTokenCredentialBuilder {
         UserTokenCredentialBuilder::default()
     }
@@ -269,11 +298,21 @@ impl UserTokenCredentialBuilder {
 
     /// Validates the token and builds the credential.
     ///
-    /// Fails with [`ErrorKind::InvalidInput`] when there is neither a token nor a refresher, the
-    /// token is not a JWT with an `exp` claim, a token without a refresher has expired (or
-    /// expires within 30 seconds), the refresh timeout is zero, or `refresh_proactively` is
-    /// asked without a refresher, outside a tokio runtime or on one without timers. Messages
-    /// never repeat the token.
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] when there is neither a token nor a refresher, the token is not a JWT with an `exp`
+    /// claim, a token without a refresher has expired (or expires within 30 seconds), the refresh
+    /// timeout is zero, or `refresh_proactively` is asked without a refresher, outside a tokio
+    /// runtime or on one without timers. Messages never repeat the token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{ErrorKind, UserTokenCredential};
+    ///
+    /// let error = UserTokenCredential::builder().build().unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::InvalidInput); // neither a token nor a refresher
+    /// ```
     pub fn build(self) -> Result<UserTokenCredential, Error> {
         let initial = self
             .token
