@@ -58,6 +58,16 @@ use crate::{Error, Secret};
 /// ```
 pub trait TokenCredential: Send + Sync + fmt::Debug {
     /// Gets a token for `scopes` (usually one, `"<resource>/.default"`).
+    ///
+    /// # Errors
+    ///
+    /// Every failure is an [`Error`]; its [`ErrorKind`](crate::ErrorKind) says what to do:
+    /// [`Unavailable`](crate::ErrorKind::Unavailable) when this source cannot try here (a chain
+    /// moves on), [`Authentication`](crate::ErrorKind::Authentication) when the provider refused,
+    /// [`ServiceFailure`](crate::ErrorKind::ServiceFailure), [`Timeout`](crate::ErrorKind::Timeout)
+    /// or [`Throttled`](crate::ErrorKind::Throttled) when it failed, did not answer or asked us to
+    /// slow down, [`InvalidInput`](crate::ErrorKind::InvalidInput) for an invalid scope, tenant or
+    /// claims.
     fn get_token<'a>(
         &'a self,
         scopes: &'a [&'a str],
@@ -124,7 +134,17 @@ enum FutureState<'a> {
 }
 
 impl<'a> TokenFuture<'a> {
-    /// A future that is already complete.
+    /// A future that is already complete: what an implementation returns when it has the answer
+    /// at hand (no allocation).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{AccessToken, TokenFuture};
+    /// use time::macros::datetime;
+    ///
+    /// let future = TokenFuture::ready(Ok(AccessToken::new("token", datetime!(2030-01-01 0:00 UTC))));
+    /// ```
     pub fn ready(result: Result<AccessToken, Error>) -> Self {
         TokenFuture {
             state: FutureState::Ready(Some(result)),
@@ -132,6 +152,18 @@ impl<'a> TokenFuture<'a> {
     }
 
     /// Wraps asynchronous work (this allocates once).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{AccessToken, TokenFuture};
+    /// use time::macros::datetime;
+    ///
+    /// let future = TokenFuture::new(async {
+    ///     // ... ask an identity provider ...
+    ///     Ok(AccessToken::new("token", datetime!(2030-01-01 0:00 UTC)))
+    /// });
+    /// ```
     pub fn new(future: impl Future<Output = Result<AccessToken, Error>> + Send + 'a) -> Self {
         TokenFuture {
             state: FutureState::Pending(Box::pin(future)),
@@ -254,7 +286,21 @@ struct TokenInner {
 }
 
 impl AccessToken {
-    /// A token that expires at `expires_on`.
+    /// A token that expires at `expires_on`; the `with_*` methods add what else is known about it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::AccessToken;
+    /// use time::macros::datetime;
+    ///
+    /// let token = AccessToken::new("eyJ0eXAi...", datetime!(2030-01-01 1:00 UTC))
+    ///     .with_refresh_on(datetime!(2030-01-01 0:30 UTC))
+    ///     .with_source("MyTokenSource")
+    ///     .with_tenant_id("72f988bf-86f1-41af-91ab-2d7cd011db47");
+    /// assert_eq!(token.source(), "MyTokenSource");
+    /// assert!(!format!("{token:?}").contains("eyJ0eXAi"));
+    /// ```
     pub fn new(token: impl Into<Secret>, expires_on: OffsetDateTime) -> Self {
         AccessToken {
             inner: Arc::new(TokenInner {

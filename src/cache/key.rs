@@ -38,7 +38,9 @@ pub struct CacheIdentity {
 }
 
 impl CacheIdentity {
-    /// An identity of the source kind `source`, e.g. `"ManagedIdentityCredential"`.
+    /// An identity of the source kind `source`, e.g. `"ManagedIdentityCredential"`; add what tells
+    /// its identities apart with [`with`](CacheIdentity::with) and
+    /// [`with_secret`](CacheIdentity::with_secret) (see the example above).
     pub fn new(source: impl Into<Cow<'static, str>>) -> Self {
         CacheIdentity {
             source: source.into(),

@@ -43,15 +43,29 @@ const SWEEP_THRESHOLD: usize = 64;
 /// crate is built this way.
 #[async_trait]
 pub trait TokenFetcher: Send + Sync + fmt::Debug + 'static {
-    /// Fetches a new token for `request`. The cache guarantees that at most one fetch per
-    /// request key runs at a time (requests with claims excepted).
+    /// Fetches a new token for `request`. The cache guarantees that at most one fetch per request
+    /// key runs at a time (requests with claims excepted).
+    ///
+    /// # Errors
+    ///
+    /// Whatever the source fails with; the cache hands the [`Error`] to every caller waiting for
+    /// this fetch and remembers it for a short cool-down (longer with
+    /// [`Error::retry_after`]), so its kind should say what to do: see
+    /// [`TokenCredential::get_token`](crate::TokenCredential::get_token).
     async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error>;
 
     /// The tenant a request really goes to, which is part of the cache key: `requested` is the
-    /// caller's [`TokenRequestOptions::tenant_id`](crate::TokenRequestOptions::tenant_id). The default keeps it as is; a source whose
-    /// tenant is fixed returns `Ok(None)` (its own tenant), and one with an allow-list rejects
-    /// tenants outside it. Called on every `get_token` that names a tenant, so it must be cheap;
-    /// a request without a tenant always means the credential's own and is not passed here.
+    /// caller's [`TokenRequestOptions::tenant_id`](crate::TokenRequestOptions::tenant_id). The
+    /// default keeps it as is; a source whose tenant is fixed returns `Ok(None)` (its own tenant),
+    /// and one with an allow-list rejects tenants outside it. Called on every `get_token` that names
+    /// a tenant, so it must be cheap; a request without a tenant always means the credential's own
+    /// and is not passed here.
+    ///
+    /// # Errors
+    ///
+    /// A source with an allow-list returns [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput)
+    /// for a tenant outside it (naming the tenant and the option that would allow it); the caller
+    /// gets that error without a fetch.
     fn resolve_tenant<'a>(&'a self, requested: &'a str) -> Result<Option<&'a str>, Error> {
         Ok(Some(requested))
     }
@@ -67,7 +81,18 @@ pub struct TokenRequest {
 }
 
 impl TokenRequest {
-    /// A request for `scopes` (as given: the cache passes them sorted and de-duplicated).
+    /// A request for `scopes` (as given: the cache passes them sorted and de-duplicated), in the
+    /// credential's own tenant, without claims or CAE; the `with_*` methods add those.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::TokenRequest;
+    ///
+    /// let request = TokenRequest::new(["https://vault.azure.net/.default"])
+    ///     .with_tenant_id("contoso.onmicrosoft.com");
+    /// assert_eq!(request.scopes(), ["https://vault.azure.net/.default"]);
+    /// ```
     pub fn new(scopes: impl IntoIterator<Item = impl Into<String>>) -> Self {
         TokenRequest {
             scopes: scopes.into_iter().map(Into::into).collect(),
@@ -201,13 +226,43 @@ impl Settings {
 
 impl TokenCache {
     /// The process-wide cache, on the system clock. Credential instances for the same identity
-    /// share its entries, wherever they were created.
+    /// share its entries, wherever they were created; every credential uses it unless its builder
+    /// names another cache.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{ManagedIdentityCredential, TokenCache};
+    ///
+    /// // The same as leaving the cache out.
+    /// let credential = ManagedIdentityCredential::builder()
+    ///     .cache(TokenCache::shared())
+    ///     .build()?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn shared() -> TokenCache {
         static SHARED: OnceLock<TokenCache> = OnceLock::new();
         SHARED.get_or_init(|| TokenCache::builder().build()).clone()
     }
 
-    /// Builds an isolated cache.
+    /// Builds an isolated cache: its own entries, clock and refresh settings (for tests, or to keep
+    /// one credential's tokens apart).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use azure_credentials::TokenCache;
+    /// use azure_credentials::system::ManualClock;
+    /// use time::macros::datetime;
+    ///
+    /// let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    /// let cache = TokenCache::builder()
+    ///     .clock(clock.clock())
+    ///     .max_jitter(Duration::ZERO) // refresh exactly at the target: reproducible tests
+    ///     .build();
+    /// ```
     pub fn builder() -> TokenCacheBuilder {
         TokenCacheBuilder::default()
     }
@@ -217,7 +272,29 @@ impl TokenCache {
         &self.inner.settings.clock
     }
 
-    /// Puts `fetcher` behind this cache as the credential for `identity`.
+    /// Puts `fetcher` behind this cache as the credential for `identity`: the returned
+    /// [`CachedCredential`] is a [`TokenCredential`](crate::TokenCredential) that answers from the
+    /// cache and calls `fetcher` on a miss, when a refresh is due and for claims.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{AccessToken, CacheIdentity, Error, TokenCache, TokenFetcher, TokenRequest};
+    ///
+    /// #[derive(Debug)]
+    /// struct FromMyVault;
+    ///
+    /// #[async_trait::async_trait]
+    /// impl TokenFetcher for FromMyVault {
+    ///     async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
+    ///         // Ask your identity provider for `request.scopes()`...
+    /// #       let expires_on = time::macros::datetime!(2030-01-01 1:00 UTC);
+    ///         Ok(AccessToken::new("eyJ0eXAi...", expires_on).with_source("FromMyVault"))
+    ///     }
+    /// }
+    ///
+    /// let credential = TokenCache::shared().credential(CacheIdentity::new("FromMyVault"), FromMyVault);
+    /// ```
     pub fn credential(
         &self,
         identity: CacheIdentity,
@@ -337,6 +414,14 @@ impl TokenCacheBuilder {
     }
 
     /// Builds the cache.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::TokenCache;
+    ///
+    /// let isolated = TokenCache::builder().build();
+    /// ```
     pub fn build(self) -> TokenCache {
         let rng = match self.jitter_seed {
             Some(seed) => fastrand::Rng::with_seed(seed),
