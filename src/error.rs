@@ -129,7 +129,27 @@ struct Inner {
 
 impl Error {
     /// A new error of `kind`, raised by `credential` (its type name, e.g.
-    /// `"ManagedIdentityCredential"`), saying what happened.
+    /// `"ManagedIdentityCredential"`), saying what happened. The `with_*` methods add what to do
+    /// and what is known; [`Error::unavailable`], [`Error::authentication`] and
+    /// [`Error::invalid_input`] are shorthands.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use azure_credentials::{Error, ErrorKind};
+    ///
+    /// // In a `TokenFetcher` of your own:
+    /// let error = Error::new(ErrorKind::Throttled, "MyTokenSource", "the vault asked us to slow down")
+    ///     .with_status(429)
+    ///     .with_retry_after(Duration::from_secs(10))
+    ///     .with_fix("lower the request rate");
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     "MyTokenSource: the vault asked us to slow down; lower the request rate"
+    /// );
+    /// ```
     pub fn new(
         kind: ErrorKind,
         credential: impl Into<Cow<'static, str>>,
@@ -404,7 +424,25 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    /// Records one member's failed attempt.
+    /// Records one member's failed attempt (for a chain of your own that reports like the built-in
+    /// ones).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use azure_credentials::{Attempt, Error};
+    ///
+    /// let attempt = Attempt::new(
+    ///     "AzureCliCredential",
+    ///     Error::unavailable("AzureCliCredential", "az is not installed"),
+    ///     Duration::from_millis(3),
+    /// );
+    /// let error = Error::unavailable("MyChain", "no credential produced a token:")
+    ///     .with_attempts(vec![attempt]);
+    /// assert_eq!(error.attempts().len(), 1);
+    /// ```
     pub fn new(credential: impl Into<Cow<'static, str>>, error: Error, elapsed: Duration) -> Self {
         Attempt {
             credential: credential.into(),

@@ -63,6 +63,19 @@ pub struct AzureCoreCredential {
 impl AzureCoreCredential {
     /// Wraps `credential`, e.g. a [`DefaultAzureCredential`](crate::DefaultAzureCredential);
     /// an `Arc<dyn TokenCredential>` is shared as it is, without another level of `Arc`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// use azure_credentials::DefaultAzureCredential;
+    /// use azure_credentials::interop::AzureCoreCredential;
+    ///
+    /// let credential: Arc<dyn azure_core::credentials::TokenCredential> =
+    ///     Arc::new(AzureCoreCredential::new(DefaultAzureCredential::new()?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(credential: impl TokenCredential + 'static) -> Self {
         AzureCoreCredential {
             credential: shared(credential),

@@ -72,6 +72,18 @@ impl ObjectStoreCredential {
     /// Wraps `credential`, e.g. a [`DefaultAzureCredential`](crate::DefaultAzureCredential), to
     /// get tokens for [`STORAGE_SCOPE`](Self::STORAGE_SCOPE); an `Arc<dyn TokenCredential>` is
     /// shared as it is, without another level of `Arc`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// use azure_credentials::DefaultAzureCredential;
+    /// use azure_credentials::interop::ObjectStoreCredential;
+    ///
+    /// let credential = Arc::new(ObjectStoreCredential::new(DefaultAzureCredential::new()?));
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn new(credential: impl TokenCredential + 'static) -> Self {
         ObjectStoreCredential {
             credential: shared(credential),
