@@ -31,7 +31,15 @@ enum ClockKind {
 }
 
 impl Clock {
-    /// The system's wall clock.
+    /// The system's wall clock (what the cache uses unless told otherwise).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::system::Clock;
+    ///
+    /// let now = Clock::system().now();
+    /// ```
     pub fn system() -> Self {
         Clock {
             kind: ClockKind::System,
@@ -141,7 +149,7 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
-    /// A clock stopped at `start`.
+    /// A clock standing at `start` until it is moved (see the example above).
     pub fn new(start: OffsetDateTime) -> Self {
         ManualClock {
             nanos: Arc::new(AtomicI64::new(to_unix_nanos(start))),
