@@ -16,8 +16,8 @@ use azure_credentials::{
     DefaultAzureCredential, DefaultAzureCredentialBuilder, ErrorKind, UserAssignedId,
 };
 use rustls::pki_types::CertificateDer;
-use support::default_chain::assert_one_token_request;
 use support::http::{Request as SeenRequest, Response, StandIn};
+use support::imds::assert_one_token_request;
 
 const SCOPE: &str = "https://vault.azure.net/.default";
 const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
@@ -217,12 +217,7 @@ fn find_ours<'a>(
 
 #[tokio::test]
 async fn no_identity_fails_the_call_with_a_credential_error_that_keeps_ours() {
-    let imds_refused: url::Url = format!(
-        "http://{}/metadata/identity/oauth2/token",
-        MockImds::refused_address()
-    )
-    .parse()
-    .unwrap();
+    let imds_refused = support::imds::refused_endpoint();
     let resource = Resource::start().await;
     let pipeline = sdk_pipeline(
         Arc::new(AzureCoreCredential::new(default_credential(imds_refused))),

@@ -65,12 +65,7 @@ impl Machine {
 
     fn builder(&self) -> DefaultAzureCredentialBuilder {
         let imds = if self.imds_refused {
-            format!(
-                "http://{}/metadata/identity/oauth2/token",
-                MockImds::refused_address()
-            )
-            .parse()
-            .unwrap()
+            support::imds::refused_endpoint()
         } else {
             self.imds.imds_endpoint()
         };

@@ -3,9 +3,9 @@
 
 mod support;
 
-use azure_credentials::system::{Env, Fs};
-use azure_credentials::testing::MockImds;
-use azure_credentials::{ErrorKind, ManagedIdentityCredential, TokenCache, TokenCredential};
+use azure_credentials::{ErrorKind, TokenCredential};
+
+const SCOPE: &str = "https://vault.azure.net/.default";
 
 #[test]
 fn the_readme_lists_every_error_kind_with_what_it_prints() {
@@ -28,21 +28,7 @@ const DOCUMENTED: &str = "ManagedIdentityCredential: IMDS refused the connection
 async fn the_documented_example_message_is_what_a_refused_imds_probe_prints() {
     assert!(include_str!("../README.md").contains(&format!("```text\n{DOCUMENTED}\n```")));
     assert!(include_str!("../src/error.rs").contains(&format!("/// {DOCUMENTED}\n")));
-    let refused = format!(
-        "http://{}/metadata/identity/oauth2/token",
-        MockImds::refused_address()
-    );
-    let credential = ManagedIdentityCredential::builder()
-        .env(Env::empty())
-        .fs(Fs::memory())
-        .cache(TokenCache::builder().build())
-        .imds_endpoint(refused.parse().unwrap())
-        .probe(true)
-        .build()
-        .unwrap();
-    let err = credential
-        .get_token(&["https://vault.azure.net/.default"], None)
-        .await
-        .unwrap_err();
+    let credential = support::imds::probing_credential_off_azure();
+    let err = credential.get_token(&[SCOPE], None).await.unwrap_err();
     assert_eq!(err.to_string(), DOCUMENTED);
 }

@@ -1307,18 +1307,7 @@ fn a_secret_sent_over_plain_http_to_a_remote_host_fails_at_build() {
 
 #[tokio::test]
 async fn a_refused_port_is_unavailable_at_once() {
-    let refused = format!(
-        "http://{}/metadata/identity/oauth2/token",
-        MockImds::refused_address()
-    );
-    let credential = ManagedIdentityCredential::builder()
-        .env(Env::empty())
-        .fs(Fs::memory())
-        .cache(TokenCache::builder().build())
-        .imds_endpoint(refused.parse().unwrap())
-        .probe(true)
-        .build()
-        .unwrap();
+    let credential = support::imds::probing_credential_off_azure();
     let err = credential.get_token(&SCOPE, None).await.unwrap_err();
     assert!(err.is_unavailable(), "{err}");
     assert!(err.to_string().contains("refused"), "{err}");

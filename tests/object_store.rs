@@ -15,8 +15,8 @@ use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use parking_lot::Mutex;
-use support::default_chain::assert_one_token_request;
 use support::http::{Request, Response, StandIn};
+use support::imds::assert_one_token_request;
 
 const ACCOUNT: &str = "mystorageaccount";
 const CONTAINER: &str = "data";
@@ -159,12 +159,7 @@ async fn concurrent_requests_share_one_token() {
 #[tokio::test]
 async fn no_identity_fails_the_request_before_it_is_sent_and_keeps_our_error() {
     install_ring();
-    let refused: url::Url = format!(
-        "http://{}/metadata/identity/oauth2/token",
-        MockImds::refused_address()
-    )
-    .parse()
-    .unwrap();
+    let refused = support::imds::refused_endpoint();
     let blob = BlobStandIn::start().await;
     let store = blob.store(default_credential(refused));
 

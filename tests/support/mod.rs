@@ -5,6 +5,7 @@
 //! - [`default_chain`]: `DefaultAzureCredential` on made-up machines;
 //! - [`fixtures`]: the files under `fixtures/` and scratch directories;
 //! - [`http`]: loopback HTTP/1.1 stand-ins for the resources a token is for;
+//! - [`imds`]: IMDS absent (off Azure), and the check that a mock was asked once;
 //! - [`jwt`]: JWT-shaped test tokens;
 //! - [`log_capture`]: every log line at TRACE, and the check that no secret was printed;
 //! - [`readme`]: the README's tables that the code must match;
@@ -18,6 +19,7 @@ pub mod cache;
 pub mod default_chain;
 pub mod fixtures;
 pub mod http;
+pub mod imds;
 pub mod jwt;
 pub mod log_capture;
 pub mod readme;

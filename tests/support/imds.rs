@@ -1,0 +1,41 @@
+//! IMDS as the tests meet it: absent (a machine off Azure), or a mock that must have been asked
+//! once.
+
+use azure_credentials::system::{Env, Fs};
+use azure_credentials::testing::MockImds;
+use azure_credentials::{ManagedIdentityCredential, TokenCache};
+
+/// An IMDS token endpoint on a loopback port where nothing listens: a machine off Azure.
+pub fn refused_endpoint() -> url::Url {
+    format!(
+        "http://{}/metadata/identity/oauth2/token",
+        MockImds::refused_address()
+    )
+    .parse()
+    .unwrap()
+}
+
+/// `ManagedIdentityCredential` as a chain uses it (with the probe) on a machine off Azure:
+/// nothing in the environment, IMDS at [`refused_endpoint`], a cache of its own.
+pub fn probing_credential_off_azure() -> ManagedIdentityCredential {
+    ManagedIdentityCredential::builder()
+        .env(Env::empty())
+        .fs(Fs::memory())
+        .cache(TokenCache::builder().build())
+        .imds_endpoint(refused_endpoint())
+        .probe(true)
+        .build()
+        .unwrap()
+}
+
+/// Checks that the mock IMDS was asked for one token, for `resource` (IMDS's name for the scope
+/// without `/.default`).
+pub fn assert_one_token_request(imds: &MockImds, resource: &str) {
+    assert_eq!(imds.token_request_count(), 1, "{:?}", imds.requests());
+    let token_request = imds
+        .requests()
+        .into_iter()
+        .find(|r| r.header("metadata").is_some())
+        .unwrap();
+    assert_eq!(token_request.query("resource"), Some(resource));
+}
