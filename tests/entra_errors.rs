@@ -371,9 +371,7 @@ async fn html_pages_and_garbage_are_typed_errors_that_never_echo_the_body() {
 async fn an_untrusted_certificate_is_named_with_how_to_trust_a_corporate_ca() {
     // A TLS endpoint with a self-signed certificate, as a TLS-inspecting proxy with a corporate
     // CA looks to a client that does not trust that CA. The handshake fails before any HTTP.
-    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let cert = generated.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
+    let (cert, key) = support::tls::self_signed();
     let front = azure_credentials::testing::MockImds::start().await;
     let authority = front.serve_tls(vec![cert], key).await;
     let credential = ClientSecretCredential::builder()

@@ -48,7 +48,7 @@ use support::tls::tls_front;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, RandomState};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -1223,10 +1223,7 @@ fn config_dirs(variable: &'static str, dir: &str) -> [(String, String, &'static 
 }
 
 fn tool_env(tool: &str, (variable, value): (&str, &str)) -> Env {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(tool)
-        .join("bin");
+    let bin = fixtures::path(tool).join("bin");
     Env::from_pairs([
         ("PATH", bin.display().to_string()),
         (variable, value.to_owned()),
