@@ -35,8 +35,8 @@ use crate::{
 };
 
 use imds::PROBE_TIMEOUT_ENV;
-use source::{Ask, Detect, Detection, Endpoint, Transport, redacted_endpoint};
 pub(crate) use source::NAME;
+use source::{Ask, Detect, Detection, Endpoint, Transport, redacted_endpoint};
 pub use source::{ManagedIdentitySource, UserAssignedId};
 
 const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
