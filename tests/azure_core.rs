@@ -11,7 +11,7 @@ use azure_core::http::policies::Policy;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
 use azure_core::http::{ClientOptions, Context, Method, Pipeline, Request, Transport};
 use azure_credentials::interop::AzureCoreCredential;
-use azure_credentials::testing::MockImds;
+use azure_credentials::testing::MockManagedIdentity;
 use azure_credentials::{
     DefaultAzureCredential, DefaultAzureCredentialBuilder, ErrorKind, UserAssignedId,
 };
@@ -122,7 +122,7 @@ async fn get(pipeline: &Pipeline, resource: &Resource, path: &str) -> azure_core
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_requests_carry_our_token_and_cost_one_token_request() {
-    let imds = MockImds::start().await;
+    let imds = MockManagedIdentity::start().await;
     let resource = Resource::start().await;
     let credential = Arc::new(AzureCoreCredential::new(default_credential(
         imds.imds_endpoint(),
@@ -153,7 +153,7 @@ async fn sdk_requests_carry_our_token_and_cost_one_token_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_through_several_clients_share_one_token() {
-    let imds = MockImds::start().await;
+    let imds = MockManagedIdentity::start().await;
     let resource = Arc::new(Resource::start().await);
     let chain = default_credential(imds.imds_endpoint());
     // Three SDK clients, each with its own bearer-token policy (and the policy's own token
@@ -246,7 +246,7 @@ async fn no_identity_fails_the_call_with_a_credential_error_that_keeps_ours() {
 
 #[tokio::test]
 async fn a_refused_token_request_keeps_its_kind_and_status_behind_the_sdk_error() {
-    let imds = MockImds::start().await;
+    let imds = MockManagedIdentity::start().await;
     imds.push(azure_credentials::testing::MockReply::error(
         400,
         "invalid_request",
@@ -273,7 +273,7 @@ async fn a_refused_token_request_keeps_its_kind_and_status_behind_the_sdk_error(
 
 #[tokio::test]
 async fn tokens_keep_their_expiry() {
-    let imds = MockImds::start().await;
+    let imds = MockManagedIdentity::start().await;
     let chain = default_credential(imds.imds_endpoint());
     let ours = azure_credentials::TokenCredential::get_token(&chain, &[SCOPE], None)
         .await

@@ -9,7 +9,7 @@ use support::wait::paused_now;
 use std::sync::Arc;
 
 use azure_credentials::system::{Env, Fs};
-use azure_credentials::testing::{MockEntra, MockImds, MockReply, ScriptedExecutor};
+use azure_credentials::testing::{MockEntra, MockManagedIdentity, MockReply, ScriptedExecutor};
 use azure_credentials::{
     Context, DefaultAzureCredential, DefaultAzureCredentialBuilder, ErrorKind, MemberState,
     TokenCache, TokenCredential, TokenRequestOptions,
@@ -24,7 +24,7 @@ const TOKEN_FILE: &str = "/var/run/secrets/azure/tokens/azure-identity-token";
 /// system, and the environment variables given.
 struct Machine {
     entra: MockEntra,
-    imds: MockImds,
+    imds: MockManagedIdentity,
     executor: ScriptedExecutor,
     fs: Fs,
     env: Env,
@@ -35,7 +35,7 @@ impl Machine {
     async fn new() -> Machine {
         Machine {
             entra: MockEntra::start().await,
-            imds: MockImds::start().await,
+            imds: MockManagedIdentity::start().await,
             executor: ScriptedExecutor::new(),
             fs: Fs::memory(),
             // No az or azd on PATH unless a test puts them there; HOME for the CLI's config dir.
@@ -178,7 +178,7 @@ async fn one_context_reaches_every_member() {
     };
     let refused: url::Url = format!(
         "http://{}/metadata/identity/oauth2/token",
-        MockImds::refused_address()
+        MockManagedIdentity::refused_address()
     )
     .parse()
     .unwrap();
@@ -550,7 +550,7 @@ async fn a_refused_pod_identity_endpoint_moves_on_to_az_at_once() {
     // cost the retry budget before the chain reaches az.
     let m = Machine::new().await.with_tools_on_path().with_env(
         "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-        format!("http://{}", MockImds::refused_address()),
+        format!("http://{}", MockManagedIdentity::refused_address()),
     );
     m.executor.push_output(tool_output("azure_cli", "success"));
     let credential = DefaultAzureCredential::builder()

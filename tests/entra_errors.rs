@@ -372,7 +372,7 @@ async fn an_untrusted_certificate_is_named_with_how_to_trust_a_corporate_ca() {
     // A TLS endpoint with a self-signed certificate, as a TLS-inspecting proxy with a corporate
     // CA looks to a client that does not trust that CA. The handshake fails before any HTTP.
     let (cert, key) = support::tls::self_signed();
-    let front = azure_credentials::testing::MockImds::start().await;
+    let front = azure_credentials::testing::MockManagedIdentity::start().await;
     let authority = front.serve_tls(vec![cert], key).await;
     let credential = ClientSecretCredential::builder()
         .tenant_id("11111111-2222-3333-4444-555555555555")

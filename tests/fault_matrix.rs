@@ -5,7 +5,7 @@
 //! share a row), each saying what the credential alone returns, how many token requests reach
 //! the endpoint, the most the call may wait (timeouts and backoff, on tokio's paused clock) and
 //! whether the default chain uses the token, stops, or moves on to the developer tool after
-//! it. Every row runs both ways against the loopback mocks (`MockImds` plays all six managed
+//! it. Every row runs both ways against the loopback mocks (`MockManagedIdentity` plays all six managed
 //! identity sources, `MockEntra` the Entra endpoint) and a stand-in `az`.
 //!
 //! README.md's table "What each fault does" is rendered from the same rows, and
@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use azure_credentials::system::{Clock, Env, Fs};
 use azure_credentials::testing::{
-    MockEntra, MockEntraReply, MockImds, MockReply, ScriptedExecutor,
+    MockEntra, MockEntraReply, MockManagedIdentity, MockReply, ScriptedExecutor,
 };
 use azure_credentials::{
     ClientSecretCredential, DefaultAzureCredential, Error, ErrorKind, ManagedIdentityCredential,
@@ -384,7 +384,7 @@ fn with_path(mut url: url::Url, path: &str) -> url::Url {
 /// The mocks, scripted with a fault, and the environment a program on that host would see.
 struct Arranged {
     source: Source,
-    imds: MockImds,
+    imds: MockManagedIdentity,
     entra: MockEntra,
     executor: ScriptedExecutor,
     fs: Fs,
@@ -399,14 +399,14 @@ struct Arranged {
 impl Arranged {
     async fn new(source: Source, fault: Fault) -> Arranged {
         let clock = Clock::from_tokio_time(START);
-        let imds = MockImds::start().await;
+        let imds = MockManagedIdentity::start().await;
         imds.set_clock(clock.clone());
         imds.set_identity_header(SECRET);
         let entra = MockEntra::start().await;
         let executor = ScriptedExecutor::new();
         executor.repeat_output(tool_output("azure_cli", "success"));
         let fs = Fs::memory();
-        let refused = MockImds::refused_address();
+        let refused = MockManagedIdentity::refused_address();
         let up = fault != Refused;
         let base = if up {
             imds.base_url()
@@ -420,7 +420,11 @@ impl Arranged {
             )
             .with("HOME", "/home/dev");
         let refused_imds = with_path(
-            url::Url::parse(&format!("http://{}/", MockImds::refused_address())).unwrap(),
+            url::Url::parse(&format!(
+                "http://{}/",
+                MockManagedIdentity::refused_address()
+            ))
+            .unwrap(),
             "/metadata/identity/oauth2/token",
         );
         let mut imds_endpoint = refused_imds;
@@ -557,7 +561,7 @@ impl Arranged {
 const JSON: &str = "application/json";
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-fn script_imds(mock: &MockImds, fault: Fault) {
+fn script_imds(mock: &MockManagedIdentity, fault: Fault) {
     let with_bom = |json: &str| [BOM, json.as_bytes()].concat();
     if fault.reaches_the_probe() {
         // The probe (no `Metadata` header) gets the fault too instead of IMDS's 400.

@@ -1,4 +1,4 @@
-//! ManagedIdentityCredential against the loopback MockImds playing every hosting source.
+//! ManagedIdentityCredential against the loopback MockManagedIdentity playing every hosting source.
 //!
 //! Time: retries and timeouts run on tokio's paused clock; nothing sleeps for real.
 
@@ -15,7 +15,9 @@ use azure_credentials::system::{
 };
 use std::sync::Arc;
 
-use azure_credentials::testing::{MockImds, MockReply, RecordedRequest, StaticTokenCredential};
+use azure_credentials::testing::{
+    MockManagedIdentity, MockReply, RecordedRequest, StaticTokenCredential,
+};
 use azure_credentials::{
     ChainedTokenCredential, ErrorKind, ManagedIdentityCredential, ManagedIdentityCredentialBuilder,
     ManagedIdentitySource, TokenCache, TokenCredential, UserAssignedId,
@@ -51,7 +53,7 @@ const HOSTS: [Host; 6] = [
 
 /// A mock playing `host`, and the environment a program on that host would see.
 struct Setup {
-    mock: MockImds,
+    mock: MockManagedIdentity,
     env: Env,
     fs: Fs,
     host: Host,
@@ -59,7 +61,7 @@ struct Setup {
 
 impl Setup {
     async fn new(host: Host) -> Setup {
-        let mock = MockImds::start().await;
+        let mock = MockManagedIdentity::start().await;
         mock.set_identity_header(SECRET);
         let fs = Fs::memory();
         let env = match host {
@@ -1107,7 +1109,7 @@ async fn a_resource_id_echo_naming_another_identity_is_refused_beside_an_empty_o
 async fn without_the_probe_a_refused_local_port_is_unavailable_after_one_attempt() {
     // ManagedIdentityCredential used directly (or with AZURE_POD_IDENTITY_AUTHORITY_HOST in a
     // chain): nothing listens on a loopback or link-local endpoint, so there is no identity here.
-    let refused = MockImds::refused_address();
+    let refused = MockManagedIdentity::refused_address();
     let imds = ManagedIdentityCredential::builder()
         .env(Env::empty())
         .fs(Fs::memory())
@@ -1455,7 +1457,10 @@ async fn arc_fails_closed_when_an_old_agent_ignores_the_user_assigned_id() {
 }
 
 /// An Azure Arc host whose agent names `key_name` in its real key directory.
-async fn arc_on_real_files(dir: &Path, key_name: &str) -> (MockImds, ManagedIdentityCredential) {
+async fn arc_on_real_files(
+    dir: &Path,
+    key_name: &str,
+) -> (MockManagedIdentity, ManagedIdentityCredential) {
     let setup = Setup::new(Host::AzureArc).await;
     setup.mock.set_arc_key(dir.join(key_name), ARC_KEY);
     let credential = setup
@@ -1584,7 +1589,7 @@ impl HttpTransport for TokenTransport {
 /// settings (timeouts, transport) were lost and requests went to the network.
 #[tokio::test]
 async fn service_fabric_uses_the_given_http_client_with_the_pin() {
-    let refused = MockImds::refused_address();
+    let refused = MockManagedIdentity::refused_address();
     let transport = Arc::new(TokenTransport::default());
     let credential = ManagedIdentityCredential::builder()
         .env(Env::from_pairs([
@@ -1639,7 +1644,7 @@ async fn debug_shows_the_source_and_no_secret() {
 /// credential, HTTP client and loopback sockets. (Before, half of them failed after 5 attempts.)
 #[tokio::test(start_paused = true)]
 async fn a_start_up_herd_against_a_throttled_imds_is_served_in_full_within_15_s() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.rate_limit(20.0, 5, Duration::from_secs(1));
     let started = paused_now();
     let mut herd = tokio::task::JoinSet::new();

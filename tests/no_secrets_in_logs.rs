@@ -9,7 +9,9 @@ use std::time::Duration;
 use support::log_capture::{CapturedLogs, Printed, assert_no_secrets, current_thread_runtime};
 
 use azure_credentials::system::{Clock, Env, Fs, Http, HttpErrorKind, HttpRequest, RetryPolicy};
-use azure_credentials::testing::{MockCredential, MockImds, MockReply, StaticTokenCredential};
+use azure_credentials::testing::{
+    MockCredential, MockManagedIdentity, MockReply, StaticTokenCredential,
+};
 use azure_credentials::{
     Error, ErrorKind, ManagedIdentityCredential, Secret, TokenCache, TokenCredential,
     TokenRequestOptions,
@@ -104,7 +106,7 @@ async fn cache_scenarios(seen: &mut Printed) {
 }
 
 async fn http_scenarios(seen: &mut Printed) {
-    let imds = MockImds::start().await;
+    let imds = MockManagedIdentity::start().await;
     imds.set_identity_header("identity-header-secret");
     seen.debug(&imds);
     let http = Http::builder()
@@ -153,7 +155,7 @@ async fn http_scenarios(seen: &mut Printed) {
     // Transport failures.
     let refused = format!(
         "http://{}/metadata/identity/oauth2/token?resource=x",
-        MockImds::refused_address()
+        MockManagedIdentity::refused_address()
     );
     let err = http
         .send(
@@ -188,7 +190,7 @@ async fn http_scenarios(seen: &mut Printed) {
 
 async fn managed_identity_scenarios(seen: &mut Printed) {
     let scope = ["https://vault.azure.net/.default"];
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.set_identity_header("identity-header-secret");
     mock.set_arc_key("/var/opt/azcmagent/tokens/leak.key", "arc-key-secret-value");
     let fs = Fs::memory();

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use azure_credentials::interop::ObjectStoreCredential;
-use azure_credentials::testing::MockImds;
+use azure_credentials::testing::MockManagedIdentity;
 use azure_credentials::{DefaultAzureCredential, ErrorKind};
 use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
 use object_store::path::Path;
@@ -91,7 +91,7 @@ fn default_credential(imds_endpoint: url::Url) -> DefaultAzureCredential {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_and_get_carry_our_storage_token_and_cost_one_token_request() {
     install_ring();
-    let imds = MockImds::start().await;
+    let imds = MockManagedIdentity::start().await;
     let blob = BlobStandIn::start().await;
     let store = blob.store(default_credential(imds.imds_endpoint()));
     let path = Path::from("reports/2026/hello.txt");
@@ -125,7 +125,7 @@ async fn put_and_get_carry_our_storage_token_and_cost_one_token_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_share_one_token() {
     install_ring();
-    let imds = MockImds::start().await;
+    let imds = MockManagedIdentity::start().await;
     let blob = BlobStandIn::start().await;
     let store = Arc::new(blob.store(default_credential(imds.imds_endpoint())));
     let start = Arc::new(tokio::sync::Barrier::new(32));

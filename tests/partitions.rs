@@ -57,7 +57,7 @@ use async_trait::async_trait;
 use azure_credentials::system::{
     Clock, Command, Env, Executor, Fs, ManualClock, Output, ProcessError, RetryPolicy,
 };
-use azure_credentials::testing::{MockEntra, MockEntraReply, MockImds, MockReply};
+use azure_credentials::testing::{MockEntra, MockEntraReply, MockManagedIdentity, MockReply};
 use azure_credentials::{
     AccessToken, AzureCliCredential, AzureDeveloperCliCredential, CacheIdentity,
     ClientCertificateCredential, ClientSecretCredential, EnvironmentCredential,
@@ -932,7 +932,7 @@ fn managed_identity(
     )
 }
 
-fn mock_imds_upstream<'a>(mocks: &[&'a MockImds]) -> Upstream<'a> {
+fn mock_imds_upstream<'a>(mocks: &[&'a MockManagedIdentity]) -> Upstream<'a> {
     let (counted, primed) = (mocks.to_vec(), mocks.to_vec());
     Upstream {
         requests: Box::new(move || counted.iter().map(|m| m.token_request_count()).sum()),
@@ -944,8 +944,8 @@ fn mock_imds_upstream<'a>(mocks: &[&'a MockImds]) -> Upstream<'a> {
     }
 }
 
-async fn mock_imds(clock: &ManualClock) -> MockImds {
-    let mock = MockImds::start().await;
+async fn mock_imds(clock: &ManualClock) -> MockManagedIdentity {
+    let mock = MockManagedIdentity::start().await;
     mock.set_clock(clock.clock());
     mock
 }
@@ -999,7 +999,7 @@ async fn a_managed_identity_never_gets_the_token_of_another_user_assigned_id_end
             &fs,
         )
     };
-    let app_service = |mock: &MockImds, header: &str| {
+    let app_service = |mock: &MockManagedIdentity, header: &str| {
         Env::empty()
             .with("IDENTITY_ENDPOINT", mock.app_service_endpoint().as_str())
             .with("IDENTITY_HEADER", header)
@@ -1022,7 +1022,7 @@ async fn a_managed_identity_never_gets_the_token_of_another_user_assigned_id_end
         app_service(&m2, "header-one"),
         &few_ids[..1],
     );
-    let azure_ml = |mock: &MockImds, secret: &str| {
+    let azure_ml = |mock: &MockManagedIdentity, secret: &str| {
         Env::empty()
             .with("MSI_ENDPOINT", mock.azure_ml_endpoint().as_str())
             .with("MSI_SECRET", secret)
@@ -1057,8 +1057,9 @@ async fn a_managed_identity_never_gets_the_token_of_another_user_assigned_id_end
         azure_ml(&m1, "msi-one").with("DEFAULT_IDENTITY_CLIENT_ID", ID_W),
         &[Asked::SystemAssigned],
     );
-    let cloud_shell =
-        |mock: &MockImds| Env::empty().with("MSI_ENDPOINT", mock.cloud_shell_endpoint().as_str());
+    let cloud_shell = |mock: &MockManagedIdentity| {
+        Env::empty().with("MSI_ENDPOINT", mock.cloud_shell_endpoint().as_str())
+    };
     add(
         "Cloud Shell m1",
         "shell m1",
@@ -1131,7 +1132,10 @@ async fn azure_ml_identities_with_different_default_client_ids_never_share_a_tok
     );
     assert_eq!(token_v.client_id(), Some(ID_V));
     assert_eq!(token_w.client_id(), Some(ID_W), "W got V's token");
-    assert_eq!(token_none.client_id(), Some(MockImds::DEFAULT_CLIENT_ID));
+    assert_eq!(
+        token_none.client_id(),
+        Some(MockManagedIdentity::DEFAULT_CLIENT_ID)
+    );
     // And each one's cached token stays its own.
     assert_eq!(
         v.get_token(SCOPE, None).await.unwrap().client_id(),

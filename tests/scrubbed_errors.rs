@@ -13,7 +13,7 @@ use support::log_capture::{CapturedLogs, Printed, current_thread_runtime};
 
 use azure_credentials::system::{Env, Fs, Output, RetryPolicy};
 use azure_credentials::testing::{
-    MockEntra, MockEntraReply, MockImds, MockReply, ScriptedExecutor,
+    MockEntra, MockEntraReply, MockManagedIdentity, MockReply, ScriptedExecutor,
 };
 use azure_credentials::{
     AzureCliCredential, ClientSecretCredential, ManagedIdentityCredential, TokenCache,
@@ -98,7 +98,7 @@ async fn scenarios(seen: &mut Printed) -> usize {
     }
 
     // An identity endpoint echoing the identity header and a token fragment.
-    let imds = MockImds::start().await;
+    let imds = MockManagedIdentity::start().await;
     imds.push(MockReply::error(
         400,
         "invalid_request",

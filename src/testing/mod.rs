@@ -1,7 +1,7 @@
 //! Test doubles (feature `testing`): use them in your own tests, and this crate uses them in its
 //! tests, benches and demo.
 //!
-//! - [`MockImds`]: a loopback mock of managed identity (IMDS, App Service, Azure ML, Cloud
+//! - [`MockManagedIdentity`]: a loopback mock of managed identity (IMDS, App Service, Azure ML, Cloud
 //!   Shell, Service Fabric, Azure Arc) with scriptable replies and faults, that records every
 //!   request.
 //! - [`StaticTokenCredential`]: hands out one token you give it, until the expiry you must give.
@@ -21,7 +21,7 @@ mod static_credential;
 
 pub use entra::{EntraRequest, MockAssertion, MockEntra, MockEntraReply, ReplyGate};
 pub use loopback_http::RecordedRequest;
-pub use managed_identity::{MockImds, MockReply};
+pub use managed_identity::{MockManagedIdentity, MockReply};
 pub use mock_credential::{FetchGate, MockCredential, MockCredentialBuilder};
 pub use scripted_executor::{RunGate, ScriptedExecutor};
 pub use static_credential::StaticTokenCredential;

@@ -2,14 +2,14 @@
 //! once.
 
 use azure_credentials::system::{Env, Fs};
-use azure_credentials::testing::MockImds;
+use azure_credentials::testing::MockManagedIdentity;
 use azure_credentials::{ManagedIdentityCredential, TokenCache};
 
 /// An IMDS token endpoint on a loopback port where nothing listens: a machine off Azure.
 pub fn refused_endpoint() -> url::Url {
     format!(
         "http://{}/metadata/identity/oauth2/token",
-        MockImds::refused_address()
+        MockManagedIdentity::refused_address()
     )
     .parse()
     .unwrap()
@@ -30,7 +30,7 @@ pub fn probing_credential_off_azure() -> ManagedIdentityCredential {
 
 /// Checks that the mock IMDS was asked for one token, for `resource` (IMDS's name for the scope
 /// without `/.default`).
-pub fn assert_one_token_request(imds: &MockImds, resource: &str) {
+pub fn assert_one_token_request(imds: &MockManagedIdentity, resource: &str) {
     assert_eq!(imds.token_request_count(), 1, "{:?}", imds.requests());
     let token_request = imds
         .requests()

@@ -1,6 +1,6 @@
 //! Self-signed certificates for loopback TLS servers, and https fronts for the mock endpoints.
 
-use azure_credentials::testing::MockImds;
+use azure_credentials::testing::MockManagedIdentity;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// A fresh self-signed certificate for `127.0.0.1` and its key.
@@ -12,7 +12,7 @@ pub fn self_signed() -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
 
 /// An https front for the mock with a fresh self-signed certificate (what Service Fabric pins):
 /// its URL and the certificate's SHA-1 thumbprint in upper-case hex.
-pub async fn tls_front(mock: &MockImds) -> (url::Url, String) {
+pub async fn tls_front(mock: &MockManagedIdentity) -> (url::Url, String) {
     let (cert, key) = self_signed();
     let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert);
     let thumbprint = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();

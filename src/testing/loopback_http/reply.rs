@@ -363,7 +363,7 @@ macro_rules! scripted_reply_methods {
 
 pub(in crate::testing) use scripted_reply_methods;
 
-/// The scripting methods every mock has (`MockImds`, `MockEntra`), written once: for the `impl`
+/// The scripting methods every mock has (`MockManagedIdentity`, `MockEntra`), written once: for the `impl`
 /// of a mock with `self.shared.state: Mutex<State>` whose `State` has a `script:
 /// Script<$Reply>` field; `$first` is a doc link to the initial default reply.
 macro_rules! scripted_mock_methods {

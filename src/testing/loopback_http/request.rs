@@ -203,7 +203,7 @@ fn parse_target(target: &str) -> Option<Url> {
     matches!(url.scheme(), "http" | "https").then_some(url)
 }
 
-/// One request received by a [`MockImds`](crate::testing::MockImds).
+/// One request received by a [`MockManagedIdentity`](crate::testing::MockManagedIdentity).
 ///
 /// `Debug` output shows the query parameter names (not their values), the values of a few plain
 /// headers (`Metadata`, `Host`, `Content-Type` and the like) with every other redacted, and only

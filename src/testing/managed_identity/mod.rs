@@ -1,4 +1,4 @@
-//! [`MockImds`]: a loopback mock of managed identity. One file per protocol it speaks
+//! [`MockManagedIdentity`]: a loopback mock of managed identity. One file per protocol it speaks
 //! (`imds.rs`, `app_service.rs`, `azure_ml.rs`, `cloud_shell.rs`, `service_fabric.rs`,
 //! `azure_arc.rs`) behind the [`Protocol`](protocol::Protocol) trait; this file holds the
 //! mock's public face, its script and its record; `reply.rs` the scripted [`MockReply`]. The
@@ -44,7 +44,7 @@ const PROTOCOLS: [(&str, &dyn Protocol); 6] = [
 /// The `Server` header of every answer.
 const SERVER: &str = "mock-imds";
 
-/// For the `impl` of [`MockImds`]: `pub fn $name(&self) -> Url`, the URL of `$path` on the
+/// For the `impl` of [`MockManagedIdentity`]: `pub fn $name(&self) -> Url`, the URL of `$path` on the
 /// mock, for each protocol, with its docs.
 macro_rules! endpoints {
     ($($(#[$doc:meta])* $name:ident => $path:expr;)*) => {
@@ -74,16 +74,16 @@ macro_rules! endpoints {
 ///
 /// Every response carries `Connection: close`, and the connection is closed after it.
 ///
-/// Dropping the `MockImds` stops the server: open connections (including [hung](MockReply::hang)
+/// Dropping the `MockManagedIdentity` stops the server: open connections (including [hung](MockReply::hang)
 /// ones) are closed. If a server task panicked, the drop re-raises that panic, so a bug in the
 /// mock fails the test that hit it.
 ///
 /// ```
-/// use azure_credentials::testing::{MockImds, MockReply};
+/// use azure_credentials::testing::{MockManagedIdentity, MockReply};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let mock = MockImds::start().await;
+/// let mock = MockManagedIdentity::start().await;
 /// mock.push(MockReply::status(503).with_header("Retry-After", "2"));
 /// mock.push(MockReply::token("second-try"));
 /// // Point the credential under test at `mock.imds_endpoint()`: its first request gets a 503,
@@ -92,12 +92,12 @@ macro_rules! endpoints {
 /// assert_eq!(mock.token_request_count(), 0);
 /// # }
 /// ```
-pub struct MockImds {
+pub struct MockManagedIdentity {
     server: LoopbackServer,
     shared: Arc<Shared>,
 }
 
-impl MockImds {
+impl MockManagedIdentity {
     /// The `client_id` of the tokens the mock issues when the request names none.
     pub const DEFAULT_CLIENT_ID: &'static str = "7a1d5c9e-3f2b-4e8a-9c6d-0b1e2f3a4b5c";
 
@@ -107,12 +107,12 @@ impl MockImds {
     /// # Panics
     ///
     /// Outside a tokio runtime, or if no loopback port can be bound.
-    pub async fn start() -> MockImds {
+    pub async fn start() -> MockManagedIdentity {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new()),
         });
         let server = LoopbackServer::start(SERVER, shared.clone()).await;
-        MockImds { server, shared }
+        MockManagedIdentity { server, shared }
     }
 
     /// Starts an https front for this mock on another loopback port, presenting `chain` (leaf
@@ -140,7 +140,7 @@ impl MockImds {
     ///
     /// If no loopback port can be bound.
     pub fn refused_address() -> SocketAddr {
-        loopback_http::refused_address("MockImds")
+        loopback_http::refused_address("MockManagedIdentity")
     }
 
     /// The address the mock listens on.
@@ -173,12 +173,12 @@ impl MockImds {
 
         /// A Service Fabric token endpoint path, `/servicefabric/token`, checking the `Secret`
         /// header. Real clusters serve it over https with a self-signed certificate: put a TLS
-        /// front before it with [`MockImds::serve_tls`].
+        /// front before it with [`MockManagedIdentity::serve_tls`].
         service_fabric_endpoint => service_fabric::PATH;
 
         /// An Azure Arc agent's token endpoint: `http://127.0.0.1:PORT/arc/token`. Without the
         /// right `Authorization: Basic <key>` it answers 401 with
-        /// `WWW-Authenticate: Basic realm=<key path>`; see [`MockImds::set_arc_key`].
+        /// `WWW-Authenticate: Basic realm=<key path>`; see [`MockManagedIdentity::set_arc_key`].
         arc_endpoint => azure_arc::PATH;
     }
 
@@ -270,10 +270,10 @@ impl MockImds {
     }
 }
 
-impl fmt::Debug for MockImds {
+impl fmt::Debug for MockManagedIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.shared.state.lock();
-        f.debug_struct("MockImds")
+        f.debug_struct("MockManagedIdentity")
             .field("addr", &self.server.addr())
             .field("script", &state.script)
             .field("require_metadata", &state.settings.require_metadata)
@@ -321,7 +321,7 @@ struct State {
     throttled: usize,
 }
 
-/// A token bucket in front of the token requests (see [`MockImds::rate_limit`]).
+/// A token bucket in front of the token requests (see [`MockManagedIdentity::rate_limit`]).
 struct RateLimit {
     per_second: f64,
     burst: f64,

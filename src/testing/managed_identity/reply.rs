@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::MockImds;
+use super::MockManagedIdentity;
 use super::protocol::{Protocol, Settings, TokenFields, imds_error, resource};
 use crate::Secret;
 use crate::testing::loopback_http::{
@@ -19,7 +19,7 @@ const OVERSIZED_HEAD: &[u8] = br#"{"access_token":"mock-imds-token-oversized-"#;
 const OVERSIZED_TAIL: &[u8] = br#"","token_type":"Bearer"}"#;
 const HALF_BODY: &[u8] = br#"{"access_t"#;
 
-/// One scripted answer of a [`MockImds`] to a token request: a token, an error, or a fault.
+/// One scripted answer of a [`MockManagedIdentity`] to a token request: a token, an error, or a fault.
 ///
 /// Build one with a constructor, then adjust it with [`with_delay`](Self::with_delay),
 /// [`with_header`](Self::with_header), [`with_trickle`](Self::with_trickle) and, for tokens,
@@ -43,11 +43,11 @@ const HALF_BODY: &[u8] = br#"{"access_t"#;
 ///
 /// `expires_on` is the mock's clock at the request plus `expires_in`; `resource` echoes the
 /// request; `client_id` echoes the request's `client_id` parameter, or is
-/// [`MockImds::DEFAULT_CLIENT_ID`].
+/// [`MockManagedIdentity::DEFAULT_CLIENT_ID`].
 ///
 /// `Debug` output never shows a token, a raw body or a sensitive header value.
 #[derive(Clone, Debug)]
-#[must_use = "a MockReply does nothing until it is pushed to a MockImds"]
+#[must_use = "a MockReply does nothing until it is pushed to a MockManagedIdentity"]
 pub struct MockReply {
     kind: ReplyKind,
     delivery: Delivery,
@@ -84,7 +84,7 @@ enum TokenValue {
 }
 
 impl MockReply {
-    scripted_reply_methods!(MockReply, "[`MockImds`]");
+    scripted_reply_methods!(MockReply, "[`MockManagedIdentity`]");
 
     /// A token `mock-imds-token-<n>`, where `n` counts the token replies (of any kind) the mock
     /// has served, starting at 1; it expires in 3600 seconds. This is the initial default reply.
@@ -239,7 +239,7 @@ impl MockReply {
                 let client_id = named_client_id
                     .as_deref()
                     .or(client_id)
-                    .unwrap_or(MockImds::DEFAULT_CLIENT_ID);
+                    .unwrap_or(MockManagedIdentity::DEFAULT_CLIENT_ID);
                 let fields = TokenFields {
                     access_token: &value,
                     resource: &resource,

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 use super::app_service::PATH as APP_SERVICE_PATH;
 use super::imds::PATH as IMDS_PATH;
-use super::{MockImds, MockReply};
+use super::{MockManagedIdentity, MockReply};
 use crate::system::{ManualClock, monotonic_now};
 use crate::testing::loopback_http::MAX_BODY;
 
@@ -107,11 +107,11 @@ fn imds_target(resource: &str) -> String {
     format!("{IMDS_PATH}?api-version=2018-02-01&resource={resource}")
 }
 
-async fn imds(mock: &MockImds) -> Response {
+async fn imds(mock: &MockManagedIdentity) -> Response {
     get(mock.addr(), &imds_target(VAULT), &[("Metadata", "true")]).await
 }
 
-async fn app_service(mock: &MockImds, identity_header: Option<&str>) -> Response {
+async fn app_service(mock: &MockManagedIdentity, identity_header: Option<&str>) -> Response {
     let target = format!("{APP_SERVICE_PATH}?api-version=2019-08-01&resource={VAULT}");
     let headers: Vec<_> = identity_header
         .map(|v| ("X-IDENTITY-HEADER", v))
@@ -127,7 +127,7 @@ fn token_of(response: &Response) -> String {
 
 #[tokio::test]
 async fn auto_tokens_count_up_in_imds_shape() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     let first = imds(&mock).await;
     assert_eq!(token_of(&first), "mock-imds-token-1");
     assert_eq!(token_of(&imds(&mock).await), "mock-imds-token-2");
@@ -157,7 +157,7 @@ async fn auto_tokens_count_up_in_imds_shape() {
     assert_eq!(json["expires_in"], "3600");
     assert_eq!(json["resource"], "https://vault.azure.net");
     assert_eq!(json["token_type"], "Bearer");
-    assert_eq!(json["client_id"], MockImds::DEFAULT_CLIENT_ID);
+    assert_eq!(json["client_id"], MockManagedIdentity::DEFAULT_CLIENT_ID);
     assert!(
         json["expires_on"]
             .as_str()
@@ -171,7 +171,7 @@ async fn auto_tokens_count_up_in_imds_shape() {
 
 #[tokio::test]
 async fn endpoints_are_loopback_urls() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     let port = mock.addr().port();
     assert!(mock.addr().ip().is_loopback());
     assert_eq!(
@@ -190,7 +190,7 @@ async fn endpoints_are_loopback_urls() {
 
 #[tokio::test]
 async fn script_is_served_in_order_then_the_default() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.push(MockReply::token("first"));
     mock.push_many([MockReply::token("second"), MockReply::status(500)]);
     assert_eq!(token_of(&imds(&mock).await), "first");
@@ -209,7 +209,7 @@ async fn script_is_served_in_order_then_the_default() {
 
 #[tokio::test]
 async fn imds_without_metadata_header_is_400_and_keeps_the_script() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.push(MockReply::token("kept"));
     let response = get(mock.addr(), &imds_target(VAULT), &[]).await;
     assert_eq!(response.status, 400);
@@ -239,7 +239,7 @@ async fn imds_without_metadata_header_is_400_and_keeps_the_script() {
 
 #[tokio::test]
 async fn imds_without_resource_is_400() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     for target in [
         format!("{IMDS_PATH}?api-version=2018-02-01"),
         format!("{IMDS_PATH}?api-version=2018-02-01&resource="),
@@ -256,7 +256,7 @@ async fn imds_without_resource_is_400() {
 
 #[tokio::test]
 async fn app_service_checks_the_identity_header() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.push(MockReply::token("app-service-token"));
 
     let missing = app_service(&mock, None).await;
@@ -288,7 +288,7 @@ async fn app_service_checks_the_identity_header() {
 
 #[tokio::test]
 async fn app_service_reply_has_its_own_shape() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     let target =
         format!("{APP_SERVICE_PATH}?api-version=2019-08-01&resource={VAULT}&client_id=my-uami");
     let response = get(mock.addr(), &target, &[("X-IDENTITY-HEADER", "s")]).await;
@@ -310,7 +310,7 @@ async fn app_service_reply_has_its_own_shape() {
 
 #[tokio::test(start_paused = true)]
 async fn a_rate_limit_throttles_past_its_burst_and_refills_with_time() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.rate_limit(20.0, 5, Duration::from_secs(1));
     for _ in 0..5 {
         assert_eq!(imds(&mock).await.status, 200);
@@ -332,7 +332,7 @@ async fn a_rate_limit_throttles_past_its_burst_and_refills_with_time() {
 
 #[tokio::test]
 async fn expires_on_follows_the_clock() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     let start = datetime!(2030-01-01 0:00 UTC);
     let manual = ManualClock::new(start);
     mock.set_clock(manual.clock());
@@ -360,7 +360,7 @@ async fn expires_on_follows_the_clock() {
 
 #[tokio::test]
 async fn error_replies_have_the_imds_shape() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.push(MockReply::error(
         400,
         "invalid_request",
@@ -380,7 +380,7 @@ async fn error_replies_have_the_imds_shape() {
 
 #[tokio::test]
 async fn html_reply() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.push(MockReply::html(403));
     let response = imds(&mock).await;
     assert_eq!(response.status, 403);
@@ -396,7 +396,7 @@ async fn html_reply() {
 
 #[tokio::test]
 async fn malformed_json_reply() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.push(MockReply::malformed_json());
     let response = imds(&mock).await;
     assert_eq!(response.status, 200);
@@ -406,7 +406,7 @@ async fn malformed_json_reply() {
 
 #[tokio::test]
 async fn oversized_reply_is_read_fully() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     let size = 5 * 1024 * 1024;
     mock.push(MockReply::oversized(size));
     let response = imds(&mock).await;
@@ -423,7 +423,7 @@ async fn oversized_reply_is_read_fully() {
 
 #[tokio::test(start_paused = true)]
 async fn hang_times_out_and_closes_when_dropped() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.push(MockReply::hang());
     let mut stream = TcpStream::connect(mock.addr()).await.unwrap();
     let raw = request("GET", &imds_target(VAULT), &[("Metadata", "true")], "");
@@ -443,7 +443,7 @@ async fn hang_times_out_and_closes_when_dropped() {
 
 #[tokio::test]
 async fn close_reply_sends_nothing() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.push(MockReply::close());
     let raw = request("GET", &imds_target(VAULT), &[("Metadata", "true")], "");
     assert!(roundtrip(mock.addr(), raw).await.is_empty());
@@ -452,7 +452,7 @@ async fn close_reply_sends_nothing() {
 
 #[tokio::test]
 async fn reset_reply_resets_the_connection() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.push(MockReply::reset());
     let mut stream = TcpStream::connect(mock.addr()).await.unwrap();
     let raw = request("GET", &imds_target(VAULT), &[("Metadata", "true")], "");
@@ -467,7 +467,7 @@ async fn reset_reply_resets_the_connection() {
 
 #[tokio::test]
 async fn half_body_reply_stops_early() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.push(MockReply::half_body());
     let response = imds(&mock).await;
     assert_eq!(response.status, 200);
@@ -477,7 +477,7 @@ async fn half_body_reply_stops_early() {
 
 #[tokio::test]
 async fn raw_reply_sends_the_bytes_as_they_are() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     let body = b"\xEF\xBB\xBF{\"a\":1}\xFF".to_vec();
     mock.push(MockReply::raw(403, Some("text/plain"), body.clone()));
     mock.push(MockReply::raw(200, None, ""));
@@ -496,7 +496,7 @@ async fn raw_reply_sends_the_bytes_as_they_are() {
 
 #[tokio::test]
 async fn redirect_reply_names_the_location() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.push(MockReply::redirect(302, "http://portal.example/login"));
     let response = imds(&mock).await;
     assert_eq!(response.status, 302);
@@ -509,7 +509,7 @@ async fn redirect_reply_names_the_location() {
 
 #[tokio::test]
 async fn short_body_reply_announces_more_than_it_sends() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.push(MockReply::short_body(200, r#"{"access_token":"ab"#, 500));
     let response = imds(&mock).await;
     assert_eq!(response.status, 200);
@@ -525,7 +525,7 @@ fn short_body_must_be_short() {
 
 #[tokio::test]
 async fn a_token_reply_can_name_another_client_id() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.push(MockReply::auto_token().client_id("someone-else"));
     let target = format!("{}&client_id=requested", imds_target(VAULT));
     let response = get(mock.addr(), &target, &[("Metadata", "true")]).await;
@@ -534,7 +534,7 @@ async fn a_token_reply_can_name_another_client_id() {
 
 #[tokio::test(start_paused = true)]
 async fn delay_uses_tokio_time() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.push(MockReply::token("late").with_delay(Duration::from_secs(30)));
     let started = monotonic_now();
     let response = imds(&mock).await;
@@ -544,7 +544,7 @@ async fn delay_uses_tokio_time() {
 
 #[tokio::test(start_paused = true)]
 async fn trickle_sends_the_body_piece_by_piece() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.push(MockReply::trickle(10, Duration::from_secs(1)));
     let mut stream = imds_stream(&mock).await;
     let started = monotonic_now();
@@ -580,7 +580,7 @@ async fn trickle_sends_the_body_piece_by_piece() {
 
 #[tokio::test]
 async fn extra_headers_are_sent() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.push(
         MockReply::status(429)
             .with_header("Retry-After", "2")
@@ -595,7 +595,7 @@ async fn extra_headers_are_sent() {
 
 #[tokio::test]
 async fn requests_are_recorded() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     let target = format!("{}&client_id=a%20b+c&object_id=x", imds_target(VAULT));
     imds(&mock).await;
     get(
@@ -642,7 +642,7 @@ async fn requests_are_recorded() {
 
 #[tokio::test]
 async fn unknown_path_is_404() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     let response = get(
         mock.addr(),
         "/metadata/instance?api-version=2021-02-01",
@@ -656,7 +656,7 @@ async fn unknown_path_is_404() {
 #[tokio::test]
 async fn absolute_form_target_is_understood() {
     // What a client that uses the mock as its HTTP proxy sends.
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     let target = format!("http://169.254.169.254{}", imds_target(VAULT));
     let response = get(mock.addr(), &target, &[("Metadata", "true")]).await;
     assert_eq!(token_of(&response), "mock-imds-token-1");
@@ -665,7 +665,7 @@ async fn absolute_form_target_is_understood() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hundred_concurrent_requests() {
-    let mock = Arc::new(MockImds::start().await);
+    let mock = Arc::new(MockManagedIdentity::start().await);
     let mut tasks = JoinSet::new();
     for _ in 0..100 {
         let mock = mock.clone();
@@ -682,7 +682,7 @@ async fn hundred_concurrent_requests() {
 
 #[tokio::test]
 async fn debug_output_hides_secrets() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.set_identity_header("identity-header-secret");
     mock.push(
         MockReply::token("scripted-token-secret")
@@ -745,7 +745,7 @@ async fn debug_output_hides_secrets() {
 
 #[tokio::test]
 async fn bad_input_is_400_and_the_server_keeps_serving() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     let cases: [&[u8]; 9] = [
         b"GARBAGE\r\n\r\n",
         b"GET /x\r\n\r\n",
@@ -790,7 +790,7 @@ async fn bad_input_is_400_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn oversized_requests_are_refused() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     let huge_header = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(70_000));
     let response = parse_response(&roundtrip(mock.addr(), huge_header).await);
     assert_eq!(response.status, 431);
@@ -808,7 +808,7 @@ async fn oversized_requests_are_refused() {
 
 #[tokio::test]
 async fn refused_address_refuses() {
-    let addr = MockImds::refused_address();
+    let addr = MockManagedIdentity::refused_address();
     assert!(addr.ip().is_loopback());
     let error = TcpStream::connect(addr).await.unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
@@ -817,7 +817,7 @@ async fn refused_address_refuses() {
 #[tokio::test]
 #[should_panic(expected = "deliberate panic in the mock IMDS server")]
 async fn server_panic_is_raised_when_dropped() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.push(MockReply::panic_for_test());
     let raw = request("GET", &imds_target(VAULT), &[("Metadata", "true")], "");
     assert!(roundtrip(mock.addr(), raw).await.is_empty());
@@ -832,13 +832,13 @@ fn expires_in_on_a_non_token_reply_panics() {
 
 #[test]
 fn runs_on_a_runtime_that_is_dropped_first() {
-    // The MockImds outlives its runtime: dropping it must not panic.
+    // The MockManagedIdentity outlives its runtime: dropping it must not panic.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let mock = runtime.block_on(async {
-        let mock = MockImds::start().await;
+        let mock = MockManagedIdentity::start().await;
         mock.push(MockReply::hang());
         let _ = imds_stream(&mock).await;
         mock
@@ -847,7 +847,7 @@ fn runs_on_a_runtime_that_is_dropped_first() {
     drop(mock);
 }
 
-async fn imds_stream(mock: &MockImds) -> TcpStream {
+async fn imds_stream(mock: &MockManagedIdentity) -> TcpStream {
     let mut stream = TcpStream::connect(mock.addr()).await.unwrap();
     let raw = request("GET", &imds_target(VAULT), &[("Metadata", "true")], "");
     stream.write_all(raw.as_bytes()).await.unwrap();

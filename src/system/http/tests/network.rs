@@ -228,7 +228,7 @@ async fn a_secret_header_is_sent_but_never_printed() {
 async fn a_secret_header_over_plain_http_to_a_non_local_host_is_refused_unsent() {
     // 0.0.0.0 and [::] are neither loopback nor link-local. (Linux would route them to this
     // host, so even a regression of this rule sends nothing off the machine.)
-    let port = MockImdsPort::refused();
+    let port = RefusedPort::refused();
     for host in ["0.0.0.0", "[::]"] {
         let url = Url::parse(&format!("http://{host}:{port}/msi/token")).unwrap();
         let request = HttpRequest::get(url)
@@ -246,9 +246,9 @@ async fn a_secret_header_over_plain_http_to_a_non_local_host_is_refused_unsent()
 }
 
 /// A loopback port with nothing listening.
-struct MockImdsPort;
+struct RefusedPort;
 
-impl MockImdsPort {
+impl RefusedPort {
     fn refused() -> u16 {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
