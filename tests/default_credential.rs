@@ -627,3 +627,22 @@ async fn a_page_answering_the_imds_probe_moves_on_at_once_without_token_requests
         assert_eq!(started.elapsed(), std::time::Duration::ZERO, "{reply:?}");
     }
 }
+
+/// `AZURE_POD_IDENTITY_AUTHORITY_HOST` names the endpoint, so it is not probed, and `explain()`
+/// must not say it is (it did).
+#[test]
+fn explain_does_not_claim_a_probe_of_an_endpoint_the_environment_named() {
+    let credential = DefaultAzureCredential::builder()
+        .env(Env::empty().with("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:9"))
+        .fs(Fs::memory())
+        .exclude_azure_cli_credential(true)
+        .exclude_azure_developer_cli_credential(true)
+        .build()
+        .unwrap();
+    let text = credential.explain().to_string();
+    assert!(
+        text.contains("ManagedIdentityCredential — ready: IMDS endpoint"),
+        "{text}"
+    );
+    assert!(!text.contains("probed first"), "{text}");
+}

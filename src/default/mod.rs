@@ -453,7 +453,7 @@ impl DefaultAzureCredentialBuilder {
                 if let Some(id) = credential.user_assigned_id() {
                     detail.push_str(&format!(", user-assigned identity {id}"));
                 }
-                if probe && credential.source() == crate::ManagedIdentitySource::Imds {
+                if credential.probes() {
                     detail.push_str(", probed first");
                 }
                 Ok((Arc::new(credential), detail))

@@ -111,6 +111,7 @@ pub struct ManagedIdentityCredential {
     source: ManagedIdentitySource,
     endpoint: Url,
     id: Option<UserAssignedId>,
+    probes: bool,
 }
 
 impl ManagedIdentityCredential {
@@ -168,6 +169,12 @@ impl ManagedIdentityCredential {
     /// The user-assigned identity it asks for, if any.
     pub fn user_assigned_id(&self) -> Option<&UserAssignedId> {
         self.id.as_ref()
+    }
+
+    /// Whether the endpoint is probed before the first token request (see
+    /// [`probe`](ManagedIdentityCredentialBuilder::probe)).
+    pub(crate) fn probes(&self) -> bool {
+        self.probes
     }
 }
 
@@ -384,6 +391,7 @@ impl ManagedIdentityCredentialBuilder {
             endpoint_confirmed: AtomicBool::new(false),
         };
         Ok(ManagedIdentityCredential {
+            probes: probe.is_some(),
             credential: cache.credential(identity, fetcher),
             source: kind,
             endpoint: url,
