@@ -35,7 +35,8 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::response::{self, Shape, TokenBody, error_summary};
-use super::source::{Endpoint, NAME, UserAssignedId, redacted_endpoint};
+use super::source::{Endpoint, NAME, UserAssignedId};
+use crate::system::redacted_url;
 use crate::system::{HttpError, HttpErrorKind, HttpResponse};
 use crate::{AccessToken, Error, ErrorKind};
 
@@ -119,7 +120,7 @@ pub(super) fn transport_failure(endpoint: &Endpoint, error: &HttpError, url: &Ur
                 format!(
                     "the {} endpoint {} is not reachable: {error}",
                     endpoint.kind,
-                    redacted_endpoint(url)
+                    redacted_url(url)
                 ),
             );
             match endpoint.source.unreachable_fix() {

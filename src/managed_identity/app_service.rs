@@ -4,6 +4,7 @@
 use super::source::{
     Ask, Detection, Endpoint, ManagedIdentitySource, Source, UserAssignedId, secret_url,
 };
+use crate::env_vars::{IDENTITY_ENDPOINT, IDENTITY_HEADER};
 use crate::system::HttpRequest;
 use crate::{CacheIdentity, Error, Secret};
 
@@ -12,13 +13,13 @@ const API_VERSION: &str = "2019-08-01";
 /// `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` (Service Fabric, detected before, adds
 /// `IDENTITY_SERVER_THUMBPRINT`). The endpoint receives the header: https, or local http.
 pub(super) fn detect(detection: &Detection<'_>) -> Result<Option<Endpoint>, Error> {
-    let Some([url, header]) = detection.all(["IDENTITY_ENDPOINT", "IDENTITY_HEADER"]) else {
+    let Some([url, header]) = detection.all([IDENTITY_ENDPOINT, IDENTITY_HEADER]) else {
         return Ok(None);
     };
     let secret = Secret::new(header);
     Endpoint::found(
         ManagedIdentitySource::AppService,
-        secret_url("IDENTITY_ENDPOINT", &url)?,
+        secret_url(IDENTITY_ENDPOINT, &url)?,
         AppService { secret },
     )
 }

@@ -1,5 +1,6 @@
 //! Azure Arc-enabled servers: a local agent that asks for proof of file-system access first.
 
+use crate::env_vars::{IDENTITY_ENDPOINT, IMDS_ENDPOINT, ProgramData, ProgramFiles};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -23,8 +24,8 @@ const UNCONFIRMED_FIX: &str = "update the Azure Arc agent (older agents ignore u
 /// The agent's key travels to the endpoint in the second leg: https, or local http.
 pub(super) fn detect(detection: &Detection<'_>) -> Result<Option<Endpoint>, Error> {
     let env = detection.env;
-    let url = match detection.all(["IDENTITY_ENDPOINT", "IMDS_ENDPOINT"]) {
-        Some([url, _]) => secret_url("IDENTITY_ENDPOINT", &url)?,
+    let url = match detection.all([IDENTITY_ENDPOINT, IMDS_ENDPOINT]) {
+        Some([url, _]) => secret_url(IDENTITY_ENDPOINT, &url)?,
         None if agent_installed(env, detection.fs) => {
             Url::parse(DEFAULT_ENDPOINT).expect("a constant URL")
         }
@@ -53,7 +54,7 @@ fn agent_installed(env: &Env, fs: &Fs) -> bool {
     if cfg!(target_os = "linux") {
         fs.is_file(Path::new("/opt/azcmagent/bin/himds"))
     } else if cfg!(windows) {
-        env.var_non_empty("ProgramFiles").is_some_and(|dir| {
+        env.var_non_empty(ProgramFiles).is_some_and(|dir| {
             fs.is_file(
                 &PathBuf::from(dir)
                     .join("AzureConnectedMachineAgent")
@@ -71,7 +72,7 @@ fn key_directory(env: &Env) -> Option<PathBuf> {
     if cfg!(target_os = "linux") {
         Some(PathBuf::from("/var/opt/azcmagent/tokens"))
     } else if cfg!(windows) {
-        env.var_non_empty("ProgramData").map(|dir| {
+        env.var_non_empty(ProgramData).map(|dir| {
             PathBuf::from(dir)
                 .join("AzureConnectedMachineAgent")
                 .join("Tokens")

@@ -3,6 +3,7 @@
 use super::source::{
     Ask, Detection, Endpoint, ManagedIdentitySource, Source, UserAssignedId, secret_url,
 };
+use crate::env_vars::{DEFAULT_IDENTITY_CLIENT_ID, MSI_ENDPOINT, MSI_SECRET};
 use crate::system::HttpRequest;
 use crate::{CacheIdentity, Error, Secret};
 
@@ -10,15 +11,15 @@ const API_VERSION: &str = "2017-09-01";
 
 /// `MSI_ENDPOINT` with `MSI_SECRET`. The endpoint receives the secret: https, or local http.
 pub(super) fn detect(detection: &Detection<'_>) -> Result<Option<Endpoint>, Error> {
-    let Some([url, secret]) = detection.all(["MSI_ENDPOINT", "MSI_SECRET"]) else {
+    let Some([url, secret]) = detection.all([MSI_ENDPOINT, MSI_SECRET]) else {
         return Ok(None);
     };
-    let default_client_id = detection.env.var_non_empty("DEFAULT_IDENTITY_CLIENT_ID");
+    let default_client_id = detection.env.var_non_empty(DEFAULT_IDENTITY_CLIENT_ID);
     let source = AzureMl {
         secret: Secret::new(secret),
         default_client_id,
     };
-    let url = secret_url("MSI_ENDPOINT", &url)?;
+    let url = secret_url(MSI_ENDPOINT, &url)?;
     Endpoint::found(ManagedIdentitySource::AzureMl, url, source)
 }
 

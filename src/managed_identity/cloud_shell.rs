@@ -4,14 +4,15 @@ use super::source::{
     Ask, Detection, Endpoint, ManagedIdentitySource, Source, UserAssignedId, env_url,
 };
 use crate::Error;
+use crate::env_vars::MSI_ENDPOINT;
 use crate::system::HttpRequest;
 
 /// `MSI_ENDPOINT` without `MSI_SECRET` (Azure ML, detected before, has both).
 pub(super) fn detect(detection: &Detection<'_>) -> Result<Option<Endpoint>, Error> {
-    match detection.env.var_non_empty("MSI_ENDPOINT") {
+    match detection.env.var_non_empty(MSI_ENDPOINT) {
         Some(url) => Endpoint::found(
             ManagedIdentitySource::CloudShell,
-            env_url("MSI_ENDPOINT", &url)?,
+            env_url(MSI_ENDPOINT, &url)?,
             CloudShell,
         ),
         None => Ok(None),

@@ -2,6 +2,9 @@
 //! when the environment names no other. Its address is a guess, so what answers there may not
 //! be IMDS at all: it alone can be probed, and its foreign answers mean "no IMDS here".
 
+use crate::env_vars::{
+    AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS, AZURE_POD_IDENTITY_AUTHORITY_HOST, IDENTITY_ENDPOINT,
+};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,7 +16,7 @@ use crate::Error;
 use crate::system::{Http, HttpErrorKind, HttpRequest, HttpResponse, RetryPolicy};
 
 /// The environment variable that sets the probe's timeout, in milliseconds.
-pub(super) const PROBE_TIMEOUT_ENV: &str = "AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS";
+pub(super) const PROBE_TIMEOUT_ENV: &str = AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS;
 const API_VERSION: &str = "2018-02-01";
 const HOST: &str = "http://169.254.169.254";
 const PATH: &str = "/metadata/identity/oauth2/token";
@@ -22,7 +25,7 @@ const NOT_ON_AZURE_FIX: &str = "not running on Azure? Use a developer credential
 /// The builder's endpoint, else `AZURE_POD_IDENTITY_AUTHORITY_HOST`'s, else IMDS's own address.
 pub(super) fn detect(detection: &Detection<'_>) -> Result<Endpoint, Error> {
     let env = detection.env;
-    if env.var_non_empty("IDENTITY_ENDPOINT").is_some() {
+    if env.var_non_empty(IDENTITY_ENDPOINT).is_some() {
         tracing::debug!(
             credential = NAME,
             "IDENTITY_ENDPOINT is set without IDENTITY_HEADER or IMDS_ENDPOINT; using IMDS"
@@ -30,12 +33,9 @@ pub(super) fn detect(detection: &Detection<'_>) -> Result<Endpoint, Error> {
     }
     let (url, probe_allowed) = if let Some(url) = detection.imds_endpoint {
         (url.clone(), true)
-    } else if let Some(host) = env.var_non_empty("AZURE_POD_IDENTITY_AUTHORITY_HOST") {
+    } else if let Some(host) = env.var_non_empty(AZURE_POD_IDENTITY_AUTHORITY_HOST) {
         let base = host.trim_end_matches('/');
-        let url = env_url(
-            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-            &format!("{base}{PATH}"),
-        )?;
+        let url = env_url(AZURE_POD_IDENTITY_AUTHORITY_HOST, &format!("{base}{PATH}"))?;
         (url, false)
     } else {
         let url = Url::parse(&format!("{HOST}{PATH}")).expect("a constant URL");

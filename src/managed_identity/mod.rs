@@ -18,6 +18,11 @@ pub(crate) mod response;
 mod service_fabric;
 mod source;
 
+use crate::env_vars::{
+    AZURE_CLIENT_ID, AZURE_POD_IDENTITY_AUTHORITY_HOST, DEFAULT_IDENTITY_CLIENT_ID,
+    IDENTITY_ENDPOINT, IDENTITY_HEADER, IDENTITY_SERVER_THUMBPRINT, IMDS_ENDPOINT, MSI_ENDPOINT,
+    MSI_SECRET,
+};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,9 +39,10 @@ use crate::{
     TokenFuture, TokenRequest, TokenRequestOptions,
 };
 
+use crate::system::redacted_url;
 use imds::PROBE_TIMEOUT_ENV;
 pub(crate) use source::NAME;
-use source::{Ask, Detect, Detection, Endpoint, Transport, redacted_endpoint};
+use source::{Ask, Detect, Detection, Endpoint, Transport};
 pub use source::{ManagedIdentitySource, UserAssignedId};
 
 const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -57,15 +63,15 @@ const DETECTION_ORDER: [Detect; 5] = [
 /// The environment variables managed identity reads (its sources' and its own), for
 /// `DefaultAzureCredential::explain`.
 pub(crate) const ENV_VARS: &[&str] = &[
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "IDENTITY_SERVER_THUMBPRINT",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "IMDS_ENDPOINT",
-    "DEFAULT_IDENTITY_CLIENT_ID",
-    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-    "AZURE_CLIENT_ID",
+    IDENTITY_ENDPOINT,
+    IDENTITY_HEADER,
+    IDENTITY_SERVER_THUMBPRINT,
+    MSI_ENDPOINT,
+    MSI_SECRET,
+    IMDS_ENDPOINT,
+    DEFAULT_IDENTITY_CLIENT_ID,
+    AZURE_POD_IDENTITY_AUTHORITY_HOST,
+    AZURE_CLIENT_ID,
     PROBE_TIMEOUT_ENV,
 ];
 
@@ -180,9 +186,9 @@ impl ManagedIdentityCredential {
 
 impl fmt::Debug for ManagedIdentityCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ManagedIdentityCredential")
+        f.debug_struct(NAME)
             .field("source", &self.source)
-            .field("endpoint", &redacted_endpoint(&self.endpoint))
+            .field("endpoint", &redacted_url(&self.endpoint))
             .field("user_assigned_id", &self.id)
             .finish()
     }
@@ -352,7 +358,7 @@ impl ManagedIdentityCredentialBuilder {
             IdChoice::FromEnv => self
                 .context
                 .env()
-                .var_non_empty("AZURE_CLIENT_ID")
+                .var_non_empty(AZURE_CLIENT_ID)
                 .map(UserAssignedId::ClientId),
         };
         if let Some(id) = &id {
@@ -377,7 +383,7 @@ impl ManagedIdentityCredentialBuilder {
         }
         let identity = source.partition(identity, id.as_ref());
         let (kind, url) = (*kind, url.clone());
-        tracing::debug!(credential = NAME, source = %kind, endpoint = %redacted_endpoint(&url), user_assigned = ?id, "managed identity configured");
+        tracing::debug!(credential = NAME, source = %kind, endpoint = %redacted_url(&url), user_assigned = ?id, "managed identity configured");
         let fetcher = Fetcher {
             endpoint,
             id: id.clone(),
@@ -450,7 +456,7 @@ impl fmt::Debug for Fetcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ManagedIdentityFetcher")
             .field("source", &self.endpoint.kind)
-            .field("endpoint", &redacted_endpoint(&self.endpoint.url))
+            .field("endpoint", &redacted_url(&self.endpoint.url))
             .field("user_assigned_id", &self.id)
             .field("probe", &self.probe)
             .finish_non_exhaustive()

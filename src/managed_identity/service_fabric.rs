@@ -4,6 +4,7 @@
 use super::source::{
     Ask, Detection, Endpoint, ManagedIdentitySource, NAME, Source, UserAssignedId, env_url,
 };
+use crate::env_vars::{IDENTITY_ENDPOINT, IDENTITY_HEADER, IDENTITY_SERVER_THUMBPRINT};
 use crate::system::{Http, HttpRequest};
 use crate::{CacheIdentity, Error, Secret};
 
@@ -12,13 +13,13 @@ const API_VERSION: &str = "2019-07-01-preview";
 /// All three variables; the endpoint must be https (its certificate is what is pinned).
 pub(super) fn detect(detection: &Detection<'_>) -> Result<Option<Endpoint>, Error> {
     let Some([url, header, thumbprint]) = detection.all([
-        "IDENTITY_ENDPOINT",
-        "IDENTITY_HEADER",
-        "IDENTITY_SERVER_THUMBPRINT",
+        IDENTITY_ENDPOINT,
+        IDENTITY_HEADER,
+        IDENTITY_SERVER_THUMBPRINT,
     ]) else {
         return Ok(None);
     };
-    let url = env_url("IDENTITY_ENDPOINT", &url)?;
+    let url = env_url(IDENTITY_ENDPOINT, &url)?;
     if url.scheme() != "https" {
         return Err(Error::invalid_input(
             NAME,

@@ -3,6 +3,7 @@
 //! the [`Ask`] and [`Transport`] of a token request, and the pieces the sources share (the public [`ManagedIdentitySource`] and [`UserAssignedId`], the
 //! URL checks). The sources and `mod.rs` depend on this module; it depends on neither.
 
+use crate::system::redacted_url;
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
@@ -285,7 +286,7 @@ pub(super) fn secret_url(variable: &str, value: &str) -> Result<Url, Error> {
             NAME,
             format!(
                 "{variable} ({}) is plain http to a host that is neither loopback nor link-local; the managed identity secret would cross the network in clear text",
-                redacted_endpoint(&url)
+                redacted_url(&url)
             ),
         )
         .with_fix(format!(
@@ -293,14 +294,4 @@ pub(super) fn secret_url(variable: &str, value: &str) -> Result<Url, Error> {
         )));
     }
     Ok(url)
-}
-
-/// `scheme://host:port/path` of an endpoint: never its query.
-pub(super) fn redacted_endpoint(url: &Url) -> String {
-    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
-    if let Some(port) = url.port() {
-        shown.push_str(&format!(":{port}"));
-    }
-    shown.push_str(url.path());
-    shown
 }

@@ -15,9 +15,7 @@ pub(crate) use clock::{duration_nanos, from_unix_nanos, monotonic_now, to_unix_n
 pub use env::Env;
 pub use fs::{FileStamp, Fs};
 pub(crate) use http::is_local;
-// The one way a URL is shown in messages (`scheme://host:port/path`); managed identity still has
-// its own `redacted_endpoint`, which leaves out default ports.
-#[allow(unused_imports)]
+/// The one way a URL is shown in messages and logs (`scheme://host:port/path`).
 pub(crate) use http::redacted_url;
 pub use http::{
     Http, HttpBuilder, HttpError, HttpErrorKind, HttpRequest, HttpResponse, HttpTransport,
