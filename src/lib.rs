@@ -83,7 +83,43 @@
 //!
 //! # Where things live
 //!
-//! <!-- The lead fills this map of src/ once the restructuring of issue 12 has landed. -->
+//! For contributors: each file defines what it is named after, and dependencies point down this
+//! list (a credential uses the cache and the seams; the seams know no credential).
+//!
+//! ```text
+//! credential.rs        TokenCredential, AccessToken, TokenRequestOptions, TokenFuture
+//! chain.rs             ChainedTokenCredential: the stop/continue rules, sticky selection
+//! default/             DefaultAzureCredential: its members (mod.rs), AZURE_TOKEN_CREDENTIALS
+//!                      (selection.rs), explain() (explain.rs)
+//! entra/               Entra ID credentials, one file each: client_secret, client_certificate,
+//!                      workload_identity, environment; shared: options.rs (the builder part),
+//!                      mod.rs (EntraClient: the token request), response.rs, assertion.rs
+//!                      authority_hosts.rs
+//! managed_identity/    ManagedIdentityCredential: mod.rs detects and orchestrates; source.rs is
+//!                      the trait each hosting environment implements, one file each (imds,
+//!                      app_service, azure_arc, azure_ml, cloud_shell, service_fabric);
+//!                      answer.rs and response.rs read what endpoints say
+//! developer_tools/     AzureCliCredential (azure_cli/: the process, az's files: ini.rs,
+//!                      msal_cache.rs), AzureDeveloperCliCredential; devtool.rs and options.rs
+//!                      are what both share
+//! communication/       AccessKeyCredential, UserTokenCredential (Communication Services)
+//! interop/             adapters for azure_core and object_store (features)
+//! cache/               TokenCache: cached_credential.rs (the lookup), front.rs (per-thread
+//!                      copies), partition.rs and key.rs (what is stored under what), flight.rs
+//!                      (one fetch per key), policy.rs (refresh times, hard limit, cool-downs);
+//!                      unit tests in cache/tests/
+//! context.rs           Context: the seams a builder uses; setters.rs: the shared setters
+//! system/              the seams: env.rs, fs.rs, clock.rs, http/ (client, TLS, retries,
+//!                      errors), process/ (running az / azd)
+//! error.rs             Error, ErrorKind (one table of kinds and texts), Attempt
+//! secret.rs, scrub.rs  Secret; the one scrubber for untrusted text in messages
+//! env_vars.rs          every environment variable name the crate reads, once
+//! scope.rs, tenant.rs, jwt.rs, der.rs, catch_unwind.rs   small shared parsers and helpers
+//! testing/             feature `testing`: MockManagedIdentity (one file per protocol),
+//!                      MockEntra, both over loopback_http/; MockCredential,
+//!                      StaticTokenCredential, ScriptedExecutor
+//! fuzzing/             entry points for the fuzz targets in fuzz/ (cfg(fuzzing) only)
+//! ```
 //!
 //! The README (on the repository's front page) covers every source, the chain's rules, the
 //! cache, the error messages and the seams in depth.
