@@ -231,16 +231,10 @@ async fn cached_until_azd_login_changes() {
 #[cfg(unix)]
 #[tokio::test]
 async fn a_real_stand_in_answers() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("azure-credentials-azd-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let azd = dir.join("azd");
-    std::fs::write(
-        &azd,
-        "#!/bin/sh\necho '{\"token\": \"fixture-azd-token-stand-in\", \"expiresOn\": \"2030-01-01T01:00:00Z\"}'\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&azd, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = support::tools::stand_in(
+        "azd",
+        "echo '{\"token\": \"fixture-azd-token-stand-in\", \"expiresOn\": \"2030-01-01T01:00:00Z\"}'\n",
+    );
     let s = Setup::new();
     let credential = AzureDeveloperCliCredential::builder()
         .env(Env::from_pairs([("PATH", dir.to_str().unwrap())]))

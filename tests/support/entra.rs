@@ -1,9 +1,11 @@
 //! The Entra side of a test: the loopback Entra mock and a deterministic cache on one manual
 //! clock, and the form a credential sent.
 
-use azure_credentials::system::{Fs, ManualClock};
+use azure_credentials::system::{Env, Fs, ManualClock};
 use azure_credentials::testing::{EntraRequest, MockEntra};
-use azure_credentials::{AccessToken, TokenCache};
+use azure_credentials::{
+    AccessToken, ClientSecretCredential, ClientSecretCredentialBuilder, TokenCache,
+};
 
 use super::{cache, fixtures};
 
@@ -57,4 +59,16 @@ pub fn assert_issued(token: &AccessToken, source: &str, tenant: &str, client: &s
     assert_eq!(token.source(), source);
     assert_eq!(token.tenant_id(), Some(tenant), "{source}");
     assert_eq!(token.client_id(), Some(client), "{source}");
+}
+
+/// A `ClientSecretCredential` for a made-up application in [`TENANT`] that signs in at
+/// `authority`, with a cache of its own and nothing from the environment.
+pub fn secret_credential(authority: &str) -> ClientSecretCredentialBuilder {
+    ClientSecretCredential::builder()
+        .tenant_id(TENANT)
+        .client_id("00000000-0000-0000-0000-000000000001")
+        .secret("made-up-client-secret")
+        .authority_host(authority)
+        .env(Env::empty())
+        .cache(TokenCache::builder().build())
 }
