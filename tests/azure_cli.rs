@@ -2,54 +2,47 @@
 //! `fixtures/azure_cli/`, the command line it runs, validation, caching and tenants.
 
 mod support;
-use support::cache;
 use support::fixtures::{self, tool_output};
-use support::tools::last_args;
+use support::tools::{self, Setup, TENANT_A, TENANT_B, last_args};
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_credentials::system::{Env, Fs, ManualClock, Output, ProcessError, ProcessErrorKind};
-use azure_credentials::testing::ScriptedExecutor;
+use azure_credentials::system::{Env, Output, ProcessError, ProcessErrorKind};
 use azure_credentials::{
-    AzureCliCredential, AzureCliCredentialBuilder, ErrorKind, TokenCache, TokenCredential,
-    TokenRequestOptions,
+    AzureCliCredential, AzureCliCredentialBuilder, ErrorKind, TokenCredential, TokenRequestOptions,
 };
 use time::macros::datetime;
 
 const ARM: [&str; 1] = ["https://management.azure.com/.default"];
-const TENANT_A: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const TENANT_B: &str = "0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69";
+/// What az is asked for an [`ARM`] token, in its default tenant and subscription.
+const AZ_ARGS_FOR_ARM: [&str; 6] = [
+    "account",
+    "get-access-token",
+    "--output",
+    "json",
+    "--resource",
+    "https://management.azure.com",
+];
 
-struct Setup {
-    executor: ScriptedExecutor,
-    clock: ManualClock,
-    cache: TokenCache,
+/// `az` "on PATH" (a stand-in that is never run) and a config dir that is empty in the
+/// in-memory file system (so the fast path finds nothing), and the `extra` variables.
+fn az_env(extra: &[(&str, &str)]) -> Env {
+    let bin = fixtures::path("azure_cli/bin");
+    tools::env(
+        &[
+            ("PATH", bin.to_str().unwrap()),
+            ("AZURE_CONFIG_DIR", "/home/dev/.azure"),
+        ],
+        extra,
+    )
 }
 
 impl Setup {
-    fn new() -> Self {
-        let clock = cache::manual_clock();
-        let cache = cache::deterministic_without_cooldown(clock.clock());
-        Setup {
-            executor: ScriptedExecutor::new(),
-            clock,
-            cache,
-        }
-    }
-
-    /// A builder on the scripted executor, an empty in-memory config dir (so the fast path
-    /// finds nothing) and `az` "on PATH" (a stand-in that is never run).
+    /// A builder on the scripted executor in [`az_env`].
     fn builder(&self) -> AzureCliCredentialBuilder {
-        AzureCliCredential::builder()
-            .env(Env::from_pairs([
-                ("PATH", fixtures::path("azure_cli/bin").to_str().unwrap()),
-                ("AZURE_CONFIG_DIR", "/home/dev/.azure"),
-            ]))
-            .fs(Fs::memory())
-            .executor(Arc::new(self.executor.clone()))
-            .cache(self.cache.clone())
+        AzureCliCredential::builder().context(self.context(az_env(&[])))
     }
 
     fn credential(&self) -> AzureCliCredential {
@@ -78,17 +71,7 @@ async fn runs_az_with_discrete_arguments_in_a_safe_directory() {
         command.program(),
         fixtures::path("azure_cli/bin/az").as_os_str()
     );
-    assert_eq!(
-        last_args(&s.executor),
-        [
-            "account",
-            "get-access-token",
-            "--output",
-            "json",
-            "--resource",
-            "https://management.azure.com"
-        ]
-    );
+    assert_eq!(last_args(&s.executor), AZ_ARGS_FOR_ARM);
     let envs: Vec<_> = command
         .get_envs()
         .map(|(k, v)| (k.to_str().unwrap(), v.to_str().unwrap()))
@@ -512,27 +495,16 @@ async fn disabled_multitenant_auth_keeps_a_requested_tenant_off_the_command_line
         .repeat_output(tool_output("azure_cli", "success"));
     let credential = s
         .builder()
-        .env(Env::from_pairs([
-            ("PATH", fixtures::path("azure_cli/bin").to_str().unwrap()),
-            ("AZURE_CONFIG_DIR", "/home/dev/.azure"),
-            ("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH", "true"),
-        ]))
+        .env(az_env(&[(
+            "AZURE_IDENTITY_DISABLE_MULTITENANTAUTH",
+            "true",
+        )]))
         .build()
         .unwrap();
     let other = TokenRequestOptions::default().with_tenant_id(TENANT_B);
     credential.get_token(&ARM, Some(&other)).await.unwrap();
     // az's default tenant, as without a requested tenant.
-    assert_eq!(
-        last_args(&s.executor),
-        [
-            "account",
-            "get-access-token",
-            "--output",
-            "json",
-            "--resource",
-            "https://management.azure.com"
-        ]
-    );
+    assert_eq!(last_args(&s.executor), AZ_ARGS_FOR_ARM);
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 mod support;
 use support::cache;
 use support::fixtures;
+use support::tools::{TENANT_A, TENANT_B};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,8 +20,6 @@ use azure_credentials::{
 };
 use time::macros::datetime;
 
-const TENANT_A: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const TENANT_B: &str = "0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69";
 const FROM_AZ: &str = "fixture-cli-token-from-az";
 
 fn config_dir(name: &str) -> PathBuf {

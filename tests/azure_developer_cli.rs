@@ -2,55 +2,34 @@
 //! through a scripted executor, its command line, validation, caching, and a real stand-in.
 
 mod support;
-use support::cache;
 use support::fixtures::{self, tool_output};
-use support::tools::last_args;
+use support::tools::{self, Setup, TENANT_B, last_args};
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use azure_credentials::system::{Env, Fs, ManualClock, Output, ProcessError};
-use azure_credentials::testing::ScriptedExecutor;
+use azure_credentials::system::{Env, Output, ProcessError};
 use azure_credentials::{
-    AzureDeveloperCliCredential, AzureDeveloperCliCredentialBuilder, ErrorKind, TokenCache,
-    TokenCredential, TokenRequestOptions,
+    AzureDeveloperCliCredential, AzureDeveloperCliCredentialBuilder, ErrorKind, TokenCredential,
+    TokenRequestOptions,
 };
 use time::macros::datetime;
 
 const ARM: [&str; 1] = ["https://management.azure.com/.default"];
-const TENANT_B: &str = "0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69";
 
-struct Setup {
-    executor: ScriptedExecutor,
-    clock: ManualClock,
-    cache: TokenCache,
-    fs: Fs,
+/// `azd` "on PATH" (a stand-in that is never run), a home directory, and the `extra` variables.
+fn azd_env(extra: &[(&str, &str)]) -> Env {
+    let bin = fixtures::path("azure_developer_cli/bin");
+    tools::env(
+        &[("PATH", bin.to_str().unwrap()), ("HOME", "/home/dev")],
+        extra,
+    )
 }
 
 impl Setup {
-    fn new() -> Self {
-        let clock = cache::manual_clock();
-        Setup {
-            executor: ScriptedExecutor::new(),
-            cache: cache::deterministic_without_cooldown(clock.clock()),
-            clock,
-            fs: Fs::memory(),
-        }
-    }
-
+    /// A builder on the scripted executor in [`azd_env`].
     fn builder(&self) -> AzureDeveloperCliCredentialBuilder {
-        AzureDeveloperCliCredential::builder()
-            .env(Env::from_pairs([
-                (
-                    "PATH",
-                    fixtures::path("azure_developer_cli/bin").to_str().unwrap(),
-                ),
-                ("HOME", "/home/dev"),
-            ]))
-            .fs(self.fs.clone())
-            .executor(Arc::new(self.executor.clone()))
-            .cache(self.cache.clone())
+        AzureDeveloperCliCredential::builder().context(self.context(azd_env(&[])))
     }
 
     fn credential(&self) -> AzureDeveloperCliCredential {
@@ -253,14 +232,7 @@ async fn disabled_multitenant_auth_keeps_a_requested_tenant_off_the_command_line
         .repeat_output(tool_output("azure_developer_cli", "success"));
     let credential = s
         .builder()
-        .env(Env::from_pairs([
-            (
-                "PATH",
-                fixtures::path("azure_developer_cli/bin").to_str().unwrap(),
-            ),
-            ("HOME", "/home/dev"),
-            ("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH", "1"),
-        ]))
+        .env(azd_env(&[("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH", "1")]))
         .build()
         .unwrap();
     let other = TokenRequestOptions::default().with_tenant_id(TENANT_B);
