@@ -6,7 +6,8 @@
 //! - [`entra`]: the Entra mock and a deterministic cache on one manual clock;
 //! - [`fixtures`]: the files under `fixtures/` and scratch directories;
 //! - [`http`]: loopback HTTP/1.1 stand-ins for the resources a token is for;
-//! - [`imds`]: IMDS absent (off Azure), and the check that a mock was asked once;
+//! - [`imds`]: IMDS absent (off Azure), the check that a mock was asked once, and the values the
+//!   managed identity tests give the mock;
 //! - [`jwt`]: JWT-shaped test tokens;
 //! - [`log_capture`]: every log line at TRACE, and the check that no secret was printed;
 //! - [`readme`]: the README's tables that the code must match;
@@ -16,6 +17,26 @@
 //! - [`wait`]: tokio's paused clock, and waiting for spawned work.
 
 #![allow(dead_code)] // each test binary uses a part
+
+/// Declares a field-less enum and a constant array of all its variants in declaration order, so
+/// that a test iterating over every case cannot miss one added later:
+/// `listed_enum! { #[derive(..)] enum Fault, all FAULTS { Refused, Hang } }`.
+macro_rules! listed_enum {
+    (
+        $(#[$meta:meta])*
+        enum $name:ident, all $all:ident {
+            $($(#[$variant_meta:meta])* $variant:ident),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        enum $name {
+            $($(#[$variant_meta])* $variant),*
+        }
+
+        const $all: [$name; [$(stringify!($variant)),*].len()] = [$($name::$variant),*];
+    };
+}
+pub(crate) use listed_enum;
 
 pub mod cache;
 pub mod default_chain;
