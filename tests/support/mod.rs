@@ -21,6 +21,7 @@
 /// Declares a field-less enum and a constant array of all its variants in declaration order, so
 /// that a test iterating over every case cannot miss one added later:
 /// `listed_enum! { #[derive(..)] enum Fault, all FAULTS { Refused, Hang } }`.
+#[allow(unused_macros)]
 macro_rules! listed_enum {
     (
         $(#[$meta:meta])*
@@ -36,6 +37,7 @@ macro_rules! listed_enum {
         const $all: [$name; [$(stringify!($variant)),*].len()] = [$($name::$variant),*];
     };
 }
+#[allow(unused_imports)]
 pub(crate) use listed_enum;
 
 pub mod cache;
