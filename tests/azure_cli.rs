@@ -52,8 +52,8 @@ impl Setup {
 
 #[tokio::test]
 async fn success_uses_expires_on_and_reports_the_tenant() {
-    let s = Setup::new();
-    s.executor.push_output(tool_output("azure_cli", "success"));
+    let s = Setup::new("azure_cli");
+    s.replays("success");
     let token = s.credential().get_token(&ARM, None).await.unwrap();
     assert_eq!(token.token().expose(), "fixture-cli-token-success");
     assert_eq!(token.expires_on(), datetime!(2030-01-01 1:00 UTC));
@@ -63,8 +63,8 @@ async fn success_uses_expires_on_and_reports_the_tenant() {
 
 #[tokio::test]
 async fn runs_az_with_discrete_arguments_in_a_safe_directory() {
-    let s = Setup::new();
-    s.executor.push_output(tool_output("azure_cli", "success"));
+    let s = Setup::new("azure_cli");
+    s.replays("success");
     s.credential().get_token(&ARM, None).await.unwrap();
     let command = s.executor.last_command().unwrap();
     assert_eq!(
@@ -88,9 +88,8 @@ async fn runs_az_with_discrete_arguments_in_a_safe_directory() {
 
 #[tokio::test]
 async fn tenant_and_subscription_options_reach_the_command_line() {
-    let s = Setup::new();
-    s.executor
-        .push_output(tool_output("azure_cli", "success_with_tenant"));
+    let s = Setup::new("azure_cli");
+    s.replays("success_with_tenant");
     let credential = s.builder().tenant_id(TENANT_B).build().unwrap();
     let token = credential.get_token(&ARM, None).await.unwrap();
     // `--tenant` output has no subscription key; the token is still fine.
@@ -98,7 +97,7 @@ async fn tenant_and_subscription_options_reach_the_command_line() {
     assert_eq!(token.tenant_id(), Some(TENANT_B));
     assert_eq!(last_args(&s.executor)[6..], ["--tenant", TENANT_B]);
 
-    s.executor.push_output(tool_output("azure_cli", "success"));
+    s.replays("success");
     let credential = s.builder().subscription("My Subscription").build().unwrap();
     credential.get_token(&ARM, None).await.unwrap();
     // One argument, spaces and all: no shell, no quoting.
@@ -110,9 +109,8 @@ async fn tenant_and_subscription_options_reach_the_command_line() {
 
 #[tokio::test]
 async fn old_cli_without_expires_on_is_read_as_local_time_or_refused() {
-    let s = Setup::new();
-    s.executor
-        .push_output(tool_output("azure_cli", "success_without_expires_on"));
+    let s = Setup::new("azure_cli");
+    s.replays("success_without_expires_on");
     match s.credential().get_token(&ARM, None).await {
         // The local offset was known: the naive time was read in it.
         Ok(token) => {
@@ -232,9 +230,8 @@ async fn failures_are_classified() {
         },
     ];
     for case in cases {
-        let s = Setup::new();
-        s.executor
-            .push_output(tool_output("azure_cli", case.fixture));
+        let s = Setup::new("azure_cli");
+        s.replays(case.fixture);
         let err = s.credential().get_token(&ARM, None).await.unwrap_err();
         let text = err.to_string();
         assert_eq!(err.kind(), case.kind, "{}: {text}", case.fixture);
@@ -253,7 +250,7 @@ async fn failures_are_classified() {
 
 #[tokio::test]
 async fn huge_stdout_is_refused_without_echoing_it() {
-    let s = Setup::new();
+    let s = Setup::new("azure_cli");
     let mut huge = tool_output("azure_cli", "success").stdout().to_vec();
     huge.extend(std::iter::repeat_n(b' ', 4 * 1024 * 1024));
     s.executor
@@ -271,7 +268,7 @@ async fn huge_stdout_is_refused_without_echoing_it() {
 
 #[tokio::test]
 async fn process_errors_are_classified() {
-    let s = Setup::new();
+    let s = Setup::new("azure_cli");
     s.executor
         .push_error(ProcessError::new(ProcessErrorKind::NotFound, "az"));
     let err = s.credential().get_token(&ARM, None).await.unwrap_err();
@@ -302,7 +299,7 @@ async fn process_errors_are_classified() {
 
 #[tokio::test]
 async fn az_missing_from_path_is_unavailable_and_nothing_runs() {
-    let s = Setup::new();
+    let s = Setup::new("azure_cli");
     let credential = s
         .builder()
         .env(Env::from_pairs([(
@@ -322,7 +319,7 @@ async fn az_missing_from_path_is_unavailable_and_nothing_runs() {
 
 #[tokio::test]
 async fn injection_attempts_are_refused_before_anything_runs() {
-    let s = Setup::new();
+    let s = Setup::new("azure_cli");
     for scope in [
         "https://management.azure.com/.default; rm -rf ~",
         "https://x/.default\" --subscription \"evil",
@@ -366,9 +363,8 @@ async fn injection_attempts_are_refused_before_anything_runs() {
 
 #[tokio::test]
 async fn tokens_are_cached_and_concurrent_callers_share_one_run() {
-    let s = Setup::new();
-    s.executor
-        .repeat_output(tool_output("azure_cli", "success"));
+    let s = Setup::new("azure_cli");
+    s.always_replays("success");
     let gate = s.executor.hold();
     let credential = Arc::new(s.credential());
     let tasks: Vec<_> = (0..50)
@@ -400,9 +396,8 @@ async fn tokens_are_cached_and_concurrent_callers_share_one_run() {
 
 #[tokio::test]
 async fn per_request_tenants_follow_the_allow_list() {
-    let s = Setup::new();
-    s.executor
-        .repeat_output(tool_output("azure_cli", "success_with_tenant"));
+    let s = Setup::new("azure_cli");
+    s.always_replays("success_with_tenant");
     let other = TokenRequestOptions::default().with_tenant_id(TENANT_B);
 
     // No tenant configured: any tenant may be requested, with --tenant.
@@ -447,7 +442,7 @@ async fn per_request_tenants_follow_the_allow_list() {
 
 #[tokio::test]
 async fn a_claims_challenge_names_the_az_login_command() {
-    let s = Setup::new();
+    let s = Setup::new("azure_cli");
     let options = TokenRequestOptions::default()
         .with_claims(r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#);
     let credential = s.builder().tenant_id(TENANT_A).build().unwrap();
@@ -465,8 +460,8 @@ async fn a_claims_challenge_names_the_az_login_command() {
 
 #[tokio::test]
 async fn timeout_option_reaches_the_command() {
-    let s = Setup::new();
-    s.executor.push_output(tool_output("azure_cli", "success"));
+    let s = Setup::new("azure_cli");
+    s.replays("success");
     let credential = s
         .builder()
         .process_timeout(Duration::from_secs(45))
@@ -481,7 +476,7 @@ async fn timeout_option_reaches_the_command() {
 
 #[test]
 fn debug_shows_configuration_only() {
-    let s = Setup::new();
+    let s = Setup::new("azure_cli");
     let credential = s.builder().subscription("My Subscription").build().unwrap();
     let printed = format!("{credential:?}");
     assert!(printed.contains("My Subscription"), "{printed}");
@@ -490,9 +485,8 @@ fn debug_shows_configuration_only() {
 
 #[tokio::test]
 async fn disabled_multitenant_auth_keeps_a_requested_tenant_off_the_command_line() {
-    let s = Setup::new();
-    s.executor
-        .repeat_output(tool_output("azure_cli", "success"));
+    let s = Setup::new("azure_cli");
+    s.always_replays("success");
     let credential = s
         .builder()
         .env(az_env(&[(
@@ -516,7 +510,7 @@ async fn absurd_expiries_from_az_never_panic() {
         "\"99999999999999999999\"",
         "1e300",
     ] {
-        let s = Setup::new();
+        let s = Setup::new("azure_cli");
         let stdout = format!(
             r#"{{"accessToken": "fixture-cli-token-absurd", "expires_on": {expires_on}, "tokenType": "Bearer"}}"#
         );
@@ -530,7 +524,7 @@ async fn absurd_expiries_from_az_never_panic() {
         );
     }
     for expires_on_local in ["9999-12-31 23:59:59.000000", "0001-01-01 00:00:00.000000"] {
-        let s = Setup::new();
+        let s = Setup::new("azure_cli");
         let stdout = format!(
             r#"{{"accessToken": "fixture-cli-token-absurd", "expiresOn": "{expires_on_local}"}}"#
         );

@@ -8,6 +8,7 @@ use azure_credentials::testing::ScriptedExecutor;
 use azure_credentials::{Context, TokenCache};
 
 use super::cache;
+use super::fixtures::tool_output;
 
 /// The home tenant in the recorded outputs and configuration of az and azd.
 pub const TENANT_A: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -17,6 +18,8 @@ pub const TENANT_B: &str = "0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69";
 /// A developer tool's machine: a scripted executor with nothing scripted yet, an empty in-memory
 /// file system, and a cache on a manual clock with no random spread and no failure cool-down.
 pub struct Setup {
+    /// The tool's directory under `fixtures/`: `azure_cli` or `azure_developer_cli`.
+    pub tool: &'static str,
     pub executor: ScriptedExecutor,
     pub clock: ManualClock,
     pub cache: TokenCache,
@@ -24,14 +27,25 @@ pub struct Setup {
 }
 
 impl Setup {
-    pub fn new() -> Setup {
+    pub fn new(tool: &'static str) -> Setup {
         let clock = cache::manual_clock();
         Setup {
+            tool,
             executor: ScriptedExecutor::new(),
             cache: cache::deterministic_without_cooldown(clock.clock()),
             clock,
             fs: Fs::memory(),
         }
+    }
+
+    /// The next run of the tool prints what it printed in the recorded `case`.
+    pub fn replays(&self, case: &str) {
+        self.executor.push_output(tool_output(self.tool, case));
+    }
+
+    /// Every run of the tool prints what it printed in the recorded `case`.
+    pub fn always_replays(&self, case: &str) {
+        self.executor.repeat_output(tool_output(self.tool, case));
     }
 
     /// Its seams for a credential, with `env` as the environment.
@@ -64,7 +78,7 @@ pub fn last_args(executor: &ScriptedExecutor) -> Vec<String> {
 /// [`super::fixtures::tool_output`]).
 pub fn replaying(tool: &str, case: &str) -> ScriptedExecutor {
     let executor = ScriptedExecutor::new();
-    executor.push_output(super::fixtures::tool_output(tool, case));
+    executor.push_output(tool_output(tool, case));
     executor
 }
 
