@@ -49,3 +49,17 @@ pub fn assert_one_token_request(imds: &MockManagedIdentity, resource: &str) {
         .unwrap();
     assert_eq!(token_request.query("resource"), Some(resource));
 }
+
+/// Checks what an SDK client did with a credential over the mock IMDS: each of `requests` bore
+/// the mock's first token, which the mock issued once, for `resource`, and `printed` (the
+/// `Debug` of the client and credential) does not show a token.
+pub fn assert_served_by_one_token(
+    requests: &[super::http::Request],
+    imds: &MockManagedIdentity,
+    resource: &str,
+    printed: &str,
+) {
+    super::http::assert_each_bears(requests, "mock-imds-token-1");
+    assert_one_token_request(imds, resource);
+    assert!(!printed.contains("mock-imds-token"), "{printed}");
+}
