@@ -2,6 +2,7 @@
 //! `fixtures/azure_cli/`, the command line it runs, validation, caching and tenants.
 
 mod support;
+use support::callers::spawn_callers;
 use support::fixtures::{self, tool_output};
 use support::tools::{self, Setup, TENANT_A, TENANT_B, last_args};
 
@@ -367,12 +368,7 @@ async fn tokens_are_cached_and_concurrent_callers_share_one_run() {
     s.always_replays("success");
     let gate = s.executor.hold();
     let credential = Arc::new(s.credential());
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let credential = credential.clone();
-            tokio::spawn(async move { credential.get_token(&ARM, None).await })
-        })
-        .collect();
+    let tasks = spawn_callers(&credential, &ARM, 50);
     while s.executor.held() == 0 {
         tokio::task::yield_now().await;
     }

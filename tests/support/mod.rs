@@ -2,6 +2,7 @@
 //! the parts it needs:
 //!
 //! - [`cache`]: a deterministic token cache on a manual clock;
+//! - [`callers`]: many callers of one credential at once;
 //! - [`default_chain`]: `DefaultAzureCredential` on made-up machines;
 //! - [`entra`]: the Entra mock and a deterministic cache on one manual clock;
 //! - [`fixtures`]: the files under `fixtures/` and scratch directories;
@@ -41,6 +42,7 @@ macro_rules! listed_enum {
 pub(crate) use listed_enum;
 
 pub mod cache;
+pub mod callers;
 pub mod default_chain;
 pub mod entra;
 pub mod fixtures;
