@@ -54,15 +54,6 @@ impl Setup {
     fn credential(&self) -> WorkloadIdentityCredential {
         self.builder().build().unwrap()
     }
-
-    /// The federated tokens sent to Entra as client assertions, in order.
-    fn assertions_sent(&self) -> Vec<String> {
-        self.entra
-            .requests()
-            .iter()
-            .map(|r| r.form("client_assertion").unwrap().to_owned())
-            .collect()
-    }
 }
 
 #[tokio::test]
@@ -135,7 +126,7 @@ async fn a_rotated_token_file_is_used_by_the_next_exchange() {
     let claims = TokenRequestOptions::default().with_claims(r#"{"access_token":{}}"#);
     credential.get_token(SCOPE, Some(&claims)).await.unwrap();
     assert_eq!(
-        s.assertions_sent(),
+        s.sent("client_assertion"),
         [
             "federated-token-one",
             "federated-token-two",
@@ -172,7 +163,7 @@ async fn an_expired_assertion_makes_the_credential_read_the_file_again_and_retry
         .unwrap();
     assert!(token.token().expose().starts_with("mock-entra-token-"));
     assert_eq!(
-        s.assertions_sent(),
+        s.sent("client_assertion"),
         ["federated-token-one", "federated-token-renewed"]
     );
 }

@@ -22,6 +22,21 @@ pub struct Setup {
     pub fs: Fs,
 }
 
+impl Setup {
+    /// The form field `name` of every request the mock received, in order.
+    pub fn sent(&self, name: &str) -> Vec<String> {
+        self.entra
+            .requests()
+            .iter()
+            .map(|r| {
+                r.form(name)
+                    .unwrap_or_else(|| panic!("no {name}"))
+                    .to_owned()
+            })
+            .collect()
+    }
+}
+
 /// [`Setup`] with a fresh mock.
 pub async fn setup() -> Setup {
     let clock = cache::manual_clock();
