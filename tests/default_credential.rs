@@ -376,7 +376,7 @@ async fn azure_token_credentials_picks_the_members() {
         ),
     ];
     for (value, expected) in cases {
-        let m = Machine::new().await.choosing(*value);
+        let m = Machine::new().await.choosing(value);
         let explanation = m.credential().explain();
         let included: Vec<&str> = explanation
             .members
