@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use azure_credentials::system::{Env, Fs, TokioExecutor};
-use azure_credentials::{AzureCliCredential, ErrorKind, TokenCache, TokenCredential};
+use azure_credentials::{
+    AccessToken, AzureCliCredential, Error, ErrorKind, TokenCache, TokenCredential,
+};
 
 const ARM: [&str; 1] = ["https://management.azure.com/.default"];
 
@@ -77,6 +79,13 @@ fn credential(dir: &TempDir, timeout: Duration) -> AzureCliCredential {
         .unwrap()
 }
 
+/// What a credential running the `az` in `dir` (with a 60 s timeout) returns for [`ARM`].
+async fn ask(dir: &TempDir) -> Result<AccessToken, Error> {
+    credential(dir, Duration::from_secs(60))
+        .get_token(&ARM, None)
+        .await
+}
+
 const SUCCESS: &str = r#"{"accessToken": "fixture-cli-token-stand-in", "expiresOn": "2030-01-01 01:00:00.000000", "expires_on": 1893459600, "tenant": "72f988bf-86f1-41af-91ab-2d7cd011db47", "tokenType": "Bearer"}"#;
 
 #[tokio::test]
@@ -88,10 +97,7 @@ async fn the_stand_in_gets_the_arguments_environment_and_directory() {
         r#"printf '%s\n' "$@" > '{log}'; printf 'color=%s\n' "$AZURE_CORE_NO_COLOR" >> '{log}'; pwd -P >> '{log}'; cat > /dev/null; echo '{SUCCESS}'"#,
         log = log.display()
     ));
-    let token = credential(&dir, Duration::from_secs(60))
-        .get_token(&ARM, None)
-        .await
-        .unwrap();
+    let token = ask(&dir).await.unwrap();
     assert_eq!(token.token().expose(), "fixture-cli-token-stand-in");
     let log = std::fs::read_to_string(&log).unwrap();
     let bin = Path::new("/bin").canonicalize().unwrap();
@@ -108,18 +114,12 @@ async fn the_stand_in_gets_the_arguments_environment_and_directory() {
 async fn a_failing_stand_in_is_classified_from_its_stderr() {
     let dir = TempDir::new("fail");
     dir.az(r#"echo "ERROR: Please run 'az login' to setup account." >&2; exit 1"#);
-    let err = credential(&dir, Duration::from_secs(60))
-        .get_token(&ARM, None)
-        .await
-        .unwrap_err();
+    let err = ask(&dir).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
 
     let dir = TempDir::new("127");
     dir.az(r#"echo "az: line 3: /opt/az/bin/python3: No such file or directory" >&2; exit 127"#);
-    let err = credential(&dir, Duration::from_secs(60))
-        .get_token(&ARM, None)
-        .await
-        .unwrap_err();
+    let err = ask(&dir).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.to_string().contains("not found on PATH"), "{err}");
 }
@@ -128,10 +128,7 @@ async fn a_failing_stand_in_is_classified_from_its_stderr() {
 async fn a_runaway_stdout_is_capped_and_refused() {
     let dir = TempDir::new("huge");
     dir.az("head -c 5000000 /dev/zero | tr '\\0' x");
-    let err = credential(&dir, Duration::from_secs(60))
-        .get_token(&ARM, None)
-        .await
-        .unwrap_err();
+    let err = ask(&dir).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Other, "{err}");
     assert!(err.to_string().contains("more output"), "{err}");
 }

@@ -2,55 +2,34 @@
 //! through a scripted executor, its command line, validation, caching, and a real stand-in.
 
 mod support;
-use support::cache;
-use support::fixtures::{self, tool_output};
-use support::tools::last_args;
+use support::fixtures;
+use support::tools::{self, Setup, TENANT_B, last_args};
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use azure_credentials::system::{Env, Fs, ManualClock, Output, ProcessError};
-use azure_credentials::testing::ScriptedExecutor;
+use azure_credentials::system::{Env, Output, ProcessError};
 use azure_credentials::{
-    AzureDeveloperCliCredential, AzureDeveloperCliCredentialBuilder, ErrorKind, TokenCache,
-    TokenCredential, TokenRequestOptions,
+    AzureDeveloperCliCredential, AzureDeveloperCliCredentialBuilder, ErrorKind, TokenCredential,
+    TokenRequestOptions,
 };
 use time::macros::datetime;
 
 const ARM: [&str; 1] = ["https://management.azure.com/.default"];
-const TENANT_B: &str = "0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69";
 
-struct Setup {
-    executor: ScriptedExecutor,
-    clock: ManualClock,
-    cache: TokenCache,
-    fs: Fs,
+/// `azd` "on PATH" (a stand-in that is never run), a home directory, and the `extra` variables.
+fn azd_env(extra: &[(&str, &str)]) -> Env {
+    let bin = fixtures::path("azure_developer_cli/bin");
+    tools::env(
+        &[("PATH", bin.to_str().unwrap()), ("HOME", "/home/dev")],
+        extra,
+    )
 }
 
 impl Setup {
-    fn new() -> Self {
-        let clock = cache::manual_clock();
-        Setup {
-            executor: ScriptedExecutor::new(),
-            cache: cache::deterministic_without_cooldown(clock.clock()),
-            clock,
-            fs: Fs::memory(),
-        }
-    }
-
+    /// A builder on the scripted executor in [`azd_env`].
     fn builder(&self) -> AzureDeveloperCliCredentialBuilder {
-        AzureDeveloperCliCredential::builder()
-            .env(Env::from_pairs([
-                (
-                    "PATH",
-                    fixtures::path("azure_developer_cli/bin").to_str().unwrap(),
-                ),
-                ("HOME", "/home/dev"),
-            ]))
-            .fs(self.fs.clone())
-            .executor(Arc::new(self.executor.clone()))
-            .cache(self.cache.clone())
+        AzureDeveloperCliCredential::builder().context(self.context(azd_env(&[])))
     }
 
     fn credential(&self) -> AzureDeveloperCliCredential {
@@ -64,9 +43,8 @@ impl Setup {
 
 #[tokio::test]
 async fn success_parses_utc_expiry_and_runs_the_documented_command() {
-    let s = Setup::new();
-    s.executor
-        .push_output(tool_output("azure_developer_cli", "success"));
+    let s = Setup::new("azure_developer_cli");
+    s.replays("success");
     let token = s
         .credential()
         .get_token(
@@ -106,9 +84,8 @@ async fn success_parses_utc_expiry_and_runs_the_documented_command() {
 
 #[tokio::test]
 async fn tenants_go_to_tenant_id() {
-    let s = Setup::new();
-    s.executor
-        .repeat_output(tool_output("azure_developer_cli", "success"));
+    let s = Setup::new("azure_developer_cli");
+    s.always_replays("success");
     let credential = s.builder().tenant_id(TENANT_B).build().unwrap();
     credential.get_token(&ARM, None).await.unwrap();
     assert_eq!(s.args()[7..], ["--tenant-id", TENANT_B]);
@@ -144,9 +121,8 @@ async fn failures_are_classified() {
         ("exit_127", ErrorKind::Unavailable, "azd was not found", &[]),
         ("garbage_stdout", ErrorKind::Other, "not a token reply", &[]),
     ] {
-        let s = Setup::new();
-        s.executor
-            .push_output(tool_output("azure_developer_cli", case));
+        let s = Setup::new("azure_developer_cli");
+        s.replays(case);
         let err = s.credential().get_token(&ARM, None).await.unwrap_err();
         let message = err.to_string();
         assert_eq!(err.kind(), kind, "{case}: {message}");
@@ -159,9 +135,8 @@ async fn failures_are_classified() {
 
 #[tokio::test]
 async fn claims_are_passed_on_and_an_old_azd_is_named() {
-    let s = Setup::new();
-    s.executor
-        .push_output(tool_output("azure_developer_cli", "unknown_claims_flag"));
+    let s = Setup::new("azure_developer_cli");
+    s.replays("unknown_claims_flag");
     let options = TokenRequestOptions::default().with_claims(r#"{"access_token":{}}"#);
     let err = s
         .credential()
@@ -178,7 +153,7 @@ async fn claims_are_passed_on_and_an_old_azd_is_named() {
 
 #[tokio::test]
 async fn timeout_names_the_option_and_invalid_input_runs_nothing() {
-    let s = Setup::new();
+    let s = Setup::new("azure_developer_cli");
     s.executor
         .push_error(ProcessError::timed_out("azd", Duration::from_secs(10)));
     let err = s.credential().get_token(&ARM, None).await.unwrap_err();
@@ -207,9 +182,8 @@ async fn timeout_names_the_option_and_invalid_input_runs_nothing() {
 
 #[tokio::test]
 async fn cached_until_azd_login_changes() {
-    let s = Setup::new();
-    s.executor
-        .repeat_output(tool_output("azure_developer_cli", "success"));
+    let s = Setup::new("azure_developer_cli");
+    s.always_replays("success");
     let config = Path::new("/home/dev/.azd/config.json");
     s.fs.write(
         config,
@@ -231,17 +205,11 @@ async fn cached_until_azd_login_changes() {
 #[cfg(unix)]
 #[tokio::test]
 async fn a_real_stand_in_answers() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("azure-credentials-azd-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let azd = dir.join("azd");
-    std::fs::write(
-        &azd,
-        "#!/bin/sh\necho '{\"token\": \"fixture-azd-token-stand-in\", \"expiresOn\": \"2030-01-01T01:00:00Z\"}'\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&azd, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let s = Setup::new();
+    let dir = support::tools::stand_in(
+        "azd",
+        "echo '{\"token\": \"fixture-azd-token-stand-in\", \"expiresOn\": \"2030-01-01T01:00:00Z\"}'\n",
+    );
+    let s = Setup::new("azure_developer_cli");
     let credential = AzureDeveloperCliCredential::builder()
         .env(Env::from_pairs([("PATH", dir.to_str().unwrap())]))
         .cache(s.cache.clone())
@@ -254,19 +222,11 @@ async fn a_real_stand_in_answers() {
 
 #[tokio::test]
 async fn disabled_multitenant_auth_keeps_a_requested_tenant_off_the_command_line() {
-    let s = Setup::new();
-    s.executor
-        .repeat_output(tool_output("azure_developer_cli", "success"));
+    let s = Setup::new("azure_developer_cli");
+    s.always_replays("success");
     let credential = s
         .builder()
-        .env(Env::from_pairs([
-            (
-                "PATH",
-                fixtures::path("azure_developer_cli/bin").to_str().unwrap(),
-            ),
-            ("HOME", "/home/dev"),
-            ("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH", "1"),
-        ]))
+        .env(azd_env(&[("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH", "1")]))
         .build()
         .unwrap();
     let other = TokenRequestOptions::default().with_tenant_id(TENANT_B);
@@ -287,7 +247,7 @@ async fn absurd_expiries_never_panic() {
         "0000-01-01T00:00:00Z",
         "2030-01-01T00:00:00+99:00",
     ] {
-        let s = Setup::new();
+        let s = Setup::new("azure_developer_cli");
         let stdout =
             format!(r#"{{"token": "fixture-azd-token-absurd", "expiresOn": "{expires_on}"}}"#);
         s.executor

@@ -38,10 +38,7 @@ async fn call_concurrently(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hundred_callers_on_a_cold_cache_cause_one_request_and_share_one_token() {
-    let manual = cache::manual_clock();
-    let mock = MockCredential::builder()
-        .cache(cache::deterministic(manual.clock()))
-        .build();
+    let (_manual, mock) = cache::mock_on_manual_clock();
     // Hold the upstream request until every caller is waiting on it.
     let gate = mock.hold_fetches();
     let credential: Arc<dyn TokenCredential> = Arc::new(mock.clone());
@@ -60,10 +57,7 @@ async fn hundred_callers_on_a_cold_cache_cause_one_request_and_share_one_token()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_callers_on_a_failing_endpoint_cause_one_request() {
-    let manual = cache::manual_clock();
-    let mock = MockCredential::builder()
-        .cache(cache::deterministic(manual.clock()))
-        .build();
+    let (_manual, mock) = cache::mock_on_manual_clock();
     mock.push_error(
         Error::authentication("MockCredential", "the endpoint answered 400 Bad Request")
             .with_status(400),
@@ -79,10 +73,7 @@ async fn sixty_four_callers_on_a_failing_endpoint_cause_one_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn callers_in_the_refresh_window_never_wait_for_the_refresh() {
-    let manual = cache::manual_clock();
-    let mock = MockCredential::builder()
-        .cache(cache::deterministic(manual.clock()))
-        .build();
+    let (manual, mock) = cache::mock_on_manual_clock();
     let first = mock.get_token(&SCOPE, None).await.unwrap();
     // Into the refresh window (the 1-hour token is due 5 minutes before expiry), with the
     // upstream request held for as long as the test likes.

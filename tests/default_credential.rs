@@ -49,6 +49,23 @@ impl Machine {
         self
     }
 
+    /// The application's tenant and client ids in the environment.
+    fn with_app_ids(self) -> Self {
+        self.with_env("AZURE_TENANT_ID", TENANT)
+            .with_env("AZURE_CLIENT_ID", CLIENT)
+    }
+
+    /// `AZURE_TOKEN_CREDENTIALS` set to `value`.
+    fn choosing(self, value: &str) -> Self {
+        self.with_env("AZURE_TOKEN_CREDENTIALS", value)
+    }
+
+    /// The next run of a developer tool (`azure_cli` or `azure_developer_cli`) prints what it
+    /// printed in the recorded `case`.
+    fn replays(&self, tool: &str, case: &str) {
+        self.executor.push_output(tool_output(tool, case));
+    }
+
     fn with_tools_on_path(self) -> Self {
         let path = format!(
             "{}:{}",
@@ -63,12 +80,18 @@ impl Machine {
         self
     }
 
+    /// The chain on this machine, with IMDS at the mock (or refused, see [`Machine::new`]).
     fn builder(&self) -> DefaultAzureCredentialBuilder {
         let imds = if self.imds_refused {
             support::imds::refused_endpoint()
         } else {
             self.imds.imds_endpoint()
         };
+        self.builder_with_imds_as_configured().imds_endpoint(imds)
+    }
+
+    /// The chain on this machine, with IMDS wherever the environment puts it.
+    fn builder_with_imds_as_configured(&self) -> DefaultAzureCredentialBuilder {
         DefaultAzureCredential::builder()
             .env(
                 self.env
@@ -78,7 +101,6 @@ impl Machine {
             .fs(self.fs.clone())
             .executor(Arc::new(self.executor.clone()))
             .cache(TokenCache::builder().build())
-            .imds_endpoint(imds)
     }
 
     fn credential(&self) -> DefaultAzureCredential {
@@ -90,8 +112,7 @@ impl Machine {
 async fn only_a_client_secret_in_the_environment_uses_entra() {
     let m = Machine::new()
         .await
-        .with_env("AZURE_TENANT_ID", TENANT)
-        .with_env("AZURE_CLIENT_ID", CLIENT)
+        .with_app_ids()
         .with_env("AZURE_CLIENT_SECRET", "env-client-secret-value");
     let credential = m.credential();
     let token = credential.get_token(&SCOPE, None).await.unwrap();
@@ -109,8 +130,7 @@ async fn only_a_client_secret_in_the_environment_uses_entra() {
 async fn only_a_workload_identity_token_file_uses_entra_with_the_assertion() {
     let m = Machine::new()
         .await
-        .with_env("AZURE_TENANT_ID", TENANT)
-        .with_env("AZURE_CLIENT_ID", CLIENT)
+        .with_app_ids()
         .with_env("AZURE_FEDERATED_TOKEN_FILE", TOKEN_FILE);
     m.fs.write(TOKEN_FILE, "federated-token-value");
     let credential = m.credential();
@@ -139,7 +159,7 @@ async fn only_imds_uses_managed_identity_after_one_probe() {
 #[tokio::test]
 async fn only_a_logged_in_az_uses_the_azure_cli() {
     let m = Machine::new().await.with_tools_on_path();
-    m.executor.push_output(tool_output("azure_cli", "success"));
+    m.replays("azure_cli", "success");
     let credential = m.credential();
     let token = credential
         .get_token(&["https://management.azure.com/.default"], None)
@@ -153,10 +173,8 @@ async fn only_a_logged_in_az_uses_the_azure_cli() {
 #[tokio::test]
 async fn a_failing_az_moves_on_to_azd() {
     let m = Machine::new().await.with_tools_on_path();
-    m.executor
-        .push_output(tool_output("azure_cli", "aadsts_refresh_rejected"));
-    m.executor
-        .push_output(tool_output("azure_developer_cli", "success"));
+    m.replays("azure_cli", "aadsts_refresh_rejected");
+    m.replays("azure_developer_cli", "success");
     let credential = m.credential();
     let token = credential.get_token(&SCOPE, None).await.unwrap();
     assert_eq!(credential.selected(), Some("AzureDeveloperCliCredential"));
@@ -200,10 +218,8 @@ async fn one_context_reaches_every_member() {
         Some("federated-token-value")
     );
 
-    m.executor
-        .push_output(tool_output("azure_cli", "aadsts_refresh_rejected"));
-    m.executor
-        .push_output(tool_output("azure_developer_cli", "success"));
+    m.replays("azure_cli", "aadsts_refresh_rejected");
+    m.replays("azure_developer_cli", "success");
     let credential = DefaultAzureCredential::builder()
         .context(context(m.env.clone()))
         .imds_endpoint(refused)
@@ -268,7 +284,7 @@ async fn a_managed_identity_that_exists_but_refuses_stops_the_chain() {
         "invalid_request",
         "Identity not found",
     ));
-    m.executor.push_output(tool_output("azure_cli", "success"));
+    m.replays("azure_cli", "success");
     let credential = m
         .builder()
         .user_assigned_id(azure_credentials::UserAssignedId::ClientId(CLIENT.into()))
@@ -291,7 +307,7 @@ async fn a_truncated_imds_answer_stops_the_chain_but_a_proxy_page_moves_it_on() 
         200,
         r#"{"access_token":"mock-imds-token-cut"#,
     ));
-    m.executor.push_output(tool_output("azure_cli", "success"));
+    m.replays("azure_cli", "success");
     let err = m.credential().get_token(&SCOPE, None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ServiceFailure, "{err}");
     assert_eq!(
@@ -303,7 +319,7 @@ async fn a_truncated_imds_answer_stops_the_chain_but_a_proxy_page_moves_it_on() 
     // A proxy's page where IMDS should be: no IMDS here, az is used.
     let m = Machine::new().await.with_imds().with_tools_on_path();
     m.imds.set_default(MockReply::html(200));
-    m.executor.push_output(tool_output("azure_cli", "success"));
+    m.replays("azure_cli", "success");
     let token = m.credential().get_token(&SCOPE, None).await.unwrap();
     assert_eq!(token.source(), "AzureCliCredential");
 }
@@ -360,9 +376,7 @@ async fn azure_token_credentials_picks_the_members() {
         ),
     ];
     for (value, expected) in cases {
-        let m = Machine::new()
-            .await
-            .with_env("AZURE_TOKEN_CREDENTIALS", *value);
+        let m = Machine::new().await.choosing(value);
         let explanation = m.credential().explain();
         let included: Vec<&str> = explanation
             .members
@@ -372,9 +386,7 @@ async fn azure_token_credentials_picks_the_members() {
             .collect();
         assert_eq!(&included, expected, "AZURE_TOKEN_CREDENTIALS={value:?}");
     }
-    let m = Machine::new()
-        .await
-        .with_env("AZURE_TOKEN_CREDENTIALS", "laptop");
+    let m = Machine::new().await.choosing("laptop");
     let err = m.builder().build().unwrap_err();
     assert!(err.is_invalid_input());
     assert!(
@@ -388,7 +400,7 @@ async fn naming_managed_identity_alone_skips_the_probe() {
     let m = Machine::new()
         .await
         .with_imds()
-        .with_env("AZURE_TOKEN_CREDENTIALS", "ManagedIdentityCredential");
+        .choosing("ManagedIdentityCredential");
     m.credential().get_token(&SCOPE, None).await.unwrap();
     let requests = m.imds.requests();
     assert_eq!(requests.len(), 1, "no probe");
@@ -397,11 +409,8 @@ async fn naming_managed_identity_alone_skips_the_probe() {
 
 #[tokio::test]
 async fn prod_never_reaches_a_developer_login() {
-    let m = Machine::new()
-        .await
-        .with_tools_on_path()
-        .with_env("AZURE_TOKEN_CREDENTIALS", "prod");
-    m.executor.push_output(tool_output("azure_cli", "success"));
+    let m = Machine::new().await.with_tools_on_path().choosing("prod");
+    m.replays("azure_cli", "success");
     let err = m.credential().get_token(&SCOPE, None).await.unwrap_err();
     assert!(err.is_unavailable());
     assert_eq!(m.executor.run_count(), 0);
@@ -552,18 +561,8 @@ async fn a_refused_pod_identity_endpoint_moves_on_to_az_at_once() {
         "AZURE_POD_IDENTITY_AUTHORITY_HOST",
         format!("http://{}", MockManagedIdentity::refused_address()),
     );
-    m.executor.push_output(tool_output("azure_cli", "success"));
-    let credential = DefaultAzureCredential::builder()
-        .env(
-            m.env
-                .clone()
-                .with("AZURE_AUTHORITY_HOST", m.entra.authority_host()),
-        )
-        .fs(m.fs.clone())
-        .executor(Arc::new(m.executor.clone()))
-        .cache(TokenCache::builder().build())
-        .build()
-        .unwrap();
+    m.replays("azure_cli", "success");
+    let credential = m.builder_with_imds_as_configured().build().unwrap();
     let started = paused_now();
     let token = credential
         .get_token(&["https://management.azure.com/.default"], None)
@@ -581,10 +580,8 @@ async fn disabled_multitenant_auth_keeps_a_requested_tenant_away_from_az_and_azd
         .with_tools_on_path()
         .with_env("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH", "true");
     // az is not logged in (the chain moves on), azd answers.
-    m.executor
-        .push_output(tool_output("azure_cli", "not_logged_in"));
-    m.executor
-        .push_output(tool_output("azure_developer_cli", "success"));
+    m.replays("azure_cli", "not_logged_in");
+    m.replays("azure_developer_cli", "success");
     let other =
         TokenRequestOptions::default().with_tenant_id("0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69");
     let token = m
@@ -619,7 +616,7 @@ async fn a_page_answering_the_imds_probe_moves_on_at_once_without_token_requests
         let m = Machine::new().await.with_imds().with_tools_on_path();
         m.imds.require_metadata_header(false);
         m.imds.set_default(reply.clone());
-        m.executor.push_output(tool_output("azure_cli", "success"));
+        m.replays("azure_cli", "success");
         let started = paused_now();
         let token = m.credential().get_token(&SCOPE, None).await.unwrap();
         assert_eq!(token.source(), "AzureCliCredential", "{reply:?}");

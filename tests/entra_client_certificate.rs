@@ -3,7 +3,6 @@
 //! claims, the chain, ADFS, and every kind of bad certificate input.
 
 mod support;
-use support::cache;
 use support::fixtures;
 
 use std::path::PathBuf;
@@ -15,16 +14,14 @@ use rustls_pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 
 use azure_credentials::system::{Env, Fs, RetryPolicy};
-use azure_credentials::testing::MockEntra;
 use azure_credentials::{
-    ClientCertificateCredential, ClientCertificateCredentialBuilder, ErrorKind, TokenCache,
-    TokenCredential, TokenRequestOptions,
+    ClientCertificateCredential, ClientCertificateCredentialBuilder, ErrorKind, TokenCredential,
+    TokenRequestOptions,
 };
 
 const TENANT: &str = "contoso.onmicrosoft.com";
 const CLIENT: &str = "00000000-0000-0000-0000-0000000000c2";
 const PASSWORD: &str = "fixture-password";
-const SCOPE: &[&str] = &["https://storage.azure.com/.default"];
 /// 2030-01-01T00:00:00Z.
 const NOW: i64 = 1_893_456_000;
 
@@ -40,19 +37,9 @@ fn ca_der() -> Vec<u8> {
         .to_vec()
 }
 
-struct Setup {
-    entra: MockEntra,
-    cache: TokenCache,
-}
-
-async fn setup() -> Setup {
-    let clock = cache::manual_clock();
-    let entra = MockEntra::start().await;
-    entra.set_clock(clock.clock());
-    entra.verify_assertions_with(&std::fs::read(fixtures::cert("client-cert.pem")).unwrap());
-    let cache = cache::deterministic_without_cooldown(clock.clock());
-    Setup { entra, cache }
-}
+use support::entra::Setup;
+use support::entra::setup_verifying_assertions as setup;
+use support::scopes::STORAGE as SCOPE;
 
 impl Setup {
     fn builder(&self, file: &str) -> ClientCertificateCredentialBuilder {

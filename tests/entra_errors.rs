@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use azure_credentials::system::{Env, ManualClock, RetryPolicy};
 use azure_credentials::testing::{MockEntra, MockEntraReply};
-use azure_credentials::{ClientSecretCredential, ErrorKind, TokenCache, TokenCredential};
+use azure_credentials::{ClientSecretCredential, ErrorKind, TokenCredential};
 use time::macros::datetime;
 
 const SCOPE: &[&str] = &["https://management.azure.com/.default"];
@@ -374,13 +374,7 @@ async fn an_untrusted_certificate_is_named_with_how_to_trust_a_corporate_ca() {
     let (cert, key) = support::tls::self_signed();
     let front = azure_credentials::testing::MockManagedIdentity::start().await;
     let authority = front.serve_tls(vec![cert], key).await;
-    let credential = ClientSecretCredential::builder()
-        .tenant_id("11111111-2222-3333-4444-555555555555")
-        .client_id("00000000-0000-0000-0000-0000000000c1")
-        .secret("client-secret-value-1")
-        .authority_host(authority.as_str())
-        .env(Env::empty())
-        .cache(TokenCache::builder().build())
+    let credential = support::entra::secret_credential(authority.as_str())
         .build()
         .unwrap();
     let err = credential

@@ -17,7 +17,9 @@
 //! ```
 
 mod support;
+use support::entra::TENANT;
 use support::fixtures::{self, tool_output};
+use support::imds::{ARC_DIR, ARC_KEY, ARC_KEY_PATH, CLIENT_ID, SECRET};
 use support::tls::tls_front;
 
 use std::fmt::Write as _;
@@ -38,12 +40,6 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 const SCOPE: [&str; 1] = ["https://vault.azure.net/.default"];
-const SECRET: &str = "identity-header-secret-value";
-const ARC_DIR: &str = "/var/opt/azcmagent/tokens";
-const ARC_KEY_PATH: &str = "/var/opt/azcmagent/tokens/mock.key";
-const ARC_KEY: &str = "arc-key-secret-value";
-const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const CLIENT_SECRET: &str = "client-secret-value";
 /// The paused clock starts here; the stand-in az's token expires an hour later.
 const START: OffsetDateTime = datetime!(2030-01-01 0:00 UTC);
@@ -54,38 +50,28 @@ const END_MARKER: &str = "<!-- fault-matrix:end -->";
 // ---------------------------------------------------------------------------------------------
 // The table
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Imds,
-    AppService,
-    AzureMl,
-    CloudShell,
-    AzureArc,
-    ServiceFabric,
-    Entra,
+support::listed_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Source, all ALL {
+        Imds,
+        AppService,
+        AzureMl,
+        CloudShell,
+        AzureArc,
+        ServiceFabric,
+        Entra,
+    }
 }
 
 use Source::*;
 
-const MANAGED: [Source; 6] = [
-    Imds,
-    AppService,
-    AzureMl,
-    CloudShell,
-    AzureArc,
-    ServiceFabric,
-];
+/// The managed identity sources: all but Entra, which [`ALL`] lists last.
+const MANAGED: &[Source] = match ALL.split_last() {
+    Some((&Entra, managed)) => managed,
+    _ => panic!("Entra comes last"),
+};
 /// The managed identity sources the environment names (all but IMDS).
 const NAMED: [Source; 5] = [AppService, AzureMl, CloudShell, AzureArc, ServiceFabric];
-const ALL: [Source; 7] = [
-    Imds,
-    AppService,
-    AzureMl,
-    CloudShell,
-    AzureArc,
-    ServiceFabric,
-    Entra,
-];
 
 impl Source {
     fn name(self) -> &'static str {
@@ -106,59 +92,36 @@ impl Source {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    Refused,
-    ResetOnce,
-    ResetAlways,
-    CloseAlways,
-    Hang,
-    /// IMDS off Azure: nothing answers at all, not even the probe.
-    Silent,
-    Trickle,
-    Stall,
-    Oversized,
-    TruncatedJson,
-    ShortBody,
-    Bom,
-    EmptyArray,
-    Html200,
-    Html502,
-    Redirect,
-    Updating410,
-    Throttled429Once,
-    Throttled429Always,
-    Throttled429Long,
-    ServerError,
-    WrongClientId,
+support::listed_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Fault, all FAULTS {
+        Refused,
+        ResetOnce,
+        ResetAlways,
+        CloseAlways,
+        Hang,
+        /// IMDS off Azure: nothing answers at all, not even the probe.
+        Silent,
+        Trickle,
+        Stall,
+        Oversized,
+        TruncatedJson,
+        ShortBody,
+        Bom,
+        EmptyArray,
+        Html200,
+        Html502,
+        Redirect,
+        Updating410,
+        Throttled429Once,
+        Throttled429Always,
+        Throttled429Long,
+        ServerError,
+        WrongClientId,
+    }
 }
 
 use Fault::*;
-
-const FAULTS: [Fault; 22] = [
-    Refused,
-    ResetOnce,
-    ResetAlways,
-    CloseAlways,
-    Hang,
-    Silent,
-    Trickle,
-    Stall,
-    Oversized,
-    TruncatedJson,
-    ShortBody,
-    Bom,
-    EmptyArray,
-    Html200,
-    Html502,
-    Redirect,
-    Updating410,
-    Throttled429Once,
-    Throttled429Always,
-    Throttled429Long,
-    ServerError,
-    WrongClientId,
-];
 
 impl Fault {
     /// Whether the fault means that something other than IMDS answers at its address (or
@@ -306,28 +269,28 @@ fn expectations() -> Vec<Row> {
     use ErrorKind::*;
     vec![
         //  fault               sources           alone: outcome            requests  within   chain
-        row(Refused,            &MANAGED,         Fails(Unavailable),       0..=0,    s(0),    MovesOn),
+        row(Refused,            MANAGED,          Fails(Unavailable),       0..=0,    s(0),    MovesOn),
         row(Refused,            &[Entra],         Fails(Io),                0..=0,    s(0),    Stops),
         row(ResetOnce,          &ALL,             Token,                    2..=2,    s(0),    Uses),
-        row(ResetAlways,        &MANAGED,         Fails(Io),                5..=5,    s(9),    Stops),
+        row(ResetAlways,        MANAGED,          Fails(Io),                5..=5,    s(9),    Stops),
         row(ResetAlways,        &[Entra],         Fails(Io),                4..=4,    s(3),    Stops),
-        row(CloseAlways,        &MANAGED,         Fails(Io),                5..=5,    s(9),    Stops),
+        row(CloseAlways,        MANAGED,          Fails(Io),                5..=5,    s(9),    Stops),
         row(CloseAlways,        &[Entra],         Fails(Io),                4..=4,    s(3),    Stops),
-        row(Hang,               &MANAGED,         Fails(Timeout),           5..=5,    s(68),   Stops),
+        row(Hang,               MANAGED,          Fails(Timeout),           5..=5,    s(68),   Stops),
         row(Hang,               &[Entra],         Fails(Timeout),           2..=2,    s(60),   Stops),
         row(Silent,             &[Imds],          Fails(Timeout),           5..=5,    s(68),   MovesOn).at_probe(1..=1, s(1)),
-        row(Trickle,            &MANAGED,         Token,                    1..=1,    s(45),   Uses),
+        row(Trickle,            MANAGED,          Token,                    1..=1,    s(45),   Uses),
         row(Trickle,            &[Entra],         Token,                    1..=1,    s(15),   Uses),
-        row(Stall,              &MANAGED,         Fails(Timeout),           5..=5,    s(68),   Stops),
+        row(Stall,              MANAGED,          Fails(Timeout),           5..=5,    s(68),   Stops),
         row(Stall,              &[Entra],         Fails(Timeout),           4..=4,    s(47),   Stops),
         row(Oversized,          &ALL,             Fails(Other),             1..=1,    s(0),    Stops),
-        row(TruncatedJson,      &MANAGED,         Fails(ServiceFailure),    1..=1,    s(0),    Stops),
+        row(TruncatedJson,      MANAGED,          Fails(ServiceFailure),    1..=1,    s(0),    Stops),
         row(TruncatedJson,      &[Entra],         Fails(Other),             1..=1,    s(0),    Stops),
-        row(ShortBody,          &MANAGED,         Fails(Io),                5..=5,    s(18),   Stops),
+        row(ShortBody,          MANAGED,          Fails(Io),                5..=5,    s(18),   Stops),
         row(ShortBody,          &[Entra],         Fails(Io),                4..=4,    s(7),    Stops),
-        row(Bom,                &MANAGED,         Token,                    1..=1,    s(0),    Uses),
+        row(Bom,                MANAGED,          Token,                    1..=1,    s(0),    Uses),
         row(Bom,                &[Entra],         Fails(Other),             1..=1,    s(0),    Stops),
-        row(EmptyArray,         &MANAGED,         Fails(ServiceFailure),    1..=1,    s(0),    Stops),
+        row(EmptyArray,         MANAGED,          Fails(ServiceFailure),    1..=1,    s(0),    Stops),
         row(EmptyArray,         &[Entra],         Fails(Other),             1..=1,    s(0),    Stops),
         row(Html200,            &[Imds],          Fails(Unavailable),       1..=1,    s(0),    MovesOn).at_probe(1..=1, s(0)),
         row(Html200,            &NAMED,           Fails(Other),             1..=1,    s(0),    Stops),
@@ -338,12 +301,12 @@ fn expectations() -> Vec<Row> {
         row(Redirect,           &[Imds],          Fails(Unavailable),       1..=1,    s(0),    MovesOn).at_probe(1..=1, s(0)),
         row(Redirect,           &NAMED,           Fails(Other),             1..=1,    s(0),    Stops),
         row(Redirect,           &[Entra],         Fails(Other),             1..=1,    s(0),    Stops),
-        row(Updating410,        &MANAGED,         Token,                    4..=4,    s(30),   Uses),
+        row(Updating410,        MANAGED,          Token,                    4..=4,    s(30),   Uses),
         row(Throttled429Once,   &ALL,             Token,                    2..=2,    s(4),    Uses),
-        row(Throttled429Always, &MANAGED,         Fails(Throttled),         40..=90,  s(90),   Stops),
+        row(Throttled429Always, MANAGED,          Fails(Throttled),         40..=90,  s(90),   Stops),
         row(Throttled429Always, &[Entra],         Fails(Throttled),         25..=60,  s(60),   Stops),
         row(Throttled429Long,   &ALL,             Fails(Throttled),         1..=1,    s(0),    Stops),
-        row(ServerError,        &MANAGED,         Fails(ServiceFailure),    5..=5,    s(18),   Stops),
+        row(ServerError,        MANAGED,          Fails(ServiceFailure),    5..=5,    s(18),   Stops),
         row(ServerError,        &[Entra],         Fails(ServiceFailure),    4..=4,    s(7),    Stops),
         row(WrongClientId,      &[Imds, AppService, AzureMl, AzureArc],
                                                   Fails(Authentication),    1..=1,    s(0),    Stops),

@@ -4,6 +4,7 @@
 
 mod support;
 use support::fixtures;
+use support::imds::{ARC_DIR, ARC_KEY, ARC_KEY_PATH, CLIENT_ID, SECRET};
 use support::tls::tls_front;
 use support::wait::paused_now;
 
@@ -26,30 +27,18 @@ use time::macros::datetime;
 
 const SCOPE: [&str; 1] = ["https://vault.azure.net/.default"];
 const RESOURCE: &str = "https://vault.azure.net";
-const SECRET: &str = "identity-header-secret-value";
-const ARC_DIR: &str = "/var/opt/azcmagent/tokens";
-const ARC_KEY_PATH: &str = "/var/opt/azcmagent/tokens/mock.key";
-const ARC_KEY: &str = "arc-key-secret-value";
-const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Host {
-    Imds,
-    AppService,
-    AzureMl,
-    CloudShell,
-    AzureArc,
-    ServiceFabric,
+support::listed_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Host, all HOSTS {
+        Imds,
+        AppService,
+        AzureMl,
+        CloudShell,
+        AzureArc,
+        ServiceFabric,
+    }
 }
-
-const HOSTS: [Host; 6] = [
-    Host::Imds,
-    Host::AppService,
-    Host::AzureMl,
-    Host::CloudShell,
-    Host::AzureArc,
-    Host::ServiceFabric,
-];
 
 /// A mock playing `host`, and the environment a program on that host would see.
 struct Setup {

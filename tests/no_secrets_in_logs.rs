@@ -6,7 +6,7 @@ use support::cache;
 
 use std::time::Duration;
 
-use support::log_capture::{CapturedLogs, Printed, assert_no_secrets, current_thread_runtime};
+use support::log_capture::{LeakTest, Printed, assert_no_secrets};
 
 use azure_credentials::system::{Clock, Env, Fs, Http, HttpErrorKind, HttpRequest, RetryPolicy};
 use azure_credentials::testing::{
@@ -35,21 +35,17 @@ const SECRETS: &[&str] = &[
 
 #[test]
 fn no_secret_reaches_logs_debug_or_errors() {
-    let captured = CapturedLogs::default();
-    let _guard = captured.install();
-
-    let runtime = current_thread_runtime();
-    let mut seen = Printed::default();
-    runtime.block_on(cache_scenarios(&mut seen));
-    runtime.block_on(http_scenarios(&mut seen));
-    runtime.block_on(managed_identity_scenarios(&mut seen));
+    let mut t = LeakTest::start();
+    t.runtime.block_on(cache_scenarios(&mut t.seen));
+    t.runtime.block_on(http_scenarios(&mut t.seen));
+    t.runtime.block_on(managed_identity_scenarios(&mut t.seen));
     #[cfg(unix)]
-    runtime.block_on(process_scenarios(&mut seen));
-    other_values(&mut seen);
+    t.runtime.block_on(process_scenarios(&mut t.seen));
+    other_values(&mut t.seen);
 
     assert_no_secrets(
-        &captured.text(),
-        &seen,
+        &t.logs.text(),
+        &t.seen,
         SECRETS,
         &[
             "token cached",
@@ -146,10 +142,7 @@ async fn http_scenarios(seen: &mut Printed) {
     ] {
         imds.push(reply.clone());
         seen.debug(&reply);
-        match http.send(&get, &RetryPolicy::none()).await {
-            Ok(response) => seen.debug(&response),
-            Err(err) => seen.error(&err),
-        }
+        seen.outcome(&http.send(&get, &RetryPolicy::none()).await);
     }
 
     // Transport failures.

@@ -3,14 +3,14 @@
 //! appears in a log line, a `Debug` rendering or an error message.
 
 mod support;
-use support::cache;
 use support::fixtures::{self, tool_output};
+use support::{cache, tools};
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::log_capture::{CapturedLogs, Printed, assert_no_secrets, current_thread_runtime};
+use support::log_capture::{LeakTest, Printed, assert_no_secrets};
 
 use azure_credentials::system::{Env, Fs, Output, ProcessError};
 use azure_credentials::testing::ScriptedExecutor;
@@ -30,18 +30,15 @@ const ARM: [&str; 1] = ["https://management.azure.com/.default"];
 
 #[test]
 fn no_token_reaches_logs_debug_or_errors() {
-    let captured = CapturedLogs::default();
-    let _guard = captured.install();
-    let runtime = current_thread_runtime();
-    let mut seen = Printed::default();
-    runtime.block_on(cli_scenarios(&mut seen));
-    runtime.block_on(azd_scenarios(&mut seen));
+    let mut t = LeakTest::start();
+    t.runtime.block_on(cli_scenarios(&mut t.seen));
+    t.runtime.block_on(azd_scenarios(&mut t.seen));
     #[cfg(unix)]
-    runtime.block_on(stand_in_scenario(&mut seen));
+    t.runtime.block_on(stand_in_scenario(&mut t.seen));
 
     assert_no_secrets(
-        &captured.text(),
-        &seen,
+        &t.logs.text(),
+        &t.seen,
         SECRETS,
         &[
             "token read from the Azure CLI's token cache",
@@ -86,7 +83,15 @@ async fn cli_scenarios(seen: &mut Printed) {
     seen.debug(&executor);
     seen.debug(&executor.commands());
 
-    let no_fast_path = builder.clone().fast_path(false);
+    let no_fast_path = |executor: &ScriptedExecutor| {
+        builder
+            .clone()
+            .fast_path(false)
+            .executor(Arc::new(executor.clone()))
+            .cache(cache::deterministic_without_cooldown(clock.clock()))
+            .build()
+            .unwrap()
+    };
     for case in [
         "success",
         "success_without_expires_on",
@@ -102,18 +107,8 @@ async fn cli_scenarios(seen: &mut Printed) {
         "garbage_stdout",
         "empty_token",
     ] {
-        let executor = ScriptedExecutor::new();
-        executor.push_output(tool_output("azure_cli", case));
-        let credential = no_fast_path
-            .clone()
-            .executor(Arc::new(executor.clone()))
-            .cache(cache::deterministic_without_cooldown(clock.clock()))
-            .build()
-            .unwrap();
-        match credential.get_token(&ARM, None).await {
-            Ok(token) => seen.debug(&token),
-            Err(err) => seen.error(&err),
-        }
+        let credential = no_fast_path(&tools::replaying("azure_cli", case));
+        seen.outcome(&credential.get_token(&ARM, None).await);
     }
     // A token echoed on the first error line, and a runaway stdout.
     for output in [
@@ -126,22 +121,12 @@ async fn cli_scenarios(seen: &mut Printed) {
     ] {
         let executor = ScriptedExecutor::new();
         executor.push_output(output);
-        let credential = no_fast_path
-            .clone()
-            .executor(Arc::new(executor))
-            .cache(cache::deterministic_without_cooldown(clock.clock()))
-            .build()
-            .unwrap();
+        let credential = no_fast_path(&executor);
         seen.error(&credential.get_token(&ARM, None).await.unwrap_err());
     }
     let executor = ScriptedExecutor::new();
     executor.push_error(ProcessError::timed_out("az", Duration::from_secs(10)));
-    let credential = no_fast_path
-        .clone()
-        .executor(Arc::new(executor))
-        .cache(cache::deterministic_without_cooldown(clock.clock()))
-        .build()
-        .unwrap();
+    let credential = no_fast_path(&executor);
     seen.error(&credential.get_token(&ARM, None).await.unwrap_err());
 
     // A claims challenge.
@@ -175,8 +160,7 @@ async fn azd_scenarios(seen: &mut Printed) {
         "exit_127",
         "garbage_stdout",
     ] {
-        let executor = ScriptedExecutor::new();
-        executor.push_output(tool_output("azure_developer_cli", case));
+        let executor = tools::replaying("azure_developer_cli", case);
         let credential = AzureDeveloperCliCredential::builder()
             .env(Env::from_pairs([("PATH", bin.to_str().unwrap())]))
             .fs(Fs::memory())
@@ -185,27 +169,17 @@ async fn azd_scenarios(seen: &mut Printed) {
             .build()
             .unwrap();
         seen.debug(&credential);
-        match credential.get_token(&ARM, None).await {
-            Ok(token) => seen.debug(&token),
-            Err(err) => seen.error(&err),
-        }
+        seen.outcome(&credential.get_token(&ARM, None).await);
     }
 }
 
 #[cfg(unix)]
 async fn stand_in_scenario(seen: &mut Printed) {
-    use std::os::unix::fs::PermissionsExt;
-    let dir =
-        std::env::temp_dir().join(format!("azure-credentials-cli-leak-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let az = dir.join("az");
     // The token is assembled by the script, so its text holds no marker.
-    std::fs::write(
-        &az,
-        "#!/bin/sh\nprintf '{\"accessToken\": \"%s-%s\", \"expires_on\": 1893459600}' fixture-cli-token stand-in\nprintf 'WARNING: %s-%s\\n' fixture-cli-token on-stderr >&2\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tools::stand_in(
+        "az",
+        "printf '{\"accessToken\": \"%s-%s\", \"expires_on\": 1893459600}' fixture-cli-token stand-in\nprintf 'WARNING: %s-%s\\n' fixture-cli-token on-stderr >&2\n",
+    );
     let clock = cache::manual_clock();
     let credential = AzureCliCredential::builder()
         .env(Env::from_pairs([("PATH", dir.to_str().unwrap())]))

@@ -5,12 +5,14 @@
 
 mod support;
 use support::cache;
+use support::entra::TENANT;
 use support::fixtures;
+use support::scopes::VAULT as SCOPE;
 
 use std::path::Path;
 use std::time::Duration;
 
-use support::log_capture::{CapturedLogs, Printed, assert_no_secrets, current_thread_runtime};
+use support::log_capture::{LeakTest, Printed, assert_no_secrets};
 
 use azure_credentials::system::{Env, Fs, RetryPolicy};
 use azure_credentials::testing::{MockEntra, MockEntraReply};
@@ -19,8 +21,6 @@ use azure_credentials::{
     TokenRequestOptions, WorkloadIdentityCredential,
 };
 
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const SCOPE: &[&str] = &["https://vault.azure.net/.default"];
 const CLIENT_SECRET: &str = "entra-client-secret-value";
 const PFX_PASSWORD: &str = "fixture-password";
 const FEDERATED_TOKEN: &str = "federated-token-secret-value";
@@ -29,11 +29,8 @@ const TOKEN_FILE: &str = "/var/run/secrets/azure/tokens/azure-identity-token";
 
 #[test]
 fn no_entra_secret_reaches_logs_debug_or_errors() {
-    let captured = CapturedLogs::default();
-    let _guard = captured.install();
-    let runtime = current_thread_runtime();
-    let mut seen = Printed::default();
-    let assertions = runtime.block_on(scenarios(&mut seen));
+    let mut t = LeakTest::start();
+    let assertions = t.runtime.block_on(scenarios(&mut t.seen));
 
     // The private key, as it appears in the PEM file (every base64 line of its body) and in
     // the form the key takes in memory dumps of the PKCS#8 DER (its first line is enough).
@@ -61,8 +58,8 @@ fn no_entra_secret_reaches_logs_debug_or_errors() {
         secrets.push(assertion.rsplit('.').next().unwrap());
     }
     assert_no_secrets(
-        &captured.text(),
-        &seen,
+        &t.logs.text(),
+        &t.seen,
         &secrets,
         &[
             "requesting a token from Microsoft Entra ID",

@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::digest;
-use support::log_capture::{CapturedLogs, Printed, assert_no_secrets};
+use support::log_capture::{LeakTest, Printed, assert_no_secrets};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -34,22 +34,16 @@ fn key(label: &str) -> (String, Vec<u8>) {
 
 #[test]
 fn no_key_signature_or_user_token_reaches_logs_debug_or_errors() {
-    let captured = CapturedLogs::default();
-    let _guard = captured.install();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    let mut seen = Printed::default();
+    let mut t = LeakTest::start_paused();
     let mut secrets: Vec<String> = Vec::new();
-    access_key_scenarios(&mut seen, &mut secrets);
-    runtime.block_on(user_token_scenarios(&mut seen, &mut secrets));
+    access_key_scenarios(&mut t.seen, &mut secrets);
+    t.runtime
+        .block_on(user_token_scenarios(&mut t.seen, &mut secrets));
 
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     assert_no_secrets(
-        &captured.text(),
-        &seen,
+        &t.logs.text(),
+        &t.seen,
         &secrets,
         &[
             "access key replaced",
@@ -244,14 +238,17 @@ async fn user_token_scenarios(seen: &mut Printed, secrets: &mut Vec<String>) {
             async move { reply }
         }
     };
+    let refreshing = |initial: &str| {
+        UserTokenCredential::builder()
+            .token(initial)
+            .refresher(refresher.clone())
+            .cache(new_cache())
+            .build()
+            .unwrap()
+    };
     let first = token(T0 + Duration::from_secs(3600), "first");
     let second = token(T0 + Duration::from_secs(7200), "second");
-    let credential = UserTokenCredential::builder()
-        .token(first.as_str())
-        .refresher(refresher.clone())
-        .cache(new_cache())
-        .build()
-        .unwrap();
+    let credential = refreshing(&first);
     seen.debug(&credential);
     seen.debug(&credential.get_token(&[], None).await.unwrap());
     manual.advance(Duration::from_secs(55 * 60));
@@ -278,12 +275,7 @@ async fn user_token_scenarios(seen: &mut Printed, secrets: &mut Vec<String>) {
     // An initial token that has expired: straight to the refresher, which fails.
     manual.set(T0);
     let stale = token(T0 - Duration::from_secs(1), "stale");
-    let credential = UserTokenCredential::builder()
-        .token(stale.as_str())
-        .refresher(refresher.clone())
-        .cache(new_cache())
-        .build()
-        .unwrap();
+    let credential = refreshing(&stale);
     replies.lock().push(Err(Error::new(
         ErrorKind::Authentication,
         "MyTokenService",

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use azure_credentials::TokenCache;
 use azure_credentials::system::{Clock, ManualClock};
+use azure_credentials::testing::MockCredential;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -33,4 +34,13 @@ pub fn deterministic_without_cooldown(clock: Clock) -> TokenCache {
         .max_jitter(Duration::ZERO)
         .failure_cooldown(Duration::ZERO)
         .build()
+}
+
+/// A `MockCredential` on a [`deterministic`] cache of its own, and the manual clock it reads.
+pub fn mock_on_manual_clock() -> (ManualClock, MockCredential) {
+    let manual = manual_clock();
+    let mock = MockCredential::builder()
+        .cache(deterministic(manual.clock()))
+        .build();
+    (manual, mock)
 }

@@ -117,6 +117,18 @@ pub async fn read_request(stream: &mut (impl AsyncRead + Unpin)) -> Option<Reque
     Some(request)
 }
 
+/// Checks that each of `requests` carried `Authorization: Bearer {token}`.
+pub fn assert_each_bears(requests: &[Request], token: &str) {
+    let expected = format!("Bearer {token}");
+    for request in requests {
+        assert_eq!(
+            request.header("authorization"),
+            Some(expected.as_str()),
+            "{request:?}"
+        );
+    }
+}
+
 /// Writes `response` with `Content-Length` and `Connection: close`, and closes the connection.
 pub async fn write_response(stream: &mut (impl AsyncWrite + Unpin), response: &Response) {
     let mut head = format!("HTTP/1.1 {}\r\n", response.status);

@@ -5,6 +5,16 @@ use azure_credentials::system::{Env, Fs};
 use azure_credentials::testing::MockManagedIdentity;
 use azure_credentials::{ManagedIdentityCredential, TokenCache};
 
+/// The secret the mock expects in `X-IDENTITY-HEADER` (or `secret`).
+pub const SECRET: &str = "identity-header-secret-value";
+/// Where the Azure Arc agent keeps its keys, as the credential is told.
+pub const ARC_DIR: &str = "/var/opt/azcmagent/tokens";
+/// The key file the mock's Arc challenge names, and its contents.
+pub const ARC_KEY_PATH: &str = "/var/opt/azcmagent/tokens/mock.key";
+pub const ARC_KEY: &str = "arc-key-secret-value";
+/// A user-assigned identity's client id.
+pub const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
+
 /// An IMDS token endpoint on a loopback port where nothing listens: a machine off Azure.
 pub fn refused_endpoint() -> url::Url {
     format!(
@@ -38,4 +48,18 @@ pub fn assert_one_token_request(imds: &MockManagedIdentity, resource: &str) {
         .find(|r| r.header("metadata").is_some())
         .unwrap();
     assert_eq!(token_request.query("resource"), Some(resource));
+}
+
+/// Checks what an SDK client did with a credential over the mock IMDS: each of `requests` bore
+/// the mock's first token, which the mock issued once, for `resource`, and `printed` (the
+/// `Debug` of the client and credential) does not show a token.
+pub fn assert_served_by_one_token(
+    requests: &[super::http::Request],
+    imds: &MockManagedIdentity,
+    resource: &str,
+    printed: &str,
+) {
+    super::http::assert_each_bears(requests, "mock-imds-token-1");
+    assert_one_token_request(imds, resource);
+    assert!(!printed.contains("mock-imds-token"), "{printed}");
 }

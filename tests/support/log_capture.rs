@@ -39,13 +39,41 @@ impl Write for CapturedLogs {
     }
 }
 
-/// A current-thread runtime to run the scenarios on, so that work they spawn logs on the
-/// capturing thread too.
-pub fn current_thread_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+/// A leak test under way: every log line captured (until it is dropped), a current-thread
+/// runtime to run the scenarios on (so work they spawn logs on the capturing thread too) and
+/// what they printed.
+pub struct LeakTest {
+    pub logs: CapturedLogs,
+    pub runtime: tokio::runtime::Runtime,
+    pub seen: Printed,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl LeakTest {
+    /// Starts capturing, with a runtime on tokio's real clock.
+    pub fn start() -> LeakTest {
+        Self::on(tokio::runtime::Builder::new_current_thread().enable_all())
+    }
+
+    /// Starts capturing, with a runtime whose clock starts paused.
+    pub fn start_paused() -> LeakTest {
+        Self::on(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true),
+        )
+    }
+
+    fn on(runtime: &mut tokio::runtime::Builder) -> LeakTest {
+        let logs = CapturedLogs::default();
+        let guard = logs.install();
+        LeakTest {
+            runtime: runtime.build().unwrap(),
+            logs,
+            seen: Printed::default(),
+            _guard: guard,
+        }
+    }
 }
 
 /// What the scenarios printed or would print: `Debug` renderings, error messages and their
@@ -58,6 +86,14 @@ impl Printed {
     pub fn debug(&mut self, value: &impl std::fmt::Debug) {
         self.0.push(format!("{value:?}"));
         self.0.push(format!("{value:#?}"));
+    }
+
+    /// Records a token's or an error's renderings, whichever `result` holds.
+    pub fn outcome(&mut self, result: &Result<impl std::fmt::Debug, impl std::error::Error>) {
+        match result {
+            Ok(value) => self.debug(value),
+            Err(error) => self.error(error),
+        }
     }
 
     /// Records an error's `Display`, `Debug` and every cause in its source chain.

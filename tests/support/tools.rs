@@ -1,6 +1,67 @@
-//! The developer tools' side of a test: what the credential asked the scripted executor to run.
+//! The developer tools' side of a test: a scripted executor with a deterministic cache, what
+//! the credential asked it to run, and stand-ins for the tools.
 
+use std::sync::Arc;
+
+use azure_credentials::system::{Env, Fs, ManualClock};
 use azure_credentials::testing::ScriptedExecutor;
+use azure_credentials::{Context, TokenCache};
+
+use super::cache;
+use super::fixtures::tool_output;
+
+/// The home tenant in the recorded outputs and configuration of az and azd.
+pub const TENANT_A: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+/// The other tenant they name (`--tenant`, a second account).
+pub const TENANT_B: &str = "0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69";
+
+/// A developer tool's machine: a scripted executor with nothing scripted yet, an empty in-memory
+/// file system, and a cache on a manual clock with no random spread and no failure cool-down.
+pub struct Setup {
+    /// The tool's directory under `fixtures/`: `azure_cli` or `azure_developer_cli`.
+    pub tool: &'static str,
+    pub executor: ScriptedExecutor,
+    pub clock: ManualClock,
+    pub cache: TokenCache,
+    pub fs: Fs,
+}
+
+impl Setup {
+    pub fn new(tool: &'static str) -> Setup {
+        let clock = cache::manual_clock();
+        Setup {
+            tool,
+            executor: ScriptedExecutor::new(),
+            cache: cache::deterministic_without_cooldown(clock.clock()),
+            clock,
+            fs: Fs::memory(),
+        }
+    }
+
+    /// The next run of the tool prints what it printed in the recorded `case`.
+    pub fn replays(&self, case: &str) {
+        self.executor.push_output(tool_output(self.tool, case));
+    }
+
+    /// Every run of the tool prints what it printed in the recorded `case`.
+    pub fn always_replays(&self, case: &str) {
+        self.executor.repeat_output(tool_output(self.tool, case));
+    }
+
+    /// Its seams for a credential, with `env` as the environment.
+    pub fn context(&self, env: Env) -> Context {
+        Context::default()
+            .with_env(env)
+            .with_fs(self.fs.clone())
+            .with_executor(Arc::new(self.executor.clone()))
+            .with_cache(self.cache.clone())
+    }
+}
+
+/// An environment of `base` variables with `extra` ones added (or replacing theirs).
+pub fn env(base: &[(&str, &str)], extra: &[(&str, &str)]) -> Env {
+    Env::from_pairs(base.iter().chain(extra).copied())
+}
 
 /// The arguments of the last command the executor ran (after the program).
 pub fn last_args(executor: &ScriptedExecutor) -> Vec<String> {
@@ -11,4 +72,24 @@ pub fn last_args(executor: &ScriptedExecutor) -> Vec<String> {
         .iter()
         .map(|a| a.to_str().unwrap().to_owned())
         .collect()
+}
+
+/// An executor whose next command prints what `tool` printed in the recorded `case` (see
+/// [`super::fixtures::tool_output`]).
+pub fn replaying(tool: &str, case: &str) -> ScriptedExecutor {
+    let executor = ScriptedExecutor::new();
+    executor.push_output(tool_output(tool, case));
+    executor
+}
+
+/// A directory of this test process's own holding one executable shell script, `name`, that runs
+/// `script`: put it on `PATH` in place of a developer tool.
+#[cfg(unix)]
+pub fn stand_in(name: &str, script: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = super::fixtures::scratch_dir("stand-in", name);
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{script}")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
 }
