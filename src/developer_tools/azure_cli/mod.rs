@@ -27,8 +27,9 @@ pub(crate) const NAME: &str = "AzureCliCredential";
 pub(crate) const TOOL: Tool = Tool {
     credential: NAME,
     program: "az",
+    windows_fallback: None,
     display_name: "the Azure CLI",
-    config_dir_var: env_vars::AZURE_CONFIG_DIR,
+    config_dir_var: Some(env_vars::AZURE_CONFIG_DIR),
     default_config_dir: ".azure",
     login_files: &["azureProfile.json", "msal_token_cache.json"],
     install_fix: "install the Azure CLI (https://aka.ms/azure-cli) or add the directory holding `az` to PATH",
