@@ -22,7 +22,7 @@
 //!
 //! | where the program runs | credential |
 //! | --- | --- |
-//! | on developers' machines and in Azure alike | [`DefaultAzureCredential`]: the five below, in this order, the first that works kept for good |
+//! | on developers' machines and in Azure alike | [`DefaultAzureCredential`]: the environment, workload identity, managed identity, then the developer tools (az, Azure PowerShell, azd), in this order, the first that works kept for good |
 //! | anywhere, with a service principal in `AZURE_*` variables | [`EnvironmentCredential`] |
 //! | anywhere, with a client secret or certificate you hold | [`ClientSecretCredential`], [`ClientCertificateCredential`] |
 //! | AKS with workload identity | [`WorkloadIdentityCredential`] |
