@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_credentials::system::{Env, Fs, ManualClock, ProcessError};
+use azure_credentials::system::{Env, Fs, ManualClock, Output, ProcessError};
 use azure_credentials::testing::ScriptedExecutor;
 use azure_credentials::{
     AzurePowerShellCredential, AzurePowerShellCredentialBuilder, ErrorKind, TokenCache,
@@ -195,6 +195,26 @@ async fn success_reads_the_marker_line_among_noise_and_runs_pwsh_with_an_encoded
     assert!(script.contains("$request['AsSecureString'] = $true"));
     assert!(script.contains("ConvertFrom-SecureString -SecureString $token -AsPlainText"));
     assert!(script.contains("PtrToStringBSTR"));
+}
+
+#[tokio::test]
+async fn the_tenant_of_the_token_is_reported() {
+    let s = Setup::new();
+    let jwt = support::jwt::jwt(
+        r#"{"tid":"72f988bf-86f1-41af-91ab-2d7cd011db47"}"#,
+        "fixture-pwsh-token-signature",
+    );
+    s.executor.push_output(Output::new(
+        Some(0),
+        format!("azure-credentials-token%{jwt}%1893459600\n").into_bytes(),
+        Vec::new(),
+    ));
+    let token = s.credential().get_token(&ARM, None).await.unwrap();
+    assert_eq!(token.token().expose(), jwt);
+    assert_eq!(
+        token.tenant_id(),
+        Some("72f988bf-86f1-41af-91ab-2d7cd011db47")
+    );
 }
 
 #[tokio::test]
