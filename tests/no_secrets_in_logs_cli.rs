@@ -178,20 +178,30 @@ async fn azd_scenarios(seen: &mut Printed) {
         "exit_127",
         "garbage_stdout",
     ] {
-        let executor = ScriptedExecutor::new();
-        executor.push_output(tool_output("azure_developer_cli", case));
         let credential = AzureDeveloperCliCredential::builder()
             .env(Env::from_pairs([("PATH", bin.to_str().unwrap())]))
             .fs(Fs::memory())
-            .executor(Arc::new(executor))
+            .executor(scripted(Ok(tool_output("azure_developer_cli", case))))
             .cache(cache::deterministic_without_cooldown(clock.clock()))
             .build()
             .unwrap();
-        seen.debug(&credential);
-        match credential.get_token(&ARM, None).await {
-            Ok(token) => seen.debug(&token),
-            Err(err) => seen.error(&err),
-        }
+        get_token_once(&credential, seen).await;
+    }
+}
+
+/// An executor whose one run gives `result`.
+fn scripted(result: Result<Output, ProcessError>) -> Arc<ScriptedExecutor> {
+    let executor = ScriptedExecutor::new();
+    executor.push(result);
+    Arc::new(executor)
+}
+
+/// Records the credential's `Debug`, then its token's or its error.
+async fn get_token_once(credential: &(impl TokenCredential + std::fmt::Debug), seen: &mut Printed) {
+    seen.debug(credential);
+    match credential.get_token(&ARM, None).await {
+        Ok(token) => seen.debug(&token),
+        Err(err) => seen.error(&err),
     }
 }
 
@@ -226,20 +236,14 @@ async fn pwsh_scenarios(seen: &mut Printed) {
         Err(ProcessError::timed_out("pwsh", Duration::from_secs(10))),
     ]);
     for output in outputs {
-        let executor = ScriptedExecutor::new();
-        executor.push(output);
         let credential = AzurePowerShellCredential::builder()
             .env(Env::from_pairs([("PATH", bin.to_str().unwrap())]))
             .fs(Fs::memory())
-            .executor(Arc::new(executor))
+            .executor(scripted(output))
             .cache(cache::deterministic_without_cooldown(clock.clock()))
             .build()
             .unwrap();
-        seen.debug(&credential);
-        match credential.get_token(&ARM, None).await {
-            Ok(token) => seen.debug(&token),
-            Err(err) => seen.error(&err),
-        }
+        get_token_once(&credential, seen).await;
     }
 }
 

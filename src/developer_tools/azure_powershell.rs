@@ -11,7 +11,6 @@ use super::devtool::{self, Tool};
 use super::options::{DeveloperToolOptions, LoginChecked, ToolRunner, devtool_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
-use crate::scope::{scope_to_resource, single_scope};
 use crate::system::Output;
 use crate::tenant::TenantPolicy;
 use crate::{AccessToken, CachedCredential, Context, Error, ErrorKind, TokenFetcher, TokenRequest};
@@ -261,10 +260,8 @@ impl fmt::Debug for PwshFetcher {
 #[async_trait]
 impl TokenFetcher for PwshFetcher {
     async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
-        let scopes: Vec<&str> = request.scopes().iter().map(String::as_str).collect();
-        let scope = single_scope(NAME, &scopes)?;
-        let resource = scope_to_resource(scope);
-        let tenant = request.tenant_id().or(self.tenant_id.as_deref());
+        let (_, resource, tenant) =
+            devtool::resource_request(NAME, request, self.tenant_id.as_deref())?;
         if let Some(claims) = request.claims() {
             return Err(claims_error(tenant, claims));
         }

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::scope::{scope_to_resource, single_scope};
 use crate::system::{
     Command, Env, FileStamp, Fs, Output, ProcessError, ProcessErrorKind, resolve_program,
 };
-use crate::{Error, ErrorKind, env_vars};
+use crate::{Error, ErrorKind, TokenRequest, env_vars};
 
 /// How often a credential looks at the tool's login files, at most.
 const LOGIN_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -139,6 +140,19 @@ impl Tool {
             format!("run the command yourself to see the whole error; `{program} --version` shows whether it works at all"),
         )
     }
+}
+
+/// What a tool that speaks in resources (az, pwsh) is asked for: the one scope, validated, its
+/// resource, and the tenant (the request's, resolved, else `default_tenant`).
+pub(crate) fn resource_request<'a>(
+    credential: &'static str,
+    request: &'a TokenRequest,
+    default_tenant: Option<&'a str>,
+) -> Result<(&'a str, &'a str, Option<&'a str>), Error> {
+    let scopes: Vec<&str> = request.scopes().iter().map(String::as_str).collect();
+    let scope = single_scope(credential, &scopes)?;
+    let tenant = request.tenant_id().or(default_tenant);
+    Ok((scope, scope_to_resource(scope), tenant))
 }
 
 /// A directory the tool runs in that no one but an administrator can write to: a malicious
