@@ -197,7 +197,7 @@ fn scripted(result: Result<Output, ProcessError>) -> Arc<ScriptedExecutor> {
 }
 
 /// Records the credential's `Debug`, then its token's or its error.
-async fn get_token_once(credential: &(impl TokenCredential + std::fmt::Debug), seen: &mut Printed) {
+async fn get_token_once(credential: &impl TokenCredential, seen: &mut Printed) {
     seen.debug(credential);
     match credential.get_token(&ARM, None).await {
         Ok(token) => seen.debug(&token),
