@@ -84,7 +84,7 @@ const FAILURES: &[(&str, ErrorKind, &str, &str, &[u32])] = &[
         "other_error",
         ErrorKind::Authentication,
         "pwsh exited with code 1: Object reference not set to an instance of an object.",
-        "run the command yourself",
+        "run `Get-AzAccessToken -ResourceUrl <resource>` in PowerShell",
         &[],
     ),
 ];

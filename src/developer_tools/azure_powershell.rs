@@ -363,7 +363,14 @@ fn failure(output: &Output, stderr: &str) -> Error {
         .with_aadsts_codes(devtool::aadsts_codes(stderr))
         .with_fix("run `Connect-AzAccount` in PowerShell with the parameters the message names (-Tenant, -ClaimsChallenge, ...), then try again");
     }
-    TOOL.failure(output, stderr)
+    let error = TOOL.failure(output, stderr);
+    // The command line is an encoded script: point at the command inside it instead.
+    if error.kind() == ErrorKind::Authentication && error.aadsts_codes().is_empty() {
+        return error.with_fix(
+            "run `Get-AzAccessToken -ResourceUrl <resource>` in PowerShell to see the whole error",
+        );
+    }
+    error
 }
 
 /// PowerShell's stderr as text. With stderr redirected it writes errors as CLIXML
