@@ -100,9 +100,12 @@ fn main() {
             let started = Instant::now();
             let err = credential.get_token(&SCOPE, None).await.unwrap_err();
             samples.push(started.elapsed());
-            assert_eq!(err.attempts().len(), 5);
+            assert_eq!(err.attempts().len(), 6);
         }
-        report("nothing reachable (IMDS refused, no az/azd)", samples);
+        report(
+            "nothing reachable (IMDS refused, no developer tools)",
+            samples,
+        );
 
         #[cfg(unix)]
         {

@@ -5,7 +5,7 @@
 //! | outcome of a member | chain |
 //! | --- | --- |
 //! | [unavailable](crate::ErrorKind::Unavailable): not configured, not installed, not logged in, endpoint refused or absent | continue |
-//! | a [developer tool](ChainedTokenCredentialBuilder::developer_tool) (az, azd) failed in any other way | continue |
+//! | a [developer tool](ChainedTokenCredentialBuilder::developer_tool) (az, pwsh, azd) failed in any other way | continue |
 //! | any other member reached its provider and was refused ([`Authentication`](crate::ErrorKind::Authentication)), the provider failed ([`ServiceFailure`](crate::ErrorKind::ServiceFailure): a 5xx, a truncated or malformed answer), timed out, throttled, or the member's configuration is half-set or invalid | **stop**, return that error |
 //! | the caller's input is invalid ([`InvalidInput`](crate::ErrorKind::InvalidInput): a scope, a tenant) | stop |
 //!

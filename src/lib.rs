@@ -1,6 +1,6 @@
 //! An Azure access token from whatever identity the environment offers: service principals,
-//! Kubernetes workload identity, managed identity on every Azure host, the Azure CLI and the
-//! Azure Developer CLI, behind one caching [`TokenCredential`] trait, with a
+//! Kubernetes workload identity, managed identity on every Azure host, the Azure CLI, the
+//! Azure Developer CLI and Azure PowerShell, behind one caching [`TokenCredential`] trait, with a
 //! [`DefaultAzureCredential`] that tries them in order.
 //!
 //! ```no_run
@@ -22,12 +22,12 @@
 //!
 //! | where the program runs | credential |
 //! | --- | --- |
-//! | on developers' machines and in Azure alike | [`DefaultAzureCredential`]: the five below, in this order, the first that works kept for good |
+//! | on developers' machines and in Azure alike | [`DefaultAzureCredential`]: the environment, workload identity, managed identity, then the developer tools (az, Azure PowerShell, azd), in this order, the first that works kept for good |
 //! | anywhere, with a service principal in `AZURE_*` variables | [`EnvironmentCredential`] |
 //! | anywhere, with a client secret or certificate you hold | [`ClientSecretCredential`], [`ClientCertificateCredential`] |
 //! | AKS with workload identity | [`WorkloadIdentityCredential`] |
 //! | an Azure VM, App Service, Functions, Container Apps, Azure ML, Cloud Shell, Azure Arc or Service Fabric | [`ManagedIdentityCredential`] |
-//! | a developer's machine after `az login` / `azd auth login` | [`AzureCliCredential`], [`AzureDeveloperCliCredential`] |
+//! | a developer's machine after `az login` / `azd auth login` / `Connect-AzAccount` | [`AzureCliCredential`], [`AzureDeveloperCliCredential`], [`AzurePowerShellCredential`] |
 //! | Azure Communication Services with an access key, or a user access token | [`AccessKeyCredential`], [`UserTokenCredential`] |
 //! | your own order of members | [`ChainedTokenCredential`] |
 //! | your own token source, with this crate's cache | [`TokenCache`] and [`TokenFetcher`] |
@@ -100,8 +100,8 @@
 //!                      app_service, azure_arc, azure_ml, cloud_shell, service_fabric);
 //!                      answer.rs and response.rs read what endpoints say
 //! developer_tools/     AzureCliCredential (azure_cli/: the process, az's files: ini.rs,
-//!                      msal_cache.rs), AzureDeveloperCliCredential; devtool.rs and options.rs
-//!                      are what both share
+//!                      msal_cache.rs), AzureDeveloperCliCredential, AzurePowerShellCredential
+//!                      (azure_powershell.rs); devtool.rs and options.rs are what they share
 //! communication/       AccessKeyCredential, UserTokenCredential (Communication Services)
 //! interop/             adapters for azure_core and object_store (features)
 //! cache/               TokenCache: cached_credential.rs (the lookup), front.rs (per-thread
@@ -195,7 +195,8 @@ pub use default::{
 };
 pub use developer_tools::{
     AzureCliCredential, AzureCliCredentialBuilder, AzureDeveloperCliCredential,
-    AzureDeveloperCliCredentialBuilder,
+    AzureDeveloperCliCredentialBuilder, AzurePowerShellCredential,
+    AzurePowerShellCredentialBuilder,
 };
 pub use entra::authority_hosts;
 pub use entra::{

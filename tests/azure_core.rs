@@ -225,13 +225,13 @@ async fn no_identity_fails_the_call_with_a_credential_error_that_keeps_ours() {
     assert_eq!(err.kind(), &azure_core::error::ErrorKind::Credential);
     let chain = error_chain(&err);
     assert!(
-        chain.contains("DefaultAzureCredential: none of the 5 credentials produced a token"),
+        chain.contains("DefaultAzureCredential: none of the 6 credentials produced a token"),
         "{chain}"
     );
     assert!(chain.contains("ManagedIdentityCredential"), "{chain}");
     let ours = find_ours(&err).expect("our error is in the chain");
     assert_eq!(ours.kind(), ErrorKind::Unavailable);
-    assert_eq!(ours.attempts().len(), 5);
+    assert_eq!(ours.attempts().len(), 6);
     assert!(
         resource.seen().is_empty(),
         "nothing is sent without a token"

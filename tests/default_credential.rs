@@ -4,6 +4,7 @@
 mod support;
 use support::fixtures::{self, tool_output};
 use support::jwt::jwt;
+use support::tools::decode_encoded_command;
 use support::wait::paused_now;
 
 use std::sync::Arc;
@@ -68,8 +69,9 @@ impl Machine {
 
     fn with_tools_on_path(self) -> Self {
         let path = format!(
-            "{}:{}",
+            "{}:{}:{}",
             fixtures::path("azure_cli/bin").display(),
+            fixtures::path("azure_powershell/bin").display(),
             fixtures::path("azure_developer_cli/bin").display()
         );
         self.with_env("PATH", path)
@@ -171,14 +173,43 @@ async fn only_a_logged_in_az_uses_the_azure_cli() {
 }
 
 #[tokio::test]
-async fn a_failing_az_moves_on_to_azd() {
+async fn a_failing_az_moves_on_to_azure_powershell() {
     let m = Machine::new().await.with_tools_on_path();
     m.replays("azure_cli", "aadsts_refresh_rejected");
+    m.replays("azure_powershell", "success");
+    let credential = m.credential();
+    let token = credential.get_token(&SCOPE, None).await.unwrap();
+    assert_eq!(credential.selected(), Some("AzurePowerShellCredential"));
+    assert_eq!(token.source(), "AzurePowerShellCredential");
+    assert_eq!(programs_run(&m.executor), ["az", "pwsh"]);
+}
+
+#[tokio::test]
+async fn az_then_azure_powershell_then_azd() {
+    let m = Machine::new().await.with_tools_on_path();
+    m.replays("azure_cli", "aadsts_refresh_rejected");
+    m.replays("azure_powershell", "not_logged_in");
     m.replays("azure_developer_cli", "success");
     let credential = m.credential();
     let token = credential.get_token(&SCOPE, None).await.unwrap();
     assert_eq!(credential.selected(), Some("AzureDeveloperCliCredential"));
     assert_eq!(token.source(), "AzureDeveloperCliCredential");
+    assert_eq!(programs_run(&m.executor), ["az", "pwsh", "azd"]);
+}
+
+/// The file names of the programs the executor ran, in order.
+fn programs_run(executor: &ScriptedExecutor) -> Vec<String> {
+    executor
+        .commands()
+        .iter()
+        .map(|c| {
+            std::path::Path::new(c.program())
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
 }
 
 /// The seams given once, as a `Context`, reach the members: the workload identity file is read
@@ -219,6 +250,7 @@ async fn one_context_reaches_every_member() {
     );
 
     m.replays("azure_cli", "aadsts_refresh_rejected");
+    m.replays("azure_powershell", "not_logged_in");
     m.replays("azure_developer_cli", "success");
     let credential = DefaultAzureCredential::builder()
         .context(context(m.env.clone()))
@@ -227,7 +259,7 @@ async fn one_context_reaches_every_member() {
         .unwrap();
     credential.get_token(&SCOPE, None).await.unwrap();
     assert_eq!(credential.selected(), Some("AzureDeveloperCliCredential"));
-    assert_eq!(m.executor.run_count(), 2, "az, then azd");
+    assert_eq!(programs_run(&m.executor), ["az", "pwsh", "azd"]);
 }
 
 #[tokio::test]
@@ -242,13 +274,14 @@ async fn nothing_at_all_is_one_error_naming_every_member() {
         "WorkloadIdentityCredential",
         "ManagedIdentityCredential",
         "AzureCliCredential",
+        "AzurePowerShellCredential",
         "AzureDeveloperCliCredential",
     ] {
         assert!(text.contains(member), "{member} missing from:\n{text}");
     }
-    assert_eq!(err.attempts().len(), 5);
+    assert_eq!(err.attempts().len(), 6);
     assert!(
-        text.starts_with("DefaultAzureCredential: none of the 5 credentials produced a token:"),
+        text.starts_with("DefaultAzureCredential: none of the 6 credentials produced a token:"),
         "{text}"
     );
     assert_eq!(credential.selected(), None);
@@ -334,6 +367,7 @@ async fn azure_token_credentials_picks_the_members() {
                 "WorkloadIdentityCredential",
                 "ManagedIdentityCredential",
                 "AzureCliCredential",
+                "AzurePowerShellCredential",
                 "AzureDeveloperCliCredential",
             ],
         ),
@@ -344,16 +378,25 @@ async fn azure_token_credentials_picks_the_members() {
                 "WorkloadIdentityCredential",
                 "ManagedIdentityCredential",
                 "AzureCliCredential",
+                "AzurePowerShellCredential",
                 "AzureDeveloperCliCredential",
             ],
         ),
         (
             "dev",
-            &["AzureCliCredential", "AzureDeveloperCliCredential"],
+            &[
+                "AzureCliCredential",
+                "AzurePowerShellCredential",
+                "AzureDeveloperCliCredential",
+            ],
         ),
         (
             " DEV ",
-            &["AzureCliCredential", "AzureDeveloperCliCredential"],
+            &[
+                "AzureCliCredential",
+                "AzurePowerShellCredential",
+                "AzureDeveloperCliCredential",
+            ],
         ),
         (
             "prod",
@@ -365,6 +408,8 @@ async fn azure_token_credentials_picks_the_members() {
         ),
         ("managedidentitycredential", &["ManagedIdentityCredential"]),
         ("AzureCliCredential", &["AzureCliCredential"]),
+        ("AzurePowerShellCredential", &["AzurePowerShellCredential"]),
+        ("azurepowershellcredential", &["AzurePowerShellCredential"]),
         (
             "AZUREDEVELOPERCLICREDENTIAL",
             &["AzureDeveloperCliCredential"],
@@ -393,6 +438,24 @@ async fn azure_token_credentials_picks_the_members() {
         err.to_string().contains("dev, prod, EnvironmentCredential"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn naming_azure_powershell_alone_runs_only_pwsh() {
+    let m = Machine::new()
+        .await
+        .with_imds()
+        .with_tools_on_path()
+        .with_env("AZURE_TOKEN_CREDENTIALS", "AzurePowerShellCredential");
+    m.executor
+        .push_output(tool_output("azure_powershell", "not_logged_in"));
+    let credential = m.credential();
+    let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(err.to_string().contains("Connect-AzAccount"), "{err}");
+    assert_eq!(err.attempts().len(), 1);
+    assert_eq!(programs_run(&m.executor), ["pwsh"]);
+    assert_eq!(m.imds.request_count(), 0);
 }
 
 #[tokio::test]
@@ -433,6 +496,7 @@ async fn the_builder_exclusions_and_everything_excluded() {
         .builder()
         .env(Env::empty().with("AZURE_TOKEN_CREDENTIALS", "dev"))
         .exclude_azure_cli_credential(true)
+        .exclude_azure_powershell_credential(true)
         .exclude_azure_developer_cli_credential(true)
         .build()
         .unwrap_err();
@@ -474,6 +538,14 @@ async fn explain_reports_each_member_without_fetching_or_printing_values() {
     );
     assert!(
         text.contains("4. AzureCliCredential — ready: az at "),
+        "{text}"
+    );
+    assert!(
+        text.contains("5. AzurePowerShellCredential — ready: PowerShell at "),
+        "{text}"
+    );
+    assert!(
+        text.contains("6. AzureDeveloperCliCredential — ready: azd at "),
         "{text}"
     );
     assert!(
@@ -574,13 +646,14 @@ async fn a_refused_pod_identity_endpoint_moves_on_to_az_at_once() {
 }
 
 #[tokio::test]
-async fn disabled_multitenant_auth_keeps_a_requested_tenant_away_from_az_and_azd() {
+async fn disabled_multitenant_auth_keeps_a_requested_tenant_away_from_the_tools() {
     let m = Machine::new()
         .await
         .with_tools_on_path()
         .with_env("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH", "true");
-    // az is not logged in (the chain moves on), azd answers.
+    // az and PowerShell are not logged in (the chain moves on), azd answers.
     m.replays("azure_cli", "not_logged_in");
+    m.replays("azure_powershell", "not_logged_in");
     m.replays("azure_developer_cli", "success");
     let other =
         TokenRequestOptions::default().with_tenant_id("0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69");
@@ -591,7 +664,7 @@ async fn disabled_multitenant_auth_keeps_a_requested_tenant_away_from_az_and_azd
         .unwrap();
     assert_eq!(token.source(), "AzureDeveloperCliCredential");
     let commands = m.executor.commands();
-    assert_eq!(commands.len(), 2);
+    assert_eq!(commands.len(), 3);
     for command in commands {
         let args: Vec<_> = command
             .get_args()
@@ -599,6 +672,11 @@ async fn disabled_multitenant_auth_keeps_a_requested_tenant_away_from_az_and_azd
             .map(|a| a.to_str().unwrap().to_owned())
             .collect();
         assert!(!args.iter().any(|a| a.starts_with("--tenant")), "{args:?}");
+        if let Some(encoded) = args.iter().skip_while(|a| *a != "-EncodedCommand").nth(1) {
+            let script = decode_encoded_command(encoded);
+            assert!(script.contains("$tenant = ''"), "{script}");
+            assert!(!script.contains("0b1c3e5a"), "{script}");
+        }
     }
 }
 
@@ -633,6 +711,7 @@ fn explain_does_not_claim_a_probe_of_an_endpoint_the_environment_named() {
         .env(Env::empty().with("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:9"))
         .fs(Fs::memory())
         .exclude_azure_cli_credential(true)
+        .exclude_azure_powershell_credential(true)
         .exclude_azure_developer_cli_credential(true)
         .build()
         .unwrap();

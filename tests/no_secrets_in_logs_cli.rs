@@ -1,4 +1,4 @@
-//! Runs the developer-tool credentials' scenarios (every az and azd fixture, the fast path, a
+//! Runs the developer-tool credentials' scenarios (every az, azd and pwsh fixture, the fast path, a
 //! login change, a real stand-in process, claims, timeouts) at TRACE level and fails if a token
 //! appears in a log line, a `Debug` rendering or an error message.
 
@@ -15,13 +15,15 @@ use support::log_capture::{LeakTest, Printed, assert_no_secrets};
 use azure_credentials::system::{Env, Fs, Output, ProcessError};
 use azure_credentials::testing::ScriptedExecutor;
 use azure_credentials::{
-    AzureCliCredential, AzureDeveloperCliCredential, TokenCredential, TokenRequestOptions,
+    AzureCliCredential, AzureDeveloperCliCredential, AzurePowerShellCredential, TokenCredential,
+    TokenRequestOptions,
 };
 
 /// Every token value in the fixtures starts with one of these.
 const SECRETS: &[&str] = &[
     "fixture-cli-token-",
     "fixture-azd-token-",
+    "fixture-pwsh-token-",
     "fixture-cli-refresh-token",
     "eyJ0eXAiOiJKV1Qi",
 ];
@@ -33,6 +35,7 @@ fn no_token_reaches_logs_debug_or_errors() {
     let mut t = LeakTest::start();
     t.runtime.block_on(cli_scenarios(&mut t.seen));
     t.runtime.block_on(azd_scenarios(&mut t.seen));
+    t.runtime.block_on(pwsh_scenarios(&mut t.seen));
     #[cfg(unix)]
     t.runtime.block_on(stand_in_scenario(&mut t.seen));
 
@@ -160,11 +163,60 @@ async fn azd_scenarios(seen: &mut Printed) {
         "exit_127",
         "garbage_stdout",
     ] {
-        let executor = tools::replaying("azure_developer_cli", case);
         let credential = AzureDeveloperCliCredential::builder()
             .env(Env::from_pairs([("PATH", bin.to_str().unwrap())]))
             .fs(Fs::memory())
-            .executor(Arc::new(executor))
+            .executor(scripted(Ok(tool_output("azure_developer_cli", case))))
+            .cache(cache::deterministic_without_cooldown(clock.clock()))
+            .build()
+            .unwrap();
+        seen.debug(&credential);
+        seen.outcome(&credential.get_token(&ARM, None).await);
+    }
+}
+
+/// An executor whose one run gives `result`.
+fn scripted(result: Result<Output, ProcessError>) -> Arc<ScriptedExecutor> {
+    let executor = ScriptedExecutor::new();
+    executor.push(result);
+    Arc::new(executor)
+}
+
+async fn pwsh_scenarios(seen: &mut Printed) {
+    let clock = cache::manual_clock();
+    let bin = fixtures::path("azure_powershell/bin");
+    let jwt = support::jwt::jwt(
+        r#"{"tid":"72f988bf-86f1-41af-91ab-2d7cd011db47"}"#,
+        "fixture-pwsh-token-signature",
+    );
+    let jwt_line = Output::new(
+        Some(0),
+        format!("noise\nazure-credentials-token%{jwt}%1893459600\n").into_bytes(),
+        Vec::new(),
+    );
+    let outputs = [
+        "success",
+        "old_az_accounts",
+        "no_az_accounts",
+        "not_logged_in",
+        "not_logged_in_windows_powershell",
+        "execution_policy",
+        "authorization_manager",
+        "claims_challenge",
+        "garbage_stdout",
+        "other_error",
+    ]
+    .into_iter()
+    .map(|case| Ok(tool_output("azure_powershell", case)))
+    .chain([
+        Ok(jwt_line),
+        Err(ProcessError::timed_out("pwsh", Duration::from_secs(10))),
+    ]);
+    for output in outputs {
+        let credential = AzurePowerShellCredential::builder()
+            .env(Env::from_pairs([("PATH", bin.to_str().unwrap())]))
+            .fs(Fs::memory())
+            .executor(scripted(output))
             .cache(cache::deterministic_without_cooldown(clock.clock()))
             .build()
             .unwrap();

@@ -170,7 +170,7 @@ async fn no_identity_fails_the_request_before_it_is_sent_and_keeps_our_error() {
     assert_eq!(ours.credential(), "DefaultAzureCredential");
     assert!(
         err.to_string()
-            .contains("none of the 5 credentials produced a token"),
+            .contains("none of the 6 credentials produced a token"),
         "{err}"
     );
     assert!(blob.seen().is_empty(), "nothing is sent without a token");

@@ -119,6 +119,7 @@ fn env_vars(member: Member) -> &'static [&'static str] {
         ],
         Member::ManagedIdentity => crate::managed_identity::ENV_VARS,
         Member::AzureCli => &[AZURE_CONFIG_DIR, AZURE_CREDENTIALS_CLI_FAST_PATH],
+        Member::AzurePowerShell => &[],
         Member::AzureDeveloperCli => &[AZD_CONFIG_DIR],
     }
 }

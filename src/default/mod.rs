@@ -15,7 +15,8 @@ use crate::setters::{allowed_tenants_setter, option_setter};
 use crate::system::{Env, resolve_program};
 use crate::{
     AzureCliCredential, AzureCliCredentialBuilder, AzureDeveloperCliCredential,
-    AzureDeveloperCliCredentialBuilder, ChainedTokenCredential, Context, EnvironmentCredential,
+    AzureDeveloperCliCredentialBuilder, AzurePowerShellCredential,
+    AzurePowerShellCredentialBuilder, ChainedTokenCredential, Context, EnvironmentCredential,
     EnvironmentCredentialBuilder, Error, ManagedIdentityCredential,
     ManagedIdentityCredentialBuilder, RequiredIdentity, TokenCredential, TokenFuture,
     TokenRequestOptions, UserAssignedId, WorkloadIdentityCredential,
@@ -36,7 +37,8 @@ const NAME: &str = "DefaultAzureCredential";
 ///    off Azure this costs at most the probe's 1 s — well under a millisecond where the port is
 ///    refused — instead of the 90 s retry budget);
 /// 4. [`AzureCliCredential`] — the developer's `az login`;
-/// 5. [`AzureDeveloperCliCredential`] — the developer's `azd auth login`,
+/// 5. [`AzurePowerShellCredential`] — the developer's `Connect-AzAccount` (Azure PowerShell);
+/// 6. [`AzureDeveloperCliCredential`] — the developer's `azd auth login`,
 ///
 /// and keeps the first that produces a token (see [`ChainedTokenCredential`] for the rules: a
 /// source that is not configured is skipped; one that is configured and fails stops the chain
@@ -105,6 +107,7 @@ impl DefaultAzureCredential {
     /// // Only what a deployed service should use.
     /// let credential = DefaultAzureCredential::builder()
     ///     .exclude_azure_cli_credential(true)
+    ///     .exclude_azure_powershell_credential(true)
     ///     .exclude_azure_developer_cli_credential(true)
     ///     .build()?;
     /// # Ok::<(), azure_credentials::Error>(())
@@ -237,6 +240,11 @@ impl DefaultAzureCredentialBuilder {
         self.exclude(Member::AzureCli, exclude)
     }
 
+    /// Leaves [`AzurePowerShellCredential`] out.
+    pub fn exclude_azure_powershell_credential(self, exclude: bool) -> Self {
+        self.exclude(Member::AzurePowerShell, exclude)
+    }
+
     /// Leaves [`AzureDeveloperCliCredential`] out.
     pub fn exclude_azure_developer_cli_credential(self, exclude: bool) -> Self {
         self.exclude(Member::AzureDeveloperCli, exclude)
@@ -244,7 +252,7 @@ impl DefaultAzureCredentialBuilder {
 
     option_setter!(
         /// The tenant for the members without one of their own: workload identity (instead of
-        /// `AZURE_TENANT_ID`), the Azure CLI and the Azure Developer CLI.
+        /// `AZURE_TENANT_ID`), the Azure CLI, Azure PowerShell and the Azure Developer CLI.
         tenant_id: String => tenant_id
     );
 
@@ -268,7 +276,7 @@ impl DefaultAzureCredentialBuilder {
         "Handed to every member but managed identity (which has no tenant)."
     );
 
-    /// How long `az` and `azd` may run. Default: each credential's own (10 s).
+    /// How long `az`, `pwsh` and `azd` may run. Default: each credential's own (10 s).
     pub fn process_timeout(mut self, timeout: Duration) -> Self {
         self.process_timeout = Some(timeout);
         self
@@ -467,6 +475,21 @@ impl DefaultAzureCredentialBuilder {
                     .maybe(tenants, B::additionally_allowed_tenants)
                     .build()?;
                 Ok((Arc::new(credential), program_detail(env, "az")))
+            }
+            Member::AzurePowerShell => {
+                use AzurePowerShellCredentialBuilder as B;
+                let credential = AzurePowerShellCredential::builder()
+                    .context(context)
+                    .maybe(timeout, B::process_timeout)
+                    .maybe(tenant, B::tenant_id)
+                    .maybe(tenants, B::additionally_allowed_tenants)
+                    .build()?;
+                // `pwsh`, or on Windows `powershell.exe` when there is no `pwsh`.
+                let detail = match crate::developer_tools::azure_powershell::TOOL.resolve(env) {
+                    Ok(path) => format!("PowerShell at {}", path.display()),
+                    Err(_) => program_detail(env, "pwsh"),
+                };
+                Ok((Arc::new(credential), detail))
             }
             Member::AzureDeveloperCli => {
                 use AzureDeveloperCliCredentialBuilder as B;

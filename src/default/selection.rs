@@ -14,15 +14,17 @@ pub(super) enum Member {
     WorkloadIdentity,
     ManagedIdentity,
     AzureCli,
+    AzurePowerShell,
     AzureDeveloperCli,
 }
 
 impl Member {
-    pub(super) const ALL: [Member; 5] = [
+    pub(super) const ALL: [Member; 6] = [
         Member::Environment,
         Member::WorkloadIdentity,
         Member::ManagedIdentity,
         Member::AzureCli,
+        Member::AzurePowerShell,
         Member::AzureDeveloperCli,
     ];
 
@@ -33,13 +35,17 @@ impl Member {
             Member::WorkloadIdentity => crate::entra::workload_identity::NAME,
             Member::ManagedIdentity => crate::managed_identity::NAME,
             Member::AzureCli => crate::developer_tools::azure_cli::NAME,
+            Member::AzurePowerShell => crate::developer_tools::azure_powershell::NAME,
             Member::AzureDeveloperCli => crate::developer_tools::azure_developer_cli::NAME,
         }
     }
 
     /// Developer tools: the chain moves on past any failure of theirs.
     pub(super) fn is_developer_tool(self) -> bool {
-        matches!(self, Member::AzureCli | Member::AzureDeveloperCli)
+        matches!(
+            self,
+            Member::AzureCli | Member::AzurePowerShell | Member::AzureDeveloperCli
+        )
     }
 }
 
@@ -117,7 +123,7 @@ impl fmt::Display for Selection {
             ),
             Selection::Dev => write!(
                 f,
-                "{AZURE_TOKEN_CREDENTIALS}=dev: developer tools only (Azure CLI, Azure Developer CLI)"
+                "{AZURE_TOKEN_CREDENTIALS}=dev: developer tools only (Azure CLI, Azure PowerShell, Azure Developer CLI)"
             ),
             Selection::Prod => write!(
                 f,
@@ -189,11 +195,15 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(members(Selection::All), Member::ALL);
-        assert_eq!(members(Selection::Dev), [AzureCli, AzureDeveloperCli]);
+        assert_eq!(
+            members(Selection::Dev),
+            [AzureCli, AzurePowerShell, AzureDeveloperCli]
+        );
         assert_eq!(
             members(Selection::Prod),
             [Environment, WorkloadIdentity, ManagedIdentity]
         );
         assert_eq!(members(Selection::Only(ManagedIdentity)), [ManagedIdentity]);
+        assert_eq!(members(Selection::Only(AzurePowerShell)), [AzurePowerShell]);
     }
 }

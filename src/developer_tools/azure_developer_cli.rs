@@ -25,8 +25,9 @@ pub(crate) const NAME: &str = "AzureDeveloperCliCredential";
 pub(crate) const TOOL: Tool = Tool {
     credential: NAME,
     program: "azd",
+    windows_fallback: None,
     display_name: "the Azure Developer CLI",
-    config_dir_var: env_vars::AZD_CONFIG_DIR,
+    config_dir_var: Some(env_vars::AZD_CONFIG_DIR),
     default_config_dir: ".azd",
     login_files: &["config.json"],
     install_fix: "install the Azure Developer CLI (https://aka.ms/azd-install) or add the directory holding `azd` to PATH",

@@ -1,4 +1,4 @@
-//! What the developer-tool credentials (`az`, `azd`) share: running the tool safely, turning
+//! What the developer-tool credentials (`az`, `azd`, `pwsh`) share: running the tool safely, turning
 //! its failures into errors without echoing its output, and noticing a new login.
 
 use std::path::{Path, PathBuf};
@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::scope::{scope_to_resource, single_scope};
 use crate::system::{
     Command, Env, FileStamp, Fs, Output, ProcessError, ProcessErrorKind, resolve_program,
 };
-use crate::{Error, ErrorKind, env_vars};
+use crate::{Error, ErrorKind, TokenRequest, env_vars};
 
 /// How often a credential looks at the tool's login files, at most.
 const LOGIN_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -25,10 +26,13 @@ pub(crate) struct Tool {
     pub(crate) credential: &'static str,
     /// The program, e.g. `"az"`.
     pub(crate) program: &'static str,
+    /// On Windows, the program run when `program` is not on `PATH` (`powershell` for `pwsh`).
+    pub(crate) windows_fallback: Option<&'static str>,
     /// The tool in prose, e.g. `"the Azure CLI"`.
     pub(crate) display_name: &'static str,
-    /// The variable naming its configuration directory, e.g. `AZURE_CONFIG_DIR`.
-    pub(crate) config_dir_var: &'static str,
+    /// The variable naming its configuration directory, e.g. `AZURE_CONFIG_DIR` (passed on to
+    /// the tool when set), if the tool has one.
+    pub(crate) config_dir_var: Option<&'static str>,
     /// The configuration directory under the home directory when the variable is not set.
     pub(crate) default_config_dir: &'static str,
     /// The files in the configuration directory that change when the user logs in or out.
@@ -43,9 +47,17 @@ pub(crate) struct Tool {
 
 impl Tool {
     /// The program's path: found on the `PATH` of `env` (with `PATHEXT` on Windows, so `az`
-    /// finds `az.cmd`), or an `Unavailable` error.
+    /// finds `az.cmd`), else the Windows fallback's, or an `Unavailable` error.
     pub(crate) fn resolve(&self, env: &Env) -> Result<PathBuf, Error> {
-        resolve_program(env, self.program).ok_or_else(|| self.not_installed())
+        self.programs(cfg!(windows))
+            .find_map(|program| resolve_program(env, program))
+            .ok_or_else(|| self.not_installed())
+    }
+
+    /// The programs looked for, in order.
+    fn programs(&self, windows: bool) -> impl Iterator<Item = &'static str> {
+        let fallback = self.windows_fallback.filter(|_| windows);
+        std::iter::once(self.program).chain(fallback)
     }
 
     pub(crate) fn not_installed(&self) -> Error {
@@ -128,6 +140,19 @@ impl Tool {
             format!("run the command yourself to see the whole error; `{program} --version` shows whether it works at all"),
         )
     }
+}
+
+/// What a tool that speaks in resources (az, pwsh) is asked for: the one scope, validated, its
+/// resource, and the tenant (the request's, resolved, else `default_tenant`).
+pub(crate) fn resource_request<'a>(
+    credential: &'static str,
+    request: &'a TokenRequest,
+    default_tenant: Option<&'a str>,
+) -> Result<(&'a str, &'a str, Option<&'a str>), Error> {
+    let scopes: Vec<&str> = request.scopes().iter().map(String::as_str).collect();
+    let scope = single_scope(credential, &scopes)?;
+    let tenant = request.tenant_id().or(default_tenant);
+    Ok((scope, scope_to_resource(scope), tenant))
 }
 
 /// A directory the tool runs in that no one but an administrator can write to: a malicious
@@ -397,6 +422,20 @@ mod tests {
         assert!(summarize(guid).contains("00000000-0000-0000-0000-000000000000"));
         let long = format!("ERROR: {}", "word ".repeat(200));
         assert!(summarize(&long).len() <= crate::scrub::MAX_BYTES + '…'.len_utf8());
+    }
+
+    #[test]
+    fn the_windows_fallback_is_looked_for_on_windows_only() {
+        let tool = Tool {
+            program: "pwsh",
+            windows_fallback: Some("powershell"),
+            ..crate::developer_tools::azure_cli::TOOL
+        };
+        assert_eq!(
+            tool.programs(true).collect::<Vec<_>>(),
+            ["pwsh", "powershell"]
+        );
+        assert_eq!(tool.programs(false).collect::<Vec<_>>(), ["pwsh"]);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! What the developer-tool builders (`az`, `azd`) share: their options and setters, what
+//! What the developer-tool builders (`az`, `azd`, `pwsh`) share: their options and setters, what
 //! building makes of them (the tool's environment, config directory, tenant rules and login
 //! watch), and the login check in front of the cache.
 
@@ -119,7 +119,7 @@ impl DeveloperToolOptions {
         )?;
         let fs = context.fs();
         let clock = context.clock();
-        let explicit_config_dir = env.var_non_empty(tool.config_dir_var);
+        let explicit_config_dir = tool.config_dir_var.and_then(|var| env.var_non_empty(var));
         let config_dir = explicit_config_dir
             .as_deref()
             .map(PathBuf::from)
@@ -231,8 +231,8 @@ impl ToolRunner {
         failure: impl FnOnce(&Output) -> Error,
         too_long: impl FnOnce() -> Error,
     ) -> Result<Output, Error> {
-        if let Some(dir) = &self.explicit_config_dir {
-            command = command.env(self.tool.config_dir_var, dir);
+        if let (Some(var), Some(dir)) = (self.tool.config_dir_var, &self.explicit_config_dir) {
+            command = command.env(var, dir);
         }
         let output = self
             .executor

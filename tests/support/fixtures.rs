@@ -27,7 +27,7 @@ pub fn cert(name: &str) -> PathBuf {
 }
 
 /// What a developer tool printed in one recorded case, `fixtures/{tool}/{case}/` (`tool` is
-/// `azure_cli` or `azure_developer_cli`): its stdout, stderr and exit code.
+/// `azure_cli`, `azure_developer_cli` or `azure_powershell`): its stdout, stderr and exit code.
 pub fn tool_output(tool: &str, case: &str) -> Output {
     let dir = format!("{tool}/{case}");
     let code = read_to_string(&dir, "exit_code")

@@ -15,7 +15,6 @@ use super::devtool::{self, Tool};
 use super::options::{DeveloperToolOptions, LoginChecked, ToolRunner, devtool_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
-use crate::scope::{scope_to_resource, single_scope};
 use crate::system::{Clock, Fs, Output};
 use crate::tenant::TenantPolicy;
 use crate::{
@@ -27,8 +26,9 @@ pub(crate) const NAME: &str = "AzureCliCredential";
 pub(crate) const TOOL: Tool = Tool {
     credential: NAME,
     program: "az",
+    windows_fallback: None,
     display_name: "the Azure CLI",
-    config_dir_var: env_vars::AZURE_CONFIG_DIR,
+    config_dir_var: Some(env_vars::AZURE_CONFIG_DIR),
     default_config_dir: ".azure",
     login_files: &["azureProfile.json", "msal_token_cache.json"],
     install_fix: "install the Azure CLI (https://aka.ms/azure-cli) or add the directory holding `az` to PATH",
@@ -280,10 +280,8 @@ impl fmt::Debug for CliFetcher {
 #[async_trait]
 impl TokenFetcher for CliFetcher {
     async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
-        let scopes: Vec<&str> = request.scopes().iter().map(String::as_str).collect();
-        let scope = single_scope(NAME, &scopes)?;
-        let resource = scope_to_resource(scope);
-        let tenant = request.tenant_id().or(self.tenant_id.as_deref());
+        let (scope, resource, tenant) =
+            devtool::resource_request(NAME, request, self.tenant_id.as_deref())?;
         if let Some(claims) = request.claims() {
             return Err(claims_error(scope, tenant, claims));
         }
