@@ -102,7 +102,8 @@
 //! developer_tools/     AzureCliCredential (azure_cli/: the process, az's files: ini.rs,
 //!                      msal_cache.rs), AzureDeveloperCliCredential, AzurePowerShellCredential
 //!                      (azure_powershell.rs); devtool.rs and options.rs are what they share
-//! communication/       AccessKeyCredential, UserTokenCredential (Communication Services)
+//! communication/       AccessKeyCredential (access_key/: signing, connection strings),
+//!                      UserTokenCredential (Communication Services)
 //! interop/             adapters for azure_core and object_store (features)
 //! cache/               TokenCache: cached_credential.rs (the lookup), front.rs (per-thread
 //!                      copies), partition.rs and key.rs (what is stored under what), flight.rs
@@ -110,7 +111,7 @@
 //!                      unit tests in cache/tests/
 //! context.rs           Context: the seams a builder uses; setters.rs: the shared setters
 //! system/              the seams: env.rs, fs.rs, clock.rs, http/ (client, TLS, retries,
-//!                      errors), process/ (running az / azd)
+//!                      errors), process/ (running the developer tools)
 //! error.rs             Error, ErrorKind (one table of kinds and texts), Attempt
 //! secret.rs, scrub.rs  Secret; the one scrubber for untrusted text in messages
 //! env_vars.rs          every environment variable name the crate reads, once
