@@ -6,7 +6,9 @@
 //! and applies the multi-tenant rules. The credentials only say how they prove who they are.
 
 mod assertion;
+pub(crate) mod assertion_source;
 pub mod authority_hosts;
+mod client_assertion;
 mod client_certificate;
 mod client_secret;
 pub(crate) mod environment;
@@ -26,6 +28,7 @@ use crate::system::{Clock, Http, HttpRequest, RetryPolicy};
 use crate::tenant::TenantPolicy;
 use crate::{AccessToken, Error, Secret, TokenRequest};
 
+pub use client_assertion::{ClientAssertionCredential, ClientAssertionCredentialBuilder};
 pub(crate) use client_certificate::ClientCertificate;
 pub use client_certificate::{ClientCertificateCredential, ClientCertificateCredentialBuilder};
 pub use client_secret::{ClientSecretCredential, ClientSecretCredentialBuilder};
