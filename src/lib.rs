@@ -202,7 +202,8 @@ pub use developer_tools::{
 };
 pub use entra::authority_hosts;
 pub use entra::{
-    ClientAssertionCredential, ClientAssertionCredentialBuilder, ClientCertificateCredential,
+    AzurePipelinesCredential, AzurePipelinesCredentialBuilder, ClientAssertionCredential,
+    ClientAssertionCredentialBuilder, ClientCertificateCredential,
     ClientCertificateCredentialBuilder, ClientSecretCredential, ClientSecretCredentialBuilder,
     EnvironmentCredential, EnvironmentCredentialBuilder, WorkloadIdentityCredential,
     WorkloadIdentityCredentialBuilder,

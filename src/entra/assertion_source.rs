@@ -8,9 +8,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde_json::Value;
 
 use super::{ClientProof, EntraClient};
-use crate::{AccessToken, Error, Secret, TokenFetcher, TokenRequest};
+use crate::system::HttpResponse;
+use crate::{AccessToken, Error, ErrorKind, Secret, TokenFetcher, TokenRequest};
 
 /// Entra's "client assertion is not within its valid time range".
 pub(crate) const AADSTS_ASSERTION_EXPIRED: u32 = 700024;
@@ -72,5 +74,49 @@ impl TokenFetcher for AssertionFetcher {
 
     fn resolve_tenant<'a>(&'a self, requested: &'a str) -> Result<Option<&'a str>, Error> {
         self.client.resolve_tenant(requested)
+    }
+}
+
+/// What can be wrong with a CI system's answer that carries an OIDC token in a JSON field.
+pub(crate) enum OidcAnswerProblem {
+    /// The body is not a JSON object (a sign-in page, a proxy's page).
+    NotJson {
+        /// The body looks like HTML.
+        html: bool,
+    },
+    /// The JSON has no non-empty string in the field.
+    NoToken,
+}
+
+/// The token in `field` of a JSON answer.
+pub(crate) fn oidc_token(
+    response: &HttpResponse,
+    field: &str,
+) -> Result<Secret, OidcAnswerProblem> {
+    let body = response.body();
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
+        let start = body
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(0);
+        let html = body.get(start) == Some(&b'<')
+            || response
+                .header("content-type")
+                .is_some_and(|ct| ct.to_ascii_lowercase().contains("html"));
+        return Err(OidcAnswerProblem::NotJson { html });
+    };
+    match object.get(field) {
+        Some(Value::String(token)) if !token.trim().is_empty() => Ok(Secret::new(token.trim())),
+        _ => Err(OidcAnswerProblem::NoToken),
+    }
+}
+
+/// The error kind of a CI system's refusal: throttled (429), failed (5xx), else refused.
+pub(crate) fn refusal_kind(status: u16) -> ErrorKind {
+    match status {
+        429 => ErrorKind::Throttled,
+        500..=599 => ErrorKind::ServiceFailure,
+        _ => ErrorKind::Authentication,
     }
 }

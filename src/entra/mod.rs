@@ -8,6 +8,7 @@
 mod assertion;
 pub(crate) mod assertion_source;
 pub mod authority_hosts;
+mod azure_pipelines;
 mod client_assertion;
 mod client_certificate;
 mod client_secret;
@@ -28,6 +29,7 @@ use crate::system::{Clock, Http, HttpRequest, RetryPolicy};
 use crate::tenant::TenantPolicy;
 use crate::{AccessToken, Error, Secret, TokenRequest};
 
+pub use azure_pipelines::{AzurePipelinesCredential, AzurePipelinesCredentialBuilder};
 pub use client_assertion::{ClientAssertionCredential, ClientAssertionCredentialBuilder};
 pub(crate) use client_certificate::ClientCertificate;
 pub use client_certificate::{ClientCertificateCredential, ClientCertificateCredentialBuilder};
