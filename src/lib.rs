@@ -205,8 +205,8 @@ pub use entra::{
     AzurePipelinesCredential, AzurePipelinesCredentialBuilder, ClientAssertionCredential,
     ClientAssertionCredentialBuilder, ClientCertificateCredential,
     ClientCertificateCredentialBuilder, ClientSecretCredential, ClientSecretCredentialBuilder,
-    EnvironmentCredential, EnvironmentCredentialBuilder, WorkloadIdentityCredential,
-    WorkloadIdentityCredentialBuilder,
+    EnvironmentCredential, EnvironmentCredentialBuilder, GitHubActionsCredential,
+    GitHubActionsCredentialBuilder, WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder,
 };
 pub use error::{Attempt, Error, ErrorKind};
 pub use managed_identity::{

@@ -119,7 +119,7 @@ async fn each_token_fetch_asks_for_a_new_oidc_token() {
         .collect();
     assert_ne!(sent[0], sent[1]);
     assert!(sent.iter().all(|a| a.ends_with(&format!(
-        "mock-oidc-signature-{}",
+        "mock-oidc-signature-{:04}",
         if a == &sent[0] { 1 } else { 2 }
     ))));
 

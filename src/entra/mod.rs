@@ -13,6 +13,7 @@ mod client_assertion;
 mod client_certificate;
 mod client_secret;
 pub(crate) mod environment;
+mod github_actions;
 pub(crate) mod options;
 pub(crate) mod response;
 pub(crate) mod workload_identity;
@@ -35,6 +36,7 @@ pub(crate) use client_certificate::ClientCertificate;
 pub use client_certificate::{ClientCertificateCredential, ClientCertificateCredentialBuilder};
 pub use client_secret::{ClientSecretCredential, ClientSecretCredentialBuilder};
 pub use environment::{EnvironmentCredential, EnvironmentCredentialBuilder};
+pub use github_actions::{GitHubActionsCredential, GitHubActionsCredentialBuilder};
 pub(crate) use options::{EntraOptions, entra_setters};
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder};
 

@@ -213,8 +213,8 @@ impl MockOidcReply {
     );
 
     /// A JWT-shaped token (not signed) whose `exp` is 600 s after the mock's clock, with
-    /// `sub` `mock-oidc-subject` and the signature part `mock-oidc-signature-<n>` (`n` counts
-    /// the tokens served, from 1), which leak tests can look for.
+    /// `sub` `mock-oidc-subject` and the signature part `mock-oidc-signature-<nnnn>` (`nnnn`
+    /// counts the tokens served, from `0001`), which leak tests can look for.
     pub fn auto_token() -> Self {
         MockOidcReply::token_of(None)
     }
@@ -299,7 +299,7 @@ fn jwt(state: &State, protocol: Protocol, audience: Option<&str>, expires_in: u6
         "exp": now.saturating_add(i64::try_from(expires_in).unwrap_or(i64::MAX)),
     });
     format!(
-        "{}.{}.mock-oidc-signature-{}",
+        "{}.{}.mock-oidc-signature-{:04}",
         URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#),
         URL_SAFE_NO_PAD.encode(claims.to_string()),
         state.issued
