@@ -363,3 +363,24 @@ fn build_refuses_what_cannot_work() {
     let debug = format!("{credential:?}");
     assert!(debug.contains(CLIENT) && debug.contains(TENANT), "{debug}");
 }
+
+#[tokio::test]
+async fn an_assertion_entra_does_not_trust_is_refused_with_its_aadsts_code() {
+    let entra = MockEntra::start().await;
+    entra.expect_client_assertion("eyJ-callback-assertion-1");
+    let (builder, _) = counting_builder(&entra, &fresh_cache());
+    let credential = builder.build().unwrap();
+    // The first call's assertion is the trusted one.
+    credential.get_token(SCOPE, None).await.unwrap();
+    let error = credential
+        .get_token(&["https://storage.azure.com/.default"], None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Authentication);
+    assert_eq!(error.aadsts_codes(), [70021]);
+    let text = error.to_string();
+    assert!(
+        text.starts_with("ClientAssertionCredential:") && !text.contains(ASSERTION),
+        "{text}"
+    );
+}

@@ -428,3 +428,92 @@ impl Shared {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use url::Url;
+
+    use super::*;
+    use crate::system::{Http, HttpRequest, HttpResponse, RetryPolicy};
+
+    async fn send(request: HttpRequest) -> HttpResponse {
+        Http::builder()
+            .build()
+            .unwrap()
+            .send(&request, &RetryPolicy::none())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_devops_mock_checks_the_protocol_and_marks_every_answer() {
+        let mock = MockAzureDevOpsOidc::start().await;
+        mock.expect_token("right");
+        let base = Url::parse(&mock.request_url()).unwrap();
+        let mut url = base.clone();
+        url.query_pairs_mut()
+            .append_pair("api-version", "7.1")
+            .append_pair("serviceConnectionId", "c0");
+        let post = |url: &Url, token: &str| {
+            HttpRequest::post(url.clone())
+                .header("X-TFS-FedAuthRedirect", "Suppress")
+                .secret_header("Authorization", &Secret::new(format!("Bearer {token}")))
+        };
+        let cases = [
+            (HttpRequest::get(url.clone()), 405),
+            (
+                HttpRequest::post(url.clone())
+                    .secret_header("Authorization", &Secret::new("Bearer right")),
+                203,
+            ),
+            (post(&url, "wrong"), 401),
+            (post(&base, "right"), 400),
+            (post(&url, "right"), 200),
+        ];
+        for (n, (request, status)) in cases.into_iter().enumerate() {
+            let response = send(request).await;
+            assert_eq!(response.status(), status, "case {n}");
+            assert_eq!(
+                response.header("x-vss-e2eid"),
+                Some(format!("mock-e2eid-{}", n + 1).as_str())
+            );
+            assert!(response.header("x-msedge-ref").is_some());
+        }
+        let ok = send(post(&url, "right")).await;
+        let body: serde_json::Value = serde_json::from_slice(ok.body()).unwrap();
+        assert!(
+            body["oidcToken"]
+                .as_str()
+                .unwrap()
+                .ends_with(".mock-oidc-signature-0002")
+        );
+        assert_eq!(mock.request_count(), 6);
+        assert_eq!(mock.requests()[4].query("serviceConnectionId"), Some("c0"));
+        let printed = format!("{:?}", mock.requests());
+        assert!(!printed.contains("right"), "{printed}");
+    }
+
+    #[tokio::test]
+    async fn the_github_mock_answers_the_audience_asked_for() {
+        let mock = MockGitHubOidc::start().await;
+        let mut url = Url::parse(&mock.request_url()).unwrap();
+        url.query_pairs_mut().append_pair("audience", "api://X");
+        let response = send(
+            HttpRequest::get(url.clone())
+                .secret_header("Authorization", &Secret::new("BEARER anything")),
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        let jwt = body["value"].as_str().unwrap();
+        let claims = crate::jwt::Claims::of(jwt).unwrap();
+        assert!(claims.expires_on().is_some());
+        let payload = jwt.split('.').nth(1).unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        assert_eq!(claims["aud"], "api://X");
+        assert_eq!(send(HttpRequest::get(url.clone())).await.status(), 401);
+        assert_eq!(send(HttpRequest::post(url)).await.status(), 405);
+        assert_eq!(mock.request_count(), 3);
+    }
+}
