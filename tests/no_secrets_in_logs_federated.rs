@@ -103,7 +103,7 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
     let hanging = ClientAssertionCredential::builder()
         .tenant_id(TENANT)
         .client_id("callback-hanging")
-        .assertion(|| std::future::pending::<Result<String, std::io::Error>>())
+        .assertion(std::future::pending::<Result<String, std::io::Error>>)
         .authority_host(entra.authority_host())
         .env(Env::empty())
         .cache(cache.clone())
