@@ -3,9 +3,10 @@
 
 mod support;
 use support::cache;
+use support::federated::{assertion_expired, assertions_sent};
 
 use azure_credentials::system::{Env, RetryPolicy};
-use azure_credentials::testing::{MockAzureDevOpsOidc, MockEntra, MockEntraReply, MockOidcReply};
+use azure_credentials::testing::{MockAzureDevOpsOidc, MockEntra, MockOidcReply};
 use azure_credentials::{
     AzurePipelinesCredential, AzurePipelinesCredentialBuilder, ErrorKind, TokenCredential,
 };
@@ -111,12 +112,7 @@ async fn each_token_fetch_asks_for_a_new_oidc_token() {
         .await
         .unwrap();
     assert_eq!(s.devops.request_count(), 2);
-    let sent: Vec<String> = s
-        .entra
-        .requests()
-        .iter()
-        .map(|r| r.form("client_assertion").unwrap().to_owned())
-        .collect();
+    let sent = assertions_sent(&s.entra);
     assert_ne!(sent[0], sent[1]);
     assert!(sent.iter().all(|a| a.ends_with(&format!(
         "mock-oidc-signature-{:04}",
@@ -124,12 +120,7 @@ async fn each_token_fetch_asks_for_a_new_oidc_token() {
     ))));
 
     // Entra refusing the assertion as expired: a new OIDC token, one retry.
-    s.entra.push(MockEntraReply::error(
-        400,
-        "invalid_client",
-        700024,
-        "Client assertion is not within its valid time range.",
-    ));
+    s.entra.push(assertion_expired());
     credential
         .get_token(&["https://storage.azure.com/.default"], None)
         .await

@@ -4,6 +4,7 @@
 
 mod support;
 use support::cache;
+use support::federated::{assertion_expired, assertions_sent};
 use support::wait::paused_now;
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use azure_credentials::system::{Env, RetryPolicy};
-use azure_credentials::testing::{MockEntra, MockEntraReply};
+use azure_credentials::testing::MockEntra;
 use azure_credentials::{
     ClientAssertionCredential, ClientAssertionCredentialBuilder, ClientSecretCredential, Error,
     ErrorKind, TokenCache, TokenCredential,
@@ -233,20 +234,11 @@ async fn an_expired_assertion_is_replaced_by_a_new_call_and_retried_once() {
     let entra = MockEntra::start().await;
     let (builder, calls) = counting_builder(&entra, &fresh_cache());
     let credential = builder.build().unwrap();
-    let expired = MockEntraReply::error(
-        400,
-        "invalid_client",
-        700024,
-        "Client assertion is not within its valid time range.",
-    );
+    let expired = assertion_expired();
     entra.push(expired.clone());
     credential.get_token(SCOPE, None).await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 2);
-    let sent: Vec<String> = entra
-        .requests()
-        .iter()
-        .map(|r| r.form("client_assertion").unwrap().to_owned())
-        .collect();
+    let sent = assertions_sent(&entra);
     assert_eq!(
         sent,
         ["eyJ-callback-assertion-1", "eyJ-callback-assertion-2"]

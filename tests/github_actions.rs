@@ -3,11 +3,12 @@
 
 mod support;
 use support::cache;
+use support::federated::{assertion_expired, assertions_sent};
 
 use std::time::Duration;
 
 use azure_credentials::system::{Env, ManualClock, RetryPolicy};
-use azure_credentials::testing::{MockEntra, MockEntraReply, MockGitHubOidc, MockOidcReply};
+use azure_credentials::testing::{MockEntra, MockGitHubOidc, MockOidcReply};
 use azure_credentials::{
     ErrorKind, GitHubActionsCredential, GitHubActionsCredentialBuilder, TokenCache, TokenCredential,
 };
@@ -132,12 +133,7 @@ async fn every_exchange_gets_a_new_github_token_never_one_past_its_expiry() {
         .await
         .unwrap();
     assert_eq!(s.github.request_count(), 3);
-    let sent: Vec<String> = s
-        .entra
-        .requests()
-        .iter()
-        .map(|r| r.form("client_assertion").unwrap().to_owned())
-        .collect();
+    let sent = assertions_sent(&s.entra);
     for (i, assertion) in sent.iter().enumerate() {
         assert!(
             assertion.ends_with(&format!(".mock-oidc-signature-{:04}", i + 1)),
@@ -158,12 +154,7 @@ async fn every_exchange_gets_a_new_github_token_never_one_past_its_expiry() {
     );
 
     // Entra refusing the token as expired: a new one from GitHub, one retry.
-    s.entra.push(MockEntraReply::error(
-        400,
-        "invalid_client",
-        700024,
-        "Client assertion is not within its valid time range.",
-    ));
+    s.entra.push(assertion_expired());
     credential
         .get_token(&["https://storage.azure.com/.default"], None)
         .await

@@ -5,6 +5,7 @@
 
 mod support;
 use support::cache;
+use support::federated::{assertion_expired, assertions_sent};
 
 use std::time::Duration;
 
@@ -65,15 +66,6 @@ fn no_federated_secret_reaches_logs_debug_or_errors() {
     );
 }
 
-fn expired() -> MockEntraReply {
-    MockEntraReply::error(
-        400,
-        "invalid_client",
-        700024,
-        "Client assertion is not within its valid time range.",
-    )
-}
-
 /// Runs everything; returns the client assertions Entra received.
 async fn scenarios(seen: &mut Printed) -> Vec<String> {
     let clock = cache::manual_clock();
@@ -85,11 +77,7 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
     azure_pipelines(&entra, &cache, seen).await;
     github_actions(&entra, &cache, seen).await;
 
-    let sent: Vec<String> = entra
-        .requests()
-        .iter()
-        .filter_map(|r| r.form("client_assertion").map(str::to_owned))
-        .collect();
+    let sent = assertions_sent(&entra);
     for request in entra.requests() {
         seen.debug(&request);
         if let Some(assertion) = request.assertion() {
@@ -127,7 +115,7 @@ async fn client_assertion(entra: &MockEntra, cache: &TokenCache, seen: &mut Prin
     seen.debug(&credential);
     seen.debug(&credential.get_token(SCOPE, None).await.unwrap());
     seen.debug(&credential.get_token(SCOPE, None).await.unwrap());
-    entra.push_many([expired(), expired()]);
+    entra.push_many([assertion_expired(), assertion_expired()]);
     seen.error(&credential.get_token(OTHER_SCOPE, None).await.unwrap_err());
     entra.push(MockEntraReply::html(403));
     seen.error(
@@ -171,7 +159,7 @@ async fn azure_pipelines(entra: &MockEntra, cache: &TokenCache, seen: &mut Print
     let credential = builder(ACCESS_TOKEN).build().unwrap();
     seen.debug(&credential);
     seen.debug(&credential.get_token(SCOPE, None).await.unwrap());
-    entra.push(expired());
+    entra.push(assertion_expired());
     seen.debug(&credential.get_token(OTHER_SCOPE, None).await.unwrap());
     let wrong = builder(&format!("{ACCESS_TOKEN}-expired")).build().unwrap();
     seen.error(&wrong.get_token(SCOPE, None).await.unwrap_err());
@@ -223,7 +211,7 @@ async fn github_actions(entra: &MockEntra, cache: &TokenCache, seen: &mut Printe
     let credential = builder.build().unwrap();
     seen.debug(&credential);
     seen.debug(&credential.get_token(SCOPE, None).await.unwrap());
-    entra.push(expired());
+    entra.push(assertion_expired());
     seen.debug(&credential.get_token(OTHER_SCOPE, None).await.unwrap());
     let wrong = GitHubActionsCredential::builder()
         .env(env(&format!("{REQUEST_TOKEN}-other-job")))

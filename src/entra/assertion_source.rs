@@ -2,16 +2,19 @@
 //! an Entra token: [`AssertionSource`] is what each credential implements (a callback of the
 //! user's, the workload identity token file, Azure DevOps' and GitHub's OIDC endpoints);
 //! [`AssertionFetcher`] asks the source, exchanges, and when Entra says the assertion expired
-//! (`AADSTS700024`) asks the source for a fresh one and retries once.
+//! (`AADSTS700024`) asks the source for a fresh one and retries once. Below them, what the
+//! sources that ask a CI system's OIDC endpoint share.
 
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
+use url::Url;
 
 use super::{ClientProof, EntraClient};
-use crate::system::HttpResponse;
+use crate::scrub;
+use crate::system::{Http, HttpRequest, HttpResponse, RetryPolicy, is_local, redacted_url};
 use crate::{AccessToken, Error, ErrorKind, Secret, TokenFetcher, TokenRequest};
 
 /// Entra's "client assertion is not within its valid time range".
@@ -113,10 +116,81 @@ pub(crate) fn oidc_token(
 }
 
 /// The error kind of a CI system's refusal: throttled (429), failed (5xx), else refused.
-pub(crate) fn refusal_kind(status: u16) -> ErrorKind {
+fn refusal_kind(status: u16) -> ErrorKind {
     match status {
         429 => ErrorKind::Throttled,
         500..=599 => ErrorKind::ServiceFailure,
         _ => ErrorKind::Authentication,
     }
+}
+
+/// The endpoint a CI system names in `variable` (raw): https, or http to a loopback host
+/// (tests), since a secret header goes with it; no user information, no fragment.
+pub(crate) fn ci_endpoint(
+    credential: &'static str,
+    variable: &'static str,
+    raw: &str,
+    set_by: &str,
+) -> Result<Url, Error> {
+    let invalid = |why: &str| {
+        Error::invalid_input(credential, format!("{variable} is not a usable URL: {why}"))
+            .with_fix(format!("leave {variable} as {set_by} sets it"))
+    };
+    let mut url = Url::parse(raw.trim()).map_err(|_| invalid("not a URL"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_local(&url) => {}
+        _ => return Err(invalid("it must be https")),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("it must not hold user information"));
+    }
+    url.set_fragment(None);
+    Ok(url)
+}
+
+/// Sends a CI system's token request through the HTTP seam; a failure to get an answer is
+/// the credential's error, with a fix naming the endpoint and the `machine` that must reach it.
+pub(crate) async fn send_oidc_request(
+    credential: &'static str,
+    http: &Http,
+    request: &HttpRequest,
+    retry: &RetryPolicy,
+    machine: &str,
+) -> Result<HttpResponse, Error> {
+    http.send(request, retry).await.map_err(|e| {
+        let error = Error::from_http(credential, &e);
+        if error.fix().is_some() {
+            return error;
+        }
+        error.with_fix(format!(
+            "check that the {machine} can reach {} (proxy, firewall, DNS)",
+            redacted_url(request.url())
+        ))
+    })
+}
+
+/// The error of a CI system's non-2xx answer: `what` (which names the status), the `message`
+/// of its JSON body (scrubbed, first sentence), the status, `Retry-After` and `fix`.
+pub(crate) fn refused_answer(
+    credential: &'static str,
+    response: &HttpResponse,
+    what: String,
+    fix: String,
+) -> Error {
+    let status = response.status();
+    let said = serde_json::from_slice::<Value>(response.body())
+        .ok()
+        .and_then(|v| v.get("message")?.as_str().map(scrub::sentence))
+        .map(|m| m.trim_end_matches('.').to_owned())
+        .filter(|m| !m.is_empty())
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+    let mut error = Error::new(refusal_kind(status), credential, format!("{what}{said}"))
+        .with_status(status)
+        .with_fix(fix);
+    if let Some(retry_after) = response.retry_after() {
+        error = error.with_retry_after(retry_after);
+    }
+    error
 }

@@ -7,14 +7,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use url::Url;
 
-use super::assertion_source::{AssertionSource, OidcAnswerProblem, oidc_token, refusal_kind};
+use super::assertion_source::{
+    AssertionSource, OidcAnswerProblem, ci_endpoint, oidc_token, refused_answer, send_oidc_request,
+};
 use super::{ClientAssertionCredential, EntraOptions, entra_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
 use crate::env_vars::SYSTEM_OIDCREQUESTURI;
 use crate::scope::quoted;
 use crate::scrub;
-use crate::system::{Http, HttpRequest, HttpResponse, RetryPolicy, is_local, redacted_url};
+use crate::system::{Http, HttpRequest, HttpResponse, RetryPolicy, redacted_url};
 use crate::{Context, Error, ErrorKind, Secret};
 
 const NAME: &str = "AzurePipelinesCredential";
@@ -294,25 +296,12 @@ impl fmt::Debug for AzurePipelinesCredentialBuilder {
 /// `{SYSTEM_OIDCREQUESTURI}?api-version=7.1&serviceConnectionId={id}`: https, or http to a
 /// loopback host (tests), since the access token goes with it.
 fn oidc_endpoint(raw: &str, service_connection_id: &str) -> Result<Url, Error> {
-    let invalid = |why: &str| {
-        Error::invalid_input(
-            NAME,
-            format!("{SYSTEM_OIDCREQUESTURI} is not a usable URL: {why}"),
-        )
-        .with_fix(format!(
-            "leave {SYSTEM_OIDCREQUESTURI} as the Azure Pipelines agent sets it"
-        ))
-    };
-    let mut url = Url::parse(raw.trim()).map_err(|_| invalid("not a URL"))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if is_local(&url) => {}
-        _ => return Err(invalid("it must be https")),
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid("it must not hold user information"));
-    }
-    url.set_fragment(None);
+    let mut url = ci_endpoint(
+        NAME,
+        SYSTEM_OIDCREQUESTURI,
+        raw,
+        "the Azure Pipelines agent",
+    )?;
     let path = url.path().trim_end_matches('/').to_owned();
     url.set_path(&path);
     url.query_pairs_mut()
@@ -354,16 +343,7 @@ impl AssertionSource for PipelinesOidc {
             service_connection_id = %self.service_connection_id,
             "requesting an OIDC token from Azure DevOps"
         );
-        let response = self.http.send(&request, &self.retry).await.map_err(|e| {
-            let error = Error::from_http(NAME, &e);
-            if error.fix().is_some() {
-                return error;
-            }
-            error.with_fix(format!(
-                "check that the agent can reach {} (proxy, firewall, DNS)",
-                redacted_url(&self.endpoint)
-            ))
-        })?;
+        let response = send_oidc_request(NAME, &self.http, &request, &self.retry, "agent").await?;
         let trace = trace_ids(&response);
         let status = response.status();
         if !(200..300).contains(&status) {
@@ -398,13 +378,6 @@ impl PipelinesOidc {
     /// The error of a non-2xx answer: status, Azure DevOps' message, its trace ids.
     fn refused(&self, response: &HttpResponse, trace: &str) -> Error {
         let status = response.status();
-        let said = serde_json::from_slice::<serde_json::Value>(response.body())
-            .ok()
-            .and_then(|v| v.get("message")?.as_str().map(scrub::sentence))
-            .map(|m| m.trim_end_matches('.').to_owned())
-            .filter(|m| !m.is_empty())
-            .map(|m| format!(": {m}"))
-            .unwrap_or_default();
         let fix = match status {
             401 | 403 => ACCESS_TOKEN_FIX.to_owned(),
             400 | 404 => format!(
@@ -413,22 +386,16 @@ impl PipelinesOidc {
             ),
             _ => "try again; if it persists, quote the x-vss-e2eid and x-msedge-ref values to Azure DevOps support".to_owned(),
         };
-        let mut error = Error::new(
-            refusal_kind(status),
+        let error = refused_answer(
             NAME,
-            format!(
-                "the OIDC token request to Azure DevOps failed with status {status}{trace}{said}"
-            ),
-        )
-        .with_status(status)
-        .with_fix(fix);
-        if let Some(retry_after) = response.retry_after() {
-            error = error.with_retry_after(retry_after);
+            response,
+            format!("the OIDC token request to Azure DevOps failed with status {status}{trace}"),
+            fix,
+        );
+        match response.header(TRACE_HEADERS[0]) {
+            Some(e2eid) => error.with_correlation_id(scrub::line(e2eid)),
+            None => error,
         }
-        if let Some(e2eid) = response.header(TRACE_HEADERS[0]) {
-            error = error.with_correlation_id(scrub::line(e2eid));
-        }
-        error
     }
 }
 

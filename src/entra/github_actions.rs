@@ -7,7 +7,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use url::Url;
 
-use super::assertion_source::{AssertionSource, OidcAnswerProblem, oidc_token, refusal_kind};
+use super::assertion_source::{
+    AssertionSource, OidcAnswerProblem, ci_endpoint, oidc_token, refused_answer, send_oidc_request,
+};
 use super::options::missing_ids;
 use super::{ClientAssertionCredential, EntraOptions, entra_setters};
 use crate::context::seam_setters;
@@ -16,8 +18,7 @@ use crate::env_vars::{
     ACTIONS_ID_TOKEN_REQUEST_TOKEN, ACTIONS_ID_TOKEN_REQUEST_URL, AZURE_CLIENT_ID, AZURE_TENANT_ID,
 };
 use crate::scope::quoted;
-use crate::scrub;
-use crate::system::{Http, HttpRequest, HttpResponse, RetryPolicy, is_local, redacted_url};
+use crate::system::{Http, HttpRequest, HttpResponse, RetryPolicy, redacted_url};
 use crate::{Context, Error, ErrorKind, Secret};
 
 const NAME: &str = "GitHubActionsCredential";
@@ -258,25 +259,12 @@ impl GitHubActionsCredentialBuilder {
 /// `ACTIONS_ID_TOKEN_REQUEST_URL` with `audience` set (URL-encoded, replacing any), whether
 /// or not the URL has a query: https, or http to a loopback host (tests).
 fn id_token_endpoint(raw: &str, audience: &str) -> Result<Url, Error> {
-    let invalid = |why: &str| {
-        Error::invalid_input(
-            NAME,
-            format!("{ACTIONS_ID_TOKEN_REQUEST_URL} is not a usable URL: {why}"),
-        )
-        .with_fix(format!(
-            "leave {ACTIONS_ID_TOKEN_REQUEST_URL} as the GitHub Actions runner sets it"
-        ))
-    };
-    let mut url = Url::parse(raw.trim()).map_err(|_| invalid("not a URL"))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if is_local(&url) => {}
-        _ => return Err(invalid("it must be https")),
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid("it must not hold user information"));
-    }
-    url.set_fragment(None);
+    let mut url = ci_endpoint(
+        NAME,
+        ACTIONS_ID_TOKEN_REQUEST_URL,
+        raw,
+        "the GitHub Actions runner",
+    )?;
     let kept: Vec<(String, String)> = url
         .query_pairs()
         .filter(|(name, _)| name != "audience")
@@ -317,16 +305,7 @@ impl AssertionSource for GitHubIdToken {
             endpoint = %redacted_url(&self.endpoint),
             "requesting an ID token from GitHub Actions"
         );
-        let response = self.http.send(&request, &self.retry).await.map_err(|e| {
-            let error = Error::from_http(NAME, &e);
-            if error.fix().is_some() {
-                return error;
-            }
-            error.with_fix(format!(
-                "check that the runner can reach {} (proxy, firewall, DNS)",
-                redacted_url(&self.endpoint)
-            ))
-        })?;
+        let response = send_oidc_request(NAME, &self.http, &request, &self.retry, "runner").await?;
         let status = response.status();
         if status != 200 {
             return Err(refused(&response));
@@ -359,30 +338,18 @@ impl AssertionSource for GitHubIdToken {
 /// The error of a non-200 answer: status and GitHub's message.
 fn refused(response: &HttpResponse) -> Error {
     let status = response.status();
-    let said = serde_json::from_slice::<serde_json::Value>(response.body())
-        .ok()
-        .and_then(|v| v.get("message")?.as_str().map(scrub::sentence))
-        .map(|m| m.trim_end_matches('.').to_owned())
-        .filter(|m| !m.is_empty())
-        .map(|m| format!(": {m}"))
-        .unwrap_or_default();
     let fix = match status {
         401 | 403 => format!(
             "{PERMISSION_FIX}; the request token is valid only while the job runs, in the job's own steps"
         ),
         _ => "try again later (GitHub's status page: https://www.githubstatus.com)".to_owned(),
     };
-    let mut error = Error::new(
-        refusal_kind(status),
+    refused_answer(
         NAME,
-        format!("the ID token request to GitHub Actions failed with status {status}{said}"),
+        response,
+        format!("the ID token request to GitHub Actions failed with status {status}"),
+        fix,
     )
-    .with_status(status)
-    .with_fix(fix);
-    if let Some(retry_after) = response.retry_after() {
-        error = error.with_retry_after(retry_after);
-    }
-    error
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //!
 //! - [`cache`]: a deterministic token cache on a manual clock;
 //! - [`default_chain`]: `DefaultAzureCredential` on made-up machines;
+//! - [`federated`]: what the federated credentials' tests share (Entra's "assertion expired",
+//!   the assertions it received);
 //! - [`fixtures`]: the files under `fixtures/` and scratch directories;
 //! - [`http`]: loopback HTTP/1.1 stand-ins for the resources a token is for;
 //! - [`imds`]: IMDS absent (off Azure), and the check that a mock was asked once;
@@ -17,6 +19,7 @@
 
 pub mod cache;
 pub mod default_chain;
+pub mod federated;
 pub mod fixtures;
 pub mod http;
 pub mod imds;
