@@ -43,6 +43,14 @@ env_vars! {
     /// Set (any value): every request goes to the credential's own tenant.
     AZURE_IDENTITY_DISABLE_MULTITENANTAUTH,
 
+    // The CI systems' OIDC endpoints (AzurePipelinesCredential, GitHubActionsCredential).
+    /// Azure Pipelines: the job's OIDC token endpoint.
+    SYSTEM_OIDCREQUESTURI,
+    /// GitHub Actions: the job's ID token endpoint (with `permissions: id-token: write`).
+    ACTIONS_ID_TOKEN_REQUEST_URL,
+    /// GitHub Actions: the bearer token for [`ACTIONS_ID_TOKEN_REQUEST_URL`].
+    ACTIONS_ID_TOKEN_REQUEST_TOKEN,
+
     // Managed identity: the hosting environments' endpoints and secrets.
     /// App Service, Azure Arc and Service Fabric's endpoint.
     IDENTITY_ENDPOINT,

@@ -25,6 +25,9 @@
 //! | on developers' machines and in Azure alike | [`DefaultAzureCredential`]: the environment, workload identity, managed identity, then the developer tools (az, Azure PowerShell, azd), in this order, the first that works kept for good |
 //! | anywhere, with a service principal in `AZURE_*` variables | [`EnvironmentCredential`] |
 //! | anywhere, with a client secret or certificate you hold | [`ClientSecretCredential`], [`ClientCertificateCredential`] |
+//! | anywhere, with a federated token your own code gets (a JWT an app registration trusts) | [`ClientAssertionCredential`] |
+//! | an Azure Pipelines job with a workload identity federation service connection | [`AzurePipelinesCredential`] |
+//! | a GitHub Actions job with `permissions: id-token: write` | [`GitHubActionsCredential`] |
 //! | AKS with workload identity | [`WorkloadIdentityCredential`] |
 //! | an Azure VM, App Service, Functions, Container Apps, Azure ML, Cloud Shell, Azure Arc or Service Fabric | [`ManagedIdentityCredential`] |
 //! | a developer's machine after `az login` / `azd auth login` / `Connect-AzAccount` | [`AzureCliCredential`], [`AzureDeveloperCliCredential`], [`AzurePowerShellCredential`] |
@@ -78,8 +81,8 @@
 //! - `azure_core`: [`interop::AzureCoreCredential`], any credential of this crate for the
 //!   official Azure SDK's clients (azure_core 1.x).
 //! - `object_store`: [`interop::ObjectStoreCredential`], for `object_store`'s Azure store.
-//! - `testing`: [`testing`], loopback mocks of the identity endpoints and scripted credentials
-//!   and processes, for your tests.
+//! - `testing`: [`testing`], loopback mocks of the identity endpoints (and of the CI systems'
+//!   OIDC endpoints) and scripted credentials and processes, for your tests.
 //!
 //! # Where things live
 //!
@@ -92,8 +95,11 @@
 //! default/             DefaultAzureCredential: its members (mod.rs), AZURE_TOKEN_CREDENTIALS
 //!                      (selection.rs), explain() (explain.rs)
 //! entra/               Entra ID credentials, one file each: client_secret, client_certificate,
-//!                      workload_identity, environment; shared: options.rs (the builder part),
-//!                      mod.rs (EntraClient: the token request), response.rs, assertion.rs
+//!                      client_assertion, workload_identity, azure_pipelines, github_actions,
+//!                      environment; shared: options.rs
+//!                      (the builder part), mod.rs (EntraClient: the token request),
+//!                      response.rs, assertion.rs (certificate JWTs), assertion_source.rs
+//!                      (federated assertions: the source trait, the exchange),
 //!                      authority_hosts.rs
 //! managed_identity/    ManagedIdentityCredential: mod.rs detects and orchestrates; source.rs is
 //!                      the trait each hosting environment implements, one file each (imds,
@@ -117,7 +123,8 @@
 //! env_vars.rs          every environment variable name the crate reads, once
 //! scope.rs, tenant.rs, jwt.rs, der.rs, catch_unwind.rs   small shared parsers and helpers
 //! testing/             feature `testing`: MockManagedIdentity (one file per protocol),
-//!                      MockEntra, both over loopback_http/; MockCredential,
+//!                      MockEntra, MockAzureDevOpsOidc and MockGitHubOidc (oidc.rs), all over
+//!                      loopback_http/; MockCredential,
 //!                      StaticTokenCredential, ScriptedExecutor
 //! fuzzing/             entry points for the fuzz targets in fuzz/ (cfg(fuzzing) only)
 //! ```
@@ -201,9 +208,11 @@ pub use developer_tools::{
 };
 pub use entra::authority_hosts;
 pub use entra::{
-    ClientCertificateCredential, ClientCertificateCredentialBuilder, ClientSecretCredential,
-    ClientSecretCredentialBuilder, EnvironmentCredential, EnvironmentCredentialBuilder,
-    WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder,
+    AzurePipelinesCredential, AzurePipelinesCredentialBuilder, ClientAssertionCredential,
+    ClientAssertionCredentialBuilder, ClientCertificateCredential,
+    ClientCertificateCredentialBuilder, ClientSecretCredential, ClientSecretCredentialBuilder,
+    EnvironmentCredential, EnvironmentCredentialBuilder, GitHubActionsCredential,
+    GitHubActionsCredentialBuilder, WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder,
 };
 pub use error::{Attempt, Error, ErrorKind};
 pub use managed_identity::{

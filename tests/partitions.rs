@@ -33,7 +33,9 @@
 //! Choices this pins on purpose (conservative: never a wrong token, at worst one more request):
 //! user-assigned ids and the developer tools' tenants are compared exactly, so an upper-case
 //! spelling is another partition; a workload identity is keyed by its token file's path, so two
-//! paths never share; a `UserTokenCredential` never shares at all. Entra client ids are compared
+//! paths never share; a `ClientAssertionCredential` is keyed by its callback, so two callbacks
+//! never share (clones do); Azure Pipelines and GitHub Actions credentials are keyed by the
+//! digest of their access / request token; a `UserTokenCredential` never shares at all. Entra client ids are compared
 //! exactly too (not exercised here: the value sets spell them one way).
 //!
 //! And on [`CacheIdentity`] itself: two identities are equal exactly when source, parts and the
@@ -57,12 +59,14 @@ use async_trait::async_trait;
 use azure_credentials::system::{
     Clock, Command, Env, Executor, Fs, ManualClock, Output, ProcessError, RetryPolicy,
 };
-use azure_credentials::testing::{MockEntra, MockEntraReply, MockManagedIdentity, MockReply};
+use azure_credentials::testing::{
+    MockAzureDevOpsOidc, MockEntra, MockEntraReply, MockGitHubOidc, MockManagedIdentity, MockReply,
+};
 use azure_credentials::{
-    AccessToken, AzureCliCredential, AzureDeveloperCliCredential, CacheIdentity,
-    ClientCertificateCredential, ClientSecretCredential, EnvironmentCredential,
-    ManagedIdentityCredential, TokenCache, TokenCredential, TokenRequestOptions,
-    UserTokenCredential, WorkloadIdentityCredential,
+    AccessToken, AzureCliCredential, AzureDeveloperCliCredential, AzurePipelinesCredential,
+    CacheIdentity, ClientAssertionCredential, ClientCertificateCredential, ClientSecretCredential,
+    EnvironmentCredential, GitHubActionsCredential, ManagedIdentityCredential, TokenCache,
+    TokenCredential, TokenRequestOptions, UserTokenCredential, WorkloadIdentityCredential,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -732,6 +736,133 @@ async fn credentials_of_different_kinds_never_share_a_token_for_the_same_tenant_
             },
         ),
     ];
+    check_every_pair(&configs, &mock_entra_upstream(&[&entra]), &clock).await;
+}
+
+#[tokio::test]
+async fn federated_credentials_never_share_a_token_across_callbacks_connections_access_tokens_or_audiences()
+ {
+    let clock = ManualClock::new(T0);
+    let entra = mock_entra(&clock).await;
+    let devops = MockAzureDevOpsOidc::start().await;
+    let github = MockGitHubOidc::start().await;
+    let (tenant, client, secret) = (TENANTS[0].1, CLIENTS[0].1, SECRETS[0].1);
+    let authority = entra.authority_host();
+    let mut configs = Vec::new();
+    {
+        let authority = authority.clone();
+        configs.push(Config::new(
+            "ClientSecretCredential",
+            "secret",
+            move |cache| {
+                Arc::new(
+                    ClientSecretCredential::builder()
+                        .tenant_id(tenant)
+                        .client_id(client)
+                        .secret(secret)
+                        .authority_host(authority.clone())
+                        .env(Env::empty())
+                        .cache(cache.clone())
+                        .build()
+                        .unwrap(),
+                )
+            },
+        ));
+    }
+    // Each build sets a callback of its own (returning the same secret): never shared.
+    for label in ["callback one", "callback two"] {
+        let authority = authority.clone();
+        configs.push(Config::new(label, label, move |cache| {
+            Arc::new(
+                ClientAssertionCredential::builder()
+                    .tenant_id(tenant)
+                    .client_id(client)
+                    .assertion(move || async move { Ok::<_, std::io::Error>(secret) })
+                    .authority_host(authority.clone())
+                    .env(Env::empty())
+                    .cache(cache.clone())
+                    .build()
+                    .unwrap(),
+            )
+        }));
+    }
+    // Pipelines: equal service connection and access token share, any difference does not.
+    for (label, model, connection, access_token) in [
+        (
+            "pipelines x1 t1",
+            "pipelines x1 t1",
+            "x1",
+            "access-token-one",
+        ),
+        (
+            "pipelines x1 t1 again",
+            "pipelines x1 t1",
+            "x1",
+            "access-token-one",
+        ),
+        (
+            "pipelines x1 t2",
+            "pipelines x1 t2",
+            "x1",
+            "access-token-two",
+        ),
+        (
+            "pipelines x2 t1",
+            "pipelines x2 t1",
+            "x2",
+            "access-token-one",
+        ),
+    ] {
+        let (authority, url) = (authority.clone(), devops.request_url());
+        configs.push(Config::new(label, model, move |cache| {
+            Arc::new(
+                AzurePipelinesCredential::builder()
+                    .tenant_id(tenant)
+                    .client_id(client)
+                    .service_connection_id(connection)
+                    .system_access_token(access_token)
+                    .authority_host(authority.clone())
+                    .env(Env::from_pairs([("SYSTEM_OIDCREQUESTURI", url.clone())]))
+                    .cache(cache.clone())
+                    .build()
+                    .unwrap(),
+            )
+        }));
+    }
+    // GitHub: equal request token and audience share, any difference does not.
+    for (label, model, request_token, audience) in [
+        ("github r1", "github r1 public", "request-token-one", None),
+        (
+            "github r1 again",
+            "github r1 public",
+            "request-token-one",
+            None,
+        ),
+        ("github r2", "github r2 public", "request-token-two", None),
+        (
+            "github r1 usgov",
+            "github r1 usgov",
+            "request-token-one",
+            Some("api://AzureADTokenExchangeUSGov"),
+        ),
+    ] {
+        let env = Env::from_pairs([
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", github.request_url()),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", request_token.to_owned()),
+            ("AZURE_TENANT_ID", tenant.to_owned()),
+            ("AZURE_CLIENT_ID", client.to_owned()),
+            ("AZURE_AUTHORITY_HOST", authority.clone()),
+        ]);
+        configs.push(Config::new(label, model, move |cache| {
+            let mut builder = GitHubActionsCredential::builder()
+                .env(env.clone())
+                .cache(cache.clone());
+            if let Some(audience) = audience {
+                builder = builder.audience(audience);
+            }
+            Arc::new(builder.build().unwrap())
+        }));
+    }
     check_every_pair(&configs, &mock_entra_upstream(&[&entra]), &clock).await;
 }
 

@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use crate::context::seam_setters;
 use crate::jwt::Claims;
-use crate::system::{Clock, duration_nanos, to_unix_nanos};
+use crate::system::{Clock, duration_nanos, timers_available, to_unix_nanos};
 use crate::{
     AccessToken, CacheIdentity, CachedCredential, Context, Error, ErrorKind, Secret, TokenCache,
     TokenCredential, TokenFetcher, TokenFuture, TokenRequest, TokenRequestOptions,
@@ -378,7 +378,7 @@ impl UserTokenCredentialBuilder {
                     )
                     .with_fix("build the credential from inside the tokio runtime that will use it")
                 })?;
-                if !timer_available() {
+                if !timers_available(NAME) {
                     return Err(Error::invalid_input(
                         NAME,
                         "refresh_proactively needs a tokio runtime with timers to wait for the refresh time, and this one has none",
@@ -563,7 +563,7 @@ impl TokenFetcher for UserTokenFetcher {
         let refreshing = (self.refresher)();
         // A runtime without timers (or none, when a caller drives the fetch itself) cannot
         // time the refresher out; it runs unbounded there.
-        let token = if timer_available() {
+        let token = if timers_available(NAME) {
             match tokio::time::timeout(self.timeout, refreshing).await {
                 Ok(result) => result,
                 Err(_) => Err(Error::new(
@@ -600,42 +600,6 @@ impl TokenFetcher for UserTokenFetcher {
         );
         Ok(token)
     }
-}
-
-/// Runtimes seen without timers, by id; few, so a short list (oldest forgotten first).
-static TIMERLESS_RUNTIMES: Mutex<Vec<tokio::runtime::Id>> = Mutex::new(Vec::new());
-const TIMERLESS_RUNTIMES_KEPT: usize = 16;
-
-/// Whether the current tokio runtime drives timers (was built with `enable_time`), so that
-/// `tokio::time::timeout` can be used. Tokio offers no way to ask, and builds no timer without
-/// a time driver but panics; so a timer is built under `catch_unwind` and a runtime found
-/// without one is remembered (its one probe's panic message goes to the panic hook, like
-/// every panic). Where panics abort the process (`panic = "abort"`) there is no probing:
-/// timers are required there, as the credential's documentation says.
-fn timer_available() -> bool {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return false;
-    };
-    if cfg!(panic = "abort") {
-        return true;
-    }
-    let id = runtime.id();
-    if TIMERLESS_RUNTIMES.lock().contains(&id) {
-        return false;
-    }
-    let has_timer = std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok();
-    if !has_timer {
-        tracing::warn!(
-            credential = NAME,
-            "this tokio runtime has no timers (it was built without enable_time): the refresher runs without refresh_timeout"
-        );
-        let mut timerless = TIMERLESS_RUNTIMES.lock();
-        if timerless.len() >= TIMERLESS_RUNTIMES_KEPT {
-            timerless.remove(0);
-        }
-        timerless.push(id);
-    }
-    has_timer
 }
 
 /// Aborts the proactive task when dropped.

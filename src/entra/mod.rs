@@ -6,10 +6,14 @@
 //! and applies the multi-tenant rules. The credentials only say how they prove who they are.
 
 mod assertion;
+pub(crate) mod assertion_source;
 pub mod authority_hosts;
+mod azure_pipelines;
+mod client_assertion;
 mod client_certificate;
 mod client_secret;
 pub(crate) mod environment;
+mod github_actions;
 pub(crate) mod options;
 pub(crate) mod response;
 pub(crate) mod workload_identity;
@@ -26,10 +30,13 @@ use crate::system::{Clock, Http, HttpRequest, RetryPolicy};
 use crate::tenant::TenantPolicy;
 use crate::{AccessToken, Error, Secret, TokenRequest};
 
+pub use azure_pipelines::{AzurePipelinesCredential, AzurePipelinesCredentialBuilder};
+pub use client_assertion::{ClientAssertionCredential, ClientAssertionCredentialBuilder};
 pub(crate) use client_certificate::ClientCertificate;
 pub use client_certificate::{ClientCertificateCredential, ClientCertificateCredentialBuilder};
 pub use client_secret::{ClientSecretCredential, ClientSecretCredentialBuilder};
 pub use environment::{EnvironmentCredential, EnvironmentCredentialBuilder};
+pub use github_actions::{GitHubActionsCredential, GitHubActionsCredentialBuilder};
 pub(crate) use options::{EntraOptions, entra_setters};
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder};
 

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,22 +12,18 @@ use time::OffsetDateTime;
 
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
-use crate::entra::{ClientProof, EntraClient, EntraOptions, entra_setters, options::missing_ids};
+use crate::entra::assertion_source::{AADSTS_ASSERTION_EXPIRED, AssertionSource};
+use crate::entra::{ClientAssertionCredential, EntraOptions, entra_setters, options::missing_ids};
 use crate::env_vars::{AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID};
 use crate::scope::quoted;
 use crate::system::{Clock, FileStamp, Fs};
-use crate::{
-    AccessToken, CacheIdentity, CachedCredential, Context, Error, ErrorKind, Secret, TokenFetcher,
-    TokenRequest,
-};
+use crate::{Context, Error, ErrorKind, Secret};
 
 pub(crate) const NAME: &str = "WorkloadIdentityCredential";
 /// A token file read longer ago than this is read again before it is used.
 const REREAD_AFTER: Duration = Duration::from_secs(5 * 60);
 /// The largest token file read (a service account token is 1-2 KB).
 const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
-/// Entra's "client assertion is not within its valid time range".
-const AADSTS_ASSERTION_EXPIRED: u32 = 700024;
 
 /// A workload identity: the service account token that Kubernetes projects into the pod (a
 /// file) is exchanged for a Microsoft Entra token of the app registration or user-assigned
@@ -53,10 +50,11 @@ const AADSTS_ASSERTION_EXPIRED: u32 = 700024;
 /// after Entra rejects the assertion as expired (`AADSTS700024`), in which case the request is
 /// retried once with the fresh contents. A missing or empty file is an error naming the path,
 /// and it is not remembered: the next request looks again.
+///
+/// It is a [`ClientAssertionCredential`] whose assertion is the token file's contents.
 #[derive(Clone)]
 pub struct WorkloadIdentityCredential {
-    credential: CachedCredential,
-    client: EntraClient,
+    credential: ClientAssertionCredential,
     token_file: PathBuf,
 }
 
@@ -114,10 +112,11 @@ delegate_token_credential!(WorkloadIdentityCredential => credential);
 
 impl fmt::Debug for WorkloadIdentityCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let client = self.credential.client();
         f.debug_struct(NAME)
-            .field("tenant_id", &self.client.tenant_id())
-            .field("client_id", &self.client.client_id())
-            .field("authority", &self.client.authority())
+            .field("tenant_id", &client.tenant_id())
+            .field("client_id", &client.client_id())
+            .field("authority", &client.authority())
             .field("token_file", &self.token_file)
             .finish()
     }
@@ -211,70 +210,45 @@ impl WorkloadIdentityCredentialBuilder {
         }
         let client = options.client(NAME, &self.context)?;
         let cache = self.context.cache();
-        let identity = CacheIdentity::new(NAME)
-            .with("authority", client.authority())
-            .with("tenant", client.tenant_id().to_ascii_lowercase())
-            .with("client_id", client.client_id())
+        let identity = ClientAssertionCredential::identity(&client)
             .with_secret(token_file.as_os_str().as_encoded_bytes());
-        let fetcher = WorkloadIdentityFetcher {
-            client: client.clone(),
-            file: TokenFile {
-                path: token_file.clone(),
-                fs: self.context.fs(),
-                clock: cache.clock().clone(),
-                cached: Mutex::new(None),
-            },
+        let file = TokenFile {
+            path: token_file.clone(),
+            fs: self.context.fs(),
+            clock: cache.clock().clone(),
+            cached: Mutex::new(None),
         };
         Ok(WorkloadIdentityCredential {
-            credential: cache.credential(identity, fetcher),
-            client,
+            credential: ClientAssertionCredential::from_source(
+                client,
+                identity,
+                Arc::new(file),
+                &cache,
+            ),
             token_file,
         })
     }
 }
 
-#[derive(Debug)]
-struct WorkloadIdentityFetcher {
-    client: EntraClient,
-    file: TokenFile,
-}
-
-impl WorkloadIdentityFetcher {
-    async fn exchange(
-        &self,
-        request: &TokenRequest,
-        assertion: &Secret,
-    ) -> Result<AccessToken, Error> {
-        self.client
-            .request_token(request, |_, _| {
-                Ok(ClientProof::Assertion(assertion.clone()))
-            })
-            .await
-    }
-}
-
+/// The token file as the source of assertions: read when it changed or got old, read again
+/// at once when Entra says the assertion expired.
 #[async_trait]
-impl TokenFetcher for WorkloadIdentityFetcher {
-    async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
-        let assertion = self.file.current()?;
-        match self.exchange(request, &assertion).await {
-            Err(error) if error.aadsts_codes().contains(&AADSTS_ASSERTION_EXPIRED) => {
-                tracing::debug!(
-                    credential = NAME,
-                    token_file = %self.file.path.display(),
-                    "Microsoft Entra ID says the federated token expired; reading the token file again and retrying once"
-                );
-                let fresh = self.file.reread()?;
-                self.exchange(request, &fresh)
-                    .await
-                    .map_err(|error| self.file.explain_expired(error, &fresh))
-            }
-            other => other,
-        }
+impl AssertionSource for TokenFile {
+    async fn assertion(&self) -> Result<Secret, Error> {
+        self.current()
     }
 
-    fn resolve_tenant<'a>(&'a self, requested: &'a str) -> Result<Option<&'a str>, Error> {
-        self.client.resolve_tenant(requested)
+    async fn fresh_assertion(&self) -> Result<Secret, Error> {
+        tracing::debug!(
+            credential = NAME,
+            token_file = %self.path.display(),
+            "Microsoft Entra ID says the federated token expired; reading the token file again and retrying once"
+        );
+        self.reread()
+    }
+
+    fn explain_rejection(&self, error: Error, assertion: &Secret) -> Error {
+        self.explain_expired(error, assertion)
     }
 }
 

@@ -193,6 +193,44 @@ pub(crate) fn monotonic_now() -> tokio::time::Instant {
     tokio::time::Instant::now()
 }
 
+/// Runtimes seen without timers, by id; few, so a short list (oldest forgotten first).
+static TIMERLESS_RUNTIMES: parking_lot::Mutex<Vec<tokio::runtime::Id>> =
+    parking_lot::Mutex::new(Vec::new());
+const TIMERLESS_RUNTIMES_KEPT: usize = 16;
+
+/// Whether the current tokio runtime drives timers (was built with `enable_time`), so that
+/// `tokio::time::timeout` can bound a caller's callback. Tokio offers no way to ask, and builds
+/// no timer without a time driver but panics; so a timer is built under `catch_unwind` and a
+/// runtime found without one is remembered (its one probe's panic message goes to the panic
+/// hook, like every panic, and `credential` logs a warning once). Where panics abort the
+/// process (`panic = "abort"`) there is no probing: timers are required there, as the
+/// credentials' documentation says. Outside any tokio runtime: `false`.
+pub(crate) fn timers_available(credential: &'static str) -> bool {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return false;
+    };
+    if cfg!(panic = "abort") {
+        return true;
+    }
+    let id = runtime.id();
+    if TIMERLESS_RUNTIMES.lock().contains(&id) {
+        return false;
+    }
+    let has_timer = std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok();
+    if !has_timer {
+        tracing::warn!(
+            credential,
+            "this tokio runtime has no timers (it was built without enable_time): callbacks run without their timeout"
+        );
+        let mut timerless = TIMERLESS_RUNTIMES.lock();
+        if timerless.len() >= TIMERLESS_RUNTIMES_KEPT {
+            timerless.remove(0);
+        }
+        timerless.push(id);
+    }
+    has_timer
+}
+
 /// Nanoseconds since the Unix epoch, saturating outside what an `i64` holds (year 1677..2262).
 pub(crate) fn to_unix_nanos(t: OffsetDateTime) -> i64 {
     let n = t.unix_timestamp_nanos();

@@ -9,6 +9,10 @@
 //! - [`MockEntra`]: a loopback Microsoft Entra ID token endpoint that records form bodies,
 //!   verifies client assertions against a test certificate and answers with scripted errors
 //!   and faults (hangs, resets, trickled or stalled bodies, oversized or cut bodies).
+//! - [`MockAzureDevOpsOidc`], [`MockGitHubOidc`]: loopback mocks of the endpoints that hand
+//!   Azure Pipelines and GitHub Actions jobs their OIDC tokens, recording what they are sent
+//!   and answering with scripted tokens, errors (with Azure DevOps' trace headers), sign-in
+//!   pages and faults.
 //! - [`ScriptedExecutor`]: a process [`Executor`](crate::system::Executor) that returns scripted
 //!   outputs and records every command, for the developer-tool credentials.
 
@@ -16,6 +20,7 @@ mod entra;
 mod loopback_http;
 mod managed_identity;
 mod mock_credential;
+mod oidc;
 mod scripted_executor;
 mod static_credential;
 
@@ -23,5 +28,6 @@ pub use entra::{EntraRequest, MockAssertion, MockEntra, MockEntraReply, ReplyGat
 pub use loopback_http::RecordedRequest;
 pub use managed_identity::{MockManagedIdentity, MockReply};
 pub use mock_credential::{FetchGate, MockCredential, MockCredentialBuilder};
+pub use oidc::{MockAzureDevOpsOidc, MockGitHubOidc, MockOidcReply};
 pub use scripted_executor::{RunGate, ScriptedExecutor};
 pub use static_credential::StaticTokenCredential;

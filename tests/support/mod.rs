@@ -6,6 +6,8 @@
 //! - [`default_chain`]: `DefaultAzureCredential` on made-up machines;
 //! - [`entra`]: the Entra mock and a deterministic cache on one manual clock, and what a
 //!   credential sent it;
+//! - [`federated`]: what the federated credentials' tests share (Entra's "assertion expired",
+//!   the assertions it received);
 //! - [`fixtures`]: the files under `fixtures/` and scratch directories;
 //! - [`http`]: loopback HTTP/1.1 stand-ins for the resources a token is for;
 //! - [`imds`]: IMDS absent (off Azure), the check that a mock was asked once, and the values the
@@ -48,6 +50,7 @@ pub mod cache;
 pub mod callers;
 pub mod default_chain;
 pub mod entra;
+pub mod federated;
 pub mod fixtures;
 pub mod http;
 pub mod imds;

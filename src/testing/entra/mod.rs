@@ -46,6 +46,7 @@ const SERVER: &str = "mock-entra";
 /// | `grant_type=client_credentials`, `client_id`, `scope` present | 400 `unsupported_grant_type` / `invalid_request` (`AADSTS900144`) |
 /// | a `client_secret`, or a `client_assertion` of type jwt-bearer | 401 `invalid_client` (`AADSTS7000218`) |
 /// | the secret matches [`expect_client_secret`](Self::expect_client_secret), if set | 401 `invalid_client` (`AADSTS7000215`) |
+/// | the assertion is the one [`expect_client_assertion`](Self::expect_client_assertion) names, if set | 400 `invalid_request` (`AADSTS70021`, no matching federated identity record) |
 /// | the assertion verifies against [`verify_assertions_with`](Self::verify_assertions_with), if set: signature (PS256 or RS256), thumbprint, `aud`, `iss`, `sub`, `nbf`, `exp` | 401 `invalid_client` (`AADSTS700027`, or `AADSTS700024` when expired) |
 ///
 /// Dropping the mock stops the server; a panic in a server task is re-raised by the drop.
@@ -87,6 +88,7 @@ impl MockEntra {
                 script: Script::new(MockEntraReply::auto_token()),
                 clock: Clock::system(),
                 secret: None,
+                assertion: None,
                 trusted: None,
                 requests: Vec::new(),
                 tokens_issued: 0,
@@ -118,6 +120,13 @@ impl MockEntra {
     /// Refuses requests whose `client_secret` is not `secret` (`AADSTS7000215`).
     pub fn expect_client_secret(&self, secret: &str) {
         self.shared.state.lock().secret = Some(Secret::new(secret));
+    }
+
+    /// Refuses requests whose `client_assertion` is not `assertion` (`AADSTS70021`, as Entra
+    /// answers a federated token no federated identity credential trusts): for the
+    /// credentials that send a token from elsewhere (a callback, a CI system's OIDC token).
+    pub fn expect_client_assertion(&self, assertion: &str) {
+        self.shared.state.lock().assertion = Some(Secret::new(assertion));
     }
 
     /// Verifies every `client_assertion` against this certificate (PEM or DER): a JWT signed
@@ -174,6 +183,7 @@ impl fmt::Debug for MockEntra {
             .field("addr", &self.server.addr())
             .field("queued", &state.script.queued())
             .field("expects_secret", &state.secret.is_some())
+            .field("expects_assertion", &state.assertion.is_some())
             .field("verifies_assertions", &state.trusted.is_some())
             .field("request_count", &state.requests.len())
             .finish()
@@ -278,6 +288,7 @@ struct State {
     script: Script<MockEntraReply>,
     clock: Clock,
     secret: Option<Secret>,
+    assertion: Option<Secret>,
     trusted: Option<Trusted>,
     requests: Vec<EntraRequest>,
     tokens_issued: u64,
@@ -408,13 +419,26 @@ impl State {
                     ));
                 }
             }
-            (None, Some(_)) => {
+            (None, Some(sent)) => {
                 if field("client_assertion_type") != Some(ASSERTION_TYPE) {
                     return Err(error_response(
                         400,
                         "invalid_request",
                         900144,
                         "The request body must contain the following parameter: 'client_assertion_type'.",
+                        n,
+                    ));
+                }
+                if self
+                    .assertion
+                    .as_ref()
+                    .is_some_and(|expected| *expected != Secret::new(sent))
+                {
+                    return Err(error_response(
+                        400,
+                        "invalid_request",
+                        70021,
+                        "No matching federated identity record found for presented assertion.",
                         n,
                     ));
                 }

@@ -1,0 +1,391 @@
+//! [`ClientAssertionCredential`]: an app registration proven by a client assertion (a JWT from
+//! a federation of the user's own) that a callback returns; and the constructor the other
+//! federated credentials (workload identity, Azure Pipelines, GitHub Actions) are built with.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::assertion_source::{AssertionFetcher, AssertionSource};
+use super::{EntraClient, EntraOptions, entra_setters};
+use crate::context::seam_setters;
+use crate::credential::delegate_token_credential;
+use crate::system::timers_available;
+use crate::{CacheIdentity, CachedCredential, Context, Error, ErrorKind, Secret, TokenCache};
+
+const NAME: &str = "ClientAssertionCredential";
+const DEFAULT_ASSERTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+type AssertionFuture = Pin<Box<dyn Future<Output = Result<Secret, Error>> + Send>>;
+type Callback = Arc<dyn Fn() -> AssertionFuture + Send + Sync>;
+
+/// Numbers the callbacks given to builders: tokens are shared only between credentials built
+/// with the same callback (clones of one builder or credential).
+static NEXT_CALLBACK_ID: AtomicU64 = AtomicU64::new(1);
+
+/// An app registration (or user-assigned managed identity) that proves who it is with a client
+/// assertion your code provides: a JWT issued by an identity provider the app registration
+/// trusts through a federated identity credential (your own OIDC issuer, a CI system, another
+/// cloud's workload identity).
+///
+/// The callback is asked for an assertion each time a token must be fetched, never for a
+/// token the cache holds; calls are one at a time per token however many callers wait. When
+/// Microsoft Entra ID refuses the assertion as expired (`AADSTS700024`), the callback is asked
+/// once more and the request retried. A callback that does not return within
+/// [`assertion_timeout`](ClientAssertionCredentialBuilder::assertion_timeout) (30 s by default)
+/// fails the request with [`ErrorKind::Timeout`](crate::ErrorKind::Timeout).
+///
+/// ```no_run
+/// use azure_credentials::{ClientAssertionCredential, TokenCredential};
+///
+/// # async fn run() -> Result<(), azure_credentials::Error> {
+/// let credential = ClientAssertionCredential::new(
+///     "contoso.onmicrosoft.com",
+///     "00000000-0000-0000-0000-000000000001",
+///     || async { tokio::fs::read_to_string("/run/secrets/federated-token").await },
+/// )?;
+/// let token = credential.get_token(&["https://vault.azure.net/.default"], None).await?;
+/// # let _ = token;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Tokens are cached under the tenant, the client id and the callback: credentials built from
+/// clones of one builder share them, credentials given different callbacks do not.
+#[derive(Clone)]
+pub struct ClientAssertionCredential {
+    credential: CachedCredential,
+    client: EntraClient,
+}
+
+impl ClientAssertionCredential {
+    /// A credential for `client_id` in `tenant_id` whose assertions `callback` returns, other
+    /// options from the environment and the defaults. See
+    /// [`ClientAssertionCredentialBuilder::assertion`] for what the callback may return.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when an id is empty or
+    /// invalid, or `AZURE_AUTHORITY_HOST` is not `https`: see
+    /// [`ClientAssertionCredentialBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::ClientAssertionCredential;
+    ///
+    /// let credential = ClientAssertionCredential::new(
+    ///     "contoso.onmicrosoft.com",
+    ///     "00000000-0000-0000-0000-000000000001",
+    ///     || async { Ok::<_, std::io::Error>("eyJhbGciOi...".to_owned()) },
+    /// )?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
+    pub fn new<F, Fut, T, E>(
+        tenant_id: impl Into<String>,
+        client_id: impl Into<String>,
+        callback: F,
+    ) -> Result<Self, Error>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Into<Secret>,
+        E: Into<Box<dyn StdError + Send + Sync>>,
+    {
+        ClientAssertionCredential::builder()
+            .tenant_id(tenant_id)
+            .client_id(client_id)
+            .assertion(callback)
+            .build()
+    }
+
+    /// Options for a client assertion credential, validated by
+    /// [`build`](ClientAssertionCredentialBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use azure_credentials::{ClientAssertionCredential, authority_hosts};
+    ///
+    /// let credential = ClientAssertionCredential::builder()
+    ///     .tenant_id("contoso.onmicrosoft.com")
+    ///     .client_id("00000000-0000-0000-0000-000000000001")
+    ///     .assertion(|| async { Ok::<_, std::io::Error>("eyJhbGciOi...".to_owned()) })
+    ///     .assertion_timeout(Duration::from_secs(10))
+    ///     .authority_host(authority_hosts::AZURE_GOVERNMENT)
+    ///     .build()?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
+    pub fn builder() -> ClientAssertionCredentialBuilder {
+        ClientAssertionCredentialBuilder::default()
+    }
+
+    /// A federated credential named `client.credential()` over `source`, its tokens cached in
+    /// `cache` under `identity`: how workload identity, Azure Pipelines and GitHub Actions are
+    /// built.
+    pub(crate) fn from_source(
+        client: EntraClient,
+        identity: CacheIdentity,
+        source: Arc<dyn AssertionSource>,
+        cache: &TokenCache,
+    ) -> Self {
+        let fetcher = AssertionFetcher {
+            client: client.clone(),
+            source,
+        };
+        ClientAssertionCredential {
+            credential: cache.credential(identity, fetcher),
+            client,
+        }
+    }
+
+    /// The Entra client (tenant, client id, authority).
+    pub(crate) fn client(&self) -> &EntraClient {
+        &self.client
+    }
+
+    /// The cache identity of a federated credential: `client`'s authority, tenant and client
+    /// id under the credential's name; the caller adds what tells its sources apart.
+    pub(crate) fn identity(client: &EntraClient) -> CacheIdentity {
+        CacheIdentity::new(client.credential())
+            .with("authority", client.authority())
+            .with("tenant", client.tenant_id().to_ascii_lowercase())
+            .with("client_id", client.client_id())
+    }
+}
+
+delegate_token_credential!(ClientAssertionCredential => credential);
+
+impl fmt::Debug for ClientAssertionCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(self.client.credential())
+            .field("tenant_id", &self.client.tenant_id())
+            .field("client_id", &self.client.client_id())
+            .field("authority", &self.client.authority())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options of a [`ClientAssertionCredential`]; see [`ClientAssertionCredential::builder`].
+#[derive(Clone)]
+pub struct ClientAssertionCredentialBuilder {
+    context: Context,
+    options: EntraOptions,
+    callback: Option<(u64, Callback)>,
+    timeout: Duration,
+}
+
+impl Default for ClientAssertionCredentialBuilder {
+    fn default() -> Self {
+        ClientAssertionCredentialBuilder {
+            context: Context::default(),
+            options: EntraOptions::default(),
+            callback: None,
+            timeout: DEFAULT_ASSERTION_TIMEOUT,
+        }
+    }
+}
+
+impl ClientAssertionCredentialBuilder {
+    entra_setters!(
+        tenant_id = "Required.",
+        client_id = "Required: the app registration or user-assigned managed identity whose \
+                     federated identity credential trusts the assertions' issuer.",
+        authority_host,
+        additionally_allowed_tenants,
+        retry_policy,
+    );
+
+    /// The callback that returns a client assertion: an async closure whose output is
+    /// `Result<T, E>`, where `T` is a `String`, `&'static str` or [`Secret`] and `E` any error
+    /// (`std::io::Error`, `Box<dyn Error>`, your own, or an [`Error`], whose kind is kept so
+    /// that [`Unavailable`](crate::ErrorKind::Unavailable) lets a chain move on). Required.
+    ///
+    /// It is called when a token must be fetched, not on cache hits. Its error becomes the
+    /// cause ([`std::error::Error::source`]) of this credential's error, which is not printed
+    /// in the message (it could hold the assertion). Surrounding whitespace of the assertion
+    /// is ignored; an empty one is an error.
+    ///
+    /// ```
+    /// # use azure_credentials::ClientAssertionCredential;
+    /// let builder = ClientAssertionCredential::builder()
+    ///     .assertion(|| async { std::fs::read_to_string("/run/secrets/federated-token") });
+    /// # let _ = builder;
+    /// ```
+    pub fn assertion<F, Fut, T, E>(mut self, callback: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Into<Secret>,
+        E: Into<Box<dyn StdError + Send + Sync>>,
+    {
+        let callback: Callback = Arc::new(move || -> AssertionFuture {
+            let calling = callback();
+            Box::pin(async move { calling.await.map(Into::into).map_err(callback_error) })
+        });
+        let id = NEXT_CALLBACK_ID.fetch_add(1, Ordering::Relaxed);
+        self.callback = Some((id, callback));
+        self
+    }
+
+    /// How long a callback call may take before the token request fails with
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout). Default: 30 s.
+    ///
+    /// The limit needs tokio's timers: on a runtime built without them (no `enable_time`),
+    /// and when the caller drives the future outside any tokio runtime, the callback runs
+    /// without it (a warning is logged once per runtime).
+    pub fn assertion_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    seam_setters!(
+        env = "`AZURE_AUTHORITY_HOST`, `AZURE_ADDITIONALLY_ALLOWED_TENANTS` and \
+               `AZURE_IDENTITY_DISABLE_MULTITENANTAUTH` are read there.",
+        http,
+        cache,
+    );
+
+    /// Validates the options and builds the credential. The callback is not called yet.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when there is no callback,
+    /// the tenant id or client id is missing or invalid, the timeout is zero, or the authority
+    /// host is not `https` (plain `http` only to a loopback host).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{ClientAssertionCredential, ErrorKind};
+    ///
+    /// let error = ClientAssertionCredential::builder()
+    ///     .tenant_id("contoso.onmicrosoft.com")
+    ///     .client_id("00000000-0000-0000-0000-000000000001")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    /// assert!(error.to_string().contains("no assertion callback was given"));
+    /// ```
+    pub fn build(self) -> Result<ClientAssertionCredential, Error> {
+        let Some((id, callback)) = self.callback else {
+            return Err(Error::invalid_input(NAME, "no assertion callback was given")
+                .with_fix("set the builder's assertion: an async closure returning the client assertion (a JWT)"));
+        };
+        if self.timeout.is_zero() {
+            return Err(Error::invalid_input(
+                NAME,
+                "the assertion timeout must be greater than zero",
+            ));
+        }
+        let client = self.options.client(NAME, &self.context)?;
+        let identity =
+            ClientAssertionCredential::identity(&client).with("assertion_callback", id.to_string());
+        let source = CallbackSource {
+            callback,
+            timeout: self.timeout,
+        };
+        Ok(ClientAssertionCredential::from_source(
+            client,
+            identity,
+            Arc::new(source),
+            &self.context.cache(),
+        ))
+    }
+}
+
+impl fmt::Debug for ClientAssertionCredentialBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAssertionCredentialBuilder")
+            .field("options", &self.options)
+            .field("callback", &self.callback.is_some())
+            .field("assertion_timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Turns a callback's error into ours: an [`Error`]'s kind, fix and `retry_after` are kept;
+/// the original is the cause either way.
+fn callback_error(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Error {
+    let failed = "the client assertion callback failed";
+    match error.into().downcast::<Error>() {
+        Ok(error) => {
+            let mut ours = Error::new(error.kind(), NAME, failed);
+            if let Some(fix) = error.fix() {
+                ours = ours.with_fix(fix.to_owned());
+            }
+            if let Some(retry_after) = error.retry_after() {
+                ours = ours.with_retry_after(retry_after);
+            }
+            ours.with_source(*error)
+        }
+        Err(other) => Error::new(ErrorKind::Other, NAME, failed)
+            .with_fix("see the cause: the callback's own error")
+            .with_shared_source(Arc::from(other)),
+    }
+}
+
+/// The user's callback, bounded by the timeout.
+struct CallbackSource {
+    callback: Callback,
+    timeout: Duration,
+}
+
+impl fmt::Debug for CallbackSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallbackSource")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl AssertionSource for CallbackSource {
+    async fn assertion(&self) -> Result<Secret, Error> {
+        tracing::debug!(
+            credential = NAME,
+            "asking the callback for a client assertion"
+        );
+        let calling = (self.callback)();
+        // A runtime without timers (or none, when a caller drives the fetch itself) cannot
+        // time the callback out; it runs unbounded there.
+        let assertion = if timers_available(NAME) {
+            match tokio::time::timeout(self.timeout, calling).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::new(
+                    ErrorKind::Timeout,
+                    NAME,
+                    format!(
+                        "the client assertion callback did not return within {} s",
+                        self.timeout.as_secs_f32()
+                    ),
+                )
+                .with_fix("make the callback return sooner, or raise assertion_timeout")),
+            }
+        } else {
+            calling.await
+        }?;
+        let trimmed = assertion.expose().trim();
+        if trimmed.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Other,
+                NAME,
+                "the client assertion callback returned an empty assertion",
+            )
+            .with_fix("return the JWT your identity provider issued for this app registration"));
+        }
+        Ok(if trimmed.len() == assertion.len() {
+            assertion
+        } else {
+            Secret::new(trimmed)
+        })
+    }
+}
