@@ -38,3 +38,42 @@ macro_rules! allowed_tenants_setter {
     };
 }
 pub(crate) use allowed_tenants_setter;
+
+/// Setters storing their argument in a field as it is, or wrapped in `Some`, one a line:
+///
+/// ```ignore
+/// setters! {
+///     /// Docs.
+///     name(arg: Type) => path.to.field;
+///     /// Docs.
+///     other(arg: Type) => Some(path.to.field);
+/// }
+/// ```
+macro_rules! setters {
+    () => {};
+    (
+        $(#[$doc:meta])*
+        $name:ident($arg:ident: $ty:ty) => Some($($field:ident).+);
+        $($rest:tt)*
+    ) => {
+        $(#[$doc])*
+        pub fn $name(mut self, $arg: $ty) -> Self {
+            self.$($field).+ = Some($arg);
+            self
+        }
+        $crate::setters::setters!($($rest)*);
+    };
+    (
+        $(#[$doc:meta])*
+        $name:ident($arg:ident: $ty:ty) => $($field:ident).+;
+        $($rest:tt)*
+    ) => {
+        $(#[$doc])*
+        pub fn $name(mut self, $arg: $ty) -> Self {
+            self.$($field).+ = $arg;
+            self
+        }
+        $crate::setters::setters!($($rest)*);
+    };
+}
+pub(crate) use setters;

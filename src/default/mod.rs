@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
-use crate::setters::{allowed_tenants_setter, option_setter};
+use crate::setters::{allowed_tenants_setter, option_setter, setters};
 use crate::system::{Env, resolve_program};
 use crate::{
     AzureCliCredential, AzureCliCredentialBuilder, AzureDeveloperCliCredential,
@@ -268,30 +268,20 @@ impl DefaultAzureCredentialBuilder {
         "Handed to every member but managed identity (which has no tenant)."
     );
 
-    /// How long `az` and `azd` may run. Default: each credential's own (10 s).
-    pub fn process_timeout(mut self, timeout: Duration) -> Self {
-        self.process_timeout = Some(timeout);
-        self
-    }
+    setters! {
+        /// How long `az` and `azd` may run. Default: each credential's own (10 s).
+        process_timeout(timeout: Duration) => Some(process_timeout);
 
-    /// How long the IMDS probe waits, as
-    /// [`ManagedIdentityCredentialBuilder::probe_timeout`](crate::ManagedIdentityCredentialBuilder::probe_timeout).
-    /// Default: 1 s or `AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS`.
-    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
-        self.probe_timeout = Some(timeout);
-        self
-    }
+        /// How long the IMDS probe waits, as
+        /// [`ManagedIdentityCredentialBuilder::probe_timeout`](crate::ManagedIdentityCredentialBuilder::probe_timeout).
+        /// Default: 1 s or `AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS`.
+        probe_timeout(timeout: Duration) => Some(probe_timeout);
 
-    /// The IMDS token endpoint (a loopback mock in tests).
-    pub fn imds_endpoint(mut self, endpoint: Url) -> Self {
-        self.imds_endpoint = Some(endpoint);
-        self
-    }
+        /// The IMDS token endpoint (a loopback mock in tests).
+        imds_endpoint(endpoint: Url) => Some(imds_endpoint);
 
-    /// Refuses tokens for any other identity (fail closed): see [`RequiredIdentity`].
-    pub fn require_identity(mut self, required: RequiredIdentity) -> Self {
-        self.required = Some(required);
-        self
+        /// Refuses tokens for any other identity (fail closed): see [`RequiredIdentity`].
+        require_identity(required: RequiredIdentity) => Some(required);
     }
 
     // The seams are built once and handed to every member.
