@@ -141,6 +141,18 @@ impl HttpError {
         self
     }
 
+    /// No response head from `target` within `head`.
+    pub(super) fn no_response(target: &Target, head: Duration) -> Self {
+        HttpError::new(
+            HttpErrorKind::Timeout,
+            format!(
+                "no response from {} within {}",
+                target.endpoint,
+                fmt_duration(head)
+            ),
+        )
+    }
+
     pub(super) fn body_too_large(target: &Target, max: usize) -> Self {
         HttpError::new(
             HttpErrorKind::BodyTooLarge,

@@ -264,14 +264,7 @@ impl Http {
             Backend::Transport(transport) => {
                 let sent = tokio::time::timeout(limits.head, transport.send(request)).await;
                 let Ok(answer) = sent else {
-                    return Err(HttpError::new(
-                        HttpErrorKind::Timeout,
-                        format!(
-                            "no response from {} within {}",
-                            target.endpoint,
-                            fmt_duration(limits.head)
-                        ),
-                    ));
+                    return Err(HttpError::no_response(target, limits.head));
                 };
                 let mut response = answer?;
                 let max = self.inner.config.max_body_bytes;
@@ -307,16 +300,7 @@ impl Http {
             Ok(sent) => {
                 sent.map_err(|e| HttpError::from_reqwest(e, target, config.connect_timeout))?
             }
-            Err(_elapsed) => {
-                return Err(HttpError::new(
-                    HttpErrorKind::Timeout,
-                    format!(
-                        "no response from {} within {}",
-                        target.endpoint,
-                        fmt_duration(limits.head)
-                    ),
-                ));
-            }
+            Err(_elapsed) => return Err(HttpError::no_response(target, limits.head)),
         };
         let status = response.status().as_u16();
         let headers = std::mem::take(response.headers_mut());
