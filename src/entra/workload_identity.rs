@@ -446,29 +446,23 @@ mod tests {
             std::env::temp_dir().join(format!("azure-credentials-wi-{}", std::process::id()));
         std::fs::write(&path, "token-AAA").unwrap();
         let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        // New contents, the old modification time.
+        let rewrite = |path: &Path, contents: &str| {
+            std::fs::write(path, contents).unwrap();
+            let file = std::fs::File::options().write(true).open(path).unwrap();
+            file.set_modified(modified).unwrap();
+        };
         let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
         let file = token_file(Fs::real(), &clock, &path);
         assert_eq!(file.current().unwrap().expose(), "token-AAA");
 
-        std::fs::write(&path, "token-BBB").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(modified)
-            .unwrap();
+        rewrite(&path, "token-BBB");
         clock.advance(Duration::from_secs(4 * 60));
         assert_eq!(file.current().unwrap().expose(), "token-AAA");
         clock.advance(Duration::from_secs(61));
         assert_eq!(file.current().unwrap().expose(), "token-BBB");
         // reread ignores the age.
-        std::fs::write(&path, "token-CCC").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(modified)
-            .unwrap();
+        rewrite(&path, "token-CCC");
         assert_eq!(file.current().unwrap().expose(), "token-BBB");
         assert_eq!(file.reread().unwrap().expose(), "token-CCC");
         std::fs::remove_file(&path).unwrap();
