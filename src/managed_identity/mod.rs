@@ -27,12 +27,12 @@ use async_trait::async_trait;
 use url::Url;
 
 use crate::context::seam_setters;
-use crate::credential::delegate_token_credential;
 use crate::scope::{scope_to_resource, single_scope};
 use crate::setters::setters;
 use crate::system::{Clock, Env, Http, HttpRequest, HttpResponse, RetryPolicy};
 use crate::{
-    AccessToken, CacheIdentity, CachedCredential, Context, Error, TokenFetcher, TokenRequest,
+    AccessToken, CacheIdentity, CachedCredential, Context, Error, TokenCredential, TokenFetcher,
+    TokenFuture, TokenRequest, TokenRequestOptions,
 };
 
 use imds::PROBE_TIMEOUT_ENV;
@@ -182,7 +182,15 @@ impl fmt::Debug for ManagedIdentityCredential {
     }
 }
 
-delegate_token_credential!(ManagedIdentityCredential => credential);
+impl TokenCredential for ManagedIdentityCredential {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<&'a TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        self.credential.get_token(scopes, options)
+    }
+}
 
 /// Options for a [`ManagedIdentityCredential`].
 #[derive(Debug, Clone)]

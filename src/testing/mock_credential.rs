@@ -10,11 +10,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use crate::credential::delegate_token_credential;
 use crate::setters::setters;
 use crate::system::Clock;
 use crate::{
-    AccessToken, CacheIdentity, CachedCredential, Error, TokenCache, TokenFetcher, TokenRequest,
+    AccessToken, CacheIdentity, CachedCredential, Error, TokenCache, TokenCredential, TokenFetcher,
+    TokenFuture, TokenRequest, TokenRequestOptions,
 };
 
 /// A credential with scripted results behind the real [`TokenCache`], that counts how often the
@@ -105,7 +105,15 @@ impl fmt::Debug for MockCredential {
     }
 }
 
-delegate_token_credential!(MockCredential => credential);
+impl TokenCredential for MockCredential {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<&'a TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        self.credential.get_token(scopes, options)
+    }
+}
 
 /// Returned by [`MockCredential::hold_fetches`]: held fetches continue when it is released or
 /// dropped.
