@@ -95,69 +95,67 @@ pub(crate) fn quoted(value: &str) -> String {
 mod tests {
     use super::*;
 
+    type Validator = fn(&'static str, &str) -> Result<(), Error>;
+
+    /// Each validator, what it accepts, what it refuses, and what its message names.
+    const VALIDATORS: &[(Validator, &[&str], &[&str], &str)] = &[
+        (
+            validate_scope,
+            &[
+                "https://management.azure.com/.default",
+                "https://storage.azure.com//.default",
+                "api://my-app_1/scope:x",
+                // Made of allowed characters, so valid; the CLI source passes it as one
+                // argument, so it cannot become a flag of its own there.
+                "--tenant",
+            ],
+            &[
+                "",
+                "https://x/.default; rm -rf /",
+                "a b",
+                "https://x/.default\n",
+                "scopé",
+                "$(whoami)",
+                "a\"b",
+                "a'b",
+                "a&b",
+                "a|b",
+            ],
+            "scope",
+        ),
+        (
+            validate_tenant_id,
+            &[
+                "72f988bf-86f1-41af-91ab-2d7cd011db47",
+                "contoso.onmicrosoft.com",
+                "adfs",
+            ],
+            &["", "a b", "tenant/..", "tenant_1", "ténant", "a;b"],
+            "tenant",
+        ),
+        (
+            validate_subscription,
+            &[
+                "My Subscription",
+                "sub_1.prod-2",
+                "00000000-0000-0000-0000-000000000000",
+            ],
+            &["", "   ", "a\"b", "a;b", "a$b", "sub\n"],
+            "subscription's id",
+        ),
+    ];
+
     #[test]
-    fn scopes() {
-        for good in [
-            "https://management.azure.com/.default",
-            "https://storage.azure.com//.default",
-            "api://my-app_1/scope:x",
-        ] {
-            assert!(validate_scope("X", good).is_ok(), "{good}");
-        }
-        for bad in [
-            "",
-            "https://x/.default; rm -rf /",
-            "a b",
-            "https://x/.default\n",
-            "scopé",
-            "$(whoami)",
-            "a\"b",
-            "a'b",
-            "a&b",
-            "a|b",
-            "--tenant",
-        ] {
-            // "--tenant" is made of allowed characters: it is valid by charset; the CLI source
-            // passes it as one argument, so it cannot become a flag of its own there.
-            if bad == "--tenant" {
-                assert!(validate_scope("X", bad).is_ok());
-                continue;
+    fn scopes_tenants_and_subscriptions_are_checked_and_bad_ones_are_invalid_input() {
+        for (validate, good, bad, names) in VALIDATORS {
+            for good in *good {
+                assert!(validate("X", good).is_ok(), "{good}");
             }
-            let err = validate_scope("X", bad).unwrap_err();
-            assert!(err.is_invalid_input(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn tenants() {
-        for good in [
-            "72f988bf-86f1-41af-91ab-2d7cd011db47",
-            "contoso.onmicrosoft.com",
-            "adfs",
-        ] {
-            assert!(validate_tenant_id("X", good).is_ok(), "{good}");
-        }
-        for bad in ["", "a b", "tenant/..", "tenant_1", "ténant", "a;b"] {
-            assert!(
-                validate_tenant_id("X", bad).unwrap_err().is_invalid_input(),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn subscriptions() {
-        for good in [
-            "My Subscription",
-            "sub_1.prod-2",
-            "00000000-0000-0000-0000-000000000000",
-        ] {
-            assert!(validate_subscription("X", good).is_ok(), "{good}");
-        }
-        for bad in ["", "   ", "a\"b", "a;b", "a$b", "sub\n"] {
-            let err = validate_subscription("X", bad).unwrap_err();
-            assert!(err.is_invalid_input(), "{bad}");
-            assert!(err.to_string().contains("subscription's id"));
+            for bad in *bad {
+                let err = validate("X", bad).unwrap_err();
+                assert!(err.is_invalid_input(), "{bad}");
+                assert!(err.to_string().contains(names), "{bad}: {err}");
+            }
         }
     }
 
