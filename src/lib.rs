@@ -140,6 +140,8 @@ mod secret;
 mod setters;
 pub mod system;
 mod tenant;
+#[cfg(test)]
+mod test_util;
 #[cfg(feature = "testing")]
 pub mod testing;
 
