@@ -1,7 +1,8 @@
 //! Macros that write the one-line setters builders share, so that one option has one name,
 //! one signature and one text everywhere. The seams' setters are [`seam_setters!`]
 //! (`context.rs`); the Entra ID and developer-tool options are `entra_setters!` and
-//! `devtool_setters!`, made of these.
+//! `devtool_setters!`, made of these. Also here: [`debug_fields!`], the `Debug` that shows
+//! only the fields it names, which builders and credentials use to keep secrets out.
 //!
 //! [`seam_setters!`]: crate::context::seam_setters
 
@@ -77,3 +78,39 @@ macro_rules! setters {
     };
 }
 pub(crate) use setters;
+
+/// A hand-written `Debug` that shows only the fields it names, so that a field added later
+/// (a secret, say) stays out until someone names it: `debug_fields!(Type { a, b: path.to.b })`
+/// prints `Type { a: .., b: .. }`; a trailing `..` prints the `..` of
+/// `finish_non_exhaustive`; `Type as NAME { .. }` prints `NAME` instead of the type's name.
+macro_rules! debug_fields {
+    (@name $ty:ident) => { stringify!($ty) };
+    (@name $ty:ident $name:ident) => { $name };
+    (@field $this:ident $label:ident) => { &$this.$label };
+    (@field $this:ident $label:ident $($path:ident).+) => { &$this.$($path).+ };
+    ($ty:ident $(as $name:ident)? { $($label:ident $(: $($path:ident).+)?),+ , .. }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct($crate::setters::debug_fields!(@name $ty $($name)?))
+                    $(.field(
+                        stringify!($label),
+                        $crate::setters::debug_fields!(@field self $label $($($path).+)?),
+                    ))+
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+    ($ty:ident $(as $name:ident)? { $($label:ident $(: $($path:ident).+)?),+ $(,)? }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct($crate::setters::debug_fields!(@name $ty $($name)?))
+                    $(.field(
+                        stringify!($label),
+                        $crate::setters::debug_fields!(@field self $label $($($path).+)?),
+                    ))+
+                    .finish()
+            }
+        }
+    };
+}
+pub(crate) use debug_fields;

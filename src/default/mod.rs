@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
-use crate::setters::{allowed_tenants_setter, option_setter, setters};
+use crate::setters::{allowed_tenants_setter, debug_fields, option_setter, setters};
 use crate::system::{Env, resolve_program};
 use crate::{
     AzureCliCredential, AzureCliCredentialBuilder, AzureDeveloperCliCredential,
@@ -192,21 +192,15 @@ enum ManagedIdentityChoice {
     UserAssigned(UserAssignedId),
 }
 
-impl fmt::Debug for DefaultAzureCredentialBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DefaultAzureCredentialBuilder")
-            .field("excluded", &self.excluded)
-            .field("tenant_id", &self.tenant_id)
-            .field("managed_identity", &self.managed_identity)
-            .field(
-                "additionally_allowed_tenants",
-                &self.additionally_allowed_tenants,
-            )
-            .field("process_timeout", &self.process_timeout)
-            .field("required_identity", &self.required)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(DefaultAzureCredentialBuilder {
+    excluded,
+    tenant_id,
+    managed_identity,
+    additionally_allowed_tenants,
+    process_timeout,
+    required_identity: required,
+    ..
+});
 
 impl DefaultAzureCredentialBuilder {
     fn exclude(mut self, member: Member, exclude: bool) -> Self {

@@ -1,7 +1,6 @@
 //! [`AzureDeveloperCliCredential`]: tokens of the user logged in with the Azure Developer CLI
 //! (`azd auth login`).
 
-use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,6 +13,7 @@ use super::options::{DeveloperToolOptions, LoginChecked, ToolRunner, devtool_set
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
 use crate::scope::validate_scope;
+use crate::setters::debug_fields;
 use crate::system::Output;
 use crate::tenant::TenantPolicy;
 use crate::{
@@ -104,14 +104,7 @@ impl AzureDeveloperCliCredential {
     }
 }
 
-impl fmt::Debug for AzureDeveloperCliCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("tenant_id", &self.tenant_id)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
+debug_fields!(AzureDeveloperCliCredential as NAME { tenant_id, timeout });
 
 delegate_token_credential!(AzureDeveloperCliCredential => credential);
 
@@ -122,14 +115,11 @@ pub struct AzureDeveloperCliCredentialBuilder {
     options: DeveloperToolOptions,
 }
 
-impl fmt::Debug for AzureDeveloperCliCredentialBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AzureDeveloperCliCredentialBuilder")
-            .field("tenant_id", &self.options.tenant_id)
-            .field("timeout", &self.options.process_timeout)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(AzureDeveloperCliCredentialBuilder {
+    tenant_id: options.tenant_id,
+    timeout: options.process_timeout,
+    ..
+});
 
 impl AzureDeveloperCliCredentialBuilder {
     seam_setters!(
@@ -191,14 +181,11 @@ struct AzdFetcher {
     tenants: TenantPolicy,
 }
 
-impl fmt::Debug for AzdFetcher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AzdFetcher")
-            .field("tenant_id", &self.tenant_id)
-            .field("timeout", &self.runner.timeout)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(AzdFetcher {
+    tenant_id,
+    timeout: runner.timeout,
+    ..
+});
 
 #[async_trait]
 impl TokenFetcher for AzdFetcher {

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use super::{ClientProof, EntraClient, EntraOptions, entra_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
+use crate::setters::debug_fields;
 use crate::{
     AccessToken, CacheIdentity, CachedCredential, Context, Error, Secret, TokenFetcher,
     TokenRequest,
@@ -197,14 +198,11 @@ impl ClientSecretCredentialBuilder {
     }
 }
 
-impl fmt::Debug for ClientSecretCredentialBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientSecretCredentialBuilder")
-            .field("options", &self.options)
-            .field("secret", &self.secret)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(ClientSecretCredentialBuilder {
+    options,
+    secret,
+    ..
+});
 
 #[derive(Debug)]
 struct ClientSecretFetcher {

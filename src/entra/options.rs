@@ -2,12 +2,12 @@
 //! host, additionally allowed tenants, retry policy), its setters ([`entra_setters!`]) and
 //! what building makes of it: the [`EntraClient`].
 
-use std::fmt;
 use std::sync::Arc;
 
 use super::{ClientInner, EntraClient, authority_hosts, parse_authority};
 use crate::env_vars::{AZURE_AUTHORITY_HOST, AZURE_CLIENT_ID, AZURE_TENANT_ID};
 use crate::scope::{quoted, validate_tenant_id};
+use crate::setters::debug_fields;
 use crate::system::RetryPolicy;
 use crate::tenant::TenantPolicy;
 use crate::{Context, Error};
@@ -115,16 +115,13 @@ impl EntraOptions {
     }
 }
 
-impl fmt::Debug for EntraOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EntraOptions")
-            .field("tenant_id", &self.tenant_id)
-            .field("client_id", &self.client_id)
-            .field("authority_host", &self.authority_host)
-            .field("allowed_tenants", &self.allowed_tenants)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(EntraOptions {
+    tenant_id,
+    client_id,
+    authority_host,
+    allowed_tenants,
+    ..
+});
 
 /// Which of `AZURE_TENANT_ID` and `AZURE_CLIENT_ID` a credential configured by the environment
 /// lacks, as `"A and B"` with the verb that agrees with it (`"is"`, `"are"`), if any.

@@ -14,6 +14,7 @@ use crate::credential::delegate_token_credential;
 use crate::entra::{ClientProof, EntraClient, EntraOptions, entra_setters, options::missing_ids};
 use crate::env_vars::{AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID};
 use crate::scope::quoted;
+use crate::setters::debug_fields;
 use crate::system::{Clock, FileStamp, Fs};
 use crate::{
     AccessToken, CacheIdentity, CachedCredential, Context, Error, ErrorKind, Secret, TokenFetcher,
@@ -292,13 +293,7 @@ struct CachedAssertion {
     stamp: Option<FileStamp>,
 }
 
-impl fmt::Debug for TokenFile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenFile")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(TokenFile { path, .. });
 
 impl TokenFile {
     /// The assertion: the copy in memory while the file is unchanged on disk and the copy is

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use crate::setters::setters;
+use crate::setters::{debug_fields, setters};
 use crate::system::Clock;
 use crate::{
     AccessToken, CacheIdentity, CachedCredential, Error, TokenCache, TokenCredential, TokenFetcher,
@@ -228,14 +228,7 @@ struct MockFetcher {
     requests: Mutex<Vec<TokenRequest>>,
 }
 
-impl fmt::Debug for MockFetcher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MockFetcher")
-            .field("name", &self.name)
-            .field("latency", &self.latency)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(MockFetcher { name, latency, .. });
 
 #[async_trait]
 impl TokenFetcher for MockFetcher {
