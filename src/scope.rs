@@ -7,32 +7,21 @@ use crate::Error;
 
 /// Checks a scope: non-empty, ASCII letters, digits and `. - _ : /` only.
 pub(crate) fn validate_scope(credential: &'static str, scope: &str) -> Result<(), Error> {
-    let ok = !scope.is_empty()
-        && scope
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'/'));
-    if ok {
-        return Ok(());
-    }
-    Err(Error::invalid_input(
+    check_charset(
         credential,
-        format!("invalid scope {}", quoted(scope)),
+        ("scope", scope),
+        b".-_:/",
+        "a scope has only ASCII letters, digits and . - _ : /, e.g. \"https://management.azure.com/.default\"",
     )
-    .with_fix("a scope has only ASCII letters, digits and . - _ : /, e.g. \"https://management.azure.com/.default\""))
 }
 
 /// Checks a tenant id: non-empty, ASCII letters, digits, `-` and `.` only.
 pub(crate) fn validate_tenant_id(credential: &'static str, tenant: &str) -> Result<(), Error> {
-    let ok = !tenant.is_empty()
-        && tenant
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'));
-    if ok {
-        return Ok(());
-    }
-    Err(
-        Error::invalid_input(credential, format!("invalid tenant id {}", quoted(tenant)))
-            .with_fix("a tenant id is a GUID or a domain name (ASCII letters, digits, - and .)"),
+    check_charset(
+        credential,
+        ("tenant id", tenant),
+        b"-.",
+        "a tenant id is a GUID or a domain name (ASCII letters, digits, - and .)",
     )
 }
 
@@ -41,18 +30,30 @@ pub(crate) fn validate_subscription(
     credential: &'static str,
     subscription: &str,
 ) -> Result<(), Error> {
-    let ok = !subscription.trim().is_empty()
-        && subscription
+    check_charset(
+        credential,
+        ("subscription", subscription),
+        b"-_. ",
+        "use the subscription's id (a GUID) instead of its name",
+    )
+}
+
+/// `Ok` when `value` is not blank and has only ASCII letters, digits and the bytes of `extra`;
+/// else an invalid-input error naming what the value is (`what`), the value, and `fix`.
+fn check_charset(
+    credential: &'static str,
+    (what, value): (&str, &str),
+    extra: &[u8],
+    fix: &'static str,
+) -> Result<(), Error> {
+    let ok = !value.trim().is_empty()
+        && value
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b' '));
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b));
     if ok {
         return Ok(());
     }
-    Err(Error::invalid_input(
-        credential,
-        format!("invalid subscription {}", quoted(subscription)),
-    )
-    .with_fix("use the subscription's id (a GUID) instead of its name"))
+    Err(Error::invalid_input(credential, format!("invalid {what} {}", quoted(value))).with_fix(fix))
 }
 
 /// Exactly one scope, validated, for sources that speak in resources (managed identity, CLI).

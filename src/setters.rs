@@ -89,18 +89,14 @@ macro_rules! debug_fields {
     (@field $this:ident $label:ident) => { &$this.$label };
     (@field $this:ident $label:ident $($path:ident).+) => { &$this.$($path).+ };
     ($ty:ident $(as $name:ident)? { $($label:ident $(: $($path:ident).+)?),+ , .. }) => {
-        impl std::fmt::Debug for $ty {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct($crate::setters::debug_fields!(@name $ty $($name)?))
-                    $(.field(
-                        stringify!($label),
-                        $crate::setters::debug_fields!(@field self $label $($($path).+)?),
-                    ))+
-                    .finish_non_exhaustive()
-            }
-        }
+        $crate::setters::debug_fields!(
+            @impl $ty [$($name)?] finish_non_exhaustive $($label $(: $($path).+)?),+
+        );
     };
     ($ty:ident $(as $name:ident)? { $($label:ident $(: $($path:ident).+)?),+ $(,)? }) => {
+        $crate::setters::debug_fields!(@impl $ty [$($name)?] finish $($label $(: $($path).+)?),+);
+    };
+    (@impl $ty:ident [$($name:ident)?] $finish:ident $($label:ident $(: $($path:ident).+)?),+) => {
         impl std::fmt::Debug for $ty {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.debug_struct($crate::setters::debug_fields!(@name $ty $($name)?))
@@ -108,7 +104,7 @@ macro_rules! debug_fields {
                         stringify!($label),
                         $crate::setters::debug_fields!(@field self $label $($($path).+)?),
                     ))+
-                    .finish()
+                    .$finish()
             }
         }
     };
