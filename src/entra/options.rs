@@ -303,25 +303,25 @@ mod tests {
 
     #[test]
     fn invalid_options() {
-        let mut bad = options();
-        bad.tenant_id = Some("tenant/../x".into());
-        assert!(
-            build(&bad, [])
-                .unwrap_err()
-                .to_string()
-                .contains("invalid tenant id")
-        );
-        let mut bad = options();
-        bad.allowed_tenants = Some(vec!["ok".into(), "not ok".into()]);
-        assert!(build(&bad, []).unwrap_err().is_invalid_input());
-        let mut bad = options();
-        bad.client_id = Some("  ".into());
-        assert!(
-            build(&bad, [])
-                .unwrap_err()
-                .to_string()
-                .contains("client_id")
-        );
+        // (what is wrong, what the message names); every one is invalid input.
+        let cases: [(fn(&mut EntraOptions), &str); 3] = [
+            (
+                |o| o.tenant_id = Some("tenant/../x".into()),
+                "invalid tenant id",
+            ),
+            (
+                |o| o.allowed_tenants = Some(vec!["ok".into(), "not ok".into()]),
+                "not ok",
+            ),
+            (|o| o.client_id = Some("  ".into()), "client_id"),
+        ];
+        for (spoil, names) in cases {
+            let mut bad = options();
+            spoil(&mut bad);
+            let err = build(&bad, []).unwrap_err();
+            assert!(err.is_invalid_input(), "{err}");
+            assert!(err.to_string().contains(names), "{err}");
+        }
         let err = build(
             &options(),
             [(AZURE_AUTHORITY_HOST, "http://login.example.com")],
