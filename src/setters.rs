@@ -40,7 +40,8 @@ macro_rules! allowed_tenants_setter {
 }
 pub(crate) use allowed_tenants_setter;
 
-/// Setters storing their argument in a field as it is, or wrapped in `Some`, one a line:
+/// Setters storing their argument in a field as it is, or wrapped in `Some` (an `impl Into<T>`
+/// argument converted first), one a line:
 ///
 /// ```ignore
 /// setters! {
@@ -52,6 +53,18 @@ pub(crate) use allowed_tenants_setter;
 /// ```
 macro_rules! setters {
     () => {};
+    (
+        $(#[$doc:meta])*
+        $name:ident($arg:ident: impl Into<$ty:ty>) => Some($($field:ident).+);
+        $($rest:tt)*
+    ) => {
+        $(#[$doc])*
+        pub fn $name(mut self, $arg: impl Into<$ty>) -> Self {
+            self.$($field).+ = Some($arg.into());
+            self
+        }
+        $crate::setters::setters!($($rest)*);
+    };
     (
         $(#[$doc:meta])*
         $name:ident($arg:ident: $ty:ty) => Some($($field:ident).+);

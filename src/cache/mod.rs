@@ -103,22 +103,15 @@ impl TokenRequest {
         }
     }
 
-    /// Sets the resolved tenant.
-    pub fn with_tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.tenant_id = Some(tenant_id.into());
-        self
-    }
+    setters! {
+        /// Sets the resolved tenant.
+        with_tenant_id(tenant_id: impl Into<String>) => Some(tenant_id);
 
-    /// Sets the claims challenge.
-    pub fn with_claims(mut self, claims: impl Into<String>) -> Self {
-        self.claims = Some(claims.into());
-        self
-    }
+        /// Sets the claims challenge.
+        with_claims(claims: impl Into<String>) => Some(claims);
 
-    /// Sets the CAE flag.
-    pub fn with_enable_cae(mut self, enable: bool) -> Self {
-        self.enable_cae = enable;
-        self
+        /// Sets the CAE flag.
+        with_enable_cae(enable: bool) => enable_cae;
     }
 
     /// The scopes, sorted and de-duplicated.
