@@ -304,7 +304,8 @@ mod tests {
     #[test]
     fn invalid_options() {
         // (what is wrong, what the message names); every one is invalid input.
-        let cases: [(fn(&mut EntraOptions), &str); 3] = [
+        type Spoil = fn(&mut EntraOptions);
+        let cases: [(Spoil, &str); 3] = [
             (
                 |o| o.tenant_id = Some("tenant/../x".into()),
                 "invalid tenant id",
