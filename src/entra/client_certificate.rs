@@ -126,10 +126,8 @@ delegate_token_credential!(ClientCertificateCredential => credential);
 
 impl fmt::Debug for ClientCertificateCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("tenant_id", &self.client.tenant_id())
-            .field("client_id", &self.client.client_id())
-            .field("authority", &self.client.authority())
+        self.client
+            .debug_struct(f, NAME)
             .field("thumbprint", &self.thumbprint)
             .finish()
     }

@@ -130,11 +130,7 @@ delegate_token_credential!(ClientSecretCredential => credential);
 
 impl fmt::Debug for ClientSecretCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("tenant_id", &self.client.tenant_id())
-            .field("client_id", &self.client.client_id())
-            .field("authority", &self.client.authority())
-            .finish()
+        self.client.debug_struct(f, NAME).finish()
     }
 }
 

@@ -118,6 +118,20 @@ impl EntraClient {
         self.inner.credential
     }
 
+    /// The start of an Entra credential's `Debug`: `name` with the tenant, client id and
+    /// authority (never a secret), for the credential to add its own fields to.
+    pub(crate) fn debug_struct<'a, 'b>(
+        &self,
+        f: &'a mut fmt::Formatter<'b>,
+        name: &str,
+    ) -> fmt::DebugStruct<'a, 'b> {
+        let mut d = f.debug_struct(name);
+        d.field("tenant_id", &self.tenant_id())
+            .field("client_id", &self.client_id())
+            .field("authority", &self.authority());
+        d
+    }
+
     pub(crate) fn tenant_id(&self) -> &str {
         &self.inner.tenant_id
     }

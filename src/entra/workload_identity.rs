@@ -115,10 +115,8 @@ delegate_token_credential!(WorkloadIdentityCredential => credential);
 
 impl fmt::Debug for WorkloadIdentityCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("tenant_id", &self.client.tenant_id())
-            .field("client_id", &self.client.client_id())
-            .field("authority", &self.client.authority())
+        self.client
+            .debug_struct(f, NAME)
             .field("token_file", &self.token_file)
             .finish()
     }
