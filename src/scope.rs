@@ -15,6 +15,20 @@ pub(crate) fn validate_scope(credential: &'static str, scope: &str) -> Result<()
     )
 }
 
+/// Checks a request's scopes: at least one, each valid ([`validate_scope`]).
+pub(crate) fn validate_scopes(credential: &'static str, scopes: &[String]) -> Result<(), Error> {
+    if scopes.is_empty() {
+        return Err(
+            Error::invalid_input(credential, "no scope was requested").with_fix(
+                "request at least one scope, e.g. \"https://management.azure.com/.default\"",
+            ),
+        );
+    }
+    scopes
+        .iter()
+        .try_for_each(|scope| validate_scope(credential, scope))
+}
+
 /// Checks a tenant id: non-empty, ASCII letters, digits, `-` and `.` only.
 pub(crate) fn validate_tenant_id(credential: &'static str, tenant: &str) -> Result<(), Error> {
     check_charset(

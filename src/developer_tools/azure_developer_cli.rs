@@ -12,7 +12,7 @@ use super::devtool::{self, Tool};
 use super::options::{DeveloperToolOptions, LoginChecked, ToolRunner, devtool_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
-use crate::scope::validate_scope;
+use crate::scope::validate_scopes;
 use crate::setters::debug_fields;
 use crate::system::Output;
 use crate::tenant::TenantPolicy;
@@ -190,16 +190,7 @@ debug_fields!(AzdFetcher {
 #[async_trait]
 impl TokenFetcher for AzdFetcher {
     async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
-        if request.scopes().is_empty() {
-            return Err(
-                Error::invalid_input(NAME, "no scope was requested").with_fix(
-                    "request at least one scope, e.g. \"https://management.azure.com/.default\"",
-                ),
-            );
-        }
-        for scope in request.scopes() {
-            validate_scope(NAME, scope)?;
-        }
+        validate_scopes(NAME, request.scopes())?;
         let mut command =
             self.runner
                 .command(["auth", "token", "--output", "json", "--no-prompt"])?;

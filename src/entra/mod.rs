@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use url::{Host, Url};
 
-use crate::scope::{quoted, validate_scope};
+use crate::scope::{quoted, validate_scopes};
 use crate::system::{Clock, Http, HttpRequest, RetryPolicy};
 use crate::tenant::TenantPolicy;
 use crate::{AccessToken, Error, Secret, TokenRequest};
@@ -187,16 +187,7 @@ impl EntraClient {
     ) -> Result<AccessToken, Error> {
         let inner = &*self.inner;
         let credential = inner.credential;
-        if request.scopes().is_empty() {
-            return Err(
-                Error::invalid_input(credential, "no scope was requested").with_fix(
-                    "request at least one scope, e.g. \"https://management.azure.com/.default\"",
-                ),
-            );
-        }
-        for scope in request.scopes() {
-            validate_scope(credential, scope)?;
-        }
+        validate_scopes(credential, request.scopes())?;
         let tenant = request.tenant_id().unwrap_or(&inner.tenant_id);
         let endpoint = self.token_endpoint(tenant)?;
         let claims = request_claims(credential, request)?;
