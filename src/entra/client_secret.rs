@@ -8,10 +8,7 @@ use super::{ClientProof, EntraClient, EntraOptions, entra_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
 use crate::setters::debug_fields;
-use crate::{
-    AccessToken, CacheIdentity, CachedCredential, Context, Error, Secret, TokenFetcher,
-    TokenRequest,
-};
+use crate::{AccessToken, CachedCredential, Context, Error, Secret, TokenFetcher, TokenRequest};
 
 const NAME: &str = "ClientSecretCredential";
 
@@ -110,10 +107,8 @@ impl ClientSecretCredential {
                 .with_fix("set the client secret's value from the app registration"));
         }
         let client = options.client(name, context)?;
-        let identity = CacheIdentity::new(name)
-            .with("authority", client.authority())
-            .with("tenant", client.tenant_id().to_ascii_lowercase())
-            .with("client_id", client.client_id())
+        let identity = client
+            .cache_identity(name)
             .with_secret(secret.expose().as_bytes());
         let fetcher = ClientSecretFetcher {
             client: client.clone(),

@@ -24,7 +24,7 @@ use url::{Host, Url};
 use crate::scope::{quoted, validate_scopes};
 use crate::system::{Clock, Http, HttpRequest, RetryPolicy};
 use crate::tenant::TenantPolicy;
-use crate::{AccessToken, Error, Secret, TokenRequest};
+use crate::{AccessToken, CacheIdentity, Error, Secret, TokenRequest};
 
 pub(crate) use client_certificate::ClientCertificate;
 pub use client_certificate::{ClientCertificateCredential, ClientCertificateCredentialBuilder};
@@ -116,6 +116,15 @@ struct ClientInner {
 impl EntraClient {
     pub(crate) fn credential(&self) -> &'static str {
         self.inner.credential
+    }
+
+    /// The cache identity of a credential of this client: who the tokens are for (authority,
+    /// tenant, client id), for the credential to add what proves the right to them.
+    pub(crate) fn cache_identity(&self, credential: &'static str) -> CacheIdentity {
+        CacheIdentity::new(credential)
+            .with("authority", self.authority())
+            .with("tenant", self.tenant_id().to_ascii_lowercase())
+            .with("client_id", self.client_id())
     }
 
     /// The start of an Entra credential's `Debug`: `name` with the tenant, client id and

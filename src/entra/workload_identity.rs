@@ -17,8 +17,7 @@ use crate::scope::quoted;
 use crate::setters::debug_fields;
 use crate::system::{Clock, FileStamp, Fs};
 use crate::{
-    AccessToken, CacheIdentity, CachedCredential, Context, Error, ErrorKind, Secret, TokenFetcher,
-    TokenRequest,
+    AccessToken, CachedCredential, Context, Error, ErrorKind, Secret, TokenFetcher, TokenRequest,
 };
 
 pub(crate) const NAME: &str = "WorkloadIdentityCredential";
@@ -210,10 +209,8 @@ impl WorkloadIdentityCredentialBuilder {
         }
         let client = options.client(NAME, &self.context)?;
         let cache = self.context.cache();
-        let identity = CacheIdentity::new(NAME)
-            .with("authority", client.authority())
-            .with("tenant", client.tenant_id().to_ascii_lowercase())
-            .with("client_id", client.client_id())
+        let identity = client
+            .cache_identity(NAME)
             .with_secret(token_file.as_os_str().as_encoded_bytes());
         let fetcher = WorkloadIdentityFetcher {
             client: client.clone(),
