@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::credential::shared;
+use crate::setters::setters;
 use crate::system::monotonic_now;
 use crate::{
     AccessToken, Attempt, Error, ErrorKind, TokenCredential, TokenFuture, TokenRequestOptions,
@@ -60,16 +61,12 @@ pub struct RequiredIdentity {
 }
 
 impl RequiredIdentity {
-    /// Tokens must be issued in this tenant.
-    pub fn with_tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.tenant_id = Some(tenant_id.into());
-        self
-    }
+    setters! {
+        /// Tokens must be issued in this tenant.
+        with_tenant_id(tenant_id: impl Into<String>) => Some(tenant_id);
 
-    /// Tokens must be for this client (application) id.
-    pub fn with_client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.client_id = Some(client_id.into());
-        self
+        /// Tokens must be for this client (application) id.
+        with_client_id(client_id: impl Into<String>) => Some(client_id);
     }
 
     /// Checks a token's identity, case-insensitively (ids are GUIDs).

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::TokenCache;
+use crate::setters::setters;
 use crate::system::{Clock, Env, Executor, Fs, Http, TokioExecutor};
 
 /// The seams every credential reaches the world through — environment variables ([`Env`]),
@@ -37,34 +38,21 @@ pub struct Context {
 }
 
 impl Context {
-    /// Where environment variables are read. Default: the process environment.
-    pub fn with_env(mut self, env: Env) -> Self {
-        self.env = Some(env);
-        self
-    }
+    setters! {
+        /// Where environment variables are read. Default: the process environment.
+        with_env(env: Env) => Some(env);
 
-    /// Where files are read. Default: the real file system.
-    pub fn with_fs(mut self, fs: Fs) -> Self {
-        self.fs = Some(fs);
-        self
-    }
+        /// Where files are read. Default: the real file system.
+        with_fs(fs: Fs) => Some(fs);
 
-    /// The HTTP client of credentials that use one. Default: [`Http::shared`].
-    pub fn with_http(mut self, http: Http) -> Self {
-        self.http = Some(http);
-        self
-    }
+        /// The HTTP client of credentials that use one. Default: [`Http::shared`].
+        with_http(http: Http) => Some(http);
 
-    /// The token cache, whose clock also dates tokens. Default: [`TokenCache::shared`].
-    pub fn with_cache(mut self, cache: TokenCache) -> Self {
-        self.cache = Some(cache);
-        self
-    }
+        /// The token cache, whose clock also dates tokens. Default: [`TokenCache::shared`].
+        with_cache(cache: TokenCache) => Some(cache);
 
-    /// What runs the developer tools (`az`, `azd`). Default: [`TokioExecutor`].
-    pub fn with_executor(mut self, executor: Arc<dyn Executor>) -> Self {
-        self.executor = Some(executor);
-        self
+        /// What runs the developer tools (`az`, `azd`). Default: [`TokioExecutor`].
+        with_executor(executor: Arc<dyn Executor>) => Some(executor);
     }
 
     /// The environment variables.

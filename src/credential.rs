@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 
 use time::OffsetDateTime;
 
+use crate::setters::setters;
 use crate::{Error, Secret};
 
 /// Something that can produce an Azure access token: the trait every credential implements
@@ -230,24 +231,17 @@ pub struct TokenRequestOptions {
 }
 
 impl TokenRequestOptions {
-    /// Requests a token from another tenant than the credential's own, where the credential
-    /// supports it and allows that tenant.
-    pub fn with_tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.tenant_id = Some(tenant_id.into());
-        self
-    }
+    setters! {
+        /// Requests a token from another tenant than the credential's own, where the credential
+        /// supports it and allows that tenant.
+        with_tenant_id(tenant_id: impl Into<String>) => Some(tenant_id);
 
-    /// Answers a claims challenge (CAE, MFA): the decoded JSON from a resource's
-    /// `WWW-Authenticate` header. A request with claims always bypasses the cache.
-    pub fn with_claims(mut self, claims: impl Into<String>) -> Self {
-        self.claims = Some(claims.into());
-        self
-    }
+        /// Answers a claims challenge (CAE, MFA): the decoded JSON from a resource's
+        /// `WWW-Authenticate` header. A request with claims always bypasses the cache.
+        with_claims(claims: impl Into<String>) => Some(claims);
 
-    /// Asks for a token the caller can handle continuous access evaluation (CAE) challenges for.
-    pub fn with_enable_cae(mut self, enable: bool) -> Self {
-        self.enable_cae = enable;
-        self
+        /// Asks for a token the caller can handle continuous access evaluation (CAE) challenges for.
+        with_enable_cae(enable: bool) => enable_cae;
     }
 
     /// The requested tenant, if any.

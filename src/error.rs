@@ -90,6 +90,19 @@ error_kinds! {
     Other => "error",
 }
 
+/// `Error`'s predicates on its kind, one a line: `/// doc
+/// is_kind => Kind;`.
+macro_rules! kind_predicates {
+    ($($(#[doc = $doc:literal])* $name:ident => $kind:ident;)+) => {
+        $(
+            $(#[doc = $doc])*
+            pub fn $name(&self) -> bool {
+                self.kind() == ErrorKind::$kind
+            }
+        )+
+    };
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -295,34 +308,19 @@ impl Error {
         &self.inner.attempts
     }
 
-    /// `kind() == ErrorKind::Unavailable`: a chain moves on to its next member.
-    pub fn is_unavailable(&self) -> bool {
-        self.kind() == ErrorKind::Unavailable
-    }
-
-    /// `kind() == ErrorKind::Authentication`.
-    pub fn is_authentication(&self) -> bool {
-        self.kind() == ErrorKind::Authentication
-    }
-
-    /// `kind() == ErrorKind::ServiceFailure`: the identity endpoint failed; try again later.
-    pub fn is_service_failure(&self) -> bool {
-        self.kind() == ErrorKind::ServiceFailure
-    }
-
-    /// `kind() == ErrorKind::InvalidInput`.
-    pub fn is_invalid_input(&self) -> bool {
-        self.kind() == ErrorKind::InvalidInput
-    }
-
-    /// `kind() == ErrorKind::Timeout`.
-    pub fn is_timeout(&self) -> bool {
-        self.kind() == ErrorKind::Timeout
-    }
-
-    /// `kind() == ErrorKind::Throttled`.
-    pub fn is_throttled(&self) -> bool {
-        self.kind() == ErrorKind::Throttled
+    kind_predicates! {
+        /// `kind() == ErrorKind::Unavailable`: a chain moves on to its next member.
+        is_unavailable => Unavailable;
+        /// `kind() == ErrorKind::Authentication`.
+        is_authentication => Authentication;
+        /// `kind() == ErrorKind::ServiceFailure`: the identity endpoint failed; try again later.
+        is_service_failure => ServiceFailure;
+        /// `kind() == ErrorKind::InvalidInput`.
+        is_invalid_input => InvalidInput;
+        /// `kind() == ErrorKind::Timeout`.
+        is_timeout => Timeout;
+        /// `kind() == ErrorKind::Throttled`.
+        is_throttled => Throttled;
     }
 }
 

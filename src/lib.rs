@@ -115,13 +115,15 @@
 //!                      copies), partition.rs and key.rs (what is stored under what), flight.rs
 //!                      (one fetch per key), policy.rs (refresh times, hard limit, cool-downs);
 //!                      unit tests in cache/tests/
-//! context.rs           Context: the seams a builder uses; setters.rs: the shared setters
+//! context.rs           Context: the seams a builder uses
+//! setters.rs           the macros that write builders' setters and plain Debug impls
 //! system/              the seams: env.rs, fs.rs, clock.rs, http/ (client, TLS, retries,
 //!                      errors), process/ (running the developer tools)
 //! error.rs             Error, ErrorKind (one table of kinds and texts), Attempt
 //! secret.rs, scrub.rs  Secret; the one scrubber for untrusted text in messages
 //! env_vars.rs          every environment variable name the crate reads, once
 //! scope.rs, tenant.rs, jwt.rs, der.rs, catch_unwind.rs   small shared parsers and helpers
+//! test_util.rs         what the unit tests share (cfg(test) only)
 //! testing/             feature `testing`: MockManagedIdentity (one file per protocol),
 //!                      MockEntra, MockAzureDevOpsOidc and MockGitHubOidc (oidc.rs), all over
 //!                      loopback_http/; MockCredential,
@@ -184,6 +186,8 @@ mod secret;
 mod setters;
 pub mod system;
 mod tenant;
+#[cfg(test)]
+mod test_util;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -1,7 +1,6 @@
 //! [`CachedCredential`]: a [`TokenFetcher`] behind the cache, and the lookup every `get_token`
 //! goes through.
 
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -19,6 +18,7 @@ use super::front::{front_lookup, front_store};
 use super::key::{CacheIdentity, KeyView, RequestKey};
 use super::partition::{Entry, Partition, SlowState, next_id};
 use crate::catch_unwind::CatchUnwind;
+use crate::setters::debug_fields;
 use crate::{AccessToken, Error, TokenCredential, TokenFuture, TokenRequestOptions};
 
 /// A [`TokenFetcher`] behind a [`TokenCache`](super::TokenCache): a complete [`TokenCredential`].
@@ -28,14 +28,10 @@ pub struct CachedCredential {
     pub(super) fetcher: Arc<dyn TokenFetcher>,
 }
 
-impl fmt::Debug for CachedCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CachedCredential")
-            .field("identity", &self.partition.identity)
-            .field("fetcher", &self.fetcher)
-            .finish()
-    }
-}
+debug_fields!(CachedCredential {
+    identity: partition.identity,
+    fetcher
+});
 
 impl TokenCredential for CachedCredential {
     fn get_token<'a>(

@@ -19,6 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 
+use crate::setters::setters;
 use crate::system::Clock;
 use crate::{AccessToken, Error};
 use partition::{Partition, next_id};
@@ -102,22 +103,15 @@ impl TokenRequest {
         }
     }
 
-    /// Sets the resolved tenant.
-    pub fn with_tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.tenant_id = Some(tenant_id.into());
-        self
-    }
+    setters! {
+        /// Sets the resolved tenant.
+        with_tenant_id(tenant_id: impl Into<String>) => Some(tenant_id);
 
-    /// Sets the claims challenge.
-    pub fn with_claims(mut self, claims: impl Into<String>) -> Self {
-        self.claims = Some(claims.into());
-        self
-    }
+        /// Sets the claims challenge.
+        with_claims(claims: impl Into<String>) => Some(claims);
 
-    /// Sets the CAE flag.
-    pub fn with_enable_cae(mut self, enable: bool) -> Self {
-        self.enable_cae = enable;
-        self
+        /// Sets the CAE flag.
+        with_enable_cae(enable: bool) => enable_cae;
     }
 
     /// The scopes, sorted and de-duplicated.
@@ -373,44 +367,31 @@ impl Default for TokenCacheBuilder {
 }
 
 impl TokenCacheBuilder {
-    /// The clock the cache judges expiry by (a [`ManualClock`](crate::system::ManualClock) in
-    /// tests). Default: the system clock.
-    pub fn clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
-    }
+    setters! {
+        /// The clock the cache judges expiry by (a [`ManualClock`](crate::system::ManualClock) in
+        /// tests). Default: the system clock.
+        clock(clock: Clock) => clock;
 
-    /// Caps how widely refresh times are spread. Each token's refresh time is drawn from a
-    /// window a quarter of the time until its refresh target wide (three hours for 24-hour
-    /// tokens, about fourteen minutes for one-hour tokens), so that processes started together
-    /// do not refresh together; this caps that width. `Duration::ZERO` turns every random
-    /// spread off: refresh times are exactly their targets, and backoffs and `Retry-After`
-    /// waits get nothing added. Default: no cap.
-    pub fn max_jitter(mut self, max_jitter: Duration) -> Self {
-        self.max_jitter = max_jitter;
-        self
-    }
+        /// Caps how widely refresh times are spread. Each token's refresh time is drawn from a
+        /// window a quarter of the time until its refresh target wide (three hours for 24-hour
+        /// tokens, about fourteen minutes for one-hour tokens), so that processes started together
+        /// do not refresh together; this caps that width. `Duration::ZERO` turns every random
+        /// spread off: refresh times are exactly their targets, and backoffs and `Retry-After`
+        /// waits get nothing added. Default: no cap.
+        max_jitter(max_jitter: Duration) => max_jitter;
 
-    /// Seeds the jitter's random numbers, so refresh times are reproducible.
-    pub fn jitter_seed(mut self, seed: u64) -> Self {
-        self.jitter_seed = Some(seed);
-        self
-    }
+        /// Seeds the jitter's random numbers, so refresh times are reproducible.
+        jitter_seed(seed: u64) => Some(jitter_seed);
 
-    /// How long to wait after a failed background refresh before trying again, while the old
-    /// token stays valid. Default: 30 s.
-    pub fn refresh_backoff(mut self, backoff: Duration) -> Self {
-        self.refresh_backoff = backoff;
-        self
-    }
+        /// How long to wait after a failed background refresh before trying again, while the old
+        /// token stays valid. Default: 30 s.
+        refresh_backoff(backoff: Duration) => refresh_backoff;
 
-    /// How long a failed fetch (with no valid token to fall back on) is remembered and returned
-    /// to new callers without another request. An error's [`Error::retry_after`] (a provider's
-    /// `Retry-After`, or a source's own "do not ask again before") lengthens it, up to 5
-    /// minutes. Default: 1 s.
-    pub fn failure_cooldown(mut self, cooldown: Duration) -> Self {
-        self.failure_cooldown = cooldown;
-        self
+        /// How long a failed fetch (with no valid token to fall back on) is remembered and returned
+        /// to new callers without another request. An error's [`Error::retry_after`] (a provider's
+        /// `Retry-After`, or a source's own "do not ask again before") lengthens it, up to 5
+        /// minutes. Default: 1 s.
+        failure_cooldown(cooldown: Duration) => failure_cooldown;
     }
 
     /// Builds the cache.

@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use crate::context::seam_setters;
 use crate::jwt::Claims;
+use crate::setters::debug_fields;
 use crate::system::{Clock, duration_nanos, timers_available, to_unix_nanos};
 use crate::{
     AccessToken, CacheIdentity, CachedCredential, Context, Error, ErrorKind, Secret, TokenCache,
@@ -534,13 +535,7 @@ struct UserTokenFetcher {
     clock: Clock,
 }
 
-impl fmt::Debug for UserTokenFetcher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UserTokenFetcher")
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(UserTokenFetcher { timeout, .. });
 
 #[async_trait]
 impl TokenFetcher for UserTokenFetcher {

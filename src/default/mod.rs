@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
-use crate::setters::{allowed_tenants_setter, option_setter};
+use crate::setters::{allowed_tenants_setter, debug_fields, option_setter, setters};
 use crate::system::{Env, resolve_program};
 use crate::{
     AzureCliCredential, AzureCliCredentialBuilder, AzureDeveloperCliCredential,
@@ -195,21 +195,15 @@ enum ManagedIdentityChoice {
     UserAssigned(UserAssignedId),
 }
 
-impl fmt::Debug for DefaultAzureCredentialBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DefaultAzureCredentialBuilder")
-            .field("excluded", &self.excluded)
-            .field("tenant_id", &self.tenant_id)
-            .field("managed_identity", &self.managed_identity)
-            .field(
-                "additionally_allowed_tenants",
-                &self.additionally_allowed_tenants,
-            )
-            .field("process_timeout", &self.process_timeout)
-            .field("required_identity", &self.required)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(DefaultAzureCredentialBuilder {
+    excluded,
+    tenant_id,
+    managed_identity,
+    additionally_allowed_tenants,
+    process_timeout,
+    required_identity: required,
+    ..
+});
 
 impl DefaultAzureCredentialBuilder {
     fn exclude(mut self, member: Member, exclude: bool) -> Self {
@@ -276,30 +270,20 @@ impl DefaultAzureCredentialBuilder {
         "Handed to every member but managed identity (which has no tenant)."
     );
 
-    /// How long `az`, `pwsh` and `azd` may run. Default: each credential's own (10 s).
-    pub fn process_timeout(mut self, timeout: Duration) -> Self {
-        self.process_timeout = Some(timeout);
-        self
-    }
+    setters! {
+        /// How long `az`, `pwsh` and `azd` may run. Default: each credential's own (10 s).
+        process_timeout(timeout: Duration) => Some(process_timeout);
 
-    /// How long the IMDS probe waits, as
-    /// [`ManagedIdentityCredentialBuilder::probe_timeout`](crate::ManagedIdentityCredentialBuilder::probe_timeout).
-    /// Default: 1 s or `AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS`.
-    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
-        self.probe_timeout = Some(timeout);
-        self
-    }
+        /// How long the IMDS probe waits, as
+        /// [`ManagedIdentityCredentialBuilder::probe_timeout`](crate::ManagedIdentityCredentialBuilder::probe_timeout).
+        /// Default: 1 s or `AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS`.
+        probe_timeout(timeout: Duration) => Some(probe_timeout);
 
-    /// The IMDS token endpoint (a loopback mock in tests).
-    pub fn imds_endpoint(mut self, endpoint: Url) -> Self {
-        self.imds_endpoint = Some(endpoint);
-        self
-    }
+        /// The IMDS token endpoint (a loopback mock in tests).
+        imds_endpoint(endpoint: Url) => Some(imds_endpoint);
 
-    /// Refuses tokens for any other identity (fail closed): see [`RequiredIdentity`].
-    pub fn require_identity(mut self, required: RequiredIdentity) -> Self {
-        self.required = Some(required);
-        self
+        /// Refuses tokens for any other identity (fail closed): see [`RequiredIdentity`].
+        require_identity(required: RequiredIdentity) => Some(required);
     }
 
     // The seams are built once and handed to every member.

@@ -1,7 +1,6 @@
 //! [`AzureDeveloperCliCredential`]: tokens of the user logged in with the Azure Developer CLI
 //! (`azd auth login`).
 
-use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,7 +12,8 @@ use super::devtool::{self, Tool};
 use super::options::{DeveloperToolOptions, LoginChecked, ToolRunner, devtool_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
-use crate::scope::validate_scope;
+use crate::scope::validate_scopes;
+use crate::setters::debug_fields;
 use crate::system::Output;
 use crate::tenant::TenantPolicy;
 use crate::{
@@ -105,14 +105,7 @@ impl AzureDeveloperCliCredential {
     }
 }
 
-impl fmt::Debug for AzureDeveloperCliCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("tenant_id", &self.tenant_id)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
+debug_fields!(AzureDeveloperCliCredential as NAME { tenant_id, timeout });
 
 delegate_token_credential!(AzureDeveloperCliCredential => credential);
 
@@ -123,14 +116,11 @@ pub struct AzureDeveloperCliCredentialBuilder {
     options: DeveloperToolOptions,
 }
 
-impl fmt::Debug for AzureDeveloperCliCredentialBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AzureDeveloperCliCredentialBuilder")
-            .field("tenant_id", &self.options.tenant_id)
-            .field("timeout", &self.options.process_timeout)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(AzureDeveloperCliCredentialBuilder {
+    tenant_id: options.tenant_id,
+    timeout: options.process_timeout,
+    ..
+});
 
 impl AzureDeveloperCliCredentialBuilder {
     seam_setters!(
@@ -192,28 +182,16 @@ struct AzdFetcher {
     tenants: TenantPolicy,
 }
 
-impl fmt::Debug for AzdFetcher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AzdFetcher")
-            .field("tenant_id", &self.tenant_id)
-            .field("timeout", &self.runner.timeout)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(AzdFetcher {
+    tenant_id,
+    timeout: runner.timeout,
+    ..
+});
 
 #[async_trait]
 impl TokenFetcher for AzdFetcher {
     async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
-        if request.scopes().is_empty() {
-            return Err(
-                Error::invalid_input(NAME, "no scope was requested").with_fix(
-                    "request at least one scope, e.g. \"https://management.azure.com/.default\"",
-                ),
-            );
-        }
-        for scope in request.scopes() {
-            validate_scope(NAME, scope)?;
-        }
+        validate_scopes(NAME, request.scopes())?;
         let mut command =
             self.runner
                 .command(["auth", "token", "--output", "json", "--no-prompt"])?;

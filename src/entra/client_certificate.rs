@@ -18,10 +18,7 @@ use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
 use crate::der::{self, OID_EC, OID_RSA};
 use crate::system::Fs;
-use crate::{
-    AccessToken, CacheIdentity, CachedCredential, Context, Error, Secret, TokenFetcher,
-    TokenRequest,
-};
+use crate::{AccessToken, CachedCredential, Context, Error, Secret, TokenFetcher, TokenRequest};
 
 const NAME: &str = "ClientCertificateCredential";
 /// The largest certificate file read (a PKCS#12 file with a long chain is a few tens of KB).
@@ -126,10 +123,8 @@ delegate_token_credential!(ClientCertificateCredential => credential);
 
 impl fmt::Debug for ClientCertificateCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("tenant_id", &self.client.tenant_id())
-            .field("client_id", &self.client.client_id())
-            .field("authority", &self.client.authority())
+        self.client
+            .debug_struct(f, NAME)
             .field("thumbprint", &self.thumbprint)
             .finish()
     }
@@ -267,10 +262,8 @@ impl ClientCertificateCredential {
     ) -> Result<Self, Error> {
         let client = options.client(name, context)?;
         let thumbprint: Arc<str> = Arc::from(certificate.thumbprint_hex.as_str());
-        let identity = CacheIdentity::new(name)
-            .with("authority", client.authority())
-            .with("tenant", client.tenant_id().to_ascii_lowercase())
-            .with("client_id", client.client_id())
+        let identity = client
+            .cache_identity(name)
             .with("thumbprint", &*thumbprint)
             .with_secret(&certificate.key_digest);
         let fetcher = ClientCertificateFetcher {

@@ -7,10 +7,8 @@ use async_trait::async_trait;
 use super::{ClientProof, EntraClient, EntraOptions, entra_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
-use crate::{
-    AccessToken, CacheIdentity, CachedCredential, Context, Error, Secret, TokenFetcher,
-    TokenRequest,
-};
+use crate::setters::debug_fields;
+use crate::{AccessToken, CachedCredential, Context, Error, Secret, TokenFetcher, TokenRequest};
 
 const NAME: &str = "ClientSecretCredential";
 
@@ -109,10 +107,8 @@ impl ClientSecretCredential {
                 .with_fix("set the client secret's value from the app registration"));
         }
         let client = options.client(name, context)?;
-        let identity = CacheIdentity::new(name)
-            .with("authority", client.authority())
-            .with("tenant", client.tenant_id().to_ascii_lowercase())
-            .with("client_id", client.client_id())
+        let identity = client
+            .cache_identity(name)
             .with_secret(secret.expose().as_bytes());
         let fetcher = ClientSecretFetcher {
             client: client.clone(),
@@ -129,11 +125,7 @@ delegate_token_credential!(ClientSecretCredential => credential);
 
 impl fmt::Debug for ClientSecretCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("tenant_id", &self.client.tenant_id())
-            .field("client_id", &self.client.client_id())
-            .field("authority", &self.client.authority())
-            .finish()
+        self.client.debug_struct(f, NAME).finish()
     }
 }
 
@@ -197,14 +189,11 @@ impl ClientSecretCredentialBuilder {
     }
 }
 
-impl fmt::Debug for ClientSecretCredentialBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientSecretCredentialBuilder")
-            .field("options", &self.options)
-            .field("secret", &self.secret)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(ClientSecretCredentialBuilder {
+    options,
+    secret,
+    ..
+});
 
 #[derive(Debug)]
 struct ClientSecretFetcher {

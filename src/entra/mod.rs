@@ -25,10 +25,10 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use url::{Host, Url};
 
-use crate::scope::{quoted, validate_scope};
+use crate::scope::{quoted, validate_scopes};
 use crate::system::{Clock, Http, HttpRequest, RetryPolicy};
 use crate::tenant::TenantPolicy;
-use crate::{AccessToken, Error, Secret, TokenRequest};
+use crate::{AccessToken, CacheIdentity, Error, Secret, TokenRequest};
 
 pub use azure_pipelines::{AzurePipelinesCredential, AzurePipelinesCredentialBuilder};
 pub use client_assertion::{ClientAssertionCredential, ClientAssertionCredentialBuilder};
@@ -125,6 +125,29 @@ impl EntraClient {
         self.inner.credential
     }
 
+    /// The cache identity of a credential of this client: who the tokens are for (authority,
+    /// tenant, client id), for the credential to add what proves the right to them.
+    pub(crate) fn cache_identity(&self, credential: &'static str) -> CacheIdentity {
+        CacheIdentity::new(credential)
+            .with("authority", self.authority())
+            .with("tenant", self.tenant_id().to_ascii_lowercase())
+            .with("client_id", self.client_id())
+    }
+
+    /// The start of an Entra credential's `Debug`: `name` with the tenant, client id and
+    /// authority (never a secret), for the credential to add its own fields to.
+    pub(crate) fn debug_struct<'a, 'b>(
+        &self,
+        f: &'a mut fmt::Formatter<'b>,
+        name: &str,
+    ) -> fmt::DebugStruct<'a, 'b> {
+        let mut d = f.debug_struct(name);
+        d.field("tenant_id", &self.tenant_id())
+            .field("client_id", &self.client_id())
+            .field("authority", &self.authority());
+        d
+    }
+
     pub(crate) fn tenant_id(&self) -> &str {
         &self.inner.tenant_id
     }
@@ -180,16 +203,7 @@ impl EntraClient {
     ) -> Result<AccessToken, Error> {
         let inner = &*self.inner;
         let credential = inner.credential;
-        if request.scopes().is_empty() {
-            return Err(
-                Error::invalid_input(credential, "no scope was requested").with_fix(
-                    "request at least one scope, e.g. \"https://management.azure.com/.default\"",
-                ),
-            );
-        }
-        for scope in request.scopes() {
-            validate_scope(credential, scope)?;
-        }
+        validate_scopes(credential, request.scopes())?;
         let tenant = request.tenant_id().unwrap_or(&inner.tenant_id);
         let endpoint = self.token_endpoint(tenant)?;
         let claims = request_claims(credential, request)?;

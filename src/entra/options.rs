@@ -2,12 +2,12 @@
 //! host, additionally allowed tenants, retry policy), its setters ([`entra_setters!`]) and
 //! what building makes of it: the [`EntraClient`].
 
-use std::fmt;
 use std::sync::Arc;
 
 use super::{ClientInner, EntraClient, authority_hosts, parse_authority};
 use crate::env_vars::{AZURE_AUTHORITY_HOST, AZURE_CLIENT_ID, AZURE_TENANT_ID};
 use crate::scope::{quoted, validate_tenant_id};
+use crate::setters::debug_fields;
 use crate::system::RetryPolicy;
 use crate::tenant::TenantPolicy;
 use crate::{Context, Error};
@@ -115,16 +115,13 @@ impl EntraOptions {
     }
 }
 
-impl fmt::Debug for EntraOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EntraOptions")
-            .field("tenant_id", &self.tenant_id)
-            .field("client_id", &self.client_id)
-            .field("authority_host", &self.authority_host)
-            .field("allowed_tenants", &self.allowed_tenants)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(EntraOptions {
+    tenant_id,
+    client_id,
+    authority_host,
+    allowed_tenants,
+    ..
+});
 
 /// Which of `AZURE_TENANT_ID` and `AZURE_CLIENT_ID` a credential configured by the environment
 /// lacks, as `"A and B"` with the verb that agrees with it (`"is"`, `"are"`), if any.
@@ -306,25 +303,26 @@ mod tests {
 
     #[test]
     fn invalid_options() {
-        let mut bad = options();
-        bad.tenant_id = Some("tenant/../x".into());
-        assert!(
-            build(&bad, [])
-                .unwrap_err()
-                .to_string()
-                .contains("invalid tenant id")
-        );
-        let mut bad = options();
-        bad.allowed_tenants = Some(vec!["ok".into(), "not ok".into()]);
-        assert!(build(&bad, []).unwrap_err().is_invalid_input());
-        let mut bad = options();
-        bad.client_id = Some("  ".into());
-        assert!(
-            build(&bad, [])
-                .unwrap_err()
-                .to_string()
-                .contains("client_id")
-        );
+        // (what is wrong, what the message names); every one is invalid input.
+        type Spoil = fn(&mut EntraOptions);
+        let cases: [(Spoil, &str); 3] = [
+            (
+                |o| o.tenant_id = Some("tenant/../x".into()),
+                "invalid tenant id",
+            ),
+            (
+                |o| o.allowed_tenants = Some(vec!["ok".into(), "not ok".into()]),
+                "not ok",
+            ),
+            (|o| o.client_id = Some("  ".into()), "client_id"),
+        ];
+        for (spoil, names) in cases {
+            let mut bad = options();
+            spoil(&mut bad);
+            let err = build(&bad, []).unwrap_err();
+            assert!(err.is_invalid_input(), "{err}");
+            assert!(err.to_string().contains(names), "{err}");
+        }
         let err = build(
             &options(),
             [(AZURE_AUTHORITY_HOST, "http://login.example.com")],

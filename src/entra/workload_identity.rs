@@ -16,6 +16,7 @@ use crate::entra::assertion_source::{AADSTS_ASSERTION_EXPIRED, AssertionSource};
 use crate::entra::{ClientAssertionCredential, EntraOptions, entra_setters, options::missing_ids};
 use crate::env_vars::{AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID};
 use crate::scope::quoted;
+use crate::setters::debug_fields;
 use crate::system::{Clock, FileStamp, Fs};
 use crate::{Context, Error, ErrorKind, Secret};
 
@@ -112,11 +113,9 @@ delegate_token_credential!(WorkloadIdentityCredential => credential);
 
 impl fmt::Debug for WorkloadIdentityCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let client = self.credential.client();
-        f.debug_struct(NAME)
-            .field("tenant_id", &client.tenant_id())
-            .field("client_id", &client.client_id())
-            .field("authority", &client.authority())
+        self.credential
+            .client()
+            .debug_struct(f, NAME)
             .field("token_file", &self.token_file)
             .finish()
     }
@@ -266,13 +265,7 @@ struct CachedAssertion {
     stamp: Option<FileStamp>,
 }
 
-impl fmt::Debug for TokenFile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenFile")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(TokenFile { path, .. });
 
 impl TokenFile {
     /// The assertion: the copy in memory while the file is unchanged on disk and the copy is
@@ -420,29 +413,23 @@ mod tests {
             std::env::temp_dir().join(format!("azure-credentials-wi-{}", std::process::id()));
         std::fs::write(&path, "token-AAA").unwrap();
         let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        // New contents, the old modification time.
+        let rewrite = |path: &Path, contents: &str| {
+            std::fs::write(path, contents).unwrap();
+            let file = std::fs::File::options().write(true).open(path).unwrap();
+            file.set_modified(modified).unwrap();
+        };
         let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
         let file = token_file(Fs::real(), &clock, &path);
         assert_eq!(file.current().unwrap().expose(), "token-AAA");
 
-        std::fs::write(&path, "token-BBB").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(modified)
-            .unwrap();
+        rewrite(&path, "token-BBB");
         clock.advance(Duration::from_secs(4 * 60));
         assert_eq!(file.current().unwrap().expose(), "token-AAA");
         clock.advance(Duration::from_secs(61));
         assert_eq!(file.current().unwrap().expose(), "token-BBB");
         // reread ignores the age.
-        std::fs::write(&path, "token-CCC").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(modified)
-            .unwrap();
+        rewrite(&path, "token-CCC");
         assert_eq!(file.current().unwrap().expose(), "token-BBB");
         assert_eq!(file.reread().unwrap().expose(), "token-CCC");
         std::fs::remove_file(&path).unwrap();

@@ -1,13 +1,13 @@
 //! [`AzureCoreCredential`]: this crate's credentials as an `azure_core` 1.x `TokenCredential`,
 //! for the clients of the official Azure SDK for Rust.
 
-use std::fmt;
 use std::sync::Arc;
 
 use ::azure_core::credentials as sdk;
 use async_trait::async_trait;
 
 use crate::credential::shared;
+use crate::setters::debug_fields;
 use crate::{AccessToken, Error, TokenCredential};
 
 /// Any [`TokenCredential`] of this crate as an [`azure_core::credentials::TokenCredential`]
@@ -88,14 +88,8 @@ impl AzureCoreCredential {
     }
 }
 
-impl fmt::Debug for AzureCoreCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The credentials' own Debug shows identities and endpoints, never a secret.
-        f.debug_struct("AzureCoreCredential")
-            .field("credential", &self.credential)
-            .finish()
-    }
-}
+// The credentials' own Debug shows identities and endpoints, never a secret.
+debug_fields!(AzureCoreCredential { credential });
 
 #[async_trait]
 impl sdk::TokenCredential for AzureCoreCredential {

@@ -2,7 +2,6 @@
 //! provider.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::sync::Arc;
 
 use ::object_store::CredentialProvider;
@@ -11,6 +10,7 @@ use async_trait::async_trait;
 use parking_lot::RwLock;
 
 use crate::credential::shared;
+use crate::setters::debug_fields;
 use crate::{AccessToken, Error, TokenCredential};
 
 /// The store name object_store's own Azure credentials put in their errors.
@@ -131,15 +131,12 @@ impl ObjectStoreCredential {
     }
 }
 
-impl fmt::Debug for ObjectStoreCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Not the last token: object_store's AzureCredential prints its token in Debug.
-        f.debug_struct("ObjectStoreCredential")
-            .field("credential", &self.credential)
-            .field("scope", &self.scope)
-            .finish_non_exhaustive()
-    }
-}
+// Not the last token: object_store's AzureCredential prints its token in Debug.
+debug_fields!(ObjectStoreCredential {
+    credential,
+    scope,
+    ..
+});
 
 #[async_trait]
 impl CredentialProvider for ObjectStoreCredential {

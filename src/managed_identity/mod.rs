@@ -33,6 +33,7 @@ use url::Url;
 
 use crate::context::seam_setters;
 use crate::scope::{scope_to_resource, single_scope};
+use crate::setters::setters;
 use crate::system::{Clock, Env, Http, HttpRequest, HttpResponse, RetryPolicy};
 use crate::{
     AccessToken, CacheIdentity, CachedCredential, Context, Error, TokenCredential, TokenFetcher,
@@ -273,44 +274,31 @@ impl ManagedIdentityCredentialBuilder {
     // copy of the client's settings that trusts only the cluster's certificate.
     seam_setters!(env, fs, http, cache);
 
-    /// The IMDS token endpoint to use instead of
-    /// `http://169.254.169.254/metadata/identity/oauth2/token` (a loopback mock in tests).
-    pub fn imds_endpoint(mut self, endpoint: Url) -> Self {
-        self.imds_endpoint = Some(endpoint);
-        self
-    }
+    setters! {
+        /// The IMDS token endpoint to use instead of
+        /// `http://169.254.169.254/metadata/identity/oauth2/token` (a loopback mock in tests).
+        imds_endpoint(endpoint: Url) => Some(imds_endpoint);
 
-    /// Before the first IMDS request, check that IMDS is there at all: one request without the
-    /// `Metadata` header (which IMDS answers at once with a 400), a short timeout, no retries.
-    /// A refused or silent endpoint, or an answer IMDS never sends (a redirect, an HTML page,
-    /// plain text with an error status), makes the credential
-    /// [unavailable](Error::is_unavailable) at once or after the probe's timeout instead of
-    /// after the full retry budget. Once IMDS has answered, it is never probed again. Credential chains turn this on; default off. Applies to IMDS only, and not
-    /// when `AZURE_POD_IDENTITY_AUTHORITY_HOST` names the endpoint.
-    pub fn probe(mut self, probe: bool) -> Self {
-        self.probe = probe;
-        self
-    }
+        /// Before the first IMDS request, check that IMDS is there at all: one request without the
+        /// `Metadata` header (which IMDS answers at once with a 400), a short timeout, no retries.
+        /// A refused or silent endpoint, or an answer IMDS never sends (a redirect, an HTML page,
+        /// plain text with an error status), makes the credential
+        /// [unavailable](Error::is_unavailable) at once or after the probe's timeout instead of
+        /// after the full retry budget. Once IMDS has answered, it is never probed again. Credential chains turn this on; default off. Applies to IMDS only, and not
+        /// when `AZURE_POD_IDENTITY_AUTHORITY_HOST` names the endpoint.
+        probe(probe: bool) => probe;
 
-    /// How long the probe waits. Default: 1 s, or `AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS`.
-    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
-        self.probe_timeout = Some(timeout);
-        self
-    }
+        /// How long the probe waits. Default: 1 s, or `AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS`.
+        probe_timeout(timeout: Duration) => Some(probe_timeout);
 
-    /// How requests are retried. Default: Microsoft's IMDS guidance (see the type's docs).
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry_policy = Some(policy);
-        self
-    }
+        /// How requests are retried. Default: Microsoft's IMDS guidance (see the type's docs).
+        retry_policy(policy: RetryPolicy) => Some(retry_policy);
 
-    /// How long each attempt may wait for the response to start (its status line and
-    /// headers). Default: 10 s (IMDS's service level). The body is bounded by the pauses in it
-    /// (10 s at most each, the HTTP client's read-stall timeout) and by the retry budget, not
-    /// by this.
-    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.attempt_timeout = timeout;
-        self
+        /// How long each attempt may wait for the response to start (its status line and
+        /// headers). Default: 10 s (IMDS's service level). The body is bounded by the pauses in it
+        /// (10 s at most each, the HTTP client's read-stall timeout) and by the retry budget, not
+        /// by this.
+        attempt_timeout(timeout: Duration) => attempt_timeout;
     }
 
     /// The directory the Azure Arc agent's key file must be in. Default: the agent's own

@@ -22,28 +22,11 @@ async fn past_the_hard_limit_a_failing_refresh_leaves_the_unexpired_token_served
     assert_eq!(f.fetches(), 3);
 }
 
-/// Hangs while its gate is shut, then issues tokens through the script.
-#[derive(Debug)]
-struct Gated(Arc<Script>, Arc<AtomicBool>);
-
-#[async_trait]
-impl TokenFetcher for Gated {
-    async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
-        if self.1.load(Ordering::SeqCst) {
-            std::future::pending::<()>().await;
-        }
-        self.0.fetch(request).await
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn past_the_hard_limit_a_slow_refresh_makes_callers_wait_half_a_second_at_most() {
     let f = Fixture::new(HOUR);
     let shut = Arc::new(AtomicBool::new(false));
-    let credential = f.cache.credential(
-        CacheIdentity::new("Gated"),
-        Gated(f.script.clone(), shut.clone()),
-    );
+    let credential = f.wrapped("Shuttable", Before::HangWhileShut(shut.clone()));
     credential.get_token(&["s"], None).await.unwrap();
     shut.store(true, Ordering::SeqCst);
     f.manual.advance(HOUR - Duration::from_secs(20));
@@ -75,10 +58,7 @@ async fn a_failed_refresh_keeps_serving_the_valid_token_and_backs_off() {
 
     // After it: another background attempt, which succeeds.
     f.manual.advance(Duration::from_secs(11));
-    assert_eq!(f.token().await, "token-1");
-    settle().await;
-    assert_eq!(f.fetches(), 3);
-    assert_eq!(f.token().await, "token-3");
+    f.assert_refreshed_in_background("token-1", 3).await;
 }
 
 #[tokio::test]
@@ -92,43 +72,53 @@ async fn a_failure_past_expiry_is_returned() {
     assert_eq!(f.fetches(), 2);
 }
 
+/// Pushes `failure`: the first caller gets it, and so does a caller `remembered` later,
+/// without a new request; a caller at `retried` fetches again.
+async fn assert_failure_remembered(
+    f: &Fixture,
+    failure: Error,
+    remembered: Duration,
+    retried: Duration,
+) {
+    let kind = failure.kind();
+    f.push(Err(failure));
+    assert_eq!(f.get(&["scope"]).await.unwrap_err().kind(), kind);
+    f.manual.advance(remembered);
+    assert_eq!(f.get(&["scope"]).await.unwrap_err().kind(), kind);
+    assert_eq!(f.fetches(), 1);
+    f.manual.advance(retried - remembered);
+    assert_eq!(f.token().await, "token-2");
+}
+
 #[tokio::test]
 async fn a_failure_is_remembered_for_the_cooldown_then_retried() {
     let f = Fixture::new(HOUR);
-    f.push(Err(hard_error()));
-    assert!(f.get(&["scope"]).await.is_err());
-    // New callers within the cool-down get the same error without a request.
-    assert!(f.get(&["scope"]).await.is_err());
-    assert_eq!(f.fetches(), 1);
-    f.manual.advance(Duration::from_millis(1001));
-    assert_eq!(f.token().await, "token-2");
+    // The default cool-down is a second.
+    assert_failure_remembered(
+        &f,
+        hard_error(),
+        Duration::ZERO,
+        Duration::from_millis(1001),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn throttling_is_remembered_for_its_retry_after() {
     let f = Fixture::new(HOUR);
-    f.push(Err(Error::new(ErrorKind::Throttled, "Test", "slow down")
-        .with_retry_after(Duration::from_secs(10))));
-    assert!(f.get(&["scope"]).await.unwrap_err().is_throttled());
-    f.manual.advance(Duration::from_secs(9));
-    assert!(f.get(&["scope"]).await.unwrap_err().is_throttled());
-    assert_eq!(f.fetches(), 1);
-    f.manual.advance(Duration::from_secs(2));
-    assert_eq!(f.token().await, "token-2");
+    let throttled = Error::new(ErrorKind::Throttled, "Test", "slow down")
+        .with_retry_after(Duration::from_secs(10));
+    let (remembered, retried) = (Duration::from_secs(9), Duration::from_secs(11));
+    assert_failure_remembered(&f, throttled, remembered, retried).await;
 }
 
 #[tokio::test]
 async fn a_source_can_ask_for_its_failure_to_be_remembered_longer() {
     let f = Fixture::new(HOUR);
-    f.push(Err(
-        Error::unavailable("Test", "no endpoint").with_retry_after(Duration::from_secs(30))
-    ));
-    assert!(f.get(&["scope"]).await.unwrap_err().is_unavailable());
-    f.manual.advance(Duration::from_secs(29));
-    assert!(f.get(&["scope"]).await.unwrap_err().is_unavailable());
-    assert_eq!(f.fetches(), 1);
-    f.manual.advance(Duration::from_secs(2));
-    assert_eq!(f.token().await, "token-2");
+    let unavailable =
+        Error::unavailable("Test", "no endpoint").with_retry_after(Duration::from_secs(30));
+    let (remembered, retried) = (Duration::from_secs(29), Duration::from_secs(31));
+    assert_failure_remembered(&f, unavailable, remembered, retried).await;
 }
 
 #[tokio::test]
@@ -139,51 +129,23 @@ async fn the_cooldown_can_be_disabled() {
     assert_eq!(f.token().await, "token-2");
 }
 
-/// Panics on its first fetch, then issues tokens.
-#[derive(Debug)]
-struct PanicsOnce(Arc<Script>, AtomicBool);
-
-#[async_trait]
-impl TokenFetcher for PanicsOnce {
-    async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
-        if !self.1.swap(true, Ordering::SeqCst) {
-            panic!("bug in a token source");
-        }
-        self.0.fetch(request).await
-    }
-}
-
 #[tokio::test]
 async fn a_panicking_source_is_a_failed_fetch_not_a_hang() {
     let f = Fixture::new(HOUR);
-    let credential = f.cache.credential(
-        CacheIdentity::new("PanicsOnce"),
-        PanicsOnce(f.script.clone(), AtomicBool::new(false)),
-    );
+    let credential = f.wrapped("PanicsOnce", Before::PanicOnce(AtomicBool::new(false)));
     let err = credential.get_token(&["s"], None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Other);
     assert!(err.to_string().contains("panicked"), "{err}");
     // Remembered for the cool-down like any failure, then tried again.
     assert!(credential.get_token(&["s"], None).await.is_err());
     f.manual.advance(Duration::from_secs(2));
-    assert_eq!(
-        credential
-            .get_token(&["s"], None)
-            .await
-            .unwrap()
-            .token()
-            .expose(),
-        "token-1"
-    );
+    assert_eq!(token_of(&credential, "s").await, "token-1");
 }
 
 #[test]
 fn without_a_runtime_a_panicking_source_is_a_failed_fetch_too() {
     let f = Fixture::new(HOUR);
-    let credential = f.cache.credential(
-        CacheIdentity::new("PanicsOnce"),
-        PanicsOnce(f.script.clone(), AtomicBool::new(false)),
-    );
+    let credential = f.wrapped("PanicsOnce", Before::PanicOnce(AtomicBool::new(false)));
     assert!(
         block_on(credential.get_token(&["s"], None))
             .unwrap_err()
@@ -218,19 +180,10 @@ async fn a_cooldown_longer_than_five_minutes_with_a_retry_after_is_remembered_no
     // `clamp(cooldown, 5 min)` panicked when the cool-down exceeded its maximum; the flight
     // ended without recording the failure and the next caller fetched again at once.
     let f = Fixture::with_cache(HOUR, |b| b.failure_cooldown(10 * MIN));
-    f.push(Err(Error::new(ErrorKind::Throttled, "Test", "slow down")
-        .with_retry_after(Duration::from_secs(30))));
-    let first = f.get(&["scope"]).await.unwrap_err();
-    assert_eq!(first.kind(), ErrorKind::Throttled);
+    let throttled = Error::new(ErrorKind::Throttled, "Test", "slow down")
+        .with_retry_after(Duration::from_secs(30));
     // Remembered for the (longer) configured cool-down: no new request.
-    f.manual.advance(9 * MIN);
-    assert_eq!(
-        f.get(&["scope"]).await.unwrap_err().kind(),
-        ErrorKind::Throttled
-    );
-    assert_eq!(f.fetches(), 1);
-    f.manual.advance(2 * MIN);
-    assert_eq!(f.token().await, "token-2");
+    assert_failure_remembered(&f, throttled, 9 * MIN, 11 * MIN).await;
 }
 
 #[tokio::test]
@@ -265,19 +218,7 @@ async fn a_panic_after_a_claims_fetch_is_an_error_and_stores_nothing() {
 async fn a_claims_fetch_running_when_the_cache_is_invalidated_stores_nothing() {
     let f = Fixture::new(HOUR);
     let gate = Arc::new(tokio::sync::Notify::new());
-    #[derive(Debug)]
-    struct Gated(Arc<Script>, Arc<tokio::sync::Notify>);
-    #[async_trait]
-    impl TokenFetcher for Gated {
-        async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
-            self.1.notified().await;
-            self.0.fetch(request).await
-        }
-    }
-    let gated = f.cache.credential(
-        CacheIdentity::new("GatedClaims"),
-        Gated(f.script.clone(), gate.clone()),
-    );
+    let gated = f.wrapped("GatedClaims", Before::Notified(gate.clone()));
     let claims = TokenRequestOptions::default().with_claims("{}");
     let waiter = {
         let gated = gated.clone();
@@ -289,15 +230,7 @@ async fn a_claims_fetch_running_when_the_cache_is_invalidated_stores_nothing() {
     assert_eq!(waiter.await.unwrap().unwrap().token().expose(), "token-1");
     // The claims token fetched before the invalidation was not kept.
     gate.notify_one();
-    assert_eq!(
-        gated
-            .get_token(&["s"], None)
-            .await
-            .unwrap()
-            .token()
-            .expose(),
-        "token-2"
-    );
+    assert_eq!(token_of(&gated, "s").await, "token-2");
 }
 
 #[tokio::test]

@@ -23,62 +23,25 @@ async fn claims_bypass_the_cache_and_store_the_new_token() {
 #[test]
 fn without_a_runtime_the_caller_drives_the_fetch() {
     let f = Fixture::new(HOUR);
-    let token = block_on(f.credential.get_token(&["s"], None)).unwrap();
-    assert_eq!(token.token().expose(), "token-1");
-    assert_eq!(
-        block_on(f.credential.get_token(&["s"], None))
-            .unwrap()
-            .token()
-            .expose(),
-        "token-1"
-    );
+    assert_eq!(block_on(token_of(&f.credential, "s")), "token-1");
+    assert_eq!(block_on(token_of(&f.credential, "s")), "token-1");
     // In the refresh window there is nowhere to run a background refresh: the old token is
     // served until its hard limit, then the caller fetches.
     f.manual.advance(56 * MIN);
-    assert_eq!(
-        block_on(f.credential.get_token(&["s"], None))
-            .unwrap()
-            .token()
-            .expose(),
-        "token-1"
-    );
+    assert_eq!(block_on(token_of(&f.credential, "s")), "token-1");
     assert_eq!(f.fetches(), 1);
     f.manual.advance(4 * MIN);
-    assert_eq!(
-        block_on(f.credential.get_token(&["s"], None))
-            .unwrap()
-            .token()
-            .expose(),
-        "token-2"
-    );
-}
-
-/// Hangs on its first fetch, then issues tokens.
-#[derive(Debug)]
-struct HangsOnce(Arc<Script>, AtomicBool);
-
-#[async_trait]
-impl TokenFetcher for HangsOnce {
-    async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
-        if !self.1.swap(true, Ordering::SeqCst) {
-            std::future::pending::<()>().await;
-        }
-        self.0.fetch(request).await
-    }
+    assert_eq!(block_on(token_of(&f.credential, "s")), "token-2");
 }
 
 #[test]
 fn without_a_runtime_a_dropped_caller_abandons_its_fetch_and_the_next_caller_starts_over() {
     let f = Fixture::new(HOUR);
-    let credential = f.cache.credential(
-        CacheIdentity::new("HangsOnce"),
-        HangsOnce(f.script.clone(), AtomicBool::new(false)),
-    );
+    let credential = f.wrapped("HangsOnce", Before::HangOnce(AtomicBool::new(false)));
     // The first caller drives the fetch itself (no runtime) and is dropped while it hangs.
     assert!(poll_once(credential.get_token(&["s"], None)).is_pending());
     // Nothing is left "fetching": the next caller fetches and gets a token.
-    let token = block_on(credential.get_token(&["s"], None)).unwrap();
-    assert_eq!(token.token().expose(), "token-1");
+    assert_eq!(block_on(token_of(&credential, "s")), "token-1");
 }
 
 #[tokio::test]
@@ -99,38 +62,15 @@ async fn invalidate_forgets_tokens_and_failures() {
 async fn a_fetch_running_when_the_cache_is_invalidated_stores_nothing() {
     let f = Fixture::new(HOUR);
     let gate = Arc::new(tokio::sync::Notify::new());
-    #[derive(Debug)]
-    struct Gated(Arc<Script>, Arc<tokio::sync::Notify>);
-    #[async_trait]
-    impl TokenFetcher for Gated {
-        async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
-            self.1.notified().await;
-            self.0.fetch(request).await
-        }
-    }
-    let gated = f.cache.credential(
-        CacheIdentity::new("Gated"),
-        Gated(f.script.clone(), gate.clone()),
-    );
+    let gated = f.wrapped("Gated", Before::Notified(gate.clone()));
     let waiter = tokio::spawn(async move { gated.get_token(&["s"], None).await });
     settle().await;
-    let gated_again = f.cache.credential(
-        CacheIdentity::new("Gated"),
-        Gated(f.script.clone(), gate.clone()),
-    );
+    let gated_again = f.wrapped("Gated", Before::Notified(gate.clone()));
     gated_again.invalidate();
     gate.notify_one();
     // The waiter gets the token fetched for it...
     assert_eq!(waiter.await.unwrap().unwrap().token().expose(), "token-1");
     // ...but it was not kept.
     gate.notify_one();
-    assert_eq!(
-        gated_again
-            .get_token(&["s"], None)
-            .await
-            .unwrap()
-            .token()
-            .expose(),
-        "token-2"
-    );
+    assert_eq!(token_of(&gated_again, "s").await, "token-2");
 }

@@ -101,12 +101,74 @@ impl Fixture {
     }
 
     async fn token(&self) -> String {
-        self.get(&["scope"])
-            .await
-            .unwrap()
-            .token()
-            .expose()
-            .to_owned()
+        token_of(&self.credential, "scope").await
+    }
+
+    /// A caller gets `served` at once and starts a background refresh, which has made
+    /// `fetches` fetches in all once it settles; the next caller gets its token.
+    async fn assert_refreshed_in_background(&self, served: &str, fetches: usize) {
+        assert_eq!(self.token().await, served);
+        settle().await;
+        assert_eq!(self.fetches(), fetches);
+        assert_eq!(self.token().await, format!("token-{fetches}"));
+    }
+}
+
+/// The token `credential` returns for `scope`.
+async fn token_of(credential: &CachedCredential, scope: &str) -> String {
+    credential
+        .get_token(&[scope], None)
+        .await
+        .unwrap()
+        .token()
+        .expose()
+        .to_owned()
+}
+
+/// What a [`Wrapped`] fetcher does before it fetches from the script.
+#[derive(Debug)]
+enum Before {
+    /// Hangs on the first fetch.
+    HangOnce(AtomicBool),
+    /// Panics on the first fetch.
+    PanicOnce(AtomicBool),
+    /// Hangs while the flag is set.
+    HangWhileShut(Arc<AtomicBool>),
+    /// Waits for a notification before each fetch.
+    Notified(Arc<tokio::sync::Notify>),
+}
+
+/// A fetcher that does something ([`Before`]) before fetching from the script.
+#[derive(Debug)]
+struct Wrapped(Arc<Script>, Before);
+
+#[async_trait]
+impl TokenFetcher for Wrapped {
+    async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
+        match &self.1 {
+            Before::HangOnce(done) if !done.swap(true, Ordering::SeqCst) => {
+                std::future::pending::<()>().await;
+            }
+            Before::PanicOnce(done) if !done.swap(true, Ordering::SeqCst) => {
+                panic!("bug in a token source")
+            }
+            Before::HangWhileShut(shut) if shut.load(Ordering::SeqCst) => {
+                std::future::pending::<()>().await;
+            }
+            Before::Notified(gate) => gate.notified().await,
+            _ => {}
+        }
+        self.0.fetch(request).await
+    }
+}
+
+impl Fixture {
+    /// A credential of this cache, in the partition of `name`, whose fetcher does `before`.
+    fn wrapped(&self, name: &str, before: Before) -> CachedCredential {
+        self.cache.credential(
+            CacheIdentity::new(name.to_owned()),
+            Wrapped(self.script.clone(), before),
+        )
     }
 }
 

@@ -3,7 +3,6 @@
 pub(crate) mod ini;
 pub(crate) mod msal_cache;
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use super::devtool::{self, Tool};
 use super::options::{DeveloperToolOptions, LoginChecked, ToolRunner, devtool_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
+use crate::setters::debug_fields;
 use crate::system::{Clock, Fs, Output};
 use crate::tenant::TenantPolicy;
 use crate::{
@@ -125,16 +125,7 @@ impl AzureCliCredential {
     }
 }
 
-impl fmt::Debug for AzureCliCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("tenant_id", &self.tenant_id)
-            .field("subscription", &self.subscription)
-            .field("timeout", &self.timeout)
-            .field("fast_path", &self.fast_path)
-            .finish()
-    }
-}
+debug_fields!(AzureCliCredential as NAME { tenant_id, subscription, timeout, fast_path });
 
 delegate_token_credential!(AzureCliCredential => credential);
 
@@ -156,16 +147,13 @@ impl Default for AzureCliCredentialBuilder {
     }
 }
 
-impl fmt::Debug for AzureCliCredentialBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AzureCliCredentialBuilder")
-            .field("tenant_id", &self.options.tenant_id)
-            .field("subscription", &self.options.subscription)
-            .field("timeout", &self.options.process_timeout)
-            .field("fast_path", &self.fast_path)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(AzureCliCredentialBuilder {
+    tenant_id: options.tenant_id,
+    subscription: options.subscription,
+    timeout: options.process_timeout,
+    fast_path,
+    ..
+});
 
 impl AzureCliCredentialBuilder {
     seam_setters!(
@@ -265,17 +253,14 @@ struct CliFetcher {
     fast_path: bool,
 }
 
-impl fmt::Debug for CliFetcher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CliFetcher")
-            .field("tenant_id", &self.tenant_id)
-            .field("subscription", &self.subscription)
-            .field("timeout", &self.runner.timeout)
-            .field("config_dir", &self.config_dir)
-            .field("fast_path", &self.fast_path)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(CliFetcher {
+    tenant_id,
+    subscription,
+    timeout: runner.timeout,
+    config_dir,
+    fast_path,
+    ..
+});
 
 #[async_trait]
 impl TokenFetcher for CliFetcher {

@@ -81,6 +81,15 @@ pub(crate) struct Found {
 /// Why the cache could not answer (for a trace line; never holds file contents).
 pub(crate) type Miss = &'static str;
 
+impl Query<'_> {
+    /// The file `name` of az's configuration directory, at most `max` bytes, or `unreadable`.
+    fn read(&self, name: &str, max: u64, unreadable: Miss) -> Result<Vec<u8>, Miss> {
+        self.fs
+            .read(&self.config_dir.join(name), max)
+            .map_err(|_| unreadable)
+    }
+}
+
 /// The token az would return for `query`, if that is certain.
 pub(crate) fn lookup(query: &Query<'_>) -> Result<Found, Miss> {
     if query
@@ -99,13 +108,11 @@ pub(crate) fn lookup(query: &Query<'_>) -> Result<Found, Miss> {
     }
     check_config(query)?;
     let (username, tenant) = account_and_tenant(query)?;
-    let bytes = query
-        .fs
-        .read(
-            &query.config_dir.join("msal_token_cache.json"),
-            MAX_TOKEN_CACHE_BYTES,
-        )
-        .map_err(|_| "msal_token_cache.json cannot be read")?;
+    let bytes = query.read(
+        "msal_token_cache.json",
+        MAX_TOKEN_CACHE_BYTES,
+        "msal_token_cache.json cannot be read",
+    )?;
     // No byte order mark allowed: Python's json refuses one.
     let cache: TokenCacheFile =
         serde_json::from_slice(&bytes).map_err(|_| "msal_token_cache.json does not parse")?;
@@ -216,13 +223,11 @@ struct Subscription {
 
 /// The username and tenant az would use.
 fn account_and_tenant(query: &Query<'_>) -> Result<(String, String), Miss> {
-    let bytes = query
-        .fs
-        .read(
-            &query.config_dir.join("azureProfile.json"),
-            MAX_PROFILE_BYTES,
-        )
-        .map_err(|_| "azureProfile.json cannot be read")?;
+    let bytes = query.read(
+        "azureProfile.json",
+        MAX_PROFILE_BYTES,
+        "azureProfile.json cannot be read",
+    )?;
     let profile: Profile = serde_json::from_slice(strip_bom(&bytes))
         .map_err(|_| "azureProfile.json does not parse")?;
     let mut candidates = profile

@@ -141,6 +141,18 @@ impl HttpError {
         self
     }
 
+    /// No response head from `target` within `head`.
+    pub(super) fn no_response(target: &Target, head: Duration) -> Self {
+        HttpError::new(
+            HttpErrorKind::Timeout,
+            format!(
+                "no response from {} within {}",
+                target.endpoint,
+                fmt_duration(head)
+            ),
+        )
+    }
+
     pub(super) fn body_too_large(target: &Target, max: usize) -> Self {
         HttpError::new(
             HttpErrorKind::BodyTooLarge,
@@ -505,25 +517,28 @@ mod tests {
 
     #[test]
     fn error_messages_count_attempts() {
-        let mut error = HttpError::new(
-            HttpErrorKind::Timeout,
-            "no response from 169.254.169.254:80/metadata/identity/oauth2/token within 1 s",
-        );
-        error.attempts = 3;
-        error.elapsed = Duration::from_millis(4200);
-        assert_eq!(
-            error.to_string(),
-            "no response from 169.254.169.254:80/metadata/identity/oauth2/token within 1 s (3 attempts, 4.2 s)"
-        );
-        let mut refused = HttpError::new(
-            HttpErrorKind::ConnectionRefused,
-            "connection refused by 127.0.0.1:4567",
-        );
-        refused.attempts = 1;
-        refused.elapsed = Duration::from_millis(12);
-        assert_eq!(
-            refused.to_string(),
-            "connection refused by 127.0.0.1:4567 after 1 attempt (12 ms)"
-        );
+        let imds = "no response from 169.254.169.254:80/metadata/identity/oauth2/token within 1 s";
+        let cases = [
+            (
+                HttpErrorKind::Timeout,
+                imds,
+                3,
+                4200,
+                format!("{imds} (3 attempts, 4.2 s)"),
+            ),
+            (
+                HttpErrorKind::ConnectionRefused,
+                "connection refused by 127.0.0.1:4567",
+                1,
+                12,
+                "connection refused by 127.0.0.1:4567 after 1 attempt (12 ms)".to_owned(),
+            ),
+        ];
+        for (kind, message, attempts, elapsed_ms, expected) in cases {
+            let mut error = HttpError::new(kind, message);
+            error.attempts = attempts;
+            error.elapsed = Duration::from_millis(elapsed_ms);
+            assert_eq!(error.to_string(), expected);
+        }
     }
 }

@@ -31,6 +31,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 
 use super::clock::{Clock, monotonic_now};
+use crate::setters::setters;
 use error::fmt_duration;
 pub use error::{HttpError, HttpErrorKind};
 pub use request::HttpRequest;
@@ -263,14 +264,7 @@ impl Http {
             Backend::Transport(transport) => {
                 let sent = tokio::time::timeout(limits.head, transport.send(request)).await;
                 let Ok(answer) = sent else {
-                    return Err(HttpError::new(
-                        HttpErrorKind::Timeout,
-                        format!(
-                            "no response from {} within {}",
-                            target.endpoint,
-                            fmt_duration(limits.head)
-                        ),
-                    ));
+                    return Err(HttpError::no_response(target, limits.head));
                 };
                 let mut response = answer?;
                 let max = self.inner.config.max_body_bytes;
@@ -306,16 +300,7 @@ impl Http {
             Ok(sent) => {
                 sent.map_err(|e| HttpError::from_reqwest(e, target, config.connect_timeout))?
             }
-            Err(_elapsed) => {
-                return Err(HttpError::new(
-                    HttpErrorKind::Timeout,
-                    format!(
-                        "no response from {} within {}",
-                        target.endpoint,
-                        fmt_duration(limits.head)
-                    ),
-                ));
-            }
+            Err(_elapsed) => return Err(HttpError::no_response(target, limits.head)),
         };
         let status = response.status().as_u16();
         let headers = std::mem::take(response.headers_mut());
@@ -424,61 +409,42 @@ impl Default for HttpBuilder {
 }
 
 impl HttpBuilder {
-    /// How long to wait for a TCP (and TLS) connection. Default 5 s.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
+    setters! {
+        /// How long to wait for a TCP (and TLS) connection. Default 5 s.
+        connect_timeout(timeout: Duration) => connect_timeout;
 
-    /// How long one attempt may wait for the response to start: from connecting until the
-    /// status line and headers have arrived (the time to first byte). Default 30 s. The body
-    /// is bounded separately, by [`read_stall_timeout`](Self::read_stall_timeout), so a large
-    /// or slow body that keeps arriving is not cut off. A request can override it with
-    /// [`HttpRequest::timeout`]; what is left of the retry budget can shorten it.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
+        /// How long one attempt may wait for the response to start: from connecting until the
+        /// status line and headers have arrived (the time to first byte). Default 30 s. The body
+        /// is bounded separately, by [`read_stall_timeout`](Self::read_stall_timeout), so a large
+        /// or slow body that keeps arriving is not cut off. A request can override it with
+        /// [`HttpRequest::timeout`]; what is left of the retry budget can shorten it.
+        timeout(timeout: Duration) => timeout;
 
-    /// The longest pause allowed while the response body arrives: between the head and the
-    /// first piece of body, and between one piece and the next. Default 10 s. A body that
-    /// keeps arriving may take longer in all; what is left of the retry budget bounds it. A
-    /// request can override it with [`HttpRequest::read_stall_timeout`].
-    pub fn read_stall_timeout(mut self, timeout: Duration) -> Self {
-        self.read_stall_timeout = timeout;
-        self
-    }
+        /// The longest pause allowed while the response body arrives: between the head and the
+        /// first piece of body, and between one piece and the next. Default 10 s. A body that
+        /// keeps arriving may take longer in all; what is left of the retry budget bounds it. A
+        /// request can override it with [`HttpRequest::read_stall_timeout`].
+        read_stall_timeout(timeout: Duration) => read_stall_timeout;
 
-    /// The largest response body accepted, in bytes. Default 1 MiB (token responses are a few
-    /// KB).
-    pub fn max_body_bytes(mut self, max: usize) -> Self {
-        self.max_body_bytes = max;
-        self
-    }
+        /// The largest response body accepted, in bytes. Default 1 MiB (token responses are a few
+        /// KB).
+        max_body_bytes(max: usize) => max_body_bytes;
 
-    /// The wall clock `Retry-After` dates are measured against. Default: the system clock.
-    pub fn clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
-    }
+        /// The wall clock `Retry-After` dates are measured against. Default: the system clock.
+        clock(clock: Clock) => clock;
 
-    /// Trusts exactly one server certificate, named by the SHA-1 thumbprint of its DER
-    /// encoding, instead of the CA roots: a Service Fabric cluster's certificate is
-    /// self-signed and the cluster hands its thumbprint to the application. The host name is
-    /// not checked; the pin is the server's identity. The handshake's signatures still are.
-    pub fn pin_server_certificate_sha1(mut self, thumbprint: [u8; 20]) -> Self {
-        self.pinned_sha1 = Some(thumbprint);
-        self
-    }
+        /// Trusts exactly one server certificate, named by the SHA-1 thumbprint of its DER
+        /// encoding, instead of the CA roots: a Service Fabric cluster's certificate is
+        /// self-signed and the cluster hands its thumbprint to the application. The host name is
+        /// not checked; the pin is the server's identity. The handshake's signatures still are.
+        pin_server_certificate_sha1(thumbprint: [u8; 20]) => Some(pinned_sha1);
 
-    /// Sends every request to `transport` instead of the network: an in-memory endpoint for
-    /// tests and simulations. Retries, budgets, the time to the response head, the body cap and
-    /// the refusal to send secrets over plain http to a remote host all apply as usual; the
-    /// connect and read-stall timeouts, TLS settings and proxies do not (there is no
-    /// connection). No network client is built.
-    pub fn transport(mut self, transport: Arc<dyn HttpTransport>) -> Self {
-        self.transport = Some(transport);
-        self
+        /// Sends every request to `transport` instead of the network: an in-memory endpoint for
+        /// tests and simulations. Retries, budgets, the time to the response head, the body cap and
+        /// the refusal to send secrets over plain http to a remote host all apply as usual; the
+        /// connect and read-stall timeouts, TLS settings and proxies do not (there is no
+        /// connection). No network client is built.
+        transport(transport: Arc<dyn HttpTransport>) => Some(transport);
     }
 
     /// Builds the client.

@@ -12,6 +12,7 @@ use super::target::redacted_url;
 // `Secret` is a leaf value type of the crate root (it imports nothing but std): a secret header
 // takes one, so the seam depends on it as on any value type below it.
 use crate::Secret;
+use crate::setters::setters;
 
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
@@ -111,18 +112,14 @@ impl HttpRequest {
         self
     }
 
-    /// Overrides the client's [time to the response head](super::HttpBuilder::timeout) for this
-    /// request (e.g. a short IMDS probe, or an endpoint's service level).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
+    setters! {
+        /// Overrides the client's [time to the response head](super::HttpBuilder::timeout) for this
+        /// request (e.g. a short IMDS probe, or an endpoint's service level).
+        timeout(timeout: Duration) => Some(timeout);
 
-    /// Overrides the client's [read-stall timeout](super::HttpBuilder::read_stall_timeout) for this
-    /// request: the longest pause allowed while the body arrives.
-    pub fn read_stall_timeout(mut self, timeout: Duration) -> Self {
-        self.read_stall_timeout = Some(timeout);
-        self
+        /// Overrides the client's [read-stall timeout](super::HttpBuilder::read_stall_timeout) for this
+        /// request: the longest pause allowed while the body arrives.
+        read_stall_timeout(timeout: Duration) => Some(read_stall_timeout);
     }
 
     /// The method, e.g. `"GET"`.

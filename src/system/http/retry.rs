@@ -4,6 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::{HttpError, HttpErrorKind, HttpResponse};
+use crate::setters::setters;
 use crate::system::clock::monotonic_now;
 
 /// No attempt starts with less time than this: it could not even connect.
@@ -117,33 +118,27 @@ impl RetryPolicy {
         RetryPolicy::default().with_max_retries(0)
     }
 
-    /// How many times to retry a server error or a transport failure after the first attempt.
-    /// Throttling (429) is retried until the budget runs out instead; 0 turns every retry off.
-    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
-        self.max_retries = max_retries;
-        self
-    }
+    setters! {
+        /// How many times to retry a server error or a transport failure after the first attempt.
+        /// Throttling (429) is retried until the budget runs out instead; 0 turns every retry off.
+        with_max_retries(max_retries: u32) => max_retries;
 
-    /// The delay before the first retry; each later one doubles it.
-    pub fn with_initial_delay(mut self, delay: Duration) -> Self {
-        self.initial_delay = delay;
-        self
-    }
+        /// The delay before the first retry; each later one doubles it.
+        with_initial_delay(delay: Duration) => initial_delay;
 
-    /// The longest computed delay (before jitter).
-    pub fn with_max_delay(mut self, delay: Duration) -> Self {
-        self.max_delay = delay;
-        self
+        /// The longest computed delay (before jitter).
+        with_max_delay(delay: Duration) => max_delay;
+
+        /// The total time for all attempts and waits. Each attempt's time to the response head is
+        /// cut to what is left, and so is the time its body may take; the first attempt always
+        /// gets at least a millisecond.
+        with_budget(budget: Duration) => budget;
     }
 
     /// The random spread of each delay, as a fraction: `0.2` multiplies each delay by a factor
     /// in `[0.8, 1.2]`. Clamped to `[0, 1]`; NaN means `0`.
     pub fn with_jitter(mut self, jitter: f64) -> Self {
-        self.jitter = if jitter.is_nan() {
-            0.0
-        } else {
-            jitter.clamp(0.0, 1.0)
-        };
+        self.jitter = fraction(jitter);
         self
     }
 
@@ -154,19 +149,7 @@ impl RetryPolicy {
     /// purpose: clients throttled together must come back spread out, or they meet the limit
     /// together again. Clamped to `[0, 1]`; NaN means `0`, which makes these waits exact.
     pub fn with_throttle_jitter(mut self, jitter: f64) -> Self {
-        self.throttle_jitter = if jitter.is_nan() {
-            0.0
-        } else {
-            jitter.clamp(0.0, 1.0)
-        };
-        self
-    }
-
-    /// The total time for all attempts and waits. Each attempt's time to the response head is
-    /// cut to what is left, and so is the time its body may take; the first attempt always
-    /// gets at least a millisecond.
-    pub fn with_budget(mut self, budget: Duration) -> Self {
-        self.budget = budget;
+        self.throttle_jitter = fraction(jitter);
         self
     }
 
@@ -176,16 +159,12 @@ impl RetryPolicy {
         self
     }
 
-    /// The longest `Retry-After` that is waited for; a longer one ends the retries.
-    pub fn with_max_retry_after(mut self, max: Duration) -> Self {
-        self.max_retry_after = max;
-        self
-    }
+    setters! {
+        /// The longest `Retry-After` that is waited for; a longer one ends the retries.
+        with_max_retry_after(max: Duration) => max_retry_after;
 
-    /// Whether connection failures, timeouts and broken connections are retried.
-    pub fn with_retry_transport_errors(mut self, retry: bool) -> Self {
-        self.retry_transport_errors = retry;
-        self
+        /// Whether connection failures, timeouts and broken connections are retried.
+        with_retry_transport_errors(retry: bool) => retry_transport_errors;
     }
 
     /// Retries `status` every `delay` (or its `Retry-After`), up to `max_retries` times in all,
@@ -423,6 +402,15 @@ where
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
+    }
+}
+
+/// `value` clamped to `[0, 1]`, NaN as `0`.
+fn fraction(value: f64) -> f64 {
+    if value.is_nan() {
+        0.0
+    } else {
+        value.clamp(0.0, 1.0)
     }
 }
 

@@ -5,6 +5,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::setters::setters;
+
 /// How long a [`Command`] may run unless told otherwise.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -91,20 +93,16 @@ impl Command {
         self
     }
 
-    /// Bounds the whole run, from spawn until the program has exited and closed its output;
-    /// past it the program is killed. The default is 10 s.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
+    setters! {
+        /// Bounds the whole run, from spawn until the program has exited and closed its output;
+        /// past it the program is killed. The default is 10 s.
+        #[must_use]
+        timeout(timeout: Duration) => timeout;
 
-    /// How many bytes of stdout, and separately of stderr, to keep; the rest is read and
-    /// dropped. The default is 1 MiB.
-    #[must_use]
-    pub fn max_output(mut self, max_output: usize) -> Self {
-        self.max_output = max_output;
-        self
+        /// How many bytes of stdout, and separately of stderr, to keep; the rest is read and
+        /// dropped. The default is 1 MiB.
+        #[must_use]
+        max_output(max_output: usize) => max_output;
     }
 
     /// The program to run.

@@ -1,7 +1,7 @@
 //! [`ProcessError`] and [`ProcessErrorKind`]: why a program could not be run to completion.
 
+use crate::setters::debug_fields;
 use std::ffi::OsStr;
-use std::fmt;
 use std::io;
 use std::path::Path;
 use std::time::Duration;
@@ -123,17 +123,13 @@ fn format_duration(d: Duration) -> String {
     }
 }
 
-impl fmt::Debug for ProcessError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Written out so that a field added later cannot leak output by derive.
-        f.debug_struct("ProcessError")
-            .field("kind", &self.kind)
-            .field("program", &self.program)
-            .field("message", &self.message)
-            .field("source", &self.source)
-            .finish()
-    }
-}
+// Written out so that a field added later cannot leak output by derive.
+debug_fields!(ProcessError {
+    kind,
+    program,
+    message,
+    source
+});
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,7 @@ use super::app_service::PATH as APP_SERVICE_PATH;
 use super::imds::PATH as IMDS_PATH;
 use super::{MockManagedIdentity, MockReply};
 use crate::system::{ManualClock, monotonic_now};
+use crate::test_util::assert_hides;
 use crate::testing::loopback_http::MAX_BODY;
 
 /// A parsed response, as a raw client sees it.
@@ -700,16 +701,14 @@ async fn debug_output_hides_secrets() {
         MockReply::json(200, "raw-body-secret")
     );
     let mock_debug = format!("{mock:?} {mock:#?}");
-    for debug in [&reply_debug, &mock_debug] {
-        for secret in [
-            "scripted-token-secret",
-            "raw-body-secret",
-            "header-secret",
-            "identity-header-secret",
-        ] {
-            assert!(!debug.contains(secret), "{secret} in {debug}");
-        }
-    }
+    let secrets = [
+        "scripted-token-secret",
+        "raw-body-secret",
+        "header-secret",
+        "identity-header-secret",
+    ];
+    assert_hides(&reply_debug, &secrets);
+    assert_hides(&mock_debug, &secrets);
     assert!(mock_debug.contains("Retry-After"), "{mock_debug}");
 
     let target = format!("{APP_SERVICE_PATH}?api-version=2019-08-01&resource={VAULT}");
@@ -729,7 +728,7 @@ async fn debug_output_hides_secrets() {
     imds(&mock).await; // an auto token
     let recorded = mock.requests();
     let debug = format!("{recorded:?} {recorded:#?} {mock:?}");
-    for secret in [
+    let secrets = [
         "identity-header-secret",
         "request-secret",
         "ml-secret",
@@ -737,9 +736,8 @@ async fn debug_output_hides_secrets() {
         "scripted-token-secret",
         "raw-body-secret",
         "mock-imds-token-",
-    ] {
-        assert!(!debug.contains(secret), "{secret} in {debug}");
-    }
+    ];
+    assert_hides(&debug, &secrets);
     assert!(debug.contains("X-IDENTITY-HEADER"), "{debug}");
 }
 

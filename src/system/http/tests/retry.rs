@@ -334,39 +334,42 @@ async fn a_throttled_start_up_herd_is_served_within_one_and_a_half_times_n_over_
 
 #[tokio::test(start_paused = true)]
 async fn a_refused_local_connection_is_final_and_a_remote_one_is_retried() {
-    let refused = |_| Err(transport_error(HttpErrorKind::ConnectionRefused));
     let policy = exact(RetryPolicy::default());
-    let local = retry_loop(
-        &policy,
-        Duration::from_secs(30),
-        true,
-        "127.0.0.1:80/",
-        |_| async { refused(0) },
-    )
-    .await
-    .unwrap_err();
-    assert_eq!((local.attempts(), local.elapsed()), (1, Duration::ZERO));
-    let remote = retry_loop(
-        &policy,
-        Duration::from_secs(30),
-        false,
-        "10.0.0.1:80/",
-        |_| async { refused(0) },
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(remote.attempts(), 4);
-    // Other transport failures of a local endpoint are still retried.
-    let broken = retry_loop(
-        &policy,
-        Duration::from_secs(30),
-        true,
-        "127.0.0.1:80/",
-        |_| async { Err(transport_error(HttpErrorKind::Timeout)) },
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(broken.attempts(), 4);
+    // (the endpoint, whether a refusal is final there (loopback), the failure, attempts made,
+    // time taken)
+    let cases = [
+        (
+            "127.0.0.1:80/",
+            true,
+            HttpErrorKind::ConnectionRefused,
+            1,
+            Some(Duration::ZERO),
+        ),
+        (
+            "10.0.0.1:80/",
+            false,
+            HttpErrorKind::ConnectionRefused,
+            4,
+            None,
+        ),
+        // Other transport failures of a local endpoint are still retried.
+        ("127.0.0.1:80/", true, HttpErrorKind::Timeout, 4, None),
+    ];
+    for (endpoint, refusal_is_final, kind, attempts, elapsed) in cases {
+        let error = retry_loop(
+            &policy,
+            Duration::from_secs(30),
+            refusal_is_final,
+            endpoint,
+            |_| async { Err(transport_error(kind)) },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(error.attempts(), attempts, "{endpoint} {kind:?}");
+        if let Some(elapsed) = elapsed {
+            assert_eq!(error.elapsed(), elapsed, "{endpoint} {kind:?}");
+        }
+    }
 }
 
 fn dropped() -> HttpError {
