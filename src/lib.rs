@@ -25,6 +25,7 @@
 //! | on developers' machines and in Azure alike | [`DefaultAzureCredential`]: the five below, in this order, the first that works kept for good |
 //! | anywhere, with a service principal in `AZURE_*` variables | [`EnvironmentCredential`] |
 //! | anywhere, with a client secret or certificate you hold | [`ClientSecretCredential`], [`ClientCertificateCredential`] |
+//! | a web API calling another API as the user who called it | [`OnBehalfOfCredential`] |
 //! | AKS with workload identity | [`WorkloadIdentityCredential`] |
 //! | an Azure VM, App Service, Functions, Container Apps, Azure ML, Cloud Shell, Azure Arc or Service Fabric | [`ManagedIdentityCredential`] |
 //! | a developer's machine after `az login` / `azd auth login` | [`AzureCliCredential`], [`AzureDeveloperCliCredential`] |
@@ -92,9 +93,9 @@
 //! default/             DefaultAzureCredential: its members (mod.rs), AZURE_TOKEN_CREDENTIALS
 //!                      (selection.rs), explain() (explain.rs)
 //! entra/               Entra ID credentials, one file each: client_secret, client_certificate,
-//!                      workload_identity, environment; shared: options.rs (the builder part),
-//!                      mod.rs (EntraClient: the token request), response.rs, assertion.rs
-//!                      authority_hosts.rs
+//!                      workload_identity, environment, on_behalf_of; shared: options.rs (the
+//!                      builder part), mod.rs (EntraClient: the token request, its grants),
+//!                      response.rs, assertion.rs authority_hosts.rs
 //! managed_identity/    ManagedIdentityCredential: mod.rs detects and orchestrates; source.rs is
 //!                      the trait each hosting environment implements, one file each (imds,
 //!                      app_service, azure_arc, azure_ml, cloud_shell, service_fabric);
@@ -201,7 +202,8 @@ pub use entra::authority_hosts;
 pub use entra::{
     ClientCertificateCredential, ClientCertificateCredentialBuilder, ClientSecretCredential,
     ClientSecretCredentialBuilder, EnvironmentCredential, EnvironmentCredentialBuilder,
-    WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder,
+    OnBehalfOfCredential, OnBehalfOfCredentialBuilder, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialBuilder,
 };
 pub use error::{Attempt, Error, ErrorKind};
 pub use managed_identity::{
