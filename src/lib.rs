@@ -28,6 +28,7 @@
 //! | anywhere, with a federated token your own code gets (a JWT an app registration trusts) | [`ClientAssertionCredential`] |
 //! | an Azure Pipelines job with a workload identity federation service connection | [`AzurePipelinesCredential`] |
 //! | a GitHub Actions job with `permissions: id-token: write` | [`GitHubActionsCredential`] |
+//! | a web API calling another API as the user who called it | [`OnBehalfOfCredential`] |
 //! | AKS with workload identity | [`WorkloadIdentityCredential`] |
 //! | an Azure VM, App Service, Functions, Container Apps, Azure ML, Cloud Shell, Azure Arc or Service Fabric | [`ManagedIdentityCredential`] |
 //! | a developer's machine after `az login` / `azd auth login` / `Connect-AzAccount` | [`AzureCliCredential`], [`AzureDeveloperCliCredential`], [`AzurePowerShellCredential`] |
@@ -96,11 +97,10 @@
 //!                      (selection.rs), explain() (explain.rs)
 //! entra/               Entra ID credentials, one file each: client_secret, client_certificate,
 //!                      client_assertion, workload_identity, azure_pipelines, github_actions,
-//!                      environment; shared: options.rs
-//!                      (the builder part), mod.rs (EntraClient: the token request),
-//!                      response.rs, assertion.rs (certificate JWTs), assertion_source.rs
-//!                      (federated assertions: the source trait, the exchange),
-//!                      authority_hosts.rs
+//!                      on_behalf_of, environment; shared: options.rs (the builder part),
+//!                      mod.rs (EntraClient: the token request, its grants), response.rs,
+//!                      assertion.rs (certificate JWTs), assertion_source.rs (federated
+//!                      assertions: the source trait, the exchange), authority_hosts.rs
 //! managed_identity/    ManagedIdentityCredential: mod.rs detects and orchestrates; source.rs is
 //!                      the trait each hosting environment implements, one file each (imds,
 //!                      app_service, azure_arc, azure_ml, cloud_shell, service_fabric);
@@ -216,7 +216,8 @@ pub use entra::{
     ClientAssertionCredentialBuilder, ClientCertificateCredential,
     ClientCertificateCredentialBuilder, ClientSecretCredential, ClientSecretCredentialBuilder,
     EnvironmentCredential, EnvironmentCredentialBuilder, GitHubActionsCredential,
-    GitHubActionsCredentialBuilder, WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder,
+    GitHubActionsCredentialBuilder, OnBehalfOfCredential, OnBehalfOfCredentialBuilder,
+    WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder,
 };
 pub use error::{Attempt, Error, ErrorKind};
 pub use managed_identity::{

@@ -11,6 +11,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::digest;
 use ring::signature::RsaKeyPair;
 use rustls_pki_types::pem::{PemObject, SectionKind};
+use time::OffsetDateTime;
+use url::Url;
 
 use super::assertion::{AssertionFor, client_assertion};
 use super::{ClientProof, EntraClient, EntraOptions, entra_setters};
@@ -130,11 +132,38 @@ impl fmt::Debug for ClientCertificateCredential {
     }
 }
 
-/// Where the certificate comes from.
+/// Where a certificate comes from: what a builder was given.
 #[derive(Clone)]
-enum Source {
+pub(crate) enum CertificateSource {
     Path(PathBuf),
     Bytes(Arc<[u8]>),
+}
+
+impl CertificateSource {
+    /// Reads (from `fs`) and parses the certificate.
+    pub(crate) fn load(
+        &self,
+        credential: &'static str,
+        fs: &Fs,
+        password: Option<&Secret>,
+    ) -> Result<ClientCertificate, Error> {
+        match self {
+            CertificateSource::Path(path) => {
+                ClientCertificate::read(credential, fs, path, password)
+            }
+            CertificateSource::Bytes(bytes) => {
+                ClientCertificate::parse(credential, bytes, password, "the certificate")
+            }
+        }
+    }
+
+    /// What `Debug` shows: the path, or the length of the bytes.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            CertificateSource::Path(path) => path.display().to_string(),
+            CertificateSource::Bytes(bytes) => format!("<{} bytes>", bytes.len()),
+        }
+    }
 }
 
 /// Options of a [`ClientCertificateCredential`]; see [`ClientCertificateCredential::builder`].
@@ -142,7 +171,7 @@ enum Source {
 pub struct ClientCertificateCredentialBuilder {
     context: Context,
     options: EntraOptions,
-    source: Option<Source>,
+    source: Option<CertificateSource>,
     password: Option<Secret>,
     send_chain: bool,
 }
@@ -159,13 +188,13 @@ impl ClientCertificateCredentialBuilder {
     /// The certificate file: PEM (certificate and private key) or PKCS#12. This or
     /// [`certificate`](Self::certificate) is required.
     pub fn certificate_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.source = Some(Source::Path(path.into()));
+        self.source = Some(CertificateSource::Path(path.into()));
         self
     }
 
     /// The certificate's bytes: PEM (certificate and private key) or PKCS#12.
     pub fn certificate(mut self, bytes: impl Into<Vec<u8>>) -> Self {
-        self.source = Some(Source::Bytes(Arc::from(bytes.into())));
+        self.source = Some(CertificateSource::Bytes(Arc::from(bytes.into())));
         self
     }
 
@@ -213,18 +242,11 @@ impl ClientCertificateCredentialBuilder {
     /// assert!(error.to_string().contains("/nonexistent/app.pem"));
     /// ```
     pub fn build(self) -> Result<ClientCertificateCredential, Error> {
-        let certificate = match &self.source {
-            None => {
-                return Err(Error::invalid_input(NAME, "no certificate was given")
-                    .with_fix("set the builder's certificate_path or certificate"));
-            }
-            Some(Source::Path(path)) => {
-                ClientCertificate::read(NAME, &self.context.fs(), path, self.password.as_ref())?
-            }
-            Some(Source::Bytes(bytes)) => {
-                ClientCertificate::parse(NAME, bytes, self.password.as_ref(), "the certificate")?
-            }
+        let Some(source) = &self.source else {
+            return Err(Error::invalid_input(NAME, "no certificate was given")
+                .with_fix("set the builder's certificate_path or certificate"));
         };
+        let certificate = source.load(NAME, &self.context.fs(), self.password.as_ref())?;
         ClientCertificateCredential::build_named(
             &self.options,
             &self.context,
@@ -237,14 +259,12 @@ impl ClientCertificateCredentialBuilder {
 
 impl fmt::Debug for ClientCertificateCredentialBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let source = match &self.source {
-            None => None,
-            Some(Source::Path(path)) => Some(path.display().to_string()),
-            Some(Source::Bytes(bytes)) => Some(format!("<{} bytes>", bytes.len())),
-        };
         f.debug_struct("ClientCertificateCredentialBuilder")
             .field("options", &self.options)
-            .field("certificate", &source)
+            .field(
+                "certificate",
+                &self.source.as_ref().map(CertificateSource::describe),
+            )
             .field("password", &self.password)
             .field("send_certificate_chain", &self.send_chain)
             .finish_non_exhaustive()
@@ -290,24 +310,10 @@ struct ClientCertificateFetcher {
 impl TokenFetcher for ClientCertificateFetcher {
     async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
         let client = &self.client;
-        let adfs = request
-            .tenant_id()
-            .unwrap_or(client.tenant_id())
-            .eq_ignore_ascii_case(super::ADFS);
         client
             .request_token(request, |endpoint, now| {
-                let assertion = client_assertion(
-                    &self.certificate,
-                    &AssertionFor {
-                        credential: client.credential(),
-                        client_id: client.client_id(),
-                        audience: endpoint.as_str(),
-                        now,
-                        adfs,
-                        send_chain: self.send_chain,
-                    },
-                )?;
-                Ok(ClientProof::Assertion(assertion))
+                self.certificate
+                    .proof(client, request, self.send_chain, endpoint, now)
             })
             .await
     }
@@ -482,6 +488,45 @@ impl ClientCertificate {
             x5t: URL_SAFE_NO_PAD.encode(sha1),
             thumbprint_hex: sha1.as_ref().iter().map(|b| format!("{b:02X}")).collect(),
         })
+    }
+
+    /// The proof of `client`'s identity in one token request: a client assertion for the token
+    /// endpoint `endpoint`, dated `now` (`RS256` with the SHA-1 thumbprint when the request goes
+    /// to ADFS), with the chain when `send_chain`.
+    pub(crate) fn proof(
+        &self,
+        client: &EntraClient,
+        request: &TokenRequest,
+        send_chain: bool,
+        endpoint: &Url,
+        now: OffsetDateTime,
+    ) -> Result<ClientProof, Error> {
+        let adfs = request
+            .tenant_id()
+            .unwrap_or(client.tenant_id())
+            .eq_ignore_ascii_case(super::ADFS);
+        let assertion = client_assertion(
+            self,
+            &AssertionFor {
+                credential: client.credential(),
+                client_id: client.client_id(),
+                audience: endpoint.as_str(),
+                now,
+                adfs,
+                send_chain,
+            },
+        )?;
+        Ok(ClientProof::Assertion(assertion))
+    }
+
+    /// The SHA-1 thumbprint, upper-case hex as the Azure portal shows it.
+    pub(crate) fn thumbprint(&self) -> &str {
+        &self.thumbprint_hex
+    }
+
+    /// SHA-256 of the private key: what identifies the key in the cache. Never printed.
+    pub(crate) fn key_digest(&self) -> &[u8; 32] {
+        &self.key_digest
     }
 
     pub(crate) fn key(&self) -> &RsaKeyPair {

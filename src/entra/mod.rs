@@ -1,9 +1,10 @@
 //! The Microsoft Entra ID v2 token endpoint and the credentials that talk to it.
 //!
-//! [`EntraClient`] is the one piece of code that speaks the client-credentials grant: it builds
-//! the form body (`client_id`, the secret or the assertion, `grant_type`, `scope`, `claims`),
+//! [`EntraClient`] is the one piece of code that speaks to the token endpoint: it builds the
+//! form body (`client_id`, the secret or the assertion, the [`Grant`], `scope`, `claims`),
 //! sends it through the HTTP seam with retries on 429 and 5xx, parses the token or the error,
-//! and applies the multi-tenant rules. The credentials only say how they prove who they are.
+//! and applies the multi-tenant rules. The credentials only say how they prove who they are
+//! and, for on-behalf-of, whose token they exchange.
 
 mod assertion;
 pub(crate) mod assertion_source;
@@ -14,6 +15,7 @@ mod client_certificate;
 mod client_secret;
 pub(crate) mod environment;
 mod github_actions;
+mod on_behalf_of;
 pub(crate) mod options;
 pub(crate) mod response;
 pub(crate) mod workload_identity;
@@ -32,17 +34,20 @@ use crate::{AccessToken, CacheIdentity, Error, Secret, TokenRequest};
 
 pub use azure_pipelines::{AzurePipelinesCredential, AzurePipelinesCredentialBuilder};
 pub use client_assertion::{ClientAssertionCredential, ClientAssertionCredentialBuilder};
-pub(crate) use client_certificate::ClientCertificate;
+pub(crate) use client_certificate::{CertificateSource, ClientCertificate};
 pub use client_certificate::{ClientCertificateCredential, ClientCertificateCredentialBuilder};
 pub use client_secret::{ClientSecretCredential, ClientSecretCredentialBuilder};
 pub use environment::{EnvironmentCredential, EnvironmentCredentialBuilder};
 pub use github_actions::{GitHubActionsCredential, GitHubActionsCredentialBuilder};
+pub use on_behalf_of::{OnBehalfOfCredential, OnBehalfOfCredentialBuilder};
 pub(crate) use options::{EntraOptions, entra_setters};
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder};
 
 /// The tenant of Active Directory Federation Services authorities.
 const ADFS: &str = "adfs";
 const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// The `grant_type` of the on-behalf-of flow (RFC 7523's JWT bearer grant).
+const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// The client capability that asks for CAE tokens.
 const CAE_CLAIMS: &str = r#"{"access_token":{"xms_cc":{"values":["CP1"]}}}"#;
 
@@ -52,6 +57,20 @@ pub(crate) enum ClientProof {
     Secret(Secret),
     /// `client_assertion` (a signed JWT, or a federated token).
     Assertion(Secret),
+}
+
+/// What a token request asks for; the client's [`ClientProof`] goes with either.
+#[derive(Clone, Copy)]
+pub(crate) enum Grant<'a> {
+    /// `grant_type=client_credentials`: a token for the application itself.
+    ClientCredentials,
+    /// The on-behalf-of flow: `grant_type` [`JWT_BEARER_GRANT`], `assertion` = the access token
+    /// the API was called with, `requested_token_use=on_behalf_of`: a token for that token's
+    /// user.
+    OnBehalfOf {
+        /// The caller's access token.
+        user_assertion: &'a Secret,
+    },
 }
 
 /// Parses an authority host: `https://host[:port][/path]`, or plain `http` for loopback hosts
@@ -161,6 +180,12 @@ impl EntraClient {
         self.inner.authority.as_str().trim_end_matches('/')
     }
 
+    /// The HTTP client.
+    #[cfg(test)]
+    pub(crate) fn http(&self) -> &Http {
+        &self.inner.http
+    }
+
     /// Whether the configured tenant is ADFS (assertions then use RS256 and a SHA-1 thumbprint).
     pub(crate) fn is_adfs(&self) -> bool {
         self.inner.tenant_id.eq_ignore_ascii_case(ADFS)
@@ -194,11 +219,22 @@ impl EntraClient {
             .map_err(|_| Error::invalid_input(self.inner.credential, "invalid token endpoint URL"))
     }
 
-    /// Requests a token. `proof` makes the credential's proof of identity for the token
-    /// endpoint (an assertion's audience) at the given time.
+    /// Requests a token with the client-credentials grant. `proof` makes the credential's proof
+    /// of identity for the token endpoint (an assertion's audience) at the given time.
     pub(crate) async fn request_token(
         &self,
         request: &TokenRequest,
+        proof: impl FnOnce(&Url, OffsetDateTime) -> Result<ClientProof, Error>,
+    ) -> Result<AccessToken, Error> {
+        self.request_grant(request, Grant::ClientCredentials, proof)
+            .await
+    }
+
+    /// Requests a token with `grant`; see [`request_token`](Self::request_token).
+    pub(crate) async fn request_grant(
+        &self,
+        request: &TokenRequest,
+        grant: Grant<'_>,
         proof: impl FnOnce(&Url, OffsetDateTime) -> Result<ClientProof, Error>,
     ) -> Result<AccessToken, Error> {
         let inner = &*self.inner;
@@ -210,7 +246,7 @@ impl EntraClient {
         let scope = request.scopes().join(" ");
         let started = inner.clock.now();
         let proof = proof(&endpoint, started)?;
-        let mut form: Vec<(&str, &str)> = Vec::with_capacity(6);
+        let mut form: Vec<(&str, &str)> = Vec::with_capacity(8);
         form.push(("client_id", &inner.client_id));
         match &proof {
             ClientProof::Secret(secret) => form.push(("client_secret", secret.expose())),
@@ -219,7 +255,14 @@ impl EntraClient {
                 form.push(("client_assertion", assertion.expose()));
             }
         }
-        form.push(("grant_type", "client_credentials"));
+        match grant {
+            Grant::ClientCredentials => form.push(("grant_type", "client_credentials")),
+            Grant::OnBehalfOf { user_assertion } => {
+                form.push(("grant_type", JWT_BEARER_GRANT));
+                form.push(("assertion", user_assertion.expose()));
+                form.push(("requested_token_use", "on_behalf_of"));
+            }
+        }
         form.push(("scope", &scope));
         if let Some(claims) = &claims {
             form.push(("claims", claims));
@@ -234,6 +277,7 @@ impl EntraClient {
             authority = %self.authority(),
             scope = %scope,
             claims = claims.is_some(),
+            on_behalf_of = matches!(grant, Grant::OnBehalfOf { .. }),
             "requesting a token from Microsoft Entra ID"
         );
         let answer = inner
@@ -258,7 +302,12 @@ impl EntraClient {
             authority: self.authority(),
         };
         if answer.status() != 200 {
-            return Err(response::from_response(&context, &answer));
+            let on_behalf_of = matches!(grant, Grant::OnBehalfOf { .. });
+            return Err(response::from_grant_response(
+                &context,
+                &answer,
+                on_behalf_of,
+            ));
         }
         let parsed = response::parse_token(&context, &answer)?;
         let mut token = AccessToken::new(

@@ -146,6 +146,12 @@ impl Http {
             .clone()
     }
 
+    /// Whether `self` and `other` are handles to one client.
+    #[cfg(test)]
+    pub(crate) fn is_same_client(&self, other: &Http) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// A builder for a client with non-default settings.
     pub fn builder() -> HttpBuilder {
         HttpBuilder::default()

@@ -25,6 +25,8 @@ pub use assertion::MockAssertion;
 pub use reply::MockEntraReply;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// The `grant_type` of on-behalf-of requests.
+const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const FORM: &str = "application/x-www-form-urlencoded";
 /// The `Server` header of every answer.
 const SERVER: &str = "mock-entra";
@@ -43,11 +45,16 @@ const SERVER: &str = "mock-entra";
 /// | --- | --- |
 /// | path is a token endpoint | 404 |
 /// | `POST` with a form body | 405 / 400 `invalid_request` |
-/// | `grant_type=client_credentials`, `client_id`, `scope` present | 400 `unsupported_grant_type` / `invalid_request` (`AADSTS900144`) |
+/// | `grant_type=client_credentials`, or on-behalf-of's `urn:ietf:params:oauth:grant-type:jwt-bearer`; `client_id`, `scope` present | 400 `unsupported_grant_type` / `invalid_request` (`AADSTS900144`) |
+/// | on-behalf-of: `requested_token_use=on_behalf_of` and an `assertion` shaped like a JWT | 400 `invalid_request` (`AADSTS900144`, `AADSTS90014`) / `invalid_grant` (`AADSTS50027`) |
 /// | a `client_secret`, or a `client_assertion` of type jwt-bearer | 401 `invalid_client` (`AADSTS7000218`) |
 /// | the secret matches [`expect_client_secret`](Self::expect_client_secret), if set | 401 `invalid_client` (`AADSTS7000215`) |
 /// | the assertion is the one [`expect_client_assertion`](Self::expect_client_assertion) names, if set | 400 `invalid_request` (`AADSTS70021`, no matching federated identity record) |
 /// | the assertion verifies against [`verify_assertions_with`](Self::verify_assertions_with), if set: signature (PS256 or RS256), thumbprint, `aud`, `iss`, `sub`, `nbf`, `exp` | 401 `invalid_client` (`AADSTS700027`, or `AADSTS700024` when expired) |
+///
+/// An automatic token answering an on-behalf-of request names the user assertion it was
+/// issued for (`mock-entra-token-<n>-for-<assertion>`), so a test can check whose token each
+/// caller got.
 ///
 /// Dropping the mock stops the server; a panic in a server task is re-raised by the drop.
 ///
@@ -330,7 +337,10 @@ impl State {
             Ok(()) => {
                 let reply = self.script.next();
                 let n = self.requests.len() as u64 + 1;
-                reply.answer(&mut self.tokens_issued, n)
+                let user_assertion = (field("grant_type") == Some(JWT_BEARER_GRANT))
+                    .then(|| field("assertion"))
+                    .flatten();
+                reply.answer(&mut self.tokens_issued, n, user_assertion)
             }
         };
         outgoing.hold = self.gate.clone();
@@ -381,28 +391,20 @@ impl State {
                 n,
             ));
         }
-        if field("grant_type") != Some("client_credentials") {
-            return Err(error_response(
-                400,
-                "unsupported_grant_type",
-                70003,
-                "The app requested an unsupported grant type.",
-                n,
-            ));
-        }
-        for required in ["client_id", "scope"] {
-            if field(required).is_none_or(str::is_empty) {
-                let description =
-                    format!("The request body must contain the following parameter: '{required}'.");
+        match field("grant_type") {
+            Some("client_credentials") => {}
+            Some(JWT_BEARER_GRANT) => check_on_behalf_of(form, n)?,
+            _ => {
                 return Err(error_response(
                     400,
-                    "invalid_request",
-                    900144,
-                    &description,
+                    "unsupported_grant_type",
+                    70003,
+                    "The app requested an unsupported grant type.",
                     n,
                 ));
             }
         }
+        require(form, &["client_id", "scope"], n)?;
         match (field("client_secret"), field("client_assertion")) {
             (Some(secret), None) => {
                 if self
@@ -478,6 +480,66 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// Refuses a request lacking one of the `required` form fields (or sending it empty), as Entra
+/// does (`AADSTS900144`).
+fn require(
+    form: &[(String, String)],
+    required: &[&str],
+    n: u64,
+) -> Result<(), (u16, &'static str, Vec<u8>)> {
+    match required
+        .iter()
+        .find(|name| first_value(form, name).is_none_or(str::is_empty))
+    {
+        None => Ok(()),
+        Some(missing) => Err(error_response(
+            400,
+            "invalid_request",
+            900144,
+            &format!("The request body must contain the following parameter: '{missing}'."),
+            n,
+        )),
+    }
+}
+
+/// The on-behalf-of fields: `requested_token_use=on_behalf_of` and an `assertion` shaped like
+/// an access token (a JWS or JWE: three or five base64url parts).
+fn check_on_behalf_of(
+    form: &[(String, String)],
+    n: u64,
+) -> Result<(), (u16, &'static str, Vec<u8>)> {
+    let field = |name: &str| first_value(form, name);
+    require(form, &["requested_token_use", "assertion"], n)?;
+    if field("requested_token_use") != Some("on_behalf_of") {
+        return Err(error_response(
+            400,
+            "invalid_request",
+            90014,
+            "The value of 'requested_token_use' is not valid: only 'on_behalf_of' is supported.",
+            n,
+        ));
+    }
+    let jwt_shaped = field("assertion").is_some_and(|assertion| {
+        let parts: Vec<&str> = assertion.split('.').collect();
+        matches!(parts.len(), 3 | 5)
+            && parts.iter().all(|p| {
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+    });
+    if !jwt_shaped {
+        return Err(error_response(
+            400,
+            "invalid_grant",
+            50027,
+            "JWT token is invalid or malformed.",
+            n,
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -49,8 +49,9 @@ enum ReplyKind {
 impl MockEntraReply {
     scripted_reply_methods!(MockEntraReply, "[`MockEntra`](super::MockEntra)");
 
-    /// A token `mock-entra-token-<n>` (`n` counts the tokens served, from 1), living 3599 s.
-    /// Leak tests can look for the `mock-entra-token-` prefix.
+    /// A token `mock-entra-token-<n>` (`n` counts the tokens served, from 1), living 3599 s;
+    /// for an on-behalf-of request `mock-entra-token-<n>-for-<user assertion>`, so a test can
+    /// tell whose token it got. Leak tests can look for the `mock-entra-token-` prefix.
     pub fn auto_token() -> Self {
         MockEntraReply::token_of(None)
     }
@@ -120,8 +121,13 @@ impl MockEntraReply {
     }
 
     /// The answer: `tokens_issued` numbers the tokens, `n` the request (for the ids in error
-    /// bodies).
-    pub(super) fn answer(self, tokens_issued: &mut u64, n: u64) -> Outgoing {
+    /// bodies); an automatic token for an on-behalf-of request names its `user_assertion`.
+    pub(super) fn answer(
+        self,
+        tokens_issued: &mut u64,
+        n: u64,
+        user_assertion: Option<&str>,
+    ) -> Outgoing {
         let action = match self.kind {
             ReplyKind::Token {
                 value,
@@ -129,9 +135,12 @@ impl MockEntraReply {
                 refresh_in,
             } => {
                 *tokens_issued += 1;
-                let token = match value {
-                    Some(v) => v.expose().to_owned(),
-                    None => format!("mock-entra-token-{tokens_issued}"),
+                let token = match (value, user_assertion) {
+                    (Some(v), _) => v.expose().to_owned(),
+                    (None, None) => format!("mock-entra-token-{tokens_issued}"),
+                    (None, Some(assertion)) => {
+                        format!("mock-entra-token-{tokens_issued}-for-{assertion}")
+                    }
                 };
                 let mut body = json!({
                     "token_type": "Bearer",

@@ -1,0 +1,598 @@
+//! [`OnBehalfOfCredential`]: a web API calling another API as the user who called it (the
+//! OAuth 2.0 on-behalf-of flow).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use url::Url;
+
+use super::{
+    CertificateSource, ClientCertificate, ClientProof, EntraClient, EntraOptions, Grant,
+    entra_setters,
+};
+use crate::context::seam_setters;
+use crate::credential::delegate_token_credential;
+use crate::{
+    AccessToken, CacheIdentity, CachedCredential, Context, Error, Secret, TokenFetcher,
+    TokenRequest,
+};
+
+const NAME: &str = "OnBehalfOfCredential";
+/// The longest user assertion accepted. Entra access tokens are a few KB; one with many group
+/// claims stays well under this.
+const MAX_USER_ASSERTION_BYTES: usize = 64 * 1024;
+
+/// A web API that calls another API as the user who called it: the access token the API was
+/// called with (the *user assertion*) is exchanged, with the API's own client secret or
+/// certificate, for a token for the other API (the OAuth 2.0 on-behalf-of flow).
+///
+/// ```no_run
+/// use azure_credentials::{OnBehalfOfCredential, TokenCredential};
+///
+/// # async fn run(incoming_access_token: &str) -> Result<(), azure_credentials::Error> {
+/// // The access token this API was called with, its signature, audience and expiry already
+/// // checked by the web framework.
+/// let credential = OnBehalfOfCredential::builder()
+///     .tenant_id("00000000-0000-0000-0000-000000000000")
+///     .client_id("00000000-0000-0000-0000-000000000001")
+///     .client_secret("value from the API's app registration")
+///     .user_assertion(incoming_access_token)
+///     .build()?;
+/// let token = credential.get_token(&["https://graph.microsoft.com/.default"], None).await?;
+/// # let _ = token;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// **One credential per incoming request** is the intended use, and it is cheap: building does
+/// no I/O (a certificate is read once per builder, see
+/// [`certificate_path`](OnBehalfOfCredentialBuilder::certificate_path)) and every credential
+/// shares the process's HTTP client and token cache. Tokens are cached per user assertion: the
+/// assertion (as a digest keyed by the API's own secret or key, never the token itself) is part
+/// of the cache partition, so a token obtained for one caller is never handed to another, and
+/// a caller who calls again with the same token is served from the cache.
+///
+/// The credential does not validate the user assertion (its signature, audience, expiry):
+/// the web framework must have done so before, as for any request it serves. Entra refuses an
+/// expired or foreign token (`AADSTS500133`, `AADSTS50013`) and the error says so.
+///
+/// Tenants other than the API's own may be requested when listed in
+/// [`additionally_allowed_tenants`](OnBehalfOfCredentialBuilder::additionally_allowed_tenants)
+/// (else `AZURE_ADDITIONALLY_ALLOWED_TENANTS`; `*` allows any). The credential is not a member
+/// of [`DefaultAzureCredential`](crate::DefaultAzureCredential): it needs a caller's token.
+#[derive(Clone)]
+pub struct OnBehalfOfCredential {
+    credential: CachedCredential,
+    client: EntraClient,
+    proof: ApiProof,
+}
+
+impl OnBehalfOfCredential {
+    /// A credential for the API `client_id` in `tenant_id` with its client secret, acting for the
+    /// user of `user_assertion` (the access token the API was called with), other options from
+    /// the environment and the defaults.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when an id, the secret or the
+    /// user assertion is empty or invalid, or `AZURE_AUTHORITY_HOST` is not `https`: see
+    /// [`OnBehalfOfCredentialBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use azure_credentials::OnBehalfOfCredential;
+    ///
+    /// # fn handle(incoming_access_token: &str) -> Result<(), Box<dyn std::error::Error>> {
+    /// let credential = OnBehalfOfCredential::new(
+    ///     "contoso.onmicrosoft.com",
+    ///     "00000000-0000-0000-0000-000000000001",
+    ///     std::env::var("MY_API_SECRET")?,
+    ///     incoming_access_token,
+    /// )?;
+    /// # let _ = credential;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn new(
+        tenant_id: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<Secret>,
+        user_assertion: impl Into<Secret>,
+    ) -> Result<Self, Error> {
+        OnBehalfOfCredential::builder()
+            .tenant_id(tenant_id)
+            .client_id(client_id)
+            .client_secret(client_secret)
+            .user_assertion(user_assertion)
+            .build()
+    }
+
+    /// Options for an on-behalf-of credential, validated by
+    /// [`build`](OnBehalfOfCredentialBuilder::build). Configure one builder when the API
+    /// starts, and clone it for each request to add that request's
+    /// [`user_assertion`](OnBehalfOfCredentialBuilder::user_assertion).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::OnBehalfOfCredential;
+    ///
+    /// // At start-up.
+    /// let api = OnBehalfOfCredential::builder()
+    ///     .tenant_id("contoso.onmicrosoft.com")
+    ///     .client_id("00000000-0000-0000-0000-000000000001")
+    ///     .client_secret("value from the API's app registration");
+    ///
+    /// // For each request, with the access token it came with.
+    /// let credential = api.clone().user_assertion("eyJ0eXAiOiJKV1Qi...").build()?;
+    /// # let _ = credential;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
+    pub fn builder() -> OnBehalfOfCredentialBuilder {
+        OnBehalfOfCredentialBuilder::default()
+    }
+}
+
+delegate_token_credential!(OnBehalfOfCredential => credential);
+
+impl fmt::Debug for OnBehalfOfCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(NAME)
+            .field("tenant_id", &self.client.tenant_id())
+            .field("client_id", &self.client.client_id())
+            .field("authority", &self.client.authority())
+            .field("client_proof", &self.proof)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options of an [`OnBehalfOfCredential`]; see [`OnBehalfOfCredential::builder`]. Cloning is
+/// cheap, and clones share a certificate once it is read.
+#[derive(Clone, Default)]
+pub struct OnBehalfOfCredentialBuilder {
+    context: Context,
+    options: EntraOptions,
+    user_assertion: Option<Secret>,
+    client_secret: Option<Secret>,
+    certificate: Option<CertificateSource>,
+    password: Option<Secret>,
+    send_chain: bool,
+    /// The certificate once read and checked, shared by this builder's clones; a new
+    /// certificate or password starts a new one.
+    loaded: Arc<OnceLock<Arc<ClientCertificate>>>,
+}
+
+impl OnBehalfOfCredentialBuilder {
+    entra_setters!(
+        tenant_id = "The tenant of the API's app registration. Required.",
+        client_id = "The API's own application (client) id. Required.",
+        authority_host,
+        additionally_allowed_tenants,
+        retry_policy,
+    );
+
+    /// The access token the API was called with: the value of the incoming request's
+    /// `Authorization: Bearer ...` header, without `Bearer `. Required. Its user is the one the
+    /// credential's tokens are for.
+    pub fn user_assertion(mut self, user_assertion: impl Into<Secret>) -> Self {
+        self.user_assertion = Some(user_assertion.into());
+        self
+    }
+
+    /// The API's client secret (its value) from its app registration. This or a certificate is
+    /// required.
+    pub fn client_secret(mut self, secret: impl Into<Secret>) -> Self {
+        self.client_secret = Some(secret.into());
+        self
+    }
+
+    /// The API's certificate file: PEM (certificate and private key) or PKCS#12, as for
+    /// [`ClientCertificateCredential`](crate::ClientCertificateCredential). This, a
+    /// [`certificate`](Self::certificate) or a client secret is required.
+    ///
+    /// The file is read at the first [`build`](Self::build) of this builder or of a clone of
+    /// it, and the clones share what was read: a builder configured at start-up and cloned for
+    /// each request reads it once.
+    pub fn certificate_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.certificate = Some(CertificateSource::Path(path.into()));
+        self.loaded = Arc::default();
+        self
+    }
+
+    /// The API's certificate bytes: PEM (certificate and private key) or PKCS#12. Parsed once
+    /// for this builder and its clones, like [`certificate_path`](Self::certificate_path).
+    pub fn certificate(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.certificate = Some(CertificateSource::Bytes(Arc::from(bytes.into())));
+        self.loaded = Arc::default();
+        self
+    }
+
+    /// The password of a PKCS#12 certificate (not needed for one without a password).
+    pub fn password(mut self, password: impl Into<Secret>) -> Self {
+        self.password = Some(password.into());
+        self.loaded = Arc::default();
+        self
+    }
+
+    /// Sends the certificate chain (`x5c`) with each client assertion, for subject name /
+    /// issuer authentication. Default: `false`.
+    pub fn send_certificate_chain(mut self, send: bool) -> Self {
+        self.send_chain = send;
+        self
+    }
+
+    seam_setters!(
+        env = "`AZURE_AUTHORITY_HOST`, `AZURE_ADDITIONALLY_ALLOWED_TENANTS` and \
+               `AZURE_IDENTITY_DISABLE_MULTITENANTAUTH` are read there.",
+        fs = "The certificate file is read there.",
+        http,
+        cache = "Its clock also dates the client assertions.",
+    );
+
+    /// Validates the options and builds the credential. Nothing is sent before the first token
+    /// is asked for, and nothing is read but the environment's variables (and a certificate
+    /// file, at the first build of a builder and its clones).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the tenant id, client id
+    /// or user assertion is missing or invalid (an assertion is a bare token: no `Bearer `
+    /// prefix, no whitespace), when neither or both of a client secret and a certificate are
+    /// given, for an empty secret, a certificate that cannot be read or used (see
+    /// [`ClientCertificateCredentialBuilder::build`](crate::ClientCertificateCredentialBuilder::build)),
+    /// and when the authority host is not `https` (plain `http` only to a loopback host). No
+    /// message holds the user assertion or the secret.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{ErrorKind, OnBehalfOfCredential};
+    ///
+    /// let error = OnBehalfOfCredential::builder()
+    ///     .tenant_id("contoso.onmicrosoft.com")
+    ///     .client_id("00000000-0000-0000-0000-000000000001")
+    ///     .client_secret("value from the API's app registration")
+    ///     .user_assertion("Bearer eyJ0eXAiOiJKV1Qi...")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    /// assert!(error.to_string().contains("without the \"Bearer \" prefix"));
+    /// assert!(!error.to_string().contains("eyJ0eXAiOiJKV1Qi"));
+    /// ```
+    pub fn build(self) -> Result<OnBehalfOfCredential, Error> {
+        let client = self.options.client(NAME, &self.context)?;
+        let Some(user_assertion) = &self.user_assertion else {
+            return Err(
+                Error::invalid_input(NAME, "no user assertion was given").with_fix(
+                    "set the builder's user_assertion to the access token the API was called with",
+                ),
+            );
+        };
+        validate_user_assertion(user_assertion)?;
+        let proof = self.proof()?;
+        let identity = proof
+            .identify(
+                CacheIdentity::new(NAME)
+                    .with("authority", client.authority())
+                    .with("tenant", client.tenant_id().to_ascii_lowercase())
+                    .with("client_id", client.client_id()),
+            )
+            // The caller's token is part of the partition: a token exchanged for one caller is
+            // never served to another. Chained after the API's own secret or key, its digest
+            // is keyed by it.
+            .with_secret(user_assertion.expose().as_bytes());
+        let fetcher = OnBehalfOfFetcher {
+            client: client.clone(),
+            proof: proof.clone(),
+            user_assertion: user_assertion.clone(),
+        };
+        Ok(OnBehalfOfCredential {
+            credential: self.context.cache().credential(identity, fetcher),
+            client,
+            proof,
+        })
+    }
+
+    /// How the API proves its identity: exactly one of the secret and the certificate.
+    fn proof(&self) -> Result<ApiProof, Error> {
+        match (&self.client_secret, &self.certificate) {
+            (Some(_), Some(_)) => Err(Error::invalid_input(
+                NAME,
+                "both a client secret and a certificate were given",
+            )
+            .with_fix("give the API's client secret or its certificate, not both")),
+            (None, None) => Err(Error::invalid_input(
+                NAME,
+                "no client secret or certificate was given",
+            )
+            .with_fix(
+                "set the builder's client_secret, or its certificate_path or certificate: the API's own credentials from its app registration",
+            )),
+            (Some(secret), None) => {
+                if secret.expose().trim().is_empty() {
+                    return Err(Error::invalid_input(NAME, "the client secret is empty")
+                        .with_fix("set the client secret's value from the API's app registration"));
+                }
+                Ok(ApiProof::Secret(secret.clone()))
+            }
+            (None, Some(source)) => {
+                let certificate = match self.loaded.get() {
+                    Some(loaded) => loaded.clone(),
+                    None => {
+                        let read = source.load(NAME, &self.context.fs(), self.password.as_ref())?;
+                        self.loaded.get_or_init(|| Arc::new(read)).clone()
+                    }
+                };
+                Ok(ApiProof::Certificate {
+                    certificate,
+                    send_chain: self.send_chain,
+                })
+            }
+        }
+    }
+}
+
+impl fmt::Debug for OnBehalfOfCredentialBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnBehalfOfCredentialBuilder")
+            .field("options", &self.options)
+            .field("user_assertion", &self.user_assertion)
+            .field("client_secret", &self.client_secret)
+            .field(
+                "certificate",
+                &self.certificate.as_ref().map(CertificateSource::describe),
+            )
+            .field("password", &self.password)
+            .field("send_certificate_chain", &self.send_chain)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Refuses what cannot be an access token, without quoting it: an empty value, the whole
+/// `Authorization` header value, whitespace or control characters, an oversized value.
+fn validate_user_assertion(assertion: &Secret) -> Result<(), Error> {
+    let value = assertion.expose();
+    let invalid = |what: String| {
+        Error::invalid_input(NAME, what).with_fix(
+            "pass the access token of the incoming request's Authorization header, without the \"Bearer \" prefix",
+        )
+    };
+    if value.trim().is_empty() {
+        return Err(invalid("the user assertion is empty".to_owned()));
+    }
+    if value
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
+    {
+        return Err(invalid(
+            "the user assertion is an Authorization header value; it must be the token alone, without the \"Bearer \" prefix".to_owned(),
+        ));
+    }
+    if value.len() > MAX_USER_ASSERTION_BYTES {
+        return Err(invalid(format!(
+            "the user assertion is {} bytes long, more than an access token ({} KiB at most)",
+            value.len(),
+            MAX_USER_ASSERTION_BYTES / 1024
+        )));
+    }
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid(
+            "the user assertion holds whitespace or characters no access token has".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// How the API proves its own identity in each token request.
+///
+/// The seam for a client-assertion callback (`ClientAssertionCredential`'s): add a variant
+/// holding it, let [`identify`](Self::identify) name it (the callback has no secret to digest:
+/// name the callback's identity instead), and since the callback is async,
+/// [`OnBehalfOfFetcher::fetch`] awaits it before the request and hands its assertion to
+/// `request_grant` as [`ClientProof::Assertion`].
+#[derive(Clone)]
+enum ApiProof {
+    /// The client secret.
+    Secret(Secret),
+    /// A client assertion signed with the certificate's key, made for each request.
+    Certificate {
+        certificate: Arc<ClientCertificate>,
+        send_chain: bool,
+    },
+}
+
+impl ApiProof {
+    /// Adds what tells this proof apart to a cache identity: its kind, and the secret or key
+    /// as a digest.
+    fn identify(&self, identity: CacheIdentity) -> CacheIdentity {
+        match self {
+            ApiProof::Secret(secret) => identity
+                .with("proof", "client_secret")
+                .with_secret(secret.expose().as_bytes()),
+            ApiProof::Certificate { certificate, .. } => identity
+                .with("proof", "certificate")
+                .with("thumbprint", certificate.thumbprint())
+                .with_secret(certificate.key_digest()),
+        }
+    }
+
+    /// The proof for one request of `client` to `endpoint` at `now`.
+    fn client_proof(
+        &self,
+        client: &EntraClient,
+        request: &TokenRequest,
+        endpoint: &Url,
+        now: OffsetDateTime,
+    ) -> Result<ClientProof, Error> {
+        match self {
+            ApiProof::Secret(secret) => Ok(ClientProof::Secret(secret.clone())),
+            ApiProof::Certificate {
+                certificate,
+                send_chain,
+            } => certificate.proof(client, request, *send_chain, endpoint, now),
+        }
+    }
+}
+
+impl fmt::Debug for ApiProof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiProof::Secret(_) => f.write_str("ClientSecret"),
+            ApiProof::Certificate { certificate, .. } => f
+                .debug_struct("Certificate")
+                .field("thumbprint", &certificate.thumbprint())
+                .finish(),
+        }
+    }
+}
+
+struct OnBehalfOfFetcher {
+    client: EntraClient,
+    proof: ApiProof,
+    user_assertion: Secret,
+}
+
+impl fmt::Debug for OnBehalfOfFetcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnBehalfOfFetcher")
+            .field("client", &self.client)
+            .field("proof", &self.proof)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl TokenFetcher for OnBehalfOfFetcher {
+    async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
+        let grant = Grant::OnBehalfOf {
+            user_assertion: &self.user_assertion,
+        };
+        self.client
+            .request_grant(request, grant, |endpoint, now| {
+                self.proof
+                    .client_proof(&self.client, request, endpoint, now)
+            })
+            .await
+    }
+
+    fn resolve_tenant<'a>(&'a self, requested: &'a str) -> Result<Option<&'a str>, Error> {
+        self.client.resolve_tenant(requested)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::{Env, Http};
+    use crate::{ErrorKind, TokenCache};
+
+    fn api() -> OnBehalfOfCredentialBuilder {
+        OnBehalfOfCredential::builder()
+            .tenant_id("tenant-a")
+            .client_id("api-client")
+            .client_secret("api-secret-value")
+            .env(Env::empty())
+            .cache(TokenCache::builder().build())
+    }
+
+    #[test]
+    fn credentials_built_per_request_share_the_process_http_client() {
+        let api = api();
+        let shared = Http::shared();
+        for n in 0..1000 {
+            let credential = api
+                .clone()
+                .user_assertion(format!("user-assertion-{n}"))
+                .build()
+                .unwrap();
+            assert!(credential.client.http().is_same_client(&shared));
+        }
+    }
+
+    #[test]
+    fn what_cannot_be_an_access_token_is_refused_without_being_quoted() {
+        for (assertion, says) in [
+            ("", "is empty"),
+            ("  ", "is empty"),
+            (
+                "Bearer eyJ.secret-part.sig",
+                "without the \"Bearer \" prefix",
+            ),
+            (
+                "bearer eyJ.secret-part.sig",
+                "without the \"Bearer \" prefix",
+            ),
+            ("eyJ.secret-part.sig\n", "whitespace"),
+            ("eyJ secret-part.sig", "whitespace"),
+        ] {
+            let error = api().user_assertion(assertion).build().unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::InvalidInput, "{assertion:?}");
+            let text = error.to_string();
+            assert!(text.contains(says), "{assertion:?}: {text}");
+            assert!(!text.contains("secret-part"), "{text}");
+        }
+        let long = "a".repeat(MAX_USER_ASSERTION_BYTES + 1);
+        let error = api().user_assertion(long).build().unwrap_err();
+        assert!(error.to_string().contains("64 KiB"), "{error}");
+        let error = api().build().unwrap_err();
+        assert!(
+            error.to_string().contains("no user assertion was given"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_api_proves_itself_with_exactly_one_of_a_secret_and_a_certificate() {
+        let neither = OnBehalfOfCredential::builder()
+            .tenant_id("tenant-a")
+            .client_id("api-client")
+            .user_assertion("eyJ.a.b")
+            .env(Env::empty())
+            .build()
+            .unwrap_err();
+        assert!(
+            neither
+                .to_string()
+                .contains("no client secret or certificate was given"),
+            "{neither}"
+        );
+        let both = api()
+            .certificate(b"-----BEGIN CERTIFICATE-----".to_vec())
+            .user_assertion("eyJ.a.b")
+            .build()
+            .unwrap_err();
+        assert!(both.to_string().contains("not both"), "{both}");
+        let empty = api()
+            .client_secret(" ")
+            .user_assertion("eyJ.a.b")
+            .build()
+            .unwrap_err();
+        assert!(
+            empty.to_string().contains("client secret is empty"),
+            "{empty}"
+        );
+    }
+
+    #[test]
+    fn debug_shows_the_app_and_never_the_assertion_or_secret() {
+        let builder = api().user_assertion("eyJ.user-assertion-value.sig");
+        let credential = builder.clone().build().unwrap();
+        for printed in [
+            format!("{builder:?}"),
+            format!("{credential:?}"),
+            format!("{credential:#?}"),
+        ] {
+            assert!(!printed.contains("user-assertion-value"), "{printed}");
+            assert!(!printed.contains("api-secret-value"), "{printed}");
+        }
+        let printed = format!("{credential:?}");
+        assert!(
+            printed.contains("api-client") && printed.contains("ClientSecret"),
+            "{printed}"
+        );
+    }
+}
