@@ -196,7 +196,19 @@ pub struct TokenCache {
 
 struct CacheInner {
     settings: Arc<Settings>,
-    partitions: Mutex<HashMap<CacheIdentity, Arc<Partition>>>,
+    partitions: Mutex<Partitions>,
+}
+
+/// The cache's partitions, and when to sweep the unused ones out.
+#[derive(Default)]
+struct Partitions {
+    map: HashMap<CacheIdentity, Arc<Partition>>,
+    /// Sweep when the map reaches this size; after a sweep, twice what it kept (at least
+    /// [`SWEEP_THRESHOLD`]), so that many partitions in use (a credential per user, on behalf
+    /// of each) cost one scan per doubling, not one per new partition.
+    sweep_at: usize,
+    /// How many sweeps ran (tests).
+    sweeps: u64,
 }
 
 /// What every partition of a cache needs to judge and schedule its tokens.
@@ -311,14 +323,18 @@ impl TokenCache {
 
     fn partition(&self, identity: CacheIdentity) -> Arc<Partition> {
         let mut partitions = self.inner.partitions.lock();
-        if let Some(existing) = partitions.get(&identity) {
+        if let Some(existing) = partitions.map.get(&identity) {
             return existing.clone();
         }
-        if partitions.len() >= SWEEP_THRESHOLD {
+        if partitions.map.len() >= partitions.sweep_at.max(SWEEP_THRESHOLD) {
             // Partitions outlive their credentials while they hold valid tokens, so a
             // credential created again (per request, say) finds them; sweep the rest.
             let now = self.inner.settings.clock.unix_nanos();
-            partitions.retain(|_, p| Arc::strong_count(p) > 1 || p.is_live(now));
+            partitions
+                .map
+                .retain(|_, p| Arc::strong_count(p) > 1 || p.is_live(now));
+            partitions.sweep_at = partitions.map.len().saturating_mul(2);
+            partitions.sweeps += 1;
         }
         let partition = Arc::new(Partition {
             id: next_id(),
@@ -327,7 +343,7 @@ impl TokenCache {
             invalidations: AtomicU64::new(0),
             entries: RwLock::new(HashMap::new()),
         });
-        partitions.insert(identity, partition.clone());
+        partitions.map.insert(identity, partition.clone());
         partition
     }
 }
@@ -417,7 +433,7 @@ impl TokenCacheBuilder {
                     failure_cooldown: self.failure_cooldown,
                     jitter_rng: Mutex::new(rng),
                 }),
-                partitions: Mutex::new(HashMap::new()),
+                partitions: Mutex::new(Partitions::default()),
             }),
         }
     }

@@ -239,19 +239,38 @@ async fn a_credential_created_again_finds_the_token_of_the_one_before() {
 #[tokio::test]
 async fn partitions_with_no_valid_token_and_no_credential_are_swept() {
     let f = Fixture::new(HOUR);
-    for i in 0..SWEEP_THRESHOLD {
+    // With the fixture's own partition, one short of a sweep.
+    for i in 1..SWEEP_THRESHOLD {
         let identity = CacheIdentity::new("Ephemeral").with("n", i.to_string());
         let credential = f.cache.credential_arc(identity, f.script.clone());
         credential.get_token(&["s"], None).await.unwrap();
     }
-    assert_eq!(f.cache.inner.partitions.lock().len(), SWEEP_THRESHOLD + 1);
+    assert_eq!(f.cache.inner.partitions.lock().map.len(), SWEEP_THRESHOLD);
     // Their tokens expire; the next new partition sweeps them (the fixture's own credential
     // is still in use, so its partition stays).
     f.manual.advance(2 * HOUR);
     let _new = f
         .cache
         .credential_arc(CacheIdentity::new("New"), f.script.clone());
-    assert_eq!(f.cache.inner.partitions.lock().len(), 2);
+    assert_eq!(f.cache.inner.partitions.lock().map.len(), 2);
+}
+
+/// A credential per user (on behalf of each) keeps thousands of partitions in use: a sweep that
+/// frees nothing must not run again for every new one (it did: one scan of every partition, under
+/// the cache's lock, per new partition past 64).
+#[tokio::test]
+async fn partitions_in_use_are_scanned_once_per_doubling_not_once_per_new_partition() {
+    let f = Fixture::new(HOUR);
+    let in_use: Vec<_> = (0..4096)
+        .map(|i| {
+            let identity = CacheIdentity::new("PerUser").with("n", i.to_string());
+            f.cache.credential_arc(identity, f.script.clone())
+        })
+        .collect();
+    let partitions = f.cache.inner.partitions.lock();
+    assert_eq!(partitions.map.len(), in_use.len() + 1);
+    // 64, 130, 260, ... 4160: seven sweeps for 4097 partitions.
+    assert!(partitions.sweeps <= 7, "{} sweeps", partitions.sweeps);
 }
 
 #[test]
