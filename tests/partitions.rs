@@ -49,8 +49,10 @@ use support::jwt::user_token;
 use support::tls::tls_front;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Display;
 use std::hash::{BuildHasher, RandomState};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -114,6 +116,38 @@ impl Config {
             build: Box::new(build),
         }
     }
+}
+
+/// The configurations for every tenant × client × proof: labelled "{tenant} {client} {proof}",
+/// modelled "{tenant model} {client} {proof model}" (tenant labels differ only in case where they
+/// name one tenant); `build` makes the credential from the tenant id, the client id, the proof's
+/// value and the cache.
+fn tenant_client_configs<T: 'static>(
+    proofs: Vec<(impl Display, impl Display, T)>,
+    build: impl Fn(&'static str, &'static str, &T, &TokenCache) -> Arc<dyn TokenCredential> + 'static,
+) -> Vec<Config> {
+    let build = Rc::new(build);
+    let proofs: Vec<_> = proofs
+        .into_iter()
+        .map(|(l, m, v)| (l, m, Rc::new(v)))
+        .collect();
+    let mut configs = Vec::new();
+    for (tenant_label, tenant) in TENANTS {
+        for (client_label, client) in CLIENTS {
+            for (proof_label, proof_model, value) in &proofs {
+                let (build, value) = (build.clone(), value.clone());
+                configs.push(Config::new(
+                    format!("{tenant_label} {client_label} {proof_label}"),
+                    format!(
+                        "{} {client_label} {proof_model}",
+                        tenant_label.to_lowercase()
+                    ),
+                    move |cache| build(tenant, client, &value, cache),
+                ));
+            }
+        }
+    }
+    configs
 }
 
 /// What the credentials under test talk to: `requests` counts what reached it; `prime` is
@@ -383,37 +417,30 @@ async fn a_client_secret_credential_never_gets_the_token_of_another_tenant_clien
         ("m1/", "m1", format!("{}/", m1.authority_host())),
         ("m2", "m2", m2.authority_host()),
     ];
-    let mut configs = Vec::new();
-    for (tenant_label, tenant) in TENANTS {
-        for (client_label, client) in CLIENTS {
-            for (secret_label, secret) in SECRETS {
-                for (authority_label, authority_model, authority) in &authorities {
-                    let authority = authority.clone();
-                    configs.push(Config::new(
-                        format!("{tenant_label} {client_label} {secret_label} {authority_label}"),
-                        format!(
-                            "{} {client_label} {secret_label} {authority_model}",
-                            tenant_label.to_lowercase()
-                        ),
-                        move |cache| {
-                            Arc::new(
-                                ClientSecretCredential::builder()
-                                    .tenant_id(tenant)
-                                    .client_id(client)
-                                    .secret(secret)
-                                    .authority_host(authority.clone())
-                                    .env(Env::empty())
-                                    .retry_policy(RetryPolicy::none())
-                                    .cache(cache.clone())
-                                    .build()
-                                    .unwrap(),
-                            )
-                        },
-                    ));
-                }
-            }
+    let mut proofs = Vec::new();
+    for (secret_label, secret) in SECRETS {
+        for (authority_label, authority_model, authority) in &authorities {
+            proofs.push((
+                format!("{secret_label} {authority_label}"),
+                format!("{secret_label} {authority_model}"),
+                (secret, authority.clone()),
+            ));
         }
     }
+    let configs = tenant_client_configs(proofs, |tenant, client, (secret, authority), cache| {
+        Arc::new(
+            ClientSecretCredential::builder()
+                .tenant_id(tenant)
+                .client_id(client)
+                .secret(*secret)
+                .authority_host(authority.clone())
+                .env(Env::empty())
+                .retry_policy(RetryPolicy::none())
+                .cache(cache.clone())
+                .build()
+                .unwrap(),
+        )
+    });
     check_every_pair(&configs, &mock_entra_upstream(&[&m1, &m2]), &clock).await;
 }
 
@@ -488,39 +515,26 @@ async fn a_certificate_credential_never_gets_the_token_of_another_certificate_ke
     let clock = ManualClock::new(T0);
     let entra = mock_entra(&clock).await;
     let (files, _) = certificates("certificate");
-    let mut configs = Vec::new();
-    for (tenant_label, tenant) in TENANTS {
-        for (client_label, client) in CLIENTS {
-            for file in &files {
-                let (bytes, password, send_chain) =
-                    (file.bytes.clone(), file.password, file.send_chain);
-                let authority = entra.authority_host();
-                configs.push(Config::new(
-                    format!("{tenant_label} {client_label} {}", file.name),
-                    format!(
-                        "{} {client_label} {}",
-                        tenant_label.to_lowercase(),
-                        file.model
-                    ),
-                    move |cache| {
-                        let mut builder = ClientCertificateCredential::builder()
-                            .tenant_id(tenant)
-                            .client_id(client)
-                            .certificate(bytes.clone())
-                            .send_certificate_chain(send_chain)
-                            .authority_host(authority.clone())
-                            .env(Env::empty())
-                            .retry_policy(RetryPolicy::none())
-                            .cache(cache.clone());
-                        if let Some(password) = password {
-                            builder = builder.password(password);
-                        }
-                        Arc::new(builder.build().unwrap())
-                    },
-                ));
-            }
+    let authority = entra.authority_host();
+    let proofs = files
+        .into_iter()
+        .map(|file| (file.name, file.model, file))
+        .collect();
+    let configs = tenant_client_configs(proofs, move |tenant, client, file, cache| {
+        let mut builder = ClientCertificateCredential::builder()
+            .tenant_id(tenant)
+            .client_id(client)
+            .certificate(file.bytes.clone())
+            .send_certificate_chain(file.send_chain)
+            .authority_host(authority.clone())
+            .env(Env::empty())
+            .retry_policy(RetryPolicy::none())
+            .cache(cache.clone());
+        if let Some(password) = file.password {
+            builder = builder.password(password);
         }
-    }
+        Arc::new(builder.build().unwrap())
+    });
     check_every_pair(&configs, &mock_entra_upstream(&[&entra]), &clock).await;
 }
 
@@ -537,37 +551,30 @@ async fn a_workload_identity_never_gets_the_token_of_another_token_file_tenant_o
         ("m1", entra.authority_host()),
         ("m1/", format!("{}/", entra.authority_host())),
     ];
-    let mut configs = Vec::new();
-    for (tenant_label, tenant) in TENANTS {
-        for (client_label, client) in CLIENTS {
-            for (file_label, path) in &files {
-                for (authority_label, authority) in &authorities {
-                    let (path, authority) = (path.clone(), authority.clone());
-                    configs.push(Config::new(
-                        format!("{tenant_label} {client_label} {file_label} {authority_label}"),
-                        format!(
-                            "{} {client_label} {file_label}",
-                            tenant_label.to_lowercase()
-                        ),
-                        move |cache| {
-                            Arc::new(
-                                WorkloadIdentityCredential::builder()
-                                    .tenant_id(tenant)
-                                    .client_id(client)
-                                    .token_file_path(path.clone())
-                                    .authority_host(authority.clone())
-                                    .env(Env::empty())
-                                    .retry_policy(RetryPolicy::none())
-                                    .cache(cache.clone())
-                                    .build()
-                                    .unwrap(),
-                            )
-                        },
-                    ));
-                }
-            }
+    let mut proofs = Vec::new();
+    for (file_label, path) in &files {
+        for (authority_label, authority) in &authorities {
+            proofs.push((
+                format!("{file_label} {authority_label}"),
+                *file_label,
+                (path.clone(), authority.clone()),
+            ));
         }
     }
+    let configs = tenant_client_configs(proofs, |tenant, client, (path, authority), cache| {
+        Arc::new(
+            WorkloadIdentityCredential::builder()
+                .tenant_id(tenant)
+                .client_id(client)
+                .token_file_path(path.clone())
+                .authority_host(authority.clone())
+                .env(Env::empty())
+                .retry_policy(RetryPolicy::none())
+                .cache(cache.clone())
+                .build()
+                .unwrap(),
+        )
+    });
     check_every_pair(&configs, &mock_entra_upstream(&[&entra]), &clock).await;
 }
 
@@ -596,39 +603,26 @@ async fn an_environment_credential_never_gets_the_token_of_other_variables() {
         }
         proofs.push((file.name, file.model, vars));
     }
-    let mut configs = Vec::new();
-    for (tenant_label, tenant) in TENANTS {
-        for (client_label, client) in CLIENTS {
-            for (proof_label, proof_model, vars) in &proofs {
-                let env = Env::from_pairs(
-                    [
-                        ("AZURE_TENANT_ID", tenant.to_owned()),
-                        ("AZURE_CLIENT_ID", client.to_owned()),
-                        ("AZURE_AUTHORITY_HOST", entra.authority_host()),
-                    ]
-                    .into_iter()
-                    .chain(vars.iter().cloned()),
-                );
-                configs.push(Config::new(
-                    format!("{tenant_label} {client_label} {proof_label}"),
-                    format!(
-                        "{} {client_label} {proof_model}",
-                        tenant_label.to_lowercase()
-                    ),
-                    move |cache| {
-                        Arc::new(
-                            EnvironmentCredential::builder()
-                                .env(env.clone())
-                                .retry_policy(RetryPolicy::none())
-                                .cache(cache.clone())
-                                .build()
-                                .unwrap(),
-                        )
-                    },
-                ));
-            }
-        }
-    }
+    let authority = entra.authority_host();
+    let configs = tenant_client_configs(proofs, move |tenant, client, vars, cache| {
+        let env = Env::from_pairs(
+            [
+                ("AZURE_TENANT_ID", tenant.to_owned()),
+                ("AZURE_CLIENT_ID", client.to_owned()),
+                ("AZURE_AUTHORITY_HOST", authority.clone()),
+            ]
+            .into_iter()
+            .chain(vars.iter().cloned()),
+        );
+        Arc::new(
+            EnvironmentCredential::builder()
+                .env(env)
+                .retry_policy(RetryPolicy::none())
+                .cache(cache.clone())
+                .build()
+                .unwrap(),
+        )
+    });
     check_every_pair(&configs, &mock_entra_upstream(&[&entra]), &clock).await;
 }
 
