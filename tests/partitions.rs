@@ -51,7 +51,7 @@ use support::tls::tls_front;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
 use std::hash::{BuildHasher, RandomState};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -269,16 +269,19 @@ async fn get(
     Ok((token, (upstream.requests)() - before))
 }
 
-fn mock_entra_upstream<'a>(mocks: &[&'a MockEntra]) -> Upstream<'a> {
+/// `mocks` as one upstream: the requests `count` counts on each; `prime` queues a token on each.
+fn mocks_upstream<'a, M>(mocks: &[&'a M], count: fn(&M) -> usize, prime: fn(&M)) -> Upstream<'a> {
     let (counted, primed) = (mocks.to_vec(), mocks.to_vec());
     Upstream {
-        requests: Box::new(move || counted.iter().map(|m| m.request_count()).sum()),
-        prime: Box::new(move || {
-            for mock in &primed {
-                mock.push(MockEntraReply::token(&unique_token("entra-token")));
-            }
-        }),
+        requests: Box::new(move || counted.iter().map(|m| count(m)).sum()),
+        prime: Box::new(move || primed.iter().for_each(|m| prime(m))),
     }
+}
+
+fn mock_entra_upstream<'a>(mocks: &[&'a MockEntra]) -> Upstream<'a> {
+    mocks_upstream(mocks, MockEntra::request_count, |mock| {
+        mock.push(MockEntraReply::token(&unique_token("entra-token")))
+    })
 }
 
 async fn mock_entra(clock: &ManualClock) -> MockEntra {
@@ -407,6 +410,59 @@ fn an_identity_never_prints_its_secret() {
 // ---------------------------------------------------------------------------------------------
 // Entra credentials.
 
+/// A `ClientSecretCredential` for `tenant` and `client` with `secret` at `authority`, on `cache`.
+fn secret_credential(
+    (tenant, client, secret): (&str, &str, &str),
+    authority: &str,
+    cache: &TokenCache,
+) -> Arc<dyn TokenCredential> {
+    Arc::new(
+        ClientSecretCredential::builder()
+            .tenant_id(tenant)
+            .client_id(client)
+            .secret(secret)
+            .authority_host(authority)
+            .env(Env::empty())
+            .retry_policy(RetryPolicy::none())
+            .cache(cache.clone())
+            .build()
+            .unwrap(),
+    )
+}
+
+/// A `WorkloadIdentityCredential` for `tenant` and `client` reading `token_file`, at `authority`,
+/// on `cache`.
+fn workload_credential(
+    (tenant, client, token_file): (&str, &str, &Path),
+    authority: &str,
+    cache: &TokenCache,
+) -> Arc<dyn TokenCredential> {
+    Arc::new(
+        WorkloadIdentityCredential::builder()
+            .tenant_id(tenant)
+            .client_id(client)
+            .token_file_path(token_file)
+            .authority_host(authority)
+            .env(Env::empty())
+            .retry_policy(RetryPolicy::none())
+            .cache(cache.clone())
+            .build()
+            .unwrap(),
+    )
+}
+
+/// An `EnvironmentCredential` seeing `env`, on `cache`.
+fn environment_credential(env: &Env, cache: &TokenCache) -> Arc<dyn TokenCredential> {
+    Arc::new(
+        EnvironmentCredential::builder()
+            .env(env.clone())
+            .retry_policy(RetryPolicy::none())
+            .cache(cache.clone())
+            .build()
+            .unwrap(),
+    )
+}
+
 #[tokio::test]
 async fn a_client_secret_credential_never_gets_the_token_of_another_tenant_client_secret_or_authority()
  {
@@ -428,18 +484,7 @@ async fn a_client_secret_credential_never_gets_the_token_of_another_tenant_clien
         }
     }
     let configs = tenant_client_configs(proofs, |tenant, client, (secret, authority), cache| {
-        Arc::new(
-            ClientSecretCredential::builder()
-                .tenant_id(tenant)
-                .client_id(client)
-                .secret(*secret)
-                .authority_host(authority.clone())
-                .env(Env::empty())
-                .retry_policy(RetryPolicy::none())
-                .cache(cache.clone())
-                .build()
-                .unwrap(),
-        )
+        secret_credential((tenant, client, secret), authority, cache)
     });
     check_every_pair(&configs, &mock_entra_upstream(&[&m1, &m2]), &clock).await;
 }
@@ -562,18 +607,7 @@ async fn a_workload_identity_never_gets_the_token_of_another_token_file_tenant_o
         }
     }
     let configs = tenant_client_configs(proofs, |tenant, client, (path, authority), cache| {
-        Arc::new(
-            WorkloadIdentityCredential::builder()
-                .tenant_id(tenant)
-                .client_id(client)
-                .token_file_path(path.clone())
-                .authority_host(authority.clone())
-                .env(Env::empty())
-                .retry_policy(RetryPolicy::none())
-                .cache(cache.clone())
-                .build()
-                .unwrap(),
-        )
+        workload_credential((tenant, client, path), authority, cache)
     });
     check_every_pair(&configs, &mock_entra_upstream(&[&entra]), &clock).await;
 }
@@ -614,14 +648,7 @@ async fn an_environment_credential_never_gets_the_token_of_other_variables() {
             .into_iter()
             .chain(vars.iter().cloned()),
         );
-        Arc::new(
-            EnvironmentCredential::builder()
-                .env(env)
-                .retry_policy(RetryPolicy::none())
-                .cache(cache.clone())
-                .build()
-                .unwrap(),
-        )
+        environment_credential(&env, cache)
     });
     check_every_pair(&configs, &mock_entra_upstream(&[&entra]), &clock).await;
 }
@@ -649,34 +676,12 @@ async fn credentials_of_different_kinds_never_share_a_token_for_the_same_tenant_
         env(("AZURE_CLIENT_SECRET", secret.to_owned())),
         env(("AZURE_CLIENT_CERTIFICATE_PATH", pem.clone())),
     );
-    let secret_credential = {
-        let authority = authority.clone();
-        move |cache: &TokenCache| -> Arc<dyn TokenCredential> {
-            Arc::new(
-                ClientSecretCredential::builder()
-                    .tenant_id(tenant)
-                    .client_id(client)
-                    .secret(secret)
-                    .authority_host(authority.clone())
-                    .env(Env::empty())
-                    .cache(cache.clone())
-                    .build()
-                    .unwrap(),
-            )
-        }
-    };
-    let (a2, a3) = (authority.clone(), authority.clone());
+    let (a1, a2, a3) = (authority.clone(), authority.clone(), authority.clone());
+    let same_secret =
+        move |cache: &TokenCache| secret_credential((tenant, client, secret), &a1, cache);
     let configs = vec![
-        Config::new(
-            "ClientSecretCredential",
-            "secret",
-            secret_credential.clone(),
-        ),
-        Config::new(
-            "another ClientSecretCredential",
-            "secret",
-            secret_credential,
-        ),
+        Config::new("ClientSecretCredential", "secret", same_secret.clone()),
+        Config::new("another ClientSecretCredential", "secret", same_secret),
         Config::new("ClientCertificateCredential", "certificate", move |cache| {
             Arc::new(
                 ClientCertificateCredential::builder()
@@ -691,43 +696,17 @@ async fn credentials_of_different_kinds_never_share_a_token_for_the_same_tenant_
             )
         }),
         Config::new("WorkloadIdentityCredential", "workload", move |cache| {
-            Arc::new(
-                WorkloadIdentityCredential::builder()
-                    .tenant_id(tenant)
-                    .client_id(client)
-                    .token_file_path(token_file.clone())
-                    .authority_host(a3.clone())
-                    .env(Env::empty())
-                    .cache(cache.clone())
-                    .build()
-                    .unwrap(),
-            )
+            workload_credential((tenant, client, &token_file), &a3, cache)
         }),
         Config::new(
             "EnvironmentCredential (secret)",
             "env secret",
-            move |cache| {
-                Arc::new(
-                    EnvironmentCredential::builder()
-                        .env(secret_env.clone())
-                        .cache(cache.clone())
-                        .build()
-                        .unwrap(),
-                )
-            },
+            move |cache| environment_credential(&secret_env, cache),
         ),
         Config::new(
             "EnvironmentCredential (certificate)",
             "env certificate",
-            move |cache| {
-                Arc::new(
-                    EnvironmentCredential::builder()
-                        .env(cert_env.clone())
-                        .cache(cache.clone())
-                        .build()
-                        .unwrap(),
-                )
-            },
+            move |cache| environment_credential(&cert_env, cache),
         ),
     ];
     check_every_pair(&configs, &mock_entra_upstream(&[&entra]), &clock).await;
@@ -748,19 +727,7 @@ async fn federated_credentials_never_share_a_token_across_callbacks_connections_
         configs.push(Config::new(
             "ClientSecretCredential",
             "secret",
-            move |cache| {
-                Arc::new(
-                    ClientSecretCredential::builder()
-                        .tenant_id(tenant)
-                        .client_id(client)
-                        .secret(secret)
-                        .authority_host(authority.clone())
-                        .env(Env::empty())
-                        .cache(cache.clone())
-                        .build()
-                        .unwrap(),
-                )
-            },
+            move |cache| secret_credential((tenant, client, secret), &authority, cache),
         ));
     }
     // Each build sets a callback of its own (returning the same secret): never shared.
@@ -1058,15 +1025,9 @@ fn managed_identity(
 }
 
 fn mock_imds_upstream<'a>(mocks: &[&'a MockManagedIdentity]) -> Upstream<'a> {
-    let (counted, primed) = (mocks.to_vec(), mocks.to_vec());
-    Upstream {
-        requests: Box::new(move || counted.iter().map(|m| m.token_request_count()).sum()),
-        prime: Box::new(move || {
-            for mock in &primed {
-                mock.push(MockReply::token(&unique_token("imds-token")));
-            }
-        }),
-    }
+    mocks_upstream(mocks, MockManagedIdentity::token_request_count, |mock| {
+        mock.push(MockReply::token(&unique_token("imds-token")))
+    })
 }
 
 async fn mock_imds(clock: &ManualClock) -> MockManagedIdentity {
