@@ -1320,44 +1320,63 @@ fn tool_env(tool: &str, (variable, value): (&str, &str)) -> Env {
     ])
 }
 
+/// The configurations of a developer tool for every configuration directory × choice: labelled
+/// "{dir} {choice}", modelled "{dir model} {choice}"; `build` makes the credential from the
+/// environment naming the directory (and the stand-in `tool`'s bin on PATH), the choice's value
+/// and the cache.
+fn config_dir_configs<T: Copy + 'static>(
+    tool: &str,
+    (variable, dir): (&'static str, &str),
+    choices: &[(&'static str, T)],
+    build: impl Fn(&Env, T, &TokenCache) -> Arc<dyn TokenCredential> + 'static,
+) -> Vec<Config> {
+    let build = Rc::new(build);
+    let mut configs = Vec::new();
+    for (dir_label, dir_model, variable, value) in config_dirs(variable, dir) {
+        for &(label, choice) in choices {
+            let (build, env) = (build.clone(), tool_env(tool, (variable, &value)));
+            configs.push(Config::new(
+                format!("{dir_label} {label}"),
+                format!("{dir_model} {label}"),
+                move |cache| build(&env, choice, cache),
+            ));
+        }
+    }
+    configs
+}
+
 #[tokio::test]
 async fn an_azure_cli_credential_never_gets_the_token_of_another_tenant_subscription_or_config_dir()
 {
     let clock = ManualClock::new(T0);
     let cli = StandInCli::new(false, &clock);
     // Tenants and subscriptions are compared exactly (see the file's header).
-    let choices: [(&str, Option<&str>, Option<&str>); 6] = [
-        ("no tenant", None, None),
-        ("tenant a", Some(TENANTS[0].1), None),
-        ("tenant A", Some(TENANTS[1].1), None),
-        ("tenant b", Some(TENANTS[2].1), None),
-        ("subscription s1", None, Some("Subscription One")),
-        ("subscription s2", None, Some("Subscription Two")),
+    // (label, (tenant, subscription))
+    let choices = [
+        ("no tenant", (None, None)),
+        ("tenant a", (Some(TENANTS[0].1), None)),
+        ("tenant A", (Some(TENANTS[1].1), None)),
+        ("tenant b", (Some(TENANTS[2].1), None)),
+        ("subscription s1", (None, Some("Subscription One"))),
+        ("subscription s2", (None, Some("Subscription Two"))),
     ];
-    let mut configs = Vec::new();
-    for (dir_label, dir_model, variable, value) in config_dirs("AZURE_CONFIG_DIR", ".azure") {
-        for (label, tenant, subscription) in choices {
-            let (cli, env) = (cli.clone(), tool_env("azure_cli", (variable, &value)));
-            configs.push(Config::new(
-                format!("{dir_label} {label}"),
-                format!("{dir_model} {label}"),
-                move |cache| {
-                    let mut builder = AzureCliCredential::builder()
-                        .env(env.clone())
-                        .fs(Fs::memory())
-                        .executor(cli.clone())
-                        .cache(cache.clone());
-                    if let Some(tenant) = tenant {
-                        builder = builder.tenant_id(tenant);
-                    }
-                    if let Some(subscription) = subscription {
-                        builder = builder.subscription(subscription);
-                    }
-                    Arc::new(builder.build().unwrap())
-                },
-            ));
+    let dir = ("AZURE_CONFIG_DIR", ".azure");
+    let stand_in = cli.clone();
+    let configs = config_dir_configs("azure_cli", dir, &choices, move |env, choice, cache| {
+        let (tenant, subscription) = choice;
+        let mut builder = AzureCliCredential::builder()
+            .env(env.clone())
+            .fs(Fs::memory())
+            .executor(stand_in.clone())
+            .cache(cache.clone());
+        if let Some(tenant) = tenant {
+            builder = builder.tenant_id(tenant);
         }
-    }
+        if let Some(subscription) = subscription {
+            builder = builder.subscription(subscription);
+        }
+        Arc::new(builder.build().unwrap())
+    });
     check_every_pair(&configs, &cli_upstream(&cli), &clock).await;
 }
 
@@ -1371,30 +1390,24 @@ async fn an_azure_developer_cli_credential_never_gets_the_token_of_another_tenan
         ("tenant A", Some(TENANTS[1].1)),
         ("tenant b", Some(TENANTS[2].1)),
     ];
-    let mut configs = Vec::new();
-    for (dir_label, dir_model, variable, value) in config_dirs("AZD_CONFIG_DIR", ".azd") {
-        for (label, tenant) in tenants {
-            let (azd, env) = (
-                azd.clone(),
-                tool_env("azure_developer_cli", (variable, &value)),
-            );
-            configs.push(Config::new(
-                format!("{dir_label} {label}"),
-                format!("{dir_model} {label}"),
-                move |cache| {
-                    let mut builder = AzureDeveloperCliCredential::builder()
-                        .env(env.clone())
-                        .fs(Fs::memory())
-                        .executor(azd.clone())
-                        .cache(cache.clone());
-                    if let Some(tenant) = tenant {
-                        builder = builder.tenant_id(tenant);
-                    }
-                    Arc::new(builder.build().unwrap())
-                },
-            ));
-        }
-    }
+    let dir = ("AZD_CONFIG_DIR", ".azd");
+    let stand_in = azd.clone();
+    let configs = config_dir_configs(
+        "azure_developer_cli",
+        dir,
+        &tenants,
+        move |env, tenant, cache| {
+            let mut builder = AzureDeveloperCliCredential::builder()
+                .env(env.clone())
+                .fs(Fs::memory())
+                .executor(stand_in.clone())
+                .cache(cache.clone());
+            if let Some(tenant) = tenant {
+                builder = builder.tenant_id(tenant);
+            }
+            Arc::new(builder.build().unwrap())
+        },
+    );
     check_every_pair(&configs, &cli_upstream(&azd), &clock).await;
 }
 
