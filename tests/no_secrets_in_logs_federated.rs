@@ -9,7 +9,7 @@ use support::federated::{assertion_expired, assertions_sent};
 
 use std::time::Duration;
 
-use support::log_capture::{LeakTest, Printed, assert_no_secrets};
+use support::log_capture::{LeakTest, Printed};
 
 use azure_credentials::system::{Env, RetryPolicy};
 use azure_credentials::testing::{
@@ -46,9 +46,7 @@ fn no_federated_secret_reaches_logs_debug_or_errors() {
     // Every assertion that reached Entra, whole (the GitHub ID tokens are JWTs).
     assert!(sent.len() >= 6, "{}", sent.len());
     secrets.extend(sent.iter().map(String::as_str));
-    assert_no_secrets(
-        &t.logs.text(),
-        &t.seen,
+    t.assert_no_secrets(
         &secrets,
         &[
             "asking the callback for a client assertion",
@@ -107,9 +105,7 @@ async fn client_assertion(entra: &MockEntra, cache: &TokenCache, seen: &mut Prin
         .env(Env::empty())
         .cache(cache.clone())
         .retry_policy(RetryPolicy::none());
-    seen.debug(&builder);
-    let credential = builder.build().unwrap();
-    seen.debug(&credential);
+    let credential = seen.built(builder, |b| b.build());
     seen.debug(&credential.get_token(SCOPE, None).await.unwrap());
     seen.debug(&credential.get_token(SCOPE, None).await.unwrap());
     entra.push_many([assertion_expired(), assertion_expired()]);
@@ -204,9 +200,7 @@ async fn github_actions(entra: &MockEntra, cache: &TokenCache, seen: &mut Printe
         .env(env(REQUEST_TOKEN))
         .cache(cache.clone())
         .retry_policy(RetryPolicy::none());
-    seen.debug(&builder);
-    let credential = builder.build().unwrap();
-    seen.debug(&credential);
+    let credential = seen.built(builder, |b| b.build());
     seen.debug(&credential.get_token(SCOPE, None).await.unwrap());
     entra.push(assertion_expired());
     seen.debug(&credential.get_token(OTHER_SCOPE, None).await.unwrap());
