@@ -437,9 +437,8 @@ async fn naming_azure_powershell_alone_runs_only_pwsh() {
         .await
         .with_imds()
         .with_tools_on_path()
-        .with_env("AZURE_TOKEN_CREDENTIALS", "AzurePowerShellCredential");
-    m.executor
-        .push_output(tool_output("azure_powershell", "not_logged_in"));
+        .choosing("AzurePowerShellCredential");
+    m.replays("azure_powershell", "not_logged_in");
     let credential = m.credential();
     let err = credential.get_token(&SCOPE, None).await.unwrap_err();
     assert!(err.is_unavailable(), "{err}");
