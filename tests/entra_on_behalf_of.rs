@@ -3,7 +3,7 @@
 //! per-request credentials, the tenant rules and the errors about the user's token.
 
 mod support;
-use support::cache;
+use support::entra::{self, Setup};
 use support::fixtures;
 use support::jwt::jwt;
 
@@ -11,10 +11,10 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use azure_credentials::system::{Env, Fs, ManualClock, RetryPolicy};
+use azure_credentials::system::{Env, Fs, RetryPolicy};
 use azure_credentials::testing::{MockEntra, MockEntraReply};
 use azure_credentials::{
-    ErrorKind, OnBehalfOfCredential, OnBehalfOfCredentialBuilder, TokenCache, TokenCredential,
+    ErrorKind, OnBehalfOfCredential, OnBehalfOfCredentialBuilder, TokenCredential,
     TokenRequestOptions,
 };
 use time::macros::datetime;
@@ -38,23 +38,10 @@ fn names_assertion(token: &str, assertion: &str) -> bool {
     token.starts_with("mock-entra-token-") && token.ends_with(&format!("-for-{assertion}"))
 }
 
-struct Setup {
-    entra: MockEntra,
-    clock: ManualClock,
-    cache: TokenCache,
-}
-
 async fn setup() -> Setup {
-    let clock = cache::manual_clock();
-    let entra = MockEntra::start().await;
-    entra.set_clock(clock.clock());
-    entra.expect_client_secret(SECRET);
-    let cache = cache::deterministic_without_cooldown(clock.clock());
-    Setup {
-        entra,
-        clock,
-        cache,
-    }
+    let s = entra::setup().await;
+    s.entra.expect_client_secret(SECRET);
+    s
 }
 
 impl Setup {
