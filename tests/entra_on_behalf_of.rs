@@ -62,6 +62,12 @@ impl Setup {
     }
 }
 
+/// The error a credential built from `builder` gets for a Graph token.
+async fn graph_refuses(builder: OnBehalfOfCredentialBuilder) -> azure_credentials::Error {
+    let credential = builder.build().unwrap();
+    credential.get_token(GRAPH, None).await.unwrap_err()
+}
+
 #[tokio::test]
 async fn sends_the_on_behalf_of_form_with_the_client_secret_and_returns_the_users_token() {
     let s = setup().await;
@@ -302,14 +308,7 @@ async fn a_refused_user_assertion_says_so_with_the_code_and_what_to_do() {
     }
 
     // A value that passes the build's checks but is no JWT: Entra (the mock) says malformed.
-    let error = s
-        .api()
-        .user_assertion("not-a-jwt")
-        .build()
-        .unwrap()
-        .get_token(GRAPH, None)
-        .await
-        .unwrap_err();
+    let error = graph_refuses(s.api().user_assertion("not-a-jwt")).await;
     assert_eq!(error.aadsts_codes(), &[50027]);
     assert!(
         error.to_string().contains("without the \"Bearer \" prefix"),
@@ -321,15 +320,12 @@ async fn a_refused_user_assertion_says_so_with_the_code_and_what_to_do() {
 #[tokio::test]
 async fn a_wrong_client_secret_is_blamed_on_the_secret_not_on_the_user() {
     let s = setup().await;
-    let error = s
-        .api()
-        .client_secret("not-the-api-secret")
-        .user_assertion(user_token(1))
-        .build()
-        .unwrap()
-        .get_token(GRAPH, None)
-        .await
-        .unwrap_err();
+    let error = graph_refuses(
+        s.api()
+            .client_secret("not-the-api-secret")
+            .user_assertion(user_token(1)),
+    )
+    .await;
     assert_eq!(error.aadsts_codes(), &[7000215]);
     let text = error.to_string();
     assert!(text.contains("check the client secret"), "{text}");
