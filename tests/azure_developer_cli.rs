@@ -19,11 +19,7 @@ const ARM: [&str; 1] = ["https://management.azure.com/.default"];
 
 /// `azd` "on PATH" (a stand-in that is never run), a home directory, and the `extra` variables.
 fn azd_env(extra: &[(&str, &str)]) -> Env {
-    let bin = fixtures::path("azure_developer_cli/bin");
-    tools::env(
-        &[("PATH", bin.to_str().unwrap()), ("HOME", "/home/dev")],
-        extra,
-    )
+    tools::tool_env("azure_developer_cli", &[("HOME", "/home/dev")], extra)
 }
 
 impl Setup {

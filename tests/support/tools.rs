@@ -18,7 +18,8 @@ pub const TENANT_B: &str = "0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69";
 /// A developer tool's machine: a scripted executor with nothing scripted yet, an empty in-memory
 /// file system, and a cache on a manual clock with no random spread and no failure cool-down.
 pub struct Setup {
-    /// The tool's directory under `fixtures/`: `azure_cli` or `azure_developer_cli`.
+    /// The tool's directory under `fixtures/`: `azure_cli`, `azure_developer_cli` or
+    /// `azure_powershell`.
     pub tool: &'static str,
     pub executor: ScriptedExecutor,
     pub clock: ManualClock,
@@ -61,6 +62,14 @@ impl Setup {
 /// An environment of `base` variables with `extra` ones added (or replacing theirs).
 pub fn env(base: &[(&str, &str)], extra: &[(&str, &str)]) -> Env {
     Env::from_pairs(base.iter().chain(extra).copied())
+}
+
+/// An environment with `tool`'s stand-in directory (`fixtures/<tool>/bin`) on `PATH`, the `base`
+/// variables, and the `extra` ones added (or replacing theirs).
+pub fn tool_env(tool: &str, base: &[(&str, &str)], extra: &[(&str, &str)]) -> Env {
+    let bin = super::fixtures::path(tool).join("bin");
+    let path = [("PATH", bin.to_str().unwrap())];
+    Env::from_pairs(path.iter().chain(base).chain(extra).copied())
 }
 
 /// The arguments of the last command the executor ran (after the program).
