@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_credentials::system::{Env, Output, ProcessError};
+use azure_credentials::system::{Env, Output};
 use azure_credentials::{
     AzurePowerShellCredential, AzurePowerShellCredentialBuilder, ErrorKind, TokenCache,
     TokenCredential, TokenRequestOptions,
@@ -261,16 +261,9 @@ async fn a_claims_challenge_names_the_connect_command_and_runs_nothing() {
 #[tokio::test]
 async fn timeout_names_the_option_and_invalid_input_runs_nothing() {
     let s = Setup::new("azure_powershell");
-    s.executor
-        .push_error(ProcessError::timed_out("pwsh", Duration::from_secs(10)));
-    let err = s.credential().get_token(&ARM, None).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Timeout);
-    assert!(
-        err.fix()
-            .unwrap()
-            .contains("AzurePowerShellCredential::builder().process_timeout("),
-        "{err}"
-    );
+    let credential = s.credential();
+    s.assert_timeout_names_the_option("pwsh", &credential, "AzurePowerShellCredential")
+        .await;
     let runs = s.executor.run_count();
     for scopes in [
         &["bad scope"][..],

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
-use azure_credentials::system::{Env, Fs, ManualClock};
+use std::time::Duration;
+
+use azure_credentials::system::{Env, Fs, ManualClock, ProcessError};
 use azure_credentials::testing::ScriptedExecutor;
-use azure_credentials::{Context, TokenCache};
+use azure_credentials::{Context, ErrorKind, TokenCache, TokenCredential};
 
 use super::cache;
 use super::fixtures::tool_output;
@@ -47,6 +49,23 @@ impl Setup {
     /// Every run of the tool prints what it printed in the recorded `case`.
     pub fn always_replays(&self, case: &str) {
         self.executor.repeat_output(tool_output(self.tool, case));
+    }
+
+    /// Makes the next run of `program` time out (killed after 10 s) and checks that `credential`
+    /// then fails with a timeout whose fix names `source`'s `process_timeout` builder option.
+    pub async fn assert_timeout_names_the_option(
+        &self,
+        program: &str,
+        credential: &impl TokenCredential,
+        source: &str,
+    ) {
+        self.executor
+            .push_error(ProcessError::timed_out(program, Duration::from_secs(10)));
+        let scope = ["https://management.azure.com/.default"];
+        let err = credential.get_token(&scope, None).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+        let option = format!("{source}::builder().process_timeout(");
+        assert!(err.fix().unwrap().contains(&option), "{err}");
     }
 
     /// Its seams for a credential, with `env` as the environment.
