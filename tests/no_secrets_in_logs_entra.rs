@@ -5,6 +5,7 @@
 
 mod support;
 use support::entra::{TENANT, quick_retries, transient_503, verifying_entra_and_cache};
+use support::federated::assertion_expired;
 use support::fixtures;
 use support::scopes::VAULT as SCOPE;
 
@@ -188,19 +189,9 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
         .cache(cache.clone())
         .retry_policy(RetryPolicy::none());
     let workload = seen.built(builder, |b| b.build());
-    entra.push(MockEntraReply::error(
-        400,
-        "invalid_client",
-        700024,
-        "Client assertion is not within its valid time range.",
-    ));
+    entra.push(assertion_expired());
     seen.debug(&workload.get_token(SCOPE, None).await.unwrap());
-    entra.set_default(MockEntraReply::error(
-        400,
-        "invalid_client",
-        700024,
-        "Client assertion is not within its valid time range.",
-    ));
+    entra.set_default(assertion_expired());
     seen.error(&workload.get_token(&other_scope, None).await.unwrap_err());
     entra.set_default(MockEntraReply::auto_token());
     fs.remove(Path::new(TOKEN_FILE));
