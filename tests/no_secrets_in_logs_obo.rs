@@ -14,7 +14,9 @@ use support::log_capture::{LeakTest, Printed, with_signatures};
 
 use azure_credentials::system::Env;
 use azure_credentials::testing::MockEntraReply;
-use azure_credentials::{OnBehalfOfCredential, TokenCredential, TokenRequestOptions};
+use azure_credentials::{
+    OnBehalfOfCredential, OnBehalfOfCredentialBuilder, TokenCredential, TokenRequestOptions,
+};
 
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const API: &str = "00000000-0000-0000-0000-0000000000a1";
@@ -64,6 +66,12 @@ fn no_user_assertion_or_api_secret_reaches_logs_debug_or_errors() {
     );
 }
 
+/// Records the error a credential built from `builder` gets for a token.
+async fn record_refusal(seen: &mut Printed, builder: OnBehalfOfCredentialBuilder) {
+    let credential = builder.build().unwrap();
+    seen.error(&credential.get_token(SCOPE, None).await.unwrap_err());
+}
+
 /// Runs everything; returns the client assertions the certificate credential sent.
 async fn scenarios(seen: &mut Printed) -> Vec<String> {
     let (entra, clock, cache) = verifying_entra_and_cache(CLIENT_SECRET).await;
@@ -96,46 +104,18 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
             code,
             "The token eyJ-obo-token-echo was refused.",
         ));
-        let error = api
-            .clone()
-            .user_assertion(user_token(1))
-            .build()
-            .unwrap()
-            .get_token(SCOPE, None)
-            .await
-            .unwrap_err();
-        seen.error(&error);
+        record_refusal(seen, api.clone().user_assertion(user_token(1))).await;
         clock.advance(Duration::from_secs(5));
     }
-    seen.error(
-        &api.clone()
-            .user_assertion("obo-leak-signature-not-a-jwt")
-            .build()
-            .unwrap()
-            .get_token(SCOPE, None)
-            .await
-            .unwrap_err(),
-    );
-    seen.error(
-        &api.clone()
-            .client_secret("obo-api-client-secret-value-but-wrong")
-            .user_assertion(user_token(2))
-            .build()
-            .unwrap()
-            .get_token(SCOPE, None)
-            .await
-            .unwrap_err(),
-    );
+    let not_a_jwt = api.clone().user_assertion("obo-leak-signature-not-a-jwt");
+    record_refusal(seen, not_a_jwt).await;
+    let wrong_secret = api
+        .clone()
+        .client_secret("obo-api-client-secret-value-but-wrong")
+        .user_assertion(user_token(2));
+    record_refusal(seen, wrong_secret).await;
     entra.push(MockEntraReply::html(403));
-    seen.error(
-        &api.clone()
-            .user_assertion(user_token(3))
-            .build()
-            .unwrap()
-            .get_token(SCOPE, None)
-            .await
-            .unwrap_err(),
-    );
+    record_refusal(seen, api.clone().user_assertion(user_token(3))).await;
 
     // Build errors: an Authorization header value, whitespace, both proofs.
     for bad in [
