@@ -30,14 +30,8 @@ const AZ_ARGS_FOR_ARM: [&str; 6] = [
 /// `az` "on PATH" (a stand-in that is never run) and a config dir that is empty in the
 /// in-memory file system (so the fast path finds nothing), and the `extra` variables.
 fn az_env(extra: &[(&str, &str)]) -> Env {
-    let bin = fixtures::path("azure_cli/bin");
-    tools::env(
-        &[
-            ("PATH", bin.to_str().unwrap()),
-            ("AZURE_CONFIG_DIR", "/home/dev/.azure"),
-        ],
-        extra,
-    )
+    let config_dir = [("AZURE_CONFIG_DIR", "/home/dev/.azure")];
+    tools::tool_env("azure_cli", &config_dir, extra)
 }
 
 impl Setup {

@@ -8,7 +8,7 @@ use support::tools::{self, Setup, TENANT_B, last_args};
 use std::path::Path;
 use std::time::Duration;
 
-use azure_credentials::system::{Env, Output, ProcessError};
+use azure_credentials::system::{Env, Output};
 use azure_credentials::{
     AzureDeveloperCliCredential, AzureDeveloperCliCredentialBuilder, ErrorKind, TokenCredential,
     TokenRequestOptions,
@@ -19,11 +19,7 @@ const ARM: [&str; 1] = ["https://management.azure.com/.default"];
 
 /// `azd` "on PATH" (a stand-in that is never run), a home directory, and the `extra` variables.
 fn azd_env(extra: &[(&str, &str)]) -> Env {
-    let bin = fixtures::path("azure_developer_cli/bin");
-    tools::env(
-        &[("PATH", bin.to_str().unwrap()), ("HOME", "/home/dev")],
-        extra,
-    )
+    tools::tool_env("azure_developer_cli", &[("HOME", "/home/dev")], extra)
 }
 
 impl Setup {
@@ -154,16 +150,9 @@ async fn claims_are_passed_on_and_an_old_azd_is_named() {
 #[tokio::test]
 async fn timeout_names_the_option_and_invalid_input_runs_nothing() {
     let s = Setup::new("azure_developer_cli");
-    s.executor
-        .push_error(ProcessError::timed_out("azd", Duration::from_secs(10)));
-    let err = s.credential().get_token(&ARM, None).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Timeout);
-    assert!(
-        err.fix()
-            .unwrap()
-            .contains("AzureDeveloperCliCredential::builder().process_timeout("),
-        "{err}"
-    );
+    let credential = s.credential();
+    s.assert_timeout_names_the_option("azd", &credential, "AzureDeveloperCliCredential")
+        .await;
     let runs = s.executor.run_count();
     for scopes in [&["bad scope"][..], &[], &["ok/.default", "x;y"]] {
         let err = s.credential().get_token(scopes, None).await.unwrap_err();

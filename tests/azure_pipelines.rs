@@ -3,7 +3,7 @@
 
 mod support;
 use support::cache;
-use support::federated::{assertion_expired, assertions_sent};
+use support::federated::{assert_assertion_exchange, assertions_sent, refused_once_as_expired};
 
 use azure_credentials::system::{Env, RetryPolicy};
 use azure_credentials::testing::{MockAzureDevOpsOidc, MockEntra, MockOidcReply};
@@ -83,13 +83,7 @@ async fn the_oidc_token_is_requested_as_azure_devops_expects_and_exchanged() {
     assert_eq!(oidc.header("content-type"), Some("application/json"));
 
     let exchange = &s.entra.requests()[0];
-    assert_eq!(exchange.tenant(), Some(TENANT));
-    assert_eq!(exchange.form("client_id"), Some(CLIENT));
-    assert_eq!(exchange.form("grant_type"), Some("client_credentials"));
-    assert_eq!(
-        exchange.form("client_assertion_type"),
-        Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-    );
+    assert_assertion_exchange(exchange, TENANT, CLIENT);
     assert_eq!(
         exchange.form("client_assertion"),
         Some("eyJ-devops-oidc-token-1")
@@ -120,11 +114,7 @@ async fn each_token_fetch_asks_for_a_new_oidc_token() {
     ))));
 
     // Entra refusing the assertion as expired: a new OIDC token, one retry.
-    s.entra.push(assertion_expired());
-    credential
-        .get_token(&["https://storage.azure.com/.default"], None)
-        .await
-        .unwrap();
+    refused_once_as_expired(&s.entra, &credential).await;
     assert_eq!(s.devops.request_count(), 4);
 }
 

@@ -3,16 +3,14 @@
 //! the script it sends (decoded from `-EncodedCommand`), validation, caching and tenants.
 
 mod support;
-use support::cache;
 use support::fixtures::{self, tool_output};
-use support::tools::{decode_encoded_command, last_args};
+use support::tools::{Setup, decode_encoded_command, last_args, tool_env};
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_credentials::system::{Env, Fs, ManualClock, Output, ProcessError};
-use azure_credentials::testing::ScriptedExecutor;
+use azure_credentials::system::{Env, Output};
 use azure_credentials::{
     AzurePowerShellCredential, AzurePowerShellCredentialBuilder, ErrorKind, TokenCache,
     TokenCredential, TokenRequestOptions,
@@ -89,39 +87,15 @@ const FAILURES: &[(&str, ErrorKind, &str, &str, &[u32])] = &[
     ),
 ];
 
-struct Setup {
-    executor: ScriptedExecutor,
-    clock: ManualClock,
-    cache: TokenCache,
-    fs: Fs,
-}
-
 impl Setup {
-    fn new() -> Self {
-        let clock = cache::manual_clock();
-        Setup {
-            executor: ScriptedExecutor::new(),
-            cache: cache::deterministic_without_cooldown(clock.clock()),
-            clock,
-            fs: Fs::memory(),
-        }
-    }
-
+    /// `pwsh` "on PATH" (a stand-in that is never run), a home directory, and the `extra`
+    /// variables.
     fn env(extra: &[(&str, &str)]) -> Env {
-        let path = fixtures::path("azure_powershell/bin");
-        let mut env = Env::from_pairs([("PATH", path.to_str().unwrap()), ("HOME", "/home/dev")]);
-        for (name, value) in extra {
-            env = env.with(*name, *value);
-        }
-        env
+        tool_env("azure_powershell", &[("HOME", "/home/dev")], extra)
     }
 
     fn builder(&self) -> AzurePowerShellCredentialBuilder {
-        AzurePowerShellCredential::builder()
-            .env(Self::env(&[]))
-            .fs(self.fs.clone())
-            .executor(Arc::new(self.executor.clone()))
-            .cache(self.cache.clone())
+        AzurePowerShellCredential::builder().context(self.context(Self::env(&[])))
     }
 
     fn credential(&self) -> AzurePowerShellCredential {
@@ -159,9 +133,8 @@ fn assert_failure(case: &str, err: &azure_credentials::Error) {
 
 #[tokio::test]
 async fn success_reads_the_marker_line_among_noise_and_runs_pwsh_with_an_encoded_script() {
-    let s = Setup::new();
-    s.executor
-        .push_output(tool_output("azure_powershell", "success"));
+    let s = Setup::new("azure_powershell");
+    s.replays("success");
     let token = s.credential().get_token(&ARM, None).await.unwrap();
     assert_eq!(token.token().expose(), "fixture-pwsh-token-success");
     assert_eq!(token.expires_on(), datetime!(2030-01-01 1:00 UTC));
@@ -199,7 +172,7 @@ async fn success_reads_the_marker_line_among_noise_and_runs_pwsh_with_an_encoded
 
 #[tokio::test]
 async fn the_tenant_of_the_token_is_reported() {
-    let s = Setup::new();
+    let s = Setup::new("azure_powershell");
     let jwt = support::jwt::jwt(
         r#"{"tid":"72f988bf-86f1-41af-91ab-2d7cd011db47"}"#,
         "fixture-pwsh-token-signature",
@@ -219,7 +192,7 @@ async fn the_tenant_of_the_token_is_reported() {
 
 #[tokio::test]
 async fn tenants_reach_the_script_and_are_checked() {
-    let s = Setup::new();
+    let s = Setup::new("azure_powershell");
     s.executor
         .repeat_output(tool_output("azure_powershell", "success"));
     let credential = s.builder().tenant_id(TENANT_B).build().unwrap();
@@ -256,9 +229,8 @@ async fn tenants_reach_the_script_and_are_checked() {
 #[tokio::test]
 async fn failures_are_classified() {
     for (case, ..) in FAILURES {
-        let s = Setup::new();
-        s.executor
-            .push_output(tool_output("azure_powershell", case));
+        let s = Setup::new("azure_powershell");
+        s.replays(case);
         let err = s.credential().get_token(&ARM, None).await.unwrap_err();
         assert_failure(case, &err);
     }
@@ -266,7 +238,7 @@ async fn failures_are_classified() {
 
 #[tokio::test]
 async fn a_claims_challenge_names_the_connect_command_and_runs_nothing() {
-    let s = Setup::new();
+    let s = Setup::new("azure_powershell");
     let options = TokenRequestOptions::default()
         .with_claims(r#"{"access_token":{}}"#)
         .with_tenant_id(TENANT_B);
@@ -288,17 +260,10 @@ async fn a_claims_challenge_names_the_connect_command_and_runs_nothing() {
 
 #[tokio::test]
 async fn timeout_names_the_option_and_invalid_input_runs_nothing() {
-    let s = Setup::new();
-    s.executor
-        .push_error(ProcessError::timed_out("pwsh", Duration::from_secs(10)));
-    let err = s.credential().get_token(&ARM, None).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Timeout);
-    assert!(
-        err.fix()
-            .unwrap()
-            .contains("AzurePowerShellCredential::builder().process_timeout("),
-        "{err}"
-    );
+    let s = Setup::new("azure_powershell");
+    let credential = s.credential();
+    s.assert_timeout_names_the_option("pwsh", &credential, "AzurePowerShellCredential")
+        .await;
     let runs = s.executor.run_count();
     for scopes in [
         &["bad scope"][..],
@@ -318,7 +283,7 @@ async fn timeout_names_the_option_and_invalid_input_runs_nothing() {
 
 #[tokio::test]
 async fn without_pwsh_on_path_it_is_unavailable() {
-    let s = Setup::new();
+    let s = Setup::new("azure_powershell");
     let err = s
         .builder()
         .env(Env::from_pairs([("PATH", "/nonexistent")]))
@@ -338,7 +303,7 @@ async fn without_pwsh_on_path_it_is_unavailable() {
 
 #[tokio::test]
 async fn cached_until_the_powershell_context_changes() {
-    let s = Setup::new();
+    let s = Setup::new("azure_powershell");
     s.executor
         .repeat_output(tool_output("azure_powershell", "success"));
     let context = Path::new("/home/dev/.Azure/AzureRmContext.json");
@@ -415,7 +380,7 @@ mod real_process {
 
     #[tokio::test]
     async fn a_real_stand_in_gets_the_encoded_script_and_answers() {
-        let s = Setup::new();
+        let s = Setup::new("azure_powershell");
         let stand_in = StandIn::new("success");
         let token = stand_in
             .credential(&s.cache)
@@ -433,7 +398,7 @@ mod real_process {
     #[tokio::test]
     async fn real_stand_ins_fail_as_recorded() {
         for (case, ..) in FAILURES {
-            let s = Setup::new();
+            let s = Setup::new("azure_powershell");
             let stand_in = StandIn::new(case);
             let err = stand_in
                 .credential(&s.cache)
@@ -448,7 +413,7 @@ mod real_process {
     // the stand-in (waiting 30 s) is killed with its process group.
     #[tokio::test(start_paused = true)]
     async fn a_stand_in_that_hangs_times_out_after_ten_seconds() {
-        let s = Setup::new();
+        let s = Setup::new("azure_powershell");
         let stand_in = StandIn::new("hang");
         let err = stand_in
             .credential(&s.cache)

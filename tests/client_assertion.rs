@@ -48,6 +48,17 @@ fn fresh_cache() -> TokenCache {
     cache::deterministic_without_cooldown(cache::manual_clock().clock())
 }
 
+/// A builder for [`CLIENT`] in [`TENANT`] signing in at `authority`, on a fresh cache, without
+/// a callback yet.
+fn signing_in_at(authority: impl Into<String>) -> ClientAssertionCredentialBuilder {
+    ClientAssertionCredential::builder()
+        .tenant_id(TENANT)
+        .client_id(CLIENT)
+        .authority_host(authority)
+        .env(Env::empty())
+        .cache(fresh_cache())
+}
+
 #[tokio::test]
 async fn the_callback_is_called_only_when_a_token_must_be_fetched() {
     let entra = MockEntra::start().await;
@@ -122,15 +133,10 @@ async fn concurrent_callers_share_one_callback_call() {
 #[tokio::test]
 async fn a_failing_callback_errors_with_the_credentials_name_and_its_cause() {
     let entra = MockEntra::start().await;
-    let credential = ClientAssertionCredential::builder()
-        .tenant_id(TENANT)
-        .client_id(CLIENT)
+    let credential = signing_in_at(entra.authority_host())
         .assertion(|| async {
             Err::<String, _>(std::io::Error::other("the identity provider is down"))
         })
-        .authority_host(entra.authority_host())
-        .env(Env::empty())
-        .cache(fresh_cache())
         .build()
         .unwrap();
     let error = credential.get_token(SCOPE, None).await.unwrap_err();
@@ -146,17 +152,12 @@ async fn a_failing_callback_errors_with_the_credentials_name_and_its_cause() {
     assert_eq!(entra.request_count(), 0, "nothing is sent to Entra");
 
     // Our own error's kind is kept: Unavailable lets a chain move on.
-    let unavailable = ClientAssertionCredential::builder()
-        .tenant_id(TENANT)
-        .client_id(CLIENT)
+    let unavailable = signing_in_at(entra.authority_host())
         .assertion(|| async {
             Err::<String, _>(
                 Error::unavailable("MyFederation", "no token here").with_fix("run it in CI"),
             )
         })
-        .authority_host(entra.authority_host())
-        .env(Env::empty())
-        .cache(fresh_cache())
         .build()
         .unwrap();
     let error = unavailable.get_token(SCOPE, None).await.unwrap_err();
@@ -172,13 +173,8 @@ async fn a_failing_callback_errors_with_the_credentials_name_and_its_cause() {
 async fn an_empty_assertion_is_an_error_and_whitespace_is_trimmed() {
     let entra = MockEntra::start().await;
     let build = |value: &'static str| {
-        ClientAssertionCredential::builder()
-            .tenant_id(TENANT)
-            .client_id(CLIENT)
+        signing_in_at(entra.authority_host())
             .assertion(move || async move { Ok::<_, std::io::Error>(value) })
-            .authority_host(entra.authority_host())
-            .env(Env::empty())
-            .cache(fresh_cache())
             .build()
             .unwrap()
     };
@@ -200,16 +196,10 @@ async fn a_hanging_callback_times_out_after_30_s_by_default() {
     ] {
         let calls = Arc::new(AtomicUsize::new(0));
         let counter = calls.clone();
-        let mut builder = ClientAssertionCredential::builder()
-            .tenant_id(TENANT)
-            .client_id(CLIENT)
-            .assertion(move || {
-                counter.fetch_add(1, Ordering::SeqCst);
-                std::future::pending::<Result<String, std::io::Error>>()
-            })
-            .authority_host("http://127.0.0.1:9")
-            .env(Env::empty())
-            .cache(fresh_cache());
+        let mut builder = signing_in_at("http://127.0.0.1:9").assertion(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<Result<String, std::io::Error>>()
+        });
         if let Some(timeout) = timeout {
             builder = builder.assertion_timeout(timeout);
         }

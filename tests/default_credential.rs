@@ -12,8 +12,8 @@ use std::sync::Arc;
 use azure_credentials::system::{Env, Fs};
 use azure_credentials::testing::{MockEntra, MockManagedIdentity, MockReply, ScriptedExecutor};
 use azure_credentials::{
-    Context, DefaultAzureCredential, DefaultAzureCredentialBuilder, ErrorKind, MemberState,
-    TokenCache, TokenCredential, TokenRequestOptions,
+    AccessToken, Context, DefaultAzureCredential, DefaultAzureCredentialBuilder, ErrorKind,
+    MemberState, TokenCache, TokenCredential, TokenRequestOptions,
 };
 
 const SCOPE: [&str; 1] = ["https://vault.azure.net/.default"];
@@ -108,6 +108,16 @@ impl Machine {
     fn credential(&self) -> DefaultAzureCredential {
         self.builder().build().unwrap()
     }
+
+    /// Gets a token for `scope` from this machine's chain; checks that `member` was selected
+    /// and issued it.
+    async fn token_from(&self, member: &str, scope: &[&str]) -> AccessToken {
+        let credential = self.credential();
+        let token = credential.get_token(scope, None).await.unwrap();
+        assert_eq!(credential.selected(), Some(member));
+        assert_eq!(token.source(), member);
+        token
+    }
 }
 
 #[tokio::test]
@@ -116,10 +126,7 @@ async fn only_a_client_secret_in_the_environment_uses_entra() {
         .await
         .with_app_ids()
         .with_env("AZURE_CLIENT_SECRET", "env-client-secret-value");
-    let credential = m.credential();
-    let token = credential.get_token(&SCOPE, None).await.unwrap();
-    assert_eq!(token.source(), "EnvironmentCredential");
-    assert_eq!(credential.selected(), Some("EnvironmentCredential"));
+    m.token_from("EnvironmentCredential", &SCOPE).await;
     assert_eq!(m.entra.request_count(), 1);
     assert_eq!(
         m.entra.requests()[0].form("client_secret"),
@@ -135,10 +142,7 @@ async fn only_a_workload_identity_token_file_uses_entra_with_the_assertion() {
         .with_app_ids()
         .with_env("AZURE_FEDERATED_TOKEN_FILE", TOKEN_FILE);
     m.fs.write(TOKEN_FILE, "federated-token-value");
-    let credential = m.credential();
-    let token = credential.get_token(&SCOPE, None).await.unwrap();
-    assert_eq!(credential.selected(), Some("WorkloadIdentityCredential"));
-    assert_eq!(token.source(), "WorkloadIdentityCredential");
+    m.token_from("WorkloadIdentityCredential", &SCOPE).await;
     assert_eq!(
         m.entra.requests()[0].form("client_assertion"),
         Some("federated-token-value")
@@ -148,9 +152,7 @@ async fn only_a_workload_identity_token_file_uses_entra_with_the_assertion() {
 #[tokio::test]
 async fn only_imds_uses_managed_identity_after_one_probe() {
     let m = Machine::new().await.with_imds();
-    let credential = m.credential();
-    let token = credential.get_token(&SCOPE, None).await.unwrap();
-    assert_eq!(credential.selected(), Some("ManagedIdentityCredential"));
+    let token = m.token_from("ManagedIdentityCredential", &SCOPE).await;
     assert!(token.token().expose().starts_with("mock-imds-token-"));
     let requests = m.imds.requests();
     assert_eq!(requests.len(), 2, "the probe, then the token request");
@@ -162,13 +164,8 @@ async fn only_imds_uses_managed_identity_after_one_probe() {
 async fn only_a_logged_in_az_uses_the_azure_cli() {
     let m = Machine::new().await.with_tools_on_path();
     m.replays("azure_cli", "success");
-    let credential = m.credential();
-    let token = credential
-        .get_token(&["https://management.azure.com/.default"], None)
-        .await
-        .unwrap();
-    assert_eq!(credential.selected(), Some("AzureCliCredential"));
-    assert_eq!(token.source(), "AzureCliCredential");
+    let management = ["https://management.azure.com/.default"];
+    m.token_from("AzureCliCredential", &management).await;
     assert_eq!(m.executor.run_count(), 1);
 }
 
@@ -177,10 +174,7 @@ async fn a_failing_az_moves_on_to_azure_powershell() {
     let m = Machine::new().await.with_tools_on_path();
     m.replays("azure_cli", "aadsts_refresh_rejected");
     m.replays("azure_powershell", "success");
-    let credential = m.credential();
-    let token = credential.get_token(&SCOPE, None).await.unwrap();
-    assert_eq!(credential.selected(), Some("AzurePowerShellCredential"));
-    assert_eq!(token.source(), "AzurePowerShellCredential");
+    m.token_from("AzurePowerShellCredential", &SCOPE).await;
     assert_eq!(programs_run(&m.executor), ["az", "pwsh"]);
 }
 
@@ -190,10 +184,7 @@ async fn az_then_azure_powershell_then_azd() {
     m.replays("azure_cli", "aadsts_refresh_rejected");
     m.replays("azure_powershell", "not_logged_in");
     m.replays("azure_developer_cli", "success");
-    let credential = m.credential();
-    let token = credential.get_token(&SCOPE, None).await.unwrap();
-    assert_eq!(credential.selected(), Some("AzureDeveloperCliCredential"));
-    assert_eq!(token.source(), "AzureDeveloperCliCredential");
+    m.token_from("AzureDeveloperCliCredential", &SCOPE).await;
     assert_eq!(programs_run(&m.executor), ["az", "pwsh", "azd"]);
 }
 
@@ -446,9 +437,8 @@ async fn naming_azure_powershell_alone_runs_only_pwsh() {
         .await
         .with_imds()
         .with_tools_on_path()
-        .with_env("AZURE_TOKEN_CREDENTIALS", "AzurePowerShellCredential");
-    m.executor
-        .push_output(tool_output("azure_powershell", "not_logged_in"));
+        .choosing("AzurePowerShellCredential");
+    m.replays("azure_powershell", "not_logged_in");
     let credential = m.credential();
     let err = credential.get_token(&SCOPE, None).await.unwrap_err();
     assert!(err.is_unavailable(), "{err}");

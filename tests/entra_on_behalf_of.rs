@@ -3,7 +3,7 @@
 //! per-request credentials, the tenant rules and the errors about the user's token.
 
 mod support;
-use support::cache;
+use support::entra::{self, Setup};
 use support::fixtures;
 use support::jwt::jwt;
 
@@ -11,10 +11,10 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use azure_credentials::system::{Env, Fs, ManualClock, RetryPolicy};
+use azure_credentials::system::{Env, Fs, RetryPolicy};
 use azure_credentials::testing::{MockEntra, MockEntraReply};
 use azure_credentials::{
-    ErrorKind, OnBehalfOfCredential, OnBehalfOfCredentialBuilder, TokenCache, TokenCredential,
+    ErrorKind, OnBehalfOfCredential, OnBehalfOfCredentialBuilder, TokenCredential,
     TokenRequestOptions,
 };
 use time::macros::datetime;
@@ -38,23 +38,10 @@ fn names_assertion(token: &str, assertion: &str) -> bool {
     token.starts_with("mock-entra-token-") && token.ends_with(&format!("-for-{assertion}"))
 }
 
-struct Setup {
-    entra: MockEntra,
-    clock: ManualClock,
-    cache: TokenCache,
-}
-
 async fn setup() -> Setup {
-    let clock = cache::manual_clock();
-    let entra = MockEntra::start().await;
-    entra.set_clock(clock.clock());
-    entra.expect_client_secret(SECRET);
-    let cache = cache::deterministic_without_cooldown(clock.clock());
-    Setup {
-        entra,
-        clock,
-        cache,
-    }
+    let s = entra::setup().await;
+    s.entra.expect_client_secret(SECRET);
+    s
 }
 
 impl Setup {
@@ -73,6 +60,12 @@ impl Setup {
     fn for_user(&self, n: usize) -> OnBehalfOfCredential {
         self.api().user_assertion(user_token(n)).build().unwrap()
     }
+}
+
+/// The error a credential built from `builder` gets for a Graph token.
+async fn graph_refuses(builder: OnBehalfOfCredentialBuilder) -> azure_credentials::Error {
+    let credential = builder.build().unwrap();
+    credential.get_token(GRAPH, None).await.unwrap_err()
 }
 
 #[tokio::test]
@@ -315,14 +308,7 @@ async fn a_refused_user_assertion_says_so_with_the_code_and_what_to_do() {
     }
 
     // A value that passes the build's checks but is no JWT: Entra (the mock) says malformed.
-    let error = s
-        .api()
-        .user_assertion("not-a-jwt")
-        .build()
-        .unwrap()
-        .get_token(GRAPH, None)
-        .await
-        .unwrap_err();
+    let error = graph_refuses(s.api().user_assertion("not-a-jwt")).await;
     assert_eq!(error.aadsts_codes(), &[50027]);
     assert!(
         error.to_string().contains("without the \"Bearer \" prefix"),
@@ -334,15 +320,12 @@ async fn a_refused_user_assertion_says_so_with_the_code_and_what_to_do() {
 #[tokio::test]
 async fn a_wrong_client_secret_is_blamed_on_the_secret_not_on_the_user() {
     let s = setup().await;
-    let error = s
-        .api()
-        .client_secret("not-the-api-secret")
-        .user_assertion(user_token(1))
-        .build()
-        .unwrap()
-        .get_token(GRAPH, None)
-        .await
-        .unwrap_err();
+    let error = graph_refuses(
+        s.api()
+            .client_secret("not-the-api-secret")
+            .user_assertion(user_token(1)),
+    )
+    .await;
     assert_eq!(error.aadsts_codes(), &[7000215]);
     let text = error.to_string();
     assert!(text.contains("check the client secret"), "{text}");

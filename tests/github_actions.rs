@@ -3,7 +3,7 @@
 
 mod support;
 use support::cache;
-use support::federated::{assertion_expired, assertions_sent};
+use support::federated::{assert_assertion_exchange, assertions_sent, refused_once_as_expired};
 
 use std::time::Duration;
 
@@ -97,13 +97,7 @@ async fn the_id_token_is_requested_as_github_expects_and_exchanged() {
     );
 
     let exchange = &s.entra.requests()[0];
-    assert_eq!(exchange.tenant(), Some(TENANT));
-    assert_eq!(exchange.form("client_id"), Some(CLIENT));
-    assert_eq!(exchange.form("grant_type"), Some("client_credentials"));
-    assert_eq!(
-        exchange.form("client_assertion_type"),
-        Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-    );
+    assert_assertion_exchange(exchange, TENANT, CLIENT);
     let assertion = exchange.assertion().expect("the ID token is a JWT");
     assert_eq!(assertion.claims()["aud"], "api://AzureADTokenExchange");
     assert_eq!(
@@ -154,11 +148,7 @@ async fn every_exchange_gets_a_new_github_token_never_one_past_its_expiry() {
     );
 
     // Entra refusing the token as expired: a new one from GitHub, one retry.
-    s.entra.push(assertion_expired());
-    credential
-        .get_token(&["https://storage.azure.com/.default"], None)
-        .await
-        .unwrap();
+    refused_once_as_expired(&s.entra, &credential).await;
     assert_eq!(s.github.request_count(), 5);
 }
 

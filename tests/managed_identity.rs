@@ -6,8 +6,9 @@ mod support;
 use support::fixtures;
 use support::imds::{ARC_DIR, ARC_KEY, ARC_KEY_PATH, CLIENT_ID, SECRET};
 use support::tls::tls_front;
-use support::wait::paused_now;
+use support::wait::{assert_waited, paused_now};
 
+use std::ops::Bound::{Excluded, Unbounded};
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,10 +24,18 @@ use azure_credentials::{
     ChainedTokenCredential, ErrorKind, ManagedIdentityCredential, ManagedIdentityCredentialBuilder,
     ManagedIdentitySource, TokenCache, TokenCredential, UserAssignedId,
 };
+use time::OffsetDateTime;
 use time::macros::datetime;
 
 const SCOPE: [&str; 1] = ["https://vault.azure.net/.default"];
 const RESOURCE: &str = "https://vault.azure.net";
+
+/// How long a managed identity credential retries at the most.
+const BUDGET: Duration = Duration::from_secs(90);
+
+/// When the success fixtures' tokens expire (Cloud Shell's fixture, an hour after midnight).
+const FIXTURE_EXPIRY: OffsetDateTime = datetime!(2030-01-01 23:59:59 UTC);
+const CLOUD_SHELL_EXPIRY: OffsetDateTime = datetime!(2030-01-01 0:59:59 UTC);
 
 support::listed_enum! {
     #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,6 +109,22 @@ impl Setup {
 
     fn credential(&self) -> ManagedIdentityCredential {
         self.builder().build().unwrap()
+    }
+
+    /// The error a fresh credential returns when the mock answers every request with `reply`,
+    /// and when the call started.
+    async fn fails_on_every(
+        &self,
+        reply: MockReply,
+    ) -> (azure_credentials::Error, tokio::time::Instant) {
+        self.mock.set_default(reply);
+        let started = paused_now();
+        (self.fails().await, started)
+    }
+
+    /// The error a fresh credential for this host returns for [`SCOPE`].
+    async fn fails(&self) -> azure_credentials::Error {
+        self.credential().get_token(&SCOPE, None).await.unwrap_err()
     }
 
     /// The token requests that passed the protocol checks (Arc's challenges excluded).
@@ -431,47 +456,16 @@ async fn the_resource_is_the_scope_minus_one_default_suffix() {
 
 #[tokio::test]
 async fn success_fixtures_give_tokens_with_the_right_expiry() {
+    use Host::*;
     let cases = [
-        (
-            Host::Imds,
-            "imds_token.json",
-            datetime!(2030-01-01 23:59:59 UTC),
-        ),
-        (
-            Host::Imds,
-            "imds_token_numbers.json",
-            datetime!(2030-01-01 23:59:59 UTC),
-        ),
-        (
-            Host::AppService,
-            "app_service_token.json",
-            datetime!(2030-01-01 23:59:59 UTC),
-        ),
-        (
-            Host::AzureMl,
-            "azure_ml_token_linux_date.json",
-            datetime!(2030-01-01 23:59:59 UTC),
-        ),
-        (
-            Host::AzureMl,
-            "azure_ml_token_windows_date.json",
-            datetime!(2030-01-01 23:59:59 UTC),
-        ),
-        (
-            Host::CloudShell,
-            "cloud_shell_token.json",
-            datetime!(2030-01-01 0:59:59 UTC),
-        ),
-        (
-            Host::ServiceFabric,
-            "service_fabric_token.json",
-            datetime!(2030-01-01 23:59:59 UTC),
-        ),
-        (
-            Host::AzureArc,
-            "arc_token_user_assigned.json",
-            datetime!(2030-01-01 23:59:59 UTC),
-        ),
+        (Imds, "imds_token.json", FIXTURE_EXPIRY),
+        (Imds, "imds_token_numbers.json", FIXTURE_EXPIRY),
+        (AppService, "app_service_token.json", FIXTURE_EXPIRY),
+        (AzureMl, "azure_ml_token_linux_date.json", FIXTURE_EXPIRY),
+        (AzureMl, "azure_ml_token_windows_date.json", FIXTURE_EXPIRY),
+        (CloudShell, "cloud_shell_token.json", CLOUD_SHELL_EXPIRY),
+        (ServiceFabric, "service_fabric_token.json", FIXTURE_EXPIRY),
+        (AzureArc, "arc_token_user_assigned.json", FIXTURE_EXPIRY),
     ];
     for (host, file, expires_on) in cases {
         let setup = Setup::new(host).await;
@@ -644,12 +638,8 @@ async fn error_fixtures_are_classified_for_the_chain() {
         if user_assigned {
             builder = builder.client_id(CLIENT_ID);
         }
-        let err = builder
-            .build()
-            .unwrap()
-            .get_token(&SCOPE, None)
-            .await
-            .unwrap_err();
+        let credential = builder.build().unwrap();
+        let err = credential.get_token(&SCOPE, None).await.unwrap_err();
         assert_eq!(err.kind(), kind, "{file}: {err}");
         assert!(err.to_string().contains(says), "{file}: {err}");
         assert!(!err.to_string().contains("fixture-mi-token"), "{err}");
@@ -682,28 +672,17 @@ async fn retry_after_is_waited_for() {
     ]);
     let started = paused_now();
     setup.credential().get_token(&SCOPE, None).await.unwrap();
-    let waited = started.elapsed();
     // Never sooner; the jitter on top adds at most another 2 s.
-    assert!(
-        waited >= Duration::from_secs(2) && waited <= Duration::from_secs(4),
-        "{waited:?}"
-    );
+    let (secs_2, secs_4) = (Duration::from_secs(2), Duration::from_secs(4));
+    assert_waited(started, secs_2..=secs_4, "Retry-After: 2 plus jitter");
     assert_eq!(setup.mock.request_count(), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn gone_keeps_being_retried_for_at_least_seventy_seconds() {
     let setup = Setup::new(Host::Imds).await;
-    setup.mock.set_default(MockReply::status(410));
-    let started = paused_now();
-    let err = setup
-        .credential()
-        .get_token(&SCOPE, None)
-        .await
-        .unwrap_err();
-    let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_secs(70), "{elapsed:?}");
-    assert!(elapsed <= Duration::from_secs(90), "{elapsed:?}");
+    let (err, started) = setup.fails_on_every(MockReply::status(410)).await;
+    assert_waited(started, Duration::from_secs(70)..=BUDGET, "70 s of 410s");
     assert_eq!(setup.mock.request_count(), 9);
     assert!(err.to_string().contains("after 9 attempts"), "{err}");
 }
@@ -711,19 +690,9 @@ async fn gone_keeps_being_retried_for_at_least_seventy_seconds() {
 #[tokio::test(start_paused = true)]
 async fn persistent_server_errors_stop_within_the_budget_and_say_so() {
     let setup = Setup::new(Host::Imds).await;
-    setup.mock.set_default(MockReply::status(500));
-    let started = paused_now();
-    let err = setup
-        .credential()
-        .get_token(&SCOPE, None)
-        .await
-        .unwrap_err();
+    let (err, started) = setup.fails_on_every(MockReply::status(500)).await;
     assert_eq!(setup.mock.request_count(), 5);
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_waited(started, ..Duration::from_secs(30), "within the 30 s budget");
     assert_eq!(err.status(), Some(500));
     assert!(err.to_string().contains("after 5 attempts"), "{err}");
     // The endpoint failed; it did not refuse.
@@ -737,30 +706,16 @@ async fn client_errors_are_not_retried() {
     setup
         .mock
         .push(MockReply::error(400, "invalid_request", "Bad resource"));
-    setup
-        .credential()
-        .get_token(&SCOPE, None)
-        .await
-        .unwrap_err();
+    setup.fails().await;
     assert_eq!(setup.mock.request_count(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_hanging_endpoint_is_a_timeout_within_the_budget() {
     let setup = Setup::new(Host::Imds).await;
-    setup.mock.set_default(MockReply::hang());
-    let started = paused_now();
-    let err = setup
-        .credential()
-        .get_token(&SCOPE, None)
-        .await
-        .unwrap_err();
+    let (err, started) = setup.fails_on_every(MockReply::hang()).await;
     assert!(err.is_timeout(), "{err}");
-    assert!(
-        started.elapsed() <= Duration::from_secs(90),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_waited(started, ..=BUDGET, "the retry budget");
 }
 
 #[tokio::test]
@@ -907,11 +862,7 @@ async fn only_answers_that_are_not_imds_move_the_chain_on() {
         let setup = Setup::new(Host::Imds).await;
         setup.mock.set_default(reply);
         // Directly: the kind and what it says.
-        let err = setup
-            .credential()
-            .get_token(&SCOPE, None)
-            .await
-            .unwrap_err();
+        let err = setup.fails().await;
         assert_eq!(err.kind(), kind, "{name}: {err}");
         assert!(err.to_string().contains(says), "{name}: {err}");
         assert!(
@@ -1054,18 +1005,25 @@ async fn an_echoed_object_id_or_resource_id_must_match_too() {
         "{err}"
     );
 
-    let setup = Setup::new(Host::AppService).await;
-    setup.mock.push(MockReply::json(
-        200,
+    let err = asking_for_mine_answered(
+        Host::AppService,
         r#"{"access_token":"mock-imds-token-x","expires_on":"4102444800","mi_res_id":"/subscriptions/x/other"}"#,
-    ));
+    )
+    .await;
+    assert!(err.is_authentication(), "{err}");
+}
+
+/// The error of a credential on `host` asking for the identity `/subscriptions/x/mine` when
+/// every answer is a token with `body`.
+async fn asking_for_mine_answered(host: Host, body: &'static str) -> azure_credentials::Error {
+    let setup = Setup::new(host).await;
+    setup.mock.set_default(MockReply::json(200, body));
     let credential = setup
         .builder()
         .resource_id("/subscriptions/x/mine")
         .build()
         .unwrap();
-    let err = credential.get_token(&SCOPE, None).await.unwrap_err();
-    assert!(err.is_authentication(), "{err}");
+    credential.get_token(&SCOPE, None).await.unwrap_err()
 }
 
 /// Caught by the `mi_response` fuzz target's identity check: an empty `msi_res_id` hid a
@@ -1073,17 +1031,11 @@ async fn an_echoed_object_id_or_resource_id_must_match_too() {
 #[tokio::test]
 async fn a_resource_id_echo_naming_another_identity_is_refused_beside_an_empty_one() {
     for host in [Host::Imds, Host::AppService, Host::AzureArc] {
-        let setup = Setup::new(host).await;
-        setup.mock.set_default(MockReply::json(
-            200,
+        let err = asking_for_mine_answered(
+            host,
             r#"{"access_token":"mock-imds-token-x","expires_on":"4102444800","msi_res_id":"","mi_res_id":"/subscriptions/x/other"}"#,
-        ));
-        let credential = setup
-            .builder()
-            .resource_id("/subscriptions/x/mine")
-            .build()
-            .unwrap();
-        let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+        )
+        .await;
         assert!(err.is_authentication(), "{host:?}: {err}");
         let text = err.to_string();
         assert!(
@@ -1126,11 +1078,7 @@ async fn without_the_probe_a_refused_local_port_is_unavailable_after_one_attempt
         assert!(err.is_unavailable(), "{err}");
         assert!(err.to_string().contains("refused"), "{err}");
         assert!(err.to_string().contains("after 1 attempt"), "{err}");
-        assert!(
-            started.elapsed() < Duration::from_millis(100),
-            "{:?}",
-            started.elapsed()
-        );
+        assert_waited(started, ..Duration::from_millis(100), "refused at once");
     }
 }
 
@@ -1146,10 +1094,10 @@ async fn a_slow_but_steady_body_is_read_once_and_not_cut_by_the_attempt_timeout(
     let token = setup.credential().get_token(&SCOPE, None).await.unwrap();
     assert!(token.token().expose().starts_with("mock-imds-token-"));
     assert_eq!(setup.mock.request_count(), 1, "downloaded once");
-    assert!(
-        started.elapsed() > Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
+    assert_waited(
+        started,
+        (Excluded(Duration::from_secs(10)), Unbounded),
+        "past the attempt timeout",
     );
 }
 
@@ -1162,10 +1110,10 @@ async fn a_dropped_connection_is_retried_at_once_then_with_backoff() {
         let started = paused_now();
         setup.credential().get_token(&SCOPE, None).await.unwrap();
         assert_eq!(setup.mock.request_count(), 2, "{fault:?}");
-        assert!(
-            started.elapsed() < Duration::from_millis(100),
-            "{fault:?}: {:?}",
-            started.elapsed()
+        assert_waited(
+            started,
+            ..Duration::from_millis(100),
+            format!("{fault:?} retried at once"),
         );
         // Twice: the second retry waits for the backoff (IMDS: 1 s, jittered).
         let setup = Setup::new(Host::Imds).await;
@@ -1173,11 +1121,8 @@ async fn a_dropped_connection_is_retried_at_once_then_with_backoff() {
         let started = paused_now();
         setup.credential().get_token(&SCOPE, None).await.unwrap();
         assert_eq!(setup.mock.request_count(), 3, "{fault:?}");
-        let waited = started.elapsed();
-        assert!(
-            waited >= Duration::from_millis(800) && waited < Duration::from_millis(1300),
-            "{fault:?}: {waited:?}"
-        );
+        let backoff = Duration::from_millis(800)..Duration::from_millis(1300);
+        assert_waited(started, backoff, format!("{fault:?} twice: backoff"));
     }
 }
 
@@ -1193,30 +1138,17 @@ async fn throttling_is_retried_until_the_budget_runs_out_not_a_count() {
     let started = paused_now();
     setup.credential().get_token(&SCOPE, None).await.unwrap();
     assert_eq!(setup.mock.request_count(), 9);
-    let waited = started.elapsed();
     // Never sooner than asked; the jitter on top adds at most one more Retry-After each.
-    assert!(
-        waited >= Duration::from_secs(8) && waited <= Duration::from_secs(16),
-        "{waited:?}"
-    );
+    let (secs_8, secs_16) = (Duration::from_secs(8), Duration::from_secs(16));
+    assert_waited(started, secs_8..=secs_16, "8 Retry-After: 1");
 
     // Throttled for good: retried for the whole 90 s budget, then the 429 is reported.
     let setup = Setup::new(Host::Imds).await;
-    setup
-        .mock
-        .set_default(MockReply::status(429).with_header("Retry-After", "1"));
-    let started = paused_now();
-    let err = setup
-        .credential()
-        .get_token(&SCOPE, None)
-        .await
-        .unwrap_err();
+    let (err, started) = setup
+        .fails_on_every(MockReply::status(429).with_header("Retry-After", "1"))
+        .await;
     assert!(err.is_throttled(), "{err}");
-    assert!(
-        started.elapsed() <= Duration::from_secs(90),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_waited(started, ..=BUDGET, "the retry budget");
     assert!(
         setup.mock.request_count() > 30,
         "{}",
@@ -1327,50 +1259,39 @@ async fn a_probe_answered_400_means_imds_is_there() {
     assert_eq!(setup.mock.request_count(), 3);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_silent_imds_fails_the_probe_within_its_timeout() {
+/// A silent IMDS probed by a credential made with `configure`: the setup, the error, and when
+/// the call started.
+async fn probe_a_silent_imds(
+    configure: impl FnOnce(ManagedIdentityCredentialBuilder) -> ManagedIdentityCredentialBuilder,
+) -> (Setup, azure_credentials::Error, tokio::time::Instant) {
     let setup = Setup::new(Host::Imds).await;
     setup.mock.require_metadata_header(false);
     setup.mock.set_default(MockReply::hang());
-    let credential = setup
-        .builder()
-        .probe(true)
-        .probe_timeout(Duration::from_millis(1500))
-        .build()
-        .unwrap();
+    let credential = configure(setup.builder().probe(true)).build().unwrap();
     let started = paused_now();
     let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+    (setup, err, started)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_imds_fails_the_probe_within_its_timeout() {
+    let (setup, err, started) =
+        probe_a_silent_imds(|b| b.probe_timeout(Duration::from_millis(1500))).await;
     assert!(err.is_unavailable(), "{err}");
     assert!(err.to_string().contains("1.5s"), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_waited(started, ..Duration::from_secs(2), "probe timeout");
     assert_eq!(setup.mock.request_count(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_probe_timeout_comes_from_the_environment() {
     // A silent IMDS: the probe gives up after the variable's 2.5 s, not the default 1 s.
-    let setup = Setup::new(Host::Imds).await;
-    setup.mock.require_metadata_header(false);
-    setup.mock.set_default(MockReply::hang());
-    let credential = setup
-        .builder()
-        .env(Env::empty().with("AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS", "2500"))
-        .probe(true)
-        .build()
-        .unwrap();
-    let started = paused_now();
-    let err = credential.get_token(&SCOPE, None).await.unwrap_err();
-    let waited = started.elapsed();
+    let env = Env::empty().with("AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS", "2500");
+    let (_setup, err, started) = probe_a_silent_imds(|b| b.env(env)).await;
+    let probe_timeout = Duration::from_millis(2500)..Duration::from_secs(3);
+    assert_waited(started, probe_timeout, "probe timeout from the env");
     assert!(err.is_unavailable(), "{err}");
     assert!(err.to_string().contains("2.5s"), "{err}");
-    assert!(
-        waited >= Duration::from_millis(2500) && waited < Duration::from_secs(3),
-        "{waited:?}"
-    );
 }
 
 #[tokio::test]
@@ -1414,11 +1335,7 @@ async fn arc_refuses_a_key_outside_the_agents_directory() {
     let setup = Setup::new(Host::AzureArc).await;
     setup.mock.set_arc_key("/etc/passwd.key", "x");
     setup.fs.write("/etc/passwd.key", "stolen");
-    let err = setup
-        .credential()
-        .get_token(&SCOPE, None)
-        .await
-        .unwrap_err();
+    let err = setup.fails().await;
     assert!(
         err.to_string().contains("not in the agent's directory"),
         "{err}"

@@ -6,7 +6,7 @@ use support::cache;
 
 use std::time::Duration;
 
-use support::log_capture::{LeakTest, Printed, assert_no_secrets};
+use support::log_capture::{LeakTest, Printed};
 
 use azure_credentials::system::{Clock, Env, Fs, Http, HttpErrorKind, HttpRequest, RetryPolicy};
 use azure_credentials::testing::{
@@ -43,9 +43,7 @@ fn no_secret_reaches_logs_debug_or_errors() {
     t.runtime.block_on(process_scenarios(&mut t.seen));
     other_values(&mut t.seen);
 
-    assert_no_secrets(
-        &t.logs.text(),
-        &t.seen,
+    t.assert_no_secrets(
         SECRETS,
         &[
             "token cached",

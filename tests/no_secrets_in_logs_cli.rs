@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::log_capture::{LeakTest, Printed, assert_no_secrets};
+use support::log_capture::{LeakTest, Printed};
 
 use azure_credentials::system::{Env, Fs, Output, ProcessError};
 use azure_credentials::testing::ScriptedExecutor;
@@ -39,9 +39,7 @@ fn no_token_reaches_logs_debug_or_errors() {
     #[cfg(unix)]
     t.runtime.block_on(stand_in_scenario(&mut t.seen));
 
-    assert_no_secrets(
-        &t.logs.text(),
-        &t.seen,
+    t.assert_no_secrets(
         SECRETS,
         &[
             "token read from the Azure CLI's token cache",

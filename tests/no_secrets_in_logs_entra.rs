@@ -4,15 +4,15 @@
 //! an error message.
 
 mod support;
-use support::cache;
-use support::entra::TENANT;
+use support::entra::{TENANT, quick_retries, transient_503, verifying_entra_and_cache};
+use support::federated::assertion_expired;
 use support::fixtures;
 use support::scopes::VAULT as SCOPE;
 
 use std::path::Path;
 use std::time::Duration;
 
-use support::log_capture::{LeakTest, Printed, assert_no_secrets};
+use support::log_capture::{LeakTest, Printed, with_signatures};
 
 use azure_credentials::system::{Env, Fs, RetryPolicy};
 use azure_credentials::testing::{MockEntra, MockEntraReply};
@@ -53,13 +53,8 @@ fn no_entra_secret_reaches_logs_debug_or_errors() {
     secrets.extend(key_lines.iter().copied());
     // Each client assertion the credential sent (header.claims.signature), and its signature.
     assert!(!assertions.is_empty());
-    for assertion in &assertions {
-        secrets.push(assertion.as_str());
-        secrets.push(assertion.rsplit('.').next().unwrap());
-    }
-    assert_no_secrets(
-        &t.logs.text(),
-        &t.seen,
+    secrets.extend(with_signatures(&assertions));
+    t.assert_no_secrets(
         &secrets,
         &[
             "requesting a token from Microsoft Entra ID",
@@ -75,16 +70,8 @@ fn no_entra_secret_reaches_logs_debug_or_errors() {
 
 /// Runs everything; returns the client assertions that were sent.
 async fn scenarios(seen: &mut Printed) -> Vec<String> {
-    let clock = cache::manual_clock();
-    let entra = MockEntra::start().await;
-    entra.set_clock(clock.clock());
-    entra.expect_client_secret(CLIENT_SECRET);
-    entra.verify_assertions_with(&std::fs::read(fixtures::cert("client-cert.pem")).unwrap());
-    let cache = cache::deterministic(clock.clock());
-    let retries = RetryPolicy::default()
-        .with_initial_delay(Duration::from_millis(1))
-        .with_jitter(0.0)
-        .with_retry_statuses([429, 500, 502, 503, 504]);
+    let (entra, clock, cache) = verifying_entra_and_cache(CLIENT_SECRET).await;
+    let retries = quick_retries();
     seen.debug(&entra);
 
     // Client secret: a retried 503, a token, a hit, a claims challenge, a refusal, HTML.
@@ -96,18 +83,8 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
         .env(Env::empty())
         .cache(cache.clone())
         .retry_policy(retries.clone());
-    seen.debug(&builder);
-    let secret_credential = builder.build().unwrap();
-    seen.debug(&secret_credential);
-    entra.push_many([
-        MockEntraReply::error(
-            503,
-            "temporarily_unavailable",
-            90033,
-            "A transient error has occurred.",
-        ),
-        MockEntraReply::token("eyJ-entra-token-1"),
-    ]);
+    let secret_credential = seen.built(builder, |b| b.build());
+    entra.push_many([transient_503(), MockEntraReply::token("eyJ-entra-token-1")]);
     let token = secret_credential.get_token(SCOPE, None).await.unwrap();
     seen.debug(&token);
     seen.debug(&secret_credential.get_token(SCOPE, None).await.unwrap());
@@ -164,9 +141,7 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
         if let Some(password) = password {
             builder = builder.password(password);
         }
-        seen.debug(&builder);
-        let credential = builder.build().unwrap();
-        seen.debug(&credential);
+        let credential = seen.built(builder, |b| b.build());
         seen.debug(&credential.get_token(SCOPE, None).await.unwrap());
     }
     let bytes_builder = ClientCertificateCredential::builder()
@@ -213,22 +188,10 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
         .fs(fs.clone())
         .cache(cache.clone())
         .retry_policy(RetryPolicy::none());
-    seen.debug(&builder);
-    let workload = builder.build().unwrap();
-    seen.debug(&workload);
-    entra.push(MockEntraReply::error(
-        400,
-        "invalid_client",
-        700024,
-        "Client assertion is not within its valid time range.",
-    ));
+    let workload = seen.built(builder, |b| b.build());
+    entra.push(assertion_expired());
     seen.debug(&workload.get_token(SCOPE, None).await.unwrap());
-    entra.set_default(MockEntraReply::error(
-        400,
-        "invalid_client",
-        700024,
-        "Client assertion is not within its valid time range.",
-    ));
+    entra.set_default(assertion_expired());
     seen.error(&workload.get_token(&other_scope, None).await.unwrap_err());
     entra.set_default(MockEntraReply::auto_token());
     fs.remove(Path::new(TOKEN_FILE));

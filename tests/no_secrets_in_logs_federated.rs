@@ -9,15 +9,15 @@ use support::federated::{assertion_expired, assertions_sent};
 
 use std::time::Duration;
 
-use support::log_capture::{LeakTest, Printed, assert_no_secrets};
+use support::log_capture::{LeakTest, Printed};
 
 use azure_credentials::system::{Env, RetryPolicy};
 use azure_credentials::testing::{
     MockAzureDevOpsOidc, MockEntra, MockEntraReply, MockGitHubOidc, MockOidcReply,
 };
 use azure_credentials::{
-    AzurePipelinesCredential, ClientAssertionCredential, GitHubActionsCredential, TokenCache,
-    TokenCredential,
+    AzurePipelinesCredential, ClientAssertionCredential, ClientAssertionCredentialBuilder,
+    GitHubActionsCredential, TokenCache, TokenCredential,
 };
 
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -46,9 +46,7 @@ fn no_federated_secret_reaches_logs_debug_or_errors() {
     // Every assertion that reached Entra, whole (the GitHub ID tokens are JWTs).
     assert!(sent.len() >= 6, "{}", sent.len());
     secrets.extend(sent.iter().map(String::as_str));
-    assert_no_secrets(
-        &t.logs.text(),
-        &t.seen,
+    t.assert_no_secrets(
         &secrets,
         &[
             "asking the callback for a client assertion",
@@ -85,31 +83,33 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
 
     // Last, on paused time: a callback that never returns.
     tokio::time::pause();
-    let hanging = ClientAssertionCredential::builder()
-        .tenant_id(TENANT)
-        .client_id("callback-hanging")
+    let hanging = callback_client("callback-hanging", &entra, &cache)
         .assertion(std::future::pending::<Result<String, std::io::Error>>)
-        .authority_host(entra.authority_host())
-        .env(Env::empty())
-        .cache(cache.clone())
         .build()
         .unwrap();
     seen.error(&hanging.get_token(SCOPE, None).await.unwrap_err());
     sent
 }
 
-async fn client_assertion(entra: &MockEntra, cache: &TokenCache, seen: &mut Printed) {
-    let builder = ClientAssertionCredential::builder()
+/// A builder for `client` in [`TENANT`] signing in at `entra`, on `cache`, without a callback yet.
+fn callback_client(
+    client: &str,
+    entra: &MockEntra,
+    cache: &TokenCache,
+) -> ClientAssertionCredentialBuilder {
+    ClientAssertionCredential::builder()
         .tenant_id(TENANT)
-        .client_id("callback-client")
-        .assertion(|| async { Ok::<_, std::io::Error>(CALLBACK_ASSERTION) })
+        .client_id(client)
         .authority_host(entra.authority_host())
         .env(Env::empty())
         .cache(cache.clone())
+}
+
+async fn client_assertion(entra: &MockEntra, cache: &TokenCache, seen: &mut Printed) {
+    let builder = callback_client("callback-client", entra, cache)
+        .assertion(|| async { Ok::<_, std::io::Error>(CALLBACK_ASSERTION) })
         .retry_policy(RetryPolicy::none());
-    seen.debug(&builder);
-    let credential = builder.build().unwrap();
-    seen.debug(&credential);
+    let credential = seen.built(builder, |b| b.build());
     seen.debug(&credential.get_token(SCOPE, None).await.unwrap());
     seen.debug(&credential.get_token(SCOPE, None).await.unwrap());
     entra.push_many([assertion_expired(), assertion_expired()]);
@@ -122,13 +122,8 @@ async fn client_assertion(entra: &MockEntra, cache: &TokenCache, seen: &mut Prin
             .unwrap_err(),
     );
 
-    let failing = ClientAssertionCredential::builder()
-        .tenant_id(TENANT)
-        .client_id("callback-failing")
+    let failing = callback_client("callback-failing", entra, cache)
         .assertion(|| async { Err::<String, _>(std::io::Error::other("the federation is down")) })
-        .authority_host(entra.authority_host())
-        .env(Env::empty())
-        .cache(cache.clone())
         .build()
         .unwrap();
     seen.error(&failing.get_token(SCOPE, None).await.unwrap_err());
@@ -204,9 +199,7 @@ async fn github_actions(entra: &MockEntra, cache: &TokenCache, seen: &mut Printe
         .env(env(REQUEST_TOKEN))
         .cache(cache.clone())
         .retry_policy(RetryPolicy::none());
-    seen.debug(&builder);
-    let credential = builder.build().unwrap();
-    seen.debug(&credential);
+    let credential = seen.built(builder, |b| b.build());
     seen.debug(&credential.get_token(SCOPE, None).await.unwrap());
     entra.push(assertion_expired());
     seen.debug(&credential.get_token(OTHER_SCOPE, None).await.unwrap());

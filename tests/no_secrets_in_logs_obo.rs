@@ -4,17 +4,19 @@
 //! or an error message.
 
 mod support;
-use support::cache;
 use support::fixtures;
 use support::jwt::jwt;
 
 use std::time::Duration;
 
-use support::log_capture::{LeakTest, Printed, assert_no_secrets};
+use support::entra::{quick_retries, transient_503, verifying_entra_and_cache};
+use support::log_capture::{LeakTest, Printed, with_signatures};
 
-use azure_credentials::system::{Env, RetryPolicy};
-use azure_credentials::testing::{MockEntra, MockEntraReply};
-use azure_credentials::{OnBehalfOfCredential, TokenCredential, TokenRequestOptions};
+use azure_credentials::system::Env;
+use azure_credentials::testing::MockEntraReply;
+use azure_credentials::{
+    OnBehalfOfCredential, OnBehalfOfCredentialBuilder, TokenCredential, TokenRequestOptions,
+};
 
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const API: &str = "00000000-0000-0000-0000-0000000000a1";
@@ -52,13 +54,8 @@ fn no_user_assertion_or_api_secret_reaches_logs_debug_or_errors() {
         secrets.extend(user.split('.').skip(1));
     }
     assert!(!client_assertions.is_empty());
-    for assertion in &client_assertions {
-        secrets.push(assertion);
-        secrets.push(assertion.rsplit('.').next().unwrap());
-    }
-    assert_no_secrets(
-        &t.logs.text(),
-        &t.seen,
+    secrets.extend(with_signatures(&client_assertions));
+    t.assert_no_secrets(
         &secrets,
         &[
             "requesting a token from Microsoft Entra ID",
@@ -69,14 +66,15 @@ fn no_user_assertion_or_api_secret_reaches_logs_debug_or_errors() {
     );
 }
 
+/// Records the error a credential built from `builder` gets for a token.
+async fn record_refusal(seen: &mut Printed, builder: OnBehalfOfCredentialBuilder) {
+    let credential = builder.build().unwrap();
+    seen.error(&credential.get_token(SCOPE, None).await.unwrap_err());
+}
+
 /// Runs everything; returns the client assertions the certificate credential sent.
 async fn scenarios(seen: &mut Printed) -> Vec<String> {
-    let clock = cache::manual_clock();
-    let entra = MockEntra::start().await;
-    entra.set_clock(clock.clock());
-    entra.expect_client_secret(CLIENT_SECRET);
-    entra.verify_assertions_with(&std::fs::read(fixtures::cert("client-cert.pem")).unwrap());
-    let cache = cache::deterministic(clock.clock());
+    let (entra, clock, cache) = verifying_entra_and_cache(CLIENT_SECRET).await;
     let api = OnBehalfOfCredential::builder()
         .tenant_id(TENANT)
         .client_id(API)
@@ -84,28 +82,13 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
         .authority_host(entra.authority_host())
         .env(Env::empty())
         .cache(cache.clone())
-        .retry_policy(
-            RetryPolicy::default()
-                .with_initial_delay(Duration::from_millis(1))
-                .with_jitter(0.0)
-                .with_retry_statuses([429, 500, 502, 503, 504]),
-        );
+        .retry_policy(quick_retries());
     seen.debug(&api);
 
     // A retried 503, a token, a cache hit, a claims challenge.
     let builder = api.clone().user_assertion(user_token(0));
-    seen.debug(&builder);
-    let credential = builder.build().unwrap();
-    seen.debug(&credential);
-    entra.push_many([
-        MockEntraReply::error(
-            503,
-            "temporarily_unavailable",
-            90033,
-            "A transient error has occurred.",
-        ),
-        MockEntraReply::token("eyJ-obo-token-1"),
-    ]);
+    let credential = seen.built(builder, |b| b.build());
+    entra.push_many([transient_503(), MockEntraReply::token("eyJ-obo-token-1")]);
     seen.debug(&credential.get_token(SCOPE, None).await.unwrap());
     seen.debug(&credential.get_token(SCOPE, None).await.unwrap());
     let claims = TokenRequestOptions::default()
@@ -121,46 +104,18 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
             code,
             "The token eyJ-obo-token-echo was refused.",
         ));
-        let error = api
-            .clone()
-            .user_assertion(user_token(1))
-            .build()
-            .unwrap()
-            .get_token(SCOPE, None)
-            .await
-            .unwrap_err();
-        seen.error(&error);
+        record_refusal(seen, api.clone().user_assertion(user_token(1))).await;
         clock.advance(Duration::from_secs(5));
     }
-    seen.error(
-        &api.clone()
-            .user_assertion("obo-leak-signature-not-a-jwt")
-            .build()
-            .unwrap()
-            .get_token(SCOPE, None)
-            .await
-            .unwrap_err(),
-    );
-    seen.error(
-        &api.clone()
-            .client_secret("obo-api-client-secret-value-but-wrong")
-            .user_assertion(user_token(2))
-            .build()
-            .unwrap()
-            .get_token(SCOPE, None)
-            .await
-            .unwrap_err(),
-    );
+    let not_a_jwt = api.clone().user_assertion("obo-leak-signature-not-a-jwt");
+    record_refusal(seen, not_a_jwt).await;
+    let wrong_secret = api
+        .clone()
+        .client_secret("obo-api-client-secret-value-but-wrong")
+        .user_assertion(user_token(2));
+    record_refusal(seen, wrong_secret).await;
     entra.push(MockEntraReply::html(403));
-    seen.error(
-        &api.clone()
-            .user_assertion(user_token(3))
-            .build()
-            .unwrap()
-            .get_token(SCOPE, None)
-            .await
-            .unwrap_err(),
-    );
+    record_refusal(seen, api.clone().user_assertion(user_token(3))).await;
 
     // Build errors: an Authorization header value, whitespace, both proofs.
     for bad in [

@@ -49,8 +49,10 @@ use support::jwt::user_token;
 use support::tls::tls_front;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Display;
 use std::hash::{BuildHasher, RandomState};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -114,6 +116,38 @@ impl Config {
             build: Box::new(build),
         }
     }
+}
+
+/// The configurations for every tenant × client × proof: labelled "{tenant} {client} {proof}",
+/// modelled "{tenant model} {client} {proof model}" (tenant labels differ only in case where they
+/// name one tenant); `build` makes the credential from the tenant id, the client id, the proof's
+/// value and the cache.
+fn tenant_client_configs<T: 'static>(
+    proofs: Vec<(impl Display, impl Display, T)>,
+    build: impl Fn(&'static str, &'static str, &T, &TokenCache) -> Arc<dyn TokenCredential> + 'static,
+) -> Vec<Config> {
+    let build = Rc::new(build);
+    let proofs: Vec<_> = proofs
+        .into_iter()
+        .map(|(l, m, v)| (l, m, Rc::new(v)))
+        .collect();
+    let mut configs = Vec::new();
+    for (tenant_label, tenant) in TENANTS {
+        for (client_label, client) in CLIENTS {
+            for (proof_label, proof_model, value) in &proofs {
+                let (build, value) = (build.clone(), value.clone());
+                configs.push(Config::new(
+                    format!("{tenant_label} {client_label} {proof_label}"),
+                    format!(
+                        "{} {client_label} {proof_model}",
+                        tenant_label.to_lowercase()
+                    ),
+                    move |cache| build(tenant, client, &value, cache),
+                ));
+            }
+        }
+    }
+    configs
 }
 
 /// What the credentials under test talk to: `requests` counts what reached it; `prime` is
@@ -235,16 +269,19 @@ async fn get(
     Ok((token, (upstream.requests)() - before))
 }
 
-fn mock_entra_upstream<'a>(mocks: &[&'a MockEntra]) -> Upstream<'a> {
+/// `mocks` as one upstream: the requests `count` counts on each; `prime` queues a token on each.
+fn mocks_upstream<'a, M>(mocks: &[&'a M], count: fn(&M) -> usize, prime: fn(&M)) -> Upstream<'a> {
     let (counted, primed) = (mocks.to_vec(), mocks.to_vec());
     Upstream {
-        requests: Box::new(move || counted.iter().map(|m| m.request_count()).sum()),
-        prime: Box::new(move || {
-            for mock in &primed {
-                mock.push(MockEntraReply::token(&unique_token("entra-token")));
-            }
-        }),
+        requests: Box::new(move || counted.iter().map(|m| count(m)).sum()),
+        prime: Box::new(move || primed.iter().for_each(|m| prime(m))),
     }
+}
+
+fn mock_entra_upstream<'a>(mocks: &[&'a MockEntra]) -> Upstream<'a> {
+    mocks_upstream(mocks, MockEntra::request_count, |mock| {
+        mock.push(MockEntraReply::token(&unique_token("entra-token")))
+    })
 }
 
 async fn mock_entra(clock: &ManualClock) -> MockEntra {
@@ -373,6 +410,59 @@ fn an_identity_never_prints_its_secret() {
 // ---------------------------------------------------------------------------------------------
 // Entra credentials.
 
+/// A `ClientSecretCredential` for `tenant` and `client` with `secret` at `authority`, on `cache`.
+fn secret_credential(
+    (tenant, client, secret): (&str, &str, &str),
+    authority: &str,
+    cache: &TokenCache,
+) -> Arc<dyn TokenCredential> {
+    Arc::new(
+        ClientSecretCredential::builder()
+            .tenant_id(tenant)
+            .client_id(client)
+            .secret(secret)
+            .authority_host(authority)
+            .env(Env::empty())
+            .retry_policy(RetryPolicy::none())
+            .cache(cache.clone())
+            .build()
+            .unwrap(),
+    )
+}
+
+/// A `WorkloadIdentityCredential` for `tenant` and `client` reading `token_file`, at `authority`,
+/// on `cache`.
+fn workload_credential(
+    (tenant, client, token_file): (&str, &str, &Path),
+    authority: &str,
+    cache: &TokenCache,
+) -> Arc<dyn TokenCredential> {
+    Arc::new(
+        WorkloadIdentityCredential::builder()
+            .tenant_id(tenant)
+            .client_id(client)
+            .token_file_path(token_file)
+            .authority_host(authority)
+            .env(Env::empty())
+            .retry_policy(RetryPolicy::none())
+            .cache(cache.clone())
+            .build()
+            .unwrap(),
+    )
+}
+
+/// An `EnvironmentCredential` seeing `env`, on `cache`.
+fn environment_credential(env: &Env, cache: &TokenCache) -> Arc<dyn TokenCredential> {
+    Arc::new(
+        EnvironmentCredential::builder()
+            .env(env.clone())
+            .retry_policy(RetryPolicy::none())
+            .cache(cache.clone())
+            .build()
+            .unwrap(),
+    )
+}
+
 #[tokio::test]
 async fn a_client_secret_credential_never_gets_the_token_of_another_tenant_client_secret_or_authority()
  {
@@ -383,37 +473,19 @@ async fn a_client_secret_credential_never_gets_the_token_of_another_tenant_clien
         ("m1/", "m1", format!("{}/", m1.authority_host())),
         ("m2", "m2", m2.authority_host()),
     ];
-    let mut configs = Vec::new();
-    for (tenant_label, tenant) in TENANTS {
-        for (client_label, client) in CLIENTS {
-            for (secret_label, secret) in SECRETS {
-                for (authority_label, authority_model, authority) in &authorities {
-                    let authority = authority.clone();
-                    configs.push(Config::new(
-                        format!("{tenant_label} {client_label} {secret_label} {authority_label}"),
-                        format!(
-                            "{} {client_label} {secret_label} {authority_model}",
-                            tenant_label.to_lowercase()
-                        ),
-                        move |cache| {
-                            Arc::new(
-                                ClientSecretCredential::builder()
-                                    .tenant_id(tenant)
-                                    .client_id(client)
-                                    .secret(secret)
-                                    .authority_host(authority.clone())
-                                    .env(Env::empty())
-                                    .retry_policy(RetryPolicy::none())
-                                    .cache(cache.clone())
-                                    .build()
-                                    .unwrap(),
-                            )
-                        },
-                    ));
-                }
-            }
+    let mut proofs = Vec::new();
+    for (secret_label, secret) in SECRETS {
+        for (authority_label, authority_model, authority) in &authorities {
+            proofs.push((
+                format!("{secret_label} {authority_label}"),
+                format!("{secret_label} {authority_model}"),
+                (secret, authority.clone()),
+            ));
         }
     }
+    let configs = tenant_client_configs(proofs, |tenant, client, (secret, authority), cache| {
+        secret_credential((tenant, client, secret), authority, cache)
+    });
     check_every_pair(&configs, &mock_entra_upstream(&[&m1, &m2]), &clock).await;
 }
 
@@ -488,39 +560,26 @@ async fn a_certificate_credential_never_gets_the_token_of_another_certificate_ke
     let clock = ManualClock::new(T0);
     let entra = mock_entra(&clock).await;
     let (files, _) = certificates("certificate");
-    let mut configs = Vec::new();
-    for (tenant_label, tenant) in TENANTS {
-        for (client_label, client) in CLIENTS {
-            for file in &files {
-                let (bytes, password, send_chain) =
-                    (file.bytes.clone(), file.password, file.send_chain);
-                let authority = entra.authority_host();
-                configs.push(Config::new(
-                    format!("{tenant_label} {client_label} {}", file.name),
-                    format!(
-                        "{} {client_label} {}",
-                        tenant_label.to_lowercase(),
-                        file.model
-                    ),
-                    move |cache| {
-                        let mut builder = ClientCertificateCredential::builder()
-                            .tenant_id(tenant)
-                            .client_id(client)
-                            .certificate(bytes.clone())
-                            .send_certificate_chain(send_chain)
-                            .authority_host(authority.clone())
-                            .env(Env::empty())
-                            .retry_policy(RetryPolicy::none())
-                            .cache(cache.clone());
-                        if let Some(password) = password {
-                            builder = builder.password(password);
-                        }
-                        Arc::new(builder.build().unwrap())
-                    },
-                ));
-            }
+    let authority = entra.authority_host();
+    let proofs = files
+        .into_iter()
+        .map(|file| (file.name, file.model, file))
+        .collect();
+    let configs = tenant_client_configs(proofs, move |tenant, client, file, cache| {
+        let mut builder = ClientCertificateCredential::builder()
+            .tenant_id(tenant)
+            .client_id(client)
+            .certificate(file.bytes.clone())
+            .send_certificate_chain(file.send_chain)
+            .authority_host(authority.clone())
+            .env(Env::empty())
+            .retry_policy(RetryPolicy::none())
+            .cache(cache.clone());
+        if let Some(password) = file.password {
+            builder = builder.password(password);
         }
-    }
+        Arc::new(builder.build().unwrap())
+    });
     check_every_pair(&configs, &mock_entra_upstream(&[&entra]), &clock).await;
 }
 
@@ -537,37 +596,19 @@ async fn a_workload_identity_never_gets_the_token_of_another_token_file_tenant_o
         ("m1", entra.authority_host()),
         ("m1/", format!("{}/", entra.authority_host())),
     ];
-    let mut configs = Vec::new();
-    for (tenant_label, tenant) in TENANTS {
-        for (client_label, client) in CLIENTS {
-            for (file_label, path) in &files {
-                for (authority_label, authority) in &authorities {
-                    let (path, authority) = (path.clone(), authority.clone());
-                    configs.push(Config::new(
-                        format!("{tenant_label} {client_label} {file_label} {authority_label}"),
-                        format!(
-                            "{} {client_label} {file_label}",
-                            tenant_label.to_lowercase()
-                        ),
-                        move |cache| {
-                            Arc::new(
-                                WorkloadIdentityCredential::builder()
-                                    .tenant_id(tenant)
-                                    .client_id(client)
-                                    .token_file_path(path.clone())
-                                    .authority_host(authority.clone())
-                                    .env(Env::empty())
-                                    .retry_policy(RetryPolicy::none())
-                                    .cache(cache.clone())
-                                    .build()
-                                    .unwrap(),
-                            )
-                        },
-                    ));
-                }
-            }
+    let mut proofs = Vec::new();
+    for (file_label, path) in &files {
+        for (authority_label, authority) in &authorities {
+            proofs.push((
+                format!("{file_label} {authority_label}"),
+                *file_label,
+                (path.clone(), authority.clone()),
+            ));
         }
     }
+    let configs = tenant_client_configs(proofs, |tenant, client, (path, authority), cache| {
+        workload_credential((tenant, client, path), authority, cache)
+    });
     check_every_pair(&configs, &mock_entra_upstream(&[&entra]), &clock).await;
 }
 
@@ -596,39 +637,19 @@ async fn an_environment_credential_never_gets_the_token_of_other_variables() {
         }
         proofs.push((file.name, file.model, vars));
     }
-    let mut configs = Vec::new();
-    for (tenant_label, tenant) in TENANTS {
-        for (client_label, client) in CLIENTS {
-            for (proof_label, proof_model, vars) in &proofs {
-                let env = Env::from_pairs(
-                    [
-                        ("AZURE_TENANT_ID", tenant.to_owned()),
-                        ("AZURE_CLIENT_ID", client.to_owned()),
-                        ("AZURE_AUTHORITY_HOST", entra.authority_host()),
-                    ]
-                    .into_iter()
-                    .chain(vars.iter().cloned()),
-                );
-                configs.push(Config::new(
-                    format!("{tenant_label} {client_label} {proof_label}"),
-                    format!(
-                        "{} {client_label} {proof_model}",
-                        tenant_label.to_lowercase()
-                    ),
-                    move |cache| {
-                        Arc::new(
-                            EnvironmentCredential::builder()
-                                .env(env.clone())
-                                .retry_policy(RetryPolicy::none())
-                                .cache(cache.clone())
-                                .build()
-                                .unwrap(),
-                        )
-                    },
-                ));
-            }
-        }
-    }
+    let authority = entra.authority_host();
+    let configs = tenant_client_configs(proofs, move |tenant, client, vars, cache| {
+        let env = Env::from_pairs(
+            [
+                ("AZURE_TENANT_ID", tenant.to_owned()),
+                ("AZURE_CLIENT_ID", client.to_owned()),
+                ("AZURE_AUTHORITY_HOST", authority.clone()),
+            ]
+            .into_iter()
+            .chain(vars.iter().cloned()),
+        );
+        environment_credential(&env, cache)
+    });
     check_every_pair(&configs, &mock_entra_upstream(&[&entra]), &clock).await;
 }
 
@@ -655,34 +676,12 @@ async fn credentials_of_different_kinds_never_share_a_token_for_the_same_tenant_
         env(("AZURE_CLIENT_SECRET", secret.to_owned())),
         env(("AZURE_CLIENT_CERTIFICATE_PATH", pem.clone())),
     );
-    let secret_credential = {
-        let authority = authority.clone();
-        move |cache: &TokenCache| -> Arc<dyn TokenCredential> {
-            Arc::new(
-                ClientSecretCredential::builder()
-                    .tenant_id(tenant)
-                    .client_id(client)
-                    .secret(secret)
-                    .authority_host(authority.clone())
-                    .env(Env::empty())
-                    .cache(cache.clone())
-                    .build()
-                    .unwrap(),
-            )
-        }
-    };
-    let (a2, a3) = (authority.clone(), authority.clone());
+    let (a1, a2, a3) = (authority.clone(), authority.clone(), authority.clone());
+    let same_secret =
+        move |cache: &TokenCache| secret_credential((tenant, client, secret), &a1, cache);
     let configs = vec![
-        Config::new(
-            "ClientSecretCredential",
-            "secret",
-            secret_credential.clone(),
-        ),
-        Config::new(
-            "another ClientSecretCredential",
-            "secret",
-            secret_credential,
-        ),
+        Config::new("ClientSecretCredential", "secret", same_secret.clone()),
+        Config::new("another ClientSecretCredential", "secret", same_secret),
         Config::new("ClientCertificateCredential", "certificate", move |cache| {
             Arc::new(
                 ClientCertificateCredential::builder()
@@ -697,43 +696,17 @@ async fn credentials_of_different_kinds_never_share_a_token_for_the_same_tenant_
             )
         }),
         Config::new("WorkloadIdentityCredential", "workload", move |cache| {
-            Arc::new(
-                WorkloadIdentityCredential::builder()
-                    .tenant_id(tenant)
-                    .client_id(client)
-                    .token_file_path(token_file.clone())
-                    .authority_host(a3.clone())
-                    .env(Env::empty())
-                    .cache(cache.clone())
-                    .build()
-                    .unwrap(),
-            )
+            workload_credential((tenant, client, &token_file), &a3, cache)
         }),
         Config::new(
             "EnvironmentCredential (secret)",
             "env secret",
-            move |cache| {
-                Arc::new(
-                    EnvironmentCredential::builder()
-                        .env(secret_env.clone())
-                        .cache(cache.clone())
-                        .build()
-                        .unwrap(),
-                )
-            },
+            move |cache| environment_credential(&secret_env, cache),
         ),
         Config::new(
             "EnvironmentCredential (certificate)",
             "env certificate",
-            move |cache| {
-                Arc::new(
-                    EnvironmentCredential::builder()
-                        .env(cert_env.clone())
-                        .cache(cache.clone())
-                        .build()
-                        .unwrap(),
-                )
-            },
+            move |cache| environment_credential(&cert_env, cache),
         ),
     ];
     check_every_pair(&configs, &mock_entra_upstream(&[&entra]), &clock).await;
@@ -754,19 +727,7 @@ async fn federated_credentials_never_share_a_token_across_callbacks_connections_
         configs.push(Config::new(
             "ClientSecretCredential",
             "secret",
-            move |cache| {
-                Arc::new(
-                    ClientSecretCredential::builder()
-                        .tenant_id(tenant)
-                        .client_id(client)
-                        .secret(secret)
-                        .authority_host(authority.clone())
-                        .env(Env::empty())
-                        .cache(cache.clone())
-                        .build()
-                        .unwrap(),
-                )
-            },
+            move |cache| secret_credential((tenant, client, secret), &authority, cache),
         ));
     }
     // Each build sets a callback of its own (returning the same secret): never shared.
@@ -1064,15 +1025,9 @@ fn managed_identity(
 }
 
 fn mock_imds_upstream<'a>(mocks: &[&'a MockManagedIdentity]) -> Upstream<'a> {
-    let (counted, primed) = (mocks.to_vec(), mocks.to_vec());
-    Upstream {
-        requests: Box::new(move || counted.iter().map(|m| m.token_request_count()).sum()),
-        prime: Box::new(move || {
-            for mock in &primed {
-                mock.push(MockReply::token(&unique_token("imds-token")));
-            }
-        }),
-    }
+    mocks_upstream(mocks, MockManagedIdentity::token_request_count, |mock| {
+        mock.push(MockReply::token(&unique_token("imds-token")))
+    })
 }
 
 async fn mock_imds(clock: &ManualClock) -> MockManagedIdentity {
@@ -1365,44 +1320,63 @@ fn tool_env(tool: &str, (variable, value): (&str, &str)) -> Env {
     ])
 }
 
+/// The configurations of a developer tool for every configuration directory × choice: labelled
+/// "{dir} {choice}", modelled "{dir model} {choice}"; `build` makes the credential from the
+/// environment naming the directory (and the stand-in `tool`'s bin on PATH), the choice's value
+/// and the cache.
+fn config_dir_configs<T: Copy + 'static>(
+    tool: &str,
+    (variable, dir): (&'static str, &str),
+    choices: &[(&'static str, T)],
+    build: impl Fn(&Env, T, &TokenCache) -> Arc<dyn TokenCredential> + 'static,
+) -> Vec<Config> {
+    let build = Rc::new(build);
+    let mut configs = Vec::new();
+    for (dir_label, dir_model, variable, value) in config_dirs(variable, dir) {
+        for &(label, choice) in choices {
+            let (build, env) = (build.clone(), tool_env(tool, (variable, &value)));
+            configs.push(Config::new(
+                format!("{dir_label} {label}"),
+                format!("{dir_model} {label}"),
+                move |cache| build(&env, choice, cache),
+            ));
+        }
+    }
+    configs
+}
+
 #[tokio::test]
 async fn an_azure_cli_credential_never_gets_the_token_of_another_tenant_subscription_or_config_dir()
 {
     let clock = ManualClock::new(T0);
     let cli = StandInCli::new(false, &clock);
     // Tenants and subscriptions are compared exactly (see the file's header).
-    let choices: [(&str, Option<&str>, Option<&str>); 6] = [
-        ("no tenant", None, None),
-        ("tenant a", Some(TENANTS[0].1), None),
-        ("tenant A", Some(TENANTS[1].1), None),
-        ("tenant b", Some(TENANTS[2].1), None),
-        ("subscription s1", None, Some("Subscription One")),
-        ("subscription s2", None, Some("Subscription Two")),
+    // (label, (tenant, subscription))
+    let choices = [
+        ("no tenant", (None, None)),
+        ("tenant a", (Some(TENANTS[0].1), None)),
+        ("tenant A", (Some(TENANTS[1].1), None)),
+        ("tenant b", (Some(TENANTS[2].1), None)),
+        ("subscription s1", (None, Some("Subscription One"))),
+        ("subscription s2", (None, Some("Subscription Two"))),
     ];
-    let mut configs = Vec::new();
-    for (dir_label, dir_model, variable, value) in config_dirs("AZURE_CONFIG_DIR", ".azure") {
-        for (label, tenant, subscription) in choices {
-            let (cli, env) = (cli.clone(), tool_env("azure_cli", (variable, &value)));
-            configs.push(Config::new(
-                format!("{dir_label} {label}"),
-                format!("{dir_model} {label}"),
-                move |cache| {
-                    let mut builder = AzureCliCredential::builder()
-                        .env(env.clone())
-                        .fs(Fs::memory())
-                        .executor(cli.clone())
-                        .cache(cache.clone());
-                    if let Some(tenant) = tenant {
-                        builder = builder.tenant_id(tenant);
-                    }
-                    if let Some(subscription) = subscription {
-                        builder = builder.subscription(subscription);
-                    }
-                    Arc::new(builder.build().unwrap())
-                },
-            ));
+    let dir = ("AZURE_CONFIG_DIR", ".azure");
+    let stand_in = cli.clone();
+    let configs = config_dir_configs("azure_cli", dir, &choices, move |env, choice, cache| {
+        let (tenant, subscription) = choice;
+        let mut builder = AzureCliCredential::builder()
+            .env(env.clone())
+            .fs(Fs::memory())
+            .executor(stand_in.clone())
+            .cache(cache.clone());
+        if let Some(tenant) = tenant {
+            builder = builder.tenant_id(tenant);
         }
-    }
+        if let Some(subscription) = subscription {
+            builder = builder.subscription(subscription);
+        }
+        Arc::new(builder.build().unwrap())
+    });
     check_every_pair(&configs, &cli_upstream(&cli), &clock).await;
 }
 
@@ -1416,30 +1390,24 @@ async fn an_azure_developer_cli_credential_never_gets_the_token_of_another_tenan
         ("tenant A", Some(TENANTS[1].1)),
         ("tenant b", Some(TENANTS[2].1)),
     ];
-    let mut configs = Vec::new();
-    for (dir_label, dir_model, variable, value) in config_dirs("AZD_CONFIG_DIR", ".azd") {
-        for (label, tenant) in tenants {
-            let (azd, env) = (
-                azd.clone(),
-                tool_env("azure_developer_cli", (variable, &value)),
-            );
-            configs.push(Config::new(
-                format!("{dir_label} {label}"),
-                format!("{dir_model} {label}"),
-                move |cache| {
-                    let mut builder = AzureDeveloperCliCredential::builder()
-                        .env(env.clone())
-                        .fs(Fs::memory())
-                        .executor(azd.clone())
-                        .cache(cache.clone());
-                    if let Some(tenant) = tenant {
-                        builder = builder.tenant_id(tenant);
-                    }
-                    Arc::new(builder.build().unwrap())
-                },
-            ));
-        }
-    }
+    let dir = ("AZD_CONFIG_DIR", ".azd");
+    let stand_in = azd.clone();
+    let configs = config_dir_configs(
+        "azure_developer_cli",
+        dir,
+        &tenants,
+        move |env, tenant, cache| {
+            let mut builder = AzureDeveloperCliCredential::builder()
+                .env(env.clone())
+                .fs(Fs::memory())
+                .executor(stand_in.clone())
+                .cache(cache.clone());
+            if let Some(tenant) = tenant {
+                builder = builder.tenant_id(tenant);
+            }
+            Arc::new(builder.build().unwrap())
+        },
+    );
     check_every_pair(&configs, &cli_upstream(&azd), &clock).await;
 }
 

@@ -3,6 +3,7 @@
 
 mod support;
 use support::entra::{self, Setup, TENANT};
+use support::federated::assertion_expired;
 use support::scopes::VAULT as SCOPE;
 
 use std::path::Path;
@@ -139,12 +140,7 @@ async fn a_rotated_token_file_is_used_by_the_next_exchange() {
 async fn an_expired_assertion_makes_the_credential_read_the_file_again_and_retry_once() {
     let s = setup().await;
     let credential = s.credential();
-    s.entra.push(MockEntraReply::error(
-        400,
-        "invalid_client",
-        700024,
-        "Client assertion is not within its valid time range.",
-    ));
+    s.entra.push(assertion_expired());
     // Hold Entra's answer until the file has been rotated behind the credential's back.
     let gate = s.entra.hold_replies();
     let fetch = tokio::spawn({
@@ -174,12 +170,7 @@ async fn a_stale_file_is_retried_once_then_reported_with_its_expiry() {
     // A JWT-shaped token whose exp is readable (the signature is not checked by anyone here).
     let stale = "eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjE4OTM0NTI0MDAsInN1YiI6InN5c3RlbTpzZXJ2aWNlYWNjb3VudDpkZWZhdWx0Ondvcmtsb2FkIn0.c2ln";
     s.fs.write(TOKEN_FILE, stale);
-    s.entra.set_default(MockEntraReply::error(
-        400,
-        "invalid_client",
-        700024,
-        "Client assertion is not within its valid time range.",
-    ));
+    s.entra.set_default(assertion_expired());
     let err = s.credential().get_token(SCOPE, None).await.unwrap_err();
     assert_eq!(s.entra.request_count(), 2, "one retry, no more");
     assert_eq!(err.kind(), ErrorKind::Authentication);

@@ -1,8 +1,10 @@
 //! The Entra side of a test: the loopback Entra mock and a deterministic cache on one manual
 //! clock, and the form a credential sent.
 
-use azure_credentials::system::{Env, Fs, ManualClock};
-use azure_credentials::testing::{EntraRequest, MockEntra};
+use std::time::Duration;
+
+use azure_credentials::system::{Env, Fs, ManualClock, RetryPolicy};
+use azure_credentials::testing::{EntraRequest, MockEntra, MockEntraReply};
 use azure_credentials::{
     AccessToken, ClientSecretCredential, ClientSecretCredentialBuilder, TokenCache,
 };
@@ -86,4 +88,37 @@ pub fn secret_credential(authority: &str) -> ClientSecretCredentialBuilder {
         .authority_host(authority)
         .env(Env::empty())
         .cache(TokenCache::builder().build())
+}
+
+/// A mock Entra on a fresh manual clock that accepts `client_secret` and checks every client
+/// assertion's signature against the test certificate, and a deterministic cache (failure
+/// cool-down included) on the same clock: (mock, clock, cache).
+pub async fn verifying_entra_and_cache(
+    client_secret: &str,
+) -> (MockEntra, ManualClock, TokenCache) {
+    let clock = cache::manual_clock();
+    let entra = MockEntra::start().await;
+    entra.set_clock(clock.clock());
+    entra.expect_client_secret(client_secret);
+    entra.verify_assertions_with(&std::fs::read(fixtures::cert("client-cert.pem")).unwrap());
+    let cache = cache::deterministic(clock.clock());
+    (entra, clock, cache)
+}
+
+/// Retries of 429 and 5xx answers after 1 ms, without jitter.
+pub fn quick_retries() -> RetryPolicy {
+    RetryPolicy::default()
+        .with_initial_delay(Duration::from_millis(1))
+        .with_jitter(0.0)
+        .with_retry_statuses([429, 500, 502, 503, 504])
+}
+
+/// Entra's transient 503 (`AADSTS90033`), which is retried.
+pub fn transient_503() -> MockEntraReply {
+    MockEntraReply::error(
+        503,
+        "temporarily_unavailable",
+        90033,
+        "A transient error has occurred.",
+    )
 }

@@ -64,6 +64,12 @@ impl LeakTest {
         )
     }
 
+    /// Fails if any of `secrets` was logged or printed, or if the logs lack any of `expected`:
+    /// [`assert_no_secrets`] on what this test captured.
+    pub fn assert_no_secrets(&self, secrets: &[&str], expected: &[&str]) {
+        assert_no_secrets(&self.logs.text(), &self.seen, secrets, expected);
+    }
+
     fn on(runtime: &mut tokio::runtime::Builder) -> LeakTest {
         let logs = CapturedLogs::default();
         let guard = logs.install();
@@ -86,6 +92,18 @@ impl Printed {
     pub fn debug(&mut self, value: &impl std::fmt::Debug) {
         self.0.push(format!("{value:?}"));
         self.0.push(format!("{value:#?}"));
+    }
+
+    /// Records `builder`'s rendering, builds it with `build` and records the credential's.
+    pub fn built<B: std::fmt::Debug, C: std::fmt::Debug>(
+        &mut self,
+        builder: B,
+        build: impl FnOnce(B) -> Result<C, azure_credentials::Error>,
+    ) -> C {
+        self.debug(&builder);
+        let built = build(builder).unwrap();
+        self.debug(&built);
+        built
     }
 
     /// Records a token's or an error's renderings, whichever `result` holds.
@@ -126,4 +144,10 @@ pub fn assert_no_secrets(logs: &str, printed: &Printed, secrets: &[&str], expect
             assert!(!text.contains(secret), "{secret:?} printed in: {text}");
         }
     }
+}
+
+/// Each of `jwts` whole, and its signature alone: the secrets a sent JWT leaves.
+pub fn with_signatures(jwts: &[String]) -> impl Iterator<Item = &str> {
+    jwts.iter()
+        .flat_map(|jwt| [jwt.as_str(), jwt.rsplit('.').next().unwrap_or(jwt)])
 }

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
-use azure_credentials::system::{Env, Fs, ManualClock};
+use std::time::Duration;
+
+use azure_credentials::system::{Env, Fs, ManualClock, ProcessError};
 use azure_credentials::testing::ScriptedExecutor;
-use azure_credentials::{Context, TokenCache};
+use azure_credentials::{Context, ErrorKind, TokenCache, TokenCredential};
 
 use super::cache;
 use super::fixtures::tool_output;
@@ -18,7 +20,8 @@ pub const TENANT_B: &str = "0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69";
 /// A developer tool's machine: a scripted executor with nothing scripted yet, an empty in-memory
 /// file system, and a cache on a manual clock with no random spread and no failure cool-down.
 pub struct Setup {
-    /// The tool's directory under `fixtures/`: `azure_cli` or `azure_developer_cli`.
+    /// The tool's directory under `fixtures/`: `azure_cli`, `azure_developer_cli` or
+    /// `azure_powershell`.
     pub tool: &'static str,
     pub executor: ScriptedExecutor,
     pub clock: ManualClock,
@@ -48,6 +51,23 @@ impl Setup {
         self.executor.repeat_output(tool_output(self.tool, case));
     }
 
+    /// Makes the next run of `program` time out (killed after 10 s) and checks that `credential`
+    /// then fails with a timeout whose fix names `source`'s `process_timeout` builder option.
+    pub async fn assert_timeout_names_the_option(
+        &self,
+        program: &str,
+        credential: &impl TokenCredential,
+        source: &str,
+    ) {
+        self.executor
+            .push_error(ProcessError::timed_out(program, Duration::from_secs(10)));
+        let scope = ["https://management.azure.com/.default"];
+        let err = credential.get_token(&scope, None).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+        let option = format!("{source}::builder().process_timeout(");
+        assert!(err.fix().unwrap().contains(&option), "{err}");
+    }
+
     /// Its seams for a credential, with `env` as the environment.
     pub fn context(&self, env: Env) -> Context {
         Context::default()
@@ -61,6 +81,14 @@ impl Setup {
 /// An environment of `base` variables with `extra` ones added (or replacing theirs).
 pub fn env(base: &[(&str, &str)], extra: &[(&str, &str)]) -> Env {
     Env::from_pairs(base.iter().chain(extra).copied())
+}
+
+/// An environment with `tool`'s stand-in directory (`fixtures/<tool>/bin`) on `PATH`, the `base`
+/// variables, and the `extra` ones added (or replacing theirs).
+pub fn tool_env(tool: &str, base: &[(&str, &str)], extra: &[(&str, &str)]) -> Env {
+    let bin = super::fixtures::path(tool).join("bin");
+    let path = [("PATH", bin.to_str().unwrap())];
+    Env::from_pairs(path.iter().chain(base).chain(extra).copied())
 }
 
 /// The arguments of the last command the executor ran (after the program).

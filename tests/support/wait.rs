@@ -33,3 +33,19 @@ pub async fn until_on_other_threads(mut condition: impl FnMut() -> bool) {
         .await
         .expect("condition never became true");
 }
+
+/// The paused-clock time since `started`; fails the test, naming `what` and the time, unless it
+/// lies in `range`.
+#[track_caller]
+pub fn assert_waited(
+    started: tokio::time::Instant,
+    range: impl std::ops::RangeBounds<Duration> + std::fmt::Debug,
+    what: impl std::fmt::Display,
+) -> Duration {
+    let waited = started.elapsed();
+    assert!(
+        range.contains(&waited),
+        "{what}: waited {waited:?}, expected {range:?}"
+    );
+    waited
+}
