@@ -10,7 +10,7 @@ use url::Url;
 use super::assertion_source::{
     AssertionSource, OidcAnswerProblem, ci_endpoint, oidc_token, refused_answer, send_oidc_request,
 };
-use super::{ClientAssertionCredential, EntraOptions, entra_setters};
+use super::{ClientAssertionCredential, EntraOptions, entra_debug, entra_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
 use crate::env_vars::SYSTEM_OIDCREQUESTURI;
@@ -133,17 +133,7 @@ impl AzurePipelinesCredential {
 
 delegate_token_credential!(AzurePipelinesCredential => credential);
 
-impl fmt::Debug for AzurePipelinesCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let client = self.credential.client();
-        f.debug_struct(NAME)
-            .field("tenant_id", &client.tenant_id())
-            .field("client_id", &client.client_id())
-            .field("authority", &client.authority())
-            .field("service_connection_id", &self.service_connection_id)
-            .finish()
-    }
-}
+entra_debug!(AzurePipelinesCredential(credential) { service_connection_id });
 
 /// Options of an [`AzurePipelinesCredential`]; see [`AzurePipelinesCredential::builder`].
 #[derive(Clone, Default)]

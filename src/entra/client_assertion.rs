@@ -147,18 +147,16 @@ impl ClientAssertionCredential {
         }
     }
 
-    /// The Entra client (tenant, client id, authority).
-    pub(crate) fn client(&self) -> &EntraClient {
-        &self.client
-    }
-
     /// The cache identity of a federated credential: `client`'s authority, tenant and client
     /// id under the credential's name; the caller adds what tells its sources apart.
     pub(crate) fn identity(client: &EntraClient) -> CacheIdentity {
-        CacheIdentity::new(client.credential())
-            .with("authority", client.authority())
-            .with("tenant", client.tenant_id().to_ascii_lowercase())
-            .with("client_id", client.client_id())
+        client.cache_identity(client.credential())
+    }
+}
+
+impl super::HasEntraClient for ClientAssertionCredential {
+    fn entra_client(&self) -> &EntraClient {
+        &self.client
     }
 }
 
@@ -166,10 +164,8 @@ delegate_token_credential!(ClientAssertionCredential => credential);
 
 impl fmt::Debug for ClientAssertionCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(self.client.credential())
-            .field("tenant_id", &self.client.tenant_id())
-            .field("client_id", &self.client.client_id())
-            .field("authority", &self.client.authority())
+        self.client
+            .debug_struct(f, self.client.credential())
             .finish_non_exhaustive()
     }
 }

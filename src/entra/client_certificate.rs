@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::assertion::{AssertionFor, client_assertion};
-use super::{ClientProof, EntraClient, EntraOptions, entra_setters};
+use super::{ClientProof, EntraClient, EntraOptions, entra_debug, entra_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
 use crate::der::{self, OID_EC, OID_RSA};
@@ -123,14 +123,7 @@ impl ClientCertificateCredential {
 
 delegate_token_credential!(ClientCertificateCredential => credential);
 
-impl fmt::Debug for ClientCertificateCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.client
-            .debug_struct(f, NAME)
-            .field("thumbprint", &self.thumbprint)
-            .finish()
-    }
-}
+entra_debug!(ClientCertificateCredential(client) { thumbprint });
 
 /// Where a certificate comes from: what a builder was given.
 #[derive(Clone)]

@@ -1,10 +1,9 @@
 //! [`ClientSecretCredential`]: a service principal with a client secret.
 
-use std::fmt;
 
 use async_trait::async_trait;
 
-use super::{ClientProof, EntraClient, EntraOptions, entra_setters};
+use super::{ClientProof, EntraClient, EntraOptions, entra_debug, entra_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
 use crate::setters::debug_fields;
@@ -123,11 +122,7 @@ impl ClientSecretCredential {
 
 delegate_token_credential!(ClientSecretCredential => credential);
 
-impl fmt::Debug for ClientSecretCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.client.debug_struct(f, NAME).finish()
-    }
-}
+entra_debug!(ClientSecretCredential(client) {});
 
 /// Options of a [`ClientSecretCredential`]; see [`ClientSecretCredential::builder`].
 #[derive(Clone, Default)]

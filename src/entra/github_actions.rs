@@ -11,7 +11,7 @@ use super::assertion_source::{
     AssertionSource, OidcAnswerProblem, ci_endpoint, oidc_token, refused_answer, send_oidc_request,
 };
 use super::options::missing_ids;
-use super::{ClientAssertionCredential, EntraOptions, entra_setters};
+use super::{ClientAssertionCredential, EntraOptions, entra_debug, entra_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
 use crate::env_vars::{
@@ -108,17 +108,7 @@ impl GitHubActionsCredential {
 
 delegate_token_credential!(GitHubActionsCredential => credential);
 
-impl fmt::Debug for GitHubActionsCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let client = self.credential.client();
-        f.debug_struct(NAME)
-            .field("tenant_id", &client.tenant_id())
-            .field("client_id", &client.client_id())
-            .field("authority", &client.authority())
-            .field("audience", &self.audience)
-            .finish()
-    }
-}
+entra_debug!(GitHubActionsCredential(credential) { audience });
 
 /// Options of a [`GitHubActionsCredential`]; see [`GitHubActionsCredential::builder`].
 /// Unset values come from the environment.

@@ -11,7 +11,7 @@ use url::Url;
 
 use super::{
     CertificateSource, ClientCertificate, ClientProof, EntraClient, EntraOptions, Grant,
-    entra_setters,
+    entra_debug, entra_setters,
 };
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
@@ -139,16 +139,7 @@ impl OnBehalfOfCredential {
 
 delegate_token_credential!(OnBehalfOfCredential => credential);
 
-impl fmt::Debug for OnBehalfOfCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("tenant_id", &self.client.tenant_id())
-            .field("client_id", &self.client.client_id())
-            .field("authority", &self.client.authority())
-            .field("client_proof", &self.proof)
-            .finish_non_exhaustive()
-    }
-}
+entra_debug!(OnBehalfOfCredential(client) { client_proof: proof, .. });
 
 /// Options of an [`OnBehalfOfCredential`]; see [`OnBehalfOfCredential::builder`]. Cloning is
 /// cheap, and clones share a certificate once it is read.
@@ -275,12 +266,7 @@ impl OnBehalfOfCredentialBuilder {
         validate_user_assertion(user_assertion)?;
         let proof = self.proof()?;
         let identity = proof
-            .identify(
-                CacheIdentity::new(NAME)
-                    .with("authority", client.authority())
-                    .with("tenant", client.tenant_id().to_ascii_lowercase())
-                    .with("client_id", client.client_id()),
-            )
+            .identify(client.cache_identity(NAME))
             // The caller's token is part of the partition: a token exchanged for one caller is
             // never served to another. Chained after the API's own secret or key, its digest
             // is keyed by it.

@@ -1,7 +1,6 @@
 //! [`WorkloadIdentityCredential`]: a Kubernetes service account token exchanged for an Entra
 //! token (Azure Kubernetes Service workload identity, and any other federated identity).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +12,9 @@ use time::OffsetDateTime;
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
 use crate::entra::assertion_source::{AADSTS_ASSERTION_EXPIRED, AssertionSource};
-use crate::entra::{ClientAssertionCredential, EntraOptions, entra_setters, options::missing_ids};
+use crate::entra::{
+    ClientAssertionCredential, EntraOptions, entra_debug, entra_setters, options::missing_ids,
+};
 use crate::env_vars::{AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID};
 use crate::scope::quoted;
 use crate::setters::debug_fields;
@@ -111,15 +112,7 @@ impl WorkloadIdentityCredential {
 
 delegate_token_credential!(WorkloadIdentityCredential => credential);
 
-impl fmt::Debug for WorkloadIdentityCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.credential
-            .client()
-            .debug_struct(f, NAME)
-            .field("token_file", &self.token_file)
-            .finish()
-    }
-}
+entra_debug!(WorkloadIdentityCredential(credential) { token_file });
 
 /// Options of a [`WorkloadIdentityCredential`]; see [`WorkloadIdentityCredential::builder`].
 /// Unset values come from the environment.
