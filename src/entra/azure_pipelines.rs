@@ -12,6 +12,7 @@ use super::assertion_source::{
 };
 use super::{ClientAssertionCredential, EntraOptions, entra_debug, entra_setters};
 use crate::context::seam_setters;
+use crate::setters::{debug_fields, setters};
 use crate::credential::delegate_token_credential;
 use crate::env_vars::SYSTEM_OIDCREQUESTURI;
 use crate::scope::quoted;
@@ -153,18 +154,13 @@ impl AzurePipelinesCredentialBuilder {
         retry_policy = "It applies to the OIDC request too.",
     );
 
-    /// The service connection's id: the `resourceId` in the address of its page in Azure
-    /// DevOps (Project settings → Service connections). Required.
-    pub fn service_connection_id(mut self, id: impl Into<String>) -> Self {
-        self.service_connection_id = Some(id.into());
-        self
-    }
-
-    /// The job's `System.AccessToken` (`$(System.AccessToken)`, which a step must map into
-    /// its environment, e.g. as `SYSTEM_ACCESSTOKEN`). Required.
-    pub fn system_access_token(mut self, token: impl Into<Secret>) -> Self {
-        self.system_access_token = Some(token.into());
-        self
+    setters! {
+        /// The service connection's id: the `resourceId` in the address of its page in Azure
+        /// DevOps (Project settings → Service connections). Required.
+        service_connection_id(id: impl Into<String>) => Some(service_connection_id);
+        /// The job's `System.AccessToken` (`$(System.AccessToken)`, which a step must map into
+        /// its environment, e.g. as `SYSTEM_ACCESSTOKEN`). Required.
+        system_access_token(token: impl Into<Secret>) => Some(system_access_token);
     }
 
     seam_setters!(
@@ -273,15 +269,12 @@ impl AzurePipelinesCredentialBuilder {
     }
 }
 
-impl fmt::Debug for AzurePipelinesCredentialBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AzurePipelinesCredentialBuilder")
-            .field("options", &self.options)
-            .field("service_connection_id", &self.service_connection_id)
-            .field("system_access_token", &self.system_access_token)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(AzurePipelinesCredentialBuilder {
+    options,
+    service_connection_id,
+    system_access_token,
+    ..
+});
 
 /// `{SYSTEM_OIDCREQUESTURI}?api-version=7.1&serviceConnectionId={id}`: https, or http to a
 /// loopback host (tests), since the access token goes with it.

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::{ClientProof, EntraClient, EntraOptions, entra_debug, entra_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
-use crate::setters::debug_fields;
+use crate::setters::{debug_fields, setters};
 use crate::{AccessToken, CachedCredential, Context, Error, Secret, TokenFetcher, TokenRequest};
 
 const NAME: &str = "ClientSecretCredential";
@@ -141,10 +141,9 @@ impl ClientSecretCredentialBuilder {
         retry_policy,
     );
 
-    /// The client secret's value. Required.
-    pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
-        self.secret = Some(secret.into());
-        self
+    setters! {
+        /// The client secret's value. Required.
+        secret(secret: impl Into<Secret>) => Some(secret);
     }
 
     seam_setters!(

@@ -13,6 +13,7 @@ use super::assertion_source::{
 use super::options::missing_ids;
 use super::{ClientAssertionCredential, EntraOptions, entra_debug, entra_setters};
 use crate::context::seam_setters;
+use crate::setters::setters;
 use crate::credential::delegate_token_credential;
 use crate::env_vars::{
     ACTIONS_ID_TOKEN_REQUEST_TOKEN, ACTIONS_ID_TOKEN_REQUEST_URL, AZURE_CLIENT_ID, AZURE_TENANT_ID,
@@ -129,12 +130,11 @@ impl GitHubActionsCredentialBuilder {
         retry_policy = "It applies to the ID token request too.",
     );
 
-    /// The audience of the ID tokens: the one the federated identity credential expects.
-    /// Default: `api://AzureADTokenExchange` (the public cloud); Azure Government uses
-    /// `api://AzureADTokenExchangeUSGov` and Azure China `api://AzureADTokenExchangeChina`.
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audience = Some(audience.into());
-        self
+    setters! {
+        /// The audience of the ID tokens: the one the federated identity credential expects.
+        /// Default: `api://AzureADTokenExchange` (the public cloud); Azure Government uses
+        /// `api://AzureADTokenExchangeUSGov` and Azure China `api://AzureADTokenExchangeChina`.
+        audience(audience: impl Into<String>) => Some(audience);
     }
 
     seam_setters!(
