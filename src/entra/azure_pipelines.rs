@@ -1,14 +1,13 @@
 //! [`AzurePipelinesCredential`]: an Azure Pipelines job's OIDC token for a service connection
 //! with workload identity federation, exchanged for an Entra token.
 
-use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use url::Url;
 
 use super::assertion_source::{
-    AssertionSource, OidcAnswerProblem, ci_endpoint, oidc_token, refused_answer, send_oidc_request,
+    AssertionSource, OidcAnswerProblem, OidcEndpoint, ci_endpoint, oidc_token, refused_answer,
 };
 use super::{ClientAssertionCredential, EntraOptions, entra_debug, entra_setters};
 use crate::context::seam_setters;
@@ -17,7 +16,7 @@ use crate::credential::delegate_token_credential;
 use crate::env_vars::SYSTEM_OIDCREQUESTURI;
 use crate::scope::quoted;
 use crate::scrub;
-use crate::system::{Http, HttpRequest, HttpResponse, RetryPolicy, redacted_url};
+use crate::system::{HttpRequest, HttpResponse, RetryPolicy, redacted_url};
 use crate::{Context, Error, ErrorKind, Secret};
 
 const NAME: &str = "AzurePipelinesCredential";
@@ -251,11 +250,13 @@ impl AzurePipelinesCredentialBuilder {
             .with("oidc_endpoint", redacted_url(&endpoint))
             .with_secret(access_token.expose().as_bytes());
         let source = PipelinesOidc {
-            http: self.context.http(),
-            endpoint,
-            authorization,
+            endpoint: OidcEndpoint {
+                http: self.context.http(),
+                url: endpoint,
+                authorization,
+                retry,
+            },
             service_connection_id: service_connection_id.clone(),
-            retry,
         };
         Ok(AzurePipelinesCredential {
             credential: ClientAssertionCredential::from_source(
@@ -295,38 +296,29 @@ fn oidc_endpoint(raw: &str, service_connection_id: &str) -> Result<Url, Error> {
 
 /// The job's OIDC endpoint as the source of assertions: one request per token fetch.
 struct PipelinesOidc {
-    http: Http,
-    endpoint: Url,
-    /// `Bearer {System.AccessToken}`.
-    authorization: Secret,
+    /// Authorized by `Bearer {System.AccessToken}`.
+    endpoint: OidcEndpoint,
     service_connection_id: String,
-    retry: RetryPolicy,
 }
 
-impl fmt::Debug for PipelinesOidc {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PipelinesOidc")
-            .field("endpoint", &redacted_url(&self.endpoint))
-            .field("service_connection_id", &self.service_connection_id)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(PipelinesOidc {
+    endpoint,
+    service_connection_id,
+});
 
 #[async_trait]
 impl AssertionSource for PipelinesOidc {
     async fn assertion(&self) -> Result<Secret, Error> {
-        let request = HttpRequest::post(self.endpoint.clone())
+        let request = HttpRequest::post(self.endpoint.url.clone())
             .header("Content-Type", "application/json")
-            .header("Accept", "application/json")
-            .header("X-TFS-FedAuthRedirect", "Suppress")
-            .secret_header("Authorization", &self.authorization);
+            .header("X-TFS-FedAuthRedirect", "Suppress");
         tracing::debug!(
             credential = NAME,
-            endpoint = %redacted_url(&self.endpoint),
+            endpoint = %redacted_url(&self.endpoint.url),
             service_connection_id = %self.service_connection_id,
             "requesting an OIDC token from Azure DevOps"
         );
-        let response = send_oidc_request(NAME, &self.http, &request, &self.retry, "agent").await?;
+        let response = self.endpoint.send(NAME, request, "agent").await?;
         let trace = trace_ids(&response);
         let status = response.status();
         if !(200..300).contains(&status) {

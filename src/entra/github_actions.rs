@@ -1,14 +1,13 @@
 //! [`GitHubActionsCredential`]: a GitHub Actions job's OIDC ID token exchanged for an Entra
 //! token, as the `azure/login` action does (no Azure SDK has this credential).
 
-use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use url::Url;
 
 use super::assertion_source::{
-    AssertionSource, OidcAnswerProblem, ci_endpoint, oidc_token, refused_answer, send_oidc_request,
+    AssertionSource, OidcAnswerProblem, OidcEndpoint, ci_endpoint, oidc_token, refused_answer,
 };
 use super::options::missing_ids;
 use super::{ClientAssertionCredential, EntraOptions, entra_debug, entra_setters};
@@ -19,7 +18,7 @@ use crate::env_vars::{
     ACTIONS_ID_TOKEN_REQUEST_TOKEN, ACTIONS_ID_TOKEN_REQUEST_URL, AZURE_CLIENT_ID, AZURE_TENANT_ID,
 };
 use crate::scope::quoted;
-use crate::system::{Http, HttpRequest, HttpResponse, RetryPolicy, redacted_url};
+use crate::system::{HttpRequest, HttpResponse, RetryPolicy, redacted_url};
 use crate::{Context, Error, ErrorKind, Secret};
 
 const NAME: &str = "GitHubActionsCredential";
@@ -228,12 +227,12 @@ impl GitHubActionsCredentialBuilder {
             .with("id_token_endpoint", redacted_url(&endpoint))
             .with_secret(endpoint.as_str().as_bytes())
             .with_secret(token.as_bytes());
-        let source = GitHubIdToken {
+        let source = GitHubIdToken(OidcEndpoint {
             http: self.context.http(),
-            endpoint,
+            url: endpoint,
             authorization,
             retry,
-        };
+        });
         Ok(GitHubActionsCredential {
             credential: ClientAssertionCredential::from_source(
                 client,
@@ -268,34 +267,21 @@ fn id_token_endpoint(raw: &str, audience: &str) -> Result<Url, Error> {
 }
 
 /// GitHub's ID token endpoint as the source of assertions: a new token per exchange.
-struct GitHubIdToken {
-    http: Http,
-    endpoint: Url,
-    /// `bearer {ACTIONS_ID_TOKEN_REQUEST_TOKEN}`.
-    authorization: Secret,
-    retry: RetryPolicy,
-}
-
-impl fmt::Debug for GitHubIdToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GitHubIdToken")
-            .field("endpoint", &redacted_url(&self.endpoint))
-            .finish_non_exhaustive()
-    }
-}
+/// Authorized by `bearer {ACTIONS_ID_TOKEN_REQUEST_TOKEN}`.
+#[derive(Debug)]
+struct GitHubIdToken(OidcEndpoint);
 
 #[async_trait]
 impl AssertionSource for GitHubIdToken {
     async fn assertion(&self) -> Result<Secret, Error> {
-        let request = HttpRequest::get(self.endpoint.clone())
-            .header("Accept", "application/json")
-            .secret_header("Authorization", &self.authorization);
+        let endpoint = &self.0;
         tracing::debug!(
             credential = NAME,
-            endpoint = %redacted_url(&self.endpoint),
+            endpoint = %redacted_url(&endpoint.url),
             "requesting an ID token from GitHub Actions"
         );
-        let response = send_oidc_request(NAME, &self.http, &request, &self.retry, "runner").await?;
+        let request = HttpRequest::get(endpoint.url.clone());
+        let response = endpoint.send(NAME, request, "runner").await?;
         let status = response.status();
         if status != 200 {
             return Err(refused(&response));
