@@ -16,7 +16,8 @@ use super::assertion_source::{AssertionFetcher, AssertionSource};
 use super::{EntraClient, EntraOptions, entra_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
-use crate::system::timers_available;
+use crate::setters::debug_fields;
+use crate::system::bounded_call;
 use crate::{CacheIdentity, CachedCredential, Context, Error, ErrorKind, Secret, TokenCache};
 
 const NAME: &str = "ClientAssertionCredential";
@@ -335,13 +336,7 @@ struct CallbackSource {
     timeout: Duration,
 }
 
-impl fmt::Debug for CallbackSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CallbackSource")
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(CallbackSource { timeout, .. });
 
 #[async_trait]
 impl AssertionSource for CallbackSource {
@@ -350,25 +345,14 @@ impl AssertionSource for CallbackSource {
             credential = NAME,
             "asking the callback for a client assertion"
         );
-        let calling = (self.callback)();
-        // A runtime without timers (or none, when a caller drives the fetch itself) cannot
-        // time the callback out; it runs unbounded there.
-        let assertion = if timers_available(NAME) {
-            match tokio::time::timeout(self.timeout, calling).await {
-                Ok(result) => result,
-                Err(_) => Err(Error::new(
-                    ErrorKind::Timeout,
-                    NAME,
-                    format!(
-                        "the client assertion callback did not return within {} s",
-                        self.timeout.as_secs_f32()
-                    ),
-                )
-                .with_fix("make the callback return sooner, or raise assertion_timeout")),
-            }
-        } else {
-            calling.await
-        }?;
+        let assertion = bounded_call(
+            NAME,
+            self.timeout,
+            (self.callback)(),
+            "the client assertion callback",
+            "make the callback return sooner, or raise assertion_timeout",
+        )
+        .await?;
         let trimmed = assertion.expose().trim();
         if trimmed.is_empty() {
             return Err(Error::new(
