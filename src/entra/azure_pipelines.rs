@@ -11,11 +11,11 @@ use super::assertion_source::{
 };
 use super::{ClientAssertionCredential, EntraOptions, entra_debug, entra_setters};
 use crate::context::seam_setters;
-use crate::setters::{debug_fields, setters};
 use crate::credential::delegate_token_credential;
 use crate::env_vars::SYSTEM_OIDCREQUESTURI;
 use crate::scope::quoted;
 use crate::scrub;
+use crate::setters::{debug_fields, setters};
 use crate::system::{HttpRequest, HttpResponse, RetryPolicy, redacted_url};
 use crate::{Context, Error, ErrorKind, Secret};
 

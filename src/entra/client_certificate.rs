@@ -17,9 +17,9 @@ use url::Url;
 use super::assertion::{AssertionFor, client_assertion};
 use super::{ClientProof, EntraClient, EntraOptions, entra_debug, entra_setters};
 use crate::context::seam_setters;
-use crate::setters::debug_fields;
 use crate::credential::delegate_token_credential;
 use crate::der::{self, OID_EC, OID_RSA};
+use crate::setters::debug_fields;
 use crate::system::Fs;
 use crate::{AccessToken, CachedCredential, Context, Error, Secret, TokenFetcher, TokenRequest};
 

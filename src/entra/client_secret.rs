@@ -1,6 +1,5 @@
 //! [`ClientSecretCredential`]: a service principal with a client secret.
 
-
 use async_trait::async_trait;
 
 use super::{ClientProof, EntraClient, EntraOptions, entra_debug, entra_setters};

@@ -12,12 +12,12 @@ use super::assertion_source::{
 use super::options::missing_ids;
 use super::{ClientAssertionCredential, EntraOptions, entra_debug, entra_setters};
 use crate::context::seam_setters;
-use crate::setters::setters;
 use crate::credential::delegate_token_credential;
 use crate::env_vars::{
     ACTIONS_ID_TOKEN_REQUEST_TOKEN, ACTIONS_ID_TOKEN_REQUEST_URL, AZURE_CLIENT_ID, AZURE_TENANT_ID,
 };
 use crate::scope::quoted;
+use crate::setters::setters;
 use crate::system::{HttpRequest, HttpResponse, RetryPolicy, redacted_url};
 use crate::{Context, Error, ErrorKind, Secret};
 

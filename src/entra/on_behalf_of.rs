@@ -8,14 +8,14 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use url::Url;
 
+use super::client_certificate::certificate_setters;
 use super::{
     CertificateSource, ClientCertificate, ClientProof, EntraClient, EntraOptions, Grant,
     entra_debug, entra_setters,
 };
-use super::client_certificate::certificate_setters;
 use crate::context::seam_setters;
-use crate::setters::{debug_fields, setters};
 use crate::credential::delegate_token_credential;
+use crate::setters::{debug_fields, setters};
 use crate::{
     AccessToken, CacheIdentity, CachedCredential, Context, Error, Secret, TokenFetcher,
     TokenRequest,
@@ -409,14 +409,7 @@ struct OnBehalfOfFetcher {
     user_assertion: Secret,
 }
 
-impl fmt::Debug for OnBehalfOfFetcher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OnBehalfOfFetcher")
-            .field("client", &self.client)
-            .field("proof", &self.proof)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(OnBehalfOfFetcher { client, proof, .. });
 
 #[async_trait]
 impl TokenFetcher for OnBehalfOfFetcher {
