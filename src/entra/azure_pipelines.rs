@@ -1,8 +1,6 @@
 //! [`AzurePipelinesCredential`]: an Azure Pipelines job's OIDC token for a service connection
 //! with workload identity federation, exchanged for an Entra token.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use url::Url;
 
@@ -262,7 +260,7 @@ impl AzurePipelinesCredentialBuilder {
             credential: ClientAssertionCredential::from_source(
                 client,
                 identity,
-                Arc::new(source),
+                source,
                 &self.context.cache(),
             ),
             service_connection_id,

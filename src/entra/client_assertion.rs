@@ -135,12 +135,12 @@ impl ClientAssertionCredential {
     pub(crate) fn from_source(
         client: EntraClient,
         identity: CacheIdentity,
-        source: Arc<dyn AssertionSource>,
+        source: impl AssertionSource,
         cache: &TokenCache,
     ) -> Self {
         let fetcher = AssertionFetcher {
             client: client.clone(),
-            source,
+            source: Arc::new(source),
         };
         ClientAssertionCredential {
             credential: cache.credential(identity, fetcher),
@@ -293,7 +293,7 @@ impl ClientAssertionCredentialBuilder {
         Ok(ClientAssertionCredential::from_source(
             client,
             identity,
-            Arc::new(source),
+            source,
             &self.context.cache(),
         ))
     }

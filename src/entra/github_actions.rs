@@ -1,21 +1,16 @@
 //! [`GitHubActionsCredential`]: a GitHub Actions job's OIDC ID token exchanged for an Entra
 //! token, as the `azure/login` action does (no Azure SDK has this credential).
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use url::Url;
 
 use super::assertion_source::{
     AssertionSource, OidcAnswerProblem, OidcEndpoint, ci_endpoint, oidc_token, refused_answer,
 };
-use super::options::missing_ids;
 use super::{ClientAssertionCredential, EntraOptions, entra_debug, entra_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
-use crate::env_vars::{
-    ACTIONS_ID_TOKEN_REQUEST_TOKEN, ACTIONS_ID_TOKEN_REQUEST_URL, AZURE_CLIENT_ID, AZURE_TENANT_ID,
-};
+use crate::env_vars::{ACTIONS_ID_TOKEN_REQUEST_TOKEN, ACTIONS_ID_TOKEN_REQUEST_URL};
 use crate::scope::quoted;
 use crate::setters::setters;
 use crate::system::{HttpRequest, HttpResponse, RetryPolicy, redacted_url};
@@ -186,15 +181,7 @@ impl GitHubActionsCredentialBuilder {
             }
         };
         let mut options = self.options;
-        options.tenant_id = options
-            .tenant_id
-            .or_else(|| env.var_non_empty(AZURE_TENANT_ID));
-        options.client_id = options
-            .client_id
-            .or_else(|| env.var_non_empty(AZURE_CLIENT_ID));
-        if let Some((missing, verb)) =
-            missing_ids(options.tenant_id.is_none(), options.client_id.is_none())
-        {
+        if let Some((missing, verb)) = options.ids_or_env(&env) {
             return Err(Error::invalid_input(
                 NAME,
                 format!("the job can request ID tokens but {missing} {verb} not set"),
@@ -237,7 +224,7 @@ impl GitHubActionsCredentialBuilder {
             credential: ClientAssertionCredential::from_source(
                 client,
                 identity,
-                Arc::new(source),
+                source,
                 &self.context.cache(),
             ),
             audience,
