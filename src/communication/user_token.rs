@@ -19,7 +19,7 @@ use tracing::Instrument;
 use crate::context::seam_setters;
 use crate::jwt::Claims;
 use crate::setters::debug_fields;
-use crate::system::{Clock, duration_nanos, timers_available, to_unix_nanos};
+use crate::system::{Clock, bounded_call, duration_nanos, timers_available, to_unix_nanos};
 use crate::{
     AccessToken, CacheIdentity, CachedCredential, Context, Error, ErrorKind, Secret, TokenCache,
     TokenCredential, TokenFetcher, TokenFuture, TokenRequest, TokenRequestOptions,
@@ -555,25 +555,14 @@ impl TokenFetcher for UserTokenFetcher {
             credential = NAME,
             "asking the refresher for a new user access token"
         );
-        let refreshing = (self.refresher)();
-        // A runtime without timers (or none, when a caller drives the fetch itself) cannot
-        // time the refresher out; it runs unbounded there.
-        let token = if timers_available(NAME) {
-            match tokio::time::timeout(self.timeout, refreshing).await {
-                Ok(result) => result,
-                Err(_) => Err(Error::new(
-                    ErrorKind::Timeout,
-                    NAME,
-                    format!(
-                        "the refresher did not return within {} s",
-                        self.timeout.as_secs_f32()
-                    ),
-                )
-                .with_fix("make the refresher faster, or raise refresh_timeout")),
-            }
-        } else {
-            refreshing.await
-        }?;
+        let token = bounded_call(
+            NAME,
+            self.timeout,
+            (self.refresher)(),
+            "the refresher",
+            "make the refresher faster, or raise refresh_timeout",
+        )
+        .await?;
         let token = parse_token(&token, Origin::Refresher)?;
         let now = self.clock.now();
         if !usable(&token, now) {

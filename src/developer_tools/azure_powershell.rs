@@ -313,21 +313,18 @@ pub(crate) fn encode_command(script: &str) -> String {
 
 /// A claims challenge needs an interactive sign-in, which the script cannot do.
 fn claims_error(tenant: Option<&str>, claims: &str) -> Error {
-    let mut command = format!(
+    let command = format!(
         "Connect-AzAccount -ClaimsChallenge {}",
         devtool::base64(claims.as_bytes())
     );
-    if let Some(tenant) = tenant {
-        command.push_str(" -Tenant ");
-        command.push_str(tenant);
-    }
-    Error::authentication(
+    devtool::claims_challenge_error(
         NAME,
-        "the resource asked for a claims challenge (e.g. multi-factor authentication), which needs an interactive sign-in",
+        command,
+        "-Tenant",
+        tenant,
+        "sign-in",
+        " in PowerShell (Az.Accounts 5.2.0 or newer)",
     )
-    .with_fix(format!(
-        "run `{command}` in PowerShell (Az.Accounts 5.2.0 or newer), then try again"
-    ))
 }
 
 /// The error for a run that failed, from its stderr (as text, see [`stderr_text`]).

@@ -253,6 +253,33 @@ pub(crate) fn aadsts_codes(text: &str) -> Vec<u32> {
     codes
 }
 
+/// A claims challenge (e.g. multi-factor authentication) needs an interactive `sign_in`,
+/// which the tool cannot do on its own: the error says so, and its fix is to run `command`
+/// (the tool's sign-in with the challenge), with `tenant_flag tenant` added when a tenant was
+/// named, `where_` saying where and with which version.
+pub(crate) fn claims_challenge_error(
+    credential: &'static str,
+    mut command: String,
+    tenant_flag: &str,
+    tenant: Option<&str>,
+    sign_in: &str,
+    where_: &str,
+) -> Error {
+    if let Some(tenant) = tenant {
+        command.push(' ');
+        command.push_str(tenant_flag);
+        command.push(' ');
+        command.push_str(tenant);
+    }
+    Error::authentication(
+        credential,
+        format!(
+            "the resource asked for a claims challenge (e.g. multi-factor authentication), which needs an interactive {sign_in}"
+        ),
+    )
+    .with_fix(format!("run `{command}`{where_}, then try again"))
+}
+
 /// Standard base64 with padding, for claims challenges on a command line.
 pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

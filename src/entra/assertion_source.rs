@@ -149,25 +149,47 @@ pub(crate) fn ci_endpoint(
     Ok(url)
 }
 
-/// Sends a CI system's token request through the HTTP seam; a failure to get an answer is
-/// the credential's error, with a fix naming the endpoint and the `machine` that must reach it.
-pub(crate) async fn send_oidc_request(
-    credential: &'static str,
-    http: &Http,
-    request: &HttpRequest,
-    retry: &RetryPolicy,
-    machine: &str,
-) -> Result<HttpResponse, Error> {
-    http.send(request, retry).await.map_err(|e| {
-        let error = Error::from_http(credential, &e);
-        if error.fix().is_some() {
-            return error;
-        }
-        error.with_fix(format!(
-            "check that the {machine} can reach {} (proxy, firewall, DNS)",
-            redacted_url(request.url())
-        ))
-    })
+/// A CI system's OIDC endpoint: its URL, the `Authorization` value made of the job's token,
+/// and the HTTP seam and retry policy that ask it. `Debug` shows the URL redacted.
+pub(crate) struct OidcEndpoint {
+    pub(crate) http: Http,
+    pub(crate) url: Url,
+    /// `Bearer {the job's token}`.
+    pub(crate) authorization: Secret,
+    pub(crate) retry: RetryPolicy,
+}
+
+impl fmt::Debug for OidcEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&redacted_url(&self.url), f)
+    }
+}
+
+impl OidcEndpoint {
+    /// Sends `request` (to [`url`](Self::url), with the method and the system's own headers)
+    /// with `Accept: application/json` and the authorization through the HTTP seam; a failure
+    /// to get an answer is the credential's error, with a fix naming the endpoint and the
+    /// `machine` that must reach it.
+    pub(crate) async fn send(
+        &self,
+        credential: &'static str,
+        request: HttpRequest,
+        machine: &str,
+    ) -> Result<HttpResponse, Error> {
+        let request = request
+            .header("Accept", "application/json")
+            .secret_header("Authorization", &self.authorization);
+        self.http.send(&request, &self.retry).await.map_err(|e| {
+            let error = Error::from_http(credential, &e);
+            if error.fix().is_some() {
+                return error;
+            }
+            error.with_fix(format!(
+                "check that the {machine} can reach {} (proxy, firewall, DNS)",
+                redacted_url(&self.url)
+            ))
+        })
+    }
 }
 
 /// The error of a CI system's non-2xx answer: `what` (which names the status), the `message`

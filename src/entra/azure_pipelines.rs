@@ -1,22 +1,20 @@
 //! [`AzurePipelinesCredential`]: an Azure Pipelines job's OIDC token for a service connection
 //! with workload identity federation, exchanged for an Entra token.
 
-use std::fmt;
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use url::Url;
 
 use super::assertion_source::{
-    AssertionSource, OidcAnswerProblem, ci_endpoint, oidc_token, refused_answer, send_oidc_request,
+    AssertionSource, OidcAnswerProblem, OidcEndpoint, ci_endpoint, oidc_token, refused_answer,
 };
-use super::{ClientAssertionCredential, EntraOptions, entra_setters};
+use super::{ClientAssertionCredential, EntraOptions, entra_debug, entra_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
 use crate::env_vars::SYSTEM_OIDCREQUESTURI;
 use crate::scope::quoted;
 use crate::scrub;
-use crate::system::{Http, HttpRequest, HttpResponse, RetryPolicy, redacted_url};
+use crate::setters::{debug_fields, setters};
+use crate::system::{HttpRequest, HttpResponse, RetryPolicy, redacted_url};
 use crate::{Context, Error, ErrorKind, Secret};
 
 const NAME: &str = "AzurePipelinesCredential";
@@ -133,17 +131,7 @@ impl AzurePipelinesCredential {
 
 delegate_token_credential!(AzurePipelinesCredential => credential);
 
-impl fmt::Debug for AzurePipelinesCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let client = self.credential.client();
-        f.debug_struct(NAME)
-            .field("tenant_id", &client.tenant_id())
-            .field("client_id", &client.client_id())
-            .field("authority", &client.authority())
-            .field("service_connection_id", &self.service_connection_id)
-            .finish()
-    }
-}
+entra_debug!(AzurePipelinesCredential(credential) { service_connection_id });
 
 /// Options of an [`AzurePipelinesCredential`]; see [`AzurePipelinesCredential::builder`].
 #[derive(Clone, Default)]
@@ -163,18 +151,13 @@ impl AzurePipelinesCredentialBuilder {
         retry_policy = "It applies to the OIDC request too.",
     );
 
-    /// The service connection's id: the `resourceId` in the address of its page in Azure
-    /// DevOps (Project settings → Service connections). Required.
-    pub fn service_connection_id(mut self, id: impl Into<String>) -> Self {
-        self.service_connection_id = Some(id.into());
-        self
-    }
-
-    /// The job's `System.AccessToken` (`$(System.AccessToken)`, which a step must map into
-    /// its environment, e.g. as `SYSTEM_ACCESSTOKEN`). Required.
-    pub fn system_access_token(mut self, token: impl Into<Secret>) -> Self {
-        self.system_access_token = Some(token.into());
-        self
+    setters! {
+        /// The service connection's id: the `resourceId` in the address of its page in Azure
+        /// DevOps (Project settings → Service connections). Required.
+        service_connection_id(id: impl Into<String>) => Some(service_connection_id);
+        /// The job's `System.AccessToken` (`$(System.AccessToken)`, which a step must map into
+        /// its environment, e.g. as `SYSTEM_ACCESSTOKEN`). Required.
+        system_access_token(token: impl Into<Secret>) => Some(system_access_token);
     }
 
     seam_setters!(
@@ -265,17 +248,19 @@ impl AzurePipelinesCredentialBuilder {
             .with("oidc_endpoint", redacted_url(&endpoint))
             .with_secret(access_token.expose().as_bytes());
         let source = PipelinesOidc {
-            http: self.context.http(),
-            endpoint,
-            authorization,
+            endpoint: OidcEndpoint {
+                http: self.context.http(),
+                url: endpoint,
+                authorization,
+                retry,
+            },
             service_connection_id: service_connection_id.clone(),
-            retry,
         };
         Ok(AzurePipelinesCredential {
             credential: ClientAssertionCredential::from_source(
                 client,
                 identity,
-                Arc::new(source),
+                source,
                 &self.context.cache(),
             ),
             service_connection_id,
@@ -283,15 +268,12 @@ impl AzurePipelinesCredentialBuilder {
     }
 }
 
-impl fmt::Debug for AzurePipelinesCredentialBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AzurePipelinesCredentialBuilder")
-            .field("options", &self.options)
-            .field("service_connection_id", &self.service_connection_id)
-            .field("system_access_token", &self.system_access_token)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(AzurePipelinesCredentialBuilder {
+    options,
+    service_connection_id,
+    system_access_token,
+    ..
+});
 
 /// `{SYSTEM_OIDCREQUESTURI}?api-version=7.1&serviceConnectionId={id}`: https, or http to a
 /// loopback host (tests), since the access token goes with it.
@@ -312,38 +294,29 @@ fn oidc_endpoint(raw: &str, service_connection_id: &str) -> Result<Url, Error> {
 
 /// The job's OIDC endpoint as the source of assertions: one request per token fetch.
 struct PipelinesOidc {
-    http: Http,
-    endpoint: Url,
-    /// `Bearer {System.AccessToken}`.
-    authorization: Secret,
+    /// Authorized by `Bearer {System.AccessToken}`.
+    endpoint: OidcEndpoint,
     service_connection_id: String,
-    retry: RetryPolicy,
 }
 
-impl fmt::Debug for PipelinesOidc {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PipelinesOidc")
-            .field("endpoint", &redacted_url(&self.endpoint))
-            .field("service_connection_id", &self.service_connection_id)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(PipelinesOidc {
+    endpoint,
+    service_connection_id,
+});
 
 #[async_trait]
 impl AssertionSource for PipelinesOidc {
     async fn assertion(&self) -> Result<Secret, Error> {
-        let request = HttpRequest::post(self.endpoint.clone())
+        let request = HttpRequest::post(self.endpoint.url.clone())
             .header("Content-Type", "application/json")
-            .header("Accept", "application/json")
-            .header("X-TFS-FedAuthRedirect", "Suppress")
-            .secret_header("Authorization", &self.authorization);
+            .header("X-TFS-FedAuthRedirect", "Suppress");
         tracing::debug!(
             credential = NAME,
-            endpoint = %redacted_url(&self.endpoint),
+            endpoint = %redacted_url(&self.endpoint.url),
             service_connection_id = %self.service_connection_id,
             "requesting an OIDC token from Azure DevOps"
         );
-        let response = send_oidc_request(NAME, &self.http, &request, &self.retry, "agent").await?;
+        let response = self.endpoint.send(NAME, request, "agent").await?;
         let trace = trace_ids(&response);
         let status = response.status();
         if !(200..300).contains(&status) {

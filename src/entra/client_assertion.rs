@@ -16,7 +16,8 @@ use super::assertion_source::{AssertionFetcher, AssertionSource};
 use super::{EntraClient, EntraOptions, entra_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
-use crate::system::timers_available;
+use crate::setters::debug_fields;
+use crate::system::bounded_call;
 use crate::{CacheIdentity, CachedCredential, Context, Error, ErrorKind, Secret, TokenCache};
 
 const NAME: &str = "ClientAssertionCredential";
@@ -134,12 +135,12 @@ impl ClientAssertionCredential {
     pub(crate) fn from_source(
         client: EntraClient,
         identity: CacheIdentity,
-        source: Arc<dyn AssertionSource>,
+        source: impl AssertionSource,
         cache: &TokenCache,
     ) -> Self {
         let fetcher = AssertionFetcher {
             client: client.clone(),
-            source,
+            source: Arc::new(source),
         };
         ClientAssertionCredential {
             credential: cache.credential(identity, fetcher),
@@ -147,18 +148,16 @@ impl ClientAssertionCredential {
         }
     }
 
-    /// The Entra client (tenant, client id, authority).
-    pub(crate) fn client(&self) -> &EntraClient {
-        &self.client
-    }
-
     /// The cache identity of a federated credential: `client`'s authority, tenant and client
     /// id under the credential's name; the caller adds what tells its sources apart.
     pub(crate) fn identity(client: &EntraClient) -> CacheIdentity {
-        CacheIdentity::new(client.credential())
-            .with("authority", client.authority())
-            .with("tenant", client.tenant_id().to_ascii_lowercase())
-            .with("client_id", client.client_id())
+        client.cache_identity(client.credential())
+    }
+}
+
+impl super::HasEntraClient for ClientAssertionCredential {
+    fn entra_client(&self) -> &EntraClient {
+        &self.client
     }
 }
 
@@ -166,10 +165,8 @@ delegate_token_credential!(ClientAssertionCredential => credential);
 
 impl fmt::Debug for ClientAssertionCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(self.client.credential())
-            .field("tenant_id", &self.client.tenant_id())
-            .field("client_id", &self.client.client_id())
-            .field("authority", &self.client.authority())
+        self.client
+            .debug_struct(f, self.client.credential())
             .finish_non_exhaustive()
     }
 }
@@ -296,7 +293,7 @@ impl ClientAssertionCredentialBuilder {
         Ok(ClientAssertionCredential::from_source(
             client,
             identity,
-            Arc::new(source),
+            source,
             &self.context.cache(),
         ))
     }
@@ -339,13 +336,7 @@ struct CallbackSource {
     timeout: Duration,
 }
 
-impl fmt::Debug for CallbackSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CallbackSource")
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(CallbackSource { timeout, .. });
 
 #[async_trait]
 impl AssertionSource for CallbackSource {
@@ -354,25 +345,14 @@ impl AssertionSource for CallbackSource {
             credential = NAME,
             "asking the callback for a client assertion"
         );
-        let calling = (self.callback)();
-        // A runtime without timers (or none, when a caller drives the fetch itself) cannot
-        // time the callback out; it runs unbounded there.
-        let assertion = if timers_available(NAME) {
-            match tokio::time::timeout(self.timeout, calling).await {
-                Ok(result) => result,
-                Err(_) => Err(Error::new(
-                    ErrorKind::Timeout,
-                    NAME,
-                    format!(
-                        "the client assertion callback did not return within {} s",
-                        self.timeout.as_secs_f32()
-                    ),
-                )
-                .with_fix("make the callback return sooner, or raise assertion_timeout")),
-            }
-        } else {
-            calling.await
-        }?;
+        let assertion = bounded_call(
+            NAME,
+            self.timeout,
+            (self.callback)(),
+            "the client assertion callback",
+            "make the callback return sooner, or raise assertion_timeout",
+        )
+        .await?;
         let trimmed = assertion.expose().trim();
         if trimmed.is_empty() {
             return Err(Error::new(

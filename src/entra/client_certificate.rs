@@ -15,10 +15,11 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::assertion::{AssertionFor, client_assertion};
-use super::{ClientProof, EntraClient, EntraOptions, entra_setters};
+use super::{ClientProof, EntraClient, EntraOptions, entra_debug, entra_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
 use crate::der::{self, OID_EC, OID_RSA};
+use crate::setters::debug_fields;
 use crate::system::Fs;
 use crate::{AccessToken, CachedCredential, Context, Error, Secret, TokenFetcher, TokenRequest};
 
@@ -123,14 +124,7 @@ impl ClientCertificateCredential {
 
 delegate_token_credential!(ClientCertificateCredential => credential);
 
-impl fmt::Debug for ClientCertificateCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.client
-            .debug_struct(f, NAME)
-            .field("thumbprint", &self.thumbprint)
-            .finish()
-    }
-}
+entra_debug!(ClientCertificateCredential(client) { thumbprint });
 
 /// Where a certificate comes from: what a builder was given.
 #[derive(Clone)]
@@ -158,7 +152,7 @@ impl CertificateSource {
     }
 
     /// What `Debug` shows: the path, or the length of the bytes.
-    pub(crate) fn describe(&self) -> String {
+    fn describe(&self) -> String {
         match self {
             CertificateSource::Path(path) => path.display().to_string(),
             CertificateSource::Bytes(bytes) => format!("<{} bytes>", bytes.len()),
@@ -166,12 +160,67 @@ impl CertificateSource {
     }
 }
 
+/// The path, or the length of the bytes (quoted, as a string): never the key.
+impl fmt::Debug for CertificateSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.describe(), f)
+    }
+}
+
+/// The setters of a builder that takes a certificate, storing it in its fields `certificate`,
+/// `password` and `send_chain`: `certificate_setters!(certificate_path = "doc",
+/// certificate = "doc")` with a paragraph of the builder's own for each of the first two,
+/// after `reset: field,` when each of the first three setters also resets a field (a
+/// certificate read earlier).
+macro_rules! certificate_setters {
+    (
+        $(reset: $loaded:ident,)?
+        certificate_path = $path_doc:literal,
+        certificate = $bytes_doc:literal $(,)?
+    ) => {
+        /// The certificate file: PEM (certificate and private key) or PKCS#12.
+        #[doc = ""]
+        #[doc = $path_doc]
+        pub fn certificate_path(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+            self.certificate = Some($crate::entra::CertificateSource::Path(path.into()));
+            $(self.$loaded = Default::default();)?
+            self
+        }
+
+        /// The certificate's bytes: PEM (certificate and private key) or PKCS#12.
+        #[doc = ""]
+        #[doc = $bytes_doc]
+        pub fn certificate(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+            self.certificate = Some($crate::entra::CertificateSource::Bytes(
+                std::sync::Arc::from(bytes.into()),
+            ));
+            $(self.$loaded = Default::default();)?
+            self
+        }
+
+        /// The password of a PKCS#12 certificate (not needed for one without a password).
+        pub fn password(mut self, password: impl Into<$crate::Secret>) -> Self {
+            self.password = Some(password.into());
+            $(self.$loaded = Default::default();)?
+            self
+        }
+
+        /// Sends the certificate chain (`x5c`) with each client assertion, for subject name /
+        /// issuer authentication. Default: `false`.
+        pub fn send_certificate_chain(mut self, send: bool) -> Self {
+            self.send_chain = send;
+            self
+        }
+    };
+}
+pub(crate) use certificate_setters;
+
 /// Options of a [`ClientCertificateCredential`]; see [`ClientCertificateCredential::builder`].
 #[derive(Clone, Default)]
 pub struct ClientCertificateCredentialBuilder {
     context: Context,
     options: EntraOptions,
-    source: Option<CertificateSource>,
+    certificate: Option<CertificateSource>,
     password: Option<Secret>,
     send_chain: bool,
 }
@@ -185,31 +234,10 @@ impl ClientCertificateCredentialBuilder {
         retry_policy,
     );
 
-    /// The certificate file: PEM (certificate and private key) or PKCS#12. This or
-    /// [`certificate`](Self::certificate) is required.
-    pub fn certificate_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.source = Some(CertificateSource::Path(path.into()));
-        self
-    }
-
-    /// The certificate's bytes: PEM (certificate and private key) or PKCS#12.
-    pub fn certificate(mut self, bytes: impl Into<Vec<u8>>) -> Self {
-        self.source = Some(CertificateSource::Bytes(Arc::from(bytes.into())));
-        self
-    }
-
-    /// The password of a PKCS#12 file (not needed for one without a password).
-    pub fn password(mut self, password: impl Into<Secret>) -> Self {
-        self.password = Some(password.into());
-        self
-    }
-
-    /// Sends the certificate chain (`x5c`) with each assertion, for subject name / issuer
-    /// authentication. Default: `false`.
-    pub fn send_certificate_chain(mut self, send: bool) -> Self {
-        self.send_chain = send;
-        self
-    }
+    certificate_setters!(
+        certificate_path = "This or [`certificate`](Self::certificate) is required.",
+        certificate = "This or [`certificate_path`](Self::certificate_path) is required.",
+    );
 
     seam_setters!(
         env = "`AZURE_AUTHORITY_HOST`, `AZURE_ADDITIONALLY_ALLOWED_TENANTS` and \
@@ -242,7 +270,7 @@ impl ClientCertificateCredentialBuilder {
     /// assert!(error.to_string().contains("/nonexistent/app.pem"));
     /// ```
     pub fn build(self) -> Result<ClientCertificateCredential, Error> {
-        let Some(source) = &self.source else {
+        let Some(source) = &self.certificate else {
             return Err(Error::invalid_input(NAME, "no certificate was given")
                 .with_fix("set the builder's certificate_path or certificate"));
         };
@@ -257,19 +285,13 @@ impl ClientCertificateCredentialBuilder {
     }
 }
 
-impl fmt::Debug for ClientCertificateCredentialBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientCertificateCredentialBuilder")
-            .field("options", &self.options)
-            .field(
-                "certificate",
-                &self.source.as_ref().map(CertificateSource::describe),
-            )
-            .field("password", &self.password)
-            .field("send_certificate_chain", &self.send_chain)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(ClientCertificateCredentialBuilder {
+    options,
+    certificate,
+    password,
+    send_certificate_chain: send_chain,
+    ..
+});
 
 impl ClientCertificateCredential {
     /// Builds the credential under another name (`EnvironmentCredential`).

@@ -1,13 +1,11 @@
 //! [`ClientSecretCredential`]: a service principal with a client secret.
 
-use std::fmt;
-
 use async_trait::async_trait;
 
-use super::{ClientProof, EntraClient, EntraOptions, entra_setters};
+use super::{ClientProof, EntraClient, EntraOptions, entra_debug, entra_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
-use crate::setters::debug_fields;
+use crate::setters::{debug_fields, setters};
 use crate::{AccessToken, CachedCredential, Context, Error, Secret, TokenFetcher, TokenRequest};
 
 const NAME: &str = "ClientSecretCredential";
@@ -123,11 +121,7 @@ impl ClientSecretCredential {
 
 delegate_token_credential!(ClientSecretCredential => credential);
 
-impl fmt::Debug for ClientSecretCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.client.debug_struct(f, NAME).finish()
-    }
-}
+entra_debug!(ClientSecretCredential(client) {});
 
 /// Options of a [`ClientSecretCredential`]; see [`ClientSecretCredential::builder`].
 #[derive(Clone, Default)]
@@ -146,10 +140,9 @@ impl ClientSecretCredentialBuilder {
         retry_policy,
     );
 
-    /// The client secret's value. Required.
-    pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
-        self.secret = Some(secret.into());
-        self
+    setters! {
+        /// The client secret's value. Required.
+        secret(secret: impl Into<Secret>) => Some(secret);
     }
 
     seam_setters!(

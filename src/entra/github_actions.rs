@@ -1,24 +1,19 @@
 //! [`GitHubActionsCredential`]: a GitHub Actions job's OIDC ID token exchanged for an Entra
 //! token, as the `azure/login` action does (no Azure SDK has this credential).
 
-use std::fmt;
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use url::Url;
 
 use super::assertion_source::{
-    AssertionSource, OidcAnswerProblem, ci_endpoint, oidc_token, refused_answer, send_oidc_request,
+    AssertionSource, OidcAnswerProblem, OidcEndpoint, ci_endpoint, oidc_token, refused_answer,
 };
-use super::options::missing_ids;
-use super::{ClientAssertionCredential, EntraOptions, entra_setters};
+use super::{ClientAssertionCredential, EntraOptions, entra_debug, entra_setters};
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
-use crate::env_vars::{
-    ACTIONS_ID_TOKEN_REQUEST_TOKEN, ACTIONS_ID_TOKEN_REQUEST_URL, AZURE_CLIENT_ID, AZURE_TENANT_ID,
-};
+use crate::env_vars::{ACTIONS_ID_TOKEN_REQUEST_TOKEN, ACTIONS_ID_TOKEN_REQUEST_URL};
 use crate::scope::quoted;
-use crate::system::{Http, HttpRequest, HttpResponse, RetryPolicy, redacted_url};
+use crate::setters::setters;
+use crate::system::{HttpRequest, HttpResponse, RetryPolicy, redacted_url};
 use crate::{Context, Error, ErrorKind, Secret};
 
 const NAME: &str = "GitHubActionsCredential";
@@ -108,17 +103,7 @@ impl GitHubActionsCredential {
 
 delegate_token_credential!(GitHubActionsCredential => credential);
 
-impl fmt::Debug for GitHubActionsCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let client = self.credential.client();
-        f.debug_struct(NAME)
-            .field("tenant_id", &client.tenant_id())
-            .field("client_id", &client.client_id())
-            .field("authority", &client.authority())
-            .field("audience", &self.audience)
-            .finish()
-    }
-}
+entra_debug!(GitHubActionsCredential(credential) { audience });
 
 /// Options of a [`GitHubActionsCredential`]; see [`GitHubActionsCredential::builder`].
 /// Unset values come from the environment.
@@ -139,12 +124,11 @@ impl GitHubActionsCredentialBuilder {
         retry_policy = "It applies to the ID token request too.",
     );
 
-    /// The audience of the ID tokens: the one the federated identity credential expects.
-    /// Default: `api://AzureADTokenExchange` (the public cloud); Azure Government uses
-    /// `api://AzureADTokenExchangeUSGov` and Azure China `api://AzureADTokenExchangeChina`.
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audience = Some(audience.into());
-        self
+    setters! {
+        /// The audience of the ID tokens: the one the federated identity credential expects.
+        /// Default: `api://AzureADTokenExchange` (the public cloud); Azure Government uses
+        /// `api://AzureADTokenExchangeUSGov` and Azure China `api://AzureADTokenExchangeChina`.
+        audience(audience: impl Into<String>) => Some(audience);
     }
 
     seam_setters!(
@@ -197,15 +181,7 @@ impl GitHubActionsCredentialBuilder {
             }
         };
         let mut options = self.options;
-        options.tenant_id = options
-            .tenant_id
-            .or_else(|| env.var_non_empty(AZURE_TENANT_ID));
-        options.client_id = options
-            .client_id
-            .or_else(|| env.var_non_empty(AZURE_CLIENT_ID));
-        if let Some((missing, verb)) =
-            missing_ids(options.tenant_id.is_none(), options.client_id.is_none())
-        {
+        if let Some((missing, verb)) = options.ids_or_env(&env) {
             return Err(Error::invalid_input(
                 NAME,
                 format!("the job can request ID tokens but {missing} {verb} not set"),
@@ -238,17 +214,17 @@ impl GitHubActionsCredentialBuilder {
             .with("id_token_endpoint", redacted_url(&endpoint))
             .with_secret(endpoint.as_str().as_bytes())
             .with_secret(token.as_bytes());
-        let source = GitHubIdToken {
+        let source = GitHubIdToken(OidcEndpoint {
             http: self.context.http(),
-            endpoint,
+            url: endpoint,
             authorization,
             retry,
-        };
+        });
         Ok(GitHubActionsCredential {
             credential: ClientAssertionCredential::from_source(
                 client,
                 identity,
-                Arc::new(source),
+                source,
                 &self.context.cache(),
             ),
             audience,
@@ -278,34 +254,21 @@ fn id_token_endpoint(raw: &str, audience: &str) -> Result<Url, Error> {
 }
 
 /// GitHub's ID token endpoint as the source of assertions: a new token per exchange.
-struct GitHubIdToken {
-    http: Http,
-    endpoint: Url,
-    /// `bearer {ACTIONS_ID_TOKEN_REQUEST_TOKEN}`.
-    authorization: Secret,
-    retry: RetryPolicy,
-}
-
-impl fmt::Debug for GitHubIdToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GitHubIdToken")
-            .field("endpoint", &redacted_url(&self.endpoint))
-            .finish_non_exhaustive()
-    }
-}
+/// Authorized by `bearer {ACTIONS_ID_TOKEN_REQUEST_TOKEN}`.
+#[derive(Debug)]
+struct GitHubIdToken(OidcEndpoint);
 
 #[async_trait]
 impl AssertionSource for GitHubIdToken {
     async fn assertion(&self) -> Result<Secret, Error> {
-        let request = HttpRequest::get(self.endpoint.clone())
-            .header("Accept", "application/json")
-            .secret_header("Authorization", &self.authorization);
+        let endpoint = &self.0;
         tracing::debug!(
             credential = NAME,
-            endpoint = %redacted_url(&self.endpoint),
+            endpoint = %redacted_url(&endpoint.url),
             "requesting an ID token from GitHub Actions"
         );
-        let response = send_oidc_request(NAME, &self.http, &request, &self.retry, "runner").await?;
+        let request = HttpRequest::get(endpoint.url.clone());
+        let response = endpoint.send(NAME, request, "runner").await?;
         let status = response.status();
         if status != 200 {
             return Err(refused(&response));

@@ -122,6 +122,49 @@ pub(crate) fn parse_authority(
     Ok(url)
 }
 
+/// What holds an Entra credential's [`EntraClient`]: the client itself, or the
+/// [`ClientAssertionCredential`] a federated credential wraps. For [`entra_debug!`].
+pub(crate) trait HasEntraClient {
+    fn entra_client(&self) -> &EntraClient;
+}
+
+impl HasEntraClient for EntraClient {
+    fn entra_client(&self) -> &EntraClient {
+        self
+    }
+}
+
+/// The `Debug` of an Entra credential: its type's name, the tenant, client id and authority
+/// of the client in field `client` ([`EntraClient::debug_struct`]), then only the fields named,
+/// as [`debug_fields!`](crate::setters::debug_fields) names them:
+/// `entra_debug!(Type(client) { a, label: field, .. })`.
+macro_rules! entra_debug {
+    (@field $this:ident $label:ident) => { &$this.$label };
+    (@field $this:ident $label:ident $field:ident) => { &$this.$field };
+    ($ty:ident($client:ident) { $($label:ident $(: $field:ident)?),+ , .. }) => {
+        $crate::entra::entra_debug!(
+            @impl $ty $client finish_non_exhaustive $($label $(: $field)?),+
+        );
+    };
+    ($ty:ident($client:ident) { $($label:ident $(: $field:ident)?),* $(,)? }) => {
+        $crate::entra::entra_debug!(@impl $ty $client finish $($label $(: $field)?),*);
+    };
+    (@impl $ty:ident $client:ident $finish:ident $($label:ident $(: $field:ident)?),*) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                $crate::entra::HasEntraClient::entra_client(&self.$client)
+                    .debug_struct(f, stringify!($ty))
+                    $(.field(
+                        stringify!($label),
+                        $crate::entra::entra_debug!(@field self $label $($field)?),
+                    ))*
+                    .$finish()
+            }
+        }
+    };
+}
+pub(crate) use entra_debug;
+
 /// One Entra ID v2 token endpoint client, configured for one application.
 #[derive(Clone)]
 pub(crate) struct EntraClient {

@@ -2,19 +2,20 @@
 //! OAuth 2.0 on-behalf-of flow).
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use url::Url;
 
+use super::client_certificate::certificate_setters;
 use super::{
     CertificateSource, ClientCertificate, ClientProof, EntraClient, EntraOptions, Grant,
-    entra_setters,
+    entra_debug, entra_setters,
 };
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
+use crate::setters::{debug_fields, setters};
 use crate::{
     AccessToken, CacheIdentity, CachedCredential, Context, Error, Secret, TokenFetcher,
     TokenRequest,
@@ -139,16 +140,7 @@ impl OnBehalfOfCredential {
 
 delegate_token_credential!(OnBehalfOfCredential => credential);
 
-impl fmt::Debug for OnBehalfOfCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("tenant_id", &self.client.tenant_id())
-            .field("client_id", &self.client.client_id())
-            .field("authority", &self.client.authority())
-            .field("client_proof", &self.proof)
-            .finish_non_exhaustive()
-    }
-}
+entra_debug!(OnBehalfOfCredential(client) { client_proof: proof, .. });
 
 /// Options of an [`OnBehalfOfCredential`]; see [`OnBehalfOfCredential::builder`]. Cloning is
 /// cheap, and clones share a certificate once it is read.
@@ -175,55 +167,27 @@ impl OnBehalfOfCredentialBuilder {
         retry_policy,
     );
 
-    /// The access token the API was called with: the value of the incoming request's
-    /// `Authorization: Bearer ...` header, without `Bearer `. Required. Its user is the one the
-    /// credential's tokens are for.
-    pub fn user_assertion(mut self, user_assertion: impl Into<Secret>) -> Self {
-        self.user_assertion = Some(user_assertion.into());
-        self
+    setters! {
+        /// The access token the API was called with: the value of the incoming request's
+        /// `Authorization: Bearer ...` header, without `Bearer `. Required. Its user is the one
+        /// the credential's tokens are for.
+        user_assertion(user_assertion: impl Into<Secret>) => Some(user_assertion);
+        /// The API's client secret (its value) from its app registration. This or a certificate
+        /// is required.
+        client_secret(secret: impl Into<Secret>) => Some(client_secret);
     }
 
-    /// The API's client secret (its value) from its app registration. This or a certificate is
-    /// required.
-    pub fn client_secret(mut self, secret: impl Into<Secret>) -> Self {
-        self.client_secret = Some(secret.into());
-        self
-    }
-
-    /// The API's certificate file: PEM (certificate and private key) or PKCS#12, as for
-    /// [`ClientCertificateCredential`](crate::ClientCertificateCredential). This, a
-    /// [`certificate`](Self::certificate) or a client secret is required.
-    ///
-    /// The file is read at the first [`build`](Self::build) of this builder or of a clone of
-    /// it, and the clones share what was read: a builder configured at start-up and cloned for
-    /// each request reads it once.
-    pub fn certificate_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.certificate = Some(CertificateSource::Path(path.into()));
-        self.loaded = Arc::default();
-        self
-    }
-
-    /// The API's certificate bytes: PEM (certificate and private key) or PKCS#12. Parsed once
-    /// for this builder and its clones, like [`certificate_path`](Self::certificate_path).
-    pub fn certificate(mut self, bytes: impl Into<Vec<u8>>) -> Self {
-        self.certificate = Some(CertificateSource::Bytes(Arc::from(bytes.into())));
-        self.loaded = Arc::default();
-        self
-    }
-
-    /// The password of a PKCS#12 certificate (not needed for one without a password).
-    pub fn password(mut self, password: impl Into<Secret>) -> Self {
-        self.password = Some(password.into());
-        self.loaded = Arc::default();
-        self
-    }
-
-    /// Sends the certificate chain (`x5c`) with each client assertion, for subject name /
-    /// issuer authentication. Default: `false`.
-    pub fn send_certificate_chain(mut self, send: bool) -> Self {
-        self.send_chain = send;
-        self
-    }
+    certificate_setters!(
+        reset: loaded,
+        certificate_path = "The API's own certificate, as for \
+            [`ClientCertificateCredential`](crate::ClientCertificateCredential). This, a \
+            [`certificate`](Self::certificate) or a client secret is required.\n\n\
+            The file is read at the first [`build`](Self::build) of this builder or of a clone \
+            of it, and the clones share what was read: a builder configured at start-up and \
+            cloned for each request reads it once.",
+        certificate = "The API's own certificate, parsed once for this builder and its \
+            clones, like [`certificate_path`](Self::certificate_path).",
+    );
 
     seam_setters!(
         env = "`AZURE_AUTHORITY_HOST`, `AZURE_ADDITIONALLY_ALLOWED_TENANTS` and \
@@ -275,12 +239,7 @@ impl OnBehalfOfCredentialBuilder {
         validate_user_assertion(user_assertion)?;
         let proof = self.proof()?;
         let identity = proof
-            .identify(
-                CacheIdentity::new(NAME)
-                    .with("authority", client.authority())
-                    .with("tenant", client.tenant_id().to_ascii_lowercase())
-                    .with("client_id", client.client_id()),
-            )
+            .identify(client.cache_identity(NAME))
             // The caller's token is part of the partition: a token exchanged for one caller is
             // never served to another. Chained after the API's own secret or key, its digest
             // is keyed by it.
@@ -336,21 +295,15 @@ impl OnBehalfOfCredentialBuilder {
     }
 }
 
-impl fmt::Debug for OnBehalfOfCredentialBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OnBehalfOfCredentialBuilder")
-            .field("options", &self.options)
-            .field("user_assertion", &self.user_assertion)
-            .field("client_secret", &self.client_secret)
-            .field(
-                "certificate",
-                &self.certificate.as_ref().map(CertificateSource::describe),
-            )
-            .field("password", &self.password)
-            .field("send_certificate_chain", &self.send_chain)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(OnBehalfOfCredentialBuilder {
+    options,
+    user_assertion,
+    client_secret,
+    certificate,
+    password,
+    send_certificate_chain: send_chain,
+    ..
+});
 
 /// Refuses what cannot be an access token, without quoting it: an empty value, the whole
 /// `Authorization` header value, whitespace or control characters, an oversized value.
@@ -456,14 +409,7 @@ struct OnBehalfOfFetcher {
     user_assertion: Secret,
 }
 
-impl fmt::Debug for OnBehalfOfFetcher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OnBehalfOfFetcher")
-            .field("client", &self.client)
-            .field("proof", &self.proof)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(OnBehalfOfFetcher { client, proof, .. });
 
 #[async_trait]
 impl TokenFetcher for OnBehalfOfFetcher {

@@ -8,7 +8,7 @@ use super::{ClientInner, EntraClient, authority_hosts, parse_authority};
 use crate::env_vars::{AZURE_AUTHORITY_HOST, AZURE_CLIENT_ID, AZURE_TENANT_ID};
 use crate::scope::{quoted, validate_tenant_id};
 use crate::setters::debug_fields;
-use crate::system::RetryPolicy;
+use crate::system::{Env, RetryPolicy};
 use crate::tenant::TenantPolicy;
 use crate::{Context, Error};
 
@@ -122,6 +122,20 @@ debug_fields!(EntraOptions {
     allowed_tenants,
     ..
 });
+
+impl EntraOptions {
+    /// Takes the tenant and client ids the builder did not give from `AZURE_TENANT_ID` and
+    /// `AZURE_CLIENT_ID` in `env`, and says which are still missing, as [`missing_ids`] does.
+    pub(crate) fn ids_or_env(&mut self, env: &Env) -> Option<(String, &'static str)> {
+        if self.tenant_id.is_none() {
+            self.tenant_id = env.var_non_empty(AZURE_TENANT_ID);
+        }
+        if self.client_id.is_none() {
+            self.client_id = env.var_non_empty(AZURE_CLIENT_ID);
+        }
+        missing_ids(self.tenant_id.is_none(), self.client_id.is_none())
+    }
+}
 
 /// Which of `AZURE_TENANT_ID` and `AZURE_CLIENT_ID` a credential configured by the environment
 /// lacks, as `"A and B"` with the verb that agrees with it (`"is"`, `"are"`), if any.

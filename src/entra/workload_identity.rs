@@ -1,9 +1,7 @@
 //! [`WorkloadIdentityCredential`]: a Kubernetes service account token exchanged for an Entra
 //! token (Azure Kubernetes Service workload identity, and any other federated identity).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,7 +11,7 @@ use time::OffsetDateTime;
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
 use crate::entra::assertion_source::{AADSTS_ASSERTION_EXPIRED, AssertionSource};
-use crate::entra::{ClientAssertionCredential, EntraOptions, entra_setters, options::missing_ids};
+use crate::entra::{ClientAssertionCredential, EntraOptions, entra_debug, entra_setters};
 use crate::env_vars::{AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID};
 use crate::scope::quoted;
 use crate::setters::debug_fields;
@@ -111,15 +109,7 @@ impl WorkloadIdentityCredential {
 
 delegate_token_credential!(WorkloadIdentityCredential => credential);
 
-impl fmt::Debug for WorkloadIdentityCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.credential
-            .client()
-            .debug_struct(f, NAME)
-            .field("token_file", &self.token_file)
-            .finish()
-    }
-}
+entra_debug!(WorkloadIdentityCredential(credential) { token_file });
 
 /// Options of a [`WorkloadIdentityCredential`]; see [`WorkloadIdentityCredential::builder`].
 /// Unset values come from the environment.
@@ -181,12 +171,7 @@ impl WorkloadIdentityCredentialBuilder {
                 env.var_non_empty(AZURE_FEDERATED_TOKEN_FILE)
                     .map(PathBuf::from)
             });
-        options.tenant_id = options
-            .tenant_id
-            .or_else(|| env.var_non_empty(AZURE_TENANT_ID));
-        options.client_id = options
-            .client_id
-            .or_else(|| env.var_non_empty(AZURE_CLIENT_ID));
+        let missing_ids = options.ids_or_env(&env);
         let Some(token_file) = token_file else {
             return Err(Error::unavailable(
                 NAME,
@@ -196,9 +181,7 @@ impl WorkloadIdentityCredentialBuilder {
                 "on AKS, enable workload identity for the pod (label azure.workload.identity/use: \"true\" and a service account annotated with the client id); elsewhere set {AZURE_FEDERATED_TOKEN_FILE}, {AZURE_CLIENT_ID} and {AZURE_TENANT_ID}"
             )));
         };
-        if let Some((missing, verb)) =
-            missing_ids(options.tenant_id.is_none(), options.client_id.is_none())
-        {
+        if let Some((missing, verb)) = missing_ids {
             return Err(Error::invalid_input(
                 NAME,
                 format!("the token file is configured but {missing} {verb} not set"),
@@ -218,12 +201,7 @@ impl WorkloadIdentityCredentialBuilder {
             cached: Mutex::new(None),
         };
         Ok(WorkloadIdentityCredential {
-            credential: ClientAssertionCredential::from_source(
-                client,
-                identity,
-                Arc::new(file),
-                &cache,
-            ),
+            credential: ClientAssertionCredential::from_source(client, identity, file, &cache),
             token_file,
         })
     }

@@ -4,11 +4,14 @@
 //! a [`ManualClock`] and retries with tokio's paused time, and never sleep.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
+
+use crate::{Error, ErrorKind};
 
 /// Where the crate gets the current time: the system clock, or a [`ManualClock`] in tests.
 ///
@@ -229,6 +232,31 @@ pub(crate) fn timers_available(credential: &'static str) -> bool {
         timerless.push(id);
     }
     has_timer
+}
+
+/// Awaits `call`, a caller's callback, for at most `timeout` where the runtime has timers
+/// ([`timers_available`]); where it has none (or outside a runtime, when a caller drives the
+/// future itself) it runs unbounded. A timeout is [`ErrorKind::Timeout`]: `what` "did not
+/// return within" the timeout, with `fix`.
+pub(crate) async fn bounded_call<T>(
+    credential: &'static str,
+    timeout: Duration,
+    call: impl Future<Output = Result<T, Error>>,
+    what: &str,
+    fix: &'static str,
+) -> Result<T, Error> {
+    if !timers_available(credential) {
+        return call.await;
+    }
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            credential,
+            format!("{what} did not return within {} s", timeout.as_secs_f32()),
+        )
+        .with_fix(fix)),
+    }
 }
 
 /// Nanoseconds since the Unix epoch, saturating outside what an `i64` holds (year 1677..2262).

@@ -12,7 +12,7 @@ mod process;
 pub use clock::{Clock, ManualClock};
 #[allow(unused_imports)]
 pub(crate) use clock::{
-    duration_nanos, from_unix_nanos, monotonic_now, timers_available, to_unix_nanos,
+    bounded_call, duration_nanos, from_unix_nanos, monotonic_now, timers_available, to_unix_nanos,
 };
 pub use env::Env;
 pub use fs::{FileStamp, Fs};

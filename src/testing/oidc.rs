@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::loopback_http::{
     Action, Canned, Delivery, Handler, JSON, LoopbackServer, Outgoing, RecordedRequest, Script,
-    scripted_mock_methods, scripted_reply_methods,
+    scripted_mock_methods, scripted_reply_methods, token_reply_methods,
 };
 use crate::Secret;
 use crate::system::Clock;
@@ -212,25 +212,13 @@ impl MockOidcReply {
         "mock ([`MockAzureDevOpsOidc`], [`MockGitHubOidc`])"
     );
 
-    /// A JWT-shaped token (not signed) whose `exp` is 600 s after the mock's clock, with
-    /// `sub` `mock-oidc-subject` and the signature part `mock-oidc-signature-<nnnn>` (`nnnn`
-    /// counts the tokens served, from `0001`), which leak tests can look for.
-    pub fn auto_token() -> Self {
-        MockOidcReply::token_of(None)
-    }
-
-    /// This token value.
-    pub fn token(value: &str) -> Self {
-        MockOidcReply::token_of(Some(Secret::new(value)))
-    }
-
-    fn token_of(value: Option<Secret>) -> Self {
-        MockOidcReply::new(ReplyKind::Token {
-            value,
-            expires_in: 600,
-            refresh_in: None,
-        })
-    }
+    token_reply_methods!(
+        MockOidcReply,
+        600,
+        "A JWT-shaped token (not signed) whose `exp` is 600 s after the mock's clock, with \
+         `sub` `mock-oidc-subject` and the signature part `mock-oidc-signature-<nnnn>` (`nnnn` \
+         counts the tokens served, from `0001`), which leak tests can look for."
+    );
 
     /// An error with this status and `{"message": message}` (Azure DevOps adds its
     /// `typeName`, as it does).

@@ -360,21 +360,18 @@ impl CliFetcher {
 
 /// A claims challenge needs an interactive login, which `az` cannot do on its own.
 fn claims_error(scope: &str, tenant: Option<&str>, claims: &str) -> Error {
-    let mut command = format!(
+    let command = format!(
         "az login --claims-challenge {} --scope {scope}",
         devtool::base64(claims.as_bytes())
     );
-    if let Some(tenant) = tenant {
-        command.push_str(" --tenant ");
-        command.push_str(tenant);
-    }
-    Error::authentication(
+    devtool::claims_challenge_error(
         NAME,
-        "the resource asked for a claims challenge (e.g. multi-factor authentication), which needs an interactive login",
+        command,
+        "--tenant",
+        tenant,
+        "login",
+        " (Azure CLI 2.76 or newer)",
     )
-    .with_fix(format!(
-        "run `{command}` (Azure CLI 2.76 or newer), then try again"
-    ))
 }
 
 fn unexpected_output(what: &str) -> Error {

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::Secret;
 use crate::testing::loopback_http::{
-    Action, Canned, Delivery, JSON, Outgoing, scripted_reply_methods,
+    Action, Canned, Delivery, JSON, Outgoing, scripted_reply_methods, token_reply_methods,
 };
 
 const OVERSIZED_HEAD: &[u8] =
@@ -49,25 +49,13 @@ enum ReplyKind {
 impl MockEntraReply {
     scripted_reply_methods!(MockEntraReply, "[`MockEntra`](super::MockEntra)");
 
-    /// A token `mock-entra-token-<n>` (`n` counts the tokens served, from 1), living 3599 s;
-    /// for an on-behalf-of request `mock-entra-token-<n>-for-<user assertion>`, so a test can
-    /// tell whose token it got. Leak tests can look for the `mock-entra-token-` prefix.
-    pub fn auto_token() -> Self {
-        MockEntraReply::token_of(None)
-    }
-
-    /// A token with this value, living 3599 s.
-    pub fn token(value: &str) -> Self {
-        MockEntraReply::token_of(Some(Secret::new(value)))
-    }
-
-    fn token_of(value: Option<Secret>) -> Self {
-        MockEntraReply::new(ReplyKind::Token {
-            value,
-            expires_in: 3599,
-            refresh_in: None,
-        })
-    }
+    token_reply_methods!(
+        MockEntraReply,
+        3599,
+        "A token `mock-entra-token-<n>` (`n` counts the tokens served, from 1), living 3599 s; \
+         for an on-behalf-of request `mock-entra-token-<n>-for-<user assertion>`, so a test can \
+         tell whose token it got. Leak tests can look for the `mock-entra-token-` prefix."
+    );
 
     /// An Entra error, e.g. `error(401, "invalid_client", 7000215, "Invalid client secret
     /// provided.")`.

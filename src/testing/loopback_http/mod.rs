@@ -23,7 +23,9 @@ use url::Url;
 
 use crate::catch_unwind::CatchUnwind;
 
-pub(in crate::testing) use reply::{Canned, Script, scripted_mock_methods, scripted_reply_methods};
+pub(in crate::testing) use reply::{
+    Canned, Script, scripted_mock_methods, scripted_reply_methods, token_reply_methods,
+};
 #[cfg(test)]
 pub(in crate::testing) use request::MAX_BODY;
 pub use request::RecordedRequest;

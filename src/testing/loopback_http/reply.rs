@@ -363,6 +363,34 @@ macro_rules! scripted_reply_methods {
 
 pub(in crate::testing) use scripted_reply_methods;
 
+/// `auto_token` and `token` of a reply whose `ReplyKind::Token` is `{ value: Option<Secret>,
+/// expires_in, refresh_in }`, for the `impl` of the reply type: `token_reply_methods!(Reply,
+/// lifetime in seconds, "what auto_token answers")`.
+macro_rules! token_reply_methods {
+    ($Reply:ident, $expires_in:literal, $auto_doc:literal) => {
+        #[doc = $auto_doc]
+        pub fn auto_token() -> Self {
+            $Reply::token_of(None)
+        }
+
+        /// A token with this value in place of [`auto_token`](Self::auto_token)'s (a reply
+        /// with an `expires_in` field says the same lifetime).
+        pub fn token(value: &str) -> Self {
+            $Reply::token_of(Some($crate::Secret::new(value)))
+        }
+
+        fn token_of(value: Option<$crate::Secret>) -> Self {
+            $Reply::new(ReplyKind::Token {
+                value,
+                expires_in: $expires_in,
+                refresh_in: None,
+            })
+        }
+    };
+}
+
+pub(in crate::testing) use token_reply_methods;
+
 /// The scripting methods every mock has (`MockManagedIdentity`, `MockEntra`), written once: for the `impl`
 /// of a mock with `self.shared.state: Mutex<State>` whose `State` has a `script:
 /// Script<$Reply>` field; `$first` is a doc link to the initial default reply.
