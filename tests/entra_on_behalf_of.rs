@@ -384,3 +384,79 @@ async fn claims_challenges_and_cae_go_with_the_exchange() {
     let token = credential.get_token(GRAPH, None).await.unwrap();
     assert!(names_assertion(token.token().expose(), &user_token(1)));
 }
+
+/// The API's own proof may be a client assertion from a callback, as for
+/// `ClientAssertionCredential`: sent as `client_assertion` with the on-behalf-of grant, asked
+/// for only when a token must be fetched, and tokens kept apart per callback and per user.
+#[tokio::test]
+async fn a_client_assertion_callback_proves_the_api() {
+    const API_ASSERTION: &str = "eyJhbGciOiJub25lIn0.api-federated-assertion.sig";
+    let s = entra::setup().await;
+    s.entra.expect_client_assertion(API_ASSERTION);
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let api = OnBehalfOfCredential::builder()
+        .tenant_id(TENANT)
+        .client_id(API)
+        .client_assertion(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Ok::<_, std::io::Error>(API_ASSERTION) }
+        })
+        .authority_host(s.entra.authority_host())
+        .env(Env::empty())
+        .cache(s.cache.clone())
+        .retry_policy(RetryPolicy::none());
+
+    let first = api.clone().user_assertion(user_token(1)).build().unwrap();
+    let token = first.get_token(GRAPH, None).await.unwrap();
+    assert!(names_assertion(token.token().expose(), &user_token(1)));
+    let request = &s.entra.requests()[0];
+    assert_eq!(request.form("grant_type"), Some(JWT_BEARER));
+    assert_eq!(request.form("requested_token_use"), Some("on_behalf_of"));
+    assert_eq!(request.form("assertion"), Some(user_token(1).as_str()));
+    assert_eq!(request.form("client_assertion"), Some(API_ASSERTION));
+    assert_eq!(
+        request.form("client_assertion_type"),
+        Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    );
+    assert_eq!(request.form("client_secret"), None);
+
+    // A cache hit (a new credential for the same user, from a clone) asks the callback nothing.
+    let again = api.clone().user_assertion(user_token(1)).build().unwrap();
+    again.get_token(GRAPH, None).await.unwrap();
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // Another user: another exchange, another token.
+    let second = api.user_assertion(user_token(2)).build().unwrap();
+    let token = second.get_token(GRAPH, None).await.unwrap();
+    assert!(names_assertion(token.token().expose(), &user_token(2)));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(s.entra.request_count(), 2);
+}
+
+/// A callback's failure names this credential and keeps the callback's error as the cause.
+#[tokio::test]
+async fn a_failing_client_assertion_callback_is_an_error_of_the_credential() {
+    let s = entra::setup().await;
+    let credential = OnBehalfOfCredential::builder()
+        .tenant_id(TENANT)
+        .client_id(API)
+        .client_assertion(|| async {
+            Err::<String, _>(std::io::Error::other("the identity provider is down"))
+        })
+        .user_assertion(user_token(1))
+        .authority_host(s.entra.authority_host())
+        .env(Env::empty())
+        .cache(s.cache.clone())
+        .build()
+        .unwrap();
+    let error = credential.get_token(GRAPH, None).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("OnBehalfOfCredential: the client assertion callback failed"),
+        "{error}"
+    );
+    let cause = std::error::Error::source(&error).expect("the callback's error");
+    assert!(cause.to_string().contains("identity provider is down"));
+    assert_eq!(s.entra.request_count(), 0);
+}

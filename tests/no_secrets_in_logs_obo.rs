@@ -23,6 +23,7 @@ const API: &str = "00000000-0000-0000-0000-0000000000a1";
 const SCOPE: &[&str] = &["https://graph.microsoft.com/.default"];
 const CLIENT_SECRET: &str = "obo-api-client-secret-value";
 const PFX_PASSWORD: &str = "fixture-password";
+const CALLBACK_ASSERTION: &str = "obo-api-callback-assertion-value";
 
 /// User `n`'s access token, as the API received it.
 fn user_token(n: usize) -> String {
@@ -41,6 +42,7 @@ fn no_user_assertion_or_api_secret_reaches_logs_debug_or_errors() {
     let mut secrets: Vec<&str> = vec![
         CLIENT_SECRET,
         PFX_PASSWORD,
+        CALLBACK_ASSERTION,
         "obo-leak-signature-",
         "mock-entra-token-",
         "eyJ-obo-token-",
@@ -158,6 +160,19 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
             .build()
             .unwrap_err(),
     );
+
+    // The API proven by a client assertion callback (which Entra refuses here).
+    let by_callback = OnBehalfOfCredential::builder()
+        .tenant_id(TENANT)
+        .client_id(API)
+        .client_assertion(|| async { Ok::<_, std::io::Error>(CALLBACK_ASSERTION) })
+        .authority_host(entra.authority_host())
+        .env(Env::empty())
+        .cache(cache.clone())
+        .retry_policy(quick_retries());
+    seen.debug(&by_callback);
+    let credential = seen.built(by_callback.user_assertion(user_token(1)), |b| b.build());
+    seen.outcome(&credential.get_token(SCOPE, None).await);
 
     let requests = entra.requests();
     seen.debug(&requests);

@@ -21,7 +21,9 @@ use crate::system::bounded_call;
 use crate::{CacheIdentity, CachedCredential, Context, Error, ErrorKind, Secret, TokenCache};
 
 const NAME: &str = "ClientAssertionCredential";
-const DEFAULT_ASSERTION_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_ASSERTION_TIMEOUT: Duration = Duration::from_secs(DEFAULT_ASSERTION_TIMEOUT_SECS);
+
+pub(crate) const DEFAULT_ASSERTION_TIMEOUT_SECS: u64 = 30;
 
 type AssertionFuture = Pin<Box<dyn Future<Output = Result<Secret, Error>> + Send>>;
 type Callback = Arc<dyn Fn() -> AssertionFuture + Send + Sync>;
@@ -29,6 +31,52 @@ type Callback = Arc<dyn Fn() -> AssertionFuture + Send + Sync>;
 /// Numbers the callbacks given to builders: tokens are shared only between credentials built
 /// with the same callback (clones of one builder or credential).
 static NEXT_CALLBACK_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A user's callback returning client assertions, numbered (see [`NEXT_CALLBACK_ID`]), its
+/// errors already this crate's, naming `credential`. Also the on-behalf-of credential's.
+#[derive(Clone)]
+pub(crate) struct AssertionCallback {
+    id: u64,
+    call: Callback,
+}
+
+impl AssertionCallback {
+    pub(crate) fn new<F, Fut, T, E>(credential: &'static str, callback: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Into<Secret>,
+        E: Into<Box<dyn StdError + Send + Sync>>,
+    {
+        let call: Callback = Arc::new(move || -> AssertionFuture {
+            let calling = callback();
+            Box::pin(async move {
+                calling
+                    .await
+                    .map(Into::into)
+                    .map_err(|error| callback_error(credential, error))
+            })
+        });
+        AssertionCallback {
+            id: NEXT_CALLBACK_ID.fetch_add(1, Ordering::Relaxed),
+            call,
+        }
+    }
+
+    /// Adds which callback this is to a cache identity.
+    pub(crate) fn identify(&self, identity: CacheIdentity) -> CacheIdentity {
+        identity.with("assertion_callback", self.id.to_string())
+    }
+
+    /// The callback as an assertion source for `credential`, each call bounded by `timeout`.
+    pub(crate) fn source(self, credential: &'static str, timeout: Duration) -> CallbackSource {
+        CallbackSource {
+            credential,
+            callback: self.call,
+            timeout,
+        }
+    }
+}
 
 /// An app registration (or user-assigned managed identity) that proves who it is with a client
 /// assertion your code provides: a JWT issued by an identity provider the app registration
@@ -176,7 +224,7 @@ impl fmt::Debug for ClientAssertionCredential {
 pub struct ClientAssertionCredentialBuilder {
     context: Context,
     options: EntraOptions,
-    callback: Option<(u64, Callback)>,
+    callback: Option<AssertionCallback>,
     timeout: Duration,
 }
 
@@ -224,12 +272,7 @@ impl ClientAssertionCredentialBuilder {
         T: Into<Secret>,
         E: Into<Box<dyn StdError + Send + Sync>>,
     {
-        let callback: Callback = Arc::new(move || -> AssertionFuture {
-            let calling = callback();
-            Box::pin(async move { calling.await.map(Into::into).map_err(callback_error) })
-        });
-        let id = NEXT_CALLBACK_ID.fetch_add(1, Ordering::Relaxed);
-        self.callback = Some((id, callback));
+        self.callback = Some(AssertionCallback::new(NAME, callback));
         self
     }
 
@@ -273,7 +316,7 @@ impl ClientAssertionCredentialBuilder {
     /// assert!(error.to_string().contains("no assertion callback was given"));
     /// ```
     pub fn build(self) -> Result<ClientAssertionCredential, Error> {
-        let Some((id, callback)) = self.callback else {
+        let Some(callback) = self.callback else {
             return Err(Error::invalid_input(NAME, "no assertion callback was given")
                 .with_fix("set the builder's assertion: an async closure returning the client assertion (a JWT)"));
         };
@@ -284,12 +327,8 @@ impl ClientAssertionCredentialBuilder {
             ));
         }
         let client = self.options.client(NAME, &self.context)?;
-        let identity =
-            ClientAssertionCredential::identity(&client).with("assertion_callback", id.to_string());
-        let source = CallbackSource {
-            callback,
-            timeout: self.timeout,
-        };
+        let identity = callback.identify(ClientAssertionCredential::identity(&client));
+        let source = callback.source(NAME, self.timeout);
         Ok(ClientAssertionCredential::from_source(
             client,
             identity,
@@ -311,11 +350,14 @@ impl fmt::Debug for ClientAssertionCredentialBuilder {
 
 /// Turns a callback's error into ours: an [`Error`]'s kind, fix and `retry_after` are kept;
 /// the original is the cause either way.
-fn callback_error(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Error {
+fn callback_error(
+    credential: &'static str,
+    error: impl Into<Box<dyn StdError + Send + Sync>>,
+) -> Error {
     let failed = "the client assertion callback failed";
     match error.into().downcast::<Error>() {
         Ok(error) => {
-            let mut ours = Error::new(error.kind(), NAME, failed);
+            let mut ours = Error::new(error.kind(), credential, failed);
             if let Some(fix) = error.fix() {
                 ours = ours.with_fix(fix.to_owned());
             }
@@ -324,14 +366,15 @@ fn callback_error(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Error {
             }
             ours.with_source(*error)
         }
-        Err(other) => Error::new(ErrorKind::Other, NAME, failed)
+        Err(other) => Error::new(ErrorKind::Other, credential, failed)
             .with_fix("see the cause: the callback's own error")
             .with_shared_source(Arc::from(other)),
     }
 }
 
 /// The user's callback, bounded by the timeout.
-struct CallbackSource {
+pub(crate) struct CallbackSource {
+    credential: &'static str,
     callback: Callback,
     timeout: Duration,
 }
@@ -342,11 +385,11 @@ debug_fields!(CallbackSource { timeout, .. });
 impl AssertionSource for CallbackSource {
     async fn assertion(&self) -> Result<Secret, Error> {
         tracing::debug!(
-            credential = NAME,
+            credential = self.credential,
             "asking the callback for a client assertion"
         );
         let assertion = bounded_call(
-            NAME,
+            self.credential,
             self.timeout,
             (self.callback)(),
             "the client assertion callback",
@@ -357,7 +400,7 @@ impl AssertionSource for CallbackSource {
         if trimmed.is_empty() {
             return Err(Error::new(
                 ErrorKind::Other,
-                NAME,
+                self.credential,
                 "the client assertion callback returned an empty assertion",
             )
             .with_fix("return the JWT your identity provider issued for this app registration"));

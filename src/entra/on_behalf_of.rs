@@ -1,18 +1,24 @@
 //! [`OnBehalfOfCredential`]: a web API calling another API as the user who called it (the
 //! OAuth 2.0 on-behalf-of flow).
 
+use std::error::Error as StdError;
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use url::Url;
 
+use super::assertion_source::AssertionSource;
+use super::client_assertion::{AssertionCallback, CallbackSource, DEFAULT_ASSERTION_TIMEOUT_SECS};
 use super::client_certificate::certificate_setters;
 use super::{
     CertificateSource, ClientCertificate, ClientProof, EntraClient, EntraOptions, Grant,
     entra_debug, entra_setters,
 };
+use crate::ErrorKind;
 use crate::context::seam_setters;
 use crate::credential::delegate_token_credential;
 use crate::setters::{debug_fields, setters};
@@ -153,6 +159,8 @@ pub struct OnBehalfOfCredentialBuilder {
     certificate: Option<CertificateSource>,
     password: Option<Secret>,
     send_chain: bool,
+    client_assertion: Option<AssertionCallback>,
+    assertion_timeout: Option<Duration>,
     /// The certificate once read and checked, shared by this builder's clones; a new
     /// certificate or password starts a new one.
     loaded: Arc<OnceLock<Arc<ClientCertificate>>>,
@@ -175,6 +183,36 @@ impl OnBehalfOfCredentialBuilder {
         /// The API's client secret (its value) from its app registration. This or a certificate
         /// is required.
         client_secret(secret: impl Into<Secret>) => Some(client_secret);
+        /// How long the [`client_assertion`](Self::client_assertion) callback may take before
+        /// the token request fails with [`ErrorKind::Timeout`](crate::ErrorKind::Timeout).
+        /// Default: 30 s.
+        assertion_timeout(timeout: Duration) => Some(assertion_timeout);
+    }
+
+    /// The API proves its identity with a client assertion that `callback` returns (a JWT
+    /// from a federation the API's app registration trusts), instead of a secret or a
+    /// certificate; as [`ClientAssertionCredentialBuilder::assertion`](crate::ClientAssertionCredentialBuilder::assertion),
+    /// which says what the callback may return. It is called when a token must be fetched,
+    /// never on cache hits; clones of this builder share it (and their tokens' partition, per
+    /// user).
+    ///
+    /// ```
+    /// # use azure_credentials::OnBehalfOfCredential;
+    /// let api = OnBehalfOfCredential::builder()
+    ///     .tenant_id("contoso.onmicrosoft.com")
+    ///     .client_id("00000000-0000-0000-0000-000000000001")
+    ///     .client_assertion(|| async { std::fs::read_to_string("/run/secrets/federated-token") });
+    /// # let _ = api;
+    /// ```
+    pub fn client_assertion<F, Fut, T, E>(mut self, callback: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Into<Secret>,
+        E: Into<Box<dyn StdError + Send + Sync>>,
+    {
+        self.client_assertion = Some(AssertionCallback::new(NAME, callback));
+        self
     }
 
     certificate_setters!(
@@ -256,29 +294,45 @@ impl OnBehalfOfCredentialBuilder {
         })
     }
 
-    /// How the API proves its identity: exactly one of the secret and the certificate.
+    /// How the API proves its identity: exactly one of the secret, the certificate and the
+    /// client assertion callback.
     fn proof(&self) -> Result<ApiProof, Error> {
-        match (&self.client_secret, &self.certificate) {
-            (Some(_), Some(_)) => Err(Error::invalid_input(
+        let given = [
+            self.client_secret.is_some(),
+            self.certificate.is_some(),
+            self.client_assertion.is_some(),
+        ];
+        if given.iter().filter(|given| **given).count() > 1 {
+            return Err(Error::invalid_input(
                 NAME,
-                "both a client secret and a certificate were given",
+                "more than one of a client secret, a certificate and a client assertion was given",
             )
-            .with_fix("give the API's client secret or its certificate, not both")),
-            (None, None) => Err(Error::invalid_input(
-                NAME,
-                "no client secret or certificate was given",
-            )
-            .with_fix(
-                "set the builder's client_secret, or its certificate_path or certificate: the API's own credentials from its app registration",
-            )),
-            (Some(secret), None) => {
+            .with_fix("give the API's client secret, its certificate or a client assertion callback: one of them"));
+        }
+        match (&self.client_secret, &self.client_assertion, &self.certificate) {
+            (Some(secret), _, _) => {
                 if secret.expose().trim().is_empty() {
                     return Err(Error::invalid_input(NAME, "the client secret is empty")
                         .with_fix("set the client secret's value from the API's app registration"));
                 }
                 Ok(ApiProof::Secret(secret.clone()))
             }
-            (None, Some(source)) => {
+            (None, Some(callback), _) => {
+                let timeout = self
+                    .assertion_timeout
+                    .unwrap_or(Duration::from_secs(DEFAULT_ASSERTION_TIMEOUT_SECS));
+                if timeout.is_zero() {
+                    return Err(Error::invalid_input(
+                        NAME,
+                        "the assertion timeout must be greater than zero",
+                    ));
+                }
+                Ok(ApiProof::Assertion {
+                    callback: callback.clone(),
+                    source: Arc::new(callback.clone().source(NAME, timeout)),
+                })
+            }
+            (None, None, Some(source)) => {
                 let certificate = match self.loaded.get() {
                     Some(loaded) => loaded.clone(),
                     None => {
@@ -291,6 +345,13 @@ impl OnBehalfOfCredentialBuilder {
                     send_chain: self.send_chain,
                 })
             }
+            (None, None, None) => Err(Error::invalid_input(
+                NAME,
+                "no client secret, certificate or client assertion was given",
+            )
+            .with_fix(
+                "set the builder's client_secret, its certificate_path or certificate, or its client_assertion: the API's own credentials from its app registration",
+            )),
         }
     }
 }
@@ -302,6 +363,7 @@ debug_fields!(OnBehalfOfCredentialBuilder {
     certificate,
     password,
     send_certificate_chain: send_chain,
+    assertion_timeout,
     ..
 });
 
@@ -341,12 +403,6 @@ fn validate_user_assertion(assertion: &Secret) -> Result<(), Error> {
 }
 
 /// How the API proves its own identity in each token request.
-///
-/// The seam for a client-assertion callback (`ClientAssertionCredential`'s): add a variant
-/// holding it, let [`identify`](Self::identify) name it (the callback has no secret to digest:
-/// name the callback's identity instead), and since the callback is async,
-/// [`OnBehalfOfFetcher::fetch`] awaits it before the request and hands its assertion to
-/// `request_grant` as [`ClientProof::Assertion`].
 #[derive(Clone)]
 enum ApiProof {
     /// The client secret.
@@ -355,6 +411,12 @@ enum ApiProof {
     Certificate {
         certificate: Arc<ClientCertificate>,
         send_chain: bool,
+    },
+    /// What the user's callback returns (as `ClientAssertionCredential`'s), asked for before
+    /// each token request.
+    Assertion {
+        callback: AssertionCallback,
+        source: Arc<CallbackSource>,
     },
 }
 
@@ -370,19 +432,41 @@ impl ApiProof {
                 .with("proof", "certificate")
                 .with("thumbprint", certificate.thumbprint())
                 .with_secret(certificate.key_digest()),
+            ApiProof::Assertion { callback, .. } => {
+                callback.identify(identity.with("proof", "client_assertion"))
+            }
         }
     }
 
-    /// The proof for one request of `client` to `endpoint` at `now`.
+    /// The client assertion for the next request, from the callback; `None` for the proofs
+    /// made without one.
+    async fn assertion(&self) -> Result<Option<Secret>, Error> {
+        match self {
+            ApiProof::Assertion { source, .. } => source.assertion().await.map(Some),
+            ApiProof::Secret(_) | ApiProof::Certificate { .. } => Ok(None),
+        }
+    }
+
+    /// The proof for one request of `client` to `endpoint` at `now`, with the callback's
+    /// `assertion` when the proof is one.
     fn client_proof(
         &self,
+        assertion: Option<&Secret>,
         client: &EntraClient,
         request: &TokenRequest,
         endpoint: &Url,
         now: OffsetDateTime,
     ) -> Result<ClientProof, Error> {
+        if let Some(assertion) = assertion {
+            return Ok(ClientProof::Assertion(assertion.clone()));
+        }
         match self {
             ApiProof::Secret(secret) => Ok(ClientProof::Secret(secret.clone())),
+            ApiProof::Assertion { .. } => Err(Error::new(
+                ErrorKind::Other,
+                NAME,
+                "the client assertion callback gave no assertion",
+            )),
             ApiProof::Certificate {
                 certificate,
                 send_chain,
@@ -399,6 +483,7 @@ impl fmt::Debug for ApiProof {
                 .debug_struct("Certificate")
                 .field("thumbprint", &certificate.thumbprint())
                 .finish(),
+            ApiProof::Assertion { .. } => f.write_str("ClientAssertionCallback"),
         }
     }
 }
@@ -417,10 +502,11 @@ impl TokenFetcher for OnBehalfOfFetcher {
         let grant = Grant::OnBehalfOf {
             user_assertion: &self.user_assertion,
         };
+        let assertion = self.proof.assertion().await?;
         self.client
             .request_grant(request, grant, |endpoint, now| {
                 self.proof
-                    .client_proof(&self.client, request, endpoint, now)
+                    .client_proof(assertion.as_ref(), &self.client, request, endpoint, now)
             })
             .await
     }
@@ -492,7 +578,7 @@ mod tests {
     }
 
     #[test]
-    fn the_api_proves_itself_with_exactly_one_of_a_secret_and_a_certificate() {
+    fn the_api_proves_itself_with_exactly_one_of_a_secret_a_certificate_and_an_assertion() {
         let neither = OnBehalfOfCredential::builder()
             .tenant_id("tenant-a")
             .client_id("api-client")
@@ -503,7 +589,7 @@ mod tests {
         assert!(
             neither
                 .to_string()
-                .contains("no client secret or certificate was given"),
+                .contains("no client secret, certificate or client assertion was given"),
             "{neither}"
         );
         let both = api()
@@ -511,7 +597,16 @@ mod tests {
             .user_assertion("eyJ.a.b")
             .build()
             .unwrap_err();
-        assert!(both.to_string().contains("not both"), "{both}");
+        assert!(both.to_string().contains("more than one"), "{both}");
+        let secret_and_assertion = api()
+            .client_assertion(|| async { Ok::<_, std::io::Error>("eyJ.x.y") })
+            .user_assertion("eyJ.a.b")
+            .build()
+            .unwrap_err();
+        assert!(
+            secret_and_assertion.to_string().contains("more than one"),
+            "{secret_and_assertion}"
+        );
         let empty = api()
             .client_secret(" ")
             .user_assertion("eyJ.a.b")
