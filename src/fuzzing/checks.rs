@@ -53,7 +53,7 @@ fn occurrences(haystack: &[u8], needle: &[u8]) -> usize {
 
 /// `secret` with its ASCII letters and digits moved one along (`a`→`b`, `z`→`a`, `9`→`0`):
 /// the same shape, another value.
-fn twin(secret: &str) -> String {
+pub(super) fn twin(secret: &str) -> String {
     secret
         .chars()
         .map(|c| match c {

@@ -101,6 +101,16 @@ const TARGETS: &[Target] = &[
         params: &[U8],
     },
     Target {
+        name: "pwsh_output",
+        run: pwsh_output,
+        params: &[],
+    },
+    Target {
+        name: "oidc_response",
+        run: oidc_response,
+        params: &[U8, U16, Field, Field, Field, Field],
+    },
+    Target {
         name: "scrub",
         run: scrub,
         params: &[],
@@ -630,6 +640,16 @@ fn azure_developer_cli_output_never_panics() {
 #[test]
 fn cli_stderr_never_panics() {
     exercise("cli_stderr", FULL);
+}
+
+#[test]
+fn azure_powershell_output_keeps_its_token_to_itself() {
+    exercise("pwsh_output", FULL);
+}
+
+#[test]
+fn ci_oidc_responses_keep_the_credentials_promises() {
+    exercise("oidc_response", FULL);
 }
 
 #[test]
