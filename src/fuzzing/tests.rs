@@ -710,3 +710,28 @@ fn fuzz_regressions_never_panic() {
         }
     }
 }
+
+/// `checks::assert_not_a_panic` compares whole messages (an answer may say "panicked"): it must
+/// still recognise the error the cache makes of a real panic.
+#[test]
+#[should_panic(expected = "the credential panicked")]
+fn the_panic_check_recognises_a_caught_panic() {
+    #[derive(Debug)]
+    struct Panics;
+    #[async_trait::async_trait]
+    impl crate::TokenFetcher for Panics {
+        async fn fetch(&self, _: &crate::TokenRequest) -> Result<crate::AccessToken, crate::Error> {
+            panic!("a bug in a token source")
+        }
+    }
+    let credential = crate::TokenCache::builder()
+        .build()
+        .credential(crate::CacheIdentity::new("Panics"), Panics);
+    let error = endpoint::block_on(crate::TokenCredential::get_token(
+        &credential,
+        &["https://vault.azure.net/.default"],
+        None,
+    ))
+    .expect_err("a panic is an error");
+    checks::assert_not_a_panic(&error);
+}
