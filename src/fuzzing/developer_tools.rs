@@ -316,7 +316,7 @@ pub fn pwsh_output(data: &[u8]) {
         );
         assert!(!value.is_empty(), "an empty token");
     }
-    let input = [stdout.as_bytes(), &text(stderr).as_bytes()].concat();
+    let input = [stdout.as_bytes(), text(stderr).as_bytes()].concat();
     for &(start, end) in &secrets {
         let secret = &stdout[start..end];
         if secret.len() < 8 || occurrences(&input, secret.as_bytes()) != 1 {
