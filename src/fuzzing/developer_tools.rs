@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
+use super::checks::{shown, twin};
 use super::{BASE_UNIX_SECS, Input, TENANT, consume, strip_bom, text};
 use crate::developer_tools::azure_cli::{self, ini, msal_cache};
-use crate::developer_tools::azure_developer_cli;
 use crate::developer_tools::devtool;
+use crate::developer_tools::{azure_developer_cli, azure_powershell};
 use crate::system::{Env, Fs, Output};
 
 const AZ_CONFIG_DIR: &str = "/fuzz/.azure";
@@ -274,4 +275,104 @@ pub fn cli_stderr(data: &[u8]) {
     };
     std::hint::black_box(error.to_string());
     std::hint::black_box(devtool::aadsts_codes(&text(stderr)));
+}
+
+/// The line Azure PowerShell's token script prints with the token:
+/// `azure-credentials-token%{token}%{expiry}`.
+const PWSH_TOKEN_MARKER: &str = "azure-credentials-token%";
+
+/// What Azure PowerShell's token script prints, read as the credential reads it: stdout and
+/// stderr of a run that exited 0 (`parse_output`: the marker line among noise, the
+/// module-missing marker, stderr when there is no token), and stderr as a failed run's error
+/// (`stderr_text`: CLIXML, ANSI colors, PowerShell 7's concise view). Checked: nothing panics;
+/// a token is the token part of a marker line of stdout; no error shows the token part of a
+/// line of stdout that holds the marker (8 bytes or more, written once in the input; a value
+/// an error shows is checked again with that value changed, as [`super::checks`] does).
+///
+/// Layout: `[stdout]` up to the first NUL byte, then `[stderr]` (no NUL: all stdout).
+pub fn pwsh_output(data: &[u8]) {
+    let (stdout, stderr) = match data.iter().position(|b| *b == 0) {
+        Some(at) => (&data[..at], &data[at + 1..]),
+        None => (data, &[][..]),
+    };
+    // The parser reads stdout lossily too: the same answer, with offsets into one string.
+    let stdout = text(stdout).into_owned();
+    let secrets = pwsh_marker_tokens(&stdout);
+    let run = |stdout: &str| {
+        let parsed = azure_powershell::parse_output(stdout.as_bytes(), stderr);
+        let output = Output::new(Some(1), stdout.as_bytes().to_vec(), stderr.to_vec());
+        let failed =
+            azure_powershell::TOOL.failure(&output, &azure_powershell::stderr_text(stderr));
+        (parsed, failed)
+    };
+    let (parsed, failed) = run(&stdout);
+    if let Ok(token) = &parsed {
+        let value = token.token().expose();
+        assert!(
+            secrets
+                .iter()
+                .any(|(start, end)| &stdout[*start..*end] == value),
+            "a token that is no marker line's: {value:?}"
+        );
+        assert!(!value.is_empty(), "an empty token");
+    }
+    let input = [stdout.as_bytes(), text(stderr).as_bytes()].concat();
+    for &(start, end) in &secrets {
+        let secret = &stdout[start..end];
+        if secret.len() < 8 || occurrences(&input, secret.as_bytes()) != 1 {
+            continue;
+        }
+        let errors = [parsed.as_ref().err(), Some(&failed)];
+        if !errors
+            .into_iter()
+            .flatten()
+            .any(|e| shown(e).contains(secret))
+        {
+            continue;
+        }
+        // Shown: because the error quotes the line, or because the token is a word the error
+        // holds anyway? The same input with another token tells.
+        let twin = twin(secret);
+        if twin == secret || occurrences(&input, twin.as_bytes()) != 0 {
+            continue;
+        }
+        let changed = [&stdout[..start], twin.as_str(), &stdout[end..]].concat();
+        let (parsed, failed) = run(&changed);
+        for error in [parsed.as_ref().err(), Some(&failed)].into_iter().flatten() {
+            let shown = shown(error);
+            assert!(
+                !shown.contains(&twin),
+                "the token of a marker line ({twin:?}) reached the error: {shown}"
+            );
+        }
+    }
+}
+
+/// Where the token part of each line of `stdout` that holds the marker is: after the marker,
+/// up to the line's last `%` (or its end), without surrounding white space or BOM.
+fn pwsh_marker_tokens(stdout: &str) -> Vec<(usize, usize)> {
+    let mut found = Vec::new();
+    let mut line_start = 0;
+    for line in stdout.split_inclusive('\n') {
+        if let Some(at) = line.find(PWSH_TOKEN_MARKER) {
+            let rest = &line[at + PWSH_TOKEN_MARKER.len()..];
+            let token = rest.rsplit_once('%').map_or(rest, |(token, _)| token);
+            let blank = |c: char| c.is_whitespace() || c == '\u{feff}';
+            let trimmed = token.trim_start_matches(blank);
+            let start = line_start + at + PWSH_TOKEN_MARKER.len() + (token.len() - trimmed.len());
+            found.push((start, start + trimmed.trim_end_matches(blank).len()));
+        }
+        line_start += line.len();
+    }
+    found
+}
+
+fn occurrences(haystack: &[u8], needle: &[u8]) -> usize {
+    if needle.is_empty() {
+        return 0;
+    }
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
 }

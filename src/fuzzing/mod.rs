@@ -3,7 +3,7 @@
 //!
 //! Compiled only for this crate's tests and under `--cfg fuzzing` (which cargo-fuzz sets); it
 //! is no part of the public API. Each function takes arbitrary bytes and calls the real parser
-//! (or, for `mi_response` and `entra_token_response`, a whole credential whose endpoint answers
+//! (or, for `mi_response`, `entra_token_response` and `oidc_response`, a whole credential whose endpoint answers
 //! with the input). Most only check that nothing panics; the cache's deadline arithmetic checks
 //! the deadlines' order, the scrubber and INI reader their promises, and the credentials what
 //! users rely on (each function's comment says what): a failed check panics, like a crash.
@@ -17,7 +17,8 @@
 //!
 //! One file per group of targets, each named for what its targets read:
 //! [`managed_identity`] (token and error bodies, dates, Azure Arc, whole exchanges), [`entra`]
-//! (token endpoint answers, certificates, DER), [`developer_tools`] (az's files, az and azd
+//! (token endpoint answers, certificates, DER), [`ci_oidc`] (the CI systems' OIDC answers,
+//! through whole credentials), [`developer_tools`] (az's files, az, azd and Azure PowerShell
 //! output), [`communication`] (access keys), [`cache`] (deadlines) and [`shared_parsers`]
 //! (`Retry-After`, the scrubber, JWT claims). What the whole-credential targets share is in
 //! [`endpoint`] (the in-memory identity endpoint) and [`checks`] (what every outcome is checked
@@ -25,6 +26,7 @@
 
 mod cache;
 mod checks;
+mod ci_oidc;
 mod communication;
 mod developer_tools;
 mod endpoint;
@@ -35,9 +37,11 @@ mod shared_parsers;
 mod tests;
 
 pub use cache::cache_deadlines;
+pub use ci_oidc::oidc_response;
 pub use communication::access_key;
 pub use developer_tools::{
     az_config, az_config_ini, az_output, az_profile, az_token_cache, azd_output, cli_stderr,
+    pwsh_output,
 };
 pub use entra::{certificate, der, entra_response, entra_token_response};
 pub use managed_identity::{arc_challenge, mi_date, mi_error_body, mi_response, mi_token_body};

@@ -101,6 +101,16 @@ const TARGETS: &[Target] = &[
         params: &[U8],
     },
     Target {
+        name: "pwsh_output",
+        run: pwsh_output,
+        params: &[],
+    },
+    Target {
+        name: "oidc_response",
+        run: oidc_response,
+        params: &[U8, U16, Field, Field, Field, Field],
+    },
+    Target {
         name: "scrub",
         run: scrub,
         params: &[],
@@ -633,6 +643,16 @@ fn cli_stderr_never_panics() {
 }
 
 #[test]
+fn azure_powershell_output_keeps_its_token_to_itself() {
+    exercise("pwsh_output", FULL);
+}
+
+#[test]
+fn ci_oidc_responses_keep_the_credentials_promises() {
+    exercise("oidc_response", FULL);
+}
+
+#[test]
 fn scrubbed_text_keeps_the_scrubbers_promises() {
     exercise("scrub", FULL);
 }
@@ -689,4 +709,29 @@ fn fuzz_regressions_never_panic() {
             call(target, &std::fs::read(&path).unwrap());
         }
     }
+}
+
+/// `checks::assert_not_a_panic` compares whole messages (an answer may say "panicked"): it must
+/// still recognise the error the cache makes of a real panic.
+#[test]
+#[should_panic(expected = "the credential panicked")]
+fn the_panic_check_recognises_a_caught_panic() {
+    #[derive(Debug)]
+    struct Panics;
+    #[async_trait::async_trait]
+    impl crate::TokenFetcher for Panics {
+        async fn fetch(&self, _: &crate::TokenRequest) -> Result<crate::AccessToken, crate::Error> {
+            panic!("a bug in a token source")
+        }
+    }
+    let credential = crate::TokenCache::builder()
+        .build()
+        .credential(crate::CacheIdentity::new("Panics"), Panics);
+    let error = endpoint::block_on(crate::TokenCredential::get_token(
+        &credential,
+        &["https://vault.azure.net/.default"],
+        None,
+    ))
+    .expect_err("a panic is an error");
+    checks::assert_not_a_panic(&error);
 }
