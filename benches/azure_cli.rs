@@ -144,7 +144,7 @@ fn main() {
                 let credential = AzureCliCredential::builder()
                     .env(Env::from_pairs([("PATH", dir.to_str().unwrap())]))
                     .fast_path(false)
-                    .timeout(Duration::from_secs(30))
+                    .process_timeout(Duration::from_secs(30))
                     .cache(TokenCache::builder().build())
                     .build()
                     .unwrap();

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use azure_credentials::system::{Env, Fs};
-use azure_credentials::testing::MockImds;
+use azure_credentials::testing::MockManagedIdentity;
 use azure_credentials::{DefaultAzureCredential, TokenCache, TokenCredential};
 
 const SCOPE: [&str; 1] = ["https://management.azure.com/.default"];
@@ -74,12 +74,12 @@ fn main() {
     let bin = stand_in_az();
     println!("DefaultAzureCredential, first token of a new credential");
     rt.block_on(async {
-        let mock = MockImds::start().await;
+        let mock = MockManagedIdentity::start().await;
         let no_tools = Env::from_pairs([("PATH", "/nonexistent"), ("HOME", "/home/bench")]);
         let refused = || {
             format!(
                 "http://{}/metadata/identity/oauth2/token",
-                MockImds::refused_address()
+                MockManagedIdentity::refused_address()
             )
             .parse::<url::Url>()
             .unwrap()
@@ -100,9 +100,12 @@ fn main() {
             let started = Instant::now();
             let err = credential.get_token(&SCOPE, None).await.unwrap_err();
             samples.push(started.elapsed());
-            assert_eq!(err.attempts().len(), 5);
+            assert_eq!(err.attempts().len(), 6);
         }
-        report("nothing reachable (IMDS refused, no az/azd)", samples);
+        report(
+            "nothing reachable (IMDS refused, no developer tools)",
+            samples,
+        );
 
         #[cfg(unix)]
         {

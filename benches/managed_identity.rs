@@ -1,6 +1,6 @@
 //! Managed identity figures: `cargo bench --bench managed_identity`.
 //!
-//! - cold first token against the loopback MockImds (new credential and cache each time);
+//! - cold first token against the loopback MockManagedIdentity (new credential and cache each time);
 //! - time to `Unavailable` on a refused port in probe mode (what a credential chain sees off
 //!   Azure), and without the probe (`ManagedIdentityCredential` alone, or
 //!   `AZURE_POD_IDENTITY_AUTHORITY_HOST` set);
@@ -16,7 +16,7 @@
 use std::time::{Duration, Instant};
 
 use azure_credentials::system::{Env, Fs};
-use azure_credentials::testing::{MockImds, MockReply};
+use azure_credentials::testing::{MockManagedIdentity, MockReply};
 use azure_credentials::{ManagedIdentityCredential, TokenCache, TokenCredential};
 
 const SCOPE: [&str; 1] = ["https://vault.azure.net/.default"];
@@ -57,9 +57,9 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    println!("managed identity against the loopback MockImds");
+    println!("managed identity against the loopback MockManagedIdentity");
     rt.block_on(async {
-        let mock = MockImds::start().await;
+        let mock = MockManagedIdentity::start().await;
         let mut cold = Vec::new();
         let mut probed = Vec::new();
         for _ in 0..runs {
@@ -83,7 +83,7 @@ fn main() {
             for _ in 0..runs {
                 let endpoint = format!(
                     "http://{}/metadata/identity/oauth2/token",
-                    MockImds::refused_address()
+                    MockManagedIdentity::refused_address()
                 );
                 let c = credential(endpoint.parse().unwrap(), probe);
                 let started = Instant::now();
@@ -110,7 +110,7 @@ fn main() {
                 "always 429 with Retry-After: 1",
             ),
         ] {
-            let mock = MockImds::start().await;
+            let mock = MockManagedIdentity::start().await;
             mock.set_default(reply);
             let c = credential(mock.imds_endpoint(), false);
             let started = tokio::time::Instant::now();

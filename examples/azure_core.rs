@@ -53,7 +53,7 @@ async fn run(url: Url, scope: String) -> Result<(), Box<dyn std::error::Error>> 
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     // The lines a user writes: the default chain, adapted for the SDK.
-    let credential = AzureCoreCredential::new(DefaultAzureCredential::new()?);
+    let credential = Arc::new(AzureCoreCredential::new(DefaultAzureCredential::new()?));
 
     // What an SDK client does with it.
     let auth = BearerTokenAuthorizationPolicy::new(credential, [scope]);

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use azure_credentials::system::{Clock, Http, HttpRequest, RetryPolicy};
-use azure_credentials::testing::MockImds;
+use azure_credentials::testing::MockManagedIdentity;
 use azure_credentials::{
     AccessToken, CacheIdentity, Error, ErrorKind, TokenCache, TokenCredential, TokenFetcher,
     TokenRequest,
@@ -90,7 +90,7 @@ async fn main() -> Result<(), Error> {
         .with_target(false)
         .init();
 
-    let imds = MockImds::start().await;
+    let imds = MockManagedIdentity::start().await;
     println!("\nmock IMDS listening at {}", imds.imds_endpoint());
 
     let cache = TokenCache::shared();

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use azure_credentials::system::{Env, Fs, ManualClock};
-use azure_credentials::testing::MockImds;
+use azure_credentials::testing::MockManagedIdentity;
 use azure_credentials::{DefaultAzureCredential, Error, TokenCache, TokenCredential};
 
 const SCOPE: [&str; 1] = ["https://management.azure.com/.default"];
@@ -35,7 +35,7 @@ async fn main() -> Result<(), Error> {
 
     // The mock and the cache share a clock that we move by hand.
     let manual = ManualClock::new(time::OffsetDateTime::now_utc());
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.set_clock(manual.clock());
     mock.set_identity_header(SECRET);
     let fs = Fs::memory();
@@ -140,7 +140,7 @@ fn usage() -> ! {
 }
 
 /// The variables the hosting environment would set, pointing at the mock.
-async fn environment(source: &str, mock: &MockImds, fs: &Fs) -> Env {
+async fn environment(source: &str, mock: &MockManagedIdentity, fs: &Fs) -> Env {
     match source {
         "app-service" => Env::empty()
             .with("IDENTITY_ENDPOINT", mock.app_service_endpoint().as_str())

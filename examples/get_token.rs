@@ -9,9 +9,11 @@
 //! `--show-token`), or why no credential worked. `--explain` prints what the chain makes of the
 //! environment without asking for a token. `--json` prints one JSON object for scripts.
 //!
-//! Exit codes: 0 a token; 2 bad usage or input; 3 no credential is available here; 4 a
-//! credential was refused (authentication failed); 5 a timeout, throttling, a failing identity
-//! service (a 5xx, a malformed answer) or another failure.
+//! Exit codes: 0 a token; 2 bad usage; on an error, the code README.md's table of error kinds
+//! gives its kind (`exit_codes_are_the_readme_tables` checks): 2 invalid input; 3 no
+//! credential is available here; 4 a credential was refused (authentication failed); 5 a
+//! timeout, throttling, a failing identity service (a 5xx, a malformed answer) or another
+//! failure.
 
 // A command-line tool prints to the terminal.
 #![allow(clippy::print_stdout)]
@@ -61,13 +63,17 @@ fn parse() -> Option<Args> {
 }
 
 fn exit_code(error: &Error) -> ExitCode {
-    ExitCode::from(match error.kind() {
+    ExitCode::from(exit_status(error.kind()))
+}
+
+fn exit_status(kind: ErrorKind) -> u8 {
+    match kind {
         ErrorKind::InvalidInput => 2,
         ErrorKind::Unavailable => 3,
         ErrorKind::Authentication => 4,
         // Timeout, Throttled, ServiceFailure, Io, Other.
         _ => 5,
-    })
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -135,6 +141,25 @@ async fn main() -> ExitCode {
                 eprintln!("{error}");
             }
             exit_code(&error)
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "../tests/support/readme.rs"]
+mod readme;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_the_readme_tables() {
+        let rows = readme::table("error-kinds");
+        assert_eq!(rows.len(), ErrorKind::ALL.len());
+        for (kind, row) in ErrorKind::ALL.iter().zip(&rows) {
+            assert_eq!(row[0], format!("`{kind:?}`"));
+            assert_eq!(row[3], exit_status(*kind).to_string(), "{kind:?}");
         }
     }
 }

@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use azure_credentials::system::{Env, Fs};
-use azure_credentials::testing::MockImds;
+use azure_credentials::testing::MockManagedIdentity;
 use azure_credentials::{ManagedIdentityCredential, TokenCache, TokenCredential};
 
 const SCOPE: [&str; 1] = ["https://management.azure.com/.default"];
@@ -52,7 +52,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let mock = runtime.block_on(MockImds::start());
+    let mock = runtime.block_on(MockManagedIdentity::start());
     runtime.block_on(async { mock.rate_limit(rate as f64, 5, Duration::from_secs(1)) });
     let endpoint = mock.imds_endpoint().to_string();
     let program = std::env::current_exe().expect("this program's path");

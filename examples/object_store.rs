@@ -18,6 +18,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use azure_credentials::DefaultAzureCredential;
 use azure_credentials::interop::ObjectStoreCredential;
@@ -57,7 +58,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     // The lines a user writes.
-    let credential = ObjectStoreCredential::new(DefaultAzureCredential::new()?);
+    let credential = Arc::new(ObjectStoreCredential::new(DefaultAzureCredential::new()?));
     let store = MicrosoftAzureBuilder::new()
         .with_account(&args.account)
         .with_container_name(&args.container)

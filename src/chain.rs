@@ -5,7 +5,7 @@
 //! | outcome of a member | chain |
 //! | --- | --- |
 //! | [unavailable](crate::ErrorKind::Unavailable): not configured, not installed, not logged in, endpoint refused or absent | continue |
-//! | a [developer tool](ChainedTokenCredentialBuilder::developer_tool) (az, azd) failed in any other way | continue |
+//! | a [developer tool](ChainedTokenCredentialBuilder::developer_tool) (az, pwsh, azd) failed in any other way | continue |
 //! | any other member reached its provider and was refused ([`Authentication`](crate::ErrorKind::Authentication)), the provider failed ([`ServiceFailure`](crate::ErrorKind::ServiceFailure): a 5xx, a truncated or malformed answer), timed out, throttled, or the member's configuration is half-set or invalid | **stop**, return that error |
 //! | the caller's input is invalid ([`InvalidInput`](crate::ErrorKind::InvalidInput): a scope, a tenant) | stop |
 //!
@@ -18,6 +18,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use crate::credential::shared;
+use crate::setters::setters;
 use crate::system::monotonic_now;
 use crate::{
     AccessToken, Attempt, Error, ErrorKind, TokenCredential, TokenFuture, TokenRequestOptions,
@@ -53,23 +55,18 @@ struct Member {
 ///     .with_client_id("00000000-0000-0000-0000-000000000001");
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct RequiredIdentity {
     tenant_id: Option<String>,
     client_id: Option<String>,
 }
 
 impl RequiredIdentity {
-    /// Tokens must be issued in this tenant.
-    pub fn with_tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.tenant_id = Some(tenant_id.into());
-        self
-    }
+    setters! {
+        /// Tokens must be issued in this tenant.
+        with_tenant_id(tenant_id: impl Into<String>) => Some(tenant_id);
 
-    /// Tokens must be for this client (application) id.
-    pub fn with_client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.client_id = Some(client_id.into());
-        self
+        /// Tokens must be for this client (application) id.
+        with_client_id(client_id: impl Into<String>) => Some(client_id);
     }
 
     /// Checks a token's identity, case-insensitively (ids are GUIDs).
@@ -110,11 +107,10 @@ impl RequiredIdentity {
 /// that comes up later is found without a restart.
 ///
 /// ```
-/// use std::sync::Arc;
 /// use azure_credentials::{ChainedTokenCredential, ManagedIdentityCredential};
 ///
 /// # fn build() -> Result<(), azure_credentials::Error> {
-/// let managed_identity = Arc::new(ManagedIdentityCredential::builder().probe(true).build()?);
+/// let managed_identity = ManagedIdentityCredential::builder().probe(true).build()?;
 /// let chain = ChainedTokenCredential::builder()
 ///     .member("ManagedIdentityCredential", managed_identity)
 ///     .build()?;
@@ -137,7 +133,20 @@ struct ChainInner {
 }
 
 impl ChainedTokenCredential {
-    /// Members and options for a chain.
+    /// Members and options for a chain, built by [`build`](ChainedTokenCredentialBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use azure_credentials::{AzureCliCredential, ChainedTokenCredential, ManagedIdentityCredential};
+    ///
+    /// let chain = ChainedTokenCredential::builder()
+    ///     .member("ManagedIdentityCredential", Arc::new(ManagedIdentityCredential::new()?))
+    ///     .developer_tool("AzureCliCredential", Arc::new(AzureCliCredential::new()?))
+    ///     .build()?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn builder() -> ChainedTokenCredentialBuilder {
         ChainedTokenCredentialBuilder::default()
     }
@@ -283,7 +292,8 @@ impl WalkRequest {
     }
 }
 
-/// Every member failed: one error listing each attempt, the most actionable first.
+/// Every member failed: one error listing each attempt, the most actionable first. A chain
+/// has at least one member (`build` refuses an empty one), so there is at least one attempt.
 fn aggregate(chain: &str, mut attempts: Vec<Attempt>) -> Error {
     // A real failure says more than "not configured"; otherwise keep the chain's order.
     attempts.sort_by_key(|a| match a.error.kind() {
@@ -293,10 +303,10 @@ fn aggregate(chain: &str, mut attempts: Vec<Attempt>) -> Error {
     let kind = attempts
         .first()
         .map_or(ErrorKind::Unavailable, |a| a.error.kind());
-    let message = match attempts.len() {
-        0 => "the chain has no members".to_owned(),
-        n => format!("none of the {n} credentials produced a token:"),
-    };
+    let message = format!(
+        "none of the {} credentials produced a token:",
+        attempts.len()
+    );
     Error::new(kind, chain.to_owned(), message).with_attempts(attempts)
 }
 
@@ -360,31 +370,36 @@ impl ChainedTokenCredentialBuilder {
         self
     }
 
-    /// Adds a member: the chain moves past it only when it is unavailable.
+    /// Adds a member: the chain moves past it only when it is unavailable. Any credential
+    /// will do; an `Arc<dyn TokenCredential>` is shared as it is.
     pub fn member(
-        mut self,
+        self,
         name: impl Into<Cow<'static, str>>,
-        credential: Arc<dyn TokenCredential>,
+        credential: impl TokenCredential + 'static,
     ) -> Self {
-        self.members.push(Member {
-            name: name.into(),
-            credential,
-            kind: MemberKind::Deployed,
-        });
-        self
+        self.push(name.into(), shared(credential), MemberKind::Deployed)
     }
 
     /// Adds a developer tool (Azure CLI, Azure Developer CLI): the chain moves past any failure
     /// of it but invalid input.
     pub fn developer_tool(
-        mut self,
+        self,
         name: impl Into<Cow<'static, str>>,
+        credential: impl TokenCredential + 'static,
+    ) -> Self {
+        self.push(name.into(), shared(credential), MemberKind::DeveloperTool)
+    }
+
+    fn push(
+        mut self,
+        name: Cow<'static, str>,
         credential: Arc<dyn TokenCredential>,
+        kind: MemberKind,
     ) -> Self {
         self.members.push(Member {
-            name: name.into(),
+            name,
             credential,
-            kind: MemberKind::DeveloperTool,
+            kind,
         });
         self
     }
@@ -396,7 +411,20 @@ impl ChainedTokenCredentialBuilder {
         self
     }
 
-    /// Builds the chain; it needs at least one member.
+    /// Builds the chain.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when no member was added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{ChainedTokenCredential, ErrorKind};
+    ///
+    /// let error = ChainedTokenCredential::builder().build().unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    /// ```
     pub fn build(self) -> Result<ChainedTokenCredential, Error> {
         let name = self.name.unwrap_or(Cow::Borrowed("ChainedTokenCredential"));
         if self.members.is_empty() {

@@ -1,5 +1,6 @@
 //! [`TokenCredential`], [`AccessToken`], [`TokenRequestOptions`] and [`TokenFuture`].
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
@@ -9,6 +10,7 @@ use std::task::{Context, Poll};
 
 use time::OffsetDateTime;
 
+use crate::setters::setters;
 use crate::{Error, Secret};
 
 /// Something that can produce an Azure access token: the trait every credential implements
@@ -57,6 +59,16 @@ use crate::{Error, Secret};
 /// ```
 pub trait TokenCredential: Send + Sync + fmt::Debug {
     /// Gets a token for `scopes` (usually one, `"<resource>/.default"`).
+    ///
+    /// # Errors
+    ///
+    /// Every failure is an [`Error`]; its [`ErrorKind`](crate::ErrorKind) says what to do:
+    /// [`Unavailable`](crate::ErrorKind::Unavailable) when this source cannot try here (a chain
+    /// moves on), [`Authentication`](crate::ErrorKind::Authentication) when the provider refused,
+    /// [`ServiceFailure`](crate::ErrorKind::ServiceFailure), [`Timeout`](crate::ErrorKind::Timeout)
+    /// or [`Throttled`](crate::ErrorKind::Throttled) when it failed, did not answer or asked us to
+    /// slow down, [`InvalidInput`](crate::ErrorKind::InvalidInput) for an invalid scope, tenant or
+    /// claims.
     fn get_token<'a>(
         &'a self,
         scopes: &'a [&'a str],
@@ -64,35 +76,49 @@ pub trait TokenCredential: Send + Sync + fmt::Debug {
     ) -> TokenFuture<'a>;
 }
 
-impl<T: TokenCredential + ?Sized> TokenCredential for Arc<T> {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<&'a TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        (**self).get_token(scopes, options)
+/// `credential` as a shared trait object, for the APIs that take `impl TokenCredential`: an
+/// `Arc<dyn TokenCredential>` is kept as it is (not wrapped in a second `Arc`, which would cost
+/// every call another indirection), anything else is put in an `Arc`.
+pub(crate) fn shared(credential: impl TokenCredential + 'static) -> Arc<dyn TokenCredential> {
+    let any: &dyn Any = &credential;
+    match any.downcast_ref::<Arc<dyn TokenCredential>>() {
+        Some(shared) => shared.clone(),
+        None => Arc::new(credential),
     }
 }
 
-impl<T: TokenCredential + ?Sized> TokenCredential for Box<T> {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<&'a TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        (**self).get_token(scopes, options)
-    }
+/// Implements [`TokenCredential`] by handing the call on: `delegate_token_credential!(Type =>
+/// field)` asks the field (a credential, or anything with a `get_token` of the same shape);
+/// `delegate_token_credential!(deref Arc<T>, ..)` asks what a pointer points to.
+macro_rules! delegate_token_credential {
+    ($type:ty => $field:ident) => {
+        impl $crate::TokenCredential for $type {
+            fn get_token<'a>(
+                &'a self,
+                scopes: &'a [&'a str],
+                options: Option<&'a $crate::TokenRequestOptions>,
+            ) -> $crate::TokenFuture<'a> {
+                self.$field.get_token(scopes, options)
+            }
+        }
+    };
+    (deref $($pointer:ty),* $(,)?) => {
+        $(
+            impl<T: TokenCredential + ?Sized> TokenCredential for $pointer {
+                fn get_token<'a>(
+                    &'a self,
+                    scopes: &'a [&'a str],
+                    options: Option<&'a TokenRequestOptions>,
+                ) -> TokenFuture<'a> {
+                    (**self).get_token(scopes, options)
+                }
+            }
+        )*
+    };
 }
+pub(crate) use delegate_token_credential;
 
-impl<T: TokenCredential + ?Sized> TokenCredential for &T {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<&'a TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        (**self).get_token(scopes, options)
-    }
-}
+delegate_token_credential!(deref Arc<T>, Box<T>, &T);
 
 type BoxedTokenFuture<'a> = Pin<Box<dyn Future<Output = Result<AccessToken, Error>> + Send + 'a>>;
 
@@ -109,7 +135,17 @@ enum FutureState<'a> {
 }
 
 impl<'a> TokenFuture<'a> {
-    /// A future that is already complete.
+    /// A future that is already complete: what an implementation returns when it has the answer
+    /// at hand (no allocation).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{AccessToken, TokenFuture};
+    /// use time::macros::datetime;
+    ///
+    /// let future = TokenFuture::ready(Ok(AccessToken::new("token", datetime!(2030-01-01 0:00 UTC))));
+    /// ```
     pub fn ready(result: Result<AccessToken, Error>) -> Self {
         TokenFuture {
             state: FutureState::Ready(Some(result)),
@@ -117,6 +153,18 @@ impl<'a> TokenFuture<'a> {
     }
 
     /// Wraps asynchronous work (this allocates once).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{AccessToken, TokenFuture};
+    /// use time::macros::datetime;
+    ///
+    /// let future = TokenFuture::new(async {
+    ///     // ... ask an identity provider ...
+    ///     Ok(AccessToken::new("token", datetime!(2030-01-01 0:00 UTC)))
+    /// });
+    /// ```
     pub fn new(future: impl Future<Output = Result<AccessToken, Error>> + Send + 'a) -> Self {
         TokenFuture {
             state: FutureState::Pending(Box::pin(future)),
@@ -176,7 +224,6 @@ impl fmt::Debug for TokenFuture<'_> {
 /// assert_eq!(options.tenant_id(), Some("72f988bf-86f1-41af-91ab-2d7cd011db47"));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct TokenRequestOptions {
     tenant_id: Option<String>,
     claims: Option<String>,
@@ -184,24 +231,17 @@ pub struct TokenRequestOptions {
 }
 
 impl TokenRequestOptions {
-    /// Requests a token from another tenant than the credential's own, where the credential
-    /// supports it and allows that tenant.
-    pub fn with_tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.tenant_id = Some(tenant_id.into());
-        self
-    }
+    setters! {
+        /// Requests a token from another tenant than the credential's own, where the credential
+        /// supports it and allows that tenant.
+        with_tenant_id(tenant_id: impl Into<String>) => Some(tenant_id);
 
-    /// Answers a claims challenge (CAE, MFA): the decoded JSON from a resource's
-    /// `WWW-Authenticate` header. A request with claims always bypasses the cache.
-    pub fn with_claims(mut self, claims: impl Into<String>) -> Self {
-        self.claims = Some(claims.into());
-        self
-    }
+        /// Answers a claims challenge (CAE, MFA): the decoded JSON from a resource's
+        /// `WWW-Authenticate` header. A request with claims always bypasses the cache.
+        with_claims(claims: impl Into<String>) => Some(claims);
 
-    /// Asks for a token the caller can handle continuous access evaluation (CAE) challenges for.
-    pub fn with_enable_cae(mut self, enable: bool) -> Self {
-        self.enable_cae = enable;
-        self
+        /// Asks for a token the caller can handle continuous access evaluation (CAE) challenges for.
+        with_enable_cae(enable: bool) => enable_cae;
     }
 
     /// The requested tenant, if any.
@@ -240,7 +280,21 @@ struct TokenInner {
 }
 
 impl AccessToken {
-    /// A token that expires at `expires_on`.
+    /// A token that expires at `expires_on`; the `with_*` methods add what else is known about it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::AccessToken;
+    /// use time::macros::datetime;
+    ///
+    /// let token = AccessToken::new("eyJ0eXAi...", datetime!(2030-01-01 1:00 UTC))
+    ///     .with_refresh_on(datetime!(2030-01-01 0:30 UTC))
+    ///     .with_source("MyTokenSource")
+    ///     .with_tenant_id("72f988bf-86f1-41af-91ab-2d7cd011db47");
+    /// assert_eq!(token.source(), "MyTokenSource");
+    /// assert!(!format!("{token:?}").contains("eyJ0eXAi"));
+    /// ```
     pub fn new(token: impl Into<Secret>, expires_on: OffsetDateTime) -> Self {
         AccessToken {
             inner: Arc::new(TokenInner {
@@ -352,6 +406,29 @@ impl fmt::Debug for AccessToken {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[derive(Debug)]
+    struct Nothing;
+
+    impl TokenCredential for Nothing {
+        fn get_token<'a>(
+            &'a self,
+            _scopes: &'a [&'a str],
+            _options: Option<&'a TokenRequestOptions>,
+        ) -> TokenFuture<'a> {
+            TokenFuture::ready(Err(Error::unavailable("Nothing", "nothing here")))
+        }
+    }
+
+    #[test]
+    fn a_shared_credential_is_taken_as_it_is_and_anything_else_is_put_in_an_arc() {
+        let already: Arc<dyn TokenCredential> = Arc::new(Nothing);
+        assert!(Arc::ptr_eq(&shared(already.clone()), &already));
+        // An `Arc` of a concrete type is a credential of its own: wrapped, still working.
+        let concrete = shared(Arc::new(Nothing));
+        assert!(format!("{concrete:?}").contains("Nothing"));
+        let _ = shared(Nothing);
+    }
 
     #[test]
     fn access_token_debug_hides_the_token() {

@@ -5,55 +5,102 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What went wrong, coarsely: enough for a program (and a credential chain) to decide what to do.
-///
-/// The chain rule: [`Unavailable`](ErrorKind::Unavailable) means "this source cannot even try
-/// here" and a chain moves on to its next member; the other kinds mean the source tried, and a
-/// chain stops (see the chain's documentation for the full table).
-///
-/// Three kinds say the provider was reached and no token came back; they differ in what to do:
-/// [`Authentication`](ErrorKind::Authentication) — it refused (fix the configuration or the
-/// identity); [`ServiceFailure`](ErrorKind::ServiceFailure) — it failed (try again later);
-/// [`Throttled`](ErrorKind::Throttled) — it asked us to slow down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
+use crate::system::{HttpError, HttpErrorKind};
+
+/// Defines [`ErrorKind`] from one table: each kind's documentation and the text it prints.
+/// [`ErrorKind::ALL`] lists them in this order, which is the order of README.md's table of kinds
+/// (`tests/error_docs.rs` checks that table against this one).
+macro_rules! error_kinds {
+    ($($(#[doc = $doc:literal])* $kind:ident => $text:literal,)+) => {
+        /// What went wrong, coarsely: enough for a program (and a credential chain) to decide
+        /// what to do.
+        ///
+        /// The chain rule: [`Unavailable`](ErrorKind::Unavailable) means "this source cannot
+        /// even try here" and a chain moves on to its next member; the other kinds mean the
+        /// source tried, and a chain stops (see the chain's documentation for the full table).
+        ///
+        /// Three kinds say the provider was reached and no token came back; they differ in what
+        /// to do: [`Authentication`](ErrorKind::Authentication) — it refused (fix the
+        /// configuration or the identity); [`ServiceFailure`](ErrorKind::ServiceFailure) — it
+        /// failed (try again later); [`Throttled`](ErrorKind::Throttled) — it asked us to slow
+        /// down.
+        ///
+        /// `Display` prints a short lower-case text (`unavailable`, `authentication failed`,
+        /// ...); `Debug` prints the kind's name.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use azure_credentials::{Error, ErrorKind};
+        ///
+        /// let error = Error::unavailable("AzureCliCredential", "az is not installed");
+        /// assert_eq!(error.kind(), ErrorKind::Unavailable);
+        /// assert_eq!(error.kind().to_string(), "unavailable");
+        /// ```
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorKind {
+            $($(#[doc = $doc])* $kind,)+
+        }
+
+        impl ErrorKind {
+            /// Every kind, in the order the documentation lists them.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use azure_credentials::ErrorKind;
+            ///
+            /// // e.g. one metric label per kind
+            /// let labels: Vec<String> = ErrorKind::ALL.iter().map(|k| format!("{k:?}")).collect();
+            /// assert_eq!(labels[0], "Unavailable");
+            /// ```
+            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$kind,)+];
+
+            fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$kind => $text,)+
+                }
+            }
+        }
+    };
+}
+
+error_kinds! {
     /// The source cannot try here: not configured, tool not installed, not logged in, endpoint
     /// absent or refusing connections.
-    Unavailable,
+    Unavailable => "unavailable",
     /// The identity provider was asked and refused. [`Error::status`],
     /// [`Error::aadsts_codes`] and [`Error::correlation_id`] tell more when known.
-    Authentication,
+    Authentication => "authentication failed",
     /// The identity endpoint was reached but failed: a server error (5xx) that outlasted the
     /// retries, or a managed identity endpoint's answer that is not a usable token (JSON cut
     /// short or malformed, no `access_token`). Not a refusal: the same request may work later.
     /// [`Error::status`] tells more when known.
-    ServiceFailure,
+    ServiceFailure => "identity service failed",
     /// The caller's input was invalid: a scope, tenant, subscription or option.
-    InvalidInput,
+    InvalidInput => "invalid input",
     /// The source did not answer in time.
-    Timeout,
+    Timeout => "timed out",
     /// The identity provider asked us to slow down; see [`Error::retry_after`].
-    Throttled,
+    Throttled => "throttled",
     /// Reading a file, running a process or talking to the network failed.
-    Io,
+    Io => "I/O error",
     /// Anything else: an unexpected response, a bug in a source.
-    Other,
+    Other => "error",
 }
 
-impl ErrorKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Unavailable => "unavailable",
-            ErrorKind::Authentication => "authentication failed",
-            ErrorKind::ServiceFailure => "identity service failed",
-            ErrorKind::InvalidInput => "invalid input",
-            ErrorKind::Timeout => "timed out",
-            ErrorKind::Throttled => "throttled",
-            ErrorKind::Io => "I/O error",
-            ErrorKind::Other => "error",
-        }
-    }
+/// `Error`'s predicates on its kind, one a line: `/// doc
+/// is_kind => Kind;`.
+macro_rules! kind_predicates {
+    ($($(#[doc = $doc:literal])* $name:ident => $kind:ident;)+) => {
+        $(
+            $(#[doc = $doc])*
+            pub fn $name(&self) -> bool {
+                self.kind() == ErrorKind::$kind
+            }
+        )+
+    };
 }
 
 impl fmt::Display for ErrorKind {
@@ -95,7 +142,27 @@ struct Inner {
 
 impl Error {
     /// A new error of `kind`, raised by `credential` (its type name, e.g.
-    /// `"ManagedIdentityCredential"`), saying what happened.
+    /// `"ManagedIdentityCredential"`), saying what happened. The `with_*` methods add what to do
+    /// and what is known; [`Error::unavailable`], [`Error::authentication`] and
+    /// [`Error::invalid_input`] are shorthands.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use azure_credentials::{Error, ErrorKind};
+    ///
+    /// // In a `TokenFetcher` of your own:
+    /// let error = Error::new(ErrorKind::Throttled, "MyTokenSource", "the vault asked us to slow down")
+    ///     .with_status(429)
+    ///     .with_retry_after(Duration::from_secs(10))
+    ///     .with_fix("lower the request rate");
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     "MyTokenSource: the vault asked us to slow down; lower the request rate"
+    /// );
+    /// ```
     pub fn new(
         kind: ErrorKind,
         credential: impl Into<Cow<'static, str>>,
@@ -241,34 +308,19 @@ impl Error {
         &self.inner.attempts
     }
 
-    /// `kind() == ErrorKind::Unavailable`: a chain moves on to its next member.
-    pub fn is_unavailable(&self) -> bool {
-        self.kind() == ErrorKind::Unavailable
-    }
-
-    /// `kind() == ErrorKind::Authentication`.
-    pub fn is_authentication(&self) -> bool {
-        self.kind() == ErrorKind::Authentication
-    }
-
-    /// `kind() == ErrorKind::ServiceFailure`: the identity endpoint failed; try again later.
-    pub fn is_service_failure(&self) -> bool {
-        self.kind() == ErrorKind::ServiceFailure
-    }
-
-    /// `kind() == ErrorKind::InvalidInput`.
-    pub fn is_invalid_input(&self) -> bool {
-        self.kind() == ErrorKind::InvalidInput
-    }
-
-    /// `kind() == ErrorKind::Timeout`.
-    pub fn is_timeout(&self) -> bool {
-        self.kind() == ErrorKind::Timeout
-    }
-
-    /// `kind() == ErrorKind::Throttled`.
-    pub fn is_throttled(&self) -> bool {
-        self.kind() == ErrorKind::Throttled
+    kind_predicates! {
+        /// `kind() == ErrorKind::Unavailable`: a chain moves on to its next member.
+        is_unavailable => Unavailable;
+        /// `kind() == ErrorKind::Authentication`.
+        is_authentication => Authentication;
+        /// `kind() == ErrorKind::ServiceFailure`: the identity endpoint failed; try again later.
+        is_service_failure => ServiceFailure;
+        /// `kind() == ErrorKind::InvalidInput`.
+        is_invalid_input => InvalidInput;
+        /// `kind() == ErrorKind::Timeout`.
+        is_timeout => Timeout;
+        /// `kind() == ErrorKind::Throttled`.
+        is_throttled => Throttled;
     }
 }
 
@@ -329,6 +381,34 @@ impl std::error::Error for Error {
     }
 }
 
+impl Error {
+    /// `credential`'s error for an HTTP exchange that produced no usable response: a timeout is
+    /// [`ErrorKind::Timeout`], an insecure request or an invalid client setting
+    /// [`ErrorKind::InvalidInput`], a body too large or an invalid request [`ErrorKind::Other`],
+    /// anything else [`ErrorKind::Io`]. The message is the HTTP error's (with attempts and
+    /// elapsed time); its fix, when it has one (an untrusted certificate), becomes the error's;
+    /// its cause becomes the source. Sources that read some failures differently (managed
+    /// identity: a refused connection means "not on Azure") look at [`HttpError::kind`] first.
+    ///
+    /// The HTTP seam knows nothing of credentials: the conversion lives here, above it.
+    pub(crate) fn from_http(credential: impl Into<Cow<'static, str>>, error: &HttpError) -> Error {
+        let kind = match error.kind() {
+            HttpErrorKind::Timeout => ErrorKind::Timeout,
+            HttpErrorKind::Insecure | HttpErrorKind::InvalidConfig => ErrorKind::InvalidInput,
+            HttpErrorKind::BodyTooLarge | HttpErrorKind::Other => ErrorKind::Other,
+            _ => ErrorKind::Io,
+        };
+        let mut converted = Error::new(kind, credential, error.to_string());
+        if let Some(fix) = error.fix() {
+            converted = converted.with_fix(fix.to_owned());
+        }
+        match error.shared_source() {
+            Some(source) => converted.with_shared_source(source.clone()),
+            None => converted,
+        }
+    }
+}
+
 /// One member's try inside a credential chain: which member, how it failed, how long it took.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -342,7 +422,25 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    /// Records one member's failed attempt.
+    /// Records one member's failed attempt (for a chain of your own that reports like the built-in
+    /// ones).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use azure_credentials::{Attempt, Error};
+    ///
+    /// let attempt = Attempt::new(
+    ///     "AzureCliCredential",
+    ///     Error::unavailable("AzureCliCredential", "az is not installed"),
+    ///     Duration::from_millis(3),
+    /// );
+    /// let error = Error::unavailable("MyChain", "no credential produced a token:")
+    ///     .with_attempts(vec![attempt]);
+    /// assert_eq!(error.attempts().len(), 1);
+    /// ```
     pub fn new(credential: impl Into<Cow<'static, str>>, error: Error, elapsed: Duration) -> Self {
         Attempt {
             credential: credential.into(),
@@ -360,10 +458,10 @@ mod tests {
     #[test]
     fn message_names_the_credential_and_ends_with_the_fix() {
         let err = Error::unavailable("ManagedIdentityCredential", "IMDS refused the connection")
-            .with_fix("set AZURE_TOKEN_CREDENTIALS=dev to skip it");
+            .with_fix("not running on Azure? Use a developer credential (az login)");
         assert_eq!(
             err.to_string(),
-            "ManagedIdentityCredential: IMDS refused the connection; set AZURE_TOKEN_CREDENTIALS=dev to skip it"
+            "ManagedIdentityCredential: IMDS refused the connection; not running on Azure? Use a developer credential (az login)"
         );
         assert!(err.is_unavailable());
         assert_eq!(err.kind(), ErrorKind::Unavailable);
@@ -429,6 +527,77 @@ mod tests {
             ErrorKind::ServiceFailure.to_string(),
             "identity service failed"
         );
+    }
+
+    #[test]
+    fn an_http_failure_becomes_the_credentials_error_by_kind() {
+        use HttpErrorKind as H;
+        for (http, kind) in [
+            (H::Timeout, ErrorKind::Timeout),
+            (H::Insecure, ErrorKind::InvalidInput),
+            (H::InvalidConfig, ErrorKind::InvalidInput),
+            (H::BodyTooLarge, ErrorKind::Other),
+            (H::Other, ErrorKind::Other),
+            (H::ConnectionRefused, ErrorKind::Io),
+            (H::Unreachable, ErrorKind::Io),
+            (H::Connect, ErrorKind::Io),
+            (H::Tls, ErrorKind::Io),
+            (H::Io, ErrorKind::Io),
+        ] {
+            let err = Error::from_http("TestCredential", &HttpError::new(http, "it failed"));
+            assert_eq!(err.kind(), kind, "{http:?}");
+            assert_eq!(err.to_string(), "TestCredential: it failed");
+            assert!(err.fix().is_none() && err.source().is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn an_http_failure_keeps_its_fix_and_its_cause() {
+        use crate::Secret;
+        use crate::system::{Http, HttpRequest, RetryPolicy};
+        async fn failed(request: HttpRequest) -> HttpError {
+            let sent = Http::shared().send(&request, &RetryPolicy::none()).await;
+            sent.unwrap_err()
+        }
+        // Refused before anything is sent: a secret header over plain http to a remote host.
+        let insecure = failed(
+            HttpRequest::get("http://identity.example.com/token".parse().unwrap())
+                .secret_header("X-IDENTITY-HEADER", &Secret::new("s")),
+        )
+        .await;
+        let err = Error::from_http("TestCredential", &insecure);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert_eq!(err.message(), insecure.to_string());
+        assert_eq!(err.fix(), Some("use an https URL for this endpoint"));
+
+        // A refused loopback port: the cause (reqwest's error) is shared, not wrapped.
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let url = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        let refused = failed(HttpRequest::get(url)).await;
+        let err = Error::from_http("TestCredential", &refused);
+        assert_eq!(err.kind(), ErrorKind::Io);
+        let text = err.to_string();
+        assert!(
+            text.starts_with("TestCredential: connection refused by 127.0.0.1:"),
+            "{text}"
+        );
+        let cause = err.source().expect("the cause is kept");
+        assert!(
+            cause.downcast_ref::<reqwest::Error>().is_some(),
+            "{cause:?}"
+        );
+        assert!(std::ptr::addr_eq(cause, refused.source().unwrap()));
+    }
+
+    #[test]
+    fn every_kind_prints_a_text_of_its_own() {
+        let mut texts: Vec<String> = ErrorKind::ALL.iter().map(ToString::to_string).collect();
+        texts.sort();
+        texts.dedup();
+        assert_eq!(texts.len(), ErrorKind::ALL.len(), "{texts:?}");
     }
 
     #[test]

@@ -7,32 +7,35 @@ use crate::Error;
 
 /// Checks a scope: non-empty, ASCII letters, digits and `. - _ : /` only.
 pub(crate) fn validate_scope(credential: &'static str, scope: &str) -> Result<(), Error> {
-    let ok = !scope.is_empty()
-        && scope
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'/'));
-    if ok {
-        return Ok(());
-    }
-    Err(Error::invalid_input(
+    check_charset(
         credential,
-        format!("invalid scope {}", quoted(scope)),
+        ("scope", scope),
+        b".-_:/",
+        "a scope has only ASCII letters, digits and . - _ : /, e.g. \"https://management.azure.com/.default\"",
     )
-    .with_fix("a scope has only ASCII letters, digits and . - _ : /, e.g. \"https://management.azure.com/.default\""))
+}
+
+/// Checks a request's scopes: at least one, each valid ([`validate_scope`]).
+pub(crate) fn validate_scopes(credential: &'static str, scopes: &[String]) -> Result<(), Error> {
+    if scopes.is_empty() {
+        return Err(
+            Error::invalid_input(credential, "no scope was requested").with_fix(
+                "request at least one scope, e.g. \"https://management.azure.com/.default\"",
+            ),
+        );
+    }
+    scopes
+        .iter()
+        .try_for_each(|scope| validate_scope(credential, scope))
 }
 
 /// Checks a tenant id: non-empty, ASCII letters, digits, `-` and `.` only.
 pub(crate) fn validate_tenant_id(credential: &'static str, tenant: &str) -> Result<(), Error> {
-    let ok = !tenant.is_empty()
-        && tenant
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'));
-    if ok {
-        return Ok(());
-    }
-    Err(
-        Error::invalid_input(credential, format!("invalid tenant id {}", quoted(tenant)))
-            .with_fix("a tenant id is a GUID or a domain name (ASCII letters, digits, - and .)"),
+    check_charset(
+        credential,
+        ("tenant id", tenant),
+        b"-.",
+        "a tenant id is a GUID or a domain name (ASCII letters, digits, - and .)",
     )
 }
 
@@ -41,18 +44,30 @@ pub(crate) fn validate_subscription(
     credential: &'static str,
     subscription: &str,
 ) -> Result<(), Error> {
-    let ok = !subscription.trim().is_empty()
-        && subscription
+    check_charset(
+        credential,
+        ("subscription", subscription),
+        b"-_. ",
+        "use the subscription's id (a GUID) instead of its name",
+    )
+}
+
+/// `Ok` when `value` is not blank and has only ASCII letters, digits and the bytes of `extra`;
+/// else an invalid-input error naming what the value is (`what`), the value, and `fix`.
+fn check_charset(
+    credential: &'static str,
+    (what, value): (&str, &str),
+    extra: &[u8],
+    fix: &'static str,
+) -> Result<(), Error> {
+    let ok = !value.trim().is_empty()
+        && value
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b' '));
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b));
     if ok {
         return Ok(());
     }
-    Err(Error::invalid_input(
-        credential,
-        format!("invalid subscription {}", quoted(subscription)),
-    )
-    .with_fix("use the subscription's id (a GUID) instead of its name"))
+    Err(Error::invalid_input(credential, format!("invalid {what} {}", quoted(value))).with_fix(fix))
 }
 
 /// Exactly one scope, validated, for sources that speak in resources (managed identity, CLI).
@@ -95,69 +110,67 @@ pub(crate) fn quoted(value: &str) -> String {
 mod tests {
     use super::*;
 
+    type Validator = fn(&'static str, &str) -> Result<(), Error>;
+
+    /// Each validator, what it accepts, what it refuses, and what its message names.
+    const VALIDATORS: &[(Validator, &[&str], &[&str], &str)] = &[
+        (
+            validate_scope,
+            &[
+                "https://management.azure.com/.default",
+                "https://storage.azure.com//.default",
+                "api://my-app_1/scope:x",
+                // Made of allowed characters, so valid; the CLI source passes it as one
+                // argument, so it cannot become a flag of its own there.
+                "--tenant",
+            ],
+            &[
+                "",
+                "https://x/.default; rm -rf /",
+                "a b",
+                "https://x/.default\n",
+                "scopé",
+                "$(whoami)",
+                "a\"b",
+                "a'b",
+                "a&b",
+                "a|b",
+            ],
+            "scope",
+        ),
+        (
+            validate_tenant_id,
+            &[
+                "72f988bf-86f1-41af-91ab-2d7cd011db47",
+                "contoso.onmicrosoft.com",
+                "adfs",
+            ],
+            &["", "a b", "tenant/..", "tenant_1", "ténant", "a;b"],
+            "tenant",
+        ),
+        (
+            validate_subscription,
+            &[
+                "My Subscription",
+                "sub_1.prod-2",
+                "00000000-0000-0000-0000-000000000000",
+            ],
+            &["", "   ", "a\"b", "a;b", "a$b", "sub\n"],
+            "subscription's id",
+        ),
+    ];
+
     #[test]
-    fn scopes() {
-        for good in [
-            "https://management.azure.com/.default",
-            "https://storage.azure.com//.default",
-            "api://my-app_1/scope:x",
-        ] {
-            assert!(validate_scope("X", good).is_ok(), "{good}");
-        }
-        for bad in [
-            "",
-            "https://x/.default; rm -rf /",
-            "a b",
-            "https://x/.default\n",
-            "scopé",
-            "$(whoami)",
-            "a\"b",
-            "a'b",
-            "a&b",
-            "a|b",
-            "--tenant",
-        ] {
-            // "--tenant" is made of allowed characters: it is valid by charset; the CLI source
-            // passes it as one argument, so it cannot become a flag of its own there.
-            if bad == "--tenant" {
-                assert!(validate_scope("X", bad).is_ok());
-                continue;
+    fn scopes_tenants_and_subscriptions_are_checked_and_bad_ones_are_invalid_input() {
+        for (validate, good, bad, names) in VALIDATORS {
+            for good in *good {
+                assert!(validate("X", good).is_ok(), "{good}");
             }
-            let err = validate_scope("X", bad).unwrap_err();
-            assert!(err.is_invalid_input(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn tenants() {
-        for good in [
-            "72f988bf-86f1-41af-91ab-2d7cd011db47",
-            "contoso.onmicrosoft.com",
-            "adfs",
-        ] {
-            assert!(validate_tenant_id("X", good).is_ok(), "{good}");
-        }
-        for bad in ["", "a b", "tenant/..", "tenant_1", "ténant", "a;b"] {
-            assert!(
-                validate_tenant_id("X", bad).unwrap_err().is_invalid_input(),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn subscriptions() {
-        for good in [
-            "My Subscription",
-            "sub_1.prod-2",
-            "00000000-0000-0000-0000-000000000000",
-        ] {
-            assert!(validate_subscription("X", good).is_ok(), "{good}");
-        }
-        for bad in ["", "   ", "a\"b", "a;b", "a$b", "sub\n"] {
-            let err = validate_subscription("X", bad).unwrap_err();
-            assert!(err.is_invalid_input(), "{bad}");
-            assert!(err.to_string().contains("subscription's id"));
+            for bad in *bad {
+                let err = validate("X", bad).unwrap_err();
+                assert!(err.is_invalid_input(), "{bad}");
+                assert!(err.to_string().contains(names), "{bad}: {err}");
+            }
         }
     }
 

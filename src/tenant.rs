@@ -2,12 +2,9 @@
 //! (`TokenRequestOptions::with_tenant_id`), in one place for every credential that honours them.
 
 use crate::Error;
+use crate::env_vars::{AZURE_ADDITIONALLY_ALLOWED_TENANTS, AZURE_IDENTITY_DISABLE_MULTITENANTAUTH};
 use crate::scope::{quoted, validate_tenant_id};
 use crate::system::Env;
-
-pub(crate) const AZURE_ADDITIONALLY_ALLOWED_TENANTS: &str = "AZURE_ADDITIONALLY_ALLOWED_TENANTS";
-pub(crate) const AZURE_IDENTITY_DISABLE_MULTITENANTAUTH: &str =
-    "AZURE_IDENTITY_DISABLE_MULTITENANTAUTH";
 
 /// A credential's tenant rules: its own tenant (if it has one), the other tenants it may be
 /// asked for, and whether multi-tenant requests are switched off.

@@ -3,9 +3,10 @@
 //! and connection strings, rotation, and a loopback server that verifies HMAC signatures the
 //! way Azure Communication Services does.
 
+mod support;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,12 +17,11 @@ use ring::{digest, hmac};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::macros::datetime;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use url::Url;
 
 use azure_credentials::system::{Clock, ManualClock};
 use azure_credentials::{AccessKeyCredential, ErrorKind, SignedHeaders};
+use support::http::{Request, Response, StandIn};
 
 const KEY_A: &str =
     "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
@@ -91,8 +91,8 @@ impl Vector {
 }
 
 fn vectors() -> Vec<Vector> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/access_key/vectors.json");
-    let vectors: Vectors = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let vectors: Vectors =
+        serde_json::from_slice(&support::fixtures::read("access_key", "vectors.json")).unwrap();
     assert!(vectors.vectors.len() >= 8);
     vectors.vectors
 }
@@ -502,49 +502,39 @@ enum Verdict {
 /// it received (request line, `Host`, `x-ms-date`, the body) against the keys it knows, refuses
 /// a date more than 15 minutes from its own clock, and answers 200 or 401.
 struct VerifyingServer {
-    addr: SocketAddr,
+    server: StandIn,
     verdicts: Arc<Mutex<Vec<Verdict>>>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl VerifyingServer {
     async fn start(keys: &[&str], clock: Clock) -> VerifyingServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let keys: Arc<Vec<hmac::Key>> = Arc::new(
-            keys.iter()
-                .map(|k| hmac::Key::new(hmac::HMAC_SHA256, &STANDARD.decode(k).unwrap()))
-                .collect(),
-        );
+        let keys: Vec<hmac::Key> = keys
+            .iter()
+            .map(|k| hmac::Key::new(hmac::HMAC_SHA256, &STANDARD.decode(k).unwrap()))
+            .collect();
         let verdicts = Arc::new(Mutex::new(Vec::new()));
         let recorded = verdicts.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let (mut stream, _) = listener.accept().await.unwrap();
-                let request = read_request(&mut stream).await;
-                let verdict = verify(&request, &keys, &clock);
-                let (status, reason) = match &verdict {
-                    Verdict::Accepted => ("200 OK", "ok".to_owned()),
-                    Verdict::Rejected(reason) => ("401 Unauthorized", reason.clone()),
-                };
-                recorded.lock().push(verdict);
-                let response = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reason}",
-                    reason.len()
-                );
-                stream.write_all(response.as_bytes()).await.unwrap();
-                stream.shutdown().await.ok();
-            }
-        });
-        VerifyingServer {
-            addr,
-            verdicts,
-            task,
-        }
+        let server = StandIn::start(move |request| {
+            let verdict = verify(&request, &keys, &clock);
+            let (status, reason) = match &verdict {
+                Verdict::Accepted => ("200 OK", "ok".to_owned()),
+                Verdict::Rejected(reason) => ("401 Unauthorized", reason.clone()),
+            };
+            recorded.lock().push(verdict);
+            Response::new(status)
+                .header("content-type", "text/plain")
+                .body(reason)
+        })
+        .await;
+        VerifyingServer { server, verdicts }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.server.addr()
     }
 
     fn url(&self, path_and_query: &str) -> Url {
-        Url::parse(&format!("http://{}{path_and_query}", self.addr)).unwrap()
+        Url::parse(&format!("http://{}{path_and_query}", self.addr())).unwrap()
     }
 
     fn last_verdict(&self) -> Verdict {
@@ -552,64 +542,10 @@ impl VerifyingServer {
     }
 }
 
-impl Drop for VerifyingServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-struct ReceivedRequest {
-    method: String,
-    target: String,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-async fn read_request(stream: &mut tokio::net::TcpStream) -> ReceivedRequest {
-    let mut buf = Vec::new();
-    let header_end = loop {
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed inside the request head");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-    };
-    let head = std::str::from_utf8(&buf[..header_end]).unwrap().to_owned();
-    let mut lines = head.split("\r\n");
-    let mut request_line = lines.next().unwrap().split(' ');
-    let method = request_line.next().unwrap().to_owned();
-    let target = request_line.next().unwrap().to_owned();
-    let headers: HashMap<String, String> = lines
-        .map(|l| {
-            let (name, value) = l.split_once(':').unwrap();
-            (name.trim().to_ascii_lowercase(), value.trim().to_owned())
-        })
-        .collect();
-    let length: usize = headers
-        .get("content-length")
-        .map(|l| l.parse().unwrap())
-        .unwrap_or(0);
-    let mut body = buf[header_end + 4..].to_vec();
-    while body.len() < length {
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed inside the body");
-        body.extend_from_slice(&chunk[..n]);
-    }
-    ReceivedRequest {
-        method,
-        target,
-        headers,
-        body,
-    }
-}
-
 /// The service's check, recomputed from the received request.
-fn verify(request: &ReceivedRequest, keys: &[hmac::Key], clock: &Clock) -> Verdict {
+fn verify(request: &Request, keys: &[hmac::Key], clock: &Clock) -> Verdict {
     let reject = |why: &str| Verdict::Rejected(why.to_owned());
-    let Some(date) = request.headers.get("x-ms-date") else {
+    let Some(date) = request.header("x-ms-date") else {
         return reject("no x-ms-date");
     };
     let Some(sent) = parse_http_date(date) else {
@@ -618,13 +554,13 @@ fn verify(request: &ReceivedRequest, keys: &[hmac::Key], clock: &Clock) -> Verdi
     if (clock.now() - sent).abs() > time::Duration::minutes(15) {
         return reject("x-ms-date is more than 15 minutes from the server's clock");
     }
-    let Some(content_hash) = request.headers.get("x-ms-content-sha256") else {
+    let Some(content_hash) = request.header("x-ms-content-sha256") else {
         return reject("no x-ms-content-sha256");
     };
-    if *content_hash != STANDARD.encode(digest::digest(&digest::SHA256, &request.body)) {
+    if content_hash != STANDARD.encode(digest::digest(&digest::SHA256, &request.body)) {
         return reject("x-ms-content-sha256 does not match the body");
     }
-    let Some(authorization) = request.headers.get("authorization") else {
+    let Some(authorization) = request.header("authorization") else {
         return reject("no Authorization");
     };
     let Some(params) = authorization.strip_prefix("HMAC-SHA256 ") else {
@@ -644,8 +580,8 @@ fn verify(request: &ReceivedRequest, keys: &[hmac::Key], clock: &Clock) -> Verdi
     }
     let mut values = Vec::new();
     for name in signed_headers.split(';') {
-        match request.headers.get(name) {
-            Some(value) => values.push(value.as_str()),
+        match request.header(name) {
+            Some(value) => values.push(value),
             None => return reject("a signed header is missing"),
         }
     }
@@ -726,7 +662,7 @@ async fn setup(server_keys: &[&str], client_key: &str) -> Setup {
     let credential = AccessKeyCredential::builder()
         .connection_string(format!(
             "endpoint=http://{}/;accesskey={client_key}",
-            server.addr
+            server.addr()
         ))
         .clock(client_clock.clock())
         .build()

@@ -1,70 +1,43 @@
 //! AzureCliCredential through a scripted executor: every output and failure recorded in
 //! `fixtures/azure_cli/`, the command line it runs, validation, caching and tenants.
 
-use std::path::{Path, PathBuf};
+mod support;
+use support::callers::spawn_callers;
+use support::fixtures::{self, tool_output};
+use support::tools::{self, Setup, TENANT_A, TENANT_B, last_args};
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_credentials::system::{Env, Fs, ManualClock, Output, ProcessError, ProcessErrorKind};
-use azure_credentials::testing::ScriptedExecutor;
+use azure_credentials::system::{Env, Output, ProcessError, ProcessErrorKind};
 use azure_credentials::{
-    AzureCliCredential, AzureCliCredentialBuilder, ErrorKind, TokenCache, TokenCredential,
-    TokenRequestOptions,
+    AzureCliCredential, AzureCliCredentialBuilder, ErrorKind, TokenCredential, TokenRequestOptions,
 };
 use time::macros::datetime;
 
 const ARM: [&str; 1] = ["https://management.azure.com/.default"];
-const TENANT_A: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const TENANT_B: &str = "0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69";
+/// What az is asked for an [`ARM`] token, in its default tenant and subscription.
+const AZ_ARGS_FOR_ARM: [&str; 6] = [
+    "account",
+    "get-access-token",
+    "--output",
+    "json",
+    "--resource",
+    "https://management.azure.com",
+];
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/azure_cli")
-}
-
-/// The recorded stdout, stderr and exit code of one case.
-fn fixture(case: &str) -> Output {
-    let dir = fixtures().join(case);
-    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
-    let code: i32 = String::from_utf8(read("exit_code"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    Output::new(Some(code), read("stdout"), read("stderr"))
-}
-
-struct Setup {
-    executor: ScriptedExecutor,
-    clock: ManualClock,
-    cache: TokenCache,
+/// `az` "on PATH" (a stand-in that is never run) and a config dir that is empty in the
+/// in-memory file system (so the fast path finds nothing), and the `extra` variables.
+fn az_env(extra: &[(&str, &str)]) -> Env {
+    let config_dir = [("AZURE_CONFIG_DIR", "/home/dev/.azure")];
+    tools::tool_env("azure_cli", &config_dir, extra)
 }
 
 impl Setup {
-    fn new() -> Self {
-        let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
-        let cache = TokenCache::builder()
-            .clock(clock.clock())
-            .max_jitter(Duration::ZERO)
-            .failure_cooldown(Duration::ZERO)
-            .build();
-        Setup {
-            executor: ScriptedExecutor::new(),
-            clock,
-            cache,
-        }
-    }
-
-    /// A builder on the scripted executor, an empty in-memory config dir (so the fast path
-    /// finds nothing) and `az` "on PATH" (a stand-in that is never run).
+    /// A builder on the scripted executor in [`az_env`].
     fn builder(&self) -> AzureCliCredentialBuilder {
-        AzureCliCredential::builder()
-            .env(Env::from_pairs([
-                ("PATH", fixtures().join("bin").to_str().unwrap()),
-                ("AZURE_CONFIG_DIR", "/home/dev/.azure"),
-            ]))
-            .fs(Fs::memory())
-            .executor(Arc::new(self.executor.clone()))
-            .cache(self.cache.clone())
+        AzureCliCredential::builder().context(self.context(az_env(&[])))
     }
 
     fn credential(&self) -> AzureCliCredential {
@@ -72,20 +45,10 @@ impl Setup {
     }
 }
 
-fn args(executor: &ScriptedExecutor) -> Vec<String> {
-    executor
-        .last_command()
-        .unwrap()
-        .get_args()
-        .iter()
-        .map(|a| a.to_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test]
 async fn success_uses_expires_on_and_reports_the_tenant() {
-    let s = Setup::new();
-    s.executor.push_output(fixture("success"));
+    let s = Setup::new("azure_cli");
+    s.replays("success");
     let token = s.credential().get_token(&ARM, None).await.unwrap();
     assert_eq!(token.token().expose(), "fixture-cli-token-success");
     assert_eq!(token.expires_on(), datetime!(2030-01-01 1:00 UTC));
@@ -95,22 +58,15 @@ async fn success_uses_expires_on_and_reports_the_tenant() {
 
 #[tokio::test]
 async fn runs_az_with_discrete_arguments_in_a_safe_directory() {
-    let s = Setup::new();
-    s.executor.push_output(fixture("success"));
+    let s = Setup::new("azure_cli");
+    s.replays("success");
     s.credential().get_token(&ARM, None).await.unwrap();
     let command = s.executor.last_command().unwrap();
-    assert_eq!(command.program(), fixtures().join("bin/az").as_os_str());
     assert_eq!(
-        args(&s.executor),
-        [
-            "account",
-            "get-access-token",
-            "--output",
-            "json",
-            "--resource",
-            "https://management.azure.com"
-        ]
+        command.program(),
+        fixtures::path("azure_cli/bin/az").as_os_str()
     );
+    assert_eq!(last_args(&s.executor), AZ_ARGS_FOR_ARM);
     let envs: Vec<_> = command
         .get_envs()
         .map(|(k, v)| (k.to_str().unwrap(), v.to_str().unwrap()))
@@ -127,30 +83,29 @@ async fn runs_az_with_discrete_arguments_in_a_safe_directory() {
 
 #[tokio::test]
 async fn tenant_and_subscription_options_reach_the_command_line() {
-    let s = Setup::new();
-    s.executor.push_output(fixture("success_with_tenant"));
+    let s = Setup::new("azure_cli");
+    s.replays("success_with_tenant");
     let credential = s.builder().tenant_id(TENANT_B).build().unwrap();
     let token = credential.get_token(&ARM, None).await.unwrap();
     // `--tenant` output has no subscription key; the token is still fine.
     assert_eq!(token.token().expose(), "fixture-cli-token-tenant-b");
     assert_eq!(token.tenant_id(), Some(TENANT_B));
-    assert_eq!(args(&s.executor)[6..], ["--tenant", TENANT_B]);
+    assert_eq!(last_args(&s.executor)[6..], ["--tenant", TENANT_B]);
 
-    s.executor.push_output(fixture("success"));
+    s.replays("success");
     let credential = s.builder().subscription("My Subscription").build().unwrap();
     credential.get_token(&ARM, None).await.unwrap();
     // One argument, spaces and all: no shell, no quoting.
     assert_eq!(
-        args(&s.executor)[6..],
+        last_args(&s.executor)[6..],
         ["--subscription", "My Subscription"]
     );
 }
 
 #[tokio::test]
 async fn old_cli_without_expires_on_is_read_as_local_time_or_refused() {
-    let s = Setup::new();
-    s.executor
-        .push_output(fixture("success_without_expires_on"));
+    let s = Setup::new("azure_cli");
+    s.replays("success_without_expires_on");
     match s.credential().get_token(&ARM, None).await {
         // The local offset was known: the naive time was read in it.
         Ok(token) => {
@@ -270,8 +225,8 @@ async fn failures_are_classified() {
         },
     ];
     for case in cases {
-        let s = Setup::new();
-        s.executor.push_output(fixture(case.fixture));
+        let s = Setup::new("azure_cli");
+        s.replays(case.fixture);
         let err = s.credential().get_token(&ARM, None).await.unwrap_err();
         let text = err.to_string();
         assert_eq!(err.kind(), case.kind, "{}: {text}", case.fixture);
@@ -290,8 +245,8 @@ async fn failures_are_classified() {
 
 #[tokio::test]
 async fn huge_stdout_is_refused_without_echoing_it() {
-    let s = Setup::new();
-    let mut huge = fixture("success").stdout().to_vec();
+    let s = Setup::new("azure_cli");
+    let mut huge = tool_output("azure_cli", "success").stdout().to_vec();
     huge.extend(std::iter::repeat_n(b' ', 4 * 1024 * 1024));
     s.executor
         .push_output(Output::new(Some(0), huge, Vec::new()).with_truncation(true, false));
@@ -308,7 +263,7 @@ async fn huge_stdout_is_refused_without_echoing_it() {
 
 #[tokio::test]
 async fn process_errors_are_classified() {
-    let s = Setup::new();
+    let s = Setup::new("azure_cli");
     s.executor
         .push_error(ProcessError::new(ProcessErrorKind::NotFound, "az"));
     let err = s.credential().get_token(&ARM, None).await.unwrap_err();
@@ -327,7 +282,7 @@ async fn process_errors_are_classified() {
     assert!(
         err.fix()
             .unwrap()
-            .contains("AzureCliCredential::builder().timeout("),
+            .contains("AzureCliCredential::builder().process_timeout("),
         "{err}"
     );
 
@@ -339,7 +294,7 @@ async fn process_errors_are_classified() {
 
 #[tokio::test]
 async fn az_missing_from_path_is_unavailable_and_nothing_runs() {
-    let s = Setup::new();
+    let s = Setup::new("azure_cli");
     let credential = s
         .builder()
         .env(Env::from_pairs([(
@@ -359,7 +314,7 @@ async fn az_missing_from_path_is_unavailable_and_nothing_runs() {
 
 #[tokio::test]
 async fn injection_attempts_are_refused_before_anything_runs() {
-    let s = Setup::new();
+    let s = Setup::new("azure_cli");
     for scope in [
         "https://management.azure.com/.default; rm -rf ~",
         "https://x/.default\" --subscription \"evil",
@@ -403,16 +358,11 @@ async fn injection_attempts_are_refused_before_anything_runs() {
 
 #[tokio::test]
 async fn tokens_are_cached_and_concurrent_callers_share_one_run() {
-    let s = Setup::new();
-    s.executor.repeat_output(fixture("success"));
+    let s = Setup::new("azure_cli");
+    s.always_replays("success");
     let gate = s.executor.hold();
     let credential = Arc::new(s.credential());
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let credential = credential.clone();
-            tokio::spawn(async move { credential.get_token(&ARM, None).await })
-        })
-        .collect();
+    let tasks = spawn_callers(&credential, &ARM, 50);
     while s.executor.held() == 0 {
         tokio::task::yield_now().await;
     }
@@ -436,13 +386,13 @@ async fn tokens_are_cached_and_concurrent_callers_share_one_run() {
 
 #[tokio::test]
 async fn per_request_tenants_follow_the_allow_list() {
-    let s = Setup::new();
-    s.executor.repeat_output(fixture("success_with_tenant"));
+    let s = Setup::new("azure_cli");
+    s.always_replays("success_with_tenant");
     let other = TokenRequestOptions::default().with_tenant_id(TENANT_B);
 
     // No tenant configured: any tenant may be requested, with --tenant.
     s.credential().get_token(&ARM, Some(&other)).await.unwrap();
-    assert_eq!(args(&s.executor)[6..], ["--tenant", TENANT_B]);
+    assert_eq!(last_args(&s.executor)[6..], ["--tenant", TENANT_B]);
 
     // A configured tenant: others only when allowed.
     let fixed = s.builder().tenant_id(TENANT_A).build().unwrap();
@@ -459,12 +409,12 @@ async fn per_request_tenants_follow_the_allow_list() {
         .build()
         .unwrap();
     allowed.get_token(&ARM, Some(&other)).await.unwrap();
-    assert_eq!(args(&s.executor)[6..], ["--tenant", TENANT_B]);
+    assert_eq!(last_args(&s.executor)[6..], ["--tenant", TENANT_B]);
     let env_allowed = s
         .builder()
         .tenant_id(TENANT_A)
         .env(Env::from_pairs([
-            ("PATH", fixtures().join("bin").to_str().unwrap()),
+            ("PATH", fixtures::path("azure_cli/bin").to_str().unwrap()),
             ("AZURE_ADDITIONALLY_ALLOWED_TENANTS", "*"),
         ]))
         .build()
@@ -482,7 +432,7 @@ async fn per_request_tenants_follow_the_allow_list() {
 
 #[tokio::test]
 async fn a_claims_challenge_names_the_az_login_command() {
-    let s = Setup::new();
+    let s = Setup::new("azure_cli");
     let options = TokenRequestOptions::default()
         .with_claims(r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#);
     let credential = s.builder().tenant_id(TENANT_A).build().unwrap();
@@ -500,11 +450,11 @@ async fn a_claims_challenge_names_the_az_login_command() {
 
 #[tokio::test]
 async fn timeout_option_reaches_the_command() {
-    let s = Setup::new();
-    s.executor.push_output(fixture("success"));
+    let s = Setup::new("azure_cli");
+    s.replays("success");
     let credential = s
         .builder()
-        .timeout(Duration::from_secs(45))
+        .process_timeout(Duration::from_secs(45))
         .build()
         .unwrap();
     credential.get_token(&ARM, None).await.unwrap();
@@ -516,7 +466,7 @@ async fn timeout_option_reaches_the_command() {
 
 #[test]
 fn debug_shows_configuration_only() {
-    let s = Setup::new();
+    let s = Setup::new("azure_cli");
     let credential = s.builder().subscription("My Subscription").build().unwrap();
     let printed = format!("{credential:?}");
     assert!(printed.contains("My Subscription"), "{printed}");
@@ -525,31 +475,20 @@ fn debug_shows_configuration_only() {
 
 #[tokio::test]
 async fn disabled_multitenant_auth_keeps_a_requested_tenant_off_the_command_line() {
-    let s = Setup::new();
-    s.executor.repeat_output(fixture("success"));
+    let s = Setup::new("azure_cli");
+    s.always_replays("success");
     let credential = s
         .builder()
-        .env(Env::from_pairs([
-            ("PATH", fixtures().join("bin").to_str().unwrap()),
-            ("AZURE_CONFIG_DIR", "/home/dev/.azure"),
-            ("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH", "true"),
-        ]))
+        .env(az_env(&[(
+            "AZURE_IDENTITY_DISABLE_MULTITENANTAUTH",
+            "true",
+        )]))
         .build()
         .unwrap();
     let other = TokenRequestOptions::default().with_tenant_id(TENANT_B);
     credential.get_token(&ARM, Some(&other)).await.unwrap();
     // az's default tenant, as without a requested tenant.
-    assert_eq!(
-        args(&s.executor),
-        [
-            "account",
-            "get-access-token",
-            "--output",
-            "json",
-            "--resource",
-            "https://management.azure.com"
-        ]
-    );
+    assert_eq!(last_args(&s.executor), AZ_ARGS_FOR_ARM);
 }
 
 #[tokio::test]
@@ -561,7 +500,7 @@ async fn absurd_expiries_from_az_never_panic() {
         "\"99999999999999999999\"",
         "1e300",
     ] {
-        let s = Setup::new();
+        let s = Setup::new("azure_cli");
         let stdout = format!(
             r#"{{"accessToken": "fixture-cli-token-absurd", "expires_on": {expires_on}, "tokenType": "Bearer"}}"#
         );
@@ -575,7 +514,7 @@ async fn absurd_expiries_from_az_never_panic() {
         );
     }
     for expires_on_local in ["9999-12-31 23:59:59.000000", "0001-01-01 00:00:00.000000"] {
-        let s = Setup::new();
+        let s = Setup::new("azure_cli");
         let stdout = format!(
             r#"{{"accessToken": "fixture-cli-token-absurd", "expiresOn": "{expires_on_local}"}}"#
         );

@@ -4,6 +4,11 @@
 //!
 //! The fixtures' tokens are dated relative to 2030-01-01 00:00 UTC, the tests' manual clock.
 
+mod support;
+use support::cache;
+use support::fixtures;
+use support::tools::{TENANT_A, TENANT_B};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,20 +16,15 @@ use std::time::Duration;
 use azure_credentials::system::{Env, Fs, ManualClock, Output};
 use azure_credentials::testing::ScriptedExecutor;
 use azure_credentials::{
-    AzureCliCredential, AzureCliCredentialBuilder, TokenCache, TokenCredential, TokenRequestOptions,
+    AccessToken, AzureCliCredential, AzureCliCredentialBuilder, TokenCache, TokenCredential,
+    TokenRequestOptions,
 };
 use time::macros::datetime;
 
-const TENANT_A: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const TENANT_B: &str = "0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69";
 const FROM_AZ: &str = "fixture-cli-token-from-az";
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/azure_cli")
-}
-
 fn config_dir(name: &str) -> PathBuf {
-    fixtures().join("config").join(name)
+    fixtures::path("azure_cli/config").join(name)
 }
 
 struct Setup {
@@ -35,7 +35,7 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
-        let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+        let clock = cache::manual_clock();
         let executor = ScriptedExecutor::new();
         // What az says when it runs: a token the fast path never has.
         let stdout = format!(
@@ -44,10 +44,7 @@ impl Setup {
         executor.repeat_output(Output::new(Some(0), stdout.into_bytes(), Vec::new()));
         Setup {
             executor,
-            cache: TokenCache::builder()
-                .clock(clock.clock())
-                .max_jitter(Duration::ZERO)
-                .build(),
+            cache: cache::deterministic(clock.clock()),
             clock,
         }
     }
@@ -59,7 +56,7 @@ impl Setup {
 
     fn builder_with(&self, name: &str, vars: &[(&str, &str)]) -> AzureCliCredentialBuilder {
         let mut env = Env::from_pairs([
-            ("PATH", fixtures().join("bin").to_str().unwrap()),
+            ("PATH", fixtures::path("azure_cli/bin").to_str().unwrap()),
             ("AZURE_CONFIG_DIR", config_dir(name).to_str().unwrap()),
         ]);
         for (k, v) in vars {
@@ -303,6 +300,11 @@ fn memory_config(fs: &Fs, name: &str) {
     }
 }
 
+/// The token `credential` returns for ARM (which must be one).
+async fn arm_token(credential: &AzureCliCredential) -> AccessToken {
+    credential.get_token(&[ARM], None).await.unwrap()
+}
+
 #[tokio::test]
 async fn a_new_login_drops_cached_tokens_within_a_second() {
     let s = Setup::new();
@@ -310,7 +312,7 @@ async fn a_new_login_drops_cached_tokens_within_a_second() {
     memory_config(&fs, "default");
     let credential = AzureCliCredential::builder()
         .env(Env::from_pairs([
-            ("PATH", fixtures().join("bin").to_str().unwrap()),
+            ("PATH", fixtures::path("azure_cli/bin").to_str().unwrap()),
             ("HOME", "/home/dev"),
         ]))
         .fs(fs.clone())
@@ -318,17 +320,16 @@ async fn a_new_login_drops_cached_tokens_within_a_second() {
         .cache(s.cache.clone())
         .build()
         .unwrap();
-    let arm = ["https://management.azure.com/.default"];
-    let first = credential.get_token(&arm, None).await.unwrap();
+    let first = arm_token(&credential).await;
     assert_eq!(first.token().expose(), "fixture-cli-token-arm-exact");
 
     // `az login` as another account: new profile and token cache.
     memory_config(&fs, "after_login");
     // Within the second the files are not looked at: still the cached token.
-    let cached = credential.get_token(&arm, None).await.unwrap();
+    let cached = arm_token(&credential).await;
     assert!(cached.ptr_eq(&first));
     s.clock.advance(Duration::from_secs(1));
-    let after = credential.get_token(&arm, None).await.unwrap();
+    let after = arm_token(&credential).await;
     assert_eq!(after.token().expose(), "fixture-cli-token-after-login");
     assert_eq!(after.tenant_id(), Some(TENANT_B));
     assert_eq!(s.executor.run_count(), 0);
@@ -342,33 +343,19 @@ async fn a_new_login_drops_cached_tokens_within_a_second() {
         .build()
         .unwrap();
     assert_eq!(
-        later.get_token(&arm, None).await.unwrap().token().expose(),
+        arm_token(&later).await.token().expose(),
         "fixture-cli-token-after-login"
     );
 
     // Only a change counts: looking again without one keeps the cached token.
     s.clock.advance(Duration::from_secs(5));
-    assert!(
-        credential
-            .get_token(&arm, None)
-            .await
-            .unwrap()
-            .ptr_eq(&after)
-    );
+    assert!(arm_token(&credential).await.ptr_eq(&after));
 
     // `az logout`: the files go, the token goes, and az is asked (and says who is logged in).
     fs.remove(Path::new("/home/dev/.azure/azureProfile.json"));
     fs.remove(Path::new("/home/dev/.azure/msal_token_cache.json"));
     s.clock.advance(Duration::from_secs(1));
-    assert_eq!(
-        credential
-            .get_token(&arm, None)
-            .await
-            .unwrap()
-            .token()
-            .expose(),
-        FROM_AZ
-    );
+    assert_eq!(arm_token(&credential).await.token().expose(), FROM_AZ);
     assert_eq!(s.executor.run_count(), 1);
 }
 
@@ -555,6 +542,11 @@ fn alice_everywhere() -> Vec<Account> {
     vec![Account::alice(TENANT_A), Account::alice(TENANT_B)]
 }
 
+/// A token cache of [`alice_everywhere`] holding `tokens`.
+fn alices_cache(tokens: &[At]) -> String {
+    cache_json(&alice_everywhere(), tokens)
+}
+
 /// A CLI config dir in memory at [`DIR`]: the `default` fixture's profile and the given files.
 fn memory_dir(files: &[(&str, &str)]) -> Fs {
     let fs = Fs::memory();
@@ -571,7 +563,7 @@ impl Setup {
     /// remembered between calls.
     fn memory_builder(&self, fs: Fs, vars: &[(&str, &str)]) -> AzureCliCredentialBuilder {
         let mut env = Env::from_pairs([
-            ("PATH", fixtures().join("bin").to_str().unwrap()),
+            ("PATH", fixtures::path("azure_cli/bin").to_str().unwrap()),
             ("AZURE_CONFIG_DIR", DIR),
         ]);
         for (k, v) in vars {
@@ -581,12 +573,7 @@ impl Setup {
             .env(env)
             .fs(fs)
             .executor(Arc::new(self.executor.clone()))
-            .cache(
-                TokenCache::builder()
-                    .clock(self.clock.clock())
-                    .max_jitter(Duration::ZERO)
-                    .build(),
-            )
+            .cache(cache::deterministic(self.clock.clock()))
     }
 
     /// The token for `scope` over an in-memory config dir holding `files`, and whether az ran.
@@ -597,6 +584,12 @@ impl Setup {
         scope: &str,
     ) -> (String, bool) {
         self.token(self.memory_builder(memory_dir(files), vars), scope)
+            .await
+    }
+
+    /// [`Setup::answer`] over a config dir holding only MSAL's token cache, `cache`.
+    async fn answer_from_cache(&self, cache: &str, scope: &str) -> (String, bool) {
+        self.answer(&[("msal_token_cache.json", cache)], &[], scope)
             .await
     }
 }
@@ -639,20 +632,14 @@ async fn absurd_expiry_numbers_run_az_instead_of_overflowing() {
             "expires_on as a JSON number",
         ),
     ] {
-        let cache = cache_json(&alice_everywhere(), &tokens);
-        let (token, ran) = s
-            .answer(&[("msal_token_cache.json", &cache)], &[], ARM)
-            .await;
+        let cache = alices_cache(&tokens);
+        let (token, ran) = s.answer_from_cache(&cache, ARM).await;
         assert!(ran && token == FROM_AZ, "{why}: {token}");
     }
     // A refresh_on far in the future is no reason to refresh: the token is served.
-    let cache = cache_json(
-        &alice_everywhere(),
-        &[At::new("exact-refresh-max", ARM, 3600).refresh_on(max)],
-    );
+    let cache = alices_cache(&[At::new("exact-refresh-max", ARM, 3600).refresh_on(max)]);
     assert_eq!(
-        s.answer(&[("msal_token_cache.json", &cache)], &[], ARM)
-            .await,
+        s.answer_from_cache(&cache, ARM).await,
         ("exact-refresh-max".to_owned(), false)
     );
 }
@@ -662,38 +649,35 @@ async fn a_token_bound_to_a_client_session_is_never_served() {
     let s = Setup::new();
     let cosmos = "https://cosmos.azure.com/.default";
     let containing = format!("https://cosmos.azure.com/user_impersonation {cosmos}");
-    // The only token containing the scope is bound to a client session (MSAL skips it).
-    let cache = cache_json(
-        &alice_everywhere(),
-        &[At::new("bound", &containing, 3600).ext_cache_key("a1b2c3")],
-    );
-    assert_eq!(
-        s.answer(&[("msal_token_cache.json", &cache)], &[], cosmos)
-            .await,
-        (FROM_AZ.to_owned(), true)
-    );
-    // A bound token with exactly the scope, under the plain key (a crafted file): uncertain.
     let mut crafted = At::new("bound-exact", cosmos, 3600).ext_cache_key("a1b2c3");
     crafted.key = Some(At::new("", cosmos, 0).key());
-    let cache = cache_json(&alice_everywhere(), &[crafted]);
-    assert_eq!(
-        s.answer(&[("msal_token_cache.json", &cache)], &[], cosmos)
-            .await,
-        (FROM_AZ.to_owned(), true)
-    );
-    // Next to a bound token, the plain one is served.
-    let cache = cache_json(
-        &alice_everywhere(),
-        &[
-            At::new("bound", &containing, 3600).ext_cache_key("a1b2c3"),
-            At::new("plain", &containing, 3000),
-        ],
-    );
-    assert_eq!(
-        s.answer(&[("msal_token_cache.json", &cache)], &[], cosmos)
-            .await,
-        ("plain".to_owned(), false)
-    );
+    let cases = [
+        (
+            "the only token containing the scope is bound to a client session (MSAL skips it)",
+            vec![At::new("bound", &containing, 3600).ext_cache_key("a1b2c3")],
+            (FROM_AZ, true),
+        ),
+        (
+            "a bound token with exactly the scope, under the plain key (a crafted file): uncertain",
+            vec![crafted],
+            (FROM_AZ, true),
+        ),
+        (
+            "next to a bound token, the plain one is served",
+            vec![
+                At::new("bound", &containing, 3600).ext_cache_key("a1b2c3"),
+                At::new("plain", &containing, 3000),
+            ],
+            ("plain", false),
+        ),
+    ];
+    for (case, tokens, (token, ran)) in cases {
+        assert_eq!(
+            s.answer_from_cache(&alices_cache(&tokens), cosmos).await,
+            (token.to_owned(), ran),
+            "{case}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -714,7 +698,7 @@ async fn an_agent_session_runs_az() {
 #[tokio::test]
 async fn a_config_az_cannot_read_runs_az() {
     let s = Setup::new();
-    let cache = cache_json(&alice_everywhere(), &[At::new("cached", ARM, 3600)]);
+    let cache = alices_cache(&[At::new("cached", ARM, 3600)]);
     let cache = ("msal_token_cache.json", cache.as_str());
     // Each of these makes az fail at start-up, or changes where its tokens are.
     for (config, why) in [
@@ -890,10 +874,8 @@ async fn an_expiring_exact_token_falls_through_to_the_one_other_usable_token() {
             "another entry's expiry that MSAL cannot read (it fails when it gets there)",
         ),
     ] {
-        let cache = cache_json(&alice_everywhere(), &tokens);
-        let answer = s
-            .answer(&[("msal_token_cache.json", &cache)], &[], ARM)
-            .await;
+        let cache = alices_cache(&tokens);
+        let answer = s.answer_from_cache(&cache, ARM).await;
         match expected {
             Some(secret) => assert_eq!(answer, (secret.to_owned(), false), "{why}"),
             None => assert_eq!(answer, (FROM_AZ.to_owned(), true), "{why}"),
@@ -1186,10 +1168,9 @@ async fn the_fast_path_returns_what_msal_would_or_runs_az() {
 #[tokio::test]
 async fn a_token_cache_python_reads_differently_runs_az() {
     let s = Setup::new();
-    let good = cache_json(&alice_everywhere(), &[At::new("cached", ARM, 3600)]);
+    let good = alices_cache(&[At::new("cached", ARM, 3600)]);
     assert_eq!(
-        s.answer(&[("msal_token_cache.json", &good)], &[], ARM)
-            .await,
+        s.answer_from_cache(&good, ARM).await,
         ("cached".to_owned(), false)
     );
     let mut no_authority_type = alice_everywhere();
@@ -1204,9 +1185,7 @@ async fn a_token_cache_python_reads_differently_runs_az() {
             "an account without authority_type (MSAL raises KeyError)",
         ),
     ] {
-        let (token, ran) = s
-            .answer(&[("msal_token_cache.json", &cache)], &[], ARM)
-            .await;
+        let (token, ran) = s.answer_from_cache(&cache, ARM).await;
         assert!(ran && token == FROM_AZ, "{why}: {token}");
     }
     // A repeated field: Python's json keeps the last, and so does this.
@@ -1215,8 +1194,7 @@ async fn a_token_cache_python_reads_differently_runs_az() {
         "\"secret\": \"cached\", \"secret\": \"last\"",
     );
     assert_eq!(
-        s.answer(&[("msal_token_cache.json", &repeated)], &[], ARM)
-            .await,
+        s.answer_from_cache(&repeated, ARM).await,
         ("last".to_owned(), false)
     );
 }

@@ -2,16 +2,21 @@
 //! PATH (given through the credential's `Env`). Covers the real command line, a stand-in that
 //! never exits (killed with what it started, Timeout), a runaway stdout, and 50 concurrent
 //! callers sharing one process.
+
 #![cfg(unix)]
+
+mod support;
+use support::cache;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_credentials::system::{Env, Fs, ManualClock, TokioExecutor};
-use azure_credentials::{AzureCliCredential, ErrorKind, TokenCache, TokenCredential};
-use time::macros::datetime;
+use azure_credentials::system::{Env, Fs, TokioExecutor};
+use azure_credentials::{
+    AccessToken, AzureCliCredential, Error, ErrorKind, TokenCache, TokenCredential,
+};
 
 const ARM: [&str; 1] = ["https://management.azure.com/.default"];
 
@@ -60,7 +65,7 @@ impl Drop for TempDir {
 }
 
 fn credential(dir: &TempDir, timeout: Duration) -> AzureCliCredential {
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let clock = cache::manual_clock();
     AzureCliCredential::builder()
         .env(Env::from_pairs([
             ("PATH", dir.path().to_str().unwrap()),
@@ -69,9 +74,16 @@ fn credential(dir: &TempDir, timeout: Duration) -> AzureCliCredential {
         .executor(Arc::new(TokioExecutor::new()))
         .fs(Fs::real())
         .cache(TokenCache::builder().clock(clock.clock()).build())
-        .timeout(timeout)
+        .process_timeout(timeout)
         .build()
         .unwrap()
+}
+
+/// What a credential running the `az` in `dir` (with a 60 s timeout) returns for [`ARM`].
+async fn ask(dir: &TempDir) -> Result<AccessToken, Error> {
+    credential(dir, Duration::from_secs(60))
+        .get_token(&ARM, None)
+        .await
 }
 
 const SUCCESS: &str = r#"{"accessToken": "fixture-cli-token-stand-in", "expiresOn": "2030-01-01 01:00:00.000000", "expires_on": 1893459600, "tenant": "72f988bf-86f1-41af-91ab-2d7cd011db47", "tokenType": "Bearer"}"#;
@@ -85,10 +97,7 @@ async fn the_stand_in_gets_the_arguments_environment_and_directory() {
         r#"printf '%s\n' "$@" > '{log}'; printf 'color=%s\n' "$AZURE_CORE_NO_COLOR" >> '{log}'; pwd -P >> '{log}'; cat > /dev/null; echo '{SUCCESS}'"#,
         log = log.display()
     ));
-    let token = credential(&dir, Duration::from_secs(60))
-        .get_token(&ARM, None)
-        .await
-        .unwrap();
+    let token = ask(&dir).await.unwrap();
     assert_eq!(token.token().expose(), "fixture-cli-token-stand-in");
     let log = std::fs::read_to_string(&log).unwrap();
     let bin = Path::new("/bin").canonicalize().unwrap();
@@ -105,18 +114,12 @@ async fn the_stand_in_gets_the_arguments_environment_and_directory() {
 async fn a_failing_stand_in_is_classified_from_its_stderr() {
     let dir = TempDir::new("fail");
     dir.az(r#"echo "ERROR: Please run 'az login' to setup account." >&2; exit 1"#);
-    let err = credential(&dir, Duration::from_secs(60))
-        .get_token(&ARM, None)
-        .await
-        .unwrap_err();
+    let err = ask(&dir).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
 
     let dir = TempDir::new("127");
     dir.az(r#"echo "az: line 3: /opt/az/bin/python3: No such file or directory" >&2; exit 127"#);
-    let err = credential(&dir, Duration::from_secs(60))
-        .get_token(&ARM, None)
-        .await
-        .unwrap_err();
+    let err = ask(&dir).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.to_string().contains("not found on PATH"), "{err}");
 }
@@ -125,10 +128,7 @@ async fn a_failing_stand_in_is_classified_from_its_stderr() {
 async fn a_runaway_stdout_is_capped_and_refused() {
     let dir = TempDir::new("huge");
     dir.az("head -c 5000000 /dev/zero | tr '\\0' x");
-    let err = credential(&dir, Duration::from_secs(60))
-        .get_token(&ARM, None)
-        .await
-        .unwrap_err();
+    let err = ask(&dir).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Other, "{err}");
     assert!(err.to_string().contains("more output"), "{err}");
 }
@@ -164,7 +164,7 @@ wait"#,
         err.to_string().contains("az did not finish within 7 s"),
         "{err}"
     );
-    assert!(err.fix().unwrap().contains(".timeout("), "{err}");
+    assert!(err.fix().unwrap().contains(".process_timeout("), "{err}");
     // The grandchild ("python") died with it...
     assert_eq!(alive_reader.join().unwrap().unwrap(), "");
     // ...and the stand-in was reaped: no zombie with its pid.

@@ -3,23 +3,21 @@
 //! Azure resource: every request carries our token, and the SDK's requests, sequential or
 //! concurrent, through one client or several, cost one token request.
 
-use std::net::{Ipv4Addr, SocketAddr};
+mod support;
+
 use std::sync::Arc;
 
 use azure_core::http::policies::Policy;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
 use azure_core::http::{ClientOptions, Context, Method, Pipeline, Request, Transport};
 use azure_credentials::interop::AzureCoreCredential;
-use azure_credentials::system::{Env, Fs};
-use azure_credentials::testing::MockImds;
+use azure_credentials::testing::MockManagedIdentity;
 use azure_credentials::{
-    DefaultAzureCredential, DefaultAzureCredentialBuilder, ErrorKind, TokenCache, UserAssignedId,
+    DefaultAzureCredential, DefaultAzureCredentialBuilder, ErrorKind, UserAssignedId,
 };
-use parking_lot::Mutex;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use rustls::pki_types::CertificateDer;
+use support::http::{Request as SeenRequest, Response, StandIn, assert_each_bears};
+use support::imds::assert_served_by_one_token;
 
 const SCOPE: &str = "https://vault.azure.net/.default";
 const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
@@ -28,24 +26,13 @@ const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 /// request's method, path and `Authorization` header and answers 200 with a small JSON body.
 /// The azure_core bearer-token policy refuses plain http, hence TLS with a test certificate.
 struct Resource {
-    addr: SocketAddr,
+    server: StandIn,
     certificate: CertificateDer<'static>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    task: JoinHandle<()>,
-}
-
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    authorization: Option<String>,
 }
 
 impl Resource {
     async fn start() -> Resource {
-        let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-        let certificate = generated.cert.der().clone();
-        let key = PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
+        let (certificate, key) = support::tls::self_signed();
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -54,36 +41,26 @@ impl Resource {
         .with_no_client_auth()
         .with_single_cert(vec![certificate.clone()], key)
         .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                let record = record.clone();
-                tokio::spawn(async move {
-                    if let Ok(tls) = acceptor.accept(stream).await {
-                        serve(tls, record).await;
-                    }
-                });
-            }
-        });
+        let server = StandIn::start_tls(config, |_| {
+            Response::new("200 OK")
+                .header("Content-Type", "application/json")
+                .body(r#"{"value":[]}"#)
+        })
+        .await;
         Resource {
-            addr,
+            server,
             certificate,
-            seen,
-            task,
         }
     }
 
     fn url(&self, path: &str) -> azure_core::http::Url {
-        format!("https://{}{path}", self.addr).parse().unwrap()
+        format!("https://{}{path}", self.server.addr())
+            .parse()
+            .unwrap()
     }
 
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().clone()
+    fn seen(&self) -> Vec<SeenRequest> {
+        self.server.requests()
     }
 
     /// An azure_core transport that trusts this server's certificate: reqwest over rustls with
@@ -106,80 +83,10 @@ impl Resource {
     }
 }
 
-impl Drop for Resource {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Reads one request (head, and a body of `Content-Length` bytes), records it, answers 200 and
-/// closes the connection.
-async fn serve(
-    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    record: Arc<Mutex<Vec<Seen>>>,
-) {
-    let mut buf = Vec::new();
-    let head_end = loop {
-        let mut chunk = [0u8; 4096];
-        let Ok(n) = stream.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 || buf.len() > 64 * 1024 {
-            return;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut request_line = lines.next().unwrap_or_default().split(' ');
-    let method = request_line.next().unwrap_or_default().to_owned();
-    let path = request_line.next().unwrap_or_default().to_owned();
-    let header = |name: &str| {
-        head.split("\r\n").skip(1).find_map(|line| {
-            let (n, v) = line.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    };
-    let length: usize = header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        let mut chunk = [0u8; 4096];
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    record.lock().push(Seen {
-        method,
-        path,
-        authorization: header("authorization"),
-    });
-    let body = r#"{"value":[]}"#;
-    let response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
-}
-
 /// The default chain on a machine whose only identity is the managed identity behind
 /// `imds_endpoint` (no service principal, no developer tools on `PATH`).
 fn default_chain(imds_endpoint: url::Url) -> DefaultAzureCredentialBuilder {
-    DefaultAzureCredential::builder()
-        .env(Env::from_pairs([
-            ("PATH", "/nonexistent"),
-            ("HOME", "/home/dev"),
-        ]))
-        .fs(Fs::memory())
-        .cache(TokenCache::builder().build())
-        .imds_endpoint(imds_endpoint)
+    support::default_chain::only_managed_identity(imds_endpoint)
 }
 
 fn default_credential(imds_endpoint: url::Url) -> DefaultAzureCredential {
@@ -215,9 +122,11 @@ async fn get(pipeline: &Pipeline, resource: &Resource, path: &str) -> azure_core
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_requests_carry_our_token_and_cost_one_token_request() {
-    let imds = MockImds::start().await;
+    let imds = MockManagedIdentity::start().await;
     let resource = Resource::start().await;
-    let credential = AzureCoreCredential::new(default_credential(imds.imds_endpoint()));
+    let credential = Arc::new(AzureCoreCredential::new(default_credential(
+        imds.imds_endpoint(),
+    )));
     let pipeline = sdk_pipeline(credential.clone(), &resource);
 
     for i in 0..5 {
@@ -230,39 +139,28 @@ async fn sdk_requests_carry_our_token_and_cost_one_token_request() {
     assert_eq!(seen.len(), 5);
     for (i, request) in seen.iter().enumerate() {
         assert_eq!(request.method, "GET");
-        assert_eq!(request.path, format!("/secrets/s{i}"));
-        assert_eq!(
-            request.authorization.as_deref(),
-            Some("Bearer mock-imds-token-1"),
-            "{request:?}"
-        );
+        assert_eq!(request.target, format!("/secrets/s{i}"));
     }
-    assert_eq!(imds.token_request_count(), 1, "{:?}", imds.requests());
-    let token_request = imds
-        .requests()
-        .into_iter()
-        .find(|r| r.header("metadata").is_some())
-        .unwrap();
-    assert_eq!(
-        token_request.query("resource"),
-        Some("https://vault.azure.net")
+    assert_served_by_one_token(
+        &seen,
+        &imds,
+        "https://vault.azure.net",
+        &format!("{credential:?} {pipeline:?}"),
     );
-    let printed = format!("{credential:?} {pipeline:?}");
-    assert!(!printed.contains("mock-imds-token"), "{printed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_through_several_clients_share_one_token() {
-    let imds = MockImds::start().await;
+    let imds = MockManagedIdentity::start().await;
     let resource = Arc::new(Resource::start().await);
     let chain = default_credential(imds.imds_endpoint());
     // Three SDK clients, each with its own bearer-token policy (and the policy's own token
     // slot): two built from one adapter, one from another adapter over a clone of the chain.
-    let shared = AzureCoreCredential::new(chain.clone());
+    let shared = Arc::new(AzureCoreCredential::new(chain.clone()));
     let pipelines = [
         sdk_pipeline(shared.clone(), &resource),
         sdk_pipeline(shared, &resource),
-        sdk_pipeline(AzureCoreCredential::new(chain), &resource),
+        sdk_pipeline(Arc::new(AzureCoreCredential::new(chain)), &resource),
     ];
     let start = Arc::new(tokio::sync::Barrier::new(48));
     let mut tasks = Vec::new();
@@ -281,11 +179,7 @@ async fn concurrent_requests_through_several_clients_share_one_token() {
 
     let seen = resource.seen();
     assert_eq!(seen.len(), 48);
-    assert!(
-        seen.iter()
-            .all(|r| r.authorization.as_deref() == Some("Bearer mock-imds-token-1")),
-        "{seen:?}"
-    );
+    assert_each_bears(&seen, "mock-imds-token-1");
     assert_eq!(imds.token_request_count(), 1, "{:?}", imds.requests());
 }
 
@@ -317,15 +211,10 @@ fn find_ours<'a>(
 
 #[tokio::test]
 async fn no_identity_fails_the_call_with_a_credential_error_that_keeps_ours() {
-    let imds_refused: url::Url = format!(
-        "http://{}/metadata/identity/oauth2/token",
-        MockImds::refused_address()
-    )
-    .parse()
-    .unwrap();
+    let imds_refused = support::imds::refused_endpoint();
     let resource = Resource::start().await;
     let pipeline = sdk_pipeline(
-        AzureCoreCredential::new(default_credential(imds_refused)),
+        Arc::new(AzureCoreCredential::new(default_credential(imds_refused))),
         &resource,
     );
 
@@ -336,13 +225,13 @@ async fn no_identity_fails_the_call_with_a_credential_error_that_keeps_ours() {
     assert_eq!(err.kind(), &azure_core::error::ErrorKind::Credential);
     let chain = error_chain(&err);
     assert!(
-        chain.contains("DefaultAzureCredential: none of the 5 credentials produced a token"),
+        chain.contains("DefaultAzureCredential: none of the 6 credentials produced a token"),
         "{chain}"
     );
     assert!(chain.contains("ManagedIdentityCredential"), "{chain}");
     let ours = find_ours(&err).expect("our error is in the chain");
     assert_eq!(ours.kind(), ErrorKind::Unavailable);
-    assert_eq!(ours.attempts().len(), 5);
+    assert_eq!(ours.attempts().len(), 6);
     assert!(
         resource.seen().is_empty(),
         "nothing is sent without a token"
@@ -351,7 +240,7 @@ async fn no_identity_fails_the_call_with_a_credential_error_that_keeps_ours() {
 
 #[tokio::test]
 async fn a_refused_token_request_keeps_its_kind_and_status_behind_the_sdk_error() {
-    let imds = MockImds::start().await;
+    let imds = MockManagedIdentity::start().await;
     imds.push(azure_credentials::testing::MockReply::error(
         400,
         "invalid_request",
@@ -359,10 +248,10 @@ async fn a_refused_token_request_keeps_its_kind_and_status_behind_the_sdk_error(
     ));
     // A user-assigned identity that is not assigned: IMDS refuses, and the chain stops there.
     let chain = default_chain(imds.imds_endpoint())
-        .managed_identity(UserAssignedId::ClientId(CLIENT_ID.into()))
+        .user_assigned_id(UserAssignedId::ClientId(CLIENT_ID.into()))
         .build()
         .unwrap();
-    let credential = AzureCoreCredential::new(chain);
+    let credential = Arc::new(AzureCoreCredential::new(chain));
 
     let err = azure_core::credentials::TokenCredential::get_token(&*credential, &[SCOPE], None)
         .await
@@ -378,12 +267,12 @@ async fn a_refused_token_request_keeps_its_kind_and_status_behind_the_sdk_error(
 
 #[tokio::test]
 async fn tokens_keep_their_expiry() {
-    let imds = MockImds::start().await;
+    let imds = MockManagedIdentity::start().await;
     let chain = default_credential(imds.imds_endpoint());
     let ours = azure_credentials::TokenCredential::get_token(&chain, &[SCOPE], None)
         .await
         .unwrap();
-    let credential = AzureCoreCredential::new(chain);
+    let credential = Arc::new(AzureCoreCredential::new(chain));
     let theirs = azure_core::credentials::TokenCredential::get_token(&*credential, &[SCOPE], None)
         .await
         .unwrap();

@@ -1,67 +1,31 @@
 //! AzureDeveloperCliCredential: every output and failure in `fixtures/azure_developer_cli/`
 //! through a scripted executor, its command line, validation, caching, and a real stand-in.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod support;
+use support::fixtures;
+use support::tools::{self, Setup, TENANT_B, last_args};
+
+use std::path::Path;
 use std::time::Duration;
 
-use azure_credentials::system::{Env, Fs, ManualClock, Output, ProcessError};
-use azure_credentials::testing::ScriptedExecutor;
+use azure_credentials::system::{Env, Output};
 use azure_credentials::{
-    AzureDeveloperCliCredential, AzureDeveloperCliCredentialBuilder, ErrorKind, TokenCache,
-    TokenCredential, TokenRequestOptions,
+    AzureDeveloperCliCredential, AzureDeveloperCliCredentialBuilder, ErrorKind, TokenCredential,
+    TokenRequestOptions,
 };
 use time::macros::datetime;
 
 const ARM: [&str; 1] = ["https://management.azure.com/.default"];
-const TENANT_B: &str = "0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69";
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/azure_developer_cli")
-}
-
-fn fixture(case: &str) -> Output {
-    let dir = fixtures().join(case);
-    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
-    let code: i32 = String::from_utf8(read("exit_code"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    Output::new(Some(code), read("stdout"), read("stderr"))
-}
-
-struct Setup {
-    executor: ScriptedExecutor,
-    clock: ManualClock,
-    cache: TokenCache,
-    fs: Fs,
+/// `azd` "on PATH" (a stand-in that is never run), a home directory, and the `extra` variables.
+fn azd_env(extra: &[(&str, &str)]) -> Env {
+    tools::tool_env("azure_developer_cli", &[("HOME", "/home/dev")], extra)
 }
 
 impl Setup {
-    fn new() -> Self {
-        let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
-        Setup {
-            executor: ScriptedExecutor::new(),
-            cache: TokenCache::builder()
-                .clock(clock.clock())
-                .max_jitter(Duration::ZERO)
-                .failure_cooldown(Duration::ZERO)
-                .build(),
-            clock,
-            fs: Fs::memory(),
-        }
-    }
-
+    /// A builder on the scripted executor in [`azd_env`].
     fn builder(&self) -> AzureDeveloperCliCredentialBuilder {
-        AzureDeveloperCliCredential::builder()
-            .env(Env::from_pairs([
-                ("PATH", fixtures().join("bin").to_str().unwrap()),
-                ("HOME", "/home/dev"),
-            ]))
-            .fs(self.fs.clone())
-            .executor(Arc::new(self.executor.clone()))
-            .cache(self.cache.clone())
+        AzureDeveloperCliCredential::builder().context(self.context(azd_env(&[])))
     }
 
     fn credential(&self) -> AzureDeveloperCliCredential {
@@ -69,20 +33,14 @@ impl Setup {
     }
 
     fn args(&self) -> Vec<String> {
-        self.executor
-            .last_command()
-            .unwrap()
-            .get_args()
-            .iter()
-            .map(|a| a.to_str().unwrap().to_owned())
-            .collect()
+        last_args(&self.executor)
     }
 }
 
 #[tokio::test]
 async fn success_parses_utc_expiry_and_runs_the_documented_command() {
-    let s = Setup::new();
-    s.executor.push_output(fixture("success"));
+    let s = Setup::new("azure_developer_cli");
+    s.replays("success");
     let token = s
         .credential()
         .get_token(
@@ -112,15 +70,18 @@ async fn success_parses_utc_expiry_and_runs_the_documented_command() {
         ]
     );
     let command = s.executor.last_command().unwrap();
-    assert_eq!(command.program(), fixtures().join("bin/azd").as_os_str());
+    assert_eq!(
+        command.program(),
+        fixtures::path("azure_developer_cli/bin/azd").as_os_str()
+    );
     #[cfg(unix)]
     assert_eq!(command.get_current_dir(), Some(Path::new("/bin")));
 }
 
 #[tokio::test]
 async fn tenants_go_to_tenant_id() {
-    let s = Setup::new();
-    s.executor.repeat_output(fixture("success"));
+    let s = Setup::new("azure_developer_cli");
+    s.always_replays("success");
     let credential = s.builder().tenant_id(TENANT_B).build().unwrap();
     credential.get_token(&ARM, None).await.unwrap();
     assert_eq!(s.args()[7..], ["--tenant-id", TENANT_B]);
@@ -156,8 +117,8 @@ async fn failures_are_classified() {
         ("exit_127", ErrorKind::Unavailable, "azd was not found", &[]),
         ("garbage_stdout", ErrorKind::Other, "not a token reply", &[]),
     ] {
-        let s = Setup::new();
-        s.executor.push_output(fixture(case));
+        let s = Setup::new("azure_developer_cli");
+        s.replays(case);
         let err = s.credential().get_token(&ARM, None).await.unwrap_err();
         let message = err.to_string();
         assert_eq!(err.kind(), kind, "{case}: {message}");
@@ -170,8 +131,8 @@ async fn failures_are_classified() {
 
 #[tokio::test]
 async fn claims_are_passed_on_and_an_old_azd_is_named() {
-    let s = Setup::new();
-    s.executor.push_output(fixture("unknown_claims_flag"));
+    let s = Setup::new("azure_developer_cli");
+    s.replays("unknown_claims_flag");
     let options = TokenRequestOptions::default().with_claims(r#"{"access_token":{}}"#);
     let err = s
         .credential()
@@ -188,17 +149,10 @@ async fn claims_are_passed_on_and_an_old_azd_is_named() {
 
 #[tokio::test]
 async fn timeout_names_the_option_and_invalid_input_runs_nothing() {
-    let s = Setup::new();
-    s.executor
-        .push_error(ProcessError::timed_out("azd", Duration::from_secs(10)));
-    let err = s.credential().get_token(&ARM, None).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Timeout);
-    assert!(
-        err.fix()
-            .unwrap()
-            .contains("AzureDeveloperCliCredential::builder().timeout("),
-        "{err}"
-    );
+    let s = Setup::new("azure_developer_cli");
+    let credential = s.credential();
+    s.assert_timeout_names_the_option("azd", &credential, "AzureDeveloperCliCredential")
+        .await;
     let runs = s.executor.run_count();
     for scopes in [&["bad scope"][..], &[], &["ok/.default", "x;y"]] {
         let err = s.credential().get_token(scopes, None).await.unwrap_err();
@@ -217,8 +171,8 @@ async fn timeout_names_the_option_and_invalid_input_runs_nothing() {
 
 #[tokio::test]
 async fn cached_until_azd_login_changes() {
-    let s = Setup::new();
-    s.executor.repeat_output(fixture("success"));
+    let s = Setup::new("azure_developer_cli");
+    s.always_replays("success");
     let config = Path::new("/home/dev/.azd/config.json");
     s.fs.write(
         config,
@@ -240,17 +194,11 @@ async fn cached_until_azd_login_changes() {
 #[cfg(unix)]
 #[tokio::test]
 async fn a_real_stand_in_answers() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("azure-credentials-azd-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let azd = dir.join("azd");
-    std::fs::write(
-        &azd,
-        "#!/bin/sh\necho '{\"token\": \"fixture-azd-token-stand-in\", \"expiresOn\": \"2030-01-01T01:00:00Z\"}'\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&azd, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let s = Setup::new();
+    let dir = support::tools::stand_in(
+        "azd",
+        "echo '{\"token\": \"fixture-azd-token-stand-in\", \"expiresOn\": \"2030-01-01T01:00:00Z\"}'\n",
+    );
+    let s = Setup::new("azure_developer_cli");
     let credential = AzureDeveloperCliCredential::builder()
         .env(Env::from_pairs([("PATH", dir.to_str().unwrap())]))
         .cache(s.cache.clone())
@@ -263,15 +211,11 @@ async fn a_real_stand_in_answers() {
 
 #[tokio::test]
 async fn disabled_multitenant_auth_keeps_a_requested_tenant_off_the_command_line() {
-    let s = Setup::new();
-    s.executor.repeat_output(fixture("success"));
+    let s = Setup::new("azure_developer_cli");
+    s.always_replays("success");
     let credential = s
         .builder()
-        .env(Env::from_pairs([
-            ("PATH", fixtures().join("bin").to_str().unwrap()),
-            ("HOME", "/home/dev"),
-            ("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH", "1"),
-        ]))
+        .env(azd_env(&[("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH", "1")]))
         .build()
         .unwrap();
     let other = TokenRequestOptions::default().with_tenant_id(TENANT_B);
@@ -292,7 +236,7 @@ async fn absurd_expiries_never_panic() {
         "0000-01-01T00:00:00Z",
         "2030-01-01T00:00:00+99:00",
     ] {
-        let s = Setup::new();
+        let s = Setup::new("azure_developer_cli");
         let stdout =
             format!(r#"{{"token": "fixture-azd-token-absurd", "expiresOn": "{expires_on}"}}"#);
         s.executor

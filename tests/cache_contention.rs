@@ -2,26 +2,16 @@
 //!
 //! Time comes from a manual clock that only moves when a test says so; nothing sleeps.
 
+mod support;
+use support::cache;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_credentials::system::ManualClock;
 use azure_credentials::testing::MockCredential;
-use azure_credentials::{Error, TokenCache, TokenCredential};
-use time::macros::datetime;
+use azure_credentials::{Error, TokenCredential};
 
 const SCOPE: [&str; 1] = ["https://vault.azure.net/.default"];
-
-fn cache(manual: &ManualClock) -> TokenCache {
-    TokenCache::builder()
-        .clock(manual.clock())
-        .max_jitter(Duration::ZERO)
-        .build()
-}
-
-fn manual() -> ManualClock {
-    ManualClock::new(datetime!(2030-01-01 0:00 UTC))
-}
 
 /// Spawns `n` callers at once and collects their results.
 async fn call_concurrently(
@@ -48,8 +38,7 @@ async fn call_concurrently(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hundred_callers_on_a_cold_cache_cause_one_request_and_share_one_token() {
-    let manual = manual();
-    let mock = MockCredential::builder().cache(cache(&manual)).build();
+    let (_manual, mock) = cache::mock_on_manual_clock();
     // Hold the upstream request until every caller is waiting on it.
     let gate = mock.hold_fetches();
     let credential: Arc<dyn TokenCredential> = Arc::new(mock.clone());
@@ -68,8 +57,7 @@ async fn hundred_callers_on_a_cold_cache_cause_one_request_and_share_one_token()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_callers_on_a_failing_endpoint_cause_one_request() {
-    let manual = manual();
-    let mock = MockCredential::builder().cache(cache(&manual)).build();
+    let (_manual, mock) = cache::mock_on_manual_clock();
     mock.push_error(
         Error::authentication("MockCredential", "the endpoint answered 400 Bad Request")
             .with_status(400),
@@ -85,8 +73,7 @@ async fn sixty_four_callers_on_a_failing_endpoint_cause_one_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn callers_in_the_refresh_window_never_wait_for_the_refresh() {
-    let manual = manual();
-    let mock = MockCredential::builder().cache(cache(&manual)).build();
+    let (manual, mock) = cache::mock_on_manual_clock();
     let first = mock.get_token(&SCOPE, None).await.unwrap();
     // Into the refresh window (the 1-hour token is due 5 minutes before expiry), with the
     // upstream request held for as long as the test likes.
@@ -121,8 +108,8 @@ async fn callers_in_the_refresh_window_never_wait_for_the_refresh() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifteen_instances_of_one_identity_cause_one_request() {
-    let manual = manual();
-    let cache = cache(&manual);
+    let manual = cache::manual_clock();
+    let cache = cache::deterministic(manual.clock());
     let mocks: Vec<MockCredential> = (0..15)
         .map(|_| {
             MockCredential::builder()

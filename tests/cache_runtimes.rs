@@ -4,23 +4,36 @@
 //! `#[tokio::test]` is the everyday case), so a fetch or refresh running on a runtime that shuts
 //! down must not leave its entry "fetching" forever.
 
+mod support;
+use support::cache;
+use support::wait::until_on_other_threads;
+
 use std::time::Duration;
 
-use azure_credentials::system::ManualClock;
 use azure_credentials::testing::MockCredential;
-use azure_credentials::{TokenCache, TokenCredential};
-use time::macros::datetime;
+use azure_credentials::{AccessToken, TokenCredential};
 
 const SCOPE: [&str; 1] = ["https://storage.azure.com/.default"];
 
-fn setup() -> (ManualClock, MockCredential) {
-    let manual = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
-    let cache = TokenCache::builder()
-        .clock(manual.clock())
-        .max_jitter(Duration::ZERO)
-        .build();
-    let mock = MockCredential::builder().cache(cache).build();
-    (manual, mock)
+/// Spawns a caller of `mock` on the current runtime.
+fn spawn_caller(
+    mock: &MockCredential,
+) -> tokio::task::JoinHandle<Result<AccessToken, azure_credentials::Error>> {
+    let mock = mock.clone();
+    tokio::spawn(async move { mock.get_token(&SCOPE, None).await })
+}
+
+/// Checks that a call of `mock` now gets the token `expected`.
+async fn assert_serves(mock: &MockCredential, expected: &str) {
+    let token = mock.get_token(&SCOPE, None).await.unwrap();
+    assert_eq!(token.token().expose(), expected);
+}
+
+/// Runs `scenario` on a [`runtime`] of its own, then shuts that runtime down.
+fn on_a_runtime_that_then_shuts_down(scenario: impl std::future::Future<Output = ()>) {
+    let runtime = runtime();
+    runtime.block_on(scenario);
+    drop(runtime);
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -31,32 +44,14 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Waits for `condition`, failing the test (rather than hanging it) if it never comes true.
-async fn until(mut condition: impl FnMut() -> bool) {
-    let wait = async {
-        while !condition() {
-            tokio::task::yield_now().await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), wait)
-        .await
-        .expect("condition never became true");
-}
-
 #[test]
 fn when_the_first_caller_is_dropped_the_others_still_get_a_token() {
-    let (_manual, mock) = setup();
+    let (_manual, mock) = cache::mock_on_manual_clock();
     runtime().block_on(async {
         let gate = mock.hold_fetches();
-        let first = {
-            let mock = mock.clone();
-            tokio::spawn(async move { mock.get_token(&SCOPE, None).await })
-        };
-        until(|| mock.held_fetches() == 1).await;
-        let second = {
-            let mock = mock.clone();
-            tokio::spawn(async move { mock.get_token(&SCOPE, None).await })
-        };
+        let first = spawn_caller(&mock);
+        until_on_other_threads(|| mock.held_fetches() == 1).await;
+        let second = spawn_caller(&mock);
         // The caller that started the fetch goes away mid-flight.
         first.abort();
         assert!(first.await.unwrap_err().is_cancelled());
@@ -70,54 +65,44 @@ fn when_the_first_caller_is_dropped_the_others_still_get_a_token() {
 
 #[test]
 fn a_fetch_on_a_runtime_that_shuts_down_is_restarted_by_the_next_caller() {
-    let (_manual, mock) = setup();
-    let first_runtime = runtime();
-    first_runtime.block_on(async {
+    let (_manual, mock) = cache::mock_on_manual_clock();
+    on_a_runtime_that_then_shuts_down(async {
         std::mem::forget(mock.hold_fetches());
-        let mock2 = mock.clone();
-        tokio::spawn(async move { mock2.get_token(&SCOPE, None).await });
-        until(|| mock.held_fetches() == 1).await;
+        spawn_caller(&mock);
+        until_on_other_threads(|| mock.held_fetches() == 1).await;
     });
-    // The fetch is parked on the first runtime; shut it down.
-    drop(first_runtime);
+    // The fetch was parked on that runtime.
     assert_eq!(
         mock.held_fetches(),
         0,
         "the held fetch was dropped with its runtime"
     );
 
-    let second_runtime = runtime();
-    second_runtime.block_on(async {
+    runtime().block_on(async {
         // Let fetches through again.
         mock.hold_fetches().release();
-        let token = mock.get_token(&SCOPE, None).await.unwrap();
-        assert_eq!(token.token().expose(), "mock-token-2");
+        assert_serves(&mock, "mock-token-2").await;
         assert_eq!(mock.fetch_count(), 2);
     });
 }
 
 #[test]
 fn a_background_refresh_on_a_runtime_that_shuts_down_does_not_block_later_refreshes() {
-    let (manual, mock) = setup();
-    let first_runtime = runtime();
-    first_runtime.block_on(async {
+    let (manual, mock) = cache::mock_on_manual_clock();
+    on_a_runtime_that_then_shuts_down(async {
         mock.get_token(&SCOPE, None).await.unwrap();
         manual.advance(Duration::from_secs(56 * 60));
         std::mem::forget(mock.hold_fetches());
         // In the refresh window: the old token at once, a background refresh that hangs.
-        let token = mock.get_token(&SCOPE, None).await.unwrap();
-        assert_eq!(token.token().expose(), "mock-token-1");
-        until(|| mock.held_fetches() == 1).await;
+        assert_serves(&mock, "mock-token-1").await;
+        until_on_other_threads(|| mock.held_fetches() == 1).await;
     });
-    drop(first_runtime);
 
-    let second_runtime = runtime();
-    second_runtime.block_on(async {
+    runtime().block_on(async {
         mock.hold_fetches().release();
         // The entry is not stuck "refreshing": this caller starts a new refresh.
-        let token = mock.get_token(&SCOPE, None).await.unwrap();
-        assert_eq!(token.token().expose(), "mock-token-1");
-        until(|| mock.fetch_count() == 3).await;
+        assert_serves(&mock, "mock-token-1").await;
+        until_on_other_threads(|| mock.fetch_count() == 3).await;
         let mut token = mock.get_token(&SCOPE, None).await.unwrap();
         while token.token().expose() == "mock-token-1" {
             tokio::task::yield_now().await;
@@ -153,7 +138,7 @@ fn paused_current_thread() -> tokio::runtime::Runtime {
 /// it forever (they waited forever before the take-over).
 #[test]
 fn a_fetch_stuck_on_a_runtime_nobody_drives_any_more_is_taken_over_by_a_caller_elsewhere() {
-    let (_manual, mock) = setup();
+    let (_manual, mock) = cache::mock_on_manual_clock();
     let abandoned = paused_current_thread();
     let gate = mock.hold_fetches();
     let gave_up = abandoned.block_on(async {
@@ -182,7 +167,7 @@ fn a_fetch_stuck_on_a_runtime_nobody_drives_any_more_is_taken_over_by_a_caller_e
 /// meanwhile, and once it expires they take the refresh over instead of waiting for it forever.
 #[test]
 fn a_background_refresh_stuck_on_a_runtime_nobody_drives_is_taken_over_at_expiry() {
-    let (manual, mock) = setup();
+    let (manual, mock) = cache::mock_on_manual_clock();
     let abandoned = paused_current_thread();
     abandoned.block_on(async {
         mock.get_token(&SCOPE, None).await.unwrap();
@@ -191,9 +176,8 @@ fn a_background_refresh_stuck_on_a_runtime_nobody_drives_is_taken_over_at_expiry
     manual.advance(Duration::from_secs(56 * 60));
     abandoned.block_on(async {
         // In the refresh window: the old token, and a refresh spawned on this runtime.
-        let token = mock.get_token(&SCOPE, None).await.unwrap();
-        assert_eq!(token.token().expose(), "mock-token-1");
-        until(|| mock.held_fetches() == 1).await;
+        assert_serves(&mock, "mock-token-1").await;
+        until_on_other_threads(|| mock.held_fetches() == 1).await;
     });
     gate.release();
 

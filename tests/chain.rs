@@ -1,5 +1,9 @@
 //! ChainedTokenCredential: every cell of the stop/continue table, stickiness, the identity lock.
 
+mod support;
+use support::cache;
+use support::callers::spawn_callers;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -39,12 +43,14 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let manual = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
-        let cache = TokenCache::builder()
-            .clock(manual.clock())
-            .max_jitter(Duration::ZERO)
-            .build();
+        let manual = cache::manual_clock();
+        let cache = cache::deterministic(manual.clock());
         Fixture { manual, cache }
+    }
+
+    /// A member named `name` that is unavailable at first (then issues tokens).
+    fn unavailable(&self, name: &'static str) -> Arc<Counted> {
+        self.member(name, Some(outcome(ErrorKind::Unavailable, name)))
     }
 
     /// A member named `name` whose first fetch fails with `error` (then issues tokens).
@@ -61,6 +67,12 @@ impl Fixture {
             calls: AtomicUsize::new(0),
         })
     }
+}
+
+/// Checks that asking `chain` fails as unavailable (what lets a chain of chains move on).
+async fn assert_unavailable(chain: &ChainedTokenCredential) {
+    let err = chain.get_token(&SCOPE, None).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
 }
 
 fn outcome(kind: ErrorKind, member: &'static str) -> Error {
@@ -127,14 +139,8 @@ async fn every_cell_of_the_stop_continue_table() {
 #[tokio::test]
 async fn when_every_member_fails_one_error_lists_them_most_actionable_first() {
     let f = Fixture::new();
-    let env = f.member(
-        "EnvironmentCredential",
-        Some(outcome(ErrorKind::Unavailable, "EnvironmentCredential")),
-    );
-    let mi = f.member(
-        "ManagedIdentityCredential",
-        Some(outcome(ErrorKind::Unavailable, "ManagedIdentityCredential")),
-    );
+    let env = f.unavailable("EnvironmentCredential");
+    let mi = f.unavailable("ManagedIdentityCredential");
     let cli = f.member(
         "AzureCliCredential",
         Some(outcome(ErrorKind::Timeout, "AzureCliCredential")),
@@ -179,29 +185,17 @@ async fn when_every_member_fails_one_error_lists_them_most_actionable_first() {
     // All unavailable: the aggregate is unavailable (a chain of chains moves on).
     let f = Fixture::new();
     let chain = ChainedTokenCredential::builder()
-        .member(
-            "A",
-            f.member("A", Some(outcome(ErrorKind::Unavailable, "A"))),
-        )
-        .member(
-            "B",
-            f.member("B", Some(outcome(ErrorKind::Unavailable, "B"))),
-        )
+        .member("A", f.unavailable("A"))
+        .member("B", f.unavailable("B"))
         .build()
         .unwrap();
-    assert!(
-        chain
-            .get_token(&SCOPE, None)
-            .await
-            .unwrap_err()
-            .is_unavailable()
-    );
+    assert_unavailable(&chain).await;
 }
 
 #[tokio::test]
 async fn the_selected_member_is_kept_and_its_later_failures_are_returned_as_they_are() {
     let f = Fixture::new();
-    let first = f.member("First", Some(outcome(ErrorKind::Unavailable, "First")));
+    let first = f.unavailable("First");
     let second = f.member("Second", None);
     let chain = ChainedTokenCredential::builder()
         .member("First", first.clone())
@@ -227,7 +221,7 @@ async fn the_selected_member_is_kept_and_its_later_failures_are_returned_as_they
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_concurrent_first_callers_walk_the_chain_once() {
     let f = Fixture::new();
-    let first = f.member("First", Some(outcome(ErrorKind::Unavailable, "First")));
+    let first = f.unavailable("First");
     let second = f.member("Second", None);
     let gate = second.inner.hold_fetches();
     let chain = Arc::new(
@@ -237,12 +231,7 @@ async fn a_hundred_concurrent_first_callers_walk_the_chain_once() {
             .build()
             .unwrap(),
     );
-    let callers: Vec<_> = (0..100)
-        .map(|_| {
-            let chain = chain.clone();
-            tokio::spawn(async move { chain.get_token(&SCOPE, None).await })
-        })
-        .collect();
+    let callers = spawn_callers(&chain, &SCOPE, 100);
     while second.inner.held_fetches() == 0 {
         tokio::task::yield_now().await;
     }
@@ -259,8 +248,10 @@ async fn a_hundred_concurrent_first_callers_walk_the_chain_once() {
 }
 
 /// Callers that queue behind a walk in which every member fails get that walk's error; they do
-/// not each walk again (4 callers made 4 walks, 4 `az` spawns, before).
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+/// not each walk again (4 callers made 4 walks, 4 `az` spawns, before). One thread, so that every
+/// caller has queued by the time the last member's fetch is held: on several threads a caller
+/// could start after the walk ended, and that one rightly walks again.
+#[tokio::test]
 async fn concurrent_first_callers_share_a_walk_in_which_every_member_failed() {
     let f = Fixture::new();
     let first = f.member("First", Some(outcome(ErrorKind::Unavailable, "First")));
@@ -307,7 +298,7 @@ async fn concurrent_first_callers_share_a_walk_in_which_every_member_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_walk_is_not_shared_with_callers_asking_for_other_scopes() {
     let f = Fixture::new();
-    let only = f.member("Only", Some(outcome(ErrorKind::Unavailable, "Only")));
+    let only = f.unavailable("Only");
     let gate = only.inner.hold_fetches();
     let chain = Arc::new(
         ChainedTokenCredential::builder()
@@ -339,21 +330,12 @@ async fn a_failed_walk_is_not_shared_with_callers_asking_for_other_scopes() {
 #[tokio::test]
 async fn a_member_that_comes_up_later_is_found_without_a_restart() {
     let f = Fixture::new();
-    let only = f.member(
-        "ManagedIdentityCredential",
-        Some(outcome(ErrorKind::Unavailable, "ManagedIdentityCredential")),
-    );
+    let only = f.unavailable("ManagedIdentityCredential");
     let chain = ChainedTokenCredential::builder()
         .member("ManagedIdentityCredential", only.clone())
         .build()
         .unwrap();
-    assert!(
-        chain
-            .get_token(&SCOPE, None)
-            .await
-            .unwrap_err()
-            .is_unavailable()
-    );
+    assert_unavailable(&chain).await;
     assert_eq!(chain.selected(), None, "a failure selects nothing");
     // The member remembers its failure only briefly.
     f.manual.advance(Duration::from_secs(2));

@@ -1,14 +1,19 @@
 //! DefaultAzureCredential end to end: the real members against the mocks, one environment at a
 //! time, plus AZURE_TOKEN_CREDENTIALS, explain() and the aggregate error.
 
-use std::path::{Path, PathBuf};
+mod support;
+use support::fixtures::{self, tool_output};
+use support::jwt::jwt;
+use support::tools::decode_encoded_command;
+use support::wait::paused_now;
+
 use std::sync::Arc;
 
-use azure_credentials::system::{Env, Fs, Output};
-use azure_credentials::testing::{MockEntra, MockImds, MockReply, ScriptedExecutor};
+use azure_credentials::system::{Env, Fs};
+use azure_credentials::testing::{MockEntra, MockManagedIdentity, MockReply, ScriptedExecutor};
 use azure_credentials::{
-    DefaultAzureCredential, DefaultAzureCredentialBuilder, ErrorKind, MemberState, TokenCache,
-    TokenCredential, TokenRequestOptions,
+    AccessToken, Context, DefaultAzureCredential, DefaultAzureCredentialBuilder, ErrorKind,
+    MemberState, TokenCache, TokenCredential, TokenRequestOptions,
 };
 
 const SCOPE: [&str; 1] = ["https://vault.azure.net/.default"];
@@ -16,27 +21,11 @@ const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const CLIENT: &str = "00000000-0000-0000-0000-000000000001";
 const TOKEN_FILE: &str = "/var/run/secrets/azure/tokens/azure-identity-token";
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-/// The recorded output of an `az` / `azd` case.
-fn tool_output(tool: &str, case: &str) -> Output {
-    let dir = fixtures().join(tool).join(case);
-    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
-    let code = String::from_utf8(read("exit_code"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    Output::new(Some(code), read("stdout"), read("stderr"))
-}
-
 /// A machine: mocks for Entra and IMDS, a scripted executor for az/azd, an in-memory file
 /// system, and the environment variables given.
 struct Machine {
     entra: MockEntra,
-    imds: MockImds,
+    imds: MockManagedIdentity,
     executor: ScriptedExecutor,
     fs: Fs,
     env: Env,
@@ -47,7 +36,7 @@ impl Machine {
     async fn new() -> Machine {
         Machine {
             entra: MockEntra::start().await,
-            imds: MockImds::start().await,
+            imds: MockManagedIdentity::start().await,
             executor: ScriptedExecutor::new(),
             fs: Fs::memory(),
             // No az or azd on PATH unless a test puts them there; HOME for the CLI's config dir.
@@ -61,11 +50,29 @@ impl Machine {
         self
     }
 
+    /// The application's tenant and client ids in the environment.
+    fn with_app_ids(self) -> Self {
+        self.with_env("AZURE_TENANT_ID", TENANT)
+            .with_env("AZURE_CLIENT_ID", CLIENT)
+    }
+
+    /// `AZURE_TOKEN_CREDENTIALS` set to `value`.
+    fn choosing(self, value: &str) -> Self {
+        self.with_env("AZURE_TOKEN_CREDENTIALS", value)
+    }
+
+    /// The next run of a developer tool (`azure_cli` or `azure_developer_cli`) prints what it
+    /// printed in the recorded `case`.
+    fn replays(&self, tool: &str, case: &str) {
+        self.executor.push_output(tool_output(tool, case));
+    }
+
     fn with_tools_on_path(self) -> Self {
         let path = format!(
-            "{}:{}",
-            fixtures().join("azure_cli/bin").display(),
-            fixtures().join("azure_developer_cli/bin").display()
+            "{}:{}:{}",
+            fixtures::path("azure_cli/bin").display(),
+            fixtures::path("azure_powershell/bin").display(),
+            fixtures::path("azure_developer_cli/bin").display()
         );
         self.with_env("PATH", path)
     }
@@ -75,17 +82,18 @@ impl Machine {
         self
     }
 
+    /// The chain on this machine, with IMDS at the mock (or refused, see [`Machine::new`]).
     fn builder(&self) -> DefaultAzureCredentialBuilder {
         let imds = if self.imds_refused {
-            format!(
-                "http://{}/metadata/identity/oauth2/token",
-                MockImds::refused_address()
-            )
-            .parse()
-            .unwrap()
+            support::imds::refused_endpoint()
         } else {
             self.imds.imds_endpoint()
         };
+        self.builder_with_imds_as_configured().imds_endpoint(imds)
+    }
+
+    /// The chain on this machine, with IMDS wherever the environment puts it.
+    fn builder_with_imds_as_configured(&self) -> DefaultAzureCredentialBuilder {
         DefaultAzureCredential::builder()
             .env(
                 self.env
@@ -95,11 +103,20 @@ impl Machine {
             .fs(self.fs.clone())
             .executor(Arc::new(self.executor.clone()))
             .cache(TokenCache::builder().build())
-            .imds_endpoint(imds)
     }
 
     fn credential(&self) -> DefaultAzureCredential {
         self.builder().build().unwrap()
+    }
+
+    /// Gets a token for `scope` from this machine's chain; checks that `member` was selected
+    /// and issued it.
+    async fn token_from(&self, member: &str, scope: &[&str]) -> AccessToken {
+        let credential = self.credential();
+        let token = credential.get_token(scope, None).await.unwrap();
+        assert_eq!(credential.selected(), Some(member));
+        assert_eq!(token.source(), member);
+        token
     }
 }
 
@@ -107,13 +124,9 @@ impl Machine {
 async fn only_a_client_secret_in_the_environment_uses_entra() {
     let m = Machine::new()
         .await
-        .with_env("AZURE_TENANT_ID", TENANT)
-        .with_env("AZURE_CLIENT_ID", CLIENT)
+        .with_app_ids()
         .with_env("AZURE_CLIENT_SECRET", "env-client-secret-value");
-    let credential = m.credential();
-    let token = credential.get_token(&SCOPE, None).await.unwrap();
-    assert_eq!(token.source(), "EnvironmentCredential");
-    assert_eq!(credential.selected(), Some("EnvironmentCredential"));
+    m.token_from("EnvironmentCredential", &SCOPE).await;
     assert_eq!(m.entra.request_count(), 1);
     assert_eq!(
         m.entra.requests()[0].form("client_secret"),
@@ -126,14 +139,10 @@ async fn only_a_client_secret_in_the_environment_uses_entra() {
 async fn only_a_workload_identity_token_file_uses_entra_with_the_assertion() {
     let m = Machine::new()
         .await
-        .with_env("AZURE_TENANT_ID", TENANT)
-        .with_env("AZURE_CLIENT_ID", CLIENT)
+        .with_app_ids()
         .with_env("AZURE_FEDERATED_TOKEN_FILE", TOKEN_FILE);
     m.fs.write(TOKEN_FILE, "federated-token-value");
-    let credential = m.credential();
-    let token = credential.get_token(&SCOPE, None).await.unwrap();
-    assert_eq!(credential.selected(), Some("WorkloadIdentityCredential"));
-    assert_eq!(token.source(), "WorkloadIdentityCredential");
+    m.token_from("WorkloadIdentityCredential", &SCOPE).await;
     assert_eq!(
         m.entra.requests()[0].form("client_assertion"),
         Some("federated-token-value")
@@ -143,9 +152,7 @@ async fn only_a_workload_identity_token_file_uses_entra_with_the_assertion() {
 #[tokio::test]
 async fn only_imds_uses_managed_identity_after_one_probe() {
     let m = Machine::new().await.with_imds();
-    let credential = m.credential();
-    let token = credential.get_token(&SCOPE, None).await.unwrap();
-    assert_eq!(credential.selected(), Some("ManagedIdentityCredential"));
+    let token = m.token_from("ManagedIdentityCredential", &SCOPE).await;
     assert!(token.token().expose().starts_with("mock-imds-token-"));
     let requests = m.imds.requests();
     assert_eq!(requests.len(), 2, "the probe, then the token request");
@@ -156,28 +163,94 @@ async fn only_imds_uses_managed_identity_after_one_probe() {
 #[tokio::test]
 async fn only_a_logged_in_az_uses_the_azure_cli() {
     let m = Machine::new().await.with_tools_on_path();
-    m.executor.push_output(tool_output("azure_cli", "success"));
-    let credential = m.credential();
-    let token = credential
-        .get_token(&["https://management.azure.com/.default"], None)
-        .await
-        .unwrap();
-    assert_eq!(credential.selected(), Some("AzureCliCredential"));
-    assert_eq!(token.source(), "AzureCliCredential");
+    m.replays("azure_cli", "success");
+    let management = ["https://management.azure.com/.default"];
+    m.token_from("AzureCliCredential", &management).await;
     assert_eq!(m.executor.run_count(), 1);
 }
 
 #[tokio::test]
-async fn a_failing_az_moves_on_to_azd() {
+async fn a_failing_az_moves_on_to_azure_powershell() {
     let m = Machine::new().await.with_tools_on_path();
-    m.executor
-        .push_output(tool_output("azure_cli", "aadsts_refresh_rejected"));
-    m.executor
-        .push_output(tool_output("azure_developer_cli", "success"));
-    let credential = m.credential();
-    let token = credential.get_token(&SCOPE, None).await.unwrap();
+    m.replays("azure_cli", "aadsts_refresh_rejected");
+    m.replays("azure_powershell", "success");
+    m.token_from("AzurePowerShellCredential", &SCOPE).await;
+    assert_eq!(programs_run(&m.executor), ["az", "pwsh"]);
+}
+
+#[tokio::test]
+async fn az_then_azure_powershell_then_azd() {
+    let m = Machine::new().await.with_tools_on_path();
+    m.replays("azure_cli", "aadsts_refresh_rejected");
+    m.replays("azure_powershell", "not_logged_in");
+    m.replays("azure_developer_cli", "success");
+    m.token_from("AzureDeveloperCliCredential", &SCOPE).await;
+    assert_eq!(programs_run(&m.executor), ["az", "pwsh", "azd"]);
+}
+
+/// The file names of the programs the executor ran, in order.
+fn programs_run(executor: &ScriptedExecutor) -> Vec<String> {
+    executor
+        .commands()
+        .iter()
+        .map(|c| {
+            std::path::Path::new(c.program())
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+/// The seams given once, as a `Context`, reach the members: the workload identity file is read
+/// from its file system with its variables, and az and azd run through its executor.
+#[tokio::test]
+async fn one_context_reaches_every_member() {
+    let m = Machine::new().await.with_tools_on_path();
+    m.fs.write(TOKEN_FILE, "federated-token-value");
+    let context = |env: Env| {
+        Context::default()
+            .with_env(env.with("AZURE_AUTHORITY_HOST", m.entra.authority_host()))
+            .with_fs(m.fs.clone())
+            .with_executor(Arc::new(m.executor.clone()))
+            .with_cache(TokenCache::builder().build())
+    };
+    let refused: url::Url = format!(
+        "http://{}/metadata/identity/oauth2/token",
+        MockManagedIdentity::refused_address()
+    )
+    .parse()
+    .unwrap();
+    let workload = m
+        .env
+        .clone()
+        .with("AZURE_TENANT_ID", TENANT)
+        .with("AZURE_CLIENT_ID", CLIENT)
+        .with("AZURE_FEDERATED_TOKEN_FILE", TOKEN_FILE);
+    let credential = DefaultAzureCredential::builder()
+        .context(context(workload))
+        .imds_endpoint(refused.clone())
+        .build()
+        .unwrap();
+    credential.get_token(&SCOPE, None).await.unwrap();
+    assert_eq!(credential.selected(), Some("WorkloadIdentityCredential"));
+    assert_eq!(
+        m.entra.requests()[0].form("client_assertion"),
+        Some("federated-token-value")
+    );
+
+    m.replays("azure_cli", "aadsts_refresh_rejected");
+    m.replays("azure_powershell", "not_logged_in");
+    m.replays("azure_developer_cli", "success");
+    let credential = DefaultAzureCredential::builder()
+        .context(context(m.env.clone()))
+        .imds_endpoint(refused)
+        .build()
+        .unwrap();
+    credential.get_token(&SCOPE, None).await.unwrap();
     assert_eq!(credential.selected(), Some("AzureDeveloperCliCredential"));
-    assert_eq!(token.source(), "AzureDeveloperCliCredential");
+    assert_eq!(programs_run(&m.executor), ["az", "pwsh", "azd"]);
 }
 
 #[tokio::test]
@@ -192,13 +265,14 @@ async fn nothing_at_all_is_one_error_naming_every_member() {
         "WorkloadIdentityCredential",
         "ManagedIdentityCredential",
         "AzureCliCredential",
+        "AzurePowerShellCredential",
         "AzureDeveloperCliCredential",
     ] {
         assert!(text.contains(member), "{member} missing from:\n{text}");
     }
-    assert_eq!(err.attempts().len(), 5);
+    assert_eq!(err.attempts().len(), 6);
     assert!(
-        text.starts_with("DefaultAzureCredential: none of the 5 credentials produced a token:"),
+        text.starts_with("DefaultAzureCredential: none of the 6 credentials produced a token:"),
         "{text}"
     );
     assert_eq!(credential.selected(), None);
@@ -234,10 +308,10 @@ async fn a_managed_identity_that_exists_but_refuses_stops_the_chain() {
         "invalid_request",
         "Identity not found",
     ));
-    m.executor.push_output(tool_output("azure_cli", "success"));
+    m.replays("azure_cli", "success");
     let credential = m
         .builder()
-        .managed_identity(azure_credentials::UserAssignedId::ClientId(CLIENT.into()))
+        .user_assigned_id(azure_credentials::UserAssignedId::ClientId(CLIENT.into()))
         .build()
         .unwrap();
     let err = credential.get_token(&SCOPE, None).await.unwrap_err();
@@ -257,7 +331,7 @@ async fn a_truncated_imds_answer_stops_the_chain_but_a_proxy_page_moves_it_on() 
         200,
         r#"{"access_token":"mock-imds-token-cut"#,
     ));
-    m.executor.push_output(tool_output("azure_cli", "success"));
+    m.replays("azure_cli", "success");
     let err = m.credential().get_token(&SCOPE, None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ServiceFailure, "{err}");
     assert_eq!(
@@ -269,7 +343,7 @@ async fn a_truncated_imds_answer_stops_the_chain_but_a_proxy_page_moves_it_on() 
     // A proxy's page where IMDS should be: no IMDS here, az is used.
     let m = Machine::new().await.with_imds().with_tools_on_path();
     m.imds.set_default(MockReply::html(200));
-    m.executor.push_output(tool_output("azure_cli", "success"));
+    m.replays("azure_cli", "success");
     let token = m.credential().get_token(&SCOPE, None).await.unwrap();
     assert_eq!(token.source(), "AzureCliCredential");
 }
@@ -284,6 +358,7 @@ async fn azure_token_credentials_picks_the_members() {
                 "WorkloadIdentityCredential",
                 "ManagedIdentityCredential",
                 "AzureCliCredential",
+                "AzurePowerShellCredential",
                 "AzureDeveloperCliCredential",
             ],
         ),
@@ -294,16 +369,25 @@ async fn azure_token_credentials_picks_the_members() {
                 "WorkloadIdentityCredential",
                 "ManagedIdentityCredential",
                 "AzureCliCredential",
+                "AzurePowerShellCredential",
                 "AzureDeveloperCliCredential",
             ],
         ),
         (
             "dev",
-            &["AzureCliCredential", "AzureDeveloperCliCredential"],
+            &[
+                "AzureCliCredential",
+                "AzurePowerShellCredential",
+                "AzureDeveloperCliCredential",
+            ],
         ),
         (
             " DEV ",
-            &["AzureCliCredential", "AzureDeveloperCliCredential"],
+            &[
+                "AzureCliCredential",
+                "AzurePowerShellCredential",
+                "AzureDeveloperCliCredential",
+            ],
         ),
         (
             "prod",
@@ -315,6 +399,8 @@ async fn azure_token_credentials_picks_the_members() {
         ),
         ("managedidentitycredential", &["ManagedIdentityCredential"]),
         ("AzureCliCredential", &["AzureCliCredential"]),
+        ("AzurePowerShellCredential", &["AzurePowerShellCredential"]),
+        ("azurepowershellcredential", &["AzurePowerShellCredential"]),
         (
             "AZUREDEVELOPERCLICREDENTIAL",
             &["AzureDeveloperCliCredential"],
@@ -326,9 +412,7 @@ async fn azure_token_credentials_picks_the_members() {
         ),
     ];
     for (value, expected) in cases {
-        let m = Machine::new()
-            .await
-            .with_env("AZURE_TOKEN_CREDENTIALS", *value);
+        let m = Machine::new().await.choosing(value);
         let explanation = m.credential().explain();
         let included: Vec<&str> = explanation
             .members
@@ -338,9 +422,7 @@ async fn azure_token_credentials_picks_the_members() {
             .collect();
         assert_eq!(&included, expected, "AZURE_TOKEN_CREDENTIALS={value:?}");
     }
-    let m = Machine::new()
-        .await
-        .with_env("AZURE_TOKEN_CREDENTIALS", "laptop");
+    let m = Machine::new().await.choosing("laptop");
     let err = m.builder().build().unwrap_err();
     assert!(err.is_invalid_input());
     assert!(
@@ -350,11 +432,28 @@ async fn azure_token_credentials_picks_the_members() {
 }
 
 #[tokio::test]
+async fn naming_azure_powershell_alone_runs_only_pwsh() {
+    let m = Machine::new()
+        .await
+        .with_imds()
+        .with_tools_on_path()
+        .choosing("AzurePowerShellCredential");
+    m.replays("azure_powershell", "not_logged_in");
+    let credential = m.credential();
+    let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(err.to_string().contains("Connect-AzAccount"), "{err}");
+    assert_eq!(err.attempts().len(), 1);
+    assert_eq!(programs_run(&m.executor), ["pwsh"]);
+    assert_eq!(m.imds.request_count(), 0);
+}
+
+#[tokio::test]
 async fn naming_managed_identity_alone_skips_the_probe() {
     let m = Machine::new()
         .await
         .with_imds()
-        .with_env("AZURE_TOKEN_CREDENTIALS", "ManagedIdentityCredential");
+        .choosing("ManagedIdentityCredential");
     m.credential().get_token(&SCOPE, None).await.unwrap();
     let requests = m.imds.requests();
     assert_eq!(requests.len(), 1, "no probe");
@@ -363,11 +462,8 @@ async fn naming_managed_identity_alone_skips_the_probe() {
 
 #[tokio::test]
 async fn prod_never_reaches_a_developer_login() {
-    let m = Machine::new()
-        .await
-        .with_tools_on_path()
-        .with_env("AZURE_TOKEN_CREDENTIALS", "prod");
-    m.executor.push_output(tool_output("azure_cli", "success"));
+    let m = Machine::new().await.with_tools_on_path().choosing("prod");
+    m.replays("azure_cli", "success");
     let err = m.credential().get_token(&SCOPE, None).await.unwrap_err();
     assert!(err.is_unavailable());
     assert_eq!(m.executor.run_count(), 0);
@@ -390,6 +486,7 @@ async fn the_builder_exclusions_and_everything_excluded() {
         .builder()
         .env(Env::empty().with("AZURE_TOKEN_CREDENTIALS", "dev"))
         .exclude_azure_cli_credential(true)
+        .exclude_azure_powershell_credential(true)
         .exclude_azure_developer_cli_credential(true)
         .build()
         .unwrap_err();
@@ -406,11 +503,7 @@ async fn explain_reports_each_member_without_fetching_or_printing_values() {
         .with_env("AZURE_CLIENT_ID", CLIENT)
         .with_env("AZURE_CLIENT_SECRET", "explain-secret-value")
         .with_env("AZURE_TENANT_ID", TENANT);
-    let credential = m
-        .builder()
-        .system_assigned_managed_identity()
-        .build()
-        .unwrap();
+    let credential = m.builder().system_assigned().build().unwrap();
     let explanation = credential.explain();
     let text = explanation.to_string();
     assert!(
@@ -435,6 +528,14 @@ async fn explain_reports_each_member_without_fetching_or_printing_values() {
     );
     assert!(
         text.contains("4. AzureCliCredential — ready: az at "),
+        "{text}"
+    );
+    assert!(
+        text.contains("5. AzurePowerShellCredential — ready: PowerShell at "),
+        "{text}"
+    );
+    assert!(
+        text.contains("6. AzureDeveloperCliCredential — ready: azd at "),
         "{text}"
     );
     assert!(
@@ -477,16 +578,12 @@ async fn a_claims_challenge_reaches_the_selected_member() {
     assert_eq!(err_kind, ErrorKind::InvalidInput);
 }
 
-/// A JWT-shaped token (unsigned) with these claims.
-fn jwt(claims: &str) -> String {
-    use base64::Engine as _;
-    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-    format!("{}.{}.sig", b64(r#"{"alg":"RS256"}"#), b64(claims))
-}
-
 #[tokio::test]
 async fn the_identity_lock_knows_a_managed_identity_tokens_tenant_from_the_token() {
-    let token = jwt(&format!(r#"{{"tid":"{TENANT}","appid":"{CLIENT}"}}"#));
+    let token = jwt(
+        &format!(r#"{{"tid":"{TENANT}","appid":"{CLIENT}"}}"#),
+        "sig",
+    );
     let m = Machine::new().await.with_imds();
     m.imds.push(MockReply::token(&token));
     let credential = m
@@ -518,32 +615,16 @@ async fn the_identity_lock_knows_a_managed_identity_tokens_tenant_from_the_token
     );
 }
 
-/// Tokio's clock, paused in the timing tests.
-#[allow(clippy::disallowed_methods)]
-fn paused_now() -> tokio::time::Instant {
-    tokio::time::Instant::now()
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_refused_pod_identity_endpoint_moves_on_to_az_at_once() {
     // AZURE_POD_IDENTITY_AUTHORITY_HOST turns the probe off; a refused connection must still not
     // cost the retry budget before the chain reaches az.
     let m = Machine::new().await.with_tools_on_path().with_env(
         "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-        format!("http://{}", MockImds::refused_address()),
+        format!("http://{}", MockManagedIdentity::refused_address()),
     );
-    m.executor.push_output(tool_output("azure_cli", "success"));
-    let credential = DefaultAzureCredential::builder()
-        .env(
-            m.env
-                .clone()
-                .with("AZURE_AUTHORITY_HOST", m.entra.authority_host()),
-        )
-        .fs(m.fs.clone())
-        .executor(Arc::new(m.executor.clone()))
-        .cache(TokenCache::builder().build())
-        .build()
-        .unwrap();
+    m.replays("azure_cli", "success");
+    let credential = m.builder_with_imds_as_configured().build().unwrap();
     let started = paused_now();
     let token = credential
         .get_token(&["https://management.azure.com/.default"], None)
@@ -555,16 +636,15 @@ async fn a_refused_pod_identity_endpoint_moves_on_to_az_at_once() {
 }
 
 #[tokio::test]
-async fn disabled_multitenant_auth_keeps_a_requested_tenant_away_from_az_and_azd() {
+async fn disabled_multitenant_auth_keeps_a_requested_tenant_away_from_the_tools() {
     let m = Machine::new()
         .await
         .with_tools_on_path()
         .with_env("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH", "true");
-    // az is not logged in (the chain moves on), azd answers.
-    m.executor
-        .push_output(tool_output("azure_cli", "not_logged_in"));
-    m.executor
-        .push_output(tool_output("azure_developer_cli", "success"));
+    // az and PowerShell are not logged in (the chain moves on), azd answers.
+    m.replays("azure_cli", "not_logged_in");
+    m.replays("azure_powershell", "not_logged_in");
+    m.replays("azure_developer_cli", "success");
     let other =
         TokenRequestOptions::default().with_tenant_id("0b1c3e5a-8d2f-4c6b-9a7e-1f2d3c4b5a69");
     let token = m
@@ -574,7 +654,7 @@ async fn disabled_multitenant_auth_keeps_a_requested_tenant_away_from_az_and_azd
         .unwrap();
     assert_eq!(token.source(), "AzureDeveloperCliCredential");
     let commands = m.executor.commands();
-    assert_eq!(commands.len(), 2);
+    assert_eq!(commands.len(), 3);
     for command in commands {
         let args: Vec<_> = command
             .get_args()
@@ -582,6 +662,11 @@ async fn disabled_multitenant_auth_keeps_a_requested_tenant_away_from_az_and_azd
             .map(|a| a.to_str().unwrap().to_owned())
             .collect();
         assert!(!args.iter().any(|a| a.starts_with("--tenant")), "{args:?}");
+        if let Some(encoded) = args.iter().skip_while(|a| *a != "-EncodedCommand").nth(1) {
+            let script = decode_encoded_command(encoded);
+            assert!(script.contains("$tenant = ''"), "{script}");
+            assert!(!script.contains("0b1c3e5a"), "{script}");
+        }
     }
 }
 
@@ -599,11 +684,31 @@ async fn a_page_answering_the_imds_probe_moves_on_at_once_without_token_requests
         let m = Machine::new().await.with_imds().with_tools_on_path();
         m.imds.require_metadata_header(false);
         m.imds.set_default(reply.clone());
-        m.executor.push_output(tool_output("azure_cli", "success"));
+        m.replays("azure_cli", "success");
         let started = paused_now();
         let token = m.credential().get_token(&SCOPE, None).await.unwrap();
         assert_eq!(token.source(), "AzureCliCredential", "{reply:?}");
         assert_eq!(m.imds.request_count(), 1, "the probe only: {reply:?}");
         assert_eq!(started.elapsed(), std::time::Duration::ZERO, "{reply:?}");
     }
+}
+
+/// `AZURE_POD_IDENTITY_AUTHORITY_HOST` names the endpoint, so it is not probed, and `explain()`
+/// must not say it is (it did).
+#[test]
+fn explain_does_not_claim_a_probe_of_an_endpoint_the_environment_named() {
+    let credential = DefaultAzureCredential::builder()
+        .env(Env::empty().with("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:9"))
+        .fs(Fs::memory())
+        .exclude_azure_cli_credential(true)
+        .exclude_azure_powershell_credential(true)
+        .exclude_azure_developer_cli_credential(true)
+        .build()
+        .unwrap();
+    let text = credential.explain().to_string();
+    assert!(
+        text.contains("ManagedIdentityCredential — ready: IMDS endpoint"),
+        "{text}"
+    );
+    assert!(!text.contains("probed first"), "{text}");
 }

@@ -2,8 +2,10 @@
 //! signature with the test certificate (fixtures/certs/): the exact form, the JWT's header and
 //! claims, the chain, ADFS, and every kind of bad certificate input.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod support;
+use support::fixtures;
+
+use std::path::PathBuf;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -11,63 +13,40 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 
-use azure_credentials::system::{Env, Fs, ManualClock, RetryPolicy};
-use azure_credentials::testing::MockEntra;
+use azure_credentials::system::{Env, Fs, RetryPolicy};
 use azure_credentials::{
-    ClientCertificateCredential, ClientCertificateCredentialBuilder, ErrorKind, TokenCache,
-    TokenCredential, TokenRequestOptions,
+    ClientCertificateCredential, ClientCertificateCredentialBuilder, ErrorKind, TokenCredential,
+    TokenRequestOptions,
 };
-use time::macros::datetime;
 
 const TENANT: &str = "contoso.onmicrosoft.com";
 const CLIENT: &str = "00000000-0000-0000-0000-0000000000c2";
 const PASSWORD: &str = "fixture-password";
-const SCOPE: &[&str] = &["https://storage.azure.com/.default"];
 /// 2030-01-01T00:00:00Z.
 const NOW: i64 = 1_893_456_000;
 
-fn cert_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/certs")
-        .join(name)
-}
-
 fn leaf_der() -> Vec<u8> {
-    CertificateDer::from_pem_file(cert_path("client-cert.pem"))
+    CertificateDer::from_pem_file(fixtures::cert("client-cert.pem"))
         .unwrap()
         .to_vec()
 }
 
 fn ca_der() -> Vec<u8> {
-    CertificateDer::from_pem_file(cert_path("ca.pem"))
+    CertificateDer::from_pem_file(fixtures::cert("ca.pem"))
         .unwrap()
         .to_vec()
 }
 
-struct Setup {
-    entra: MockEntra,
-    cache: TokenCache,
-}
-
-async fn setup() -> Setup {
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
-    let entra = MockEntra::start().await;
-    entra.set_clock(clock.clock());
-    entra.verify_assertions_with(&std::fs::read(cert_path("client-cert.pem")).unwrap());
-    let cache = TokenCache::builder()
-        .clock(clock.clock())
-        .max_jitter(Duration::ZERO)
-        .failure_cooldown(Duration::ZERO)
-        .build();
-    Setup { entra, cache }
-}
+use support::entra::Setup;
+use support::entra::setup_verifying_assertions as setup;
+use support::scopes::STORAGE as SCOPE;
 
 impl Setup {
     fn builder(&self, file: &str) -> ClientCertificateCredentialBuilder {
         ClientCertificateCredential::builder()
             .tenant_id(TENANT)
             .client_id(CLIENT)
-            .certificate_path(cert_path(file))
+            .certificate_path(fixtures::cert(file))
             .authority_host(self.entra.authority_host())
             .env(Env::empty())
             .cache(self.cache.clone())
@@ -167,7 +146,7 @@ async fn every_file_format_signs_with_the_same_certificate() {
     let fs = Fs::memory();
     fs.write(
         "/secrets/app.pem",
-        std::fs::read(cert_path("client.pem")).unwrap(),
+        std::fs::read(fixtures::cert("client.pem")).unwrap(),
     );
     s.builder("ignored")
         .certificate_path("/secrets/app.pem")
@@ -175,7 +154,7 @@ async fn every_file_format_signs_with_the_same_certificate() {
         .build()
         .unwrap();
     s.builder("ignored")
-        .certificate(std::fs::read(cert_path("client.pfx")).unwrap())
+        .certificate(std::fs::read(fixtures::cert("client.pfx")).unwrap())
         .password(PASSWORD)
         .build()
         .unwrap();
@@ -238,7 +217,7 @@ async fn an_assertion_the_app_does_not_know_is_refused_by_entra() {
     let s = setup().await;
     // Entra knows another certificate (the CA's key) for this app.
     s.entra
-        .verify_assertions_with(&std::fs::read(cert_path("ca.pem")).unwrap());
+        .verify_assertions_with(&std::fs::read(fixtures::cert("ca.pem")).unwrap());
     let credential = s.builder("client.pem").build().unwrap();
     let err = credential.get_token(SCOPE, None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Authentication, "{err}");
@@ -264,8 +243,8 @@ async fn bad_certificates_are_clear_errors_at_build() {
         std::fs::write(&path, bytes).unwrap();
         path
     };
-    let pfx = std::fs::read(cert_path("client.pfx")).unwrap();
-    let cert_only = std::fs::read(cert_path("client-cert.pem")).unwrap();
+    let pfx = std::fs::read(fixtures::cert("client.pfx")).unwrap();
+    let cert_only = std::fs::read(fixtures::cert("client-cert.pem")).unwrap();
     let encrypted = b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n";
     let cases: Vec<(PathBuf, Option<&str>, &str)> = vec![
         (dir.join("missing.pem"), None, "does not exist"),
@@ -295,32 +274,32 @@ async fn bad_certificates_are_clear_errors_at_build() {
             "encrypted PEM private key",
         ),
         (
-            cert_path("wrong-key.pem"),
+            fixtures::cert("wrong-key.pem"),
             None,
             "holds no certificate for its private key",
         ),
         (
-            cert_path("ec.pem"),
+            fixtures::cert("ec.pem"),
             None,
             "EC private key; an RSA key is needed",
         ),
         (
-            cert_path("ec.pfx"),
+            fixtures::cert("ec.pfx"),
             Some(PASSWORD),
             "EC private key; an RSA key is needed",
         ),
         (
-            cert_path("client.pfx"),
+            fixtures::cert("client.pfx"),
             Some("wrong password"),
             "wrong password",
         ),
         (
-            cert_path("client.pfx"),
+            fixtures::cert("client.pfx"),
             None,
             "protected by a password and none was given",
         ),
         (
-            cert_path("client-legacy.pfx"),
+            fixtures::cert("client-legacy.pfx"),
             Some("wrong"),
             "wrong password",
         ),

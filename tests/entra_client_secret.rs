@@ -1,12 +1,16 @@
 //! ClientSecretCredential against the loopback Entra mock: the exact request, the token it
 //! returns, the cache, the tenant rules, claims and CAE, retries and bad input.
 
+mod support;
+use support::entra::{self, Setup};
+use support::scopes::VAULT;
+
 use std::time::Duration;
 
-use azure_credentials::system::{Env, ManualClock, RetryPolicy};
-use azure_credentials::testing::{MockEntra, MockEntraReply};
+use azure_credentials::system::{Env, RetryPolicy};
+use azure_credentials::testing::MockEntraReply;
 use azure_credentials::{
-    ClientSecretCredential, ClientSecretCredentialBuilder, ErrorKind, TokenCache, TokenCredential,
+    ClientSecretCredential, ClientSecretCredentialBuilder, ErrorKind, TokenCredential,
     TokenRequestOptions, authority_hosts,
 };
 use time::macros::datetime;
@@ -14,29 +18,11 @@ use time::macros::datetime;
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 const CLIENT: &str = "00000000-0000-0000-0000-0000000000c1";
 const SECRET: &str = "client-secret-value-1";
-const VAULT: &[&str] = &["https://vault.azure.net/.default"];
-
-struct Setup {
-    entra: MockEntra,
-    clock: ManualClock,
-    cache: TokenCache,
-}
 
 async fn setup() -> Setup {
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
-    let entra = MockEntra::start().await;
-    entra.set_clock(clock.clock());
-    entra.expect_client_secret(SECRET);
-    let cache = TokenCache::builder()
-        .clock(clock.clock())
-        .max_jitter(Duration::ZERO)
-        .failure_cooldown(Duration::ZERO)
-        .build();
-    Setup {
-        entra,
-        clock,
-        cache,
-    }
+    let s = entra::setup().await;
+    s.entra.expect_client_secret(SECRET);
+    s
 }
 
 fn fast_retries() -> RetryPolicy {
@@ -74,9 +60,7 @@ async fn sends_exactly_the_client_credentials_form_and_returns_a_described_token
 
     assert_eq!(token.token().expose(), "secret-flow-token");
     assert_eq!(token.expires_on(), datetime!(2030-01-01 0:59:59 UTC));
-    assert_eq!(token.source(), "ClientSecretCredential");
-    assert_eq!(token.tenant_id(), Some(TENANT));
-    assert_eq!(token.client_id(), Some(CLIENT));
+    entra::assert_issued(&token, "ClientSecretCredential", TENANT, CLIENT);
 
     let requests = s.entra.requests();
     assert_eq!(requests.len(), 1);
@@ -88,11 +72,7 @@ async fn sends_exactly_the_client_credentials_form_and_returns_a_described_token
         Some("application/x-www-form-urlencoded")
     );
     assert_eq!(request.header("accept"), Some("application/json"));
-    let form: Vec<(&str, &str)> = request
-        .form_pairs()
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
+    let form = entra::form(request);
     assert_eq!(
         form,
         [

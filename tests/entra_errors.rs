@@ -2,31 +2,21 @@
 //! tokens parse, errors become typed errors with actionable messages, nothing panics and no body
 //! is ever echoed.
 
-use std::path::Path;
+mod support;
+use support::cache;
+use support::fixtures;
+
 use std::time::Duration;
 
 use azure_credentials::system::{Env, ManualClock, RetryPolicy};
 use azure_credentials::testing::{MockEntra, MockEntraReply};
-use azure_credentials::{ClientSecretCredential, ErrorKind, TokenCache, TokenCredential};
+use azure_credentials::{ClientSecretCredential, ErrorKind, TokenCredential};
 use time::macros::datetime;
 
 const SCOPE: &[&str] = &["https://management.azure.com/.default"];
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/entra")
-            .join(name),
-    )
-    .unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
 async fn credential(entra: &MockEntra, clock: &ManualClock) -> ClientSecretCredential {
-    let cache = TokenCache::builder()
-        .clock(clock.clock())
-        .max_jitter(Duration::ZERO)
-        .failure_cooldown(Duration::ZERO)
-        .build();
+    let cache = cache::deterministic_without_cooldown(clock.clock());
     ClientSecretCredential::builder()
         .tenant_id("contoso.onmicrosoft.com")
         .client_id("00000000-0000-0000-0000-000000000001")
@@ -42,7 +32,7 @@ async fn credential(entra: &MockEntra, clock: &ManualClock) -> ClientSecretCrede
 #[tokio::test]
 async fn token_responses_parse() {
     let entra = MockEntra::start().await;
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let clock = cache::manual_clock();
     for (file, expires, refresh) in [
         ("token.json", datetime!(2030-01-01 0:59:59 UTC), None),
         (
@@ -56,7 +46,7 @@ async fn token_responses_parse() {
             Some(datetime!(2030-01-01 11:59:59 UTC)),
         ),
     ] {
-        entra.push(MockEntraReply::json(200, fixture(file)));
+        entra.push(MockEntraReply::json(200, fixtures::read("entra", file)));
         let token = credential(&entra, &clock)
             .await
             .get_token(SCOPE, None)
@@ -220,10 +210,10 @@ async fn error_bodies_of_every_shape_become_typed_actionable_errors() {
         },
     ];
     let entra = MockEntra::start().await;
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let clock = cache::manual_clock();
     let credential = credential(&entra, &clock).await;
     for case in cases {
-        let body = fixture(case.file);
+        let body = fixtures::read("entra", case.file);
         let mut reply = MockEntraReply::json(case.status, body.clone());
         if case.status == 429 {
             reply = reply.with_header("Retry-After", "30");
@@ -264,7 +254,7 @@ async fn error_bodies_of_every_shape_become_typed_actionable_errors() {
 #[tokio::test]
 async fn server_errors_are_service_failures_not_refusals() {
     let entra = MockEntra::start().await;
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let clock = cache::manual_clock();
     let credential = credential(&entra, &clock).await;
     let cases: Vec<(MockEntraReply, u16, ErrorKind, &str)> = vec![
         (
@@ -274,7 +264,7 @@ async fn server_errors_are_service_failures_not_refusals() {
             "a body that is not JSON",
         ),
         (
-            MockEntraReply::json(503, fixture("server_error.json")),
+            MockEntraReply::json(503, fixtures::read("entra", "server_error.json")),
             503,
             ErrorKind::ServiceFailure,
             "failed to answer",
@@ -292,7 +282,7 @@ async fn server_errors_are_service_failures_not_refusals() {
             "JSON that is not",
         ),
         (
-            MockEntraReply::json(502, fixture("proxy_page.html")),
+            MockEntraReply::json(502, fixtures::read("entra", "proxy_page.html")),
             502,
             ErrorKind::Other,
             "an HTML page",
@@ -312,9 +302,9 @@ async fn server_errors_are_service_failures_not_refusals() {
 #[tokio::test]
 async fn html_pages_and_garbage_are_typed_errors_that_never_echo_the_body() {
     let entra = MockEntra::start().await;
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let clock = cache::manual_clock();
     let credential = credential(&entra, &clock).await;
-    let proxy_page = fixture("proxy_page.html");
+    let proxy_page = fixtures::read("entra", "proxy_page.html");
     let cases: Vec<(MockEntraReply, u16, &str)> = vec![
         (MockEntraReply::html(403), 403, "an HTML page"),
         (
@@ -381,18 +371,10 @@ async fn html_pages_and_garbage_are_typed_errors_that_never_echo_the_body() {
 async fn an_untrusted_certificate_is_named_with_how_to_trust_a_corporate_ca() {
     // A TLS endpoint with a self-signed certificate, as a TLS-inspecting proxy with a corporate
     // CA looks to a client that does not trust that CA. The handshake fails before any HTTP.
-    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let cert = generated.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
-    let front = azure_credentials::testing::MockImds::start().await;
+    let (cert, key) = support::tls::self_signed();
+    let front = azure_credentials::testing::MockManagedIdentity::start().await;
     let authority = front.serve_tls(vec![cert], key).await;
-    let credential = ClientSecretCredential::builder()
-        .tenant_id("11111111-2222-3333-4444-555555555555")
-        .client_id("00000000-0000-0000-0000-0000000000c1")
-        .secret("client-secret-value-1")
-        .authority_host(authority.as_str())
-        .env(Env::empty())
-        .cache(TokenCache::builder().build())
+    let credential = support::entra::secret_credential(authority.as_str())
         .build()
         .unwrap();
     let err = credential

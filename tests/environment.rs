@@ -1,47 +1,28 @@
 //! EnvironmentCredential: which variables select which credential, what a half-set or
 //! unsupported configuration says, and the requests it makes against the loopback Entra mock.
 
-use std::path::Path;
-use std::time::Duration;
+mod support;
+use support::fixtures;
 
-use azure_credentials::system::{Env, Fs, ManualClock, RetryPolicy};
-use azure_credentials::testing::{MockEntra, MockEntraReply};
+use azure_credentials::system::{Env, Fs, RetryPolicy};
+use azure_credentials::testing::MockEntraReply;
 use azure_credentials::{
-    EnvironmentCredential, EnvironmentCredentialBuilder, ErrorKind, TokenCache, TokenCredential,
+    EnvironmentCredential, EnvironmentCredentialBuilder, ErrorKind, TokenCredential,
     TokenRequestOptions,
 };
-use time::macros::datetime;
 
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const CLIENT: &str = "00000000-0000-0000-0000-0000000000e4";
 const SECRET: &str = "env-client-secret-value";
-const SCOPE: &[&str] = &["https://management.azure.com/.default"];
+/// A service principal with a client secret.
+const WITH_SECRET: [(&str, &str); 3] = [
+    ("AZURE_TENANT_ID", TENANT),
+    ("AZURE_CLIENT_ID", CLIENT),
+    ("AZURE_CLIENT_SECRET", SECRET),
+];
 
-fn cert(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/certs")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-struct Setup {
-    entra: MockEntra,
-    cache: TokenCache,
-}
-
-async fn setup() -> Setup {
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
-    let entra = MockEntra::start().await;
-    entra.set_clock(clock.clock());
-    entra.verify_assertions_with(&std::fs::read(cert("client-cert.pem")).unwrap());
-    let cache = TokenCache::builder()
-        .clock(clock.clock())
-        .max_jitter(Duration::ZERO)
-        .failure_cooldown(Duration::ZERO)
-        .build();
-    Setup { entra, cache }
-}
+use support::entra::setup_verifying_assertions as setup;
+use support::entra::{self, Setup, TENANT};
+use support::scopes::ARM as SCOPE;
 
 impl Setup {
     fn env(&self, pairs: &[(&str, &str)]) -> Env {
@@ -63,18 +44,9 @@ impl Setup {
 #[tokio::test]
 async fn a_client_secret_in_the_environment_is_used() {
     let s = setup().await;
-    let credential = s
-        .builder(&[
-            ("AZURE_TENANT_ID", TENANT),
-            ("AZURE_CLIENT_ID", CLIENT),
-            ("AZURE_CLIENT_SECRET", SECRET),
-        ])
-        .build()
-        .unwrap();
+    let credential = s.builder(&WITH_SECRET).build().unwrap();
     let token = credential.get_token(SCOPE, None).await.unwrap();
-    assert_eq!(token.source(), "EnvironmentCredential");
-    assert_eq!(token.tenant_id(), Some(TENANT));
-    assert_eq!(token.client_id(), Some(CLIENT));
+    entra::assert_issued(&token, "EnvironmentCredential", TENANT, CLIENT);
     let request = &s.entra.requests()[0];
     assert_eq!(request.path(), format!("/{TENANT}/oauth2/v2.0/token"));
     assert_eq!(
@@ -97,7 +69,10 @@ async fn a_certificate_in_the_environment_is_used_when_there_is_no_secret() {
         .builder(&[
             ("AZURE_TENANT_ID", TENANT),
             ("AZURE_CLIENT_ID", CLIENT),
-            ("AZURE_CLIENT_CERTIFICATE_PATH", &cert("client.pfx")),
+            (
+                "AZURE_CLIENT_CERTIFICATE_PATH",
+                fixtures::cert("client.pfx").to_str().unwrap(),
+            ),
             ("AZURE_CLIENT_CERTIFICATE_PASSWORD", "fixture-password"),
             ("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "true"),
         ])
@@ -124,7 +99,10 @@ async fn a_certificate_in_the_environment_is_used_when_there_is_no_secret() {
                 ("AZURE_TENANT_ID", TENANT),
                 // A new client id per case, so each makes a request.
                 ("AZURE_CLIENT_ID", &format!("client-{value}-{sends}")),
-                ("AZURE_CLIENT_CERTIFICATE_PATH", &cert("client.pem")),
+                (
+                    "AZURE_CLIENT_CERTIFICATE_PATH",
+                    fixtures::cert("client.pem").to_str().unwrap(),
+                ),
                 ("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", value),
             ])
             .build()
@@ -138,15 +116,12 @@ async fn a_certificate_in_the_environment_is_used_when_there_is_no_secret() {
 #[tokio::test]
 async fn the_secret_wins_over_the_certificate() {
     let s = setup().await;
-    let credential = s
-        .builder(&[
-            ("AZURE_TENANT_ID", TENANT),
-            ("AZURE_CLIENT_ID", CLIENT),
-            ("AZURE_CLIENT_SECRET", SECRET),
-            ("AZURE_CLIENT_CERTIFICATE_PATH", "/does/not/matter.pem"),
-        ])
-        .build()
-        .unwrap();
+    let with_both = [
+        &WITH_SECRET[..],
+        &[("AZURE_CLIENT_CERTIFICATE_PATH", "/does/not/matter.pem")],
+    ]
+    .concat();
+    let credential = s.builder(&with_both).build().unwrap();
     credential.get_token(SCOPE, None).await.unwrap();
     assert_eq!(s.entra.requests()[0].form("client_secret"), Some(SECRET));
 }
@@ -195,9 +170,9 @@ async fn nothing_configured_is_unavailable_and_names_the_variables() {
 #[tokio::test]
 async fn a_half_set_configuration_is_an_error_naming_what_is_missing() {
     let s = setup().await;
-    let pem = cert("client.pem");
-    let pfx = cert("client.pfx");
-    let ec = cert("ec.pem");
+    let pem = fixtures::cert("client.pem").display().to_string();
+    let pfx = fixtures::cert("client.pfx").display().to_string();
+    let ec = fixtures::cert("ec.pem").display().to_string();
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (
             vec![("AZURE_CLIENT_SECRET", SECRET), ("AZURE_CLIENT_ID", CLIENT)],
@@ -295,15 +270,12 @@ async fn a_half_set_configuration_is_an_error_naming_what_is_missing() {
 async fn entra_errors_name_the_environment_credential() {
     let s = setup().await;
     s.entra.expect_client_secret("the real secret");
-    let credential = s
-        .builder(&[
-            ("AZURE_TENANT_ID", TENANT),
-            ("AZURE_CLIENT_ID", CLIENT),
-            ("AZURE_CLIENT_SECRET", SECRET),
-            ("AZURE_ADDITIONALLY_ALLOWED_TENANTS", "fabrikam.com"),
-        ])
-        .build()
-        .unwrap();
+    let allowing_fabrikam = [
+        &WITH_SECRET[..],
+        &[("AZURE_ADDITIONALLY_ALLOWED_TENANTS", "fabrikam.com")],
+    ]
+    .concat();
+    let credential = s.builder(&allowing_fabrikam).build().unwrap();
     let err = credential.get_token(SCOPE, None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Authentication);
     assert_eq!(err.aadsts_codes(), &[7000215]);
@@ -330,7 +302,10 @@ async fn entra_errors_name_the_environment_credential() {
 
     // The certificate goes through the Fs seam.
     let fs = Fs::memory();
-    fs.write("/certs/app.pem", std::fs::read(cert("client.pem")).unwrap());
+    fs.write(
+        "/certs/app.pem",
+        std::fs::read(fixtures::cert("client.pem")).unwrap(),
+    );
     let from_fs = s
         .builder(&[
             ("AZURE_TENANT_ID", TENANT),

@@ -5,7 +5,7 @@
 //! share a row), each saying what the credential alone returns, how many token requests reach
 //! the endpoint, the most the call may wait (timeouts and backoff, on tokio's paused clock) and
 //! whether the default chain uses the token, stops, or moves on to the developer tool after
-//! it. Every row runs both ways against the loopback mocks (`MockImds` plays all six managed
+//! it. Every row runs both ways against the loopback mocks (`MockManagedIdentity` plays all six managed
 //! identity sources, `MockEntra` the Entra endpoint) and a stand-in `az`.
 //!
 //! README.md's table "What each fault does" is rendered from the same rows, and
@@ -16,15 +16,21 @@
 //! FAULT_MATRIX_WRITE=1 cargo test --all-features --test fault_matrix
 //! ```
 
+mod support;
+use support::entra::TENANT;
+use support::fixtures::{self, tool_output};
+use support::imds::{ARC_DIR, ARC_KEY, ARC_KEY_PATH, CLIENT_ID, SECRET};
+use support::tls::tls_front;
+
 use std::fmt::Write as _;
 use std::ops::RangeInclusive;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_credentials::system::{Clock, Env, Fs, Output};
+use azure_credentials::system::{Clock, Env, Fs};
 use azure_credentials::testing::{
-    MockEntra, MockEntraReply, MockImds, MockReply, ScriptedExecutor,
+    MockEntra, MockEntraReply, MockManagedIdentity, MockReply, ScriptedExecutor,
 };
 use azure_credentials::{
     ClientSecretCredential, DefaultAzureCredential, Error, ErrorKind, ManagedIdentityCredential,
@@ -34,12 +40,6 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 const SCOPE: [&str; 1] = ["https://vault.azure.net/.default"];
-const SECRET: &str = "identity-header-secret-value";
-const ARC_DIR: &str = "/var/opt/azcmagent/tokens";
-const ARC_KEY_PATH: &str = "/var/opt/azcmagent/tokens/mock.key";
-const ARC_KEY: &str = "arc-key-secret-value";
-const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const CLIENT_SECRET: &str = "client-secret-value";
 /// The paused clock starts here; the stand-in az's token expires an hour later.
 const START: OffsetDateTime = datetime!(2030-01-01 0:00 UTC);
@@ -50,38 +50,28 @@ const END_MARKER: &str = "<!-- fault-matrix:end -->";
 // ---------------------------------------------------------------------------------------------
 // The table
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Imds,
-    AppService,
-    AzureMl,
-    CloudShell,
-    AzureArc,
-    ServiceFabric,
-    Entra,
+support::listed_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Source, all ALL {
+        Imds,
+        AppService,
+        AzureMl,
+        CloudShell,
+        AzureArc,
+        ServiceFabric,
+        Entra,
+    }
 }
 
 use Source::*;
 
-const MANAGED: [Source; 6] = [
-    Imds,
-    AppService,
-    AzureMl,
-    CloudShell,
-    AzureArc,
-    ServiceFabric,
-];
+/// The managed identity sources: all but Entra, which [`ALL`] lists last.
+const MANAGED: &[Source] = match ALL.split_last() {
+    Some((&Entra, managed)) => managed,
+    _ => panic!("Entra comes last"),
+};
 /// The managed identity sources the environment names (all but IMDS).
 const NAMED: [Source; 5] = [AppService, AzureMl, CloudShell, AzureArc, ServiceFabric];
-const ALL: [Source; 7] = [
-    Imds,
-    AppService,
-    AzureMl,
-    CloudShell,
-    AzureArc,
-    ServiceFabric,
-    Entra,
-];
 
 impl Source {
     fn name(self) -> &'static str {
@@ -102,59 +92,36 @@ impl Source {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    Refused,
-    ResetOnce,
-    ResetAlways,
-    CloseAlways,
-    Hang,
-    /// IMDS off Azure: nothing answers at all, not even the probe.
-    Silent,
-    Trickle,
-    Stall,
-    Oversized,
-    TruncatedJson,
-    ShortBody,
-    Bom,
-    EmptyArray,
-    Html200,
-    Html502,
-    Redirect,
-    Updating410,
-    Throttled429Once,
-    Throttled429Always,
-    Throttled429Long,
-    ServerError,
-    WrongClientId,
+support::listed_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Fault, all FAULTS {
+        Refused,
+        ResetOnce,
+        ResetAlways,
+        CloseAlways,
+        Hang,
+        /// IMDS off Azure: nothing answers at all, not even the probe.
+        Silent,
+        Trickle,
+        Stall,
+        Oversized,
+        TruncatedJson,
+        ShortBody,
+        Bom,
+        EmptyArray,
+        Html200,
+        Html502,
+        Redirect,
+        Updating410,
+        Throttled429Once,
+        Throttled429Always,
+        Throttled429Long,
+        ServerError,
+        WrongClientId,
+    }
 }
 
 use Fault::*;
-
-const FAULTS: [Fault; 22] = [
-    Refused,
-    ResetOnce,
-    ResetAlways,
-    CloseAlways,
-    Hang,
-    Silent,
-    Trickle,
-    Stall,
-    Oversized,
-    TruncatedJson,
-    ShortBody,
-    Bom,
-    EmptyArray,
-    Html200,
-    Html502,
-    Redirect,
-    Updating410,
-    Throttled429Once,
-    Throttled429Always,
-    Throttled429Long,
-    ServerError,
-    WrongClientId,
-];
 
 impl Fault {
     /// Whether the fault means that something other than IMDS answers at its address (or
@@ -302,28 +269,28 @@ fn expectations() -> Vec<Row> {
     use ErrorKind::*;
     vec![
         //  fault               sources           alone: outcome            requests  within   chain
-        row(Refused,            &MANAGED,         Fails(Unavailable),       0..=0,    s(0),    MovesOn),
+        row(Refused,            MANAGED,          Fails(Unavailable),       0..=0,    s(0),    MovesOn),
         row(Refused,            &[Entra],         Fails(Io),                0..=0,    s(0),    Stops),
         row(ResetOnce,          &ALL,             Token,                    2..=2,    s(0),    Uses),
-        row(ResetAlways,        &MANAGED,         Fails(Io),                5..=5,    s(9),    Stops),
+        row(ResetAlways,        MANAGED,          Fails(Io),                5..=5,    s(9),    Stops),
         row(ResetAlways,        &[Entra],         Fails(Io),                4..=4,    s(3),    Stops),
-        row(CloseAlways,        &MANAGED,         Fails(Io),                5..=5,    s(9),    Stops),
+        row(CloseAlways,        MANAGED,          Fails(Io),                5..=5,    s(9),    Stops),
         row(CloseAlways,        &[Entra],         Fails(Io),                4..=4,    s(3),    Stops),
-        row(Hang,               &MANAGED,         Fails(Timeout),           5..=5,    s(68),   Stops),
+        row(Hang,               MANAGED,          Fails(Timeout),           5..=5,    s(68),   Stops),
         row(Hang,               &[Entra],         Fails(Timeout),           2..=2,    s(60),   Stops),
         row(Silent,             &[Imds],          Fails(Timeout),           5..=5,    s(68),   MovesOn).at_probe(1..=1, s(1)),
-        row(Trickle,            &MANAGED,         Token,                    1..=1,    s(45),   Uses),
+        row(Trickle,            MANAGED,          Token,                    1..=1,    s(45),   Uses),
         row(Trickle,            &[Entra],         Token,                    1..=1,    s(15),   Uses),
-        row(Stall,              &MANAGED,         Fails(Timeout),           5..=5,    s(68),   Stops),
+        row(Stall,              MANAGED,          Fails(Timeout),           5..=5,    s(68),   Stops),
         row(Stall,              &[Entra],         Fails(Timeout),           4..=4,    s(47),   Stops),
         row(Oversized,          &ALL,             Fails(Other),             1..=1,    s(0),    Stops),
-        row(TruncatedJson,      &MANAGED,         Fails(ServiceFailure),    1..=1,    s(0),    Stops),
+        row(TruncatedJson,      MANAGED,          Fails(ServiceFailure),    1..=1,    s(0),    Stops),
         row(TruncatedJson,      &[Entra],         Fails(Other),             1..=1,    s(0),    Stops),
-        row(ShortBody,          &MANAGED,         Fails(Io),                5..=5,    s(18),   Stops),
+        row(ShortBody,          MANAGED,          Fails(Io),                5..=5,    s(18),   Stops),
         row(ShortBody,          &[Entra],         Fails(Io),                4..=4,    s(7),    Stops),
-        row(Bom,                &MANAGED,         Token,                    1..=1,    s(0),    Uses),
+        row(Bom,                MANAGED,          Token,                    1..=1,    s(0),    Uses),
         row(Bom,                &[Entra],         Fails(Other),             1..=1,    s(0),    Stops),
-        row(EmptyArray,         &MANAGED,         Fails(ServiceFailure),    1..=1,    s(0),    Stops),
+        row(EmptyArray,         MANAGED,          Fails(ServiceFailure),    1..=1,    s(0),    Stops),
         row(EmptyArray,         &[Entra],         Fails(Other),             1..=1,    s(0),    Stops),
         row(Html200,            &[Imds],          Fails(Unavailable),       1..=1,    s(0),    MovesOn).at_probe(1..=1, s(0)),
         row(Html200,            &NAMED,           Fails(Other),             1..=1,    s(0),    Stops),
@@ -334,12 +301,12 @@ fn expectations() -> Vec<Row> {
         row(Redirect,           &[Imds],          Fails(Unavailable),       1..=1,    s(0),    MovesOn).at_probe(1..=1, s(0)),
         row(Redirect,           &NAMED,           Fails(Other),             1..=1,    s(0),    Stops),
         row(Redirect,           &[Entra],         Fails(Other),             1..=1,    s(0),    Stops),
-        row(Updating410,        &MANAGED,         Token,                    4..=4,    s(30),   Uses),
+        row(Updating410,        MANAGED,          Token,                    4..=4,    s(30),   Uses),
         row(Throttled429Once,   &ALL,             Token,                    2..=2,    s(4),    Uses),
-        row(Throttled429Always, &MANAGED,         Fails(Throttled),         40..=90,  s(90),   Stops),
+        row(Throttled429Always, MANAGED,          Fails(Throttled),         40..=90,  s(90),   Stops),
         row(Throttled429Always, &[Entra],         Fails(Throttled),         25..=60,  s(60),   Stops),
         row(Throttled429Long,   &ALL,             Fails(Throttled),         1..=1,    s(0),    Stops),
-        row(ServerError,        &MANAGED,         Fails(ServiceFailure),    5..=5,    s(18),   Stops),
+        row(ServerError,        MANAGED,          Fails(ServiceFailure),    5..=5,    s(18),   Stops),
         row(ServerError,        &[Entra],         Fails(ServiceFailure),    4..=4,    s(7),    Stops),
         row(WrongClientId,      &[Imds, AppService, AzureMl, AzureArc],
                                                   Fails(Authentication),    1..=1,    s(0),    Stops),
@@ -372,28 +339,6 @@ struct Observed {
     message: String,
 }
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-/// The stand-in az's successful answer (a token expiring at START + 1 h).
-fn az_success() -> Output {
-    let dir = fixtures().join("azure_cli/success");
-    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
-    Output::new(Some(0), read("stdout"), read("stderr"))
-}
-
-/// An https front for the mock with a fresh self-signed certificate; its URL and the
-/// certificate's SHA-1 thumbprint in hex.
-async fn tls_front(mock: &MockImds) -> (url::Url, String) {
-    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let cert = generated.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
-    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert);
-    let thumbprint: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
-    (mock.serve_tls(vec![cert], key).await, thumbprint)
-}
-
 fn with_path(mut url: url::Url, path: &str) -> url::Url {
     url.set_path(path);
     url
@@ -402,7 +347,7 @@ fn with_path(mut url: url::Url, path: &str) -> url::Url {
 /// The mocks, scripted with a fault, and the environment a program on that host would see.
 struct Arranged {
     source: Source,
-    imds: MockImds,
+    imds: MockManagedIdentity,
     entra: MockEntra,
     executor: ScriptedExecutor,
     fs: Fs,
@@ -417,14 +362,14 @@ struct Arranged {
 impl Arranged {
     async fn new(source: Source, fault: Fault) -> Arranged {
         let clock = Clock::from_tokio_time(START);
-        let imds = MockImds::start().await;
+        let imds = MockManagedIdentity::start().await;
         imds.set_clock(clock.clone());
         imds.set_identity_header(SECRET);
         let entra = MockEntra::start().await;
         let executor = ScriptedExecutor::new();
-        executor.repeat_output(az_success());
+        executor.repeat_output(tool_output("azure_cli", "success"));
         let fs = Fs::memory();
-        let refused = MockImds::refused_address();
+        let refused = MockManagedIdentity::refused_address();
         let up = fault != Refused;
         let base = if up {
             imds.base_url()
@@ -434,11 +379,15 @@ impl Arranged {
         let mut env = Env::empty()
             .with(
                 "PATH",
-                fixtures().join("azure_cli/bin").display().to_string(),
+                fixtures::path("azure_cli/bin").display().to_string(),
             )
             .with("HOME", "/home/dev");
         let refused_imds = with_path(
-            url::Url::parse(&format!("http://{}/", MockImds::refused_address())).unwrap(),
+            url::Url::parse(&format!(
+                "http://{}/",
+                MockManagedIdentity::refused_address()
+            ))
+            .unwrap(),
             "/metadata/identity/oauth2/token",
         );
         let mut imds_endpoint = refused_imds;
@@ -575,7 +524,7 @@ impl Arranged {
 const JSON: &str = "application/json";
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-fn script_imds(mock: &MockImds, fault: Fault) {
+fn script_imds(mock: &MockManagedIdentity, fault: Fault) {
     let with_bom = |json: &str| [BOM, json.as_bytes()].concat();
     if fault.reaches_the_probe() {
         // The probe (no `Metadata` header) gets the fault too instead of IMDS's 400.

@@ -1,7 +1,14 @@
-//! ManagedIdentityCredential against the loopback MockImds playing every hosting source.
+//! ManagedIdentityCredential against the loopback MockManagedIdentity playing every hosting source.
 //!
 //! Time: retries and timeouts run on tokio's paused clock; nothing sleeps for real.
 
+mod support;
+use support::fixtures;
+use support::imds::{ARC_DIR, ARC_KEY, ARC_KEY_PATH, CLIENT_ID, SECRET};
+use support::tls::tls_front;
+use support::wait::{assert_waited, paused_now};
+
+use std::ops::Bound::{Excluded, Unbounded};
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,43 +17,41 @@ use azure_credentials::system::{
 };
 use std::sync::Arc;
 
-use azure_credentials::testing::{MockImds, MockReply, RecordedRequest, StaticTokenCredential};
+use azure_credentials::testing::{
+    MockManagedIdentity, MockReply, RecordedRequest, StaticTokenCredential,
+};
 use azure_credentials::{
     ChainedTokenCredential, ErrorKind, ManagedIdentityCredential, ManagedIdentityCredentialBuilder,
     ManagedIdentitySource, TokenCache, TokenCredential, UserAssignedId,
 };
+use time::OffsetDateTime;
 use time::macros::datetime;
 
 const SCOPE: [&str; 1] = ["https://vault.azure.net/.default"];
 const RESOURCE: &str = "https://vault.azure.net";
-const SECRET: &str = "identity-header-secret-value";
-const ARC_DIR: &str = "/var/opt/azcmagent/tokens";
-const ARC_KEY_PATH: &str = "/var/opt/azcmagent/tokens/mock.key";
-const ARC_KEY: &str = "arc-key-secret-value";
-const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Host {
-    Imds,
-    AppService,
-    AzureMl,
-    CloudShell,
-    AzureArc,
-    ServiceFabric,
+/// How long a managed identity credential retries at the most.
+const BUDGET: Duration = Duration::from_secs(90);
+
+/// When the success fixtures' tokens expire (Cloud Shell's fixture, an hour after midnight).
+const FIXTURE_EXPIRY: OffsetDateTime = datetime!(2030-01-01 23:59:59 UTC);
+const CLOUD_SHELL_EXPIRY: OffsetDateTime = datetime!(2030-01-01 0:59:59 UTC);
+
+support::listed_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Host, all HOSTS {
+        Imds,
+        AppService,
+        AzureMl,
+        CloudShell,
+        AzureArc,
+        ServiceFabric,
+    }
 }
-
-const HOSTS: [Host; 6] = [
-    Host::Imds,
-    Host::AppService,
-    Host::AzureMl,
-    Host::CloudShell,
-    Host::AzureArc,
-    Host::ServiceFabric,
-];
 
 /// A mock playing `host`, and the environment a program on that host would see.
 struct Setup {
-    mock: MockImds,
+    mock: MockManagedIdentity,
     env: Env,
     fs: Fs,
     host: Host,
@@ -54,7 +59,7 @@ struct Setup {
 
 impl Setup {
     async fn new(host: Host) -> Setup {
-        let mock = MockImds::start().await;
+        let mock = MockManagedIdentity::start().await;
         mock.set_identity_header(SECRET);
         let fs = Fs::memory();
         let env = match host {
@@ -106,6 +111,22 @@ impl Setup {
         self.builder().build().unwrap()
     }
 
+    /// The error a fresh credential returns when the mock answers every request with `reply`,
+    /// and when the call started.
+    async fn fails_on_every(
+        &self,
+        reply: MockReply,
+    ) -> (azure_credentials::Error, tokio::time::Instant) {
+        self.mock.set_default(reply);
+        let started = paused_now();
+        (self.fails().await, started)
+    }
+
+    /// The error a fresh credential for this host returns for [`SCOPE`].
+    async fn fails(&self) -> azure_credentials::Error {
+        self.credential().get_token(&SCOPE, None).await.unwrap_err()
+    }
+
     /// The token requests that passed the protocol checks (Arc's challenges excluded).
     fn token_requests(&self) -> Vec<RecordedRequest> {
         self.mock
@@ -114,36 +135,6 @@ impl Setup {
             .filter(|r| self.host != Host::AzureArc || r.header("authorization").is_some())
             .collect()
     }
-}
-
-/// An https front for the mock with a fresh self-signed certificate; returns its URL and the
-/// certificate's SHA-1 thumbprint in hex.
-async fn tls_front(mock: &MockImds) -> (url::Url, String) {
-    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let cert = generated.cert.der().clone();
-    let key = rustls_key(generated.signing_key.serialize_der());
-    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert);
-    let thumbprint: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
-    (mock.serve_tls(vec![cert], key).await, thumbprint)
-}
-
-fn rustls_key(der: Vec<u8>) -> rustls::pki_types::PrivateKeyDer<'static> {
-    rustls::pki_types::PrivateKeyDer::Pkcs8(der.into())
-}
-
-/// Tokio's clock, which the retry tests pause and which then moves only as tokio advances it.
-#[allow(clippy::disallowed_methods)]
-fn paused_now() -> tokio::time::Instant {
-    tokio::time::Instant::now()
-}
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/managed_identity")
-            .join(name),
-    )
-    .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -465,51 +456,20 @@ async fn the_resource_is_the_scope_minus_one_default_suffix() {
 
 #[tokio::test]
 async fn success_fixtures_give_tokens_with_the_right_expiry() {
+    use Host::*;
     let cases = [
-        (
-            Host::Imds,
-            "imds_token.json",
-            datetime!(2030-01-01 23:59:59 UTC),
-        ),
-        (
-            Host::Imds,
-            "imds_token_numbers.json",
-            datetime!(2030-01-01 23:59:59 UTC),
-        ),
-        (
-            Host::AppService,
-            "app_service_token.json",
-            datetime!(2030-01-01 23:59:59 UTC),
-        ),
-        (
-            Host::AzureMl,
-            "azure_ml_token_linux_date.json",
-            datetime!(2030-01-01 23:59:59 UTC),
-        ),
-        (
-            Host::AzureMl,
-            "azure_ml_token_windows_date.json",
-            datetime!(2030-01-01 23:59:59 UTC),
-        ),
-        (
-            Host::CloudShell,
-            "cloud_shell_token.json",
-            datetime!(2030-01-01 0:59:59 UTC),
-        ),
-        (
-            Host::ServiceFabric,
-            "service_fabric_token.json",
-            datetime!(2030-01-01 23:59:59 UTC),
-        ),
-        (
-            Host::AzureArc,
-            "arc_token_user_assigned.json",
-            datetime!(2030-01-01 23:59:59 UTC),
-        ),
+        (Imds, "imds_token.json", FIXTURE_EXPIRY),
+        (Imds, "imds_token_numbers.json", FIXTURE_EXPIRY),
+        (AppService, "app_service_token.json", FIXTURE_EXPIRY),
+        (AzureMl, "azure_ml_token_linux_date.json", FIXTURE_EXPIRY),
+        (AzureMl, "azure_ml_token_windows_date.json", FIXTURE_EXPIRY),
+        (CloudShell, "cloud_shell_token.json", CLOUD_SHELL_EXPIRY),
+        (ServiceFabric, "service_fabric_token.json", FIXTURE_EXPIRY),
+        (AzureArc, "arc_token_user_assigned.json", FIXTURE_EXPIRY),
     ];
     for (host, file, expires_on) in cases {
         let setup = Setup::new(host).await;
-        let body = fixture(file);
+        let body = fixtures::read_to_string("managed_identity", file);
         setup.mock.push(MockReply::json(200, body.clone()));
         let token = setup.credential().get_token(&SCOPE, None).await.unwrap();
         assert!(
@@ -525,7 +485,7 @@ async fn expires_in_only_counts_from_the_request() {
     let setup = Setup::new(Host::Imds).await;
     setup.mock.push(MockReply::json(
         200,
-        fixture("imds_token_expires_in_only.json"),
+        fixtures::read_to_string("managed_identity", "imds_token_expires_in_only.json"),
     ));
     let before = Clock::system().now();
     let token = setup.credential().get_token(&SCOPE, None).await.unwrap();
@@ -669,20 +629,17 @@ async fn error_fixtures_are_classified_for_the_chain() {
     ];
     for &(host, status, file, user_assigned, kind, says) in cases {
         let setup = Setup::new(host).await;
-        setup
-            .mock
-            .set_default(MockReply::json(status, fixture(file)));
+        setup.mock.set_default(MockReply::json(
+            status,
+            fixtures::read_to_string("managed_identity", file),
+        ));
         // Retries are tested below; here one answer is classified.
         let mut builder = setup.builder().retry_policy(RetryPolicy::none());
         if user_assigned {
             builder = builder.client_id(CLIENT_ID);
         }
-        let err = builder
-            .build()
-            .unwrap()
-            .get_token(&SCOPE, None)
-            .await
-            .unwrap_err();
+        let credential = builder.build().unwrap();
+        let err = credential.get_token(&SCOPE, None).await.unwrap_err();
         assert_eq!(err.kind(), kind, "{file}: {err}");
         assert!(err.to_string().contains(says), "{file}: {err}");
         assert!(!err.to_string().contains("fixture-mi-token"), "{err}");
@@ -715,28 +672,17 @@ async fn retry_after_is_waited_for() {
     ]);
     let started = paused_now();
     setup.credential().get_token(&SCOPE, None).await.unwrap();
-    let waited = started.elapsed();
     // Never sooner; the jitter on top adds at most another 2 s.
-    assert!(
-        waited >= Duration::from_secs(2) && waited <= Duration::from_secs(4),
-        "{waited:?}"
-    );
+    let (secs_2, secs_4) = (Duration::from_secs(2), Duration::from_secs(4));
+    assert_waited(started, secs_2..=secs_4, "Retry-After: 2 plus jitter");
     assert_eq!(setup.mock.request_count(), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn gone_keeps_being_retried_for_at_least_seventy_seconds() {
     let setup = Setup::new(Host::Imds).await;
-    setup.mock.set_default(MockReply::status(410));
-    let started = paused_now();
-    let err = setup
-        .credential()
-        .get_token(&SCOPE, None)
-        .await
-        .unwrap_err();
-    let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_secs(70), "{elapsed:?}");
-    assert!(elapsed <= Duration::from_secs(90), "{elapsed:?}");
+    let (err, started) = setup.fails_on_every(MockReply::status(410)).await;
+    assert_waited(started, Duration::from_secs(70)..=BUDGET, "70 s of 410s");
     assert_eq!(setup.mock.request_count(), 9);
     assert!(err.to_string().contains("after 9 attempts"), "{err}");
 }
@@ -744,19 +690,9 @@ async fn gone_keeps_being_retried_for_at_least_seventy_seconds() {
 #[tokio::test(start_paused = true)]
 async fn persistent_server_errors_stop_within_the_budget_and_say_so() {
     let setup = Setup::new(Host::Imds).await;
-    setup.mock.set_default(MockReply::status(500));
-    let started = paused_now();
-    let err = setup
-        .credential()
-        .get_token(&SCOPE, None)
-        .await
-        .unwrap_err();
+    let (err, started) = setup.fails_on_every(MockReply::status(500)).await;
     assert_eq!(setup.mock.request_count(), 5);
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_waited(started, ..Duration::from_secs(30), "within the 30 s budget");
     assert_eq!(err.status(), Some(500));
     assert!(err.to_string().contains("after 5 attempts"), "{err}");
     // The endpoint failed; it did not refuse.
@@ -770,30 +706,16 @@ async fn client_errors_are_not_retried() {
     setup
         .mock
         .push(MockReply::error(400, "invalid_request", "Bad resource"));
-    setup
-        .credential()
-        .get_token(&SCOPE, None)
-        .await
-        .unwrap_err();
+    setup.fails().await;
     assert_eq!(setup.mock.request_count(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_hanging_endpoint_is_a_timeout_within_the_budget() {
     let setup = Setup::new(Host::Imds).await;
-    setup.mock.set_default(MockReply::hang());
-    let started = paused_now();
-    let err = setup
-        .credential()
-        .get_token(&SCOPE, None)
-        .await
-        .unwrap_err();
+    let (err, started) = setup.fails_on_every(MockReply::hang()).await;
     assert!(err.is_timeout(), "{err}");
-    assert!(
-        started.elapsed() <= Duration::from_secs(90),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_waited(started, ..=BUDGET, "the retry budget");
 }
 
 #[tokio::test]
@@ -843,7 +765,7 @@ const TOKEN_JSON: &str =
 #[tokio::test(start_paused = true)]
 async fn only_answers_that_are_not_imds_move_the_chain_on() {
     use ErrorKind::*;
-    let docker = fixture("docker_desktop_403.txt");
+    let docker = fixtures::read_to_string("managed_identity", "docker_desktop_403.txt");
     let cases: Vec<(&str, MockReply, ErrorKind, &str)> = vec![
         (
             "HTML 200",
@@ -940,11 +862,7 @@ async fn only_answers_that_are_not_imds_move_the_chain_on() {
         let setup = Setup::new(Host::Imds).await;
         setup.mock.set_default(reply);
         // Directly: the kind and what it says.
-        let err = setup
-            .credential()
-            .get_token(&SCOPE, None)
-            .await
-            .unwrap_err();
+        let err = setup.fails().await;
         assert_eq!(err.kind(), kind, "{name}: {err}");
         assert!(err.to_string().contains(says), "{name}: {err}");
         assert!(
@@ -1087,18 +1005,25 @@ async fn an_echoed_object_id_or_resource_id_must_match_too() {
         "{err}"
     );
 
-    let setup = Setup::new(Host::AppService).await;
-    setup.mock.push(MockReply::json(
-        200,
+    let err = asking_for_mine_answered(
+        Host::AppService,
         r#"{"access_token":"mock-imds-token-x","expires_on":"4102444800","mi_res_id":"/subscriptions/x/other"}"#,
-    ));
+    )
+    .await;
+    assert!(err.is_authentication(), "{err}");
+}
+
+/// The error of a credential on `host` asking for the identity `/subscriptions/x/mine` when
+/// every answer is a token with `body`.
+async fn asking_for_mine_answered(host: Host, body: &'static str) -> azure_credentials::Error {
+    let setup = Setup::new(host).await;
+    setup.mock.set_default(MockReply::json(200, body));
     let credential = setup
         .builder()
         .resource_id("/subscriptions/x/mine")
         .build()
         .unwrap();
-    let err = credential.get_token(&SCOPE, None).await.unwrap_err();
-    assert!(err.is_authentication(), "{err}");
+    credential.get_token(&SCOPE, None).await.unwrap_err()
 }
 
 /// Caught by the `mi_response` fuzz target's identity check: an empty `msi_res_id` hid a
@@ -1106,17 +1031,11 @@ async fn an_echoed_object_id_or_resource_id_must_match_too() {
 #[tokio::test]
 async fn a_resource_id_echo_naming_another_identity_is_refused_beside_an_empty_one() {
     for host in [Host::Imds, Host::AppService, Host::AzureArc] {
-        let setup = Setup::new(host).await;
-        setup.mock.set_default(MockReply::json(
-            200,
+        let err = asking_for_mine_answered(
+            host,
             r#"{"access_token":"mock-imds-token-x","expires_on":"4102444800","msi_res_id":"","mi_res_id":"/subscriptions/x/other"}"#,
-        ));
-        let credential = setup
-            .builder()
-            .resource_id("/subscriptions/x/mine")
-            .build()
-            .unwrap();
-        let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+        )
+        .await;
         assert!(err.is_authentication(), "{host:?}: {err}");
         let text = err.to_string();
         assert!(
@@ -1131,7 +1050,7 @@ async fn a_resource_id_echo_naming_another_identity_is_refused_beside_an_empty_o
 async fn without_the_probe_a_refused_local_port_is_unavailable_after_one_attempt() {
     // ManagedIdentityCredential used directly (or with AZURE_POD_IDENTITY_AUTHORITY_HOST in a
     // chain): nothing listens on a loopback or link-local endpoint, so there is no identity here.
-    let refused = MockImds::refused_address();
+    let refused = MockManagedIdentity::refused_address();
     let imds = ManagedIdentityCredential::builder()
         .env(Env::empty())
         .fs(Fs::memory())
@@ -1159,11 +1078,7 @@ async fn without_the_probe_a_refused_local_port_is_unavailable_after_one_attempt
         assert!(err.is_unavailable(), "{err}");
         assert!(err.to_string().contains("refused"), "{err}");
         assert!(err.to_string().contains("after 1 attempt"), "{err}");
-        assert!(
-            started.elapsed() < Duration::from_millis(100),
-            "{:?}",
-            started.elapsed()
-        );
+        assert_waited(started, ..Duration::from_millis(100), "refused at once");
     }
 }
 
@@ -1179,10 +1094,10 @@ async fn a_slow_but_steady_body_is_read_once_and_not_cut_by_the_attempt_timeout(
     let token = setup.credential().get_token(&SCOPE, None).await.unwrap();
     assert!(token.token().expose().starts_with("mock-imds-token-"));
     assert_eq!(setup.mock.request_count(), 1, "downloaded once");
-    assert!(
-        started.elapsed() > Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
+    assert_waited(
+        started,
+        (Excluded(Duration::from_secs(10)), Unbounded),
+        "past the attempt timeout",
     );
 }
 
@@ -1195,10 +1110,10 @@ async fn a_dropped_connection_is_retried_at_once_then_with_backoff() {
         let started = paused_now();
         setup.credential().get_token(&SCOPE, None).await.unwrap();
         assert_eq!(setup.mock.request_count(), 2, "{fault:?}");
-        assert!(
-            started.elapsed() < Duration::from_millis(100),
-            "{fault:?}: {:?}",
-            started.elapsed()
+        assert_waited(
+            started,
+            ..Duration::from_millis(100),
+            format!("{fault:?} retried at once"),
         );
         // Twice: the second retry waits for the backoff (IMDS: 1 s, jittered).
         let setup = Setup::new(Host::Imds).await;
@@ -1206,11 +1121,8 @@ async fn a_dropped_connection_is_retried_at_once_then_with_backoff() {
         let started = paused_now();
         setup.credential().get_token(&SCOPE, None).await.unwrap();
         assert_eq!(setup.mock.request_count(), 3, "{fault:?}");
-        let waited = started.elapsed();
-        assert!(
-            waited >= Duration::from_millis(800) && waited < Duration::from_millis(1300),
-            "{fault:?}: {waited:?}"
-        );
+        let backoff = Duration::from_millis(800)..Duration::from_millis(1300);
+        assert_waited(started, backoff, format!("{fault:?} twice: backoff"));
     }
 }
 
@@ -1226,30 +1138,17 @@ async fn throttling_is_retried_until_the_budget_runs_out_not_a_count() {
     let started = paused_now();
     setup.credential().get_token(&SCOPE, None).await.unwrap();
     assert_eq!(setup.mock.request_count(), 9);
-    let waited = started.elapsed();
     // Never sooner than asked; the jitter on top adds at most one more Retry-After each.
-    assert!(
-        waited >= Duration::from_secs(8) && waited <= Duration::from_secs(16),
-        "{waited:?}"
-    );
+    let (secs_8, secs_16) = (Duration::from_secs(8), Duration::from_secs(16));
+    assert_waited(started, secs_8..=secs_16, "8 Retry-After: 1");
 
     // Throttled for good: retried for the whole 90 s budget, then the 429 is reported.
     let setup = Setup::new(Host::Imds).await;
-    setup
-        .mock
-        .set_default(MockReply::status(429).with_header("Retry-After", "1"));
-    let started = paused_now();
-    let err = setup
-        .credential()
-        .get_token(&SCOPE, None)
-        .await
-        .unwrap_err();
+    let (err, started) = setup
+        .fails_on_every(MockReply::status(429).with_header("Retry-After", "1"))
+        .await;
     assert!(err.is_throttled(), "{err}");
-    assert!(
-        started.elapsed() <= Duration::from_secs(90),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_waited(started, ..=BUDGET, "the retry budget");
     assert!(
         setup.mock.request_count() > 30,
         "{}",
@@ -1331,18 +1230,7 @@ fn a_secret_sent_over_plain_http_to_a_remote_host_fails_at_build() {
 
 #[tokio::test]
 async fn a_refused_port_is_unavailable_at_once() {
-    let refused = format!(
-        "http://{}/metadata/identity/oauth2/token",
-        MockImds::refused_address()
-    );
-    let credential = ManagedIdentityCredential::builder()
-        .env(Env::empty())
-        .fs(Fs::memory())
-        .cache(TokenCache::builder().build())
-        .imds_endpoint(refused.parse().unwrap())
-        .probe(true)
-        .build()
-        .unwrap();
+    let credential = support::imds::probing_credential_off_azure();
     let err = credential.get_token(&SCOPE, None).await.unwrap_err();
     assert!(err.is_unavailable(), "{err}");
     assert!(err.to_string().contains("refused"), "{err}");
@@ -1371,50 +1259,39 @@ async fn a_probe_answered_400_means_imds_is_there() {
     assert_eq!(setup.mock.request_count(), 3);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_silent_imds_fails_the_probe_within_its_timeout() {
+/// A silent IMDS probed by a credential made with `configure`: the setup, the error, and when
+/// the call started.
+async fn probe_a_silent_imds(
+    configure: impl FnOnce(ManagedIdentityCredentialBuilder) -> ManagedIdentityCredentialBuilder,
+) -> (Setup, azure_credentials::Error, tokio::time::Instant) {
     let setup = Setup::new(Host::Imds).await;
     setup.mock.require_metadata_header(false);
     setup.mock.set_default(MockReply::hang());
-    let credential = setup
-        .builder()
-        .probe(true)
-        .probe_timeout(Duration::from_millis(1500))
-        .build()
-        .unwrap();
+    let credential = configure(setup.builder().probe(true)).build().unwrap();
     let started = paused_now();
     let err = credential.get_token(&SCOPE, None).await.unwrap_err();
+    (setup, err, started)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_imds_fails_the_probe_within_its_timeout() {
+    let (setup, err, started) =
+        probe_a_silent_imds(|b| b.probe_timeout(Duration::from_millis(1500))).await;
     assert!(err.is_unavailable(), "{err}");
     assert!(err.to_string().contains("1.5s"), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_waited(started, ..Duration::from_secs(2), "probe timeout");
     assert_eq!(setup.mock.request_count(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_probe_timeout_comes_from_the_environment() {
     // A silent IMDS: the probe gives up after the variable's 2.5 s, not the default 1 s.
-    let setup = Setup::new(Host::Imds).await;
-    setup.mock.require_metadata_header(false);
-    setup.mock.set_default(MockReply::hang());
-    let credential = setup
-        .builder()
-        .env(Env::empty().with("AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS", "2500"))
-        .probe(true)
-        .build()
-        .unwrap();
-    let started = paused_now();
-    let err = credential.get_token(&SCOPE, None).await.unwrap_err();
-    let waited = started.elapsed();
+    let env = Env::empty().with("AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS", "2500");
+    let (_setup, err, started) = probe_a_silent_imds(|b| b.env(env)).await;
+    let probe_timeout = Duration::from_millis(2500)..Duration::from_secs(3);
+    assert_waited(started, probe_timeout, "probe timeout from the env");
     assert!(err.is_unavailable(), "{err}");
     assert!(err.to_string().contains("2.5s"), "{err}");
-    assert!(
-        waited >= Duration::from_millis(2500) && waited < Duration::from_secs(3),
-        "{waited:?}"
-    );
 }
 
 #[tokio::test]
@@ -1458,11 +1335,7 @@ async fn arc_refuses_a_key_outside_the_agents_directory() {
     let setup = Setup::new(Host::AzureArc).await;
     setup.mock.set_arc_key("/etc/passwd.key", "x");
     setup.fs.write("/etc/passwd.key", "stolen");
-    let err = setup
-        .credential()
-        .get_token(&SCOPE, None)
-        .await
-        .unwrap_err();
+    let err = setup.fails().await;
     assert!(
         err.to_string().contains("not in the agent's directory"),
         "{err}"
@@ -1489,17 +1362,11 @@ async fn arc_fails_closed_when_an_old_agent_ignores_the_user_assigned_id() {
     );
 }
 
-/// A fresh directory under target/ for real files.
-fn real_dir(name: &str) -> std::path::PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("managed-identity-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// An Azure Arc host whose agent names `key_name` in its real key directory.
-async fn arc_on_real_files(dir: &Path, key_name: &str) -> (MockImds, ManagedIdentityCredential) {
+async fn arc_on_real_files(
+    dir: &Path,
+    key_name: &str,
+) -> (MockManagedIdentity, ManagedIdentityCredential) {
     let setup = Setup::new(Host::AzureArc).await;
     setup.mock.set_arc_key(dir.join(key_name), ARC_KEY);
     let credential = setup
@@ -1514,8 +1381,8 @@ async fn arc_on_real_files(dir: &Path, key_name: &str) -> (MockImds, ManagedIden
 #[cfg(unix)]
 #[tokio::test]
 async fn arc_reads_only_a_regular_key_file_and_never_follows_or_blocks() {
-    let dir = real_dir("arc-keys");
-    let outside = real_dir("arc-outside");
+    let dir = fixtures::scratch_dir("managed-identity", "arc-keys");
+    let outside = fixtures::scratch_dir("managed-identity", "arc-outside");
     std::fs::write(dir.join("good.key"), ARC_KEY).unwrap();
     std::fs::write(outside.join("secret.key"), "outside-secret").unwrap();
     std::os::unix::fs::symlink(outside.join("secret.key"), dir.join("link.key")).unwrap();
@@ -1551,7 +1418,7 @@ async fn arc_reads_only_a_regular_key_file_and_never_follows_or_blocks() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arc_never_opens_a_fifo_named_as_the_key() {
-    let dir = real_dir("arc-fifo");
+    let dir = fixtures::scratch_dir("managed-identity", "arc-fifo");
     let fifo = dir.join("fifo.key");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -1628,7 +1495,7 @@ impl HttpTransport for TokenTransport {
 /// settings (timeouts, transport) were lost and requests went to the network.
 #[tokio::test]
 async fn service_fabric_uses_the_given_http_client_with_the_pin() {
-    let refused = MockImds::refused_address();
+    let refused = MockManagedIdentity::refused_address();
     let transport = Arc::new(TokenTransport::default());
     let credential = ManagedIdentityCredential::builder()
         .env(Env::from_pairs([
@@ -1683,7 +1550,7 @@ async fn debug_shows_the_source_and_no_secret() {
 /// credential, HTTP client and loopback sockets. (Before, half of them failed after 5 attempts.)
 #[tokio::test(start_paused = true)]
 async fn a_start_up_herd_against_a_throttled_imds_is_served_in_full_within_15_s() {
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.rate_limit(20.0, 5, Duration::from_secs(1));
     let started = paused_now();
     let mut herd = tokio::task::JoinSet::new();

@@ -2,15 +2,16 @@
 //! any other secret appears in a log line, a `Debug` rendering or an error message.
 
 mod support;
+use support::cache;
 
 use std::time::Duration;
 
-use support::log_capture::{CapturedLogs, Printed, assert_no_secrets};
+use support::log_capture::{LeakTest, Printed};
 
-use azure_credentials::system::{
-    Clock, Env, Fs, Http, HttpErrorKind, HttpRequest, ManualClock, RetryPolicy,
+use azure_credentials::system::{Clock, Env, Fs, Http, HttpErrorKind, HttpRequest, RetryPolicy};
+use azure_credentials::testing::{
+    MockCredential, MockManagedIdentity, MockReply, StaticTokenCredential,
 };
-use azure_credentials::testing::{MockCredential, MockImds, MockReply, StaticTokenCredential};
 use azure_credentials::{
     Error, ErrorKind, ManagedIdentityCredential, Secret, TokenCache, TokenCredential,
     TokenRequestOptions,
@@ -34,24 +35,15 @@ const SECRETS: &[&str] = &[
 
 #[test]
 fn no_secret_reaches_logs_debug_or_errors() {
-    let captured = CapturedLogs::default();
-    let _guard = captured.install();
-
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut seen = Printed::default();
-    runtime.block_on(cache_scenarios(&mut seen));
-    runtime.block_on(http_scenarios(&mut seen));
-    runtime.block_on(managed_identity_scenarios(&mut seen));
+    let mut t = LeakTest::start();
+    t.runtime.block_on(cache_scenarios(&mut t.seen));
+    t.runtime.block_on(http_scenarios(&mut t.seen));
+    t.runtime.block_on(managed_identity_scenarios(&mut t.seen));
     #[cfg(unix)]
-    runtime.block_on(process_scenarios(&mut seen));
-    other_values(&mut seen);
+    t.runtime.block_on(process_scenarios(&mut t.seen));
+    other_values(&mut t.seen);
 
-    assert_no_secrets(
-        &captured.text(),
-        &seen,
+    t.assert_no_secrets(
         SECRETS,
         &[
             "token cached",
@@ -66,11 +58,8 @@ fn no_secret_reaches_logs_debug_or_errors() {
 }
 
 async fn cache_scenarios(seen: &mut Printed) {
-    let manual = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
-    let cache = TokenCache::builder()
-        .clock(manual.clock())
-        .max_jitter(Duration::ZERO)
-        .build();
+    let manual = cache::manual_clock();
+    let cache = cache::deterministic(manual.clock());
     let mock = MockCredential::builder().cache(cache.clone()).build();
     let scope = ["https://vault.azure.net/.default"];
 
@@ -111,7 +100,7 @@ async fn cache_scenarios(seen: &mut Printed) {
 }
 
 async fn http_scenarios(seen: &mut Printed) {
-    let imds = MockImds::start().await;
+    let imds = MockManagedIdentity::start().await;
     imds.set_identity_header("identity-header-secret");
     seen.debug(&imds);
     let http = Http::builder()
@@ -151,16 +140,13 @@ async fn http_scenarios(seen: &mut Printed) {
     ] {
         imds.push(reply.clone());
         seen.debug(&reply);
-        match http.send(&get, &RetryPolicy::none()).await {
-            Ok(response) => seen.debug(&response),
-            Err(err) => seen.error(&err),
-        }
+        seen.outcome(&http.send(&get, &RetryPolicy::none()).await);
     }
 
     // Transport failures.
     let refused = format!(
         "http://{}/metadata/identity/oauth2/token?resource=x",
-        MockImds::refused_address()
+        MockManagedIdentity::refused_address()
     );
     let err = http
         .send(
@@ -195,7 +181,7 @@ async fn http_scenarios(seen: &mut Printed) {
 
 async fn managed_identity_scenarios(seen: &mut Printed) {
     let scope = ["https://vault.azure.net/.default"];
-    let mock = MockImds::start().await;
+    let mock = MockManagedIdentity::start().await;
     mock.set_identity_header("identity-header-secret");
     mock.set_arc_key("/var/opt/azcmagent/tokens/leak.key", "arc-key-secret-value");
     let fs = Fs::memory();
@@ -271,7 +257,7 @@ async fn process_scenarios(seen: &mut Printed) {
 }
 
 fn other_values(seen: &mut Printed) {
-    let manual = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let manual = cache::manual_clock();
     let fixed = StaticTokenCredential::new("static-token-value", datetime!(2030-01-01 1:00 UTC))
         .with_clock(manual.clock());
     seen.debug(&fixed);

@@ -1,65 +1,45 @@
-//! Runs the developer-tool credentials' scenarios (every az and azd fixture, the fast path, a
+//! Runs the developer-tool credentials' scenarios (every az, azd and pwsh fixture, the fast path, a
 //! login change, a real stand-in process, claims, timeouts) at TRACE level and fails if a token
 //! appears in a log line, a `Debug` rendering or an error message.
 
 mod support;
+use support::fixtures::{self, tool_output};
+use support::{cache, tools};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::log_capture::{CapturedLogs, Printed, assert_no_secrets};
+use support::log_capture::{LeakTest, Printed};
 
-use azure_credentials::system::{Env, Fs, ManualClock, Output, ProcessError};
+use azure_credentials::system::{Env, Fs, Output, ProcessError};
 use azure_credentials::testing::ScriptedExecutor;
 use azure_credentials::{
-    AzureCliCredential, AzureDeveloperCliCredential, TokenCache, TokenCredential,
+    AzureCliCredential, AzureDeveloperCliCredential, AzurePowerShellCredential, TokenCredential,
     TokenRequestOptions,
 };
-use time::macros::datetime;
 
 /// Every token value in the fixtures starts with one of these.
 const SECRETS: &[&str] = &[
     "fixture-cli-token-",
     "fixture-azd-token-",
+    "fixture-pwsh-token-",
     "fixture-cli-refresh-token",
     "eyJ0eXAiOiJKV1Qi",
 ];
 
 const ARM: [&str; 1] = ["https://management.azure.com/.default"];
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-fn fixture(tool: &str, case: &str) -> Output {
-    let dir = fixtures().join(tool).join(case);
-    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
-    let code = String::from_utf8(read("exit_code"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    Output::new(Some(code), read("stdout"), read("stderr"))
-}
-
 #[test]
 fn no_token_reaches_logs_debug_or_errors() {
-    let captured = CapturedLogs::default();
-    let _guard = captured.install();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut seen = Printed::default();
-    runtime.block_on(cli_scenarios(&mut seen));
-    runtime.block_on(azd_scenarios(&mut seen));
+    let mut t = LeakTest::start();
+    t.runtime.block_on(cli_scenarios(&mut t.seen));
+    t.runtime.block_on(azd_scenarios(&mut t.seen));
+    t.runtime.block_on(pwsh_scenarios(&mut t.seen));
     #[cfg(unix)]
-    runtime.block_on(stand_in_scenario(&mut seen));
+    t.runtime.block_on(stand_in_scenario(&mut t.seen));
 
-    assert_no_secrets(
-        &captured.text(),
-        &seen,
+    t.assert_no_secrets(
         SECRETS,
         &[
             "token read from the Azure CLI's token cache",
@@ -71,21 +51,14 @@ fn no_token_reaches_logs_debug_or_errors() {
     );
 }
 
-fn cache(clock: &ManualClock) -> TokenCache {
-    TokenCache::builder()
-        .clock(clock.clock())
-        .failure_cooldown(Duration::ZERO)
-        .build()
-}
-
 async fn cli_scenarios(seen: &mut Printed) {
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let clock = cache::manual_clock();
     let executor = ScriptedExecutor::new();
-    let bin = fixtures().join("azure_cli/bin");
+    let bin = fixtures::path("azure_cli/bin");
     let fs = Fs::memory();
     for file in ["azureProfile.json", "msal_token_cache.json"] {
         let contents =
-            std::fs::read(fixtures().join("azure_cli/config/default").join(file)).unwrap();
+            std::fs::read(fixtures::path("azure_cli/config/default").join(file)).unwrap();
         fs.write(Path::new("/home/dev/.azure").join(file), contents);
     }
     let builder = AzureCliCredential::builder()
@@ -95,14 +68,14 @@ async fn cli_scenarios(seen: &mut Printed) {
         ]))
         .fs(fs.clone())
         .executor(Arc::new(executor.clone()))
-        .cache(cache(&clock));
+        .cache(cache::deterministic_without_cooldown(clock.clock()));
     seen.debug(&builder);
 
     // The fast path, then a miss that runs az, then every recorded output.
     let fast = builder.clone().build().unwrap();
     seen.debug(&fast);
     seen.debug(&fast.get_token(&ARM, None).await.unwrap());
-    executor.repeat_output(fixture("azure_cli", "success"));
+    executor.repeat_output(tool_output("azure_cli", "success"));
     let token = fast
         .get_token(&["https://cosmos.azure.com/.default"], None)
         .await
@@ -111,7 +84,15 @@ async fn cli_scenarios(seen: &mut Printed) {
     seen.debug(&executor);
     seen.debug(&executor.commands());
 
-    let no_fast_path = builder.clone().fast_path(false);
+    let no_fast_path = |executor: &ScriptedExecutor| {
+        builder
+            .clone()
+            .fast_path(false)
+            .executor(Arc::new(executor.clone()))
+            .cache(cache::deterministic_without_cooldown(clock.clock()))
+            .build()
+            .unwrap()
+    };
     for case in [
         "success",
         "success_without_expires_on",
@@ -127,18 +108,8 @@ async fn cli_scenarios(seen: &mut Printed) {
         "garbage_stdout",
         "empty_token",
     ] {
-        let executor = ScriptedExecutor::new();
-        executor.push_output(fixture("azure_cli", case));
-        let credential = no_fast_path
-            .clone()
-            .executor(Arc::new(executor.clone()))
-            .cache(cache(&clock))
-            .build()
-            .unwrap();
-        match credential.get_token(&ARM, None).await {
-            Ok(token) => seen.debug(&token),
-            Err(err) => seen.error(&err),
-        }
+        let credential = no_fast_path(&tools::replaying("azure_cli", case));
+        seen.outcome(&credential.get_token(&ARM, None).await);
     }
     // A token echoed on the first error line, and a runaway stdout.
     for output in [
@@ -147,26 +118,16 @@ async fn cli_scenarios(seen: &mut Printed) {
             Vec::new(),
             b"ERROR: unexpected reply {\"accessToken\": \"fixture-cli-token-on-error-line\"} eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.e30.c2ln".to_vec(),
         ),
-        fixture("azure_cli", "success").with_truncation(true, false),
+        tool_output("azure_cli", "success").with_truncation(true, false),
     ] {
         let executor = ScriptedExecutor::new();
         executor.push_output(output);
-        let credential = no_fast_path
-            .clone()
-            .executor(Arc::new(executor))
-            .cache(cache(&clock))
-            .build()
-            .unwrap();
+        let credential = no_fast_path(&executor);
         seen.error(&credential.get_token(&ARM, None).await.unwrap_err());
     }
     let executor = ScriptedExecutor::new();
     executor.push_error(ProcessError::timed_out("az", Duration::from_secs(10)));
-    let credential = no_fast_path
-        .clone()
-        .executor(Arc::new(executor))
-        .cache(cache(&clock))
-        .build()
-        .unwrap();
+    let credential = no_fast_path(&executor);
     seen.error(&credential.get_token(&ARM, None).await.unwrap_err());
 
     // A claims challenge.
@@ -181,7 +142,7 @@ async fn cli_scenarios(seen: &mut Printed) {
     // A new login: the watch drops the cached tokens.
     for file in ["azureProfile.json", "msal_token_cache.json"] {
         let contents =
-            std::fs::read(fixtures().join("azure_cli/config/after_login").join(file)).unwrap();
+            std::fs::read(fixtures::path("azure_cli/config/after_login").join(file)).unwrap();
         fs.write(Path::new("/home/dev/.azure").join(file), contents);
     }
     clock.advance(Duration::from_secs(2));
@@ -189,8 +150,8 @@ async fn cli_scenarios(seen: &mut Printed) {
 }
 
 async fn azd_scenarios(seen: &mut Printed) {
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
-    let bin = fixtures().join("azure_developer_cli/bin");
+    let clock = cache::manual_clock();
+    let bin = fixtures::path("azure_developer_cli/bin");
     for case in [
         "success",
         "not_logged_in",
@@ -200,41 +161,79 @@ async fn azd_scenarios(seen: &mut Printed) {
         "exit_127",
         "garbage_stdout",
     ] {
-        let executor = ScriptedExecutor::new();
-        executor.push_output(fixture("azure_developer_cli", case));
         let credential = AzureDeveloperCliCredential::builder()
             .env(Env::from_pairs([("PATH", bin.to_str().unwrap())]))
             .fs(Fs::memory())
-            .executor(Arc::new(executor))
-            .cache(cache(&clock))
+            .executor(scripted(Ok(tool_output("azure_developer_cli", case))))
+            .cache(cache::deterministic_without_cooldown(clock.clock()))
             .build()
             .unwrap();
         seen.debug(&credential);
-        match credential.get_token(&ARM, None).await {
-            Ok(token) => seen.debug(&token),
-            Err(err) => seen.error(&err),
-        }
+        seen.outcome(&credential.get_token(&ARM, None).await);
+    }
+}
+
+/// An executor whose one run gives `result`.
+fn scripted(result: Result<Output, ProcessError>) -> Arc<ScriptedExecutor> {
+    let executor = ScriptedExecutor::new();
+    executor.push(result);
+    Arc::new(executor)
+}
+
+async fn pwsh_scenarios(seen: &mut Printed) {
+    let clock = cache::manual_clock();
+    let bin = fixtures::path("azure_powershell/bin");
+    let jwt = support::jwt::jwt(
+        r#"{"tid":"72f988bf-86f1-41af-91ab-2d7cd011db47"}"#,
+        "fixture-pwsh-token-signature",
+    );
+    let jwt_line = Output::new(
+        Some(0),
+        format!("noise\nazure-credentials-token%{jwt}%1893459600\n").into_bytes(),
+        Vec::new(),
+    );
+    let outputs = [
+        "success",
+        "old_az_accounts",
+        "no_az_accounts",
+        "not_logged_in",
+        "not_logged_in_windows_powershell",
+        "execution_policy",
+        "authorization_manager",
+        "claims_challenge",
+        "garbage_stdout",
+        "other_error",
+    ]
+    .into_iter()
+    .map(|case| Ok(tool_output("azure_powershell", case)))
+    .chain([
+        Ok(jwt_line),
+        Err(ProcessError::timed_out("pwsh", Duration::from_secs(10))),
+    ]);
+    for output in outputs {
+        let credential = AzurePowerShellCredential::builder()
+            .env(Env::from_pairs([("PATH", bin.to_str().unwrap())]))
+            .fs(Fs::memory())
+            .executor(scripted(output))
+            .cache(cache::deterministic_without_cooldown(clock.clock()))
+            .build()
+            .unwrap();
+        seen.debug(&credential);
+        seen.outcome(&credential.get_token(&ARM, None).await);
     }
 }
 
 #[cfg(unix)]
 async fn stand_in_scenario(seen: &mut Printed) {
-    use std::os::unix::fs::PermissionsExt;
-    let dir =
-        std::env::temp_dir().join(format!("azure-credentials-cli-leak-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let az = dir.join("az");
     // The token is assembled by the script, so its text holds no marker.
-    std::fs::write(
-        &az,
-        "#!/bin/sh\nprintf '{\"accessToken\": \"%s-%s\", \"expires_on\": 1893459600}' fixture-cli-token stand-in\nprintf 'WARNING: %s-%s\\n' fixture-cli-token on-stderr >&2\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let dir = tools::stand_in(
+        "az",
+        "printf '{\"accessToken\": \"%s-%s\", \"expires_on\": 1893459600}' fixture-cli-token stand-in\nprintf 'WARNING: %s-%s\\n' fixture-cli-token on-stderr >&2\n",
+    );
+    let clock = cache::manual_clock();
     let credential = AzureCliCredential::builder()
         .env(Env::from_pairs([("PATH", dir.to_str().unwrap())]))
-        .cache(cache(&clock))
+        .cache(cache::deterministic_without_cooldown(clock.clock()))
         .build()
         .unwrap();
     let token = credential.get_token(&ARM, None).await.unwrap();

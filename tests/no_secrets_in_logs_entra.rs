@@ -4,48 +4,37 @@
 //! an error message.
 
 mod support;
+use support::entra::{TENANT, quick_retries, transient_503, verifying_entra_and_cache};
+use support::federated::assertion_expired;
+use support::fixtures;
+use support::scopes::VAULT as SCOPE;
 
 use std::path::Path;
 use std::time::Duration;
 
-use support::log_capture::{CapturedLogs, Printed, assert_no_secrets};
+use support::log_capture::{LeakTest, Printed, with_signatures};
 
-use azure_credentials::system::{Env, Fs, ManualClock, RetryPolicy};
+use azure_credentials::system::{Env, Fs, RetryPolicy};
 use azure_credentials::testing::{MockEntra, MockEntraReply};
 use azure_credentials::{
-    ClientCertificateCredential, ClientSecretCredential, EnvironmentCredential, TokenCache,
-    TokenCredential, TokenRequestOptions, WorkloadIdentityCredential,
+    ClientCertificateCredential, ClientSecretCredential, EnvironmentCredential, TokenCredential,
+    TokenRequestOptions, WorkloadIdentityCredential,
 };
-use time::macros::datetime;
 
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const SCOPE: &[&str] = &["https://vault.azure.net/.default"];
 const CLIENT_SECRET: &str = "entra-client-secret-value";
 const PFX_PASSWORD: &str = "fixture-password";
 const FEDERATED_TOKEN: &str = "federated-token-secret-value";
 const USER_PASSWORD: &str = "user-password-secret-value";
 const TOKEN_FILE: &str = "/var/run/secrets/azure/tokens/azure-identity-token";
 
-fn cert(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/certs")
-        .join(name)
-}
-
 #[test]
 fn no_entra_secret_reaches_logs_debug_or_errors() {
-    let captured = CapturedLogs::default();
-    let _guard = captured.install();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut seen = Printed::default();
-    let assertions = runtime.block_on(scenarios(&mut seen));
+    let mut t = LeakTest::start();
+    let assertions = t.runtime.block_on(scenarios(&mut t.seen));
 
     // The private key, as it appears in the PEM file (every base64 line of its body) and in
     // the form the key takes in memory dumps of the PKCS#8 DER (its first line is enough).
-    let key_pem = std::fs::read_to_string(cert("client-key-pkcs8.pem")).unwrap();
+    let key_pem = std::fs::read_to_string(fixtures::cert("client-key-pkcs8.pem")).unwrap();
     let key_lines: Vec<&str> = key_pem
         .lines()
         .filter(|l| !l.starts_with("-----") && l.len() > 20)
@@ -64,13 +53,8 @@ fn no_entra_secret_reaches_logs_debug_or_errors() {
     secrets.extend(key_lines.iter().copied());
     // Each client assertion the credential sent (header.claims.signature), and its signature.
     assert!(!assertions.is_empty());
-    for assertion in &assertions {
-        secrets.push(assertion.as_str());
-        secrets.push(assertion.rsplit('.').next().unwrap());
-    }
-    assert_no_secrets(
-        &captured.text(),
-        &seen,
+    secrets.extend(with_signatures(&assertions));
+    t.assert_no_secrets(
         &secrets,
         &[
             "requesting a token from Microsoft Entra ID",
@@ -86,19 +70,8 @@ fn no_entra_secret_reaches_logs_debug_or_errors() {
 
 /// Runs everything; returns the client assertions that were sent.
 async fn scenarios(seen: &mut Printed) -> Vec<String> {
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
-    let entra = MockEntra::start().await;
-    entra.set_clock(clock.clock());
-    entra.expect_client_secret(CLIENT_SECRET);
-    entra.verify_assertions_with(&std::fs::read(cert("client-cert.pem")).unwrap());
-    let cache = TokenCache::builder()
-        .clock(clock.clock())
-        .max_jitter(Duration::ZERO)
-        .build();
-    let retries = RetryPolicy::default()
-        .with_initial_delay(Duration::from_millis(1))
-        .with_jitter(0.0)
-        .with_retry_statuses([429, 500, 502, 503, 504]);
+    let (entra, clock, cache) = verifying_entra_and_cache(CLIENT_SECRET).await;
+    let retries = quick_retries();
     seen.debug(&entra);
 
     // Client secret: a retried 503, a token, a hit, a claims challenge, a refusal, HTML.
@@ -110,18 +83,8 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
         .env(Env::empty())
         .cache(cache.clone())
         .retry_policy(retries.clone());
-    seen.debug(&builder);
-    let secret_credential = builder.build().unwrap();
-    seen.debug(&secret_credential);
-    entra.push_many([
-        MockEntraReply::error(
-            503,
-            "temporarily_unavailable",
-            90033,
-            "A transient error has occurred.",
-        ),
-        MockEntraReply::token("eyJ-entra-token-1"),
-    ]);
+    let secret_credential = seen.built(builder, |b| b.build());
+    entra.push_many([transient_503(), MockEntraReply::token("eyJ-entra-token-1")]);
     let token = secret_credential.get_token(SCOPE, None).await.unwrap();
     seen.debug(&token);
     seen.debug(&secret_credential.get_token(SCOPE, None).await.unwrap());
@@ -170,7 +133,7 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
         let mut builder = ClientCertificateCredential::builder()
             .tenant_id(TENANT)
             .client_id(format!("cert-client-{file}"))
-            .certificate_path(cert(file))
+            .certificate_path(fixtures::cert(file))
             .send_certificate_chain(true)
             .authority_host(entra.authority_host())
             .env(Env::empty())
@@ -178,22 +141,20 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
         if let Some(password) = password {
             builder = builder.password(password);
         }
-        seen.debug(&builder);
-        let credential = builder.build().unwrap();
-        seen.debug(&credential);
+        let credential = seen.built(builder, |b| b.build());
         seen.debug(&credential.get_token(SCOPE, None).await.unwrap());
     }
     let bytes_builder = ClientCertificateCredential::builder()
         .tenant_id(TENANT)
         .client_id("cert-bytes")
-        .certificate(std::fs::read(cert("client-key-pkcs8.pem")).unwrap())
+        .certificate(std::fs::read(fixtures::cert("client-key-pkcs8.pem")).unwrap())
         .password(PFX_PASSWORD);
     seen.debug(&bytes_builder);
     seen.error(&bytes_builder.build().unwrap_err());
     let err = ClientCertificateCredential::builder()
         .tenant_id(TENANT)
         .client_id("cert-client")
-        .certificate_path(cert("client.pfx"))
+        .certificate_path(fixtures::cert("client.pfx"))
         .password("fixture-password-wrong")
         .env(Env::empty())
         .build()
@@ -227,22 +188,10 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
         .fs(fs.clone())
         .cache(cache.clone())
         .retry_policy(RetryPolicy::none());
-    seen.debug(&builder);
-    let workload = builder.build().unwrap();
-    seen.debug(&workload);
-    entra.push(MockEntraReply::error(
-        400,
-        "invalid_client",
-        700024,
-        "Client assertion is not within its valid time range.",
-    ));
+    let workload = seen.built(builder, |b| b.build());
+    entra.push(assertion_expired());
     seen.debug(&workload.get_token(SCOPE, None).await.unwrap());
-    entra.set_default(MockEntraReply::error(
-        400,
-        "invalid_client",
-        700024,
-        "Client assertion is not within its valid time range.",
-    ));
+    entra.set_default(assertion_expired());
     seen.error(&workload.get_token(&other_scope, None).await.unwrap_err());
     entra.set_default(MockEntraReply::auto_token());
     fs.remove(Path::new(TOKEN_FILE));

@@ -3,6 +3,8 @@
 //! user access token appears in a log line, a `Debug` rendering or an error message.
 
 mod support;
+use support::cache;
+use support::jwt::user_token;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,13 +13,13 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::digest;
-use support::log_capture::{CapturedLogs, Printed, assert_no_secrets};
+use support::log_capture::{LeakTest, Printed};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
 use azure_credentials::system::ManualClock;
 use azure_credentials::{
-    AccessKeyCredential, Error, ErrorKind, TokenCache, TokenCredential, UserTokenCredential,
+    AccessKeyCredential, Error, ErrorKind, TokenCredential, UserTokenCredential,
 };
 
 const T0: OffsetDateTime = datetime!(2030-01-01 0:00 UTC);
@@ -30,36 +32,16 @@ fn key(label: &str) -> (String, Vec<u8>) {
     (STANDARD.encode(&bytes), bytes)
 }
 
-/// A user access token expiring at `exp`, whose signature part names `marker`.
-fn jwt(exp: OffsetDateTime, marker: &str) -> String {
-    let payload = format!(
-        r#"{{"skypeid":"acs:resource_{marker}","scp":1792,"exp":{}}}"#,
-        exp.unix_timestamp()
-    );
-    format!(
-        "eyJhbGciOiJSUzI1NiJ9.{}.user-token-signature-{marker}",
-        URL_SAFE_NO_PAD.encode(payload)
-    )
-}
-
 #[test]
 fn no_key_signature_or_user_token_reaches_logs_debug_or_errors() {
-    let captured = CapturedLogs::default();
-    let _guard = captured.install();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    let mut seen = Printed::default();
+    let mut t = LeakTest::start_paused();
     let mut secrets: Vec<String> = Vec::new();
-    access_key_scenarios(&mut seen, &mut secrets);
-    runtime.block_on(user_token_scenarios(&mut seen, &mut secrets));
+    access_key_scenarios(&mut t.seen, &mut secrets);
+    t.runtime
+        .block_on(user_token_scenarios(&mut t.seen, &mut secrets));
 
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    assert_no_secrets(
-        &captured.text(),
-        &seen,
+    t.assert_no_secrets(
         &secrets,
         &[
             "access key replaced",
@@ -103,9 +85,7 @@ fn access_key_scenarios(seen: &mut Printed, secrets: &mut Vec<String>) {
     let builder = AccessKeyCredential::builder()
         .connection_string(connection_string.as_str())
         .clock(manual.clock());
-    seen.debug(&builder);
-    let credential = builder.build().unwrap();
-    seen.debug(&credential);
+    let credential = seen.built(builder, |b| b.build());
 
     let url = credential
         .endpoint()
@@ -193,15 +173,10 @@ fn access_key_scenarios(seen: &mut Printed, secrets: &mut Vec<String>) {
 
 async fn user_token_scenarios(seen: &mut Printed, secrets: &mut Vec<String>) {
     let manual = ManualClock::new(T0);
-    let cache = || {
-        TokenCache::builder()
-            .clock(manual.clock())
-            .max_jitter(Duration::ZERO)
-            .build()
-    };
+    let new_cache = || cache::deterministic(manual.clock());
     let mut tokens = Vec::new();
     let mut token = |exp: OffsetDateTime, marker: &str| {
-        let value = jwt(exp, marker);
+        let value = user_token(exp, marker);
         tokens.push(value.clone());
         value
     };
@@ -210,17 +185,15 @@ async fn user_token_scenarios(seen: &mut Printed, secrets: &mut Vec<String>) {
     let static_token = token(T0 + Duration::from_secs(3600), "static");
     let builder = UserTokenCredential::builder()
         .token(static_token.as_str())
-        .cache(cache());
-    seen.debug(&builder);
-    let credential = builder.build().unwrap();
-    seen.debug(&credential);
+        .cache(new_cache());
+    let credential = seen.built(builder, |b| b.build());
     seen.debug(&credential.get_token(&[], None).await.unwrap());
     manual.advance(Duration::from_secs(3600));
     seen.error(&credential.get_token(&[], None).await.unwrap_err());
     seen.error(
         &UserTokenCredential::builder()
             .token(static_token.as_str())
-            .cache(cache())
+            .cache(new_cache())
             .build()
             .unwrap_err(),
     );
@@ -259,14 +232,17 @@ async fn user_token_scenarios(seen: &mut Printed, secrets: &mut Vec<String>) {
             async move { reply }
         }
     };
+    let refreshing = |initial: &str| {
+        UserTokenCredential::builder()
+            .token(initial)
+            .refresher(refresher.clone())
+            .cache(new_cache())
+            .build()
+            .unwrap()
+    };
     let first = token(T0 + Duration::from_secs(3600), "first");
     let second = token(T0 + Duration::from_secs(7200), "second");
-    let credential = UserTokenCredential::builder()
-        .token(first.as_str())
-        .refresher(refresher.clone())
-        .cache(cache())
-        .build()
-        .unwrap();
+    let credential = refreshing(&first);
     seen.debug(&credential);
     seen.debug(&credential.get_token(&[], None).await.unwrap());
     manual.advance(Duration::from_secs(55 * 60));
@@ -293,12 +269,7 @@ async fn user_token_scenarios(seen: &mut Printed, secrets: &mut Vec<String>) {
     // An initial token that has expired: straight to the refresher, which fails.
     manual.set(T0);
     let stale = token(T0 - Duration::from_secs(1), "stale");
-    let credential = UserTokenCredential::builder()
-        .token(stale.as_str())
-        .refresher(refresher.clone())
-        .cache(cache())
-        .build()
-        .unwrap();
+    let credential = refreshing(&stale);
     replies.lock().push(Err(Error::new(
         ErrorKind::Authentication,
         "MyTokenService",
@@ -319,7 +290,7 @@ async fn user_token_scenarios(seen: &mut Printed, secrets: &mut Vec<String>) {
         .token(proactive_first.as_str())
         .refresher(refresher)
         .refresh_proactively(true)
-        .cache(cache())
+        .cache(new_cache())
         .build()
         .unwrap();
     seen.debug(&credential);

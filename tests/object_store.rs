@@ -3,21 +3,20 @@
 //! storage: puts and gets carry our bearer token for the storage scope, and any number of
 //! requests, concurrent ones included, cost one token request.
 
+mod support;
+
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use azure_credentials::interop::ObjectStoreCredential;
-use azure_credentials::system::{Env, Fs};
-use azure_credentials::testing::MockImds;
-use azure_credentials::{DefaultAzureCredential, ErrorKind, TokenCache};
+use azure_credentials::testing::MockManagedIdentity;
+use azure_credentials::{DefaultAzureCredential, ErrorKind};
 use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use support::http::{Request, Response, StandIn, assert_each_bears};
+use support::imds::assert_served_by_one_token;
 
 const ACCOUNT: &str = "mystorageaccount";
 const CONTAINER: &str = "data";
@@ -26,40 +25,18 @@ const CONTAINER: &str = "data";
 /// `GET` returns it (404 when absent); every request's method, path and `Authorization` header
 /// is recorded.
 struct BlobStandIn {
-    addr: SocketAddr,
-    state: Arc<Mutex<BlobState>>,
-    task: JoinHandle<()>,
-}
-
-#[derive(Default)]
-struct BlobState {
-    blobs: HashMap<String, Vec<u8>>,
-    seen: Vec<Seen>,
-}
-
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    authorization: Option<String>,
+    server: StandIn,
 }
 
 impl BlobStandIn {
     async fn start() -> BlobStandIn {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(BlobState::default()));
-        let shared = state.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, shared.clone()));
-            }
-        });
-        BlobStandIn { addr, state, task }
+        let blobs = Mutex::new(HashMap::new());
+        let server = StandIn::start(move |request| serve(request, &blobs)).await;
+        BlobStandIn { server }
     }
 
-    fn seen(&self) -> Vec<Seen> {
-        self.state.lock().seen.clone()
+    fn seen(&self) -> Vec<Request> {
+        self.server.requests()
     }
 
     /// The store a user builds, pointed at this server (`with_endpoint` + `with_allow_http`).
@@ -67,86 +44,34 @@ impl BlobStandIn {
         MicrosoftAzureBuilder::new()
             .with_account(ACCOUNT)
             .with_container_name(CONTAINER)
-            .with_endpoint(format!("http://{}", self.addr))
+            .with_endpoint(format!("http://{}", self.server.addr()))
             .with_allow_http(true)
-            .with_credentials(ObjectStoreCredential::new(credential))
+            .with_credentials(Arc::new(ObjectStoreCredential::new(credential)))
             .build()
             .unwrap()
     }
 }
 
-impl Drop for BlobStandIn {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Serves one request per connection (`Connection: close`).
-async fn serve(mut stream: TcpStream, state: Arc<Mutex<BlobState>>) {
-    let mut buf = Vec::new();
-    let head_end = loop {
-        let mut chunk = [0u8; 4096];
-        let Ok(n) = stream.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 || buf.len() > 64 * 1024 {
-            return;
+/// Stores a `PUT`'s body, answers a `GET` with what was stored.
+fn serve(request: Request, blobs: &Mutex<HashMap<String, Vec<u8>>>) -> Response {
+    let path = request.path().to_owned();
+    let mut blobs = blobs.lock();
+    let (status, payload) = match request.method.as_str() {
+        "PUT" => {
+            blobs.insert(path, request.body);
+            ("201 Created", Vec::new())
         }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
+        "GET" => match blobs.get(&path) {
+            Some(blob) => ("200 OK", blob.clone()),
+            None => ("404 The specified blob does not exist.", Vec::new()),
+        },
+        _ => ("405 Method Not Allowed", Vec::new()),
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut request_line = head.split("\r\n").next().unwrap_or_default().split(' ');
-    let method = request_line.next().unwrap_or_default().to_owned();
-    let target = request_line.next().unwrap_or_default().to_owned();
-    let path = target.split('?').next().unwrap_or_default().to_owned();
-    let header = |name: &str| {
-        head.split("\r\n").skip(1).find_map(|line| {
-            let (n, v) = line.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    };
-    let length: usize = header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        let mut chunk = [0u8; 4096];
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let body = buf[head_end..head_end + length].to_vec();
-    let (status, payload) = {
-        let mut state = state.lock();
-        state.seen.push(Seen {
-            method: method.clone(),
-            path: path.clone(),
-            authorization: header("authorization"),
-        });
-        match method.as_str() {
-            "PUT" => {
-                state.blobs.insert(path, body);
-                ("201 Created", Vec::new())
-            }
-            "GET" => match state.blobs.get(&path) {
-                Some(blob) => ("200 OK", blob.clone()),
-                None => ("404 The specified blob does not exist.", Vec::new()),
-            },
-            _ => ("405 Method Not Allowed", Vec::new()),
-        }
-    };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nETag: \"0x8D9ABCDEF\"\r\nLast-Modified: Fri, 27 Nov 2026 21:00:00 GMT\r\nx-ms-blob-type: BlockBlob\r\nConnection: close\r\n\r\n",
-        payload.len()
-    );
-    let _ = stream.write_all(head.as_bytes()).await;
-    let _ = stream.write_all(&payload).await;
-    let _ = stream.shutdown().await;
+    Response::new(status)
+        .header("ETag", "\"0x8D9ABCDEF\"")
+        .header("Last-Modified", "Fri, 27 Nov 2026 21:00:00 GMT")
+        .header("x-ms-blob-type", "BlockBlob")
+        .body(payload)
 }
 
 /// object_store's built-in transport is reqwest; this crate builds reqwest's rustls without a
@@ -158,14 +83,7 @@ fn install_ring() {
 /// The default chain on a machine whose only identity is the managed identity behind
 /// `imds_endpoint` (no service principal, no developer tools on `PATH`).
 fn default_credential(imds_endpoint: url::Url) -> DefaultAzureCredential {
-    DefaultAzureCredential::builder()
-        .env(Env::from_pairs([
-            ("PATH", "/nonexistent"),
-            ("HOME", "/home/dev"),
-        ]))
-        .fs(Fs::memory())
-        .cache(TokenCache::builder().build())
-        .imds_endpoint(imds_endpoint)
+    support::default_chain::only_managed_identity(imds_endpoint)
         .build()
         .unwrap()
 }
@@ -173,7 +91,7 @@ fn default_credential(imds_endpoint: url::Url) -> DefaultAzureCredential {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_and_get_carry_our_storage_token_and_cost_one_token_request() {
     install_ring();
-    let imds = MockImds::start().await;
+    let imds = MockManagedIdentity::start().await;
     let blob = BlobStandIn::start().await;
     let store = blob.store(default_credential(imds.imds_endpoint()));
     let path = Path::from("reports/2026/hello.txt");
@@ -191,32 +109,21 @@ async fn put_and_get_carry_our_storage_token_and_cost_one_token_request() {
     let methods: Vec<&str> = seen.iter().map(|s| s.method.as_str()).collect();
     assert_eq!(methods, ["PUT", "GET", "GET"], "{seen:?}");
     for request in &seen {
-        assert_eq!(request.path, "/data/reports/2026/hello.txt");
-        assert_eq!(
-            request.authorization.as_deref(),
-            Some("Bearer mock-imds-token-1"),
-            "{request:?}"
-        );
+        assert_eq!(request.path(), "/data/reports/2026/hello.txt");
     }
-    assert_eq!(imds.token_request_count(), 1, "{:?}", imds.requests());
-    let token_request = imds
-        .requests()
-        .into_iter()
-        .find(|r| r.header("metadata").is_some())
-        .unwrap();
-    assert_eq!(
-        token_request.query("resource"),
-        Some("https://storage.azure.com"),
-        "the storage scope"
+    // The storage scope.
+    assert_served_by_one_token(
+        &seen,
+        &imds,
+        "https://storage.azure.com",
+        &format!("{store:?}"),
     );
-    let printed = format!("{store:?}");
-    assert!(!printed.contains("mock-imds-token"), "{printed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_share_one_token() {
     install_ring();
-    let imds = MockImds::start().await;
+    let imds = MockManagedIdentity::start().await;
     let blob = BlobStandIn::start().await;
     let store = Arc::new(blob.store(default_credential(imds.imds_endpoint())));
     let start = Arc::new(tokio::sync::Barrier::new(32));
@@ -239,23 +146,14 @@ async fn concurrent_requests_share_one_token() {
 
     let seen = blob.seen();
     assert_eq!(seen.len(), 64);
-    assert!(
-        seen.iter()
-            .all(|r| r.authorization.as_deref() == Some("Bearer mock-imds-token-1")),
-        "{seen:?}"
-    );
+    assert_each_bears(&seen, "mock-imds-token-1");
     assert_eq!(imds.token_request_count(), 1, "{:?}", imds.requests());
 }
 
 #[tokio::test]
 async fn no_identity_fails_the_request_before_it_is_sent_and_keeps_our_error() {
     install_ring();
-    let refused: url::Url = format!(
-        "http://{}/metadata/identity/oauth2/token",
-        MockImds::refused_address()
-    )
-    .parse()
-    .unwrap();
+    let refused = support::imds::refused_endpoint();
     let blob = BlobStandIn::start().await;
     let store = blob.store(default_credential(refused));
 
@@ -272,7 +170,7 @@ async fn no_identity_fails_the_request_before_it_is_sent_and_keeps_our_error() {
     assert_eq!(ours.credential(), "DefaultAzureCredential");
     assert!(
         err.to_string()
-            .contains("none of the 5 credentials produced a token"),
+            .contains("none of the 6 credentials produced a token"),
         "{err}"
     );
     assert!(blob.seen().is_empty(), "nothing is sent without a token");

@@ -33,16 +33,26 @@
 //! Choices this pins on purpose (conservative: never a wrong token, at worst one more request):
 //! user-assigned ids and the developer tools' tenants are compared exactly, so an upper-case
 //! spelling is another partition; a workload identity is keyed by its token file's path, so two
-//! paths never share; a `UserTokenCredential` never shares at all. Entra client ids are compared
+//! paths never share; a `ClientAssertionCredential` is keyed by its callback, so two callbacks
+//! never share (clones do); Azure Pipelines and GitHub Actions credentials are keyed by the
+//! digest of their access / request token; a `UserTokenCredential` never shares at all. Entra client ids are compared
 //! exactly too (not exercised here: the value sets spell them one way).
 //!
 //! And on [`CacheIdentity`] itself: two identities are equal exactly when source, parts and the
 //! sequence of secrets are, and no bytes can move across a part or secret boundary to forge an
 //! equal one.
 
+mod support;
+use support::cache;
+use support::fixtures;
+use support::jwt::user_token;
+use support::tls::tls_front;
+
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Display;
 use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -51,15 +61,15 @@ use async_trait::async_trait;
 use azure_credentials::system::{
     Clock, Command, Env, Executor, Fs, ManualClock, Output, ProcessError, RetryPolicy,
 };
-use azure_credentials::testing::{MockEntra, MockEntraReply, MockImds, MockReply};
-use azure_credentials::{
-    AccessToken, AzureCliCredential, AzureDeveloperCliCredential, CacheIdentity,
-    ClientCertificateCredential, ClientSecretCredential, EnvironmentCredential,
-    ManagedIdentityCredential, TokenCache, TokenCredential, TokenRequestOptions,
-    UserTokenCredential, WorkloadIdentityCredential,
+use azure_credentials::testing::{
+    MockAzureDevOpsOidc, MockEntra, MockEntraReply, MockGitHubOidc, MockManagedIdentity, MockReply,
 };
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use azure_credentials::{
+    AccessToken, AzureCliCredential, AzureDeveloperCliCredential, AzurePipelinesCredential,
+    CacheIdentity, ClientAssertionCredential, ClientCertificateCredential, ClientSecretCredential,
+    EnvironmentCredential, GitHubActionsCredential, ManagedIdentityCredential, TokenCache,
+    TokenCredential, TokenRequestOptions, UserTokenCredential, WorkloadIdentityCredential,
+};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::datetime;
@@ -108,19 +118,44 @@ impl Config {
     }
 }
 
+/// The configurations for every tenant × client × proof: labelled "{tenant} {client} {proof}",
+/// modelled "{tenant model} {client} {proof model}" (tenant labels differ only in case where they
+/// name one tenant); `build` makes the credential from the tenant id, the client id, the proof's
+/// value and the cache.
+fn tenant_client_configs<T: 'static>(
+    proofs: Vec<(impl Display, impl Display, T)>,
+    build: impl Fn(&'static str, &'static str, &T, &TokenCache) -> Arc<dyn TokenCredential> + 'static,
+) -> Vec<Config> {
+    let build = Rc::new(build);
+    let proofs: Vec<_> = proofs
+        .into_iter()
+        .map(|(l, m, v)| (l, m, Rc::new(v)))
+        .collect();
+    let mut configs = Vec::new();
+    for (tenant_label, tenant) in TENANTS {
+        for (client_label, client) in CLIENTS {
+            for (proof_label, proof_model, value) in &proofs {
+                let (build, value) = (build.clone(), value.clone());
+                configs.push(Config::new(
+                    format!("{tenant_label} {client_label} {proof_label}"),
+                    format!(
+                        "{} {client_label} {proof_model}",
+                        tenant_label.to_lowercase()
+                    ),
+                    move |cache| build(tenant, client, &value, cache),
+                ));
+            }
+        }
+    }
+    configs
+}
+
 /// What the credentials under test talk to: `requests` counts what reached it; `prime` is
 /// called before every `get_token` (mocks queue a fresh, globally unique token there, so that
 /// tokens from two mock servers can never look alike).
 struct Upstream<'a> {
     requests: Box<dyn Fn() -> usize + 'a>,
     prime: Box<dyn Fn() + 'a>,
-}
-
-fn cache(clock: &Clock) -> TokenCache {
-    TokenCache::builder()
-        .clock(clock.clone())
-        .max_jitter(Duration::ZERO)
-        .build()
 }
 
 /// A token value no other call of this process has produced.
@@ -144,7 +179,7 @@ async fn check_every_pair(configs: &[Config], upstream: &Upstream<'_>, clock: &M
         models.len() > 1 && models.len() < configs.len(),
         "the value sets must give both equal and different identities"
     );
-    let cache = cache(&clock.clock());
+    let cache = cache::deterministic(clock.clock());
     let credentials: Vec<_> = configs.iter().map(|c| (c.build)(&cache)).collect();
     let forwards: Vec<usize> = (0..configs.len()).collect();
     let mut rng = fastrand::Rng::with_seed(0x9a27_1710);
@@ -234,37 +269,25 @@ async fn get(
     Ok((token, (upstream.requests)() - before))
 }
 
-fn mock_entra_upstream<'a>(mocks: &[&'a MockEntra]) -> Upstream<'a> {
+/// `mocks` as one upstream: the requests `count` counts on each; `prime` queues a token on each.
+fn mocks_upstream<'a, M>(mocks: &[&'a M], count: fn(&M) -> usize, prime: fn(&M)) -> Upstream<'a> {
     let (counted, primed) = (mocks.to_vec(), mocks.to_vec());
     Upstream {
-        requests: Box::new(move || counted.iter().map(|m| m.request_count()).sum()),
-        prime: Box::new(move || {
-            for mock in &primed {
-                mock.push(MockEntraReply::token(&unique_token("entra-token")));
-            }
-        }),
+        requests: Box::new(move || counted.iter().map(|m| count(m)).sum()),
+        prime: Box::new(move || primed.iter().for_each(|m| prime(m))),
     }
+}
+
+fn mock_entra_upstream<'a>(mocks: &[&'a MockEntra]) -> Upstream<'a> {
+    mocks_upstream(mocks, MockEntra::request_count, |mock| {
+        mock.push(MockEntraReply::token(&unique_token("entra-token")))
+    })
 }
 
 async fn mock_entra(clock: &ManualClock) -> MockEntra {
     let entra = MockEntra::start().await;
     entra.set_clock(clock.clock());
     entra
-}
-
-/// A fresh directory under target/ for this test binary's real files.
-fn real_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("partitions-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn cert_fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/certs")
-        .join(name)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -387,6 +410,59 @@ fn an_identity_never_prints_its_secret() {
 // ---------------------------------------------------------------------------------------------
 // Entra credentials.
 
+/// A `ClientSecretCredential` for `tenant` and `client` with `secret` at `authority`, on `cache`.
+fn secret_credential(
+    (tenant, client, secret): (&str, &str, &str),
+    authority: &str,
+    cache: &TokenCache,
+) -> Arc<dyn TokenCredential> {
+    Arc::new(
+        ClientSecretCredential::builder()
+            .tenant_id(tenant)
+            .client_id(client)
+            .secret(secret)
+            .authority_host(authority)
+            .env(Env::empty())
+            .retry_policy(RetryPolicy::none())
+            .cache(cache.clone())
+            .build()
+            .unwrap(),
+    )
+}
+
+/// A `WorkloadIdentityCredential` for `tenant` and `client` reading `token_file`, at `authority`,
+/// on `cache`.
+fn workload_credential(
+    (tenant, client, token_file): (&str, &str, &Path),
+    authority: &str,
+    cache: &TokenCache,
+) -> Arc<dyn TokenCredential> {
+    Arc::new(
+        WorkloadIdentityCredential::builder()
+            .tenant_id(tenant)
+            .client_id(client)
+            .token_file_path(token_file)
+            .authority_host(authority)
+            .env(Env::empty())
+            .retry_policy(RetryPolicy::none())
+            .cache(cache.clone())
+            .build()
+            .unwrap(),
+    )
+}
+
+/// An `EnvironmentCredential` seeing `env`, on `cache`.
+fn environment_credential(env: &Env, cache: &TokenCache) -> Arc<dyn TokenCredential> {
+    Arc::new(
+        EnvironmentCredential::builder()
+            .env(env.clone())
+            .retry_policy(RetryPolicy::none())
+            .cache(cache.clone())
+            .build()
+            .unwrap(),
+    )
+}
+
 #[tokio::test]
 async fn a_client_secret_credential_never_gets_the_token_of_another_tenant_client_secret_or_authority()
  {
@@ -397,37 +473,19 @@ async fn a_client_secret_credential_never_gets_the_token_of_another_tenant_clien
         ("m1/", "m1", format!("{}/", m1.authority_host())),
         ("m2", "m2", m2.authority_host()),
     ];
-    let mut configs = Vec::new();
-    for (tenant_label, tenant) in TENANTS {
-        for (client_label, client) in CLIENTS {
-            for (secret_label, secret) in SECRETS {
-                for (authority_label, authority_model, authority) in &authorities {
-                    let authority = authority.clone();
-                    configs.push(Config::new(
-                        format!("{tenant_label} {client_label} {secret_label} {authority_label}"),
-                        format!(
-                            "{} {client_label} {secret_label} {authority_model}",
-                            tenant_label.to_lowercase()
-                        ),
-                        move |cache| {
-                            Arc::new(
-                                ClientSecretCredential::builder()
-                                    .tenant_id(tenant)
-                                    .client_id(client)
-                                    .secret(secret)
-                                    .authority_host(authority.clone())
-                                    .env(Env::empty())
-                                    .retry_policy(RetryPolicy::none())
-                                    .cache(cache.clone())
-                                    .build()
-                                    .unwrap(),
-                            )
-                        },
-                    ));
-                }
-            }
+    let mut proofs = Vec::new();
+    for (secret_label, secret) in SECRETS {
+        for (authority_label, authority_model, authority) in &authorities {
+            proofs.push((
+                format!("{secret_label} {authority_label}"),
+                format!("{secret_label} {authority_model}"),
+                (secret, authority.clone()),
+            ));
         }
     }
+    let configs = tenant_client_configs(proofs, |tenant, client, (secret, authority), cache| {
+        secret_credential((tenant, client, secret), authority, cache)
+    });
     check_every_pair(&configs, &mock_entra_upstream(&[&m1, &m2]), &clock).await;
 }
 
@@ -445,7 +503,7 @@ struct CertificateFile {
 /// (one identity), another certificate for the same key, and a certificate with another key;
 /// also written to a fresh directory.
 fn certificates(dir_name: &str) -> (Vec<CertificateFile>, PathBuf) {
-    let read = |name: &str| std::fs::read(cert_fixture(name)).unwrap();
+    let read = |name: &str| std::fs::read(fixtures::cert(name)).unwrap();
     let self_signed = |key: &rcgen::KeyPair, name: &str| {
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params
@@ -489,7 +547,7 @@ fn certificates(dir_name: &str) -> (Vec<CertificateFile>, PathBuf) {
                 .into_bytes(),
         ),
     ];
-    let dir = real_dir(dir_name);
+    let dir = fixtures::scratch_dir("partitions", dir_name);
     for file in &files {
         std::fs::write(dir.join(file.name), &file.bytes).unwrap();
     }
@@ -502,39 +560,26 @@ async fn a_certificate_credential_never_gets_the_token_of_another_certificate_ke
     let clock = ManualClock::new(T0);
     let entra = mock_entra(&clock).await;
     let (files, _) = certificates("certificate");
-    let mut configs = Vec::new();
-    for (tenant_label, tenant) in TENANTS {
-        for (client_label, client) in CLIENTS {
-            for file in &files {
-                let (bytes, password, send_chain) =
-                    (file.bytes.clone(), file.password, file.send_chain);
-                let authority = entra.authority_host();
-                configs.push(Config::new(
-                    format!("{tenant_label} {client_label} {}", file.name),
-                    format!(
-                        "{} {client_label} {}",
-                        tenant_label.to_lowercase(),
-                        file.model
-                    ),
-                    move |cache| {
-                        let mut builder = ClientCertificateCredential::builder()
-                            .tenant_id(tenant)
-                            .client_id(client)
-                            .certificate(bytes.clone())
-                            .send_certificate_chain(send_chain)
-                            .authority_host(authority.clone())
-                            .env(Env::empty())
-                            .retry_policy(RetryPolicy::none())
-                            .cache(cache.clone());
-                        if let Some(password) = password {
-                            builder = builder.password(password);
-                        }
-                        Arc::new(builder.build().unwrap())
-                    },
-                ));
-            }
+    let authority = entra.authority_host();
+    let proofs = files
+        .into_iter()
+        .map(|file| (file.name, file.model, file))
+        .collect();
+    let configs = tenant_client_configs(proofs, move |tenant, client, file, cache| {
+        let mut builder = ClientCertificateCredential::builder()
+            .tenant_id(tenant)
+            .client_id(client)
+            .certificate(file.bytes.clone())
+            .send_certificate_chain(file.send_chain)
+            .authority_host(authority.clone())
+            .env(Env::empty())
+            .retry_policy(RetryPolicy::none())
+            .cache(cache.clone());
+        if let Some(password) = file.password {
+            builder = builder.password(password);
         }
-    }
+        Arc::new(builder.build().unwrap())
+    });
     check_every_pair(&configs, &mock_entra_upstream(&[&entra]), &clock).await;
 }
 
@@ -542,7 +587,7 @@ async fn a_certificate_credential_never_gets_the_token_of_another_certificate_ke
 async fn a_workload_identity_never_gets_the_token_of_another_token_file_tenant_or_client() {
     let clock = ManualClock::new(T0);
     let entra = mock_entra(&clock).await;
-    let dir = real_dir("workload");
+    let dir = fixtures::scratch_dir("partitions", "workload");
     let files = [("f1", dir.join("token-one")), ("f2", dir.join("token-two"))];
     for (label, path) in &files {
         std::fs::write(path, format!("federated-token-{label}\n")).unwrap();
@@ -551,37 +596,19 @@ async fn a_workload_identity_never_gets_the_token_of_another_token_file_tenant_o
         ("m1", entra.authority_host()),
         ("m1/", format!("{}/", entra.authority_host())),
     ];
-    let mut configs = Vec::new();
-    for (tenant_label, tenant) in TENANTS {
-        for (client_label, client) in CLIENTS {
-            for (file_label, path) in &files {
-                for (authority_label, authority) in &authorities {
-                    let (path, authority) = (path.clone(), authority.clone());
-                    configs.push(Config::new(
-                        format!("{tenant_label} {client_label} {file_label} {authority_label}"),
-                        format!(
-                            "{} {client_label} {file_label}",
-                            tenant_label.to_lowercase()
-                        ),
-                        move |cache| {
-                            Arc::new(
-                                WorkloadIdentityCredential::builder()
-                                    .tenant_id(tenant)
-                                    .client_id(client)
-                                    .token_file_path(path.clone())
-                                    .authority_host(authority.clone())
-                                    .env(Env::empty())
-                                    .retry_policy(RetryPolicy::none())
-                                    .cache(cache.clone())
-                                    .build()
-                                    .unwrap(),
-                            )
-                        },
-                    ));
-                }
-            }
+    let mut proofs = Vec::new();
+    for (file_label, path) in &files {
+        for (authority_label, authority) in &authorities {
+            proofs.push((
+                format!("{file_label} {authority_label}"),
+                *file_label,
+                (path.clone(), authority.clone()),
+            ));
         }
     }
+    let configs = tenant_client_configs(proofs, |tenant, client, (path, authority), cache| {
+        workload_credential((tenant, client, path), authority, cache)
+    });
     check_every_pair(&configs, &mock_entra_upstream(&[&entra]), &clock).await;
 }
 
@@ -610,39 +637,19 @@ async fn an_environment_credential_never_gets_the_token_of_other_variables() {
         }
         proofs.push((file.name, file.model, vars));
     }
-    let mut configs = Vec::new();
-    for (tenant_label, tenant) in TENANTS {
-        for (client_label, client) in CLIENTS {
-            for (proof_label, proof_model, vars) in &proofs {
-                let env = Env::from_pairs(
-                    [
-                        ("AZURE_TENANT_ID", tenant.to_owned()),
-                        ("AZURE_CLIENT_ID", client.to_owned()),
-                        ("AZURE_AUTHORITY_HOST", entra.authority_host()),
-                    ]
-                    .into_iter()
-                    .chain(vars.iter().cloned()),
-                );
-                configs.push(Config::new(
-                    format!("{tenant_label} {client_label} {proof_label}"),
-                    format!(
-                        "{} {client_label} {proof_model}",
-                        tenant_label.to_lowercase()
-                    ),
-                    move |cache| {
-                        Arc::new(
-                            EnvironmentCredential::builder()
-                                .env(env.clone())
-                                .retry_policy(RetryPolicy::none())
-                                .cache(cache.clone())
-                                .build()
-                                .unwrap(),
-                        )
-                    },
-                ));
-            }
-        }
-    }
+    let authority = entra.authority_host();
+    let configs = tenant_client_configs(proofs, move |tenant, client, vars, cache| {
+        let env = Env::from_pairs(
+            [
+                ("AZURE_TENANT_ID", tenant.to_owned()),
+                ("AZURE_CLIENT_ID", client.to_owned()),
+                ("AZURE_AUTHORITY_HOST", authority.clone()),
+            ]
+            .into_iter()
+            .chain(vars.iter().cloned()),
+        );
+        environment_credential(&env, cache)
+    });
     check_every_pair(&configs, &mock_entra_upstream(&[&entra]), &clock).await;
 }
 
@@ -669,34 +676,12 @@ async fn credentials_of_different_kinds_never_share_a_token_for_the_same_tenant_
         env(("AZURE_CLIENT_SECRET", secret.to_owned())),
         env(("AZURE_CLIENT_CERTIFICATE_PATH", pem.clone())),
     );
-    let secret_credential = {
-        let authority = authority.clone();
-        move |cache: &TokenCache| -> Arc<dyn TokenCredential> {
-            Arc::new(
-                ClientSecretCredential::builder()
-                    .tenant_id(tenant)
-                    .client_id(client)
-                    .secret(secret)
-                    .authority_host(authority.clone())
-                    .env(Env::empty())
-                    .cache(cache.clone())
-                    .build()
-                    .unwrap(),
-            )
-        }
-    };
-    let (a2, a3) = (authority.clone(), authority.clone());
+    let (a1, a2, a3) = (authority.clone(), authority.clone(), authority.clone());
+    let same_secret =
+        move |cache: &TokenCache| secret_credential((tenant, client, secret), &a1, cache);
     let configs = vec![
-        Config::new(
-            "ClientSecretCredential",
-            "secret",
-            secret_credential.clone(),
-        ),
-        Config::new(
-            "another ClientSecretCredential",
-            "secret",
-            secret_credential,
-        ),
+        Config::new("ClientSecretCredential", "secret", same_secret.clone()),
+        Config::new("another ClientSecretCredential", "secret", same_secret),
         Config::new("ClientCertificateCredential", "certificate", move |cache| {
             Arc::new(
                 ClientCertificateCredential::builder()
@@ -711,45 +696,134 @@ async fn credentials_of_different_kinds_never_share_a_token_for_the_same_tenant_
             )
         }),
         Config::new("WorkloadIdentityCredential", "workload", move |cache| {
+            workload_credential((tenant, client, &token_file), &a3, cache)
+        }),
+        Config::new(
+            "EnvironmentCredential (secret)",
+            "env secret",
+            move |cache| environment_credential(&secret_env, cache),
+        ),
+        Config::new(
+            "EnvironmentCredential (certificate)",
+            "env certificate",
+            move |cache| environment_credential(&cert_env, cache),
+        ),
+    ];
+    check_every_pair(&configs, &mock_entra_upstream(&[&entra]), &clock).await;
+}
+
+#[tokio::test]
+async fn federated_credentials_never_share_a_token_across_callbacks_connections_access_tokens_or_audiences()
+ {
+    let clock = ManualClock::new(T0);
+    let entra = mock_entra(&clock).await;
+    let devops = MockAzureDevOpsOidc::start().await;
+    let github = MockGitHubOidc::start().await;
+    let (tenant, client, secret) = (TENANTS[0].1, CLIENTS[0].1, SECRETS[0].1);
+    let authority = entra.authority_host();
+    let mut configs = Vec::new();
+    {
+        let authority = authority.clone();
+        configs.push(Config::new(
+            "ClientSecretCredential",
+            "secret",
+            move |cache| secret_credential((tenant, client, secret), &authority, cache),
+        ));
+    }
+    // Each build sets a callback of its own (returning the same secret): never shared.
+    for label in ["callback one", "callback two"] {
+        let authority = authority.clone();
+        configs.push(Config::new(label, label, move |cache| {
             Arc::new(
-                WorkloadIdentityCredential::builder()
+                ClientAssertionCredential::builder()
                     .tenant_id(tenant)
                     .client_id(client)
-                    .token_file_path(token_file.clone())
-                    .authority_host(a3.clone())
+                    .assertion(move || async move { Ok::<_, std::io::Error>(secret) })
+                    .authority_host(authority.clone())
                     .env(Env::empty())
                     .cache(cache.clone())
                     .build()
                     .unwrap(),
             )
-        }),
-        Config::new(
-            "EnvironmentCredential (secret)",
-            "env secret",
-            move |cache| {
-                Arc::new(
-                    EnvironmentCredential::builder()
-                        .env(secret_env.clone())
-                        .cache(cache.clone())
-                        .build()
-                        .unwrap(),
-                )
-            },
+        }));
+    }
+    // Pipelines: equal service connection and access token share, any difference does not.
+    for (label, model, connection, access_token) in [
+        (
+            "pipelines x1 t1",
+            "pipelines x1 t1",
+            "x1",
+            "access-token-one",
         ),
-        Config::new(
-            "EnvironmentCredential (certificate)",
-            "env certificate",
-            move |cache| {
-                Arc::new(
-                    EnvironmentCredential::builder()
-                        .env(cert_env.clone())
-                        .cache(cache.clone())
-                        .build()
-                        .unwrap(),
-                )
-            },
+        (
+            "pipelines x1 t1 again",
+            "pipelines x1 t1",
+            "x1",
+            "access-token-one",
         ),
-    ];
+        (
+            "pipelines x1 t2",
+            "pipelines x1 t2",
+            "x1",
+            "access-token-two",
+        ),
+        (
+            "pipelines x2 t1",
+            "pipelines x2 t1",
+            "x2",
+            "access-token-one",
+        ),
+    ] {
+        let (authority, url) = (authority.clone(), devops.request_url());
+        configs.push(Config::new(label, model, move |cache| {
+            Arc::new(
+                AzurePipelinesCredential::builder()
+                    .tenant_id(tenant)
+                    .client_id(client)
+                    .service_connection_id(connection)
+                    .system_access_token(access_token)
+                    .authority_host(authority.clone())
+                    .env(Env::from_pairs([("SYSTEM_OIDCREQUESTURI", url.clone())]))
+                    .cache(cache.clone())
+                    .build()
+                    .unwrap(),
+            )
+        }));
+    }
+    // GitHub: equal request token and audience share, any difference does not.
+    for (label, model, request_token, audience) in [
+        ("github r1", "github r1 public", "request-token-one", None),
+        (
+            "github r1 again",
+            "github r1 public",
+            "request-token-one",
+            None,
+        ),
+        ("github r2", "github r2 public", "request-token-two", None),
+        (
+            "github r1 usgov",
+            "github r1 usgov",
+            "request-token-one",
+            Some("api://AzureADTokenExchangeUSGov"),
+        ),
+    ] {
+        let env = Env::from_pairs([
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", github.request_url()),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", request_token.to_owned()),
+            ("AZURE_TENANT_ID", tenant.to_owned()),
+            ("AZURE_CLIENT_ID", client.to_owned()),
+            ("AZURE_AUTHORITY_HOST", authority.clone()),
+        ]);
+        configs.push(Config::new(label, model, move |cache| {
+            let mut builder = GitHubActionsCredential::builder()
+                .env(env.clone())
+                .cache(cache.clone());
+            if let Some(audience) = audience {
+                builder = builder.audience(audience);
+            }
+            Arc::new(builder.build().unwrap())
+        }));
+    }
     check_every_pair(&configs, &mock_entra_upstream(&[&entra]), &clock).await;
 }
 
@@ -765,7 +839,7 @@ async fn a_token_for_one_requested_tenant_is_never_served_for_another() {
         .authority_host(entra.authority_host())
         .additionally_allowed_tenants(["*"])
         .env(Env::empty())
-        .cache(cache(&clock.clock()))
+        .cache(cache::deterministic(clock.clock()))
         .build()
         .unwrap();
     // (requested tenant, the tenant the token is for: own tenant, upper case included, is "a").
@@ -817,7 +891,7 @@ async fn a_token_for_one_requested_tenant_is_never_served_for_another() {
 async fn a_credential_never_gets_a_cached_token_for_a_tenant_it_may_not_ask_for() {
     let clock = ManualClock::new(T0);
     let entra = mock_entra(&clock).await;
-    let cache = cache(&clock.clock());
+    let cache = cache::deterministic(clock.clock());
     // Three credentials of one identity (they share a partition) with other tenant rules.
     let build = |allowed: &[&str], env: Env| {
         ClientSecretCredential::builder()
@@ -950,35 +1024,16 @@ fn managed_identity(
     )
 }
 
-fn mock_imds_upstream<'a>(mocks: &[&'a MockImds]) -> Upstream<'a> {
-    let (counted, primed) = (mocks.to_vec(), mocks.to_vec());
-    Upstream {
-        requests: Box::new(move || counted.iter().map(|m| m.token_request_count()).sum()),
-        prime: Box::new(move || {
-            for mock in &primed {
-                mock.push(MockReply::token(&unique_token("imds-token")));
-            }
-        }),
-    }
+fn mock_imds_upstream<'a>(mocks: &[&'a MockManagedIdentity]) -> Upstream<'a> {
+    mocks_upstream(mocks, MockManagedIdentity::token_request_count, |mock| {
+        mock.push(MockReply::token(&unique_token("imds-token")))
+    })
 }
 
-async fn mock_imds(clock: &ManualClock) -> MockImds {
-    let mock = MockImds::start().await;
+async fn mock_imds(clock: &ManualClock) -> MockManagedIdentity {
+    let mock = MockManagedIdentity::start().await;
     mock.set_clock(clock.clock());
     mock
-}
-
-/// An https front for Service Fabric with a fresh self-signed certificate: its URL and the
-/// certificate's SHA-1 thumbprint in hex.
-async fn service_fabric_front(mock: &MockImds) -> (url::Url, String) {
-    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let cert = generated.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
-    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert);
-    let thumbprint = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
-    let mut url = mock.serve_tls(vec![cert], key).await;
-    url.set_path("/servicefabric/token");
-    (url, thumbprint)
 }
 
 #[tokio::test]
@@ -988,7 +1043,8 @@ async fn a_managed_identity_never_gets_the_token_of_another_user_assigned_id_end
     let fs = Fs::memory();
     m1.set_arc_key(ARC_KEY_PATH, "arc-key-secret");
     fs.write(ARC_KEY_PATH, "arc-key-secret");
-    let (fabric_url, thumbprint) = service_fabric_front(&m1).await;
+    let (mut fabric_url, thumbprint) = tls_front(&m1).await;
+    fabric_url.set_path("/servicefabric/token");
     let all_ids = [
         Asked::Default,
         Asked::SystemAssigned,
@@ -1029,7 +1085,7 @@ async fn a_managed_identity_never_gets_the_token_of_another_user_assigned_id_end
             &fs,
         )
     };
-    let app_service = |mock: &MockImds, header: &str| {
+    let app_service = |mock: &MockManagedIdentity, header: &str| {
         Env::empty()
             .with("IDENTITY_ENDPOINT", mock.app_service_endpoint().as_str())
             .with("IDENTITY_HEADER", header)
@@ -1052,7 +1108,7 @@ async fn a_managed_identity_never_gets_the_token_of_another_user_assigned_id_end
         app_service(&m2, "header-one"),
         &few_ids[..1],
     );
-    let azure_ml = |mock: &MockImds, secret: &str| {
+    let azure_ml = |mock: &MockManagedIdentity, secret: &str| {
         Env::empty()
             .with("MSI_ENDPOINT", mock.azure_ml_endpoint().as_str())
             .with("MSI_SECRET", secret)
@@ -1087,8 +1143,9 @@ async fn a_managed_identity_never_gets_the_token_of_another_user_assigned_id_end
         azure_ml(&m1, "msi-one").with("DEFAULT_IDENTITY_CLIENT_ID", ID_W),
         &[Asked::SystemAssigned],
     );
-    let cloud_shell =
-        |mock: &MockImds| Env::empty().with("MSI_ENDPOINT", mock.cloud_shell_endpoint().as_str());
+    let cloud_shell = |mock: &MockManagedIdentity| {
+        Env::empty().with("MSI_ENDPOINT", mock.cloud_shell_endpoint().as_str())
+    };
     add(
         "Cloud Shell m1",
         "shell m1",
@@ -1141,7 +1198,7 @@ async fn azure_ml_identities_with_different_default_client_ids_never_share_a_tok
             None => env,
         }
     };
-    let cache = cache(&clock.clock());
+    let cache = cache::deterministic(clock.clock());
     let build = |default| {
         ManagedIdentityCredential::builder()
             .env(env(default))
@@ -1161,7 +1218,10 @@ async fn azure_ml_identities_with_different_default_client_ids_never_share_a_tok
     );
     assert_eq!(token_v.client_id(), Some(ID_V));
     assert_eq!(token_w.client_id(), Some(ID_W), "W got V's token");
-    assert_eq!(token_none.client_id(), Some(MockImds::DEFAULT_CLIENT_ID));
+    assert_eq!(
+        token_none.client_id(),
+        Some(MockManagedIdentity::DEFAULT_CLIENT_ID)
+    );
     // And each one's cached token stays its own.
     assert_eq!(
         v.get_token(SCOPE, None).await.unwrap().client_id(),
@@ -1253,14 +1313,36 @@ fn config_dirs(variable: &'static str, dir: &str) -> [(String, String, &'static 
 }
 
 fn tool_env(tool: &str, (variable, value): (&str, &str)) -> Env {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(tool)
-        .join("bin");
+    let bin = fixtures::path(tool).join("bin");
     Env::from_pairs([
         ("PATH", bin.display().to_string()),
         (variable, value.to_owned()),
     ])
+}
+
+/// The configurations of a developer tool for every configuration directory × choice: labelled
+/// "{dir} {choice}", modelled "{dir model} {choice}"; `build` makes the credential from the
+/// environment naming the directory (and the stand-in `tool`'s bin on PATH), the choice's value
+/// and the cache.
+fn config_dir_configs<T: Copy + 'static>(
+    tool: &str,
+    (variable, dir): (&'static str, &str),
+    choices: &[(&'static str, T)],
+    build: impl Fn(&Env, T, &TokenCache) -> Arc<dyn TokenCredential> + 'static,
+) -> Vec<Config> {
+    let build = Rc::new(build);
+    let mut configs = Vec::new();
+    for (dir_label, dir_model, variable, value) in config_dirs(variable, dir) {
+        for &(label, choice) in choices {
+            let (build, env) = (build.clone(), tool_env(tool, (variable, &value)));
+            configs.push(Config::new(
+                format!("{dir_label} {label}"),
+                format!("{dir_model} {label}"),
+                move |cache| build(&env, choice, cache),
+            ));
+        }
+    }
+    configs
 }
 
 #[tokio::test]
@@ -1269,38 +1351,32 @@ async fn an_azure_cli_credential_never_gets_the_token_of_another_tenant_subscrip
     let clock = ManualClock::new(T0);
     let cli = StandInCli::new(false, &clock);
     // Tenants and subscriptions are compared exactly (see the file's header).
-    let choices: [(&str, Option<&str>, Option<&str>); 6] = [
-        ("no tenant", None, None),
-        ("tenant a", Some(TENANTS[0].1), None),
-        ("tenant A", Some(TENANTS[1].1), None),
-        ("tenant b", Some(TENANTS[2].1), None),
-        ("subscription s1", None, Some("Subscription One")),
-        ("subscription s2", None, Some("Subscription Two")),
+    // (label, (tenant, subscription))
+    let choices = [
+        ("no tenant", (None, None)),
+        ("tenant a", (Some(TENANTS[0].1), None)),
+        ("tenant A", (Some(TENANTS[1].1), None)),
+        ("tenant b", (Some(TENANTS[2].1), None)),
+        ("subscription s1", (None, Some("Subscription One"))),
+        ("subscription s2", (None, Some("Subscription Two"))),
     ];
-    let mut configs = Vec::new();
-    for (dir_label, dir_model, variable, value) in config_dirs("AZURE_CONFIG_DIR", ".azure") {
-        for (label, tenant, subscription) in choices {
-            let (cli, env) = (cli.clone(), tool_env("azure_cli", (variable, &value)));
-            configs.push(Config::new(
-                format!("{dir_label} {label}"),
-                format!("{dir_model} {label}"),
-                move |cache| {
-                    let mut builder = AzureCliCredential::builder()
-                        .env(env.clone())
-                        .fs(Fs::memory())
-                        .executor(cli.clone())
-                        .cache(cache.clone());
-                    if let Some(tenant) = tenant {
-                        builder = builder.tenant_id(tenant);
-                    }
-                    if let Some(subscription) = subscription {
-                        builder = builder.subscription(subscription);
-                    }
-                    Arc::new(builder.build().unwrap())
-                },
-            ));
+    let dir = ("AZURE_CONFIG_DIR", ".azure");
+    let stand_in = cli.clone();
+    let configs = config_dir_configs("azure_cli", dir, &choices, move |env, choice, cache| {
+        let (tenant, subscription) = choice;
+        let mut builder = AzureCliCredential::builder()
+            .env(env.clone())
+            .fs(Fs::memory())
+            .executor(stand_in.clone())
+            .cache(cache.clone());
+        if let Some(tenant) = tenant {
+            builder = builder.tenant_id(tenant);
         }
-    }
+        if let Some(subscription) = subscription {
+            builder = builder.subscription(subscription);
+        }
+        Arc::new(builder.build().unwrap())
+    });
     check_every_pair(&configs, &cli_upstream(&cli), &clock).await;
 }
 
@@ -1314,60 +1390,46 @@ async fn an_azure_developer_cli_credential_never_gets_the_token_of_another_tenan
         ("tenant A", Some(TENANTS[1].1)),
         ("tenant b", Some(TENANTS[2].1)),
     ];
-    let mut configs = Vec::new();
-    for (dir_label, dir_model, variable, value) in config_dirs("AZD_CONFIG_DIR", ".azd") {
-        for (label, tenant) in tenants {
-            let (azd, env) = (
-                azd.clone(),
-                tool_env("azure_developer_cli", (variable, &value)),
-            );
-            configs.push(Config::new(
-                format!("{dir_label} {label}"),
-                format!("{dir_model} {label}"),
-                move |cache| {
-                    let mut builder = AzureDeveloperCliCredential::builder()
-                        .env(env.clone())
-                        .fs(Fs::memory())
-                        .executor(azd.clone())
-                        .cache(cache.clone());
-                    if let Some(tenant) = tenant {
-                        builder = builder.tenant_id(tenant);
-                    }
-                    Arc::new(builder.build().unwrap())
-                },
-            ));
-        }
-    }
+    let dir = ("AZD_CONFIG_DIR", ".azd");
+    let stand_in = azd.clone();
+    let configs = config_dir_configs(
+        "azure_developer_cli",
+        dir,
+        &tenants,
+        move |env, tenant, cache| {
+            let mut builder = AzureDeveloperCliCredential::builder()
+                .env(env.clone())
+                .fs(Fs::memory())
+                .executor(stand_in.clone())
+                .cache(cache.clone());
+            if let Some(tenant) = tenant {
+                builder = builder.tenant_id(tenant);
+            }
+            Arc::new(builder.build().unwrap())
+        },
+    );
     check_every_pair(&configs, &cli_upstream(&azd), &clock).await;
 }
 
 // ---------------------------------------------------------------------------------------------
 // User tokens.
 
-/// A user access token (a JWT expiring an hour after T0) that says whose it is.
-fn user_jwt(marker: &str) -> String {
-    let payload = format!(
-        r#"{{"skypeid":"acs:{marker}","exp":{}}}"#,
-        (T0 + time::Duration::HOUR).unix_timestamp()
-    );
-    format!(
-        "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.{}.{}",
-        URL_SAFE_NO_PAD.encode(payload),
-        URL_SAFE_NO_PAD.encode(format!("signature-of-{marker}"))
-    )
-}
-
 #[tokio::test]
 async fn user_token_credentials_never_share_a_token_even_on_one_cache_with_one_refresher() {
     let clock = ManualClock::new(T0);
-    let cache = cache(&clock.clock());
+    let cache = cache::deterministic(clock.clock());
     let calls = Arc::new(AtomicUsize::new(0));
     let build = || {
         let calls = calls.clone();
         UserTokenCredential::builder()
             .refresher(move || {
                 let n = calls.fetch_add(1, Ordering::SeqCst);
-                async move { Ok::<_, std::io::Error>(user_jwt(&format!("user-{n}"))) }
+                async move {
+                    Ok::<_, std::io::Error>(user_token(
+                        T0 + time::Duration::HOUR,
+                        &format!("user-{n}"),
+                    ))
+                }
             })
             .cache(cache.clone())
             .build()
@@ -1402,8 +1464,9 @@ async fn user_token_credentials_never_share_a_token_even_on_one_cache_with_one_r
 async fn a_service_fabric_credential_pinned_to_another_certificate_never_gets_the_token() {
     let clock = ManualClock::new(T0);
     let mock = mock_imds(&clock).await;
-    let (url, thumbprint) = service_fabric_front(&mock).await;
-    let shared = cache(&clock.clock());
+    let (mut url, thumbprint) = tls_front(&mock).await;
+    url.set_path("/servicefabric/token");
+    let shared = cache::deterministic(clock.clock());
     let pinned_to = |thumbprint: &str| {
         ManagedIdentityCredential::builder()
             .env(

@@ -4,21 +4,20 @@
 //! `Error` (its message, `Debug`, sources) nor a log line at any level.
 
 mod support;
+use support::cache;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::log_capture::{CapturedLogs, Printed};
+use support::log_capture::{LeakTest, Printed};
 
-use azure_credentials::system::{Env, Fs, ManualClock, Output, RetryPolicy};
+use azure_credentials::system::{Env, Fs, Output, RetryPolicy};
 use azure_credentials::testing::{
-    MockEntra, MockEntraReply, MockImds, MockReply, ScriptedExecutor,
+    MockEntra, MockEntraReply, MockManagedIdentity, MockReply, ScriptedExecutor,
 };
 use azure_credentials::{
-    AzureCliCredential, ClientSecretCredential, ManagedIdentityCredential, TokenCache,
-    TokenCredential,
+    AzureCliCredential, ManagedIdentityCredential, TokenCache, TokenCredential,
 };
-use time::macros::datetime;
 
 const SCOPE: &[&str] = &["https://vault.azure.net/.default"];
 /// A client assertion (RS256 JWT) as a proxy or identity provider might echo it.
@@ -41,16 +40,10 @@ fn secrets() -> [&'static str; 5] {
 
 #[test]
 fn echoed_secrets_reach_neither_errors_nor_logs() {
-    let captured = CapturedLogs::default();
-    let _guard = captured.install();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut seen = Printed::default();
-    let errors = runtime.block_on(scenarios(&mut seen));
+    let mut t = LeakTest::start();
+    let errors = t.runtime.block_on(scenarios(&mut t.seen));
     assert_eq!(errors, 5, "every scenario failed as scripted");
-    let logs = captured.text();
+    let logs = t.logs.text();
     for secret in secrets() {
         // The whole secret, and any 12-character piece of it.
         let pieces: Vec<&str> = (0..=secret.len() - 12)
@@ -62,7 +55,7 @@ fn echoed_secrets_reach_neither_errors_nor_logs() {
                 !logs.contains(piece),
                 "{piece:?} of a secret in the logs:\n{logs}"
             );
-            for text in &seen.0 {
+            for text in &t.seen.0 {
                 assert!(!text.contains(piece), "{piece:?} of a secret in:\n{text}");
             }
         }
@@ -71,7 +64,7 @@ fn echoed_secrets_reach_neither_errors_nor_logs() {
 }
 
 async fn scenarios(seen: &mut Printed) -> usize {
-    let mut errors = 0;
+    let mut errors = Vec::new();
     // Entra echoing the client assertion and the client secret in error_description.
     let entra = MockEntra::start().await;
     for description in [
@@ -85,23 +78,15 @@ async fn scenarios(seen: &mut Printed) -> usize {
             50027,
             &description,
         ));
-        let credential = ClientSecretCredential::builder()
-            .tenant_id("72f988bf-86f1-41af-91ab-2d7cd011db47")
-            .client_id("00000000-0000-0000-0000-000000000001")
-            .secret("the-credential-secret")
-            .authority_host(entra.authority_host())
-            .env(Env::empty())
-            .cache(TokenCache::builder().build())
+        let credential = support::entra::secret_credential(&entra.authority_host())
             .retry_policy(RetryPolicy::none())
             .build()
             .unwrap();
-        let err = credential.get_token(SCOPE, None).await.unwrap_err();
-        seen.error(&err);
-        errors += 1;
+        errors.push(credential.get_token(SCOPE, None).await.unwrap_err());
     }
 
     // An identity endpoint echoing the identity header and a token fragment.
-    let imds = MockImds::start().await;
+    let imds = MockManagedIdentity::start().await;
     imds.push(MockReply::error(
         400,
         "invalid_request",
@@ -114,9 +99,7 @@ async fn scenarios(seen: &mut Printed) -> usize {
         .retry_policy(RetryPolicy::none())
         .build()
         .unwrap();
-    let err = credential.get_token(SCOPE, None).await.unwrap_err();
-    seen.error(&err);
-    errors += 1;
+    errors.push(credential.get_token(SCOPE, None).await.unwrap_err());
 
     // az's stderr with a password in it.
     let executor = ScriptedExecutor::new();
@@ -125,7 +108,7 @@ async fn scenarios(seen: &mut Printed) -> usize {
         Vec::new(),
         format!("ERROR: authentication failed for password: {PASSWORD}\n").into_bytes(),
     ));
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let clock = cache::manual_clock();
     let credential = AzureCliCredential::builder()
         .env(Env::from_pairs([
             (
@@ -144,8 +127,9 @@ async fn scenarios(seen: &mut Printed) -> usize {
         )
         .build()
         .unwrap();
-    let err = credential.get_token(SCOPE, None).await.unwrap_err();
-    seen.error(&err);
-    errors += 1;
-    errors
+    errors.push(credential.get_token(SCOPE, None).await.unwrap_err());
+    for err in &errors {
+        seen.error(err);
+    }
+    errors.len()
 }

@@ -5,6 +5,11 @@
 //! Time is a manual clock (and tokio's paused clock for the background task and timeouts);
 //! nothing sleeps for real.
 
+mod support;
+use support::cache;
+use support::jwt::user_token;
+use support::wait::{paused_now, until};
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
@@ -21,32 +26,11 @@ use tokio::sync::watch;
 use azure_credentials::system::ManualClock;
 use azure_credentials::{
     AccessToken, Error, ErrorKind, TokenCache, TokenCredential, UserTokenCredential,
+    UserTokenCredentialBuilder,
 };
 
 const T0: OffsetDateTime = datetime!(2030-01-01 0:00 UTC);
 const MINUTE: Duration = Duration::from_secs(60);
-
-/// A user access token shaped like the ones Communication Services issues, expiring at `exp`;
-/// `marker` makes each token distinct.
-fn jwt(exp: OffsetDateTime, marker: &str) -> String {
-    let payload = format!(
-        r#"{{"skypeid":"acs:1b5cc06b-f352-4571-b1e6-d9b259b7c776_{marker}","scp":1792,"csi":"{}","exp":{},"rgn":"amer","acsScope":"chat,voip","resourceId":"1b5cc06b-f352-4571-b1e6-d9b259b7c776","resourceLocation":"unitedstates"}}"#,
-        exp.unix_timestamp() - 86400,
-        exp.unix_timestamp()
-    );
-    format!(
-        "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEwNiIsIng1dCI6Im9QMWFxQnlfR3hZU3pSaXhuQ25zdE5PU2p2cyIsInR5cCI6IkpXVCJ9.{}.{}",
-        URL_SAFE_NO_PAD.encode(payload),
-        URL_SAFE_NO_PAD.encode(format!("signature-of-{marker}"))
-    )
-}
-
-fn cache(manual: &ManualClock) -> TokenCache {
-    TokenCache::builder()
-        .clock(manual.clock())
-        .max_jitter(Duration::ZERO)
-        .build()
-}
 
 /// A refresher with scripted answers that counts its calls and can be held at its start.
 #[derive(Clone)]
@@ -86,7 +70,8 @@ impl Script {
     ) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = Result<String, Error>> + Send>>
     + Send
     + Sync
-    + 'static {
+    + 'static
+    + use<> {
         let script = self.clone();
         move || {
             let script = script.clone();
@@ -108,15 +93,100 @@ async fn token_of(credential: &UserTokenCredential) -> Result<AccessToken, Error
     credential.get_token(&[], None).await
 }
 
-/// Lets spawned work (a background refresh) run until `done` holds.
-async fn until(mut done: impl FnMut() -> bool) {
-    for _ in 0..10_000 {
-        if done() {
-            return;
+/// The value of the token `credential` returns now (which must be one).
+async fn value_of(credential: &UserTokenCredential) -> String {
+    token_of(credential)
+        .await
+        .unwrap()
+        .token()
+        .expose()
+        .to_owned()
+}
+
+/// A user access token that expires `seconds` after [`T0`].
+fn token_for(seconds: u64, marker: &str) -> String {
+    user_token(T0 + Duration::from_secs(seconds), marker)
+}
+
+/// A token that expires in an hour, and the one that replaces it, expiring an hour later.
+fn first_and_second() -> (String, String) {
+    (token_for(3600, "first"), token_for(7200, "second"))
+}
+
+/// A current-thread runtime without timers (no `enable_time()`).
+fn timerless_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
+
+/// Checks that `builder` is refused with an error saying `says`.
+fn assert_refused(builder: UserTokenCredentialBuilder, says: &str) {
+    let err = builder.build().unwrap_err();
+    assert!(err.to_string().contains(says), "{says:?} not in: {err}");
+}
+
+/// Checks that `value`'s `Debug` shows `says` and nothing of the token `secret` past its
+/// (shared) header.
+fn assert_debug_hides(value: &impl std::fmt::Debug, secret: &str, says: &str) {
+    let printed = format!("{value:?}");
+    assert!(!printed.contains(&secret[40..]), "{printed}");
+    assert!(printed.contains(says), "{printed}");
+}
+
+/// A refresher failure as the application's token service reports it.
+fn service_error(kind: ErrorKind, message: &'static str) -> Error {
+    Error::new(kind, "MyTokenService", message)
+}
+
+/// A manual clock at [`T0`] and a scripted refresher.
+struct Fixture {
+    manual: ManualClock,
+    script: Script,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture {
+            manual: ManualClock::new(T0),
+            script: Script::new(),
         }
-        tokio::task::yield_now().await;
     }
-    panic!("condition not reached");
+
+    /// A deterministic cache of its own on the manual clock.
+    fn cache(&self) -> TokenCache {
+        cache::deterministic(self.manual.clock())
+    }
+
+    /// A credential serving `value` without a refresher, on [`Fixture::cache`].
+    fn without_refresher(&self, value: &str) -> UserTokenCredential {
+        UserTokenCredential::builder()
+            .token(value)
+            .cache(self.cache())
+            .build()
+            .unwrap()
+    }
+
+    /// A credential serving `initial` first, refreshed proactively by the scripted refresher.
+    fn proactive(&self, initial: &str) -> UserTokenCredential {
+        self.builder()
+            .token(initial)
+            .refresh_proactively(true)
+            .build()
+            .unwrap()
+    }
+
+    /// A credential serving `initial` first, refreshed through the cache by the script.
+    fn refreshing(&self, initial: &str) -> UserTokenCredential {
+        self.builder().token(initial).build().unwrap()
+    }
+
+    /// A builder with the scripted refresher and [`Fixture::cache`].
+    fn builder(&self) -> UserTokenCredentialBuilder {
+        UserTokenCredential::builder()
+            .refresher(self.script.refresher())
+            .cache(self.cache())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -125,7 +195,7 @@ async fn until(mut done: impl FnMut() -> bool) {
 #[test]
 fn tokens_that_are_not_jwts_with_an_expiry_are_refused() {
     let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
-    let valid = jwt(T0 + Duration::from_secs(3600), "valid");
+    let valid = token_for(3600, "valid");
     let cases: Vec<(String, &str)> = vec![
         (String::new(), "is empty"),
         ("  \n".to_owned(), "is empty"),
@@ -191,14 +261,10 @@ fn tokens_that_are_not_jwts_with_an_expiry_are_refused() {
 
 #[tokio::test]
 async fn the_expiry_comes_from_the_exp_claim_and_scopes_are_ignored() {
-    let manual = ManualClock::new(T0);
+    let f = Fixture::new();
     let exp = T0 + Duration::from_secs(24 * 3600);
-    let value = jwt(exp, "static");
-    let credential = UserTokenCredential::builder()
-        .token(value.as_str())
-        .cache(cache(&manual))
-        .build()
-        .unwrap();
+    let value = user_token(exp, "static");
+    let credential = f.without_refresher(&value);
     let token = token_of(&credential).await.unwrap();
     assert_eq!(token.expires_on(), exp);
     assert_eq!(token.token().expose(), value);
@@ -208,26 +274,20 @@ async fn the_expiry_comes_from_the_exp_claim_and_scopes_are_ignored() {
         .await
         .unwrap();
     assert_eq!(other.token(), token.token());
-    let printed = format!("{credential:?}");
-    assert!(!printed.contains(&value[40..]), "{printed}");
-    assert!(printed.contains("refresher: false"), "{printed}");
+    assert_debug_hides(&credential, &value, "refresher: false");
 }
 
 #[tokio::test]
 async fn without_a_refresher_an_expired_token_is_an_error() {
-    let manual = ManualClock::new(T0);
+    let f = Fixture::new();
     let exp = T0 + Duration::from_secs(3600);
-    let value = jwt(exp, "expiring");
-    let credential = UserTokenCredential::builder()
-        .token(value.as_str())
-        .cache(cache(&manual))
-        .build()
-        .unwrap();
+    let value = user_token(exp, "expiring");
+    let credential = f.without_refresher(&value);
     // Served until 30 s before it expires...
-    manual.set(exp - Duration::from_secs(31));
-    assert_eq!(token_of(&credential).await.unwrap().token().expose(), value);
+    f.manual.set(exp - Duration::from_secs(31));
+    assert_eq!(value_of(&credential).await, value);
     // ...then a clear error, never the token.
-    manual.set(exp - Duration::from_secs(30));
+    f.manual.set(exp - Duration::from_secs(30));
     for _ in 0..2 {
         let err = token_of(&credential).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
@@ -238,13 +298,15 @@ async fn without_a_refresher_an_expired_token_is_an_error() {
         );
         assert!(printed.contains("no refresher is configured"), "{printed}");
         assert!(!printed.contains(&value[40..]), "{printed}");
-        manual.advance(Duration::from_secs(3600));
+        f.manual.advance(Duration::from_secs(3600));
     }
 
     // A token that has already expired is refused at once.
     let err = UserTokenCredential::builder()
         .token(value.as_str())
-        .cache(cache(&ManualClock::new(exp + Duration::from_secs(1))))
+        .cache(cache::deterministic(
+            ManualClock::new(exp + Duration::from_secs(1)).clock(),
+        ))
         .build()
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
@@ -253,55 +315,41 @@ async fn without_a_refresher_an_expired_token_is_an_error() {
 
 #[test]
 fn incomplete_configurations_are_refused() {
-    let none = UserTokenCredential::builder().build().unwrap_err();
-    assert!(
-        none.to_string().contains("neither a token nor a refresher"),
-        "{none}"
+    assert_refused(
+        UserTokenCredential::builder(),
+        "neither a token nor a refresher",
     );
 
-    let manual = ManualClock::new(T0);
-    let token = jwt(T0 + Duration::from_secs(3600), "x");
-    let proactive_without_refresher = UserTokenCredential::builder()
-        .token(token.as_str())
-        .cache(cache(&manual))
-        .refresh_proactively(true)
-        .build()
-        .unwrap_err();
-    assert!(
-        proactive_without_refresher
-            .to_string()
-            .contains("needs a refresher"),
-        "{proactive_without_refresher}"
+    let f = Fixture::new();
+    let token = token_for(3600, "x");
+    assert_refused(
+        UserTokenCredential::builder()
+            .token(token.as_str())
+            .cache(f.cache())
+            .refresh_proactively(true),
+        "needs a refresher",
     );
 
     // Not inside a tokio runtime: nowhere to run the proactive task.
-    let no_runtime = UserTokenCredential::builder()
-        .token(token.as_str())
-        .refresher(Script::new().refresher())
-        .refresh_proactively(true)
-        .build()
-        .unwrap_err();
-    assert!(
-        no_runtime.to_string().contains("needs a tokio runtime"),
-        "{no_runtime}"
+    assert_refused(
+        UserTokenCredential::builder()
+            .token(token.as_str())
+            .refresher(Script::new().refresher())
+            .refresh_proactively(true),
+        "needs a tokio runtime",
     );
 
-    let zero_timeout = UserTokenCredential::builder()
-        .refresher(Script::new().refresher())
-        .refresh_timeout(Duration::ZERO)
-        .build()
-        .unwrap_err();
-    assert!(
-        zero_timeout.to_string().contains("timeout"),
-        "{zero_timeout}"
+    assert_refused(
+        UserTokenCredential::builder()
+            .refresher(Script::new().refresher())
+            .refresh_timeout(Duration::ZERO),
+        "timeout",
     );
 
     let builder = UserTokenCredential::builder()
         .token(token.as_str())
         .refresher(Script::new().refresher());
-    let printed = format!("{builder:?}");
-    assert!(!printed.contains(&token[40..]), "{printed}");
-    assert!(printed.contains("refresher: true"), "{printed}");
+    assert_debug_hides(&builder, &token, "refresher: true");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -309,34 +357,27 @@ fn incomplete_configurations_are_refused() {
 
 #[tokio::test]
 async fn the_token_is_refreshed_ahead_of_expiry_while_callers_keep_the_current_one() {
-    let manual = ManualClock::new(T0);
-    let script = Script::new();
-    let first = jwt(T0 + Duration::from_secs(3600), "first");
-    let second = jwt(T0 + Duration::from_secs(7200), "second");
-    script.push(Ok(second.clone()));
-    let credential = UserTokenCredential::builder()
-        .token(first.as_str())
-        .refresher(script.refresher())
-        .cache(cache(&manual))
-        .build()
-        .unwrap();
+    let f = Fixture::new();
+    let (first, second) = first_and_second();
+    f.script.push(Ok(second.clone()));
+    let credential = f.refreshing(&first);
 
     // The initial token first, without a refresh; the cache plans one 5 minutes before expiry.
     let token = token_of(&credential).await.unwrap();
     assert_eq!(token.token().expose(), first);
     assert_eq!(token.refresh_on(), Some(T0 + 55 * MINUTE));
-    manual.advance(54 * MINUTE);
-    assert_eq!(token_of(&credential).await.unwrap().token().expose(), first);
-    assert_eq!(script.calls(), 0);
+    f.manual.advance(54 * MINUTE);
+    assert_eq!(value_of(&credential).await, first);
+    assert_eq!(f.script.calls(), 0);
 
     // At the refresh time the caller still gets the current token at once, and one refresh
     // starts in the background.
-    manual.advance(MINUTE);
-    script.hold();
-    assert_eq!(token_of(&credential).await.unwrap().token().expose(), first);
-    until(|| script.calls() == 1).await;
-    assert_eq!(token_of(&credential).await.unwrap().token().expose(), first);
-    script.release();
+    f.manual.advance(MINUTE);
+    f.script.hold();
+    assert_eq!(value_of(&credential).await, first);
+    until(|| f.script.calls() == 1).await;
+    assert_eq!(value_of(&credential).await, first);
+    f.script.release();
     until(|| {
         credential
             .get_token(&[], None)
@@ -344,7 +385,7 @@ async fn the_token_is_refreshed_ahead_of_expiry_while_callers_keep_the_current_o
             .is_some_and(|r| r.unwrap().token().expose() == second)
     })
     .await;
-    assert_eq!(script.calls(), 1);
+    assert_eq!(f.script.calls(), 1);
     let token = token_of(&credential).await.unwrap();
     assert_eq!(token.expires_on(), T0 + Duration::from_secs(7200));
     assert_eq!(token.refresh_on(), Some(T0 + 115 * MINUTE));
@@ -352,12 +393,10 @@ async fn the_token_is_refreshed_ahead_of_expiry_while_callers_keep_the_current_o
 
 #[tokio::test]
 async fn a_day_long_token_is_refreshed_at_half_its_lifetime() {
-    let manual = ManualClock::new(T0);
-    let script = Script::new();
-    let credential = UserTokenCredential::builder()
-        .token(jwt(T0 + Duration::from_secs(24 * 3600), "day"))
-        .refresher(script.refresher())
-        .cache(cache(&manual))
+    let f = Fixture::new();
+    let credential = f
+        .builder()
+        .token(token_for(24 * 3600, "day"))
         .build()
         .unwrap();
     let token = token_of(&credential).await.unwrap();
@@ -369,54 +408,45 @@ async fn a_day_long_token_is_refreshed_at_half_its_lifetime() {
 
 #[tokio::test]
 async fn without_an_initial_token_the_first_caller_asks_the_refresher() {
-    let manual = ManualClock::new(T0);
-    let script = Script::new();
-    let fresh = jwt(T0 + Duration::from_secs(3600), "fresh");
-    script.push(Ok(fresh.clone()));
-    let credential = UserTokenCredential::builder()
-        .refresher(script.refresher())
-        .cache(cache(&manual))
-        .build()
-        .unwrap();
-    assert_eq!(script.calls(), 0, "nothing is fetched before it is needed");
-    assert_eq!(token_of(&credential).await.unwrap().token().expose(), fresh);
-    assert_eq!(token_of(&credential).await.unwrap().token().expose(), fresh);
-    assert_eq!(script.calls(), 1);
+    let f = Fixture::new();
+    let fresh = token_for(3600, "fresh");
+    f.script.push(Ok(fresh.clone()));
+    let credential = f.builder().build().unwrap();
+    assert_eq!(
+        f.script.calls(),
+        0,
+        "nothing is fetched before it is needed"
+    );
+    assert_eq!(value_of(&credential).await, fresh);
+    assert_eq!(value_of(&credential).await, fresh);
+    assert_eq!(f.script.calls(), 1);
 
     // An initial token that has expired, or expires within 30 s, is not served: the refresher
     // is asked.
     for stale in [T0 - Duration::from_secs(1), T0 + Duration::from_secs(20)] {
-        let script = Script::new();
-        script.push(Ok(fresh.clone()));
-        let credential = UserTokenCredential::builder()
-            .token(jwt(stale, "stale"))
-            .refresher(script.refresher())
-            .cache(cache(&manual))
+        let f = Fixture::new();
+        f.script.push(Ok(fresh.clone()));
+        let credential = f
+            .builder()
+            .token(user_token(stale, "stale"))
             .build()
             .unwrap();
-        assert_eq!(token_of(&credential).await.unwrap().token().expose(), fresh);
-        assert_eq!(script.calls(), 1);
+        assert_eq!(value_of(&credential).await, fresh);
+        assert_eq!(f.script.calls(), 1);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_concurrent_callers_past_expiry_cause_one_refresh() {
-    let manual = ManualClock::new(T0);
-    let script = Script::new();
-    let first = jwt(T0 + Duration::from_secs(3600), "first");
-    let second = jwt(T0 + Duration::from_secs(7200), "second");
-    script.push(Ok(second.clone()));
-    let credential = UserTokenCredential::builder()
-        .token(first.as_str())
-        .refresher(script.refresher())
-        .cache(cache(&manual))
-        .build()
-        .unwrap();
-    assert_eq!(token_of(&credential).await.unwrap().token().expose(), first);
+    let f = Fixture::new();
+    let (first, second) = first_and_second();
+    f.script.push(Ok(second.clone()));
+    let credential = f.refreshing(&first);
+    assert_eq!(value_of(&credential).await, first);
 
     // Past the hard limit: nobody may have the old token, everybody waits for the refresh.
-    manual.advance(Duration::from_secs(3600 - 20));
-    script.hold();
+    f.manual.advance(Duration::from_secs(3600 - 20));
+    f.script.hold();
     let barrier = Arc::new(tokio::sync::Barrier::new(100));
     let callers: Vec<_> = (0..100)
         .map(|_| {
@@ -428,60 +458,50 @@ async fn a_hundred_concurrent_callers_past_expiry_cause_one_refresh() {
             })
         })
         .collect();
-    while script.calls() == 0 {
+    while f.script.calls() == 0 {
         tokio::task::yield_now().await;
     }
     // Give every caller time to join the refresh in flight before it completes.
     for _ in 0..1000 {
         tokio::task::yield_now().await;
     }
-    script.release();
+    f.script.release();
     for caller in callers {
         let token = caller.await.unwrap().unwrap();
         assert_eq!(token.token().expose(), second);
     }
-    assert_eq!(script.calls(), 1);
+    assert_eq!(f.script.calls(), 1);
 }
 
 #[tokio::test]
 async fn a_failed_refresh_keeps_the_current_token_until_it_expires() {
-    let manual = ManualClock::new(T0);
-    let script = Script::new();
-    let first = jwt(T0 + Duration::from_secs(3600), "first");
-    let second = jwt(T0 + Duration::from_secs(7200), "second");
-    let credential = UserTokenCredential::builder()
-        .token(first.as_str())
-        .refresher(script.refresher())
-        .cache(cache(&manual))
-        .build()
-        .unwrap();
+    let f = Fixture::new();
+    let (first, second) = first_and_second();
+    let credential = f.refreshing(&first);
     token_of(&credential).await.unwrap();
 
     // In the refresh window the refresher fails: callers keep the current token.
-    manual.advance(55 * MINUTE);
-    script.push(Err(Error::new(
-        ErrorKind::Io,
-        "MyTokenService",
-        "connection refused",
-    )));
-    assert_eq!(token_of(&credential).await.unwrap().token().expose(), first);
-    until(|| script.calls() == 1).await;
+    f.manual.advance(55 * MINUTE);
+    f.script
+        .push(Err(service_error(ErrorKind::Io, "connection refused")));
+    assert_eq!(value_of(&credential).await, first);
+    until(|| f.script.calls() == 1).await;
     for _ in 0..100 {
         tokio::task::yield_now().await;
     }
     // Within the backoff (30 s) nobody asks the refresher again.
-    manual.advance(Duration::from_secs(20));
-    assert_eq!(token_of(&credential).await.unwrap().token().expose(), first);
+    f.manual.advance(Duration::from_secs(20));
+    assert_eq!(value_of(&credential).await, first);
     for _ in 0..100 {
         tokio::task::yield_now().await;
     }
-    assert_eq!(script.calls(), 1);
+    assert_eq!(f.script.calls(), 1);
 
     // After it, the next caller starts another refresh, which succeeds.
-    manual.advance(Duration::from_secs(11));
-    script.push(Ok(second.clone()));
-    assert_eq!(token_of(&credential).await.unwrap().token().expose(), first);
-    until(|| script.calls() == 2).await;
+    f.manual.advance(Duration::from_secs(11));
+    f.script.push(Ok(second.clone()));
+    assert_eq!(value_of(&credential).await, first);
+    until(|| f.script.calls() == 2).await;
     until(|| {
         credential
             .get_token(&[], None)
@@ -492,33 +512,28 @@ async fn a_failed_refresh_keeps_the_current_token_until_it_expires() {
 
     // Past the hard limit of the new token with a failing refresher: the token is served
     // until it expires (stale on error)...
-    manual.set(T0 + Duration::from_secs(7200 - 10));
-    script.push(Err(Error::new(
+    f.manual.set(T0 + Duration::from_secs(7200 - 10));
+    f.script.push(Err(service_error(
         ErrorKind::Throttled,
-        "MyTokenService",
         "too many requests",
     )));
-    assert_eq!(
-        token_of(&credential).await.unwrap().token().expose(),
-        second
-    );
-    assert_eq!(script.calls(), 3);
+    assert_eq!(value_of(&credential).await, second);
+    assert_eq!(f.script.calls(), 3);
     // ...and once it has expired, callers get the refresher's error.
-    manual.set(T0 + Duration::from_secs(7200 + 1));
-    script.push(Err(Error::new(
+    f.manual.set(T0 + Duration::from_secs(7200 + 1));
+    f.script.push(Err(service_error(
         ErrorKind::Throttled,
-        "MyTokenService",
         "too many requests",
     )));
     let err = token_of(&credential).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Throttled);
     assert_eq!(err.credential(), "MyTokenService");
-    assert_eq!(script.calls(), 4);
+    assert_eq!(f.script.calls(), 4);
 }
 
 #[tokio::test]
 async fn what_the_refresher_returns_is_checked_like_the_initial_token() {
-    let manual = ManualClock::new(T0);
+    let f = Fixture::new();
     let cases: Vec<(Result<String, Error>, ErrorKind, &str)> = vec![
         (
             Ok("opaque-refreshed-secret".to_owned()),
@@ -526,34 +541,26 @@ async fn what_the_refresher_returns_is_checked_like_the_initial_token() {
             "the token the refresher returned is not a JWT",
         ),
         (
-            Ok(jwt(T0 - Duration::from_secs(60), "old")),
+            Ok(user_token(T0 - Duration::from_secs(60), "old")),
             ErrorKind::Other,
             "the token the refresher returned expired at",
         ),
         (
-            Ok(jwt(T0 + Duration::from_secs(20), "nearly-expired")),
+            Ok(token_for(20, "nearly-expired")),
             ErrorKind::Other,
             "(or expires within 30 s)",
         ),
         (
-            Err(Error::new(
-                ErrorKind::Authentication,
-                "MyTokenService",
-                "user signed out",
-            )),
+            Err(service_error(ErrorKind::Authentication, "user signed out")),
             ErrorKind::Authentication,
             "MyTokenService: user signed out",
         ),
     ];
     for (reply, kind, expected) in cases {
-        let script = Script::new();
+        let f = Fixture::new();
         let secret = reply.as_ref().ok().cloned();
-        script.push(reply);
-        let credential = UserTokenCredential::builder()
-            .refresher(script.refresher())
-            .cache(cache(&manual))
-            .build()
-            .unwrap();
+        f.script.push(reply);
+        let credential = f.builder().build().unwrap();
         let err = token_of(&credential).await.unwrap_err();
         assert_eq!(err.kind(), kind, "{err}");
         let printed = format!("{err} {err:?}");
@@ -567,7 +574,7 @@ async fn what_the_refresher_returns_is_checked_like_the_initial_token() {
     // Any error type will do; it becomes the cause.
     let credential = UserTokenCredential::builder()
         .refresher(|| async { Err::<String, _>(std::io::Error::other("connection reset")) })
-        .cache(cache(&manual))
+        .cache(f.cache())
         .build()
         .unwrap();
     let err = token_of(&credential).await.unwrap_err();
@@ -581,13 +588,11 @@ async fn what_the_refresher_returns_is_checked_like_the_initial_token() {
 
 #[tokio::test(start_paused = true)]
 async fn a_refresher_that_hangs_times_out() {
-    let manual = ManualClock::new(T0);
-    let script = Script::new();
-    script.hold();
-    let credential = UserTokenCredential::builder()
-        .refresher(script.refresher())
+    let f = Fixture::new();
+    f.script.hold();
+    let credential = f
+        .builder()
         .refresh_timeout(Duration::from_secs(5))
-        .cache(cache(&manual))
         .build()
         .unwrap();
     let started = paused_now();
@@ -604,41 +609,26 @@ async fn a_refresher_that_hangs_times_out() {
 /// happens (without the timeout) instead of panicking inside tokio.
 #[test]
 fn a_runtime_without_timers_refreshes_without_the_timeout() {
-    let manual = ManualClock::new(T0);
-    let script = Script::new();
-    let fresh = jwt(T0 + Duration::from_secs(3600), "timerless");
-    script.push(Ok(fresh.clone()));
-    let credential = UserTokenCredential::builder()
-        .refresher(script.refresher())
-        .cache(cache(&manual))
-        .build()
-        .unwrap();
-    let timerless = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
+    let f = Fixture::new();
+    let fresh = token_for(3600, "timerless");
+    f.script.push(Ok(fresh.clone()));
+    let credential = f.builder().build().unwrap();
+    let timerless = timerless_runtime();
     let token = timerless.block_on(token_of(&credential)).unwrap();
     assert_eq!(token.token().expose(), fresh);
-    assert_eq!(script.calls(), 1);
+    assert_eq!(f.script.calls(), 1);
     // And again, on another runtime without timers, after the token is due.
-    let later = jwt(T0 + Duration::from_secs(7200), "timerless-later");
-    script.push(Ok(later.clone()));
-    manual.advance(Duration::from_secs(3600));
-    let another = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
+    let later = token_for(7200, "timerless-later");
+    f.script.push(Ok(later.clone()));
+    f.manual.advance(Duration::from_secs(3600));
+    let another = timerless_runtime();
     let token = another.block_on(token_of(&credential)).unwrap();
     assert_eq!(token.token().expose(), later);
-    assert_eq!(script.calls(), 2);
+    assert_eq!(f.script.calls(), 2);
 
     // The proactive task needs timers: refused when the credential is built.
     let err = another
-        .block_on(async {
-            UserTokenCredential::builder()
-                .refresher(script.refresher())
-                .refresh_proactively(true)
-                .cache(cache(&manual))
-                .build()
-        })
+        .block_on(async { f.builder().refresh_proactively(true).build() })
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("timers"), "{err}");
@@ -647,12 +637,6 @@ fn a_runtime_without_timers_refreshes_without_the_timeout() {
 
 // ---------------------------------------------------------------------------------------------
 // Proactive refresh in the background
-
-/// Tokio's clock, paused in these tests: it moves only as tokio advances it.
-#[allow(clippy::disallowed_methods)]
-fn paused_now() -> tokio::time::Instant {
-    tokio::time::Instant::now()
-}
 
 /// Moves the manual clock and tokio's paused clock forward together, a minute at a time.
 async fn pass_minutes(manual: &ManualClock, minutes: u32) {
@@ -667,82 +651,60 @@ async fn pass_minutes(manual: &ManualClock, minutes: u32) {
 
 #[tokio::test(start_paused = true)]
 async fn a_proactive_credential_refreshes_on_time_with_no_callers_and_stops_when_dropped() {
-    let manual = ManualClock::new(T0);
-    let script = Script::new();
-    let first = jwt(T0 + Duration::from_secs(3600), "first");
-    let second = jwt(T0 + Duration::from_secs(7200), "second");
-    let third = jwt(T0 + Duration::from_secs(10800), "third");
-    script.push(Ok(second.clone()));
-    script.push(Ok(third.clone()));
-    let credential = UserTokenCredential::builder()
-        .token(first.as_str())
-        .refresher(script.refresher())
-        .refresh_proactively(true)
-        .cache(cache(&manual))
-        .build()
-        .unwrap();
+    let f = Fixture::new();
+    let (first, second) = first_and_second();
+    let third = token_for(10800, "third");
+    f.script.push(Ok(second.clone()));
+    f.script.push(Ok(third.clone()));
+    let credential = f.proactive(&first);
     assert!(format!("{credential:?}").contains("refresh_proactively: true"));
 
     // Nobody calls get_token. Before the refresh time (55 min) nothing happens...
-    pass_minutes(&manual, 54).await;
-    assert_eq!(script.calls(), 0);
+    pass_minutes(&f.manual, 54).await;
+    assert_eq!(f.script.calls(), 0);
     // ...shortly after it, the task has refreshed.
-    pass_minutes(&manual, 2).await;
-    assert_eq!(script.calls(), 1);
+    pass_minutes(&f.manual, 2).await;
+    assert_eq!(f.script.calls(), 1);
     // A caller now gets the new token from the cache, without another refresh.
-    assert_eq!(
-        token_of(&credential).await.unwrap().token().expose(),
-        second
-    );
-    assert_eq!(script.calls(), 1);
+    assert_eq!(value_of(&credential).await, second);
+    assert_eq!(f.script.calls(), 1);
 
     // And again at the new token's refresh time (1 h 55 min).
-    pass_minutes(&manual, 58).await;
-    assert_eq!(script.calls(), 1);
-    pass_minutes(&manual, 2).await;
-    assert_eq!(script.calls(), 2);
-    assert_eq!(token_of(&credential).await.unwrap().token().expose(), third);
+    pass_minutes(&f.manual, 58).await;
+    assert_eq!(f.script.calls(), 1);
+    pass_minutes(&f.manual, 2).await;
+    assert_eq!(f.script.calls(), 2);
+    assert_eq!(value_of(&credential).await, third);
 
     // Dropping the credential stops the task: the refresher (and what it holds) is released,
     // and no refresh happens any more.
-    assert!(Arc::strong_count(&script.calls) > 1);
+    assert!(Arc::strong_count(&f.script.calls) > 1);
     drop(credential);
-    pass_minutes(&manual, 1).await;
+    pass_minutes(&f.manual, 1).await;
     assert_eq!(
-        Arc::strong_count(&script.calls),
+        Arc::strong_count(&f.script.calls),
         1,
         "the task still holds the refresher"
     );
-    pass_minutes(&manual, 180).await;
-    assert_eq!(script.calls(), 2);
+    pass_minutes(&f.manual, 180).await;
+    assert_eq!(f.script.calls(), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_proactive_credential_keeps_trying_after_failures() {
-    let manual = ManualClock::new(T0);
-    let script = Script::new();
-    let first = jwt(T0 + Duration::from_secs(3600), "first");
-    let second = jwt(T0 + Duration::from_secs(7200), "second");
+    let f = Fixture::new();
+    let (first, second) = first_and_second();
     for _ in 0..3 {
-        script.push(Err(Error::new(ErrorKind::Io, "MyTokenService", "offline")));
+        f.script.push(Err(service_error(ErrorKind::Io, "offline")));
     }
-    script.push(Ok(second.clone()));
-    let credential = UserTokenCredential::builder()
-        .token(first.as_str())
-        .refresher(script.refresher())
-        .refresh_proactively(true)
-        .cache(cache(&manual))
-        .build()
-        .unwrap();
+    f.script.push(Ok(second.clone()));
+    let credential = f.proactive(&first);
     // Refresh due at 55 min; failures are retried after the cache's 30 s backoff.
-    pass_minutes(&manual, 56).await;
-    assert!(script.calls() >= 2, "{}", script.calls());
-    pass_minutes(&manual, 2).await;
-    assert_eq!(script.calls(), 4);
-    assert_eq!(
-        token_of(&credential).await.unwrap().token().expose(),
-        second
-    );
+    pass_minutes(&f.manual, 56).await;
+    assert!(f.script.calls() >= 2, "{}", f.script.calls());
+    pass_minutes(&f.manual, 2).await;
+    assert_eq!(f.script.calls(), 4);
+    assert_eq!(value_of(&credential).await, second);
 }
 
 /// `FutureExt::now_or_never` without the futures crate.

@@ -1,45 +1,28 @@
 //! WorkloadIdentityCredential against the loopback Entra mock: configuration from the
 //! environment, the exact exchange, token file rotation and the AADSTS700024 re-read.
 
+mod support;
+use support::entra::{self, Setup, TENANT};
+use support::federated::assertion_expired;
+use support::scopes::VAULT as SCOPE;
+
 use std::path::Path;
 use std::time::Duration;
 
-use azure_credentials::system::{Env, Fs, ManualClock, RetryPolicy};
-use azure_credentials::testing::{MockEntra, MockEntraReply};
+use azure_credentials::system::{Env, RetryPolicy};
+use azure_credentials::testing::MockEntraReply;
 use azure_credentials::{
-    ErrorKind, TokenCache, TokenCredential, TokenRequestOptions, WorkloadIdentityCredential,
+    ErrorKind, TokenCredential, TokenRequestOptions, WorkloadIdentityCredential,
     WorkloadIdentityCredentialBuilder,
 };
-use time::macros::datetime;
 
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const CLIENT: &str = "00000000-0000-0000-0000-0000000000d3";
 const TOKEN_FILE: &str = "/var/run/secrets/azure/tokens/azure-identity-token";
-const SCOPE: &[&str] = &["https://vault.azure.net/.default"];
-
-struct Setup {
-    entra: MockEntra,
-    clock: ManualClock,
-    cache: TokenCache,
-    fs: Fs,
-}
 
 async fn setup() -> Setup {
-    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
-    let entra = MockEntra::start().await;
-    let cache = TokenCache::builder()
-        .clock(clock.clock())
-        .max_jitter(Duration::ZERO)
-        .failure_cooldown(Duration::ZERO)
-        .build();
-    let fs = Fs::memory();
-    fs.write(TOKEN_FILE, "federated-token-one\n");
-    Setup {
-        entra,
-        clock,
-        cache,
-        fs,
-    }
+    let s = entra::setup().await;
+    s.fs.write(TOKEN_FILE, "federated-token-one\n");
+    s
 }
 
 impl Setup {
@@ -64,6 +47,11 @@ impl Setup {
             .retry_policy(RetryPolicy::none())
     }
 
+    /// [`Setup::builder`] with one variable more (or changed) in the environment.
+    fn builder_with_env(&self, name: &str, value: &str) -> WorkloadIdentityCredentialBuilder {
+        self.builder().env(self.env().with(name, value))
+    }
+
     fn credential(&self) -> WorkloadIdentityCredential {
         self.builder().build().unwrap()
     }
@@ -75,17 +63,11 @@ async fn the_token_file_is_exchanged_as_configured_by_the_webhook() {
     let credential = s.credential();
     assert_eq!(credential.token_file_path(), Path::new(TOKEN_FILE));
     let token = credential.get_token(SCOPE, None).await.unwrap();
-    assert_eq!(token.source(), "WorkloadIdentityCredential");
-    assert_eq!(token.tenant_id(), Some(TENANT));
-    assert_eq!(token.client_id(), Some(CLIENT));
+    entra::assert_issued(&token, "WorkloadIdentityCredential", TENANT, CLIENT);
 
     let request = &s.entra.requests()[0];
     assert_eq!(request.path(), format!("/{TENANT}/oauth2/v2.0/token"));
-    let form: Vec<(&str, &str)> = request
-        .form_pairs()
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
+    let form = entra::form(request);
     assert_eq!(
         form,
         [
@@ -144,14 +126,8 @@ async fn a_rotated_token_file_is_used_by_the_next_exchange() {
     s.fs.write(TOKEN_FILE, "federated-token-three");
     let claims = TokenRequestOptions::default().with_claims(r#"{"access_token":{}}"#);
     credential.get_token(SCOPE, Some(&claims)).await.unwrap();
-    let sent: Vec<String> = s
-        .entra
-        .requests()
-        .iter()
-        .map(|r| r.form("client_assertion").unwrap().to_owned())
-        .collect();
     assert_eq!(
-        sent,
+        s.sent("client_assertion"),
         [
             "federated-token-one",
             "federated-token-two",
@@ -164,12 +140,7 @@ async fn a_rotated_token_file_is_used_by_the_next_exchange() {
 async fn an_expired_assertion_makes_the_credential_read_the_file_again_and_retry_once() {
     let s = setup().await;
     let credential = s.credential();
-    s.entra.push(MockEntraReply::error(
-        400,
-        "invalid_client",
-        700024,
-        "Client assertion is not within its valid time range.",
-    ));
+    s.entra.push(assertion_expired());
     // Hold Entra's answer until the file has been rotated behind the credential's back.
     let gate = s.entra.hold_replies();
     let fetch = tokio::spawn({
@@ -187,13 +158,10 @@ async fn an_expired_assertion_makes_the_credential_read_the_file_again_and_retry
         .unwrap()
         .unwrap();
     assert!(token.token().expose().starts_with("mock-entra-token-"));
-    let sent: Vec<String> = s
-        .entra
-        .requests()
-        .iter()
-        .map(|r| r.form("client_assertion").unwrap().to_owned())
-        .collect();
-    assert_eq!(sent, ["federated-token-one", "federated-token-renewed"]);
+    assert_eq!(
+        s.sent("client_assertion"),
+        ["federated-token-one", "federated-token-renewed"]
+    );
 }
 
 #[tokio::test]
@@ -202,12 +170,7 @@ async fn a_stale_file_is_retried_once_then_reported_with_its_expiry() {
     // A JWT-shaped token whose exp is readable (the signature is not checked by anyone here).
     let stale = "eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjE4OTM0NTI0MDAsInN1YiI6InN5c3RlbTpzZXJ2aWNlYWNjb3VudDpkZWZhdWx0Ondvcmtsb2FkIn0.c2ln";
     s.fs.write(TOKEN_FILE, stale);
-    s.entra.set_default(MockEntraReply::error(
-        400,
-        "invalid_client",
-        700024,
-        "Client assertion is not within its valid time range.",
-    ));
+    s.entra.set_default(assertion_expired());
     let err = s.credential().get_token(SCOPE, None).await.unwrap_err();
     assert_eq!(s.entra.request_count(), 2, "one retry, no more");
     assert_eq!(err.kind(), ErrorKind::Authentication);
@@ -329,17 +292,12 @@ async fn configuration_from_the_environment_is_checked_at_build() {
 
     // Invalid values.
     let err = s
-        .builder()
-        .env(s.env().with("AZURE_TENANT_ID", "bad tenant"))
+        .builder_with_env("AZURE_TENANT_ID", "bad tenant")
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("invalid tenant id"), "{err}");
     let err = s
-        .builder()
-        .env(
-            s.env()
-                .with("AZURE_AUTHORITY_HOST", "http://login.example.com"),
-        )
+        .builder_with_env("AZURE_AUTHORITY_HOST", "http://login.example.com")
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("AZURE_AUTHORITY_HOST"), "{err}");
@@ -353,11 +311,7 @@ async fn configuration_from_the_environment_is_checked_at_build() {
 async fn other_tenants_follow_the_allow_list() {
     let s = setup().await;
     let credential = s
-        .builder()
-        .env(
-            s.env()
-                .with("AZURE_ADDITIONALLY_ALLOWED_TENANTS", "fabrikam.com"),
-        )
+        .builder_with_env("AZURE_ADDITIONALLY_ALLOWED_TENANTS", "fabrikam.com")
         .build()
         .unwrap();
     let fabrikam = TokenRequestOptions::default().with_tenant_id("fabrikam.com");

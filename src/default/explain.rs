@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::NAME;
 use super::selection::Member;
 use crate::system::Env;
 
@@ -17,7 +18,7 @@ pub struct Explanation {
     /// The member that would be tried first, if any.
     pub first: Option<&'static str>,
     /// The member in use, once one has produced a token.
-    pub selected: Option<String>,
+    pub selected: Option<&'static str>,
 }
 
 /// One member of the default chain, as [`Explanation`] reports it.
@@ -74,7 +75,7 @@ impl fmt::Display for MemberState {
 
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "DefaultAzureCredential")?;
+        writeln!(f, "{NAME}")?;
         writeln!(f, "  {}", self.selection)?;
         for (i, member) in self.members.iter().enumerate() {
             write!(f, "  {}. {} — {}", i + 1, member.name, member.state)?;
@@ -87,7 +88,7 @@ impl fmt::Display for Explanation {
             Some(first) => writeln!(f, "  first to try: {first}")?,
             None => writeln!(f, "  nothing to try")?,
         }
-        match &self.selected {
+        match self.selected {
             Some(selected) => write!(f, "  selected: {selected}"),
             None => write!(f, "  selected: none yet"),
         }
@@ -96,39 +97,30 @@ impl fmt::Display for Explanation {
 
 /// The variables each member reads.
 fn env_vars(member: Member) -> &'static [&'static str] {
+    use crate::env_vars::*;
     match member {
         Member::Environment => &[
-            "AZURE_TENANT_ID",
-            "AZURE_CLIENT_ID",
-            "AZURE_CLIENT_SECRET",
-            "AZURE_CLIENT_CERTIFICATE_PATH",
-            "AZURE_CLIENT_CERTIFICATE_PASSWORD",
-            "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN",
-            "AZURE_AUTHORITY_HOST",
-            "AZURE_ADDITIONALLY_ALLOWED_TENANTS",
-            "AZURE_USERNAME",
-            "AZURE_PASSWORD",
+            AZURE_TENANT_ID,
+            AZURE_CLIENT_ID,
+            AZURE_CLIENT_SECRET,
+            AZURE_CLIENT_CERTIFICATE_PATH,
+            AZURE_CLIENT_CERTIFICATE_PASSWORD,
+            AZURE_CLIENT_SEND_CERTIFICATE_CHAIN,
+            AZURE_AUTHORITY_HOST,
+            AZURE_ADDITIONALLY_ALLOWED_TENANTS,
+            AZURE_USERNAME,
+            AZURE_PASSWORD,
         ],
         Member::WorkloadIdentity => &[
-            "AZURE_FEDERATED_TOKEN_FILE",
-            "AZURE_TENANT_ID",
-            "AZURE_CLIENT_ID",
-            "AZURE_AUTHORITY_HOST",
+            AZURE_FEDERATED_TOKEN_FILE,
+            AZURE_TENANT_ID,
+            AZURE_CLIENT_ID,
+            AZURE_AUTHORITY_HOST,
         ],
-        Member::ManagedIdentity => &[
-            "IDENTITY_ENDPOINT",
-            "IDENTITY_HEADER",
-            "IDENTITY_SERVER_THUMBPRINT",
-            "MSI_ENDPOINT",
-            "MSI_SECRET",
-            "IMDS_ENDPOINT",
-            "DEFAULT_IDENTITY_CLIENT_ID",
-            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-            "AZURE_CLIENT_ID",
-            "AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS",
-        ],
-        Member::AzureCli => &["AZURE_CONFIG_DIR", "AZURE_CREDENTIALS_CLI_FAST_PATH"],
-        Member::AzureDeveloperCli => &["AZD_CONFIG_DIR"],
+        Member::ManagedIdentity => crate::managed_identity::ENV_VARS,
+        Member::AzureCli => &[AZURE_CONFIG_DIR, AZURE_CREDENTIALS_CLI_FAST_PATH],
+        Member::AzurePowerShell => &[],
+        Member::AzureDeveloperCli => &[AZD_CONFIG_DIR],
     }
 }
 

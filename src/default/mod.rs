@@ -9,11 +9,18 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::system::{Env, Executor, Fs, Http, resolve_program};
+use crate::context::seam_setters;
+use crate::credential::delegate_token_credential;
+use crate::setters::{allowed_tenants_setter, debug_fields, option_setter, setters};
+use crate::system::{Env, resolve_program};
 use crate::{
-    AzureCliCredential, AzureDeveloperCliCredential, ChainedTokenCredential, EnvironmentCredential,
-    Error, ManagedIdentityCredential, RequiredIdentity, TokenCache, TokenCredential, TokenFuture,
+    AzureCliCredential, AzureCliCredentialBuilder, AzureDeveloperCliCredential,
+    AzureDeveloperCliCredentialBuilder, AzurePowerShellCredential,
+    AzurePowerShellCredentialBuilder, ChainedTokenCredential, Context, EnvironmentCredential,
+    EnvironmentCredentialBuilder, Error, ManagedIdentityCredential,
+    ManagedIdentityCredentialBuilder, RequiredIdentity, TokenCredential, TokenFuture,
     TokenRequestOptions, UserAssignedId, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialBuilder, env_vars,
 };
 
 pub use explain::{Explanation, MemberExplanation, MemberState};
@@ -30,7 +37,8 @@ const NAME: &str = "DefaultAzureCredential";
 ///    off Azure this costs at most the probe's 1 s — well under a millisecond where the port is
 ///    refused — instead of the 90 s retry budget);
 /// 4. [`AzureCliCredential`] — the developer's `az login`;
-/// 5. [`AzureDeveloperCliCredential`] — the developer's `azd auth login`,
+/// 5. [`AzurePowerShellCredential`] — the developer's `Connect-AzAccount` (Azure PowerShell);
+/// 6. [`AzureDeveloperCliCredential`] — the developer's `azd auth login`,
 ///
 /// and keeps the first that produces a token (see [`ChainedTokenCredential`] for the rules: a
 /// source that is not configured is skipped; one that is configured and fails stops the chain
@@ -66,12 +74,44 @@ struct Planned {
 }
 
 impl DefaultAzureCredential {
-    /// The default chain, configured from the process environment.
+    /// The default chain, configured from the process environment. Nothing is sent and nothing runs
+    /// until the first token is asked for.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when `AZURE_TOKEN_CREDENTIALS` is not a valid value: see
+    /// [`DefaultAzureCredentialBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use azure_credentials::{DefaultAzureCredential, TokenCredential};
+    ///
+    /// # async fn run() -> Result<(), azure_credentials::Error> {
+    /// let credential = DefaultAzureCredential::new()?;
+    /// let token = credential.get_token(&["https://vault.azure.net/.default"], None).await?;
+    /// println!("from {:?}", credential.selected());
+    /// # Ok(()) }
+    /// ```
     pub fn new() -> Result<Self, Error> {
         Self::builder().build()
     }
 
-    /// Options for the default chain.
+    /// Options for the default chain, validated by [`build`](DefaultAzureCredentialBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::DefaultAzureCredential;
+    ///
+    /// // Only what a deployed service should use.
+    /// let credential = DefaultAzureCredential::builder()
+    ///     .exclude_azure_cli_credential(true)
+    ///     .exclude_azure_powershell_credential(true)
+    ///     .exclude_azure_developer_cli_credential(true)
+    ///     .build()?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn builder() -> DefaultAzureCredentialBuilder {
         DefaultAzureCredentialBuilder::default()
     }
@@ -108,20 +148,15 @@ impl DefaultAzureCredential {
             selection: self.selection.to_string(),
             members,
             first,
-            selected: self.selected().map(str::to_owned),
+            selected: self
+                .selected()
+                .and_then(|name| Member::ALL.into_iter().find(|m| m.name() == name))
+                .map(Member::name),
         }
     }
 }
 
-impl TokenCredential for DefaultAzureCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<&'a TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        self.chain.get_token(scopes, options)
-    }
-}
+delegate_token_credential!(DefaultAzureCredential => chain);
 
 impl fmt::Debug for DefaultAzureCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -143,18 +178,14 @@ impl fmt::Debug for DefaultAzureCredential {
 /// Options for a [`DefaultAzureCredential`].
 #[derive(Clone, Default)]
 pub struct DefaultAzureCredentialBuilder {
-    env: Option<Env>,
-    fs: Option<Fs>,
-    http: Option<Http>,
-    cache: Option<TokenCache>,
-    executor: Option<Arc<dyn Executor>>,
+    context: Context,
     excluded: Vec<Member>,
     tenant_id: Option<String>,
     managed_identity: Option<ManagedIdentityChoice>,
     additionally_allowed_tenants: Option<Vec<String>>,
-    developer_tool_timeout: Option<Duration>,
+    process_timeout: Option<Duration>,
     imds_endpoint: Option<Url>,
-    imds_probe_timeout: Option<Duration>,
+    probe_timeout: Option<Duration>,
     required: Option<RequiredIdentity>,
 }
 
@@ -164,21 +195,15 @@ enum ManagedIdentityChoice {
     UserAssigned(UserAssignedId),
 }
 
-impl fmt::Debug for DefaultAzureCredentialBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DefaultAzureCredentialBuilder")
-            .field("excluded", &self.excluded)
-            .field("tenant_id", &self.tenant_id)
-            .field("managed_identity", &self.managed_identity)
-            .field(
-                "additionally_allowed_tenants",
-                &self.additionally_allowed_tenants,
-            )
-            .field("developer_tool_timeout", &self.developer_tool_timeout)
-            .field("required_identity", &self.required)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(DefaultAzureCredentialBuilder {
+    excluded,
+    tenant_id,
+    managed_identity,
+    additionally_allowed_tenants,
+    process_timeout,
+    required_identity: required,
+    ..
+});
 
 impl DefaultAzureCredentialBuilder {
     fn exclude(mut self, member: Member, exclude: bool) -> Self {
@@ -209,104 +234,86 @@ impl DefaultAzureCredentialBuilder {
         self.exclude(Member::AzureCli, exclude)
     }
 
+    /// Leaves [`AzurePowerShellCredential`] out.
+    pub fn exclude_azure_powershell_credential(self, exclude: bool) -> Self {
+        self.exclude(Member::AzurePowerShell, exclude)
+    }
+
     /// Leaves [`AzureDeveloperCliCredential`] out.
     pub fn exclude_azure_developer_cli_credential(self, exclude: bool) -> Self {
         self.exclude(Member::AzureDeveloperCli, exclude)
     }
 
-    /// The tenant for the members without one of their own: workload identity (instead of
-    /// `AZURE_TENANT_ID`), the Azure CLI and the Azure Developer CLI.
-    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.tenant_id = Some(tenant_id.into());
-        self
-    }
+    option_setter!(
+        /// The tenant for the members without one of their own: workload identity (instead of
+        /// `AZURE_TENANT_ID`), the Azure CLI, Azure PowerShell and the Azure Developer CLI.
+        tenant_id: String => tenant_id
+    );
 
-    /// The user-assigned managed identity to use (instead of `AZURE_CLIENT_ID`'s).
-    pub fn managed_identity(mut self, id: UserAssignedId) -> Self {
+    /// The user-assigned managed identity to use (instead of `AZURE_CLIENT_ID`'s), as
+    /// [`ManagedIdentityCredentialBuilder::user_assigned_id`](crate::ManagedIdentityCredentialBuilder::user_assigned_id).
+    pub fn user_assigned_id(mut self, id: UserAssignedId) -> Self {
         self.managed_identity = Some(ManagedIdentityChoice::UserAssigned(id));
         self
     }
 
     /// Uses the system-assigned managed identity even when `AZURE_CLIENT_ID` is set (for a
-    /// service principal, say).
-    pub fn system_assigned_managed_identity(mut self) -> Self {
+    /// service principal, say), as
+    /// [`ManagedIdentityCredentialBuilder::system_assigned`](crate::ManagedIdentityCredentialBuilder::system_assigned).
+    pub fn system_assigned(mut self) -> Self {
         self.managed_identity = Some(ManagedIdentityChoice::SystemAssigned);
         self
     }
 
-    /// Tenants, besides each member's own, that per-request tenants may name (`*` for any);
-    /// default: `AZURE_ADDITIONALLY_ALLOWED_TENANTS`.
-    pub fn additionally_allowed_tenants<I, S>(mut self, tenants: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.additionally_allowed_tenants = Some(tenants.into_iter().map(Into::into).collect());
-        self
+    allowed_tenants_setter!(
+        additionally_allowed_tenants,
+        "Handed to every member but managed identity (which has no tenant)."
+    );
+
+    setters! {
+        /// How long `az`, `pwsh` and `azd` may run. Default: each credential's own (10 s).
+        process_timeout(timeout: Duration) => Some(process_timeout);
+
+        /// How long the IMDS probe waits, as
+        /// [`ManagedIdentityCredentialBuilder::probe_timeout`](crate::ManagedIdentityCredentialBuilder::probe_timeout).
+        /// Default: 1 s or `AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS`.
+        probe_timeout(timeout: Duration) => Some(probe_timeout);
+
+        /// The IMDS token endpoint (a loopback mock in tests).
+        imds_endpoint(endpoint: Url) => Some(imds_endpoint);
+
+        /// Refuses tokens for any other identity (fail closed): see [`RequiredIdentity`].
+        require_identity(required: RequiredIdentity) => Some(required);
     }
 
-    /// How long `az` and `azd` may run. Default: each credential's own (10 s).
-    pub fn developer_tool_timeout(mut self, timeout: Duration) -> Self {
-        self.developer_tool_timeout = Some(timeout);
-        self
-    }
+    // The seams are built once and handed to every member.
+    seam_setters!(env, fs, http, cache, executor);
 
-    /// How long the IMDS probe waits. Default: 1 s or `AZURE_CREDENTIALS_IMDS_PROBE_TIMEOUT_MS`.
-    pub fn imds_probe_timeout(mut self, timeout: Duration) -> Self {
-        self.imds_probe_timeout = Some(timeout);
-        self
-    }
-
-    /// The IMDS token endpoint (a loopback mock in tests).
-    pub fn imds_endpoint(mut self, endpoint: Url) -> Self {
-        self.imds_endpoint = Some(endpoint);
-        self
-    }
-
-    /// Refuses tokens for any other identity (fail closed): see [`RequiredIdentity`].
-    pub fn require_identity(mut self, required: RequiredIdentity) -> Self {
-        self.required = Some(required);
-        self
-    }
-
-    /// Where environment variables are read. Default: the process environment.
-    pub fn env(mut self, env: Env) -> Self {
-        self.env = Some(env);
-        self
-    }
-
-    /// Where files are read. Default: the real file system.
-    pub fn fs(mut self, fs: Fs) -> Self {
-        self.fs = Some(fs);
-        self
-    }
-
-    /// The HTTP client of the members that use one. Default: [`Http::shared`].
-    pub fn http(mut self, http: Http) -> Self {
-        self.http = Some(http);
-        self
-    }
-
-    /// The token cache. Default: [`TokenCache::shared`].
-    pub fn cache(mut self, cache: TokenCache) -> Self {
-        self.cache = Some(cache);
-        self
-    }
-
-    /// How `az` and `azd` are run. Default: [`TokioExecutor`](crate::system::TokioExecutor).
-    pub fn executor(mut self, executor: Arc<dyn Executor>) -> Self {
-        self.executor = Some(executor);
-        self
-    }
-
-    /// Builds the chain.
+    /// Builds the chain. A member that is not configured is kept as a placeholder that reports so;
+    /// a member whose configuration is half-set or invalid is kept as one that returns that error,
+    /// so the chain stops there when it gets to it (and [`explain`](DefaultAzureCredential::explain)
+    /// shows it at once).
     ///
-    /// Fails when `AZURE_TOKEN_CREDENTIALS` is invalid or leaves (with the exclusions) no
-    /// member. A member that is not configured is kept as a placeholder that reports so; a
-    /// member whose configuration is half-set or invalid is kept as one that returns that
-    /// error, so the chain stops there when it gets to it.
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when `AZURE_TOKEN_CREDENTIALS` is not `dev`, `prod` or a member's name, or when it and
+    /// the builder's exclusions leave no member to try.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{DefaultAzureCredential, ErrorKind};
+    /// use azure_credentials::system::Env;
+    ///
+    /// let error = DefaultAzureCredential::builder()
+    ///     .env(Env::from_pairs([("AZURE_TOKEN_CREDENTIALS", "production")]))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    /// assert!(error.to_string().contains("not a valid value"));
+    /// ```
     pub fn build(self) -> Result<DefaultAzureCredential, Error> {
-        let env = self.env.clone().unwrap_or_else(Env::process);
+        let env = self.context.env();
         let selection = Selection::from_env(&env)?;
         let mut chain = ChainedTokenCredential::builder().name(NAME);
         let mut plan = Vec::new();
@@ -382,22 +389,20 @@ impl DefaultAzureCredentialBuilder {
         selection: Selection,
         env: &Env,
     ) -> Result<(Arc<dyn TokenCredential>, String), Error> {
-        let fs = self.fs.clone().unwrap_or_else(Fs::real);
-        let cache = self.cache.clone().unwrap_or_else(TokenCache::shared);
-        let http = self.http.clone().unwrap_or_else(Http::shared);
+        let context = self.context.clone().with_env(env.clone());
+        let tenant = self.tenant_id.clone();
         let tenants = self.additionally_allowed_tenants.clone();
+        let timeout = self.process_timeout;
         match member {
             Member::Environment => {
-                let mut b = EnvironmentCredential::builder()
-                    .env(env.clone())
-                    .fs(fs)
-                    .cache(cache)
-                    .http(http);
-                if let Some(tenants) = tenants {
-                    b = b.additionally_allowed_tenants(tenants);
-                }
-                let credential = b.build()?;
-                let detail = if env.is_set("AZURE_CLIENT_SECRET") {
+                let credential = EnvironmentCredential::builder()
+                    .context(context)
+                    .maybe(
+                        tenants,
+                        EnvironmentCredentialBuilder::additionally_allowed_tenants,
+                    )
+                    .build()?;
+                let detail = if env.is_set(env_vars::AZURE_CLIENT_SECRET) {
                     "a client secret (AZURE_CLIENT_SECRET)"
                 } else {
                     "a client certificate (AZURE_CLIENT_CERTIFICATE_PATH)"
@@ -408,18 +413,12 @@ impl DefaultAzureCredentialBuilder {
                 ))
             }
             Member::WorkloadIdentity => {
-                let mut b = WorkloadIdentityCredential::builder()
-                    .env(env.clone())
-                    .fs(fs)
-                    .cache(cache)
-                    .http(http);
-                if let Some(tenant) = &self.tenant_id {
-                    b = b.tenant_id(tenant.clone());
-                }
-                if let Some(tenants) = tenants {
-                    b = b.additionally_allowed_tenants(tenants);
-                }
-                let credential = b.build()?;
+                use WorkloadIdentityCredentialBuilder as B;
+                let credential = WorkloadIdentityCredential::builder()
+                    .context(context)
+                    .maybe(tenant, B::tenant_id)
+                    .maybe(tenants, B::additionally_allowed_tenants)
+                    .build()?;
                 let detail = format!(
                     "federated token file {}",
                     credential.token_file_path().display()
@@ -427,79 +426,80 @@ impl DefaultAzureCredentialBuilder {
                 Ok((Arc::new(credential), detail))
             }
             Member::ManagedIdentity => {
+                use ManagedIdentityCredentialBuilder as B;
                 // Named alone by AZURE_TOKEN_CREDENTIALS, managed identity is what the user
                 // wants: no probe, the full retry budget.
                 let probe = selection != Selection::Only(Member::ManagedIdentity);
-                let mut b = ManagedIdentityCredential::builder()
-                    .env(env.clone())
-                    .fs(fs)
-                    .cache(cache)
-                    .http(http)
-                    .probe(probe);
-                if let Some(timeout) = self.imds_probe_timeout {
-                    b = b.probe_timeout(timeout);
-                }
-                if let Some(endpoint) = &self.imds_endpoint {
-                    b = b.imds_endpoint(endpoint.clone());
-                }
-                b = match &self.managed_identity {
+                let b = ManagedIdentityCredential::builder()
+                    .context(context)
+                    .probe(probe)
+                    .maybe(self.probe_timeout, B::probe_timeout)
+                    .maybe(self.imds_endpoint.clone(), B::imds_endpoint);
+                let credential = match &self.managed_identity {
                     Some(ManagedIdentityChoice::SystemAssigned) => b.system_assigned(),
                     Some(ManagedIdentityChoice::UserAssigned(id)) => b.user_assigned_id(id.clone()),
                     None => b,
-                };
-                let credential = b.build()?;
+                }
+                .build()?;
                 let mut detail = format!("{} endpoint", credential.source());
                 if let Some(id) = credential.user_assigned_id() {
                     detail.push_str(&format!(", user-assigned identity {id}"));
                 }
-                if probe && credential.source() == crate::ManagedIdentitySource::Imds {
+                if credential.probes() {
                     detail.push_str(", probed first");
                 }
                 Ok((Arc::new(credential), detail))
             }
             Member::AzureCli => {
-                let mut b = AzureCliCredential::builder()
-                    .env(env.clone())
-                    .fs(fs)
-                    .cache(cache);
-                if let Some(executor) = &self.executor {
-                    b = b.executor(executor.clone());
-                }
-                if let Some(timeout) = self.developer_tool_timeout {
-                    b = b.timeout(timeout);
-                }
-                if let Some(tenant) = &self.tenant_id {
-                    b = b.tenant_id(tenant.clone());
-                }
-                if let Some(tenants) = tenants {
-                    b = b.additionally_allowed_tenants(tenants);
-                }
-                let credential = b.build()?;
+                use AzureCliCredentialBuilder as B;
+                let credential = AzureCliCredential::builder()
+                    .context(context)
+                    .maybe(timeout, B::process_timeout)
+                    .maybe(tenant, B::tenant_id)
+                    .maybe(tenants, B::additionally_allowed_tenants)
+                    .build()?;
                 Ok((Arc::new(credential), program_detail(env, "az")))
             }
+            Member::AzurePowerShell => {
+                use AzurePowerShellCredentialBuilder as B;
+                let credential = AzurePowerShellCredential::builder()
+                    .context(context)
+                    .maybe(timeout, B::process_timeout)
+                    .maybe(tenant, B::tenant_id)
+                    .maybe(tenants, B::additionally_allowed_tenants)
+                    .build()?;
+                // `pwsh`, or on Windows `powershell.exe` when there is no `pwsh`.
+                let detail = match crate::developer_tools::azure_powershell::TOOL.resolve(env) {
+                    Ok(path) => format!("PowerShell at {}", path.display()),
+                    Err(_) => program_detail(env, "pwsh"),
+                };
+                Ok((Arc::new(credential), detail))
+            }
             Member::AzureDeveloperCli => {
-                let mut b = AzureDeveloperCliCredential::builder()
-                    .env(env.clone())
-                    .fs(fs)
-                    .cache(cache);
-                if let Some(executor) = &self.executor {
-                    b = b.executor(executor.clone());
-                }
-                if let Some(timeout) = self.developer_tool_timeout {
-                    b = b.timeout(timeout);
-                }
-                if let Some(tenant) = &self.tenant_id {
-                    b = b.tenant_id(tenant.clone());
-                }
-                if let Some(tenants) = tenants {
-                    b = b.additionally_allowed_tenants(tenants);
-                }
-                let credential = b.build()?;
+                use AzureDeveloperCliCredentialBuilder as B;
+                let credential = AzureDeveloperCliCredential::builder()
+                    .context(context)
+                    .maybe(timeout, B::process_timeout)
+                    .maybe(tenant, B::tenant_id)
+                    .maybe(tenants, B::additionally_allowed_tenants)
+                    .build()?;
                 Ok((Arc::new(credential), program_detail(env, "azd")))
             }
         }
     }
 }
+
+/// Applies a builder's option when the default builder has a value for it.
+trait Maybe: Sized {
+    fn maybe<T>(self, value: Option<T>, set: impl FnOnce(Self, T) -> Self) -> Self {
+        match value {
+            Some(value) => set(self, value),
+            None => self,
+        }
+    }
+}
+
+impl<B> Maybe for B {}
 
 /// A build error for `explain()`: the member's name and state are printed before it.
 fn state_detail(error: &Error) -> String {

@@ -2,11 +2,10 @@
 
 use std::fmt;
 
+use super::NAME;
 use crate::Error;
+use crate::env_vars::AZURE_TOKEN_CREDENTIALS;
 use crate::system::Env;
-
-pub(super) const VARIABLE: &str = "AZURE_TOKEN_CREDENTIALS";
-const NAME: &str = "DefaultAzureCredential";
 
 /// A member of the default chain, in chain order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -15,32 +14,38 @@ pub(super) enum Member {
     WorkloadIdentity,
     ManagedIdentity,
     AzureCli,
+    AzurePowerShell,
     AzureDeveloperCli,
 }
 
 impl Member {
-    pub(super) const ALL: [Member; 5] = [
+    pub(super) const ALL: [Member; 6] = [
         Member::Environment,
         Member::WorkloadIdentity,
         Member::ManagedIdentity,
         Member::AzureCli,
+        Member::AzurePowerShell,
         Member::AzureDeveloperCli,
     ];
 
     /// The credential's type name, which is also its `AZURE_TOKEN_CREDENTIALS` value.
     pub(super) fn name(self) -> &'static str {
         match self {
-            Member::Environment => "EnvironmentCredential",
-            Member::WorkloadIdentity => "WorkloadIdentityCredential",
-            Member::ManagedIdentity => "ManagedIdentityCredential",
-            Member::AzureCli => "AzureCliCredential",
-            Member::AzureDeveloperCli => "AzureDeveloperCliCredential",
+            Member::Environment => crate::entra::environment::NAME,
+            Member::WorkloadIdentity => crate::entra::workload_identity::NAME,
+            Member::ManagedIdentity => crate::managed_identity::NAME,
+            Member::AzureCli => crate::developer_tools::azure_cli::NAME,
+            Member::AzurePowerShell => crate::developer_tools::azure_powershell::NAME,
+            Member::AzureDeveloperCli => crate::developer_tools::azure_developer_cli::NAME,
         }
     }
 
     /// Developer tools: the chain moves on past any failure of theirs.
     pub(super) fn is_developer_tool(self) -> bool {
-        matches!(self, Member::AzureCli | Member::AzureDeveloperCli)
+        matches!(
+            self,
+            Member::AzureCli | Member::AzurePowerShell | Member::AzureDeveloperCli
+        )
     }
 }
 
@@ -66,7 +71,7 @@ pub(super) enum Selection {
 impl Selection {
     /// Reads the variable: trimmed, case-insensitive, empty meaning unset.
     pub(super) fn from_env(env: &Env) -> Result<Selection, Error> {
-        let Some(raw) = env.var(VARIABLE) else {
+        let Some(raw) = env.var(AZURE_TOKEN_CREDENTIALS) else {
             return Ok(Selection::All);
         };
         let value = raw.trim().to_ascii_lowercase();
@@ -86,7 +91,9 @@ impl Selection {
                     let shown: String = raw.chars().take(60).collect();
                     Error::invalid_input(
                         NAME,
-                        format!("{VARIABLE} is {shown:?}, which is not a valid value"),
+                        format!(
+                            "{AZURE_TOKEN_CREDENTIALS} is {shown:?}, which is not a valid value"
+                        ),
                     )
                     .with_fix(format!(
                         "set it to one of {} (case does not matter), or unset it",
@@ -110,16 +117,21 @@ impl Selection {
 impl fmt::Display for Selection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Selection::All => write!(f, "{VARIABLE} is not set: every credential takes part"),
+            Selection::All => write!(
+                f,
+                "{AZURE_TOKEN_CREDENTIALS} is not set: every credential takes part"
+            ),
             Selection::Dev => write!(
                 f,
-                "{VARIABLE}=dev: developer tools only (Azure CLI, Azure Developer CLI)"
+                "{AZURE_TOKEN_CREDENTIALS}=dev: developer tools only (Azure CLI, Azure PowerShell, Azure Developer CLI)"
             ),
             Selection::Prod => write!(
                 f,
-                "{VARIABLE}=prod: deployed sources only (environment, workload identity, managed identity)"
+                "{AZURE_TOKEN_CREDENTIALS}=prod: deployed sources only (environment, workload identity, managed identity)"
             ),
-            Selection::Only(member) => write!(f, "{VARIABLE}={member}: only {member}"),
+            Selection::Only(member) => {
+                write!(f, "{AZURE_TOKEN_CREDENTIALS}={member}: only {member}")
+            }
         }
     }
 }
@@ -129,7 +141,7 @@ mod tests {
     use super::*;
 
     fn select(value: &str) -> Result<Selection, Error> {
-        Selection::from_env(&Env::empty().with(VARIABLE, value))
+        Selection::from_env(&Env::empty().with(AZURE_TOKEN_CREDENTIALS, value))
     }
 
     #[test]
@@ -165,7 +177,7 @@ mod tests {
             assert!(err.is_invalid_input());
             let text = err.to_string();
             assert!(
-                text.contains(VARIABLE)
+                text.contains(AZURE_TOKEN_CREDENTIALS)
                     && text.contains("AzureDeveloperCliCredential")
                     && text.contains("prod"),
                 "{text}"
@@ -183,11 +195,15 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(members(Selection::All), Member::ALL);
-        assert_eq!(members(Selection::Dev), [AzureCli, AzureDeveloperCli]);
+        assert_eq!(
+            members(Selection::Dev),
+            [AzureCli, AzurePowerShell, AzureDeveloperCli]
+        );
         assert_eq!(
             members(Selection::Prod),
             [Environment, WorkloadIdentity, ManagedIdentity]
         );
         assert_eq!(members(Selection::Only(ManagedIdentity)), [ManagedIdentity]);
+        assert_eq!(members(Selection::Only(AzurePowerShell)), [AzurePowerShell]);
     }
 }

@@ -11,15 +11,17 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::digest;
 use ring::signature::RsaKeyPair;
 use rustls_pki_types::pem::{PemObject, SectionKind};
+use time::OffsetDateTime;
+use url::Url;
 
 use super::assertion::{AssertionFor, client_assertion};
-use super::der::{self, OID_EC, OID_RSA};
-use super::{ClientProof, EntraClient, EntraOptions};
-use crate::system::{Env, Fs, Http, RetryPolicy};
-use crate::{
-    AccessToken, CacheIdentity, CachedCredential, Error, Secret, TokenCache, TokenCredential,
-    TokenFetcher, TokenFuture, TokenRequest, TokenRequestOptions,
-};
+use super::{ClientProof, EntraClient, EntraOptions, entra_debug, entra_setters};
+use crate::context::seam_setters;
+use crate::credential::delegate_token_credential;
+use crate::der::{self, OID_EC, OID_RSA};
+use crate::setters::debug_fields;
+use crate::system::Fs;
+use crate::{AccessToken, CachedCredential, Context, Error, Secret, TokenFetcher, TokenRequest};
 
 const NAME: &str = "ClientCertificateCredential";
 /// The largest certificate file read (a PKCS#12 file with a long chain is a few tens of KB).
@@ -63,6 +65,24 @@ pub struct ClientCertificateCredential {
 impl ClientCertificateCredential {
     /// A credential for `client_id` in `tenant_id` with the certificate file at `path` (PEM, or
     /// PKCS#12 without a password), other options from the environment and the defaults.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the file is missing, unreadable or invalid, its key does not fit, or an option
+    /// is invalid: see [`ClientCertificateCredentialBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use azure_credentials::ClientCertificateCredential;
+    ///
+    /// let credential = ClientCertificateCredential::new(
+    ///     "contoso.onmicrosoft.com",
+    ///     "00000000-0000-0000-0000-000000000001",
+    ///     "/etc/secrets/app.pem",
+    /// )?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn new(
         tenant_id: impl Into<String>,
         client_id: impl Into<String>,
@@ -75,7 +95,23 @@ impl ClientCertificateCredential {
             .build()
     }
 
-    /// Options for a client certificate credential.
+    /// Options for a client certificate credential, validated by
+    /// [`build`](ClientCertificateCredentialBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use azure_credentials::ClientCertificateCredential;
+    ///
+    /// let credential = ClientCertificateCredential::builder()
+    ///     .tenant_id("contoso.onmicrosoft.com")
+    ///     .client_id("00000000-0000-0000-0000-000000000001")
+    ///     .certificate_path("/etc/secrets/app.pfx")
+    ///     .password(std::env::var("APP_PFX_PASSWORD")?)
+    ///     .send_certificate_chain(true) // subject name / issuer authentication
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> ClientCertificateCredentialBuilder {
         ClientCertificateCredentialBuilder::default()
     }
@@ -86,187 +122,190 @@ impl ClientCertificateCredential {
     }
 }
 
-impl TokenCredential for ClientCertificateCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<&'a TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        self.credential.get_token(scopes, options)
-    }
-}
+delegate_token_credential!(ClientCertificateCredential => credential);
 
-impl fmt::Debug for ClientCertificateCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("tenant_id", &self.client.tenant_id())
-            .field("client_id", &self.client.client_id())
-            .field("authority", &self.client.authority())
-            .field("thumbprint", &self.thumbprint)
-            .finish()
-    }
-}
+entra_debug!(ClientCertificateCredential(client) { thumbprint });
 
-/// Where the certificate comes from.
+/// Where a certificate comes from: what a builder was given.
 #[derive(Clone)]
-enum Source {
+pub(crate) enum CertificateSource {
     Path(PathBuf),
     Bytes(Arc<[u8]>),
 }
 
+impl CertificateSource {
+    /// Reads (from `fs`) and parses the certificate.
+    pub(crate) fn load(
+        &self,
+        credential: &'static str,
+        fs: &Fs,
+        password: Option<&Secret>,
+    ) -> Result<ClientCertificate, Error> {
+        match self {
+            CertificateSource::Path(path) => {
+                ClientCertificate::read(credential, fs, path, password)
+            }
+            CertificateSource::Bytes(bytes) => {
+                ClientCertificate::parse(credential, bytes, password, "the certificate")
+            }
+        }
+    }
+
+    /// What `Debug` shows: the path, or the length of the bytes.
+    fn describe(&self) -> String {
+        match self {
+            CertificateSource::Path(path) => path.display().to_string(),
+            CertificateSource::Bytes(bytes) => format!("<{} bytes>", bytes.len()),
+        }
+    }
+}
+
+/// The path, or the length of the bytes (quoted, as a string): never the key.
+impl fmt::Debug for CertificateSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.describe(), f)
+    }
+}
+
+/// The setters of a builder that takes a certificate, storing it in its fields `certificate`,
+/// `password` and `send_chain`: `certificate_setters!(certificate_path = "doc",
+/// certificate = "doc")` with a paragraph of the builder's own for each of the first two,
+/// after `reset: field,` when each of the first three setters also resets a field (a
+/// certificate read earlier).
+macro_rules! certificate_setters {
+    (
+        $(reset: $loaded:ident,)?
+        certificate_path = $path_doc:literal,
+        certificate = $bytes_doc:literal $(,)?
+    ) => {
+        /// The certificate file: PEM (certificate and private key) or PKCS#12.
+        #[doc = ""]
+        #[doc = $path_doc]
+        pub fn certificate_path(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+            self.certificate = Some($crate::entra::CertificateSource::Path(path.into()));
+            $(self.$loaded = Default::default();)?
+            self
+        }
+
+        /// The certificate's bytes: PEM (certificate and private key) or PKCS#12.
+        #[doc = ""]
+        #[doc = $bytes_doc]
+        pub fn certificate(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+            self.certificate = Some($crate::entra::CertificateSource::Bytes(
+                std::sync::Arc::from(bytes.into()),
+            ));
+            $(self.$loaded = Default::default();)?
+            self
+        }
+
+        /// The password of a PKCS#12 certificate (not needed for one without a password).
+        pub fn password(mut self, password: impl Into<$crate::Secret>) -> Self {
+            self.password = Some(password.into());
+            $(self.$loaded = Default::default();)?
+            self
+        }
+
+        /// Sends the certificate chain (`x5c`) with each client assertion, for subject name /
+        /// issuer authentication. Default: `false`.
+        pub fn send_certificate_chain(mut self, send: bool) -> Self {
+            self.send_chain = send;
+            self
+        }
+    };
+}
+pub(crate) use certificate_setters;
+
 /// Options of a [`ClientCertificateCredential`]; see [`ClientCertificateCredential::builder`].
 #[derive(Clone, Default)]
 pub struct ClientCertificateCredentialBuilder {
+    context: Context,
     options: EntraOptions,
-    source: Option<Source>,
+    certificate: Option<CertificateSource>,
     password: Option<Secret>,
     send_chain: bool,
-    fs: Option<Fs>,
 }
 
 impl ClientCertificateCredentialBuilder {
-    /// The tenant (directory) id of the app registration. Required.
-    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.options.tenant_id = Some(tenant_id.into());
-        self
-    }
+    entra_setters!(
+        tenant_id = "Required.",
+        client_id = "Required.",
+        authority_host,
+        additionally_allowed_tenants,
+        retry_policy,
+    );
 
-    /// The application (client) id of the app registration. Required.
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.options.client_id = Some(client_id.into());
-        self
-    }
+    certificate_setters!(
+        certificate_path = "This or [`certificate`](Self::certificate) is required.",
+        certificate = "This or [`certificate_path`](Self::certificate_path) is required.",
+    );
 
-    /// The certificate file: PEM (certificate and private key) or PKCS#12. This or
-    /// [`certificate`](Self::certificate) is required.
-    pub fn certificate_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.source = Some(Source::Path(path.into()));
-        self
-    }
-
-    /// The certificate's bytes: PEM (certificate and private key) or PKCS#12.
-    pub fn certificate(mut self, bytes: impl Into<Vec<u8>>) -> Self {
-        self.source = Some(Source::Bytes(Arc::from(bytes.into())));
-        self
-    }
-
-    /// The password of a PKCS#12 file (not needed for one without a password).
-    pub fn password(mut self, password: impl Into<Secret>) -> Self {
-        self.password = Some(password.into());
-        self
-    }
-
-    /// Sends the certificate chain (`x5c`) with each assertion, for subject name / issuer
-    /// authentication. Default: `false`.
-    pub fn send_certificate_chain(mut self, send: bool) -> Self {
-        self.send_chain = send;
-        self
-    }
-
-    /// The Microsoft Entra authority host, e.g. [`authority_hosts::AZURE_CHINA`](crate::authority_hosts::AZURE_CHINA).
-    /// Must be `https` (plain `http` is accepted for loopback hosts only). Default:
-    /// `AZURE_AUTHORITY_HOST`, else the public cloud.
-    pub fn authority_host(mut self, authority_host: impl Into<String>) -> Self {
-        self.options.authority_host = Some(authority_host.into());
-        self
-    }
-
-    /// Tenants besides its own that callers may request tokens for; `"*"` allows any.
-    /// Replaces `AZURE_ADDITIONALLY_ALLOWED_TENANTS` (`;`-separated), which is the default.
-    pub fn additionally_allowed_tenants(
-        mut self,
-        tenants: impl IntoIterator<Item = impl Into<String>>,
-    ) -> Self {
-        self.options.allowed_tenants = Some(tenants.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Where `AZURE_AUTHORITY_HOST`, `AZURE_ADDITIONALLY_ALLOWED_TENANTS` and
-    /// `AZURE_IDENTITY_DISABLE_MULTITENANTAUTH` are read from. Default: the process environment.
-    pub fn env(mut self, env: Env) -> Self {
-        self.options.env = Some(env);
-        self
-    }
-
-    /// Where the certificate file is read from. Default: the real file system.
-    pub fn fs(mut self, fs: Fs) -> Self {
-        self.fs = Some(fs);
-        self
-    }
-
-    /// The HTTP client. Default: [`Http::shared`].
-    pub fn http(mut self, http: Http) -> Self {
-        self.options.http = Some(http);
-        self
-    }
-
-    /// The retry policy of token requests. Default: up to 3 retries of 429 and 5xx answers
-    /// and broken connections, with backoff.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.options.retry = Some(policy);
-        self
-    }
-
-    /// The token cache, whose clock also dates the tokens and assertions. Default:
-    /// [`TokenCache::shared`].
-    pub fn cache(mut self, cache: TokenCache) -> Self {
-        self.options.cache = Some(cache);
-        self
-    }
+    seam_setters!(
+        env = "`AZURE_AUTHORITY_HOST`, `AZURE_ADDITIONALLY_ALLOWED_TENANTS` and \
+               `AZURE_IDENTITY_DISABLE_MULTITENANTAUTH` are read there.",
+        fs = "The certificate file is read there.",
+        http,
+        cache = "Its clock also dates the assertions.",
+    );
 
     /// Reads and checks the certificate and the options, and builds the credential.
     ///
-    /// Fails with [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a missing, unreadable or invalid
-    /// certificate, a wrong password, a key that is not RSA or does not belong to the
-    /// certificate, and for invalid options (tenant id, client id, authority host).
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a missing, unreadable or invalid certificate, a wrong password, a key that is not
+    /// RSA or does not belong to the certificate, and for invalid options (tenant id, client id,
+    /// authority host). The message names the file and what to do.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{ClientCertificateCredential, ErrorKind};
+    ///
+    /// let error = ClientCertificateCredential::builder()
+    ///     .tenant_id("contoso.onmicrosoft.com")
+    ///     .client_id("00000000-0000-0000-0000-000000000001")
+    ///     .certificate_path("/nonexistent/app.pem")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    /// assert!(error.to_string().contains("/nonexistent/app.pem"));
+    /// ```
     pub fn build(self) -> Result<ClientCertificateCredential, Error> {
-        let certificate = match &self.source {
-            None => {
-                return Err(Error::invalid_input(NAME, "no certificate was given")
-                    .with_fix("set the builder's certificate_path or certificate"));
-            }
-            Some(Source::Path(path)) => {
-                let fs = self.fs.clone().unwrap_or_else(Fs::real);
-                ClientCertificate::read(NAME, &fs, path, self.password.as_ref())?
-            }
-            Some(Source::Bytes(bytes)) => {
-                ClientCertificate::parse(NAME, bytes, self.password.as_ref(), "the certificate")?
-            }
+        let Some(source) = &self.certificate else {
+            return Err(Error::invalid_input(NAME, "no certificate was given")
+                .with_fix("set the builder's certificate_path or certificate"));
         };
-        ClientCertificateCredential::build_named(&self.options, certificate, self.send_chain, NAME)
+        let certificate = source.load(NAME, &self.context.fs(), self.password.as_ref())?;
+        ClientCertificateCredential::build_named(
+            &self.options,
+            &self.context,
+            certificate,
+            self.send_chain,
+            NAME,
+        )
     }
 }
 
-impl fmt::Debug for ClientCertificateCredentialBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let source = match &self.source {
-            None => None,
-            Some(Source::Path(path)) => Some(path.display().to_string()),
-            Some(Source::Bytes(bytes)) => Some(format!("<{} bytes>", bytes.len())),
-        };
-        f.debug_struct("ClientCertificateCredentialBuilder")
-            .field("options", &self.options)
-            .field("certificate", &source)
-            .field("password", &self.password)
-            .field("send_certificate_chain", &self.send_chain)
-            .finish()
-    }
-}
+debug_fields!(ClientCertificateCredentialBuilder {
+    options,
+    certificate,
+    password,
+    send_certificate_chain: send_chain,
+    ..
+});
 
 impl ClientCertificateCredential {
     /// Builds the credential under another name (`EnvironmentCredential`).
     pub(crate) fn build_named(
         options: &EntraOptions,
+        context: &Context,
         certificate: ClientCertificate,
         send_chain: bool,
         name: &'static str,
     ) -> Result<Self, Error> {
-        let client = options.client(name)?;
+        let client = options.client(name, context)?;
         let thumbprint: Arc<str> = Arc::from(certificate.thumbprint_hex.as_str());
-        let identity = CacheIdentity::new(name)
-            .with("authority", client.authority())
-            .with("tenant", client.tenant_id().to_ascii_lowercase())
-            .with("client_id", client.client_id())
+        let identity = client
+            .cache_identity(name)
             .with("thumbprint", &*thumbprint)
             .with_secret(&certificate.key_digest);
         let fetcher = ClientCertificateFetcher {
@@ -275,7 +314,7 @@ impl ClientCertificateCredential {
             send_chain,
         };
         Ok(ClientCertificateCredential {
-            credential: options.cache().credential(identity, fetcher),
+            credential: context.cache().credential(identity, fetcher),
             client,
             thumbprint,
         })
@@ -293,24 +332,10 @@ struct ClientCertificateFetcher {
 impl TokenFetcher for ClientCertificateFetcher {
     async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
         let client = &self.client;
-        let adfs = request
-            .tenant_id()
-            .unwrap_or(client.tenant_id())
-            .eq_ignore_ascii_case(super::ADFS);
         client
             .request_token(request, |endpoint, now| {
-                let assertion = client_assertion(
-                    &self.certificate,
-                    &AssertionFor {
-                        credential: client.credential(),
-                        client_id: client.client_id(),
-                        audience: endpoint.as_str(),
-                        now,
-                        adfs,
-                        send_chain: self.send_chain,
-                    },
-                )?;
-                Ok(ClientProof::Assertion(assertion))
+                self.certificate
+                    .proof(client, request, self.send_chain, endpoint, now)
             })
             .await
     }
@@ -485,6 +510,45 @@ impl ClientCertificate {
             x5t: URL_SAFE_NO_PAD.encode(sha1),
             thumbprint_hex: sha1.as_ref().iter().map(|b| format!("{b:02X}")).collect(),
         })
+    }
+
+    /// The proof of `client`'s identity in one token request: a client assertion for the token
+    /// endpoint `endpoint`, dated `now` (`RS256` with the SHA-1 thumbprint when the request goes
+    /// to ADFS), with the chain when `send_chain`.
+    pub(crate) fn proof(
+        &self,
+        client: &EntraClient,
+        request: &TokenRequest,
+        send_chain: bool,
+        endpoint: &Url,
+        now: OffsetDateTime,
+    ) -> Result<ClientProof, Error> {
+        let adfs = request
+            .tenant_id()
+            .unwrap_or(client.tenant_id())
+            .eq_ignore_ascii_case(super::ADFS);
+        let assertion = client_assertion(
+            self,
+            &AssertionFor {
+                credential: client.credential(),
+                client_id: client.client_id(),
+                audience: endpoint.as_str(),
+                now,
+                adfs,
+                send_chain,
+            },
+        )?;
+        Ok(ClientProof::Assertion(assertion))
+    }
+
+    /// The SHA-1 thumbprint, upper-case hex as the Azure portal shows it.
+    pub(crate) fn thumbprint(&self) -> &str {
+        &self.thumbprint_hex
+    }
+
+    /// SHA-256 of the private key: what identifies the key in the cache. Never printed.
+    pub(crate) fn key_digest(&self) -> &[u8; 32] {
+        &self.key_digest
     }
 
     pub(crate) fn key(&self) -> &RsaKeyPair {

@@ -1,15 +1,12 @@
 //! [`ClientSecretCredential`]: a service principal with a client secret.
 
-use std::fmt;
-
 use async_trait::async_trait;
 
-use super::{ClientProof, EntraClient, EntraOptions};
-use crate::system::{Env, Http, RetryPolicy};
-use crate::{
-    AccessToken, CacheIdentity, CachedCredential, Error, Secret, TokenCache, TokenCredential,
-    TokenFetcher, TokenFuture, TokenRequest, TokenRequestOptions,
-};
+use super::{ClientProof, EntraClient, EntraOptions, entra_debug, entra_setters};
+use crate::context::seam_setters;
+use crate::credential::delegate_token_credential;
+use crate::setters::{debug_fields, setters};
+use crate::{AccessToken, CachedCredential, Context, Error, Secret, TokenFetcher, TokenRequest};
 
 const NAME: &str = "ClientSecretCredential";
 
@@ -35,7 +32,7 @@ const NAME: &str = "ClientSecretCredential";
 /// cloud; tenants other than its own may be requested when listed in
 /// [`additionally_allowed_tenants`](ClientSecretCredentialBuilder::additionally_allowed_tenants)
 /// (else `AZURE_ADDITIONALLY_ALLOWED_TENANTS`; `*` allows any). Tokens are cached in
-/// [`TokenCache::shared`] unless the builder names another cache.
+/// [`TokenCache::shared`](crate::TokenCache::shared) unless the builder names another cache.
 #[derive(Clone)]
 pub struct ClientSecretCredential {
     credential: CachedCredential,
@@ -45,6 +42,24 @@ pub struct ClientSecretCredential {
 impl ClientSecretCredential {
     /// A credential for `client_id` in `tenant_id` with `secret`, other options from the
     /// environment and the defaults.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when an id or the secret is empty or invalid, or `AZURE_AUTHORITY_HOST` is not
+    /// `https`: see [`ClientSecretCredentialBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use azure_credentials::ClientSecretCredential;
+    ///
+    /// let credential = ClientSecretCredential::new(
+    ///     "contoso.onmicrosoft.com",
+    ///     "00000000-0000-0000-0000-000000000001",
+    ///     std::env::var("MY_APP_SECRET")?,
+    /// )?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(
         tenant_id: impl Into<String>,
         client_id: impl Into<String>,
@@ -57,7 +72,22 @@ impl ClientSecretCredential {
             .build()
     }
 
-    /// Options for a client secret credential.
+    /// Options for a client secret credential, validated by
+    /// [`build`](ClientSecretCredentialBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{ClientSecretCredential, authority_hosts};
+    ///
+    /// let credential = ClientSecretCredential::builder()
+    ///     .tenant_id("contoso.onmicrosoft.com")
+    ///     .client_id("00000000-0000-0000-0000-000000000001")
+    ///     .secret("value from the app registration")
+    ///     .authority_host(authority_hosts::AZURE_GOVERNMENT)
+    ///     .build()?;
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
     pub fn builder() -> ClientSecretCredentialBuilder {
         ClientSecretCredentialBuilder::default()
     }
@@ -66,6 +96,7 @@ impl ClientSecretCredential {
     /// tokens say which credential the user configured.
     pub(crate) fn build_named(
         options: &EntraOptions,
+        context: &Context,
         secret: Secret,
         name: &'static str,
     ) -> Result<Self, Error> {
@@ -73,135 +104,89 @@ impl ClientSecretCredential {
             return Err(Error::invalid_input(name, "the client secret is empty")
                 .with_fix("set the client secret's value from the app registration"));
         }
-        let client = options.client(name)?;
-        let identity = CacheIdentity::new(name)
-            .with("authority", client.authority())
-            .with("tenant", client.tenant_id().to_ascii_lowercase())
-            .with("client_id", client.client_id())
+        let client = options.client(name, context)?;
+        let identity = client
+            .cache_identity(name)
             .with_secret(secret.expose().as_bytes());
         let fetcher = ClientSecretFetcher {
             client: client.clone(),
             secret,
         };
         Ok(ClientSecretCredential {
-            credential: options.cache().credential(identity, fetcher),
+            credential: context.cache().credential(identity, fetcher),
             client,
         })
     }
 }
 
-impl TokenCredential for ClientSecretCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<&'a TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        self.credential.get_token(scopes, options)
-    }
-}
+delegate_token_credential!(ClientSecretCredential => credential);
 
-impl fmt::Debug for ClientSecretCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("tenant_id", &self.client.tenant_id())
-            .field("client_id", &self.client.client_id())
-            .field("authority", &self.client.authority())
-            .finish()
-    }
-}
+entra_debug!(ClientSecretCredential(client) {});
 
 /// Options of a [`ClientSecretCredential`]; see [`ClientSecretCredential::builder`].
 #[derive(Clone, Default)]
 pub struct ClientSecretCredentialBuilder {
+    context: Context,
     options: EntraOptions,
     secret: Option<Secret>,
 }
 
 impl ClientSecretCredentialBuilder {
-    /// The tenant (directory) id of the app registration. Required.
-    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.options.tenant_id = Some(tenant_id.into());
-        self
+    entra_setters!(
+        tenant_id = "Required.",
+        client_id = "Required.",
+        authority_host,
+        additionally_allowed_tenants,
+        retry_policy,
+    );
+
+    setters! {
+        /// The client secret's value. Required.
+        secret(secret: impl Into<Secret>) => Some(secret);
     }
 
-    /// The application (client) id of the app registration. Required.
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.options.client_id = Some(client_id.into());
-        self
-    }
+    seam_setters!(
+        env = "`AZURE_AUTHORITY_HOST`, `AZURE_ADDITIONALLY_ALLOWED_TENANTS` and \
+               `AZURE_IDENTITY_DISABLE_MULTITENANTAUTH` are read there.",
+        http,
+        cache,
+    );
 
-    /// The client secret's value. Required.
-    pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
-        self.secret = Some(secret.into());
-        self
-    }
-
-    /// The Microsoft Entra authority host, e.g. [`authority_hosts::AZURE_GOVERNMENT`](crate::authority_hosts::AZURE_GOVERNMENT).
-    /// Must be `https` (plain `http` is accepted for loopback hosts only). Default:
-    /// `AZURE_AUTHORITY_HOST`, else the public cloud.
-    pub fn authority_host(mut self, authority_host: impl Into<String>) -> Self {
-        self.options.authority_host = Some(authority_host.into());
-        self
-    }
-
-    /// Tenants besides its own that callers may request tokens for through
-    /// [`TokenRequestOptions::with_tenant_id`]; `"*"` allows any. Replaces
-    /// `AZURE_ADDITIONALLY_ALLOWED_TENANTS` (`;`-separated), which is the default.
-    pub fn additionally_allowed_tenants(
-        mut self,
-        tenants: impl IntoIterator<Item = impl Into<String>>,
-    ) -> Self {
-        self.options.allowed_tenants = Some(tenants.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Where `AZURE_AUTHORITY_HOST`, `AZURE_ADDITIONALLY_ALLOWED_TENANTS` and
-    /// `AZURE_IDENTITY_DISABLE_MULTITENANTAUTH` are read from. Default: the process environment.
-    pub fn env(mut self, env: Env) -> Self {
-        self.options.env = Some(env);
-        self
-    }
-
-    /// The HTTP client. Default: [`Http::shared`].
-    pub fn http(mut self, http: Http) -> Self {
-        self.options.http = Some(http);
-        self
-    }
-
-    /// The retry policy of token requests. Default: up to 3 retries of 429 and 5xx answers
-    /// and broken connections, with backoff.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.options.retry = Some(policy);
-        self
-    }
-
-    /// The token cache, whose clock also dates the tokens. Default: [`TokenCache::shared`].
-    pub fn cache(mut self, cache: TokenCache) -> Self {
-        self.options.cache = Some(cache);
-        self
-    }
-
-    /// Validates the options and builds the credential.
+    /// Validates the options and builds the credential. Nothing is sent before the first token is
+    /// asked for.
     ///
-    /// Fails with [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the tenant
-    /// id, client id or secret is missing or invalid, or the authority host is not `https`.
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the tenant id, client id or secret is missing or invalid, or the authority host
+    /// is not `https` (plain `http` only to a loopback host).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{ClientSecretCredential, ErrorKind};
+    ///
+    /// let error = ClientSecretCredential::builder()
+    ///     .tenant_id("contoso.onmicrosoft.com")
+    ///     .client_id("00000000-0000-0000-0000-000000000001")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    /// assert!(error.to_string().contains("no client secret was given"));
+    /// ```
     pub fn build(self) -> Result<ClientSecretCredential, Error> {
         let Some(secret) = self.secret else {
             return Err(Error::invalid_input(NAME, "no client secret was given")
                 .with_fix("set the builder's secret"));
         };
-        ClientSecretCredential::build_named(&self.options, secret, NAME)
+        ClientSecretCredential::build_named(&self.options, &self.context, secret, NAME)
     }
 }
 
-impl fmt::Debug for ClientSecretCredentialBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientSecretCredentialBuilder")
-            .field("options", &self.options)
-            .field("secret", &self.secret)
-            .finish()
-    }
-}
+debug_fields!(ClientSecretCredentialBuilder {
+    options,
+    secret,
+    ..
+});
 
 #[derive(Debug)]
 struct ClientSecretFetcher {

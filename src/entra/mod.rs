@@ -1,16 +1,24 @@
 //! The Microsoft Entra ID v2 token endpoint and the credentials that talk to it.
 //!
-//! [`EntraClient`] is the one piece of code that speaks the client-credentials grant: it builds
-//! the form body (`client_id`, the secret or the assertion, `grant_type`, `scope`, `claims`),
+//! [`EntraClient`] is the one piece of code that speaks to the token endpoint: it builds the
+//! form body (`client_id`, the secret or the assertion, the [`Grant`], `scope`, `claims`),
 //! sends it through the HTTP seam with retries on 429 and 5xx, parses the token or the error,
-//! and applies the multi-tenant rules. The credentials only say how they prove who they are.
+//! and applies the multi-tenant rules. The credentials only say how they prove who they are
+//! and, for on-behalf-of, whose token they exchange.
 
 mod assertion;
+pub(crate) mod assertion_source;
 pub mod authority_hosts;
+mod azure_pipelines;
+mod client_assertion;
 mod client_certificate;
 mod client_secret;
-pub(crate) mod der;
+pub(crate) mod environment;
+mod github_actions;
+mod on_behalf_of;
+pub(crate) mod options;
 pub(crate) mod response;
+pub(crate) mod workload_identity;
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,22 +27,27 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use url::{Host, Url};
 
-use crate::scope::{quoted, validate_scope, validate_tenant_id};
-use crate::system::{Clock, Env, Http, HttpRequest, RetryPolicy};
+use crate::scope::{quoted, validate_scopes};
+use crate::system::{Clock, Http, HttpRequest, RetryPolicy};
 use crate::tenant::TenantPolicy;
-use crate::{AccessToken, Error, Secret, TokenCache, TokenRequest};
+use crate::{AccessToken, CacheIdentity, Error, Secret, TokenRequest};
 
-pub(crate) use client_certificate::ClientCertificate;
+pub use azure_pipelines::{AzurePipelinesCredential, AzurePipelinesCredentialBuilder};
+pub use client_assertion::{ClientAssertionCredential, ClientAssertionCredentialBuilder};
+pub(crate) use client_certificate::{CertificateSource, ClientCertificate};
 pub use client_certificate::{ClientCertificateCredential, ClientCertificateCredentialBuilder};
 pub use client_secret::{ClientSecretCredential, ClientSecretCredentialBuilder};
-
-pub(crate) const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
-pub(crate) const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
-pub(crate) const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
+pub use environment::{EnvironmentCredential, EnvironmentCredentialBuilder};
+pub use github_actions::{GitHubActionsCredential, GitHubActionsCredentialBuilder};
+pub use on_behalf_of::{OnBehalfOfCredential, OnBehalfOfCredentialBuilder};
+pub(crate) use options::{EntraOptions, entra_setters};
+pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder};
 
 /// The tenant of Active Directory Federation Services authorities.
 const ADFS: &str = "adfs";
 const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// The `grant_type` of the on-behalf-of flow (RFC 7523's JWT bearer grant).
+const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// The client capability that asks for CAE tokens.
 const CAE_CLAIMS: &str = r#"{"access_token":{"xms_cc":{"values":["CP1"]}}}"#;
 
@@ -46,105 +59,18 @@ pub(crate) enum ClientProof {
     Assertion(Secret),
 }
 
-/// Options every Entra credential builder shares. Unset values come from the environment
-/// (authority host, allowed tenants) or the defaults.
-#[derive(Clone, Default)]
-pub(crate) struct EntraOptions {
-    pub(crate) tenant_id: Option<String>,
-    pub(crate) client_id: Option<String>,
-    pub(crate) authority_host: Option<String>,
-    pub(crate) allowed_tenants: Option<Vec<String>>,
-    pub(crate) env: Option<Env>,
-    pub(crate) http: Option<Http>,
-    pub(crate) cache: Option<TokenCache>,
-    pub(crate) retry: Option<RetryPolicy>,
-}
-
-impl EntraOptions {
-    pub(crate) fn env(&self) -> Env {
-        self.env.clone().unwrap_or_else(Env::process)
-    }
-
-    pub(crate) fn cache(&self) -> TokenCache {
-        self.cache.clone().unwrap_or_else(TokenCache::shared)
-    }
-
-    /// Validates the options and builds the client for `credential`. `tenant_id` and
-    /// `client_id` must have been set (the caller names what is missing first).
-    pub(crate) fn client(&self, credential: &'static str) -> Result<EntraClient, Error> {
-        let env = self.env();
-        let tenant_id = required(credential, self.tenant_id.as_deref(), "tenant_id")?;
-        validate_tenant_id(credential, tenant_id)?;
-        let client_id = required(credential, self.client_id.as_deref(), "client_id")?;
-        validate_client_id(credential, client_id)?;
-        let authority = match &self.authority_host {
-            Some(host) => parse_authority(credential, host, "the authority host")?,
-            None => match env.var_non_empty(AZURE_AUTHORITY_HOST) {
-                Some(host) => parse_authority(credential, &host, AZURE_AUTHORITY_HOST)?,
-                None => parse_authority(
-                    credential,
-                    authority_hosts::AZURE_PUBLIC_CLOUD,
-                    "the authority host",
-                )?,
-            },
-        };
-        let tenants = TenantPolicy::new(
-            credential,
-            Some(tenant_id),
-            self.allowed_tenants.as_deref(),
-            &env,
-        )?;
-        let cache = self.cache();
-        Ok(EntraClient {
-            inner: Arc::new(ClientInner {
-                credential,
-                tenant_id: tenant_id.to_owned(),
-                client_id: Arc::from(client_id),
-                authority,
-                tenants,
-                http: self.http.clone().unwrap_or_else(Http::shared),
-                retry: self.retry.clone().unwrap_or_else(RetryPolicy::entra),
-                clock: cache.clock().clone(),
-            }),
-        })
-    }
-}
-
-impl fmt::Debug for EntraOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EntraOptions")
-            .field("tenant_id", &self.tenant_id)
-            .field("client_id", &self.client_id)
-            .field("authority_host", &self.authority_host)
-            .field("allowed_tenants", &self.allowed_tenants)
-            .finish_non_exhaustive()
-    }
-}
-
-fn required<'a>(
-    credential: &'static str,
-    value: Option<&'a str>,
-    option: &'static str,
-) -> Result<&'a str, Error> {
-    match value.map(str::trim) {
-        Some(v) if !v.is_empty() => Ok(v),
-        _ => Err(
-            Error::invalid_input(credential, format!("no {option} was given"))
-                .with_fix(format!("set the builder's {option}")),
-        ),
-    }
-}
-
-/// A client id is a GUID (or, for ADFS, an identifier): printable ASCII without spaces.
-fn validate_client_id(credential: &'static str, client_id: &str) -> Result<(), Error> {
-    if client_id.bytes().all(|b| b.is_ascii_graphic()) && client_id.len() <= 256 {
-        return Ok(());
-    }
-    Err(Error::invalid_input(
-        credential,
-        format!("invalid client id {}", quoted(client_id)),
-    )
-    .with_fix("the client id is the application (client) id of the app registration, a GUID"))
+/// What a token request asks for; the client's [`ClientProof`] goes with either.
+#[derive(Clone, Copy)]
+pub(crate) enum Grant<'a> {
+    /// `grant_type=client_credentials`: a token for the application itself.
+    ClientCredentials,
+    /// The on-behalf-of flow: `grant_type` [`JWT_BEARER_GRANT`], `assertion` = the access token
+    /// the API was called with, `requested_token_use=on_behalf_of`: a token for that token's
+    /// user.
+    OnBehalfOf {
+        /// The caller's access token.
+        user_assertion: &'a Secret,
+    },
 }
 
 /// Parses an authority host: `https://host[:port][/path]`, or plain `http` for loopback hosts
@@ -196,6 +122,49 @@ pub(crate) fn parse_authority(
     Ok(url)
 }
 
+/// What holds an Entra credential's [`EntraClient`]: the client itself, or the
+/// [`ClientAssertionCredential`] a federated credential wraps. For [`entra_debug!`].
+pub(crate) trait HasEntraClient {
+    fn entra_client(&self) -> &EntraClient;
+}
+
+impl HasEntraClient for EntraClient {
+    fn entra_client(&self) -> &EntraClient {
+        self
+    }
+}
+
+/// The `Debug` of an Entra credential: its type's name, the tenant, client id and authority
+/// of the client in field `client` ([`EntraClient::debug_struct`]), then only the fields named,
+/// as [`debug_fields!`](crate::setters::debug_fields) names them:
+/// `entra_debug!(Type(client) { a, label: field, .. })`.
+macro_rules! entra_debug {
+    (@field $this:ident $label:ident) => { &$this.$label };
+    (@field $this:ident $label:ident $field:ident) => { &$this.$field };
+    ($ty:ident($client:ident) { $($label:ident $(: $field:ident)?),+ , .. }) => {
+        $crate::entra::entra_debug!(
+            @impl $ty $client finish_non_exhaustive $($label $(: $field)?),+
+        );
+    };
+    ($ty:ident($client:ident) { $($label:ident $(: $field:ident)?),* $(,)? }) => {
+        $crate::entra::entra_debug!(@impl $ty $client finish $($label $(: $field)?),*);
+    };
+    (@impl $ty:ident $client:ident $finish:ident $($label:ident $(: $field:ident)?),*) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                $crate::entra::HasEntraClient::entra_client(&self.$client)
+                    .debug_struct(f, stringify!($ty))
+                    $(.field(
+                        stringify!($label),
+                        $crate::entra::entra_debug!(@field self $label $($field)?),
+                    ))*
+                    .$finish()
+            }
+        }
+    };
+}
+pub(crate) use entra_debug;
+
 /// One Entra ID v2 token endpoint client, configured for one application.
 #[derive(Clone)]
 pub(crate) struct EntraClient {
@@ -218,6 +187,29 @@ impl EntraClient {
         self.inner.credential
     }
 
+    /// The cache identity of a credential of this client: who the tokens are for (authority,
+    /// tenant, client id), for the credential to add what proves the right to them.
+    pub(crate) fn cache_identity(&self, credential: &'static str) -> CacheIdentity {
+        CacheIdentity::new(credential)
+            .with("authority", self.authority())
+            .with("tenant", self.tenant_id().to_ascii_lowercase())
+            .with("client_id", self.client_id())
+    }
+
+    /// The start of an Entra credential's `Debug`: `name` with the tenant, client id and
+    /// authority (never a secret), for the credential to add its own fields to.
+    pub(crate) fn debug_struct<'a, 'b>(
+        &self,
+        f: &'a mut fmt::Formatter<'b>,
+        name: &str,
+    ) -> fmt::DebugStruct<'a, 'b> {
+        let mut d = f.debug_struct(name);
+        d.field("tenant_id", &self.tenant_id())
+            .field("client_id", &self.client_id())
+            .field("authority", &self.authority());
+        d
+    }
+
     pub(crate) fn tenant_id(&self) -> &str {
         &self.inner.tenant_id
     }
@@ -229,6 +221,12 @@ impl EntraClient {
     /// The authority host, as `scheme://host[:port][/path]`.
     pub(crate) fn authority(&self) -> &str {
         self.inner.authority.as_str().trim_end_matches('/')
+    }
+
+    /// The HTTP client.
+    #[cfg(test)]
+    pub(crate) fn http(&self) -> &Http {
+        &self.inner.http
     }
 
     /// Whether the configured tenant is ADFS (assertions then use RS256 and a SHA-1 thumbprint).
@@ -264,32 +262,34 @@ impl EntraClient {
             .map_err(|_| Error::invalid_input(self.inner.credential, "invalid token endpoint URL"))
     }
 
-    /// Requests a token. `proof` makes the credential's proof of identity for the token
-    /// endpoint (an assertion's audience) at the given time.
+    /// Requests a token with the client-credentials grant. `proof` makes the credential's proof
+    /// of identity for the token endpoint (an assertion's audience) at the given time.
     pub(crate) async fn request_token(
         &self,
         request: &TokenRequest,
         proof: impl FnOnce(&Url, OffsetDateTime) -> Result<ClientProof, Error>,
     ) -> Result<AccessToken, Error> {
+        self.request_grant(request, Grant::ClientCredentials, proof)
+            .await
+    }
+
+    /// Requests a token with `grant`; see [`request_token`](Self::request_token).
+    pub(crate) async fn request_grant(
+        &self,
+        request: &TokenRequest,
+        grant: Grant<'_>,
+        proof: impl FnOnce(&Url, OffsetDateTime) -> Result<ClientProof, Error>,
+    ) -> Result<AccessToken, Error> {
         let inner = &*self.inner;
         let credential = inner.credential;
-        if request.scopes().is_empty() {
-            return Err(
-                Error::invalid_input(credential, "no scope was requested").with_fix(
-                    "request at least one scope, e.g. \"https://management.azure.com/.default\"",
-                ),
-            );
-        }
-        for scope in request.scopes() {
-            validate_scope(credential, scope)?;
-        }
+        validate_scopes(credential, request.scopes())?;
         let tenant = request.tenant_id().unwrap_or(&inner.tenant_id);
         let endpoint = self.token_endpoint(tenant)?;
         let claims = request_claims(credential, request)?;
         let scope = request.scopes().join(" ");
         let started = inner.clock.now();
         let proof = proof(&endpoint, started)?;
-        let mut form: Vec<(&str, &str)> = Vec::with_capacity(6);
+        let mut form: Vec<(&str, &str)> = Vec::with_capacity(8);
         form.push(("client_id", &inner.client_id));
         match &proof {
             ClientProof::Secret(secret) => form.push(("client_secret", secret.expose())),
@@ -298,7 +298,14 @@ impl EntraClient {
                 form.push(("client_assertion", assertion.expose()));
             }
         }
-        form.push(("grant_type", "client_credentials"));
+        match grant {
+            Grant::ClientCredentials => form.push(("grant_type", "client_credentials")),
+            Grant::OnBehalfOf { user_assertion } => {
+                form.push(("grant_type", JWT_BEARER_GRANT));
+                form.push(("assertion", user_assertion.expose()));
+                form.push(("requested_token_use", "on_behalf_of"));
+            }
+        }
         form.push(("scope", &scope));
         if let Some(claims) = &claims {
             form.push(("claims", claims));
@@ -313,6 +320,7 @@ impl EntraClient {
             authority = %self.authority(),
             scope = %scope,
             claims = claims.is_some(),
+            on_behalf_of = matches!(grant, Grant::OnBehalfOf { .. }),
             "requesting a token from Microsoft Entra ID"
         );
         let answer = inner
@@ -320,7 +328,7 @@ impl EntraClient {
             .send(&http_request, &inner.retry)
             .await
             .map_err(|e| {
-                let error = e.to_credential_error(credential);
+                let error = Error::from_http(credential, &e);
                 // A failure that says what to do (an untrusted certificate) keeps its own fix.
                 if error.fix().is_some() {
                     return error;
@@ -337,7 +345,12 @@ impl EntraClient {
             authority: self.authority(),
         };
         if answer.status() != 200 {
-            return Err(response::from_response(&context, &answer));
+            let on_behalf_of = matches!(grant, Grant::OnBehalfOf { .. });
+            return Err(response::from_grant_response(
+                &context,
+                &answer,
+                on_behalf_of,
+            ));
         }
         let parsed = response::parse_token(&context, &answer)?;
         let mut token = AccessToken::new(
@@ -407,18 +420,6 @@ fn request_claims(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tenant::{
-        AZURE_ADDITIONALLY_ALLOWED_TENANTS, AZURE_IDENTITY_DISABLE_MULTITENANTAUTH,
-    };
-
-    fn options() -> EntraOptions {
-        EntraOptions {
-            tenant_id: Some("tenant-a".into()),
-            client_id: Some("client-1".into()),
-            env: Some(Env::empty()),
-            ..EntraOptions::default()
-        }
-    }
 
     #[test]
     fn authorities() {
@@ -458,148 +459,6 @@ mod tests {
             assert!(err.is_invalid_input(), "{bad}");
             assert!(err.to_string().contains("https"), "{err}");
         }
-    }
-
-    #[test]
-    fn token_endpoints() {
-        let client = options().client("X").unwrap();
-        assert_eq!(
-            client.token_endpoint("tenant-a").unwrap().as_str(),
-            "https://login.microsoftonline.com/tenant-a/oauth2/v2.0/token"
-        );
-        assert_eq!(
-            client.token_endpoint("adfs").unwrap().as_str(),
-            "https://login.microsoftonline.com/adfs/oauth2/token"
-        );
-    }
-
-    #[test]
-    fn sovereign_clouds_get_their_own_token_endpoints() {
-        for (host, endpoint) in [
-            (
-                authority_hosts::AZURE_PUBLIC_CLOUD,
-                "https://login.microsoftonline.com/t/oauth2/v2.0/token",
-            ),
-            (
-                authority_hosts::AZURE_GOVERNMENT,
-                "https://login.microsoftonline.us/t/oauth2/v2.0/token",
-            ),
-            (
-                authority_hosts::AZURE_CHINA,
-                "https://login.chinacloudapi.cn/t/oauth2/v2.0/token",
-            ),
-        ] {
-            let mut o = options();
-            o.authority_host = Some(host.to_owned());
-            let client = o.client("X").unwrap();
-            assert_eq!(client.token_endpoint("t").unwrap().as_str(), endpoint);
-            // The same from AZURE_AUTHORITY_HOST.
-            let mut o = options();
-            o.env = Some(Env::from_pairs([(AZURE_AUTHORITY_HOST, host)]));
-            assert_eq!(
-                o.client("X").unwrap().token_endpoint("t").unwrap().as_str(),
-                endpoint
-            );
-        }
-    }
-
-    #[test]
-    fn tenant_rules() {
-        let client = options().client("X").unwrap();
-        assert_eq!(client.resolve_tenant("tenant-a").unwrap(), None);
-        assert_eq!(client.resolve_tenant("TENANT-A").unwrap(), None);
-        let err = client.resolve_tenant("tenant-b").unwrap_err();
-        assert!(err.is_invalid_input());
-        let text = err.to_string();
-        assert!(
-            text.contains("\"tenant-b\"")
-                && text.contains("additionally_allowed_tenants")
-                && text.contains(AZURE_ADDITIONALLY_ALLOWED_TENANTS),
-            "{text}"
-        );
-        assert!(
-            client
-                .resolve_tenant("bad/tenant")
-                .unwrap_err()
-                .to_string()
-                .contains("invalid tenant id")
-        );
-
-        let mut allowed = options();
-        allowed.allowed_tenants = Some(vec!["Tenant-B".into()]);
-        let client = allowed.client("X").unwrap();
-        assert_eq!(client.resolve_tenant("tenant-b").unwrap(), Some("tenant-b"));
-        assert!(client.resolve_tenant("tenant-c").is_err());
-
-        let mut env = options();
-        env.env = Some(Env::from_pairs([(
-            AZURE_ADDITIONALLY_ALLOWED_TENANTS,
-            " tenant-c ; * ;",
-        )]));
-        let client = env.client("X").unwrap();
-        assert_eq!(client.resolve_tenant("anything").unwrap(), Some("anything"));
-        assert!(client.resolve_tenant("a b").unwrap_err().is_invalid_input());
-
-        // The builder's list replaces the environment's.
-        env.allowed_tenants = Some(vec![]);
-        assert!(env.client("X").unwrap().resolve_tenant("anything").is_err());
-
-        let mut disabled = options();
-        disabled.env = Some(Env::from_pairs([
-            (AZURE_ADDITIONALLY_ALLOWED_TENANTS, "*"),
-            (AZURE_IDENTITY_DISABLE_MULTITENANTAUTH, "1"),
-        ]));
-        assert_eq!(
-            disabled
-                .client("X")
-                .unwrap()
-                .resolve_tenant("other")
-                .unwrap(),
-            None
-        );
-
-        let mut adfs = options();
-        adfs.tenant_id = Some("adfs".into());
-        adfs.allowed_tenants = Some(vec!["*".into()]);
-        let client = adfs.client("X").unwrap();
-        assert!(client.is_adfs());
-        assert!(
-            client
-                .resolve_tenant("other")
-                .unwrap_err()
-                .to_string()
-                .contains("ADFS")
-        );
-    }
-
-    #[test]
-    fn invalid_options() {
-        let mut bad = options();
-        bad.tenant_id = Some("tenant/../x".into());
-        assert!(
-            bad.client("X")
-                .unwrap_err()
-                .to_string()
-                .contains("invalid tenant id")
-        );
-        let mut bad = options();
-        bad.allowed_tenants = Some(vec!["ok".into(), "not ok".into()]);
-        assert!(bad.client("X").unwrap_err().is_invalid_input());
-        let mut bad = options();
-        bad.client_id = Some("  ".into());
-        assert!(
-            bad.client("X")
-                .unwrap_err()
-                .to_string()
-                .contains("client_id")
-        );
-        let mut bad = options();
-        bad.env = Some(Env::from_pairs([(
-            AZURE_AUTHORITY_HOST,
-            "http://login.example.com",
-        )]));
-        let err = bad.client("X").unwrap_err();
-        assert!(err.to_string().contains(AZURE_AUTHORITY_HOST), "{err}");
     }
 
     #[test]

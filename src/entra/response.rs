@@ -87,8 +87,20 @@ fn seconds(value: &Value) -> Option<i64> {
     (1..=MAX_LIFETIME_SECS).contains(&secs).then_some(secs)
 }
 
-/// The error for a response other than 200.
+/// The error for a response other than 200 to a client-credentials request (the fuzz
+/// targets' entry point; the client calls [`from_grant_response`]).
+#[cfg(any(test, fuzzing))]
 pub(crate) fn from_response(ctx: &Context<'_>, response: &HttpResponse) -> Error {
+    from_grant_response(ctx, response, false)
+}
+
+/// The error for a response other than 200. `on_behalf_of`: the request exchanged a user's
+/// token (the user assertion), which a refusal may be about.
+pub(crate) fn from_grant_response(
+    ctx: &Context<'_>,
+    response: &HttpResponse,
+    on_behalf_of: bool,
+) -> Error {
     let status = response.status();
     let attempts = attempts_note(response.attempts());
     let entra = json_object(response).and_then(|body| EntraError::from_body(&body));
@@ -168,7 +180,7 @@ pub(crate) fn from_response(ctx: &Context<'_>, response: &HttpResponse) -> Error
                 super::quoted(ctx.client_id),
                 super::quoted(ctx.tenant)
             ),
-            fix_for(&entra),
+            fix_for(&entra, on_behalf_of),
         )
     };
     let mut error = Error::new(kind, ctx.credential, message)
@@ -270,9 +282,12 @@ fn aadsts_in(description: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// What to change, for the AADSTS codes users meet most.
-fn fix_for(error: &EntraError) -> String {
-    let fix = if error.has(&[7000215]) {
+/// What to change, for the AADSTS codes users meet most. `on_behalf_of`: the request
+/// exchanged a user's token, which the refusal may be about.
+fn fix_for(error: &EntraError, on_behalf_of: bool) -> String {
+    let fix = if let Some(fix) = on_behalf_of.then(|| user_assertion_fix(error)).flatten() {
+        fix
+    } else if error.has(&[7000215]) {
         "check the client secret: use the secret's value (not its id) from the app registration's Certificates & secrets, and check that it has not expired"
     } else if error.has(&[7000222]) {
         "the client secret has expired: create a new one in the app registration's Certificates & secrets"
@@ -302,6 +317,25 @@ fn fix_for(error: &EntraError) -> String {
         "check the credential's tenant id, client id and secret or certificate; quote the correlation id to Azure support"
     };
     fix.to_owned()
+}
+
+/// What to change when an on-behalf-of request was refused over the user's token (the user
+/// assertion) or what the user may do, `None` when the refusal is about something else.
+fn user_assertion_fix(error: &EntraError) -> Option<&'static str> {
+    let fix = if error.has(&[500133]) {
+        "the user assertion (the access token the API was called with) has expired: the caller must get a new token and call again"
+    } else if error.has(&[50027, 50013]) {
+        "the user assertion was refused: it must be the access token the API was called with, unexpired and issued for this API (its `aud` is this app's client id or Application ID URI), without the \"Bearer \" prefix; not an ID token or a token for another resource"
+    } else if error.has(&[65001]) {
+        "the API may not act for the user on this scope: grant consent (admin consent for the tenant) to the delegated permission in the app registration's API permissions"
+    } else if error.has(&[50076, 50079, 50158]) || error.error == "interaction_required" {
+        "the user must satisfy a Conditional Access policy (such as MFA) interactively: answer the caller with 401 so that its client signs the user in again"
+    } else if error.error == "invalid_grant" {
+        "the user assertion was refused: check that it is the unexpired access token the API was called with, issued for this API"
+    } else {
+        return None;
+    };
+    Some(fix)
 }
 
 /// The body as a JSON object, when it is one.

@@ -1,22 +1,23 @@
 //! [`AzureCoreCredential`]: this crate's credentials as an `azure_core` 1.x `TokenCredential`,
 //! for the clients of the official Azure SDK for Rust.
 
-use std::fmt;
 use std::sync::Arc;
 
 use ::azure_core::credentials as sdk;
 use async_trait::async_trait;
 
+use crate::credential::shared;
+use crate::setters::debug_fields;
 use crate::{AccessToken, Error, TokenCredential};
 
 /// Any [`TokenCredential`] of this crate as an [`azure_core::credentials::TokenCredential`]
 /// (azure_core 1.x), so the official Azure SDK for Rust clients can use it.
 ///
-/// [`new`](Self::new) returns an `Arc`, as the SDK's own credentials do: it coerces to the
-/// `Arc<dyn azure_core::credentials::TokenCredential>` every client constructor takes.
+/// Wrap it in an `Arc` for the `Arc<dyn azure_core::credentials::TokenCredential>` every
+/// client constructor takes (constructors in this crate return `Self`).
 ///
 /// ```no_run
-/// # use std::sync::Arc;
+/// use std::sync::Arc;
 /// use azure_credentials::{DefaultAzureCredential, interop::AzureCoreCredential};
 /// # struct SecretClient;
 /// # impl SecretClient {
@@ -25,7 +26,7 @@ use crate::{AccessToken, Error, TokenCredential};
 /// # }
 ///
 /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let credential = AzureCoreCredential::new(DefaultAzureCredential::new()?);
+/// let credential = Arc::new(AzureCoreCredential::new(DefaultAzureCredential::new()?));
 /// // e.g. azure_security_keyvault_secrets::SecretClient
 /// let client = SecretClient::new("https://my-vault.vault.azure.net/", credential, None)?;
 /// # let _ = client; Ok(()) }
@@ -60,14 +61,25 @@ pub struct AzureCoreCredential {
 }
 
 impl AzureCoreCredential {
-    /// Wraps `credential`, e.g. a [`DefaultAzureCredential`](crate::DefaultAzureCredential).
-    pub fn new(credential: impl TokenCredential + 'static) -> Arc<AzureCoreCredential> {
-        Self::from_arc(Arc::new(credential))
-    }
-
-    /// Wraps a credential that is already shared, without another level of `Arc`.
-    pub fn from_arc(credential: Arc<dyn TokenCredential>) -> Arc<AzureCoreCredential> {
-        Arc::new(AzureCoreCredential { credential })
+    /// Wraps `credential`, e.g. a [`DefaultAzureCredential`](crate::DefaultAzureCredential);
+    /// an `Arc<dyn TokenCredential>` is shared as it is, without another level of `Arc`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// use azure_credentials::DefaultAzureCredential;
+    /// use azure_credentials::interop::AzureCoreCredential;
+    ///
+    /// let credential: Arc<dyn azure_core::credentials::TokenCredential> =
+    ///     Arc::new(AzureCoreCredential::new(DefaultAzureCredential::new()?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(credential: impl TokenCredential + 'static) -> Self {
+        AzureCoreCredential {
+            credential: shared(credential),
+        }
     }
 
     /// The wrapped credential.
@@ -76,14 +88,8 @@ impl AzureCoreCredential {
     }
 }
 
-impl fmt::Debug for AzureCoreCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The credentials' own Debug shows identities and endpoints, never a secret.
-        f.debug_struct("AzureCoreCredential")
-            .field("credential", &self.credential)
-            .finish()
-    }
-}
+// The credentials' own Debug shows identities and endpoints, never a secret.
+debug_fields!(AzureCoreCredential { credential });
 
 #[async_trait]
 impl sdk::TokenCredential for AzureCoreCredential {

@@ -2,7 +2,6 @@
 //! provider.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::sync::Arc;
 
 use ::object_store::CredentialProvider;
@@ -10,6 +9,8 @@ use ::object_store::azure::AzureCredential;
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
+use crate::credential::shared;
+use crate::setters::debug_fields;
 use crate::{AccessToken, Error, TokenCredential};
 
 /// The store name object_store's own Azure credentials put in their errors.
@@ -20,16 +21,17 @@ const STORE: &str = "MicrosoftAzure";
 /// [`AzureCredential::BearerToken`] for the storage scope,
 /// [`STORAGE_SCOPE`](Self::STORAGE_SCOPE).
 ///
-/// [`new`](Self::new) returns an `Arc`: it coerces to the
+/// Wrap it in an `Arc` for the
 /// [`AzureCredentialProvider`](object_store::azure::AzureCredentialProvider) that
-/// `MicrosoftAzureBuilder::with_credentials` takes.
+/// `MicrosoftAzureBuilder::with_credentials` takes (constructors in this crate return `Self`).
 ///
 /// ```no_run
+/// use std::sync::Arc;
 /// use azure_credentials::{DefaultAzureCredential, interop::ObjectStoreCredential};
 /// use object_store::azure::MicrosoftAzureBuilder;
 ///
 /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let credential = ObjectStoreCredential::new(DefaultAzureCredential::new()?);
+/// let credential = Arc::new(ObjectStoreCredential::new(DefaultAzureCredential::new()?));
 /// let store = MicrosoftAzureBuilder::new()
 ///     .with_account("mystorageaccount")
 ///     .with_container_name("data")
@@ -68,27 +70,34 @@ impl ObjectStoreCredential {
     pub const STORAGE_SCOPE: &'static str = "https://storage.azure.com/.default";
 
     /// Wraps `credential`, e.g. a [`DefaultAzureCredential`](crate::DefaultAzureCredential), to
-    /// get tokens for [`STORAGE_SCOPE`](Self::STORAGE_SCOPE).
-    pub fn new(credential: impl TokenCredential + 'static) -> Arc<ObjectStoreCredential> {
-        Self::from_arc(Arc::new(credential))
-    }
-
-    /// Wraps a credential that is already shared, without another level of `Arc`.
-    pub fn from_arc(credential: Arc<dyn TokenCredential>) -> Arc<ObjectStoreCredential> {
-        Self::with_scope(credential, Self::STORAGE_SCOPE)
-    }
-
-    /// Wraps a shared credential to get tokens for another scope than
-    /// [`STORAGE_SCOPE`](Self::STORAGE_SCOPE) (a storage-compatible service, a test).
-    pub fn with_scope(
-        credential: Arc<dyn TokenCredential>,
-        scope: impl Into<Cow<'static, str>>,
-    ) -> Arc<ObjectStoreCredential> {
-        Arc::new(ObjectStoreCredential {
-            credential,
-            scope: scope.into(),
+    /// get tokens for [`STORAGE_SCOPE`](Self::STORAGE_SCOPE); an `Arc<dyn TokenCredential>` is
+    /// shared as it is, without another level of `Arc`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// use azure_credentials::DefaultAzureCredential;
+    /// use azure_credentials::interop::ObjectStoreCredential;
+    ///
+    /// let credential = Arc::new(ObjectStoreCredential::new(DefaultAzureCredential::new()?));
+    /// # Ok::<(), azure_credentials::Error>(())
+    /// ```
+    pub fn new(credential: impl TokenCredential + 'static) -> Self {
+        ObjectStoreCredential {
+            credential: shared(credential),
+            scope: Cow::Borrowed(Self::STORAGE_SCOPE),
             last: RwLock::new(None),
-        })
+        }
+    }
+
+    /// Gets tokens for another scope than [`STORAGE_SCOPE`](Self::STORAGE_SCOPE) (a
+    /// storage-compatible service, a test).
+    pub fn with_scope(mut self, scope: impl Into<Cow<'static, str>>) -> Self {
+        self.scope = scope.into();
+        *self.last.get_mut() = None;
+        self
     }
 
     /// The wrapped credential.
@@ -122,15 +131,12 @@ impl ObjectStoreCredential {
     }
 }
 
-impl fmt::Debug for ObjectStoreCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Not the last token: object_store's AzureCredential prints its token in Debug.
-        f.debug_struct("ObjectStoreCredential")
-            .field("credential", &self.credential)
-            .field("scope", &self.scope)
-            .finish_non_exhaustive()
-    }
-}
+// Not the last token: object_store's AzureCredential prints its token in Debug.
+debug_fields!(ObjectStoreCredential {
+    credential,
+    scope,
+    ..
+});
 
 #[async_trait]
 impl CredentialProvider for ObjectStoreCredential {
@@ -175,7 +181,7 @@ mod tests {
         }
     }
 
-    fn credential(token: &str) -> Arc<ObjectStoreCredential> {
+    fn credential(token: &str) -> ObjectStoreCredential {
         ObjectStoreCredential::new(Fixed(AccessToken::new(
             token,
             datetime!(2100-01-01 0:00 UTC),

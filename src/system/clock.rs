@@ -4,11 +4,14 @@
 //! a [`ManualClock`] and retries with tokio's paused time, and never sleep.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
+
+use crate::{Error, ErrorKind};
 
 /// Where the crate gets the current time: the system clock, or a [`ManualClock`] in tests.
 ///
@@ -31,7 +34,15 @@ enum ClockKind {
 }
 
 impl Clock {
-    /// The system's wall clock.
+    /// The system's wall clock (what the cache uses unless told otherwise).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::system::Clock;
+    ///
+    /// let now = Clock::system().now();
+    /// ```
     pub fn system() -> Self {
         Clock {
             kind: ClockKind::System,
@@ -141,7 +152,7 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
-    /// A clock stopped at `start`.
+    /// A clock standing at `start` until it is moved (see the example above).
     pub fn new(start: OffsetDateTime) -> Self {
         ManualClock {
             nanos: Arc::new(AtomicI64::new(to_unix_nanos(start))),
@@ -183,6 +194,69 @@ impl fmt::Debug for ManualClock {
 pub(crate) fn monotonic_now() -> tokio::time::Instant {
     #[allow(clippy::disallowed_methods)] // the one place that reads the monotonic clock
     tokio::time::Instant::now()
+}
+
+/// Runtimes seen without timers, by id; few, so a short list (oldest forgotten first).
+static TIMERLESS_RUNTIMES: parking_lot::Mutex<Vec<tokio::runtime::Id>> =
+    parking_lot::Mutex::new(Vec::new());
+const TIMERLESS_RUNTIMES_KEPT: usize = 16;
+
+/// Whether the current tokio runtime drives timers (was built with `enable_time`), so that
+/// `tokio::time::timeout` can bound a caller's callback. Tokio offers no way to ask, and builds
+/// no timer without a time driver but panics; so a timer is built under `catch_unwind` and a
+/// runtime found without one is remembered (its one probe's panic message goes to the panic
+/// hook, like every panic, and `credential` logs a warning once). Where panics abort the
+/// process (`panic = "abort"`) there is no probing: timers are required there, as the
+/// credentials' documentation says. Outside any tokio runtime: `false`.
+pub(crate) fn timers_available(credential: &'static str) -> bool {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return false;
+    };
+    if cfg!(panic = "abort") {
+        return true;
+    }
+    let id = runtime.id();
+    if TIMERLESS_RUNTIMES.lock().contains(&id) {
+        return false;
+    }
+    let has_timer = std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok();
+    if !has_timer {
+        tracing::warn!(
+            credential,
+            "this tokio runtime has no timers (it was built without enable_time): callbacks run without their timeout"
+        );
+        let mut timerless = TIMERLESS_RUNTIMES.lock();
+        if timerless.len() >= TIMERLESS_RUNTIMES_KEPT {
+            timerless.remove(0);
+        }
+        timerless.push(id);
+    }
+    has_timer
+}
+
+/// Awaits `call`, a caller's callback, for at most `timeout` where the runtime has timers
+/// ([`timers_available`]); where it has none (or outside a runtime, when a caller drives the
+/// future itself) it runs unbounded. A timeout is [`ErrorKind::Timeout`]: `what` "did not
+/// return within" the timeout, with `fix`.
+pub(crate) async fn bounded_call<T>(
+    credential: &'static str,
+    timeout: Duration,
+    call: impl Future<Output = Result<T, Error>>,
+    what: &str,
+    fix: &'static str,
+) -> Result<T, Error> {
+    if !timers_available(credential) {
+        return call.await;
+    }
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            credential,
+            format!("{what} did not return within {} s", timeout.as_secs_f32()),
+        )
+        .with_fix(fix)),
+    }
 }
 
 /// Nanoseconds since the Unix epoch, saturating outside what an `i64` holds (year 1677..2262).

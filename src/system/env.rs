@@ -30,19 +30,38 @@ enum EnvKind {
 }
 
 impl Env {
-    /// The process environment.
+    /// The process environment (what credentials read unless told otherwise). Only read, never
+    /// changed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::system::Env;
+    ///
+    /// let home = Env::process().var("HOME");
+    /// ```
     pub fn process() -> Self {
         Env {
             kind: EnvKind::Process,
         }
     }
 
-    /// An empty in-memory environment.
+    /// An empty in-memory environment: a machine where nothing is configured.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::{EnvironmentCredential, ErrorKind};
+    /// use azure_credentials::system::Env;
+    ///
+    /// let error = EnvironmentCredential::builder().env(Env::empty()).build().unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::Unavailable);
+    /// ```
     pub fn empty() -> Self {
         Env::from_pairs(std::iter::empty::<(String, String)>())
     }
 
-    /// An in-memory environment holding exactly `pairs`.
+    /// An in-memory environment holding exactly `pairs` (see the example above).
     pub fn from_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Self
     where
         K: Into<String>,

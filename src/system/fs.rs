@@ -58,12 +58,22 @@ pub struct FileStamp {
 }
 
 impl Fs {
-    /// The real file system.
+    /// The real file system (what credentials use unless told otherwise).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use azure_credentials::WorkloadIdentityCredential;
+    /// use azure_credentials::system::Fs;
+    ///
+    /// // The same as leaving it out.
+    /// let builder = WorkloadIdentityCredential::builder().fs(Fs::real());
+    /// ```
     pub fn real() -> Self {
         Fs { kind: FsKind::Real }
     }
 
-    /// An empty in-memory file system; fill it with [`Fs::write`].
+    /// An empty in-memory file system; fill it with [`Fs::write`] (see the example above).
     pub fn memory() -> Self {
         Fs {
             kind: FsKind::Memory(Arc::default()),
@@ -94,8 +104,27 @@ impl Fs {
         }
     }
 
-    /// Reads a whole file of at most `max_bytes` bytes. A larger file is an error of kind
+    /// Reads a whole file of at most `max_bytes` bytes.
+    ///
+    /// # Errors
+    ///
+    /// What reading the file fails with ([`io::ErrorKind::NotFound`] for a missing file, the
+    /// operating system's error otherwise); a file larger than `max_bytes` is
     /// [`io::ErrorKind::InvalidData`] and is not read past the limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use azure_credentials::system::Fs;
+    ///
+    /// let fs = Fs::memory();
+    /// fs.write("/etc/app/token", vec![b'x'; 100]);
+    /// let too_large = fs.read(Path::new("/etc/app/token"), 10).unwrap_err();
+    /// assert_eq!(too_large.kind(), std::io::ErrorKind::InvalidData);
+    /// let missing = fs.read(Path::new("/etc/app/other"), 10).unwrap_err();
+    /// assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+    /// ```
     pub fn read(&self, path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
         match &self.kind {
             FsKind::Real => read_capped(path, max_bytes),
@@ -111,17 +140,30 @@ impl Fs {
     }
 
     /// Reads a whole regular file of at most `max_bytes` bytes, refusing anything else without
-    /// reading it: a symbolic link (not followed, even to a regular file), a directory, a FIFO,
-    /// a socket or a device is an error of kind [`io::ErrorKind::InvalidInput`]; a larger file
-    /// is [`io::ErrorKind::InvalidData`]. For a path an untrusted party names (the Azure Arc
-    /// agent's key file): a FIFO there could block the reading thread forever, and a link
-    /// could point anywhere.
+    /// reading it. For a path an untrusted party names (the Azure Arc agent's key file): a FIFO
+    /// there could block the reading thread forever, and a link could point anywhere.
     ///
-    /// The type is checked before the file is opened (`symlink_metadata`) and again on the
-    /// open file, which is opened with `O_NOFOLLOW | O_NONBLOCK` on Unix (and as the reparse
-    /// point itself on Windows), so swapping the file in between gains nothing. Only the last
-    /// component is checked: the directories on the way are the caller's to trust. The
-    /// in-memory file system holds regular files only and reads them as [`Fs::read`] does.
+    /// The type is checked before the file is opened (`symlink_metadata`) and again on the open
+    /// file, which is opened with `O_NOFOLLOW | O_NONBLOCK` on Unix (and as the reparse point itself
+    /// on Windows), so swapping the file in between gains nothing. Only the last component is
+    /// checked: the directories on the way are the caller's to trust. The in-memory file system
+    /// holds regular files only and reads them as [`Fs::read`] does.
+    ///
+    /// # Errors
+    ///
+    /// A symbolic link (not followed, even to a regular file), a directory, a FIFO, a socket or a
+    /// device is [`io::ErrorKind::InvalidInput`]; a file larger than `max_bytes` is
+    /// [`io::ErrorKind::InvalidData`]; otherwise what reading the file fails with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use azure_credentials::system::Fs;
+    ///
+    /// let error = Fs::real().read_regular_file_nofollow(Path::new("/"), 4096).unwrap_err();
+    /// assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput); // a directory
+    /// ```
     pub fn read_regular_file_nofollow(&self, path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
         match &self.kind {
             FsKind::Real => read_regular_nofollow(path, max_bytes),
@@ -130,6 +172,24 @@ impl Fs {
     }
 
     /// The modification time and length of a file, without reading it.
+    ///
+    /// # Errors
+    ///
+    /// What reading the file's metadata fails with ([`io::ErrorKind::NotFound`] for a missing file).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use azure_credentials::system::Fs;
+    ///
+    /// let fs = Fs::memory();
+    /// fs.write("/home/dev/.azure/azureProfile.json", "{}");
+    /// let before = fs.stamp(Path::new("/home/dev/.azure/azureProfile.json"))?;
+    /// fs.write("/home/dev/.azure/azureProfile.json", "{}");
+    /// assert_ne!(fs.stamp(Path::new("/home/dev/.azure/azureProfile.json"))?, before);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stamp(&self, path: &Path) -> io::Result<FileStamp> {
         match &self.kind {
             FsKind::Real => {

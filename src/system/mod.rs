@@ -11,10 +11,14 @@ mod process;
 
 pub use clock::{Clock, ManualClock};
 #[allow(unused_imports)]
-pub(crate) use clock::{duration_nanos, from_unix_nanos, monotonic_now, to_unix_nanos};
+pub(crate) use clock::{
+    bounded_call, duration_nanos, from_unix_nanos, monotonic_now, timers_available, to_unix_nanos,
+};
 pub use env::Env;
 pub use fs::{FileStamp, Fs};
 pub(crate) use http::is_local;
+/// The one way a URL is shown in messages and logs (`scheme://host:port/path`).
+pub(crate) use http::redacted_url;
 pub use http::{
     Http, HttpBuilder, HttpError, HttpErrorKind, HttpRequest, HttpResponse, HttpTransport,
     RetryPolicy, TransportFuture,

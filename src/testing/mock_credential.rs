@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
+use crate::setters::{debug_fields, setters};
 use crate::system::Clock;
 use crate::{
     AccessToken, CacheIdentity, CachedCredential, Error, TokenCache, TokenCredential, TokenFetcher,
@@ -170,28 +171,18 @@ impl MockCredentialBuilder {
         self
     }
 
-    /// The cache to use. Default: the process-wide [`TokenCache::shared`].
-    pub fn cache(mut self, cache: TokenCache) -> Self {
-        self.cache = Some(cache);
-        self
-    }
+    setters! {
+        /// The cache to use. Default: the process-wide [`TokenCache::shared`].
+        cache(cache: TokenCache) => Some(cache);
 
-    /// How long each fetch takes (a `tokio::time::sleep`, so paused time skips it).
-    pub fn latency(mut self, latency: Duration) -> Self {
-        self.latency = latency;
-        self
-    }
+        /// How long each fetch takes (a `tokio::time::sleep`, so paused time skips it).
+        latency(latency: Duration) => latency;
 
-    /// The lifetime of tokens issued when the script is empty. Default: 1 hour.
-    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
-        self.lifetime = lifetime;
-        self
-    }
+        /// The lifetime of tokens issued when the script is empty. Default: 1 hour.
+        token_lifetime(lifetime: Duration) => lifetime;
 
-    /// Ignore the requested tenant, like a managed identity (its tenant is fixed).
-    pub fn fixed_tenant(mut self, fixed: bool) -> Self {
-        self.fixed_tenant = fixed;
-        self
+        /// Ignore the requested tenant, like a managed identity (its tenant is fixed).
+        fixed_tenant(fixed: bool) => fixed_tenant;
     }
 
     /// Builds the credential.
@@ -237,14 +228,7 @@ struct MockFetcher {
     requests: Mutex<Vec<TokenRequest>>,
 }
 
-impl fmt::Debug for MockFetcher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MockFetcher")
-            .field("name", &self.name)
-            .field("latency", &self.latency)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(MockFetcher { name, latency, .. });
 
 #[async_trait]
 impl TokenFetcher for MockFetcher {

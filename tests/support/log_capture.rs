@@ -39,6 +39,49 @@ impl Write for CapturedLogs {
     }
 }
 
+/// A leak test under way: every log line captured (until it is dropped), a current-thread
+/// runtime to run the scenarios on (so work they spawn logs on the capturing thread too) and
+/// what they printed.
+pub struct LeakTest {
+    pub logs: CapturedLogs,
+    pub runtime: tokio::runtime::Runtime,
+    pub seen: Printed,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl LeakTest {
+    /// Starts capturing, with a runtime on tokio's real clock.
+    pub fn start() -> LeakTest {
+        Self::on(tokio::runtime::Builder::new_current_thread().enable_all())
+    }
+
+    /// Starts capturing, with a runtime whose clock starts paused.
+    pub fn start_paused() -> LeakTest {
+        Self::on(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true),
+        )
+    }
+
+    /// Fails if any of `secrets` was logged or printed, or if the logs lack any of `expected`:
+    /// [`assert_no_secrets`] on what this test captured.
+    pub fn assert_no_secrets(&self, secrets: &[&str], expected: &[&str]) {
+        assert_no_secrets(&self.logs.text(), &self.seen, secrets, expected);
+    }
+
+    fn on(runtime: &mut tokio::runtime::Builder) -> LeakTest {
+        let logs = CapturedLogs::default();
+        let guard = logs.install();
+        LeakTest {
+            runtime: runtime.build().unwrap(),
+            logs,
+            seen: Printed::default(),
+            _guard: guard,
+        }
+    }
+}
+
 /// What the scenarios printed or would print: `Debug` renderings, error messages and their
 /// sources.
 #[derive(Default)]
@@ -49,6 +92,26 @@ impl Printed {
     pub fn debug(&mut self, value: &impl std::fmt::Debug) {
         self.0.push(format!("{value:?}"));
         self.0.push(format!("{value:#?}"));
+    }
+
+    /// Records `builder`'s rendering, builds it with `build` and records the credential's.
+    pub fn built<B: std::fmt::Debug, C: std::fmt::Debug>(
+        &mut self,
+        builder: B,
+        build: impl FnOnce(B) -> Result<C, azure_credentials::Error>,
+    ) -> C {
+        self.debug(&builder);
+        let built = build(builder).unwrap();
+        self.debug(&built);
+        built
+    }
+
+    /// Records a token's or an error's renderings, whichever `result` holds.
+    pub fn outcome(&mut self, result: &Result<impl std::fmt::Debug, impl std::error::Error>) {
+        match result {
+            Ok(value) => self.debug(value),
+            Err(error) => self.error(error),
+        }
     }
 
     /// Records an error's `Display`, `Debug` and every cause in its source chain.
@@ -81,4 +144,10 @@ pub fn assert_no_secrets(logs: &str, printed: &Printed, secrets: &[&str], expect
             assert!(!text.contains(secret), "{secret:?} printed in: {text}");
         }
     }
+}
+
+/// Each of `jwts` whole, and its signature alone: the secrets a sent JWT leaves.
+pub fn with_signatures(jwts: &[String]) -> impl Iterator<Item = &str> {
+    jwts.iter()
+        .flat_map(|jwt| [jwt.as_str(), jwt.rsplit('.').next().unwrap_or(jwt)])
 }
