@@ -14,8 +14,6 @@
 
 use std::collections::HashSet;
 
-use super::msal_cache::Miss;
-
 /// A parsed file: sections in order, each with its options (names lower-cased) and values
 /// (continuation lines joined with `\n`).
 #[derive(Debug, Default)]
@@ -101,7 +99,7 @@ fn section_header(value: &str) -> Option<&str> {
 }
 
 /// Parses `text` (see the module documentation), or says why not.
-pub(crate) fn parse(text: &str) -> Result<Ini, Miss> {
+pub(crate) fn parse(text: &str) -> Result<Ini, &'static str> {
     if text
         .chars()
         .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
