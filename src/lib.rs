@@ -13,7 +13,7 @@
 //!         .get_token(&["https://vault.azure.net/.default"], None)
 //!         .await?;
 //!     // `token.token().expose()` goes in `Authorization: Bearer ...`.
-//!     println!("a token from {} until {}", token.source(), token.expires_on());
+//!     tracing::info!(source = token.source(), expires_on = %token.expires_on(), "got a token");
 //!     Ok(())
 //! }
 //! ```

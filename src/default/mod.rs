@@ -90,7 +90,7 @@ impl DefaultAzureCredential {
     /// # async fn run() -> Result<(), azure_credentials::Error> {
     /// let credential = DefaultAzureCredential::new()?;
     /// let token = credential.get_token(&["https://vault.azure.net/.default"], None).await?;
-    /// println!("from {:?}", credential.selected());
+    /// tracing::info!(selected = ?credential.selected(), expires_on = %token.expires_on(), "got a token");
     /// # Ok(()) }
     /// ```
     pub fn new() -> Result<Self, Error> {

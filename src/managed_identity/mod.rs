@@ -137,7 +137,7 @@ impl ManagedIdentityCredential {
     /// use azure_credentials::ManagedIdentityCredential;
     ///
     /// let credential = ManagedIdentityCredential::new()?;
-    /// println!("managed identity through {}", credential.source());
+    /// tracing::info!(source = %credential.source(), "managed identity configured");
     /// # Ok::<(), azure_credentials::Error>(())
     /// ```
     pub fn new() -> Result<Self, Error> {

@@ -295,3 +295,27 @@ pub(super) fn secret_url(variable: &str, value: &str) -> Result<Url, Error> {
     }
     Ok(url)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which plain-http endpoints may receive a secret. URLs are only parsed here, never
+    /// contacted (tests/managed_identity.rs builds credentials with hostnames instead).
+    #[test]
+    fn a_secret_goes_over_plain_http_only_to_loopback_or_link_local_hosts() {
+        for allowed in [
+            "http://127.0.0.1:41741/msi/token",
+            "http://localhost:8081/msi/token",
+            "http://169.254.1.1/token",
+            "http://[fe80::1]:40342/token",
+            "https://10.1.2.3/msi/token",
+        ] {
+            assert!(secret_url("MSI_ENDPOINT", allowed).is_ok(), "{allowed}");
+        }
+        for refused in ["http://10.1.2.3:8081/msi/token", "http://192.168.0.4/token"] {
+            let err = secret_url("MSI_ENDPOINT", refused).unwrap_err();
+            assert!(err.to_string().contains("plain http"), "{refused}: {err}");
+        }
+    }
+}

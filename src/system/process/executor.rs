@@ -43,7 +43,7 @@ use crate::system::monotonic_now;
 ///     .timeout(Duration::from_secs(30));
 /// let output = TokioExecutor::new().run(&command).await?;
 /// if !output.success() {
-///     eprintln!("az exited with {:?}", output.code());
+///     tracing::warn!(code = ?output.code(), "az failed");
 /// }
 /// # Ok(())
 /// # }
