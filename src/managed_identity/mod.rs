@@ -18,11 +18,7 @@ pub(crate) mod response;
 mod service_fabric;
 mod source;
 
-use crate::env_vars::{
-    AZURE_CLIENT_ID, AZURE_POD_IDENTITY_AUTHORITY_HOST, DEFAULT_IDENTITY_CLIENT_ID,
-    IDENTITY_ENDPOINT, IDENTITY_HEADER, IDENTITY_SERVER_THUMBPRINT, IMDS_ENDPOINT, MSI_ENDPOINT,
-    MSI_SECRET,
-};
+use crate::env_vars::AZURE_CLIENT_ID;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,21 +55,6 @@ const DETECTION_ORDER: [Detect; 5] = [
     azure_ml::detect,
     cloud_shell::detect,
     azure_arc::detect,
-];
-
-/// The environment variables managed identity reads (its sources' and its own), for
-/// `DefaultAzureCredential::explain`.
-pub(crate) const ENV_VARS: &[&str] = &[
-    IDENTITY_ENDPOINT,
-    IDENTITY_HEADER,
-    IDENTITY_SERVER_THUMBPRINT,
-    MSI_ENDPOINT,
-    MSI_SECRET,
-    IMDS_ENDPOINT,
-    DEFAULT_IDENTITY_CLIENT_ID,
-    AZURE_POD_IDENTITY_AUTHORITY_HOST,
-    AZURE_CLIENT_ID,
-    PROBE_TIMEOUT_ENV,
 ];
 
 /// The managed identity of the Azure resource the program runs on.
