@@ -70,7 +70,7 @@ fn exit_status(kind: ErrorKind) -> u8 {
     match kind {
         ErrorKind::InvalidInput => 2,
         ErrorKind::Unavailable => 3,
-        ErrorKind::Authentication => 4,
+        ErrorKind::Authentication | ErrorKind::AuthenticationRequired => 4,
         // Timeout, Throttled, ServiceFailure, Io, Other.
         _ => 5,
     }

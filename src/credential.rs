@@ -277,6 +277,14 @@ struct TokenInner {
     source: Cow<'static, str>,
     tenant_id: Option<Arc<str>>,
     client_id: Option<Arc<str>>,
+    user: Option<Arc<TokenUser>>,
+}
+
+/// The signed-in user a token is for (user credentials only).
+#[derive(Clone)]
+struct TokenUser {
+    username: Option<Box<str>>,
+    object_id: Option<Box<str>>,
 }
 
 impl AccessToken {
@@ -304,6 +312,7 @@ impl AccessToken {
                 source: Cow::Borrowed(""),
                 tenant_id: None,
                 client_id: None,
+                user: None,
             }),
         }
     }
@@ -334,6 +343,31 @@ impl AccessToken {
     pub fn with_client_id(mut self, client_id: impl Into<Arc<str>>) -> Self {
         self.inner_mut().client_id = Some(client_id.into());
         self
+    }
+
+    /// Sets the signed-in user's name (`preferred_username`, usually an email address), for
+    /// tokens that act for a user.
+    pub fn with_username(mut self, username: impl Into<String>) -> Self {
+        let user = self.user_mut();
+        user.username = Some(username.into().into_boxed_str());
+        self
+    }
+
+    /// Sets the object id (`oid`) of the user or service principal the token is for.
+    pub fn with_object_id(mut self, object_id: impl Into<String>) -> Self {
+        let user = self.user_mut();
+        user.object_id = Some(object_id.into().into_boxed_str());
+        self
+    }
+
+    fn user_mut(&mut self) -> &mut TokenUser {
+        let user = self.inner_mut().user.get_or_insert_with(|| {
+            Arc::new(TokenUser {
+                username: None,
+                object_id: None,
+            })
+        });
+        Arc::make_mut(user)
     }
 
     /// The token. Send it as `Authorization: Bearer <token>`.
@@ -367,6 +401,17 @@ impl AccessToken {
         self.inner.client_id.as_deref()
     }
 
+    /// The signed-in user's name (`preferred_username` of the id token), for tokens a user
+    /// credential got; `None` otherwise.
+    pub fn username(&self) -> Option<&str> {
+        self.inner.user.as_ref()?.username.as_deref()
+    }
+
+    /// The object id (`oid`) of the identity the token is for, when known (user credentials).
+    pub fn object_id(&self) -> Option<&str> {
+        self.inner.user.as_ref()?.object_id.as_deref()
+    }
+
     /// Whether two handles share the same token allocation (a cache hit returns the same one).
     pub fn ptr_eq(&self, other: &AccessToken) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
@@ -397,6 +442,12 @@ impl fmt::Debug for AccessToken {
         }
         if let Some(client) = &inner.client_id {
             d.field("client_id", client);
+        }
+        if let Some(username) = self.username() {
+            d.field("username", &username);
+        }
+        if let Some(object_id) = self.object_id() {
+            d.field("object_id", &object_id);
         }
         d.finish()
     }

@@ -73,6 +73,11 @@ error_kinds! {
     /// The identity provider was asked and refused. [`Error::status`],
     /// [`Error::aadsts_codes`] and [`Error::correlation_id`] tell more when known.
     Authentication => "authentication failed",
+    /// A user must sign in: a user credential has no signed-in user it may use silently (its
+    /// refresh token was refused — revoked, password changed, MFA required — or it never had
+    /// one) and it may not prompt (automatic authentication is disabled, or it cannot prompt
+    /// again). Call the credential's `authenticate` at a moment of the application's choosing.
+    AuthenticationRequired => "authentication required",
     /// The identity endpoint was reached but failed: a server error (5xx) that outlasted the
     /// retries, or a managed identity endpoint's answer that is not a usable token (JSON cut
     /// short or malformed, no `access_token`). Not a refusal: the same request may work later.

@@ -29,6 +29,8 @@
 //! | an Azure Pipelines job with a workload identity federation service connection | [`AzurePipelinesCredential`] |
 //! | a GitHub Actions job with `permissions: id-token: write` | [`GitHubActionsCredential`] |
 //! | a web API calling another API as the user who called it | [`OnBehalfOfCredential`] |
+//! | a command-line tool or desktop app its user signs in to (a browser here, or a code entered on another device) | [`InteractiveBrowserCredential`], [`DeviceCodeCredential`] |
+//! | a web app that received an authorization code on its own redirect URI | [`AuthorizationCodeCredential`] |
 //! | AKS with workload identity | [`WorkloadIdentityCredential`] |
 //! | an Azure VM, App Service, Functions, Container Apps, Azure ML, Cloud Shell, Azure Arc or Service Fabric | [`ManagedIdentityCredential`] |
 //! | a developer's machine after `az login` / `azd auth login` / `Connect-AzAccount` | [`AzureCliCredential`], [`AzureDeveloperCliCredential`], [`AzurePowerShellCredential`] |
@@ -97,7 +99,10 @@
 //!                      (selection.rs), explain() (explain.rs)
 //! entra/               Entra ID credentials, one file each: client_secret, client_certificate,
 //!                      client_assertion, workload_identity, azure_pipelines, github_actions,
-//!                      on_behalf_of, environment; shared: options.rs (the builder part),
+//!                      on_behalf_of, environment; user/ signs users in (device_code,
+//!                      interactive_browser with redirect.rs and browser.rs,
+//!                      authorization_code; session.rs keeps them signed in, account.rs and
+//!                      record.rs say who); shared: options.rs (the builder part),
 //!                      mod.rs (EntraClient: the token request, its grants), response.rs,
 //!                      assertion.rs (certificate JWTs), assertion_source.rs (federated
 //!                      assertions: the source trait, the exchange), authority_hosts.rs
@@ -211,6 +216,11 @@ pub use developer_tools::{
     AzurePowerShellCredentialBuilder,
 };
 pub use entra::authority_hosts;
+pub use entra::{
+    AuthenticationRecord, AuthorizationCodeCredential, AuthorizationCodeCredentialBuilder,
+    BrowserCommand, DEVELOPER_CLIENT_ID, DeviceCodeCredential, DeviceCodeCredentialBuilder,
+    DeviceCodeInfo, InteractiveBrowserCredential, InteractiveBrowserCredentialBuilder,
+};
 pub use entra::{
     AzurePipelinesCredential, AzurePipelinesCredentialBuilder, ClientAssertionCredential,
     ClientAssertionCredentialBuilder, ClientCertificateCredential,

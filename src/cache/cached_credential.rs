@@ -65,6 +65,14 @@ impl CachedCredential {
         tracing::debug!(credential = %self.partition.identity.source, "cached tokens invalidated");
     }
 
+    /// Forgets the failures remembered for this credential's identity (keeping its tokens): the
+    /// next call for a key that failed fetches at once. For a user who just signed in.
+    pub(crate) fn forget_failures(&self) {
+        for entry in self.partition.entries.read().values() {
+            entry.state.lock().failure = None;
+        }
+    }
+
     /// Gets a token: from the cache when it is fresh, otherwise from the fetcher (see
     /// [`TokenCache`](super::TokenCache) for the rules).
     pub fn get_token<'a>(

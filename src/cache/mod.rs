@@ -10,6 +10,7 @@
 //! - `front.rs`: each thread's copies of recent tokens, for allocation-free hits;
 //! - `key.rs`: [`CacheIdentity`] (partitions) and request keys.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::AtomicU64;
@@ -197,6 +198,10 @@ pub struct TokenCache {
 struct CacheInner {
     settings: Arc<Settings>,
     partitions: Mutex<Partitions>,
+    /// State that credentials keep beside their tokens, one value per type: the signed-in
+    /// users' refresh tokens ([`crate::entra::user`]). Kept here so that an isolated cache
+    /// isolates it too.
+    extensions: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
 }
 
 /// The cache's partitions, and when to sweep the unused ones out.
@@ -271,6 +276,20 @@ impl TokenCache {
     /// ```
     pub fn builder() -> TokenCacheBuilder {
         TokenCacheBuilder::default()
+    }
+
+    /// This cache's value of type `T` (made with `T::default()` on first use): state that
+    /// credentials keep beside their tokens, such as the signed-in users' refresh tokens.
+    pub(crate) fn extension<T: Any + Send + Sync + Default>(&self) -> Arc<T> {
+        let mut extensions = self.inner.extensions.lock();
+        for extension in extensions.iter() {
+            if let Ok(found) = extension.clone().downcast::<T>() {
+                return found;
+            }
+        }
+        let made = Arc::new(T::default());
+        extensions.push(made.clone());
+        made
     }
 
     /// The cache's clock.
@@ -434,6 +453,7 @@ impl TokenCacheBuilder {
                     jitter_rng: Mutex::new(rng),
                 }),
                 partitions: Mutex::new(Partitions::default()),
+                extensions: Mutex::new(Vec::new()),
             }),
         }
     }

@@ -18,6 +18,7 @@ mod github_actions;
 mod on_behalf_of;
 pub(crate) mod options;
 pub(crate) mod response;
+pub(crate) mod user;
 pub(crate) mod workload_identity;
 
 use std::fmt;
@@ -28,9 +29,10 @@ use time::OffsetDateTime;
 use url::{Host, Url};
 
 use crate::scope::{quoted, validate_scopes};
-use crate::system::{Clock, Http, HttpRequest, RetryPolicy};
+use crate::system::{Clock, Http, HttpRequest, HttpResponse, RetryPolicy};
 use crate::tenant::TenantPolicy;
 use crate::{AccessToken, CacheIdentity, Error, Secret, TokenRequest};
+use response::GrantKind;
 
 pub use azure_pipelines::{AzurePipelinesCredential, AzurePipelinesCredentialBuilder};
 pub use client_assertion::{ClientAssertionCredential, ClientAssertionCredentialBuilder};
@@ -41,6 +43,11 @@ pub use environment::{EnvironmentCredential, EnvironmentCredentialBuilder};
 pub use github_actions::{GitHubActionsCredential, GitHubActionsCredentialBuilder};
 pub use on_behalf_of::{OnBehalfOfCredential, OnBehalfOfCredentialBuilder};
 pub(crate) use options::{EntraOptions, entra_setters};
+pub use user::{
+    AuthenticationRecord, AuthorizationCodeCredential, AuthorizationCodeCredentialBuilder,
+    BrowserCommand, DEVELOPER_CLIENT_ID, DeviceCodeCredential, DeviceCodeCredentialBuilder,
+    DeviceCodeInfo, InteractiveBrowserCredential, InteractiveBrowserCredentialBuilder,
+};
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder};
 
 /// The tenant of Active Directory Federation Services authorities.
@@ -48,11 +55,17 @@ const ADFS: &str = "adfs";
 const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// The `grant_type` of the on-behalf-of flow (RFC 7523's JWT bearer grant).
 const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// The `grant_type` of the device code flow's polls.
+const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// The OpenID Connect scopes every user grant adds: a refresh token, an id token, the profile.
+const USER_SCOPES: [&str; 3] = ["offline_access", "openid", "profile"];
 /// The client capability that asks for CAE tokens.
 const CAE_CLAIMS: &str = r#"{"access_token":{"xms_cc":{"values":["CP1"]}}}"#;
 
 /// How a credential proves who it is in the token request.
 pub(crate) enum ClientProof {
+    /// Nothing: a public client (the user credentials of a desktop or command-line app).
+    Public,
     /// `client_secret`.
     Secret(Secret),
     /// `client_assertion` (a signed JWT, or a federated token).
@@ -71,6 +84,43 @@ pub(crate) enum Grant<'a> {
         /// The caller's access token.
         user_assertion: &'a Secret,
     },
+    /// The device code flow's poll: `grant_type` [`DEVICE_CODE_GRANT`] with the `device_code`.
+    DeviceCode {
+        /// The code the device code endpoint returned.
+        device_code: &'a Secret,
+    },
+    /// Redeeming an authorization code the user's sign-in sent to `redirect_uri`, with the PKCE
+    /// verifier when the sign-in sent a challenge.
+    AuthorizationCode {
+        code: &'a Secret,
+        redirect_uri: &'a str,
+        code_verifier: Option<&'a Secret>,
+    },
+    /// A new access token from a user's refresh token.
+    RefreshToken { refresh_token: &'a Secret },
+}
+
+impl Grant<'_> {
+    fn kind(self) -> GrantKind {
+        match self {
+            Grant::ClientCredentials => GrantKind::App,
+            Grant::OnBehalfOf { .. } => GrantKind::OnBehalfOf,
+            Grant::DeviceCode { .. }
+            | Grant::AuthorizationCode { .. }
+            | Grant::RefreshToken { .. } => GrantKind::User,
+        }
+    }
+
+    /// For log lines.
+    fn name(self) -> &'static str {
+        match self {
+            Grant::ClientCredentials => "client_credentials",
+            Grant::OnBehalfOf { .. } => "on_behalf_of",
+            Grant::DeviceCode { .. } => "device_code",
+            Grant::AuthorizationCode { .. } => "authorization_code",
+            Grant::RefreshToken { .. } => "refresh_token",
+        }
+    }
 }
 
 /// Parses an authority host: `https://host[:port][/path]`, or plain `http` for loopback hosts
@@ -214,6 +264,11 @@ impl EntraClient {
         &self.inner.tenant_id
     }
 
+    /// The time on the client's clock.
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        self.inner.clock.now()
+    }
+
     pub(crate) fn client_id(&self) -> &str {
         &self.inner.client_id
     }
@@ -262,6 +317,20 @@ impl EntraClient {
             .map_err(|_| Error::invalid_input(self.inner.credential, "invalid token endpoint URL"))
     }
 
+    /// The endpoint `{authority}/{tenant}/oauth2/v2.0/{path}` of a user sign-in
+    /// (`devicecode`, `authorize`). ADFS has none of them here.
+    pub(crate) fn user_endpoint(&self, tenant: &str, path: &str) -> Result<Url, Error> {
+        if tenant.eq_ignore_ascii_case(ADFS) {
+            return Err(Error::invalid_input(
+                self.inner.credential,
+                "user sign-in through ADFS is not supported",
+            )
+            .with_fix("use a Microsoft Entra ID tenant"));
+        }
+        Url::parse(&format!("{}/{tenant}/oauth2/v2.0/{path}", self.authority()))
+            .map_err(|_| Error::invalid_input(self.inner.credential, "invalid endpoint URL"))
+    }
+
     /// Requests a token with the client-credentials grant. `proof` makes the credential's proof
     /// of identity for the token endpoint (an assertion's audience) at the given time.
     pub(crate) async fn request_token(
@@ -280,18 +349,36 @@ impl EntraClient {
         grant: Grant<'_>,
         proof: impl FnOnce(&Url, OffsetDateTime) -> Result<ClientProof, Error>,
     ) -> Result<AccessToken, Error> {
+        let answer = self.send_grant(request, grant, proof).await?;
+        self.token_from(&answer).map(|(token, _)| token)
+    }
+
+    /// Sends a token request with `grant` and returns the answer unjudged, for the flows that
+    /// look at an error before it becomes one (device code polling); [`token_from`](Self::token_from)
+    /// judges it.
+    pub(crate) async fn send_grant(
+        &self,
+        request: &TokenRequest,
+        grant: Grant<'_>,
+        proof: impl FnOnce(&Url, OffsetDateTime) -> Result<ClientProof, Error>,
+    ) -> Result<GrantAnswer, Error> {
         let inner = &*self.inner;
         let credential = inner.credential;
         validate_scopes(credential, request.scopes())?;
         let tenant = request.tenant_id().unwrap_or(&inner.tenant_id);
         let endpoint = self.token_endpoint(tenant)?;
         let claims = request_claims(credential, request)?;
-        let scope = request.scopes().join(" ");
+        let kind = grant.kind();
+        let scope = match kind {
+            GrantKind::User => user_scope(request.scopes()),
+            GrantKind::App | GrantKind::OnBehalfOf => request.scopes().join(" "),
+        };
         let started = inner.clock.now();
         let proof = proof(&endpoint, started)?;
-        let mut form: Vec<(&str, &str)> = Vec::with_capacity(8);
+        let mut form: Vec<(&str, &str)> = Vec::with_capacity(10);
         form.push(("client_id", &inner.client_id));
         match &proof {
+            ClientProof::Public => {}
             ClientProof::Secret(secret) => form.push(("client_secret", secret.expose())),
             ClientProof::Assertion(assertion) => {
                 form.push(("client_assertion_type", CLIENT_ASSERTION_TYPE));
@@ -305,8 +392,32 @@ impl EntraClient {
                 form.push(("assertion", user_assertion.expose()));
                 form.push(("requested_token_use", "on_behalf_of"));
             }
+            Grant::DeviceCode { device_code } => {
+                form.push(("grant_type", DEVICE_CODE_GRANT));
+                form.push(("device_code", device_code.expose()));
+            }
+            Grant::AuthorizationCode {
+                code,
+                redirect_uri,
+                code_verifier,
+            } => {
+                form.push(("grant_type", "authorization_code"));
+                form.push(("code", code.expose()));
+                form.push(("redirect_uri", redirect_uri));
+                if let Some(verifier) = code_verifier {
+                    form.push(("code_verifier", verifier.expose()));
+                }
+            }
+            Grant::RefreshToken { refresh_token } => {
+                form.push(("grant_type", "refresh_token"));
+                form.push(("refresh_token", refresh_token.expose()));
+            }
         }
         form.push(("scope", &scope));
+        if kind == GrantKind::User {
+            // Asks for the user's home account (`uid`.`utid`) alongside the tokens.
+            form.push(("client_info", "1"));
+        }
         if let Some(claims) = &claims {
             form.push(("claims", claims));
         }
@@ -320,39 +431,64 @@ impl EntraClient {
             authority = %self.authority(),
             scope = %scope,
             claims = claims.is_some(),
-            on_behalf_of = matches!(grant, Grant::OnBehalfOf { .. }),
+            grant = grant.name(),
             "requesting a token from Microsoft Entra ID"
         );
-        let answer = inner
-            .http
-            .send(&http_request, &inner.retry)
-            .await
-            .map_err(|e| {
-                let error = Error::from_http(credential, &e);
-                // A failure that says what to do (an untrusted certificate) keeps its own fix.
-                if error.fix().is_some() {
-                    return error;
-                }
-                error.with_fix(format!(
-                    "check that this machine can reach {} (proxy, firewall, DNS) and that the authority host is right",
-                    self.authority()
-                ))
-            })?;
-        let context = response::Context {
-            credential,
+        let response = self.send(&http_request).await?;
+        Ok(GrantAnswer {
+            response,
+            tenant: tenant.to_owned(),
+            started,
+            kind,
+        })
+    }
+
+    /// Sends `request` with the client's retry policy; a failure to get an answer becomes the
+    /// credential's error, saying what to check.
+    pub(crate) async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, Error> {
+        let inner = &*self.inner;
+        inner.http.send(request, &inner.retry).await.map_err(|e| {
+            let error = Error::from_http(inner.credential, &e);
+            // A failure that says what to do (an untrusted certificate) keeps its own fix.
+            if error.fix().is_some() {
+                return error;
+            }
+            error.with_fix(format!(
+                "check that this machine can reach {} (proxy, firewall, DNS) and that the authority host is right",
+                self.authority()
+            ))
+        })
+    }
+
+    /// The context of messages about an answer from `tenant`.
+    pub(crate) fn response_context<'a>(&'a self, tenant: &'a str) -> response::Context<'a> {
+        response::Context {
+            credential: self.inner.credential,
             tenant,
-            client_id: &inner.client_id,
+            client_id: &self.inner.client_id,
             authority: self.authority(),
-        };
-        if answer.status() != 200 {
-            let on_behalf_of = matches!(grant, Grant::OnBehalfOf { .. });
+        }
+    }
+
+    /// Judges an answer of [`send_grant`](Self::send_grant): the token (and what a user grant
+    /// adds), or the error the answer means.
+    pub(crate) fn token_from(
+        &self,
+        answer: &GrantAnswer,
+    ) -> Result<(AccessToken, response::UserParts), Error> {
+        let inner = &*self.inner;
+        let credential = inner.credential;
+        let tenant = answer.tenant.as_str();
+        let context = self.response_context(tenant);
+        if answer.response.status() != 200 {
             return Err(response::from_grant_response(
                 &context,
-                &answer,
-                on_behalf_of,
+                &answer.response,
+                answer.kind,
             ));
         }
-        let parsed = response::parse_token(&context, &answer)?;
+        let parsed = response::parse_token(&context, &answer.response)?;
+        let started = answer.started;
         let mut token = AccessToken::new(
             parsed.access_token,
             started + time::Duration::seconds(parsed.expires_in),
@@ -369,8 +505,44 @@ impl EntraClient {
             expires_on = %token.expires_on(),
             "Microsoft Entra ID issued a token"
         );
-        Ok(token)
+        Ok((token, parsed.user))
     }
+}
+
+/// The token endpoint's answer to a grant, before it is judged.
+pub(crate) struct GrantAnswer {
+    response: HttpResponse,
+    tenant: String,
+    started: OffsetDateTime,
+    kind: GrantKind,
+}
+
+impl GrantAnswer {
+    /// The OAuth `error` code of an error answer (`authorization_pending`, `invalid_grant`).
+    pub(crate) fn oauth_error(&self) -> Option<String> {
+        if self.response.status() == 200 {
+            return None;
+        }
+        response::oauth_error(&self.response)
+    }
+
+    /// When the request was sent (what `expires_in` counts from).
+    #[allow(dead_code)]
+    pub(crate) fn started(&self) -> OffsetDateTime {
+        self.started
+    }
+}
+
+/// The `scope` of a user grant: the requested scopes and the OpenID Connect ones that bring a
+/// refresh token and an id token (`offline_access openid profile`), each once.
+pub(crate) fn user_scope(scopes: &[String]) -> String {
+    let mut all: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    for extra in USER_SCOPES {
+        if !all.contains(&extra) {
+            all.push(extra);
+        }
+    }
+    all.join(" ")
 }
 
 impl fmt::Debug for EntraClient {

@@ -94,9 +94,12 @@ impl EntraOptions {
                 )?,
             },
         };
+        // `organizations`, `common` and `consumers` (the user credentials' defaults) name no
+        // tenant of the credential's own: a requested tenant is taken as it is.
+        let own_tenant = (!is_multi_tenant_alias(tenant_id)).then_some(tenant_id);
         let tenants = TenantPolicy::new(
             credential,
-            Some(tenant_id),
+            own_tenant,
             self.allowed_tenants.as_deref(),
             &env,
         )?;
@@ -113,6 +116,13 @@ impl EntraOptions {
             }),
         })
     }
+}
+
+/// The tenant ids that stand for a set of tenants rather than one: where a user signs in.
+pub(crate) fn is_multi_tenant_alias(tenant: &str) -> bool {
+    ["organizations", "common", "consumers"]
+        .iter()
+        .any(|alias| tenant.eq_ignore_ascii_case(alias))
 }
 
 debug_fields!(EntraOptions {

@@ -24,6 +24,29 @@ pub(crate) struct ParsedToken {
     pub(super) access_token: String,
     pub(super) expires_in: i64,
     pub(super) refresh_in: Option<i64>,
+    /// What only the user grants return: the refresh token, the id token and `client_info`.
+    pub(super) user: UserParts,
+}
+
+/// The parts of a token response only the user grants have. Each is `None` when absent,
+/// empty or not a string.
+#[derive(Default)]
+pub(crate) struct UserParts {
+    pub(crate) refresh_token: Option<crate::Secret>,
+    pub(crate) id_token: Option<crate::Secret>,
+    /// Base64url JSON `{"uid": .., "utid": ..}`: the user's home account.
+    pub(crate) client_info: Option<String>,
+}
+
+/// What kind of grant a request was, for the fix an error suggests.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum GrantKind {
+    /// Client credentials: a token for the application itself.
+    App,
+    /// On-behalf-of: a user's token exchanged by an API.
+    OnBehalfOf,
+    /// A user's sign-in or refresh token (device code, authorization code, refresh token).
+    User,
 }
 
 /// Parses a 200 response as a token.
@@ -68,11 +91,29 @@ pub(crate) fn parse_token(
             parsed
         }
     };
+    let text = |name: &str| match body.get(name) {
+        Some(Value::String(value)) if !value.is_empty() => Some(value.clone()),
+        _ => None,
+    };
+    let user = UserParts {
+        refresh_token: text("refresh_token").map(crate::Secret::from),
+        id_token: text("id_token").map(crate::Secret::from),
+        client_info: text("client_info"),
+    };
     Ok(ParsedToken {
         access_token,
         expires_in,
         refresh_in,
+        user,
     })
+}
+
+/// The OAuth `error` code of an error answer (`authorization_pending`, `invalid_grant`, ...),
+/// when the body is an Entra error with a well-formed code.
+pub(crate) fn oauth_error(response: &HttpResponse) -> Option<String> {
+    let body = json_object(response)?;
+    let error = body.get("error")?.as_str()?;
+    is_error_code(error).then(|| error.to_owned())
 }
 
 /// A positive number of seconds, sent as a JSON number or a string of digits.
@@ -91,15 +132,15 @@ fn seconds(value: &Value) -> Option<i64> {
 /// targets' entry point; the client calls [`from_grant_response`]).
 #[cfg(any(test, fuzzing))]
 pub(crate) fn from_response(ctx: &Context<'_>, response: &HttpResponse) -> Error {
-    from_grant_response(ctx, response, false)
+    from_grant_response(ctx, response, GrantKind::App)
 }
 
-/// The error for a response other than 200. `on_behalf_of`: the request exchanged a user's
-/// token (the user assertion), which a refusal may be about.
+/// The error for a response other than 200 to a request of kind `grant` (an on-behalf-of
+/// refusal may be about the user assertion, a user grant's about the user's sign-in).
 pub(crate) fn from_grant_response(
     ctx: &Context<'_>,
     response: &HttpResponse,
-    on_behalf_of: bool,
+    grant: GrantKind,
 ) -> Error {
     let status = response.status();
     let attempts = attempts_note(response.attempts());
@@ -180,7 +221,7 @@ pub(crate) fn from_grant_response(
                 super::quoted(ctx.client_id),
                 super::quoted(ctx.tenant)
             ),
-            fix_for(&entra, on_behalf_of),
+            fix_for(&entra, grant),
         )
     };
     let mut error = Error::new(kind, ctx.credential, message)
@@ -282,10 +323,14 @@ fn aadsts_in(description: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// What to change, for the AADSTS codes users meet most. `on_behalf_of`: the request
-/// exchanged a user's token, which the refusal may be about.
-fn fix_for(error: &EntraError, on_behalf_of: bool) -> String {
-    let fix = if let Some(fix) = on_behalf_of.then(|| user_assertion_fix(error)).flatten() {
+/// What to change, for the AADSTS codes users meet most, first those of the grant's kind.
+fn fix_for(error: &EntraError, grant: GrantKind) -> String {
+    let first = match grant {
+        GrantKind::App => None,
+        GrantKind::OnBehalfOf => user_assertion_fix(error),
+        GrantKind::User => user_sign_in_fix(error),
+    };
+    let fix = if let Some(fix) = first {
         fix
     } else if error.has(&[7000215]) {
         "check the client secret: use the secret's value (not its id) from the app registration's Certificates & secrets, and check that it has not expired"
@@ -332,6 +377,27 @@ fn user_assertion_fix(error: &EntraError) -> Option<&'static str> {
         "the user must satisfy a Conditional Access policy (such as MFA) interactively: answer the caller with 401 so that its client signs the user in again"
     } else if error.error == "invalid_grant" {
         "the user assertion was refused: check that it is the unexpired access token the API was called with, issued for this API"
+    } else {
+        return None;
+    };
+    Some(fix)
+}
+
+/// What to change when a user grant (a sign-in, a refresh token) was refused over something the
+/// user or the app registration must do; `None` when the refusal is about something else.
+fn user_sign_in_fix(error: &EntraError) -> Option<&'static str> {
+    let fix = if error.has(&[7000218]) {
+        "the app registration does not allow public client flows: set \"Allow public client flows\" to Yes in its Authentication page, or give the client secret"
+    } else if error.has(&[50011, 500113, 50148]) {
+        "the redirect URI is not registered: add it (http://localhost for the browser sign-in) as a \"Mobile and desktop applications\" redirect URI of the app registration"
+    } else if error.has(&[65001, 65004]) {
+        "the user has not consented to this scope: sign in interactively to consent, or ask the tenant's administrator to grant consent"
+    } else if error.has(&[50076, 50079, 50158]) || error.error == "interaction_required" {
+        "the user must satisfy a Conditional Access policy (such as MFA) interactively: sign in again"
+    } else if error.has(&[54005, 70008]) {
+        "the authorization code was already redeemed or has expired: sign the user in again for a new code"
+    } else if error.error == "invalid_grant" {
+        "the user's sign-in is no longer valid (revoked, password changed, expired): sign in again"
     } else {
         return None;
     };

@@ -20,7 +20,8 @@
 //! (token endpoint answers, certificates, DER), [`ci_oidc`] (the CI systems' OIDC answers,
 //! through whole credentials), [`developer_tools`] (az's files, az, azd and Azure PowerShell
 //! output), [`communication`] (access keys), [`cache`] (deadlines) and [`shared_parsers`]
-//! (`Retry-After`, the scrubber, JWT claims). What the whole-credential targets share is in
+//! (`Retry-After`, the scrubber, JWT claims), [`user`] (signing users in: the device code
+//! answer, the browser redirect, id tokens, authentication records). What the whole-credential targets share is in
 //! [`endpoint`] (the in-memory identity endpoint) and [`checks`] (what every outcome is checked
 //! for); this file holds the input reader and the clock.
 
@@ -35,6 +36,7 @@ mod managed_identity;
 mod shared_parsers;
 #[cfg(test)]
 mod tests;
+mod user;
 
 pub use cache::cache_deadlines;
 pub use ci_oidc::oidc_response;
@@ -46,6 +48,7 @@ pub use developer_tools::{
 pub use entra::{certificate, der, entra_response, entra_token_response};
 pub use managed_identity::{arc_challenge, mi_date, mi_error_body, mi_response, mi_token_body};
 pub use shared_parsers::{jwt_claims, retry_after, scrub};
+pub use user::{device_code, redirect_request, user_account};
 
 use crate::system::{ManualClock, from_unix_nanos};
 

@@ -111,6 +111,21 @@ const TARGETS: &[Target] = &[
         params: &[U8, U16, Field, Field, Field, Field],
     },
     Target {
+        name: "device_code",
+        run: device_code,
+        params: &[],
+    },
+    Target {
+        name: "redirect_request",
+        run: redirect_request,
+        params: &[Field],
+    },
+    Target {
+        name: "user_account",
+        run: user_account,
+        params: &[U8, Field],
+    },
+    Target {
         name: "scrub",
         run: scrub,
         params: &[],
@@ -650,6 +665,21 @@ fn azure_powershell_output_keeps_its_token_to_itself() {
 #[test]
 fn ci_oidc_responses_keep_the_credentials_promises() {
     exercise("oidc_response", FULL);
+}
+
+#[test]
+fn device_code_answers_never_panic() {
+    exercise("device_code", FULL);
+}
+
+#[test]
+fn redirect_requests_never_panic() {
+    exercise("redirect_request", FULL);
+}
+
+#[test]
+fn id_tokens_and_records_keep_their_promises() {
+    exercise("user_account", FULL);
 }
 
 #[test]

@@ -1,0 +1,85 @@
+//! Signing users in: the device code endpoint's answer, the browser redirect's request (which
+//! anything on the machine may send), the id token and `client_info` of a sign-in's answer,
+//! and saved authentication records.
+
+use super::{Input, text};
+use crate::AuthenticationRecord;
+use crate::Secret;
+use crate::entra::user::{Account, parse_device_code, parse_redirect_request};
+use crate::system::{HttpResponse, ManualClock};
+
+const CLIENT_ID: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+
+/// The device code endpoint's 200 answer. Checks that no error quotes the device code.
+///
+/// Layout: `[body]`.
+pub fn device_code(data: &[u8]) {
+    let clock = ManualClock::new(time::macros::datetime!(2030-01-01 0:00 UTC));
+    let response = HttpResponse::for_fuzzing(
+        200,
+        &[("content-type", b"application/json")],
+        data,
+        clock.clock(),
+    );
+    if let Err(error) = parse_device_code(&response) {
+        let printed = error.to_string();
+        let body = text(data);
+        if let Some(code) = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("device_code")?.as_str().map(str::to_owned))
+            .filter(|c| c.len() >= 8)
+        {
+            assert!(!printed.contains(&code), "an error quoted the device code");
+        }
+    }
+}
+
+/// A request to the browser sign-in's redirect listener, as its head arrives (any bytes).
+/// Checks that kept error texts hold no control character.
+///
+/// Layout: `[field expected path][request head]`.
+pub fn redirect_request(data: &[u8]) {
+    let mut input = Input::new(data);
+    let path = input
+        .field()
+        .map(text)
+        .unwrap_or(std::borrow::Cow::Borrowed("/"));
+    if let Ok(query) = parse_redirect_request(input.rest(), &path) {
+        for kept in [&query.error, &query.error_description]
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                !kept.chars().any(char::is_control),
+                "a control character was kept"
+            );
+        }
+    }
+}
+
+/// The id token and `client_info` of a user grant's answer, read as the account who signed in,
+/// and the same bytes as a saved authentication record. Checks that a user name holds no
+/// control character and that a record read back serializes to an equal record.
+///
+/// Layout: `[u8 nonce: 0 none, else "n"][field client_info][id token or record]`.
+pub fn user_account(data: &[u8]) {
+    let mut input = Input::new(data);
+    let nonce = (input.u8() != 0).then_some("n");
+    let client_info = input.field().map(text);
+    let rest = text(input.rest());
+    let id_token = Secret::new(rest.as_ref());
+    if let Ok(account) =
+        Account::from_answer(Some(&id_token), client_info.as_deref(), CLIENT_ID, nonce)
+    {
+        assert!(!account.username.chars().any(char::is_control));
+        assert!(!account.home_account_id.is_empty());
+    }
+    if let Ok(record) = AuthenticationRecord::deserialize(&rest) {
+        let again = AuthenticationRecord::deserialize(&record.serialize());
+        assert_eq!(
+            again.ok().as_ref(),
+            Some(&record),
+            "a record did not read back"
+        );
+    }
+}
