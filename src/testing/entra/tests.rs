@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::reply::error_response;
 use super::*;
 
 #[test]

@@ -11,8 +11,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use super::FORM;
 use super::reply::{MockEntraReply, error_response};
-use super::{FORM, require};
+use super::token_checks::require;
 use crate::testing::loopback_http::{Action, JSON, Outgoing, RecordedRequest, first_value};
 
 /// The `grant_type` of device code polls.
