@@ -324,8 +324,9 @@ impl Drop for ReplyGate {
     }
 }
 
-/// One request received by a [`MockEntra`]. `Debug` shows the path and form field *names*
-/// only: the form holds secrets and assertions.
+/// One request received by a [`MockEntra`], to any of its endpoints. `Debug` shows the path and
+/// the query parameter and form field *names* only: the form holds secrets, assertions, codes
+/// and refresh tokens.
 #[derive(Clone)]
 pub struct EntraRequest {
     request: RecordedRequest,
