@@ -1,9 +1,14 @@
-//! [`MockEntra`]: a loopback stand-in for the Microsoft Entra ID v2 token endpoint: its
-//! script, record and protocol checks here, its replies in `reply.rs`, the client assertions it
-//! decodes and verifies in `assertion.rs`. The server is the shared loopback one.
+//! [`MockEntra`]: a loopback stand-in for the Microsoft Entra ID v2 endpoints: its script,
+//! record, routing and the token endpoint's client checks here, its replies in `reply.rs`, the
+//! client assertions it decodes and verifies in `assertion.rs`, the user flows (users, codes,
+//! device codes, refresh tokens, the public-client grants) in `user.rs`, the authorization
+//! endpoint's sign-in page in `sign_in_page.rs`. The server is the shared loopback one.
 
 mod assertion;
 mod reply;
+mod sign_in_page;
+mod token_checks;
+mod user;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -19,10 +24,11 @@ use super::loopback_http::{
 use crate::Secret;
 use crate::system::Clock;
 use assertion::{Trusted, decode_assertion};
-use reply::error_response;
+use user::UserFlows;
 
 pub use assertion::MockAssertion;
 pub use reply::MockEntraReply;
+pub use user::{MockSignIn, MockUser};
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// The `grant_type` of on-behalf-of requests.
@@ -31,13 +37,15 @@ const FORM: &str = "application/x-www-form-urlencoded";
 /// The `Server` header of every answer.
 const SERVER: &str = "mock-entra";
 
-/// A loopback HTTP/1.1 server speaking the Microsoft Entra ID v2 token endpoint
-/// (`POST /{tenant}/oauth2/v2.0/token`, and ADFS's `POST /adfs/oauth2/token`), for tests.
+/// A loopback HTTP/1.1 server speaking the Microsoft Entra ID v2 endpoints, for tests: the
+/// token endpoint (`POST /{tenant}/oauth2/v2.0/token`, and ADFS's `POST /adfs/oauth2/token`),
+/// the device code endpoint (`POST /{tenant}/oauth2/v2.0/devicecode`) and the authorization
+/// endpoint (`GET /{tenant}/oauth2/v2.0/authorize`, an HTML sign-in page).
 ///
-/// It listens on `127.0.0.1` only. Requests that pass the protocol checks are answered from a
-/// FIFO script of [`MockEntraReply`]s, then from a default reply (initially
-/// [`MockEntraReply::auto_token`]). Every request is recorded with its form body, so tests can
-/// check exactly what a credential sent.
+/// It listens on `127.0.0.1` only. Token requests that pass the protocol checks are answered
+/// from a FIFO script of [`MockEntraReply`]s, then from a default reply (initially
+/// [`MockEntraReply::auto_token`]). Every request, to any endpoint, is recorded with its form
+/// body and query, so tests can check exactly what a credential sent.
 ///
 /// Checks made before the script, each answered with an Entra-shaped error:
 ///
@@ -45,9 +53,12 @@ const SERVER: &str = "mock-entra";
 /// | --- | --- |
 /// | path is a token endpoint | 404 |
 /// | `POST` with a form body | 405 / 400 `invalid_request` |
-/// | `grant_type=client_credentials`, or on-behalf-of's `urn:ietf:params:oauth:grant-type:jwt-bearer`; `client_id`, `scope` present | 400 `unsupported_grant_type` / `invalid_request` (`AADSTS900144`) |
+/// | `grant_type` is `client_credentials`, on-behalf-of's `urn:ietf:params:oauth:grant-type:jwt-bearer`, or a user grant below; `client_id`, `scope` present (client credentials, on-behalf-of) | 400 `unsupported_grant_type` / `invalid_request` (`AADSTS900144`) |
 /// | on-behalf-of: `requested_token_use=on_behalf_of` and an `assertion` shaped like a JWT | 400 `invalid_request` (`AADSTS900144`, `AADSTS90014`) / `invalid_grant` (`AADSTS50027`) |
-/// | a `client_secret`, or a `client_assertion` of type jwt-bearer | 401 `invalid_client` (`AADSTS7000218`) |
+/// | `urn:ietf:params:oauth:grant-type:device_code`: `client_id`, `device_code` present; the device code was issued by the device code endpoint to this client, not redeemed, not expired (by [`set_clock`](Self::set_clock)'s clock) | 400 `invalid_request` (`AADSTS900144`) / `invalid_grant` (`AADSTS70000`) / `expired_token` (`AADSTS70020`) |
+/// | `authorization_code`: `client_id`, `code`, `redirect_uri` present; the code was issued by the authorization endpoint or [`issue_authorization_code`](Self::issue_authorization_code), less than 10 minutes ago, not redeemed, for this client and this exact redirect URI; with PKCE, `code_verifier` hashes (S256) to the challenge | 400 `invalid_request` (`AADSTS900144`) / `invalid_grant` (`AADSTS70000`, `AADSTS70008`, `AADSTS54005`, `AADSTS700005`, `AADSTS500117`, `AADSTS50148`, `AADSTS501481`) |
+/// | `refresh_token`: `client_id`, `refresh_token`, `scope` present; the refresh token was issued by this mock to this client and not [revoked](Self::revoke_refresh_tokens) | 400 `invalid_request` (`AADSTS900144`) / `invalid_grant` (`AADSTS700082`, `AADSTS700005`) |
+/// | client credentials and on-behalf-of: a `client_secret`, or a `client_assertion` of type jwt-bearer (the user grants are public clients: neither needed, each checked when sent) | 401 `invalid_client` (`AADSTS7000218`) |
 /// | the secret matches [`expect_client_secret`](Self::expect_client_secret), if set | 401 `invalid_client` (`AADSTS7000215`) |
 /// | the assertion is the one [`expect_client_assertion`](Self::expect_client_assertion) names, if set | 400 `invalid_request` (`AADSTS70021`, no matching federated identity record) |
 /// | the assertion verifies against [`verify_assertions_with`](Self::verify_assertions_with), if set: signature (PS256 or RS256), thumbprint, `aud`, `iss`, `sub`, `nbf`, `exp` | 401 `invalid_client` (`AADSTS700027`, or `AADSTS700024` when expired) |
@@ -55,6 +66,29 @@ const SERVER: &str = "mock-entra";
 /// An automatic token answering an on-behalf-of request names the user assertion it was
 /// issued for (`mock-entra-token-<n>-for-<assertion>`), so a test can check whose token each
 /// caller got.
+///
+/// A token (scripted or automatic) answering a user grant also carries the user-flow fields:
+/// `scope` (the scopes asked for, without `openid`, `profile`, `offline_access`), a new
+/// `refresh_token` (`mock-entra-refresh-<n>`; earlier ones stay valid), an `id_token` for the
+/// [`MockUser`] (header `{"typ":"JWT","alg":"RS256","kid":"mock"}`, claims `aud`, `iss`
+/// (`{authority}/{tid}/v2.0`), `iat`, `nbf`, `exp`, `tid`, `oid`, `sub`, `preferred_username`,
+/// `name`, `ver`, and `nonce` when the authorize request had one; signature `mock-signature`)
+/// and `client_info` (base64url of `{"uid":"<oid>","utid":"<tid>"}`). The code or device code
+/// it redeemed is then spent; an error reply leaves it unspent.
+///
+/// The device code endpoint answers from [`set_device_code`](Self::set_device_code)'s
+/// settings (`device_code` `mock-entra-device-code-<n>`, `user_code` `MOCK<n, 5 digits>`,
+/// `verification_uri` `http://127.0.0.1:PORT/devicelogin`), after its own FIFO
+/// ([`push_device_code_reply`](Self::push_device_code_reply)); `client_id` and `scope` are
+/// required (400 `invalid_request`).
+///
+/// The authorization endpoint checks `client_id`, `redirect_uri`, `response_type=code`,
+/// `code_challenge` with `code_challenge_method=S256`, `response_mode` (`query` if given) and a
+/// redirect URI of `http://localhost[:port]/...` or `http://127.0.0.1[:port]/...`, answering a
+/// 400 HTML page that does not redirect when one fails. Otherwise it answers a sign-in page
+/// that sends the browser to the redirect URI (`window.location.replace`, and a link
+/// `<a id="continue" href="...">` for clients without JavaScript such as
+/// [`MockBrowser`](super::MockBrowser)) as [`set_sign_in`](Self::set_sign_in) says.
 ///
 /// Dropping the mock stops the server; a panic in a server task is re-raised by the drop.
 ///
@@ -100,6 +134,7 @@ impl MockEntra {
                 requests: Vec::new(),
                 tokens_issued: 0,
                 gate: None,
+                user: UserFlows::default(),
             }),
             count: count_tx,
         });
@@ -117,7 +152,82 @@ impl MockEntra {
         format!("http://{}/{tenant}/oauth2/v2.0/token", self.server.addr())
     }
 
+    /// The device code endpoint of `tenant`:
+    /// `http://127.0.0.1:PORT/{tenant}/oauth2/v2.0/devicecode`.
+    pub fn devicecode_endpoint(&self, tenant: &str) -> String {
+        format!(
+            "http://{}/{tenant}/oauth2/v2.0/devicecode",
+            self.server.addr()
+        )
+    }
+
+    /// The authorization endpoint of `tenant`:
+    /// `http://127.0.0.1:PORT/{tenant}/oauth2/v2.0/authorize`.
+    pub fn authorize_endpoint(&self, tenant: &str) -> String {
+        format!(
+            "http://{}/{tenant}/oauth2/v2.0/authorize",
+            self.server.addr()
+        )
+    }
+
     scripted_mock_methods!(MockEntraReply, "[`MockEntraReply::auto_token`]");
+
+    /// The user the next sign-ins (authorize pages, device codes) are for: the claims of the
+    /// id tokens and `client_info` (initially [`MockUser::default`]). Codes and refresh tokens
+    /// issued earlier keep the user they were issued for.
+    pub fn set_user(&self, user: MockUser) {
+        self.shared.state.lock().user.user = user;
+    }
+
+    /// What the user does on the next sign-in pages (initially [`MockSignIn::Approve`]).
+    pub fn set_sign_in(&self, sign_in: MockSignIn) {
+        self.shared.state.lock().user.sign_in = sign_in;
+    }
+
+    /// The `interval` and `expires_in` (seconds) of the next device codes (initially 5 and
+    /// 900). A device code polled after `expires_in` (by [`set_clock`](Self::set_clock)'s
+    /// clock) is refused with `expired_token`.
+    pub fn set_device_code(&self, interval_secs: u64, expires_in_secs: u64) {
+        let mut state = self.shared.state.lock();
+        state.user.device_interval = interval_secs;
+        state.user.device_expires_in = expires_in_secs;
+    }
+
+    /// Queues `reply` for the next device code request that passes the checks (a FIFO of its
+    /// own, apart from the token endpoint's), e.g. `MockEntraReply::error(400,
+    /// "invalid_client", 7000218, "...")` for an app without public client flows, or a fault.
+    pub fn push_device_code_reply(&self, reply: MockEntraReply) {
+        self.shared
+            .state
+            .lock()
+            .user
+            .device_replies
+            .push_back(reply);
+    }
+
+    /// Refuses every refresh token issued so far (`invalid_grant`, `AADSTS700082`); later
+    /// ones are valid.
+    pub fn revoke_refresh_tokens(&self) {
+        self.shared.state.lock().user.revoke_refresh_tokens();
+    }
+
+    /// An authorization code for `client_id` and `redirect_uri`, as if the current
+    /// [`MockUser`] signed in on a web app's own redirect (no PKCE, no nonce): for testing a
+    /// credential that redeems a code it was handed.
+    pub fn issue_authorization_code(&self, client_id: &str, redirect_uri: &str) -> String {
+        let mut state = self.shared.state.lock();
+        let now = state.clock.now().unix_timestamp();
+        state.user.issue_code(
+            &user::CodeRequest {
+                client_id,
+                redirect_uri,
+                challenge: None,
+                nonce: None,
+                scope: "",
+            },
+            now,
+        )
+    }
 
     /// The clock assertions' `nbf` and `exp` are judged by (initially the system clock).
     pub fn set_clock(&self, clock: Clock) {
@@ -214,8 +324,9 @@ impl Drop for ReplyGate {
     }
 }
 
-/// One request received by a [`MockEntra`]. `Debug` shows the path and form field *names*
-/// only: the form holds secrets and assertions.
+/// One request received by a [`MockEntra`], to any of its endpoints. `Debug` shows the path and
+/// the query parameter and form field *names* only: the form holds secrets, assertions, codes
+/// and refresh tokens.
 #[derive(Clone)]
 pub struct EntraRequest {
     request: RecordedRequest,
@@ -236,7 +347,18 @@ impl EntraRequest {
 
     /// The tenant the path names (`adfs` for ADFS's endpoint).
     pub fn tenant(&self) -> Option<&str> {
-        tenant_of(self.request.path())
+        endpoint_of(self.request.path()).and_then(|(_, tenant)| tenant)
+    }
+
+    /// The first value of the query parameter `name`, percent-decoded (the authorization
+    /// endpoint's parameters, e.g. `prompt`, `login_hint`, `code_challenge_method`).
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.request.query(name)
+    }
+
+    /// Every query parameter, percent-decoded, in the order sent.
+    pub fn query_pairs(&self) -> &[(String, String)] {
+        self.request.query_pairs()
     }
 
     /// The first value of the header `name` (case-insensitive).
@@ -270,6 +392,14 @@ impl fmt::Debug for EntraRequest {
         f.debug_struct("EntraRequest")
             .field("method", &self.method())
             .field("path", &self.path())
+            .field(
+                "query_names",
+                &self
+                    .query_pairs()
+                    .iter()
+                    .map(|(n, _)| n)
+                    .collect::<Vec<_>>(),
+            )
             .field("form_names", &self.form_names())
             .finish_non_exhaustive()
     }
@@ -300,14 +430,41 @@ struct State {
     requests: Vec<EntraRequest>,
     tokens_issued: u64,
     gate: Option<watch::Receiver<bool>>,
+    user: UserFlows,
 }
 
-fn tenant_of(path: &str) -> Option<&str> {
-    if path == "/adfs/oauth2/token" {
-        return Some("adfs");
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Endpoint {
+    Token,
+    DeviceCode,
+    Authorize,
+    /// The device code flow's verification page.
+    DeviceLogin,
+}
+
+/// The endpoint a path names, and its tenant (none for the verification page).
+fn endpoint_of(path: &str) -> Option<(Endpoint, Option<&str>)> {
+    match path {
+        "/adfs/oauth2/token" => return Some((Endpoint::Token, Some("adfs"))),
+        "/devicelogin" => return Some((Endpoint::DeviceLogin, None)),
+        _ => {}
     }
-    let tenant = path.strip_prefix('/')?.strip_suffix("/oauth2/v2.0/token")?;
-    (!tenant.is_empty() && !tenant.contains('/')).then_some(tenant)
+    let (tenant, rest) = path.strip_prefix('/')?.split_once('/')?;
+    let endpoint = match rest {
+        "oauth2/v2.0/token" => Endpoint::Token,
+        "oauth2/v2.0/devicecode" => Endpoint::DeviceCode,
+        "oauth2/v2.0/authorize" => Endpoint::Authorize,
+        _ => return None,
+    };
+    (!tenant.is_empty()).then_some((endpoint, Some(tenant)))
+}
+
+/// The tenant of a token endpoint path.
+fn tenant_of(path: &str) -> Option<&str> {
+    match endpoint_of(path)? {
+        (Endpoint::Token, tenant) => tenant,
+        _ => None,
+    }
 }
 
 impl State {
@@ -329,18 +486,35 @@ impl State {
             let now = self.clock.now().unix_timestamp();
             decode_assertion(jwt, self.trusted.as_ref(), &url, field("client_id"), now)
         });
-        let checked = self.check(&request, &form, assertion.as_ref());
-        let mut outgoing = match checked {
-            Err((status, content_type, body)) => {
-                Outgoing::new(Action::respond(status, content_type, body))
+        let authority = format!("http://{addr}");
+        let now = self.clock.now().unix_timestamp();
+        let n = self.requests.len() as u64 + 1;
+        let mut outgoing = match endpoint_of(request.path()) {
+            Some((Endpoint::DeviceCode, _)) => {
+                self.user
+                    .device_code(&request, &form, &authority, &mut self.tokens_issued, now, n)
             }
-            Ok(()) => {
-                let reply = self.script.next();
-                let n = self.requests.len() as u64 + 1;
-                let user_assertion = (field("grant_type") == Some(JWT_BEARER_GRANT))
-                    .then(|| field("assertion"))
-                    .flatten();
-                reply.answer(&mut self.tokens_issued, n, user_assertion)
+            Some((Endpoint::Authorize, _)) => {
+                sign_in_page::authorize(&mut self.user, &request, now)
+            }
+            Some((Endpoint::DeviceLogin, _)) => sign_in_page::device_login(),
+            // Not an endpoint: the token endpoint's checks answer 404.
+            Some((Endpoint::Token, _)) | None => {
+                match self.check(&request, &form, assertion.as_ref(), now) {
+                    Err((status, content_type, body)) => {
+                        Outgoing::new(Action::respond(status, content_type, body))
+                    }
+                    Ok(grant) => {
+                        let reply = self.script.next();
+                        let user_assertion = (field("grant_type") == Some(JWT_BEARER_GRANT))
+                            .then(|| field("assertion"))
+                            .flatten();
+                        let extras = grant
+                            .filter(|_| reply.is_token())
+                            .map(|grant| self.user.redeem(grant, &authority, now));
+                        reply.answer(&mut self.tokens_issued, n, user_assertion, extras)
+                    }
+                }
             }
         };
         outgoing.hold = self.gate.clone();
@@ -351,325 +525,13 @@ impl State {
         });
         outgoing
     }
-
-    /// The protocol checks: `Err` is the answer to a request that fails one.
-    fn check(
-        &self,
-        request: &RecordedRequest,
-        form: &[(String, String)],
-        assertion: Option<&MockAssertion>,
-    ) -> Result<(), (u16, &'static str, Vec<u8>)> {
-        let field = |name: &str| first_value(form, name);
-        let n = self.requests.len() as u64 + 1;
-        if tenant_of(request.path()).is_none() {
-            return Err(error_response(
-                404,
-                "invalid_request",
-                90002,
-                "Tenant not found: the path is not a token endpoint.",
-                n,
-            ));
-        }
-        if request.method() != "POST" {
-            return Err(error_response(
-                405,
-                "invalid_request",
-                900561,
-                "The endpoint only accepts POST requests.",
-                n,
-            ));
-        }
-        if !request
-            .header("content-type")
-            .is_some_and(|ct| ct.starts_with(FORM))
-        {
-            return Err(error_response(
-                400,
-                "invalid_request",
-                900144,
-                "The request body must be application/x-www-form-urlencoded.",
-                n,
-            ));
-        }
-        match field("grant_type") {
-            Some("client_credentials") => {}
-            Some(JWT_BEARER_GRANT) => check_on_behalf_of(form, n)?,
-            _ => {
-                return Err(error_response(
-                    400,
-                    "unsupported_grant_type",
-                    70003,
-                    "The app requested an unsupported grant type.",
-                    n,
-                ));
-            }
-        }
-        require(form, &["client_id", "scope"], n)?;
-        match (field("client_secret"), field("client_assertion")) {
-            (Some(secret), None) => {
-                if self
-                    .secret
-                    .as_ref()
-                    .is_some_and(|s| *s != Secret::new(secret))
-                {
-                    return Err(error_response(
-                        401,
-                        "invalid_client",
-                        7000215,
-                        "Invalid client secret provided.",
-                        n,
-                    ));
-                }
-            }
-            (None, Some(sent)) => {
-                if field("client_assertion_type") != Some(ASSERTION_TYPE) {
-                    return Err(error_response(
-                        400,
-                        "invalid_request",
-                        900144,
-                        "The request body must contain the following parameter: 'client_assertion_type'.",
-                        n,
-                    ));
-                }
-                if self
-                    .assertion
-                    .as_ref()
-                    .is_some_and(|expected| *expected != Secret::new(sent))
-                {
-                    return Err(error_response(
-                        400,
-                        "invalid_request",
-                        70021,
-                        "No matching federated identity record found for presented assertion.",
-                        n,
-                    ));
-                }
-                if self.trusted.is_some() {
-                    match assertion.and_then(MockAssertion::verified) {
-                        Some(Ok(())) => {}
-                        Some(Err(why)) if why.starts_with("expired") => {
-                            return Err(error_response(
-                                400,
-                                "invalid_client",
-                                700024,
-                                "Client assertion is not within its valid time range.",
-                                n,
-                            ));
-                        }
-                        _ => {
-                            return Err(error_response(
-                                401,
-                                "invalid_client",
-                                700027,
-                                "Client assertion failed signature validation.",
-                                n,
-                            ));
-                        }
-                    }
-                }
-            }
-            _ => {
-                return Err(error_response(
-                    401,
-                    "invalid_client",
-                    7000218,
-                    "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-                    n,
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Refuses a request lacking one of the `required` form fields (or sending it empty), as Entra
-/// does (`AADSTS900144`).
-fn require(
-    form: &[(String, String)],
-    required: &[&str],
-    n: u64,
-) -> Result<(), (u16, &'static str, Vec<u8>)> {
-    match required
-        .iter()
-        .find(|name| first_value(form, name).is_none_or(str::is_empty))
-    {
-        None => Ok(()),
-        Some(missing) => Err(error_response(
-            400,
-            "invalid_request",
-            900144,
-            &format!("The request body must contain the following parameter: '{missing}'."),
-            n,
-        )),
-    }
-}
-
-/// The on-behalf-of fields: `requested_token_use=on_behalf_of` and an `assertion` shaped like
-/// an access token (a JWS or JWE: three or five base64url parts).
-fn check_on_behalf_of(
-    form: &[(String, String)],
-    n: u64,
-) -> Result<(), (u16, &'static str, Vec<u8>)> {
-    let field = |name: &str| first_value(form, name);
-    require(form, &["requested_token_use", "assertion"], n)?;
-    if field("requested_token_use") != Some("on_behalf_of") {
-        return Err(error_response(
-            400,
-            "invalid_request",
-            90014,
-            "The value of 'requested_token_use' is not valid: only 'on_behalf_of' is supported.",
-            n,
-        ));
-    }
-    let jwt_shaped = field("assertion").is_some_and(|assertion| {
-        let parts: Vec<&str> = assertion.split('.').collect();
-        matches!(parts.len(), 3 | 5)
-            && parts.iter().all(|p| {
-                !p.is_empty()
-                    && p.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            })
-    });
-    if !jwt_shaped {
-        return Err(error_response(
-            400,
-            "invalid_grant",
-            50027,
-            "JWT token is invalid or malformed.",
-            n,
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use serde_json::{Value, json};
-
-    use super::*;
-
-    #[test]
-    fn tenants_from_paths() {
-        assert_eq!(tenant_of("/contoso/oauth2/v2.0/token"), Some("contoso"));
-        assert_eq!(tenant_of("/adfs/oauth2/token"), Some("adfs"));
-        assert_eq!(tenant_of("/oauth2/v2.0/token"), None);
-        assert_eq!(tenant_of("/a/b/oauth2/v2.0/token"), None);
-        assert_eq!(tenant_of("/metadata/identity/oauth2/token"), None);
-    }
-
-    #[test]
-    fn error_bodies_look_like_entra() {
-        let (status, _, body) = error_response(
-            401,
-            "invalid_client",
-            7000215,
-            "Invalid client secret provided.",
-            3,
-        );
-        assert_eq!(status, 401);
-        let v: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v["error_codes"], json!([7000215]));
-        assert!(
-            v["error_description"]
-                .as_str()
-                .unwrap()
-                .starts_with("AADSTS7000215: Invalid client secret provided.")
-        );
-        assert_eq!(v["correlation_id"], "c0de0000-0000-4000-8000-000000000003");
-    }
-
-    /// Posts a valid client-credentials request and reads until the server closes; `None` when
-    /// the connection was reset.
-    async fn post(mock: &MockEntra) -> Option<Vec<u8>> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let body = "client_id=app&client_secret=s&grant_type=client_credentials&scope=x%2F.default";
-        let raw = format!(
-            "POST /contoso/oauth2/v2.0/token HTTP/1.1\r\nHost: login\r\nContent-Type: {FORM}\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let mut stream = tokio::net::TcpStream::connect(mock.server.addr())
-            .await
-            .unwrap();
-        stream.write_all(raw.as_bytes()).await.unwrap();
-        let mut out = Vec::new();
-        stream.read_to_end(&mut out).await.ok().map(|_| out)
-    }
-
-    fn split(response: &[u8]) -> (String, &[u8]) {
-        let end = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        (
-            String::from_utf8(response[..end].to_vec()).unwrap(),
-            &response[end + 4..],
-        )
-    }
-
-    #[tokio::test]
-    async fn faults_go_on_the_wire_as_scripted() {
-        let mock = MockEntra::start().await;
-        mock.push_many([
-            MockEntraReply::raw(200, Some("text/plain"), b"\xEF\xBB\xBF{}".to_vec()),
-            MockEntraReply::redirect(302, "https://portal.example/"),
-            MockEntraReply::short_body(200, "{\"a\"", 100),
-            MockEntraReply::oversized(100_000),
-            MockEntraReply::close(),
-            MockEntraReply::reset(),
-        ]);
-        let response = post(&mock).await.unwrap();
-        let (head, body) = split(&response);
-        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
-        assert!(head.contains("Content-Type: text/plain\r\n"), "{head}");
-        assert_eq!(body, b"\xEF\xBB\xBF{}");
-
-        let response = post(&mock).await.unwrap();
-        let (head, body) = split(&response);
-        assert!(head.starts_with("HTTP/1.1 302 Found"), "{head}");
-        assert!(head.contains("Location: https://portal.example/"), "{head}");
-        assert!(!head.contains("Content-Type"), "{head}");
-        assert!(body.is_empty());
-
-        let response = post(&mock).await.unwrap();
-        let (head, body) = split(&response);
-        assert!(head.contains("Content-Length: 100\r\n"), "{head}");
-        assert_eq!(body, b"{\"a\"");
-
-        let response = post(&mock).await.unwrap();
-        let (head, body) = split(&response);
-        assert!(head.contains("Content-Length: 100000\r\n"), "{head}");
-        assert_eq!(body.len(), 100_000);
-        assert!(body.starts_with(b"{\"token_type\":\"Bearer\""));
-        assert!(body.ends_with(b"\"}"));
-
-        assert_eq!(
-            post(&mock).await,
-            Some(Vec::new()),
-            "closed without an answer"
-        );
-        assert_eq!(post(&mock).await, None, "reset");
-        assert_eq!(mock.request_count(), 6);
-        // Debug never shows a body.
-        let printed = format!("{:?}", MockEntraReply::raw(200, None, "secret-body"));
-        assert!(!printed.contains("secret-body"), "{printed}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn trickle_and_hang_take_tokio_time() {
-        let mock = MockEntra::start().await;
-        mock.push(MockEntraReply::trickle(10, Duration::from_secs(1)));
-        let started = crate::system::monotonic_now();
-        let response = post(&mock).await.unwrap();
-        let (_, body) = split(&response);
-        let pieces = body.len().div_ceil(10);
-        assert_eq!(
-            crate::system::monotonic_now() - started,
-            Duration::from_secs(u64::try_from(pieces).unwrap())
-        );
-        let token: Value = serde_json::from_slice(body).unwrap();
-        assert_eq!(token["access_token"], "mock-entra-token-1");
-
-        mock.push(MockEntraReply::hang());
-        let hung = tokio::time::timeout(Duration::from_secs(3600), post(&mock)).await;
-        assert!(hung.is_err(), "a hung request is never answered");
-    }
-}
+mod sign_in_tests;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod user_test_support;
+#[cfg(test)]
+mod user_tests;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 use crate::Secret;
 use crate::testing::loopback_http::{
@@ -108,13 +108,84 @@ impl MockEntraReply {
         MockEntraReply::auto_token().with_trickle(chunk_bytes, every)
     }
 
+    /// Still pending (polling a device code before the user signed in): 400
+    /// `authorization_pending`, `AADSTS70016`. Pushed before a token, it plays a user who
+    /// signs in after a few polls.
+    pub fn authorization_pending() -> Self {
+        MockEntraReply::error(
+            400,
+            "authorization_pending",
+            70016,
+            "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+        )
+    }
+
+    /// Polling a device code too fast: 400 `slow_down` (the client adds 5 s to its
+    /// interval).
+    pub fn slow_down() -> Self {
+        MockEntraReply::error(
+            400,
+            "slow_down",
+            70016,
+            "OAuth 2.0 device flow error. The client is polling too frequently; slow down.",
+        )
+    }
+
+    /// The user declined the device code sign-in: 400 `authorization_declined`,
+    /// `AADSTS70000`.
+    pub fn authorization_declined() -> Self {
+        MockEntraReply::error(
+            400,
+            "authorization_declined",
+            70000,
+            "The user denied the authorization request.",
+        )
+    }
+
+    /// The device code expired before the user signed in: 400 `expired_token`,
+    /// `AADSTS70020`.
+    pub fn expired_token() -> Self {
+        MockEntraReply::error(
+            400,
+            "expired_token",
+            70020,
+            "The provided value for the input parameter 'device_code' is not valid. This device code has expired.",
+        )
+    }
+
+    /// The device code is not one Entra knows: 400 `bad_verification_code`, `AADSTS70019`.
+    pub fn bad_verification_code() -> Self {
+        MockEntraReply::error(
+            400,
+            "bad_verification_code",
+            70019,
+            "The provided value for the input parameter 'device_code' is not valid.",
+        )
+    }
+
+    /// A refused grant: 400 `invalid_grant` with this code, e.g. `invalid_grant(50076, "Due to
+    /// a configuration change made by your administrator, or because you moved to a new
+    /// location, you must use multi-factor authentication to access the resource.")` or
+    /// `invalid_grant(700082, "The refresh token has expired due to inactivity.")`.
+    pub fn invalid_grant(code: u32, description: &str) -> Self {
+        MockEntraReply::error(400, "invalid_grant", code, description)
+    }
+
+    /// Whether this reply is a token (which a user grant adds its user-flow fields to).
+    pub(super) fn is_token(&self) -> bool {
+        matches!(self.kind, ReplyKind::Token { .. })
+    }
+
     /// The answer: `tokens_issued` numbers the tokens, `n` the request (for the ids in error
-    /// bodies); an automatic token for an on-behalf-of request names its `user_assertion`.
+    /// bodies); an automatic token for an on-behalf-of request names its `user_assertion`;
+    /// a token answering a user grant gets the `extras` (`scope`, `refresh_token`,
+    /// `id_token`, `client_info`).
     pub(super) fn answer(
         self,
         tokens_issued: &mut u64,
         n: u64,
         user_assertion: Option<&str>,
+        extras: Option<Map<String, Value>>,
     ) -> Outgoing {
         let action = match self.kind {
             ReplyKind::Token {
@@ -138,6 +209,9 @@ impl MockEntraReply {
                 });
                 if let Some(refresh_in) = refresh_in {
                     body["refresh_in"] = json!(refresh_in);
+                }
+                if let (Some(extras), Some(object)) = (extras, body.as_object_mut()) {
+                    object.extend(extras);
                 }
                 Action::respond(200, JSON, body.to_string().into_bytes())
             }
