@@ -61,7 +61,7 @@ fn no_user_assertion_or_api_secret_reaches_logs_debug_or_errors() {
         &secrets,
         &[
             "requesting a token from Microsoft Entra ID",
-            "on_behalf_of=true",
+            "grant=\"on_behalf_of\"",
             "Microsoft Entra ID issued a token",
             "token fetch failed",
         ],

@@ -103,7 +103,12 @@ impl AuthorizationCodeCredentialBuilder {
         code_verifier(verifier: impl Into<Secret>) => Some(code_verifier);
     }
 
-    seam_setters!(http, cache = "Its clock also dates the tokens.");
+    seam_setters!(
+        env = "`AZURE_AUTHORITY_HOST`, `AZURE_ADDITIONALLY_ALLOWED_TENANTS` and \
+               `AZURE_IDENTITY_DISABLE_MULTITENANTAUTH` are read there.",
+        http,
+        cache = "Its clock also dates the tokens.",
+    );
 
     /// Validates the options and builds the credential. Nothing is sent before the first token
     /// is asked for.

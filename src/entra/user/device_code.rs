@@ -173,7 +173,12 @@ impl DeviceCodeCredentialBuilder {
         self
     }
 
-    seam_setters!(http, cache = "Its clock also dates the tokens.");
+    seam_setters!(
+        env = "`AZURE_AUTHORITY_HOST`, `AZURE_ADDITIONALLY_ALLOWED_TENANTS` and \
+               `AZURE_IDENTITY_DISABLE_MULTITENANTAUTH` are read there.",
+        http,
+        cache = "Its clock also dates the tokens.",
+    );
 
     /// Validates the options and builds the credential. Nothing is sent before a token is
     /// asked for.
