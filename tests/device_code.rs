@@ -106,7 +106,12 @@ async fn other_scopes_and_later_refreshes_use_the_refresh_token_silently() {
     let grants = s.grants();
     assert_eq!(grants.last().map(String::as_str), Some("refresh_token"));
     let refresh = s.entra.requests().last().cloned().unwrap();
-    assert!(refresh.form("refresh_token").unwrap().starts_with("mock-entra-refresh-"));
+    assert!(
+        refresh
+            .form("refresh_token")
+            .unwrap()
+            .starts_with("mock-entra-refresh-")
+    );
     assert_eq!(
         refresh.form("scope"),
         Some("https://vault.azure.net/.default offline_access openid profile")
@@ -152,7 +157,11 @@ async fn without_automatic_authentication_a_refused_refresh_token_is_authenticat
     assert_eq!(record.username(), "mock.user@contoso.example");
     let before = s.entra.request_count();
     credential.get_token(ARM, None).await.unwrap();
-    assert_eq!(s.entra.request_count(), before, "authenticate's token was served");
+    assert_eq!(
+        s.entra.request_count(),
+        before,
+        "authenticate's token was served"
+    );
 
     // MFA is now required: the refresh token is refused, and the app must prompt.
     s.entra
@@ -176,7 +185,11 @@ async fn each_refusal_while_polling_is_its_own_error() {
             ErrorKind::Authentication,
             "declined",
         ),
-        (MockEntraReply::expired_token(), ErrorKind::Timeout, "expired"),
+        (
+            MockEntraReply::expired_token(),
+            ErrorKind::Timeout,
+            "expired",
+        ),
         (
             MockEntraReply::bad_verification_code(),
             ErrorKind::Other,
@@ -189,7 +202,10 @@ async fn each_refusal_while_polling_is_its_own_error() {
         let error = credential.get_token(ARM, None).await.unwrap_err();
         assert_eq!(error.kind(), kind, "{error}");
         assert!(error.to_string().contains(says), "{error}");
-        assert!(!error.to_string().contains("mock-entra-device-code-"), "{error}");
+        assert!(
+            !error.to_string().contains("mock-entra-device-code-"),
+            "{error}"
+        );
         assert_eq!(s.entra.request_count(), 2, "one poll, then it stopped");
     }
 }
@@ -208,7 +224,10 @@ async fn polling_stops_at_the_users_timeout_and_at_the_codes_expiry() {
     let started = tokio::time::Instant::now();
     let error = credential.get_token(ARM, None).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Timeout);
-    assert!(error.to_string().contains("within the timeout (30 s)"), "{error}");
+    assert!(
+        error.to_string().contains("within the timeout (30 s)"),
+        "{error}"
+    );
     assert_eq!(started.elapsed(), Duration::from_secs(30));
     // The device code request, then polls at 5, 10, ... 30 s.
     assert_eq!(s.entra.request_count(), 1 + 6);
@@ -242,7 +261,10 @@ async fn a_refused_device_code_request_says_what_to_change() {
         .unwrap();
     let error = credential.get_token(ARM, None).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Authentication);
-    assert!(error.to_string().contains("Allow public client flows"), "{error}");
+    assert!(
+        error.to_string().contains("Allow public client flows"),
+        "{error}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -269,11 +291,15 @@ async fn a_record_signs_the_same_user_in_silently_in_another_credential() {
 #[tokio::test(start_paused = true)]
 async fn a_credential_for_one_user_refuses_a_sign_in_as_another() {
     let s = entra::setup().await;
-    s.entra.set_user(MockUser::new("ada@contoso.example").object_id("00000000-0000-0000-0000-00000000a0a0"));
+    s.entra.set_user(
+        MockUser::new("ada@contoso.example").object_id("00000000-0000-0000-0000-00000000a0a0"),
+    );
     let ada = s.device_code(&Prompts::default()).build().unwrap();
     let record = ada.authenticate(ARM).await.unwrap();
 
-    s.entra.set_user(MockUser::new("bob@contoso.example").object_id("00000000-0000-0000-0000-00000000b0b0"));
+    s.entra.set_user(
+        MockUser::new("bob@contoso.example").object_id("00000000-0000-0000-0000-00000000b0b0"),
+    );
     // Ada's refresh token is gone: whoever signs in now is Bob.
     s.entra.revoke_refresh_tokens();
     let for_ada = s
@@ -284,7 +310,10 @@ async fn a_credential_for_one_user_refuses_a_sign_in_as_another() {
     let error = for_ada.get_token(VAULT, None).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Authentication);
     let message = error.to_string();
-    assert!(message.contains("bob@contoso.example") && message.contains("ada@contoso.example"), "{message}");
+    assert!(
+        message.contains("bob@contoso.example") && message.contains("ada@contoso.example"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -309,9 +338,15 @@ fn records_of_another_client_or_authority_are_refused() {
         .authentication_record(record(DEVELOPER_CLIENT_ID, "login.microsoftonline.com"))
         .build()
         .unwrap_err();
-    assert!(error.is_invalid_input() && error.to_string().contains("for client"), "{error}");
+    assert!(
+        error.is_invalid_input() && error.to_string().contains("for client"),
+        "{error}"
+    );
     let error = build(record(DEVELOPER_CLIENT_ID, "login.microsoftonline.us")).unwrap_err();
-    assert!(error.is_invalid_input() && error.to_string().contains("authority"), "{error}");
+    assert!(
+        error.is_invalid_input() && error.to_string().contains("authority"),
+        "{error}"
+    );
     let error = DeviceCodeCredential::builder()
         .env(Env::empty())
         .timeout(Duration::ZERO)

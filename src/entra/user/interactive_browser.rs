@@ -26,6 +26,8 @@ use crate::{Context, Error, ErrorKind, Secret, TokenRequest};
 const NAME: &str = "InteractiveBrowserCredential";
 /// How long the user has to finish signing in, by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// How long a browser command may keep showing the page that says a sign-in failed.
+const FAILURE_PAGE_GRACE: Duration = Duration::from_secs(1);
 
 /// Signs a user in in their web browser: for desktop applications and command-line tools run
 /// by a person at a machine with a browser.
@@ -307,57 +309,46 @@ impl SignInFlow for BrowserFlow {
             }
         }
         tracing::debug!(credential = NAME, tenant, "opening the browser to sign in");
-        let redirect = {
-            let wait = listener.wait(&state);
-            let open = self.launcher.open(url.as_str(), &self.env, self.timeout);
-            let deadline = tokio::time::sleep(self.timeout);
-            tokio::pin!(wait, open, deadline);
-            let mut opened = false;
-            let mut not_opened: Option<String> = None;
-            loop {
-                tokio::select! {
-                    redirect = &mut wait => break redirect?,
-                    outcome = &mut open, if !opened => {
-                        opened = true;
-                        if let Err(why) = outcome {
-                            tracing::warn!(credential = NAME, why = %why, "no browser could be opened; the sign-in URL was written to stderr");
-                            let _ = writeln!(
-                                std::io::stderr(),
-                                "Could not open a browser ({why}). To sign in, open this URL in a browser on this machine:\n{url}"
-                            );
-                            not_opened = Some(why);
-                        }
+        let wait = listener.wait(&state);
+        let open = self.launcher.open(url.as_str(), &self.env, self.timeout);
+        let deadline = tokio::time::sleep(self.timeout);
+        tokio::pin!(wait, open, deadline);
+        let mut opened = false;
+        let mut not_opened: Option<String> = None;
+        let redirect = loop {
+            tokio::select! {
+                redirect = &mut wait => break redirect,
+                outcome = &mut open, if !opened => {
+                    opened = true;
+                    if let Err(why) = outcome {
+                        tracing::warn!(credential = NAME, why = %why, "no browser could be opened; the sign-in URL was written to stderr");
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "Could not open a browser ({why}). To sign in, open this URL in a browser on this machine:\n{url}"
+                        );
+                        not_opened = Some(why);
                     }
-                    () = &mut deadline => {
-                        let why = match &not_opened {
-                            Some(failed) => format!("no browser could be opened ({failed}) and the sign-in was not finished by hand within {} s", self.timeout.as_secs()),
-                            None => format!("the user did not finish signing in within {} s", self.timeout.as_secs()),
-                        };
-                        return Err(Error::new(ErrorKind::Timeout, NAME, why).with_fix(
-                            "finish signing in in the browser sooner or raise the credential's timeout; without a browser, use DeviceCodeCredential",
-                        ));
-                    }
+                }
+                () = &mut deadline => {
+                    let why = match &not_opened {
+                        Some(failed) => format!("no browser could be opened ({failed}) and the sign-in was not finished by hand within {} s", self.timeout.as_secs()),
+                        None => format!("the user did not finish signing in within {} s", self.timeout.as_secs()),
+                    };
+                    return Err(Error::new(ErrorKind::Timeout, NAME, why).with_fix(
+                        "finish signing in in the browser sooner or raise the credential's timeout; without a browser, use DeviceCodeCredential",
+                    ));
                 }
             }
         };
         let code = match redirect {
-            Redirect::Code(code) => code,
-            Redirect::Failed { error, description } => {
-                let details = if description.is_empty() {
-                    error.clone()
-                } else {
-                    format!("{error}: {description}")
-                };
-                let fix = if error == "access_denied" {
-                    "the user cancelled or declined: sign in again and accept"
-                } else {
-                    "sign in again; if it persists, check the app registration (redirect URI http://localhost as \"Mobile and desktop\", the tenant, consent)"
-                };
-                return Err(Error::authentication(
-                    NAME,
-                    format!("the sign-in failed: Microsoft Entra ID redirected with {details}"),
-                )
-                .with_fix(fix));
+            Ok(Redirect::Code(code)) => code,
+            failed => {
+                // The browser is given a moment to show the page that says what failed (a
+                // browser command is stopped as soon as the sign-in is over).
+                if !opened {
+                    let _ = tokio::time::timeout(FAILURE_PAGE_GRACE, &mut open).await;
+                }
+                return Err(sign_in_failure(failed));
             }
         };
         let grant = Grant::AuthorizationCode {
@@ -365,9 +356,16 @@ impl SignInFlow for BrowserFlow {
             redirect_uri: listener.redirect_uri(),
             code_verifier: Some(&verifier),
         };
-        let answer = client
-            .send_grant(request, grant, |_, _| Ok(session.proof()))
-            .await?;
+        // The browser keeps running while the code is redeemed: it shows the page the listener
+        // answered (a browser command is stopped once the sign-in is over).
+        let redeem = client.send_grant(request, grant, |_, _| Ok(session.proof()));
+        tokio::pin!(redeem);
+        let answer = loop {
+            tokio::select! {
+                answer = &mut redeem => break answer?,
+                _ = &mut open, if !opened => opened = true,
+            }
+        };
         let (token, parts) = client.token_from(&answer)?;
         Ok(SignedIn {
             token,
@@ -375,6 +373,36 @@ impl SignInFlow for BrowserFlow {
             nonce: Some(nonce),
         })
     }
+}
+
+/// The error of a redirect that brought no code (or of a refused one).
+fn sign_in_failure(redirect: Result<Redirect, Error>) -> Error {
+    let (error, description) = match redirect {
+        Err(error) => return error,
+        Ok(Redirect::Code(_)) => {
+            return Error::new(
+                ErrorKind::Other,
+                NAME,
+                "the sign-in brought a code that was not used",
+            );
+        }
+        Ok(Redirect::Failed { error, description }) => (error, description),
+    };
+    let details = if description.is_empty() {
+        error.clone()
+    } else {
+        format!("{error}: {description}")
+    };
+    let fix = if error == "access_denied" {
+        "the user cancelled or declined: sign in again and accept"
+    } else {
+        "sign in again; if it persists, check the app registration (redirect URI http://localhost as \"Mobile and desktop\", the tenant, consent)"
+    };
+    Error::authentication(
+        NAME,
+        format!("the sign-in failed: Microsoft Entra ID redirected with {details}"),
+    )
+    .with_fix(fix)
 }
 
 #[cfg(test)]
