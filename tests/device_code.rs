@@ -64,7 +64,7 @@ async fn a_user_signs_in_after_pending_and_slow_down_and_the_token_names_them() 
     let prompts = Prompts::default();
     let credential = s.device_code(&prompts).build().unwrap();
 
-    let started = tokio::time::Instant::now();
+    let started = support::wait::paused_now();
     let token = credential.get_token(ARM, None).await.unwrap();
     // Polls at 5 s (pending), 10 s (slow down: +5 s), then 20 s.
     assert_eq!(started.elapsed(), Duration::from_secs(20));
@@ -221,7 +221,7 @@ async fn polling_stops_at_the_users_timeout_and_at_the_codes_expiry() {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let started = tokio::time::Instant::now();
+    let started = support::wait::paused_now();
     let error = credential.get_token(ARM, None).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Timeout);
     assert!(

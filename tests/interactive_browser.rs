@@ -41,8 +41,7 @@ fn authorize_request(entra: &MockEntra) -> azure_credentials::testing::EntraRequ
     entra
         .requests()
         .into_iter()
-        .filter(|r| r.path().ends_with("/authorize"))
-        .last()
+        .rfind(|r| r.path().ends_with("/authorize"))
         .expect("an authorize request")
 }
 
@@ -140,7 +139,7 @@ async fn a_user_who_never_finishes_times_out() {
         .timeout(Duration::from_secs(120))
         .build()
         .unwrap();
-    let started = tokio::time::Instant::now();
+    let started = support::wait::paused_now();
     let error = credential.get_token(ARM, None).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Timeout);
     assert!(error.to_string().contains("within 120 s"), "{error}");
@@ -197,7 +196,7 @@ fn redirect_uris_must_be_loopback_http() {
 /// Chromium's path, or `None` (with a message) when it is not installed and not required.
 fn chromium() -> Option<std::path::PathBuf> {
     for name in ["chromium", "chromium-browser", "google-chrome"] {
-        let found = std::env::var_os("PATH").and_then(|path| {
+        let found = Env::process().var("PATH").and_then(|path| {
             std::env::split_paths(&path)
                 .map(|dir| dir.join(name))
                 .find(|candidate| candidate.is_file())
@@ -206,7 +205,7 @@ fn chromium() -> Option<std::path::PathBuf> {
             return found;
         }
     }
-    if std::env::var_os("AZURE_CREDENTIALS_REQUIRE_CHROMIUM").is_some() {
+    if Env::process().is_set("AZURE_CREDENTIALS_REQUIRE_CHROMIUM") {
         panic!("Chromium is required (AZURE_CREDENTIALS_REQUIRE_CHROMIUM) but not installed");
     }
     eprintln!("SKIPPED: the real-browser sign-in test needs Chromium (apt-get install chromium)");
