@@ -23,8 +23,8 @@ use std::time::Duration;
 use azure_credentials::system::{Env, TokioExecutor};
 use azure_credentials::testing::{MockBrowser, MockEntra, MockUser};
 use azure_credentials::{
-    AuthenticationRecord, BrowserCommand, DeviceCodeCredential, Error, InteractiveBrowserCredential,
-    TokenCache, TokenCredential,
+    AuthenticationRecord, BrowserCommand, DeviceCodeCredential, Error,
+    InteractiveBrowserCredential, TokenCache, TokenCredential,
 };
 
 #[derive(Default)]
@@ -148,7 +148,9 @@ async fn run(args: Args) -> Result<(), Error> {
                 .timeout(timeout)
                 .prompt(|code| eprintln!("{}", code.message()));
             if let Some(entra) = &mock {
-                builder = builder.authority_host(entra.authority_host()).env(Env::empty());
+                builder = builder
+                    .authority_host(entra.authority_host())
+                    .env(Env::empty());
             }
             if let Some(tenant) = &args.tenant {
                 builder = builder.tenant_id(tenant);
@@ -180,7 +182,11 @@ async fn run(args: Args) -> Result<(), Error> {
     let record = credential.authenticate(&scopes).await?;
     println!(
         "signed in: {} (tenant {}, home account {})",
-        if record.username().is_empty() { "(no user name)" } else { record.username() },
+        if record.username().is_empty() {
+            "(no user name)"
+        } else {
+            record.username()
+        },
         record.tenant_id(),
         record.home_account_id()
     );
@@ -188,10 +194,16 @@ async fn run(args: Args) -> Result<(), Error> {
         Error::new(
             azure_credentials::ErrorKind::Io,
             "sign_in example",
-            format!("could not save the record to {}: {e}", record_path.display()),
+            format!(
+                "could not save the record to {}: {e}",
+                record_path.display()
+            ),
         )
     })?;
-    println!("saved the authentication record (no secret in it) to {}", record_path.display());
+    println!(
+        "saved the authentication record (no secret in it) to {}",
+        record_path.display()
+    );
 
     // A second credential for the same user, in the same process: silent.
     let silent = match build(Some(record))? {

@@ -354,3 +354,29 @@ fn records_of_another_client_or_authority_are_refused() {
         .unwrap_err();
     assert!(error.is_invalid_input());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_who_gives_up_stops_the_polling() {
+    let s = entra::setup().await;
+    for _ in 0..100 {
+        s.entra.push(MockEntraReply::authorization_pending());
+    }
+    let prompts = Prompts::default();
+    let credential = s.device_code(&prompts).build().unwrap();
+    // The caller waits 12 s (polls at 5 and 10 s), then drops its future.
+    let gave_up =
+        tokio::time::timeout(Duration::from_secs(12), credential.get_token(ARM, None)).await;
+    assert!(gave_up.is_err());
+    let polled = s.entra.request_count();
+    assert_eq!(polled, 3);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(
+        s.entra.request_count(),
+        polled,
+        "no poll after the caller left"
+    );
+
+    // The next caller starts a new sign-in (a new code, a new prompt).
+    let _ = tokio::time::timeout(Duration::from_secs(1), credential.get_token(ARM, None)).await;
+    assert_eq!(prompts.count(), 2);
+}

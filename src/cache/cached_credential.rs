@@ -188,6 +188,9 @@ impl CachedCredential {
                 task.await;
             }
             let id = flight.id;
+            // Counted only without a token to fall back on: a caller served the current token
+            // after a short wait leaves the refresh running.
+            let _waiting = stale.is_none().then(|| flight.interest.enter());
             let outcome = match &stale {
                 Some((token, expires)) if tokio::runtime::Handle::try_current().is_ok() => {
                     let now = self.partition.settings.clock.unix_nanos();
@@ -266,6 +269,7 @@ impl CachedCredential {
             id: next_id(),
             rx,
             home: runtime.as_ref().and_then(current_thread_home),
+            interest: Arc::default(),
         };
         state.flight = Some(flight.clone());
         entry.busy.store(true, Ordering::Release);
@@ -280,7 +284,23 @@ impl CachedCredential {
         );
         let span =
             tracing::debug_span!("token_fetch", credential = %self.partition.identity.source);
-        let task: FlightTask = Box::pin(task.instrument(span));
+        let task: FlightTask = if self.fetcher.stop_when_abandoned() {
+            let interest = flight.interest.clone();
+            Box::pin(
+                async move {
+                    tokio::select! {
+                        () = task => {}
+                        () = interest.abandoned() => {
+                            // Dropping the flight clears it; a later caller starts afresh.
+                            tracing::debug!("every caller waiting for the token left: fetch stopped");
+                        }
+                    }
+                }
+                .instrument(span),
+            )
+        } else {
+            Box::pin(task.instrument(span))
+        };
         match runtime {
             Some(handle) => {
                 handle.spawn(task);

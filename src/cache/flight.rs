@@ -153,6 +153,49 @@ pub(super) struct Flight {
     /// wrapper that gave up on a `block_on(timeout(..))` and kept the runtime) would hold every
     /// waiter forever, so waiters on other runtimes watch it.
     pub(super) home: Option<tokio::runtime::Handle>,
+    /// The callers waiting for it with nothing to fall back on, for the sources that stop a
+    /// fetch nobody waits for ([`TokenFetcher::stop_when_abandoned`]).
+    pub(super) interest: Arc<Interest>,
+}
+
+/// Who still waits for a flight: a count of waiters, and a signal when the last one leaves.
+#[derive(Default)]
+pub(super) struct Interest {
+    waiting: std::sync::atomic::AtomicUsize,
+    /// Whether anyone ever waited: a background refresh nobody waits for is not abandoned.
+    ever: AtomicBool,
+    left: tokio::sync::Notify,
+}
+
+/// One waiter's share of a flight's [`Interest`]; dropping it (a caller's future dropped) may
+/// leave the flight without waiters.
+pub(super) struct Waiting(Arc<Interest>);
+
+impl Interest {
+    pub(super) fn enter(self: &Arc<Self>) -> Waiting {
+        self.ever.store(true, Ordering::Release);
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        Waiting(self.clone())
+    }
+
+    /// Completes once every waiter has left (and there was one).
+    pub(super) async fn abandoned(&self) {
+        loop {
+            if self.ever.load(Ordering::Acquire) && self.waiting.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            // `notify_one` keeps a permit when nobody listens, so no departure is missed.
+            self.left.notified().await;
+        }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if self.0.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.left.notify_one();
+        }
+    }
 }
 
 /// How waiting for a flight ended.

@@ -71,6 +71,16 @@ pub trait TokenFetcher: Send + Sync + fmt::Debug + 'static {
     fn resolve_tenant<'a>(&'a self, requested: &'a str) -> Result<Option<&'a str>, Error> {
         Ok(Some(requested))
     }
+
+    /// Whether a fetch is stopped once every caller waiting for it has gone (their futures
+    /// were dropped) with no valid token to fall back on. Default `false`: the fetch goes on
+    /// and its token is cached for the next caller, which is what a token endpoint's answer is
+    /// worth. Sources that ask a person return `true` (a user sign-in nobody waits for should
+    /// stop prompting and polling). A background refresh, which no caller waits for, is never
+    /// stopped.
+    fn stop_when_abandoned(&self) -> bool {
+        false
+    }
 }
 
 /// What a [`TokenFetcher`] is asked for.
@@ -177,7 +187,8 @@ impl TokenRequest {
 ///
 /// A fetch runs as a task on the runtime of the caller that started it (or, outside any tokio
 /// runtime, in that caller), and every caller waiting for the same key joins it. A caller that is
-/// dropped does not cancel it; a runtime that shuts down does, and the next caller starts over. A
+/// dropped does not cancel it (unless its source says [`TokenFetcher::stop_when_abandoned`] and
+/// no other caller waits); a runtime that shuts down does, and the next caller starts over. A
 /// current-thread runtime that its owner stops driving without shutting it down would hold its
 /// fetch forever: callers on other runtimes notice within a second (a probe task spawned there
 /// does not run) and fetch themselves. Waiting across runtimes and past the hard limit uses

@@ -74,3 +74,78 @@ async fn a_fetch_running_when_the_cache_is_invalidated_stores_nothing() {
     gate.notify_one();
     assert_eq!(token_of(&gated_again, "s").await, "token-2");
 }
+
+/// A source that asks a person: each fetch waits `wait` of tokio time, then issues a token;
+/// it asks the cache to stop fetches nobody waits for.
+#[derive(Debug)]
+struct AsksAPerson {
+    clock: Clock,
+    wait: Duration,
+    started: AtomicUsize,
+    finished: AtomicUsize,
+}
+
+#[async_trait]
+impl TokenFetcher for AsksAPerson {
+    async fn fetch(&self, _request: &TokenRequest) -> Result<AccessToken, Error> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.wait).await;
+        self.finished.fetch_add(1, Ordering::SeqCst);
+        Ok(AccessToken::new("person", self.clock.now() + HOUR))
+    }
+
+    fn stop_when_abandoned(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fetch_that_asks_a_person_stops_when_its_callers_leave_but_a_background_refresh_goes_on()
+{
+    let manual = ManualClock::new(START);
+    let cache = TokenCache::builder()
+        .clock(manual.clock())
+        .max_jitter(Duration::ZERO)
+        .build();
+    let source = Arc::new(AsksAPerson {
+        clock: manual.clock(),
+        wait: MIN,
+        started: AtomicUsize::new(0),
+        finished: AtomicUsize::new(0),
+    });
+    let credential = cache.credential(
+        CacheIdentity::new("AsksAPerson"),
+        SharedFetcher(source.clone()),
+    );
+    // The caller leaves after 10 s: the fetch is stopped.
+    let left =
+        tokio::time::timeout(Duration::from_secs(10), credential.get_token(&["s"], None)).await;
+    assert!(left.is_err());
+    tokio::time::sleep(2 * MIN).await;
+    assert_eq!(source.started.load(Ordering::SeqCst), 1);
+    assert_eq!(source.finished.load(Ordering::SeqCst), 0);
+    // A caller who waits gets the token.
+    credential.get_token(&["s"], None).await.unwrap();
+    assert_eq!(source.finished.load(Ordering::SeqCst), 1);
+    // In the refresh window nobody waits (the current token is served): the refresh goes on.
+    manual.advance(56 * MIN);
+    credential.get_token(&["s"], None).await.unwrap();
+    tokio::time::sleep(2 * MIN).await;
+    assert_eq!(source.started.load(Ordering::SeqCst), 3);
+    assert_eq!(source.finished.load(Ordering::SeqCst), 2);
+}
+
+/// An `Arc` of a fetcher, as a fetcher (the test keeps a handle to count).
+#[derive(Debug)]
+struct SharedFetcher(Arc<AsksAPerson>);
+
+#[async_trait]
+impl TokenFetcher for SharedFetcher {
+    async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
+        self.0.fetch(request).await
+    }
+
+    fn stop_when_abandoned(&self) -> bool {
+        self.0.stop_when_abandoned()
+    }
+}

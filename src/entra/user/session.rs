@@ -446,4 +446,9 @@ impl TokenFetcher for UserFetcher {
     fn resolve_tenant<'a>(&'a self, requested: &'a str) -> Result<Option<&'a str>, Error> {
         self.session.client.resolve_tenant(requested)
     }
+
+    /// A sign-in (device code polling, a browser waiting) stops when its caller gives up.
+    fn stop_when_abandoned(&self) -> bool {
+        true
+    }
 }
