@@ -125,6 +125,8 @@ struct ChainInner {
     name: Cow<'static, str>,
     members: Vec<Member>,
     selected: AtomicUsize,
+    /// Whom the selected member's first token was for (user, tenant, client), as it said.
+    identity: std::sync::OnceLock<String>,
     /// One walk through the members at a time; holds the last walk's failure, if it failed.
     walking: tokio::sync::Mutex<Option<FailedWalk>>,
     /// Walks finished so far: a caller that queued behind a walk knows it finished.
@@ -155,6 +157,13 @@ impl ChainedTokenCredential {
     pub fn selected(&self) -> Option<&str> {
         let i = self.inner.selected.load(Ordering::Acquire);
         self.inner.members.get(i).map(|m| &*m.name)
+    }
+
+    /// Whom the selected member's first token was for, as the token said: the user's name or
+    /// object id, the tenant and the client id, e.g. `user ada@contoso.com, tenant 72f9…`.
+    /// Never the token itself.
+    pub fn identity(&self) -> Option<&str> {
+        self.inner.identity.get().map(String::as_str)
     }
 
     /// The members' names, in order.
@@ -213,6 +222,9 @@ impl ChainedTokenCredential {
             match result {
                 Ok(token) => {
                     let token = self.checked(member, Ok(token))?;
+                    if let Some(identity) = describe_identity(&token) {
+                        let _ = inner.identity.set(identity);
+                    }
                     inner.selected.store(i, Ordering::Release);
                     let skipped: Vec<String> = attempts
                         .iter()
@@ -290,6 +302,24 @@ impl WalkRequest {
             enable_cae: options.is_some_and(|o| o.enable_cae()),
         }
     }
+}
+
+/// `user <name>` (or `object id <oid>`), `tenant <id>`, `client <id>`: what the token says of
+/// whom it is for; `None` when it says nothing.
+fn describe_identity(token: &AccessToken) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(user) = token.username() {
+        parts.push(format!("user {user}"));
+    } else if let Some(oid) = token.object_id() {
+        parts.push(format!("object id {oid}"));
+    }
+    if let Some(tenant) = token.tenant_id() {
+        parts.push(format!("tenant {tenant}"));
+    }
+    if let Some(client) = token.client_id() {
+        parts.push(format!("client {client}"));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// Every member failed: one error listing each attempt, the most actionable first. A chain
@@ -438,6 +468,7 @@ impl ChainedTokenCredentialBuilder {
                 name,
                 members: self.members,
                 selected: AtomicUsize::new(NONE_SELECTED),
+                identity: std::sync::OnceLock::new(),
                 walking: tokio::sync::Mutex::new(None),
                 walks: AtomicU64::new(0),
                 required: self.required,

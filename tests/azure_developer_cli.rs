@@ -248,3 +248,24 @@ async fn absurd_expiries_never_panic() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_token_says_who_and_which_tenant() {
+    let s = Setup::new("azure_developer_cli");
+    let jwt = support::jwt::jwt(
+        &format!(
+            r#"{{"tid":"{TENANT_B}","oid":"00000000-0000-0000-0000-0000000000d1","upn":"dev@contoso.example"}}"#
+        ),
+        "signature",
+    );
+    let stdout = format!(r#"{{"token": "{jwt}", "expiresOn": "2030-01-01T01:00:00Z"}}"#);
+    s.executor
+        .push_output(Output::new(Some(0), stdout.into_bytes(), Vec::new()));
+    let token = s.credential().get_token(&ARM, None).await.unwrap();
+    assert_eq!(token.tenant_id(), Some(TENANT_B));
+    assert_eq!(token.username(), Some("dev@contoso.example"));
+    assert_eq!(
+        token.object_id(),
+        Some("00000000-0000-0000-0000-0000000000d1")
+    );
+}

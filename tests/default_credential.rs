@@ -235,6 +235,16 @@ async fn one_context_reaches_every_member() {
         .unwrap();
     credential.get_token(&SCOPE, None).await.unwrap();
     assert_eq!(credential.selected(), Some("WorkloadIdentityCredential"));
+    // explain() says whom the selected member's token is for.
+    let explanation = credential.explain();
+    let identity = format!("tenant {TENANT}, client {CLIENT}");
+    assert_eq!(explanation.identity.as_deref(), Some(identity.as_str()));
+    assert!(
+        explanation.to_string().contains(&format!(
+            "selected: WorkloadIdentityCredential ({identity})"
+        )),
+        "{explanation}"
+    );
     assert_eq!(
         m.entra.requests()[0].form("client_assertion"),
         Some("federated-token-value")

@@ -19,6 +19,9 @@ pub struct Explanation {
     pub first: Option<&'static str>,
     /// The member in use, once one has produced a token.
     pub selected: Option<&'static str>,
+    /// Whom the selected member's first token was for, as the token said (user name or object
+    /// id, tenant, client id), e.g. `user ada@contoso.com, tenant 72f9…`; never the token.
+    pub identity: Option<String>,
 }
 
 /// One member of the default chain, as [`Explanation`] reports it.
@@ -88,9 +91,10 @@ impl fmt::Display for Explanation {
             Some(first) => writeln!(f, "  first to try: {first}")?,
             None => writeln!(f, "  nothing to try")?,
         }
-        match self.selected {
-            Some(selected) => write!(f, "  selected: {selected}"),
-            None => write!(f, "  selected: none yet"),
+        match (self.selected, &self.identity) {
+            (Some(selected), Some(identity)) => write!(f, "  selected: {selected} ({identity})"),
+            (Some(selected), None) => write!(f, "  selected: {selected}"),
+            (None, _) => write!(f, "  selected: none yet"),
         }
     }
 }

@@ -152,6 +152,7 @@ impl DefaultAzureCredential {
                 .selected()
                 .and_then(|name| Member::ALL.into_iter().find(|m| m.name() == name))
                 .map(Member::name),
+            identity: self.chain.identity().map(str::to_owned),
         }
     }
 }

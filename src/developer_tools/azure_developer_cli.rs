@@ -271,13 +271,10 @@ pub(crate) fn parse_output(stdout: &[u8]) -> Result<AccessToken, Error> {
     }
     let expires_on = OffsetDateTime::parse(output.expires_on.trim(), &Rfc3339)
         .map_err(|_| unexpected_output("an expiry that is not an RFC 3339 time"))?;
-    // azd does not say which tenant; the token does.
-    let tenant = crate::jwt::Claims::of(&output.token).and_then(|c| c.tid);
-    let token = AccessToken::new(output.token, expires_on).with_source(NAME);
-    Ok(match tenant {
-        Some(tenant) => token.with_tenant_id(tenant),
-        None => token,
-    })
+    // azd does not say which tenant, nor who; the token does.
+    Ok(crate::jwt::identify(
+        AccessToken::new(output.token, expires_on).with_source(NAME),
+    ))
 }
 
 #[cfg(test)]

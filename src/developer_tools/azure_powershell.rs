@@ -555,13 +555,10 @@ pub(crate) fn parse_output(stdout: &[u8], stderr: &[u8]) -> Result<AccessToken, 
         .ok()
         .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
         .ok_or_else(|| unexpected_output("a token without a valid expiry", None))?;
-    // The script does not say which tenant; the token does.
-    let tenant = crate::jwt::Claims::of(token).and_then(|c| c.tid);
-    let token = AccessToken::new(token.to_owned(), expires_on).with_source(NAME);
-    Ok(match tenant {
-        Some(tenant) => token.with_tenant_id(tenant),
-        None => token,
-    })
+    // The script does not say which tenant, nor who; the token does.
+    Ok(crate::jwt::identify(
+        AccessToken::new(token.to_owned(), expires_on).with_source(NAME),
+    ))
 }
 
 /// Az.Accounts is missing, or older than 2.2.0 (`version`: the newest installed, if any).

@@ -317,6 +317,7 @@ impl CliFetcher {
                 if let Ok(refresh_on) = OffsetDateTime::from_unix_timestamp(refresh) {
                     token = token.with_refresh_on(refresh_on);
                 }
+                let token = crate::jwt::identify(token);
                 tracing::debug!(
                     credential = NAME,
                     expires_on = %token.expires_on(),
@@ -428,7 +429,7 @@ pub(crate) fn parse_output(stdout: &[u8]) -> Result<AccessToken, Error> {
     if let Some(tenant) = output.tenant.filter(|t| !t.is_empty()) {
         token = token.with_tenant_id(tenant);
     }
-    Ok(token)
+    Ok(crate::jwt::identify(token))
 }
 
 /// `expiresOn` of az before 2.54: `2026-11-27 19:15:56.000000`, the machine's local time.
