@@ -108,6 +108,8 @@ async fn main() -> ExitCode {
                     "refresh_on": token.refresh_on().map(|t| t.unix_timestamp()),
                     "tenant_id": token.tenant_id(),
                     "client_id": token.client_id(),
+                    "username": token.username(),
+                    "object_id": token.object_id(),
                 });
                 if args.show_token {
                     out["token"] = token.token().expose().into();
@@ -117,6 +119,9 @@ async fn main() -> ExitCode {
                 println!("source:     {}", token.source());
                 println!("tenant:     {}", token.tenant_id().unwrap_or("(unknown)"));
                 println!("client id:  {}", token.client_id().unwrap_or("(unknown)"));
+                if let Some(user) = token.username() {
+                    println!("user:       {user}");
+                }
                 println!("expires on: {}", token.expires_on());
                 if args.show_token {
                     println!("token:      {}", token.token().expose());
