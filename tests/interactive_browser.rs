@@ -289,3 +289,77 @@ async fn chromium_sees_a_denied_sign_in_and_a_wrong_state_refused() {
     assert_eq!(error.kind(), ErrorKind::Authentication);
     assert!(error.to_string().contains("state"), "{error}");
 }
+
+/// A browser that first opens an idle connection to the redirect listener (as browsers
+/// pre-connect), keeps it open, then signs in like [`MockBrowser`].
+#[derive(Debug)]
+struct PreConnecting {
+    browser: MockBrowser,
+    idle: parking_lot::Mutex<Vec<tokio::net::TcpStream>>,
+}
+
+#[async_trait::async_trait]
+impl azure_credentials::system::Executor for PreConnecting {
+    async fn run(
+        &self,
+        command: &azure_credentials::system::Command,
+    ) -> Result<azure_credentials::system::Output, azure_credentials::system::ProcessError> {
+        let url = command
+            .get_args()
+            .last()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let url = url::Url::parse(&url).unwrap();
+        let redirect = url
+            .query_pairs()
+            .find(|(name, _)| name == "redirect_uri")
+            .map(|(_, value)| url::Url::parse(&value).unwrap())
+            .unwrap();
+        let idle = tokio::net::TcpStream::connect(("127.0.0.1", redirect.port().unwrap()))
+            .await
+            .unwrap();
+        self.idle.lock().push(idle);
+        self.browser.run(command).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_preconnection_does_not_hold_up_the_redirect() {
+    let s = entra::setup().await;
+    let browser = PreConnecting {
+        browser: MockBrowser::new(),
+        idle: parking_lot::Mutex::new(Vec::new()),
+    };
+    let credential = s
+        .browser_credential()
+        .browser_command(BrowserCommand::new("pre-connecting-browser"))
+        .executor(Arc::new(browser))
+        .build()
+        .unwrap();
+    let started = support::wait::paused_now();
+    credential.get_token(ARM, None).await.unwrap();
+    // Read one after the other, the idle connection would have cost its 10 s read timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_uri_without_a_port_listens_on_a_free_one_and_keeps_its_path() {
+    let s = entra::setup().await;
+    let browser = MockBrowser::new();
+    let credential = s
+        .with_mock_browser(&browser)
+        .redirect_uri("http://localhost/auth/callback")
+        .build()
+        .unwrap();
+    credential.get_token(ARM, None).await.unwrap();
+    let redirect =
+        url::Url::parse(authorize_request(&s.entra).query("redirect_uri").unwrap()).unwrap();
+    assert_eq!(redirect.host_str(), Some("localhost"));
+    assert_eq!(redirect.path(), "/auth/callback");
+    assert!(redirect.port().is_some_and(|p| p != 80), "{redirect}");
+}

@@ -64,9 +64,10 @@ impl RedirectListener {
         configured: Option<&Url>,
     ) -> Result<Self, Error> {
         let (host, port, path) = match configured {
+            // No port: any free one (Entra accepts any port for a loopback redirect URI).
             Some(url) => (
                 url.host_str().unwrap_or("localhost").to_owned(),
-                url.port().unwrap_or(80),
+                url.port().unwrap_or(0),
                 url.path().to_owned(),
             ),
             None => ("localhost".to_owned(), 0, "/".to_owned()),
@@ -113,72 +114,95 @@ impl RedirectListener {
 
     /// Waits for the redirect of the sign-in with `state`, answering every request. A redirect
     /// with another state is refused (a forged or stale one) and ends the wait with an error.
+    /// Connections are read side by side, each for at most [`READ_TIMEOUT`]: a browser's idle
+    /// pre-connection does not hold up the request that matters.
     pub(crate) async fn wait(&self, state: &str) -> Result<Redirect, Error> {
+        let mut reading = tokio::task::JoinSet::new();
         loop {
-            let mut stream = self.accept().await?;
-            let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
-                Ok(Ok(head)) => head,
-                _ => continue,
-            };
-            let query = match parse_redirect_request(&head, &self.path) {
-                Ok(query) => query,
-                Err(NotRedirect::OtherPath) => {
-                    answer(&mut stream, 404, "Not found", "Nothing here.").await;
+            let (mut stream, head) = tokio::select! {
+                accepted = self.accept() => {
+                    let mut stream = accepted?;
+                    reading.spawn(async move {
+                        let head = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await;
+                        (stream, head)
+                    });
                     continue;
                 }
-                Err(NotRedirect::Malformed | NotRedirect::Empty) => {
-                    answer(
-                        &mut stream,
-                        400,
-                        "Waiting for the sign-in",
-                        "This address receives the answer of a sign-in. Finish signing in in the other tab.",
-                    )
-                    .await;
-                    continue;
-                }
+                Some(read) = reading.join_next() => match read {
+                    Ok((stream, Ok(Ok(head)))) => (stream, head),
+                    // Timed out, failed, or the task was cancelled: drop the connection.
+                    _ => continue,
+                },
             };
-            if query.state.as_deref() != Some(state) {
+            if let Some(outcome) = self.answer_request(&mut stream, &head, state).await {
+                return outcome;
+            }
+        }
+    }
+
+    /// Answers one request; `Some` when it ends the wait (the redirect, or a refused one).
+    async fn answer_request(
+        &self,
+        stream: &mut TcpStream,
+        head: &[u8],
+        state: &str,
+    ) -> Option<Result<Redirect, Error>> {
+        let query = match parse_redirect_request(head, &self.path) {
+            Ok(query) => query,
+            Err(NotRedirect::OtherPath) => {
+                answer(stream, 404, "Not found", "Nothing here.").await;
+                return None;
+            }
+            Err(NotRedirect::Malformed | NotRedirect::Empty) => {
                 answer(
-                    &mut stream,
+                    stream,
                     400,
-                    "Sign-in refused",
-                    "This answer does not belong to the sign-in the application started. Return to the application and sign in again.",
+                    "Waiting for the sign-in",
+                    "This address receives the answer of a sign-in. Finish signing in in the other tab.",
                 )
                 .await;
-                return Err(Error::authentication(
-                    self.credential,
-                    "the sign-in's redirect carried another state than the one sent: it was not the answer to this sign-in (a stale tab, or a forged request)",
-                )
-                .with_fix("sign in again, in the browser tab the application opens"));
+                return None;
             }
-            if let Some(error) = query.error {
-                let description = query.error_description.unwrap_or_default();
-                let shown = if description.is_empty() {
-                    error.clone()
-                } else {
-                    format!("{error}: {description}")
-                };
-                answer(
-                    &mut stream,
-                    200,
-                    "Sign-in failed",
-                    &format!("The sign-in failed ({shown}). You can close this tab and return to the application."),
-                )
-                .await;
-                return Ok(Redirect::Failed { error, description });
-            }
-            let Some(code) = query.code else {
-                continue;
-            };
+        };
+        if query.state.as_deref() != Some(state) {
             answer(
-                &mut stream,
-                200,
-                "Signed in",
-                "You are signed in. You can close this tab and return to the application.",
+                stream,
+                400,
+                "Sign-in refused",
+                "This answer does not belong to the sign-in the application started. Return to the application and sign in again.",
             )
             .await;
-            return Ok(Redirect::Code(Secret::new(code)));
+            return Some(Err(Error::authentication(
+                self.credential,
+                "the sign-in's redirect carried another state than the one sent: it was not the answer to this sign-in (a stale tab, or a forged request)",
+            )
+            .with_fix("sign in again, in the browser tab the application opens")));
         }
+        if let Some(error) = query.error {
+            let description = query.error_description.unwrap_or_default();
+            let shown = if description.is_empty() {
+                error.clone()
+            } else {
+                format!("{error}: {description}")
+            };
+            answer(
+                stream,
+                200,
+                "Sign-in failed",
+                &format!("The sign-in failed ({shown}). You can close this tab and return to the application."),
+            )
+            .await;
+            return Some(Ok(Redirect::Failed { error, description }));
+        }
+        let code = query.code?;
+        answer(
+            stream,
+            200,
+            "Signed in",
+            "You are signed in. You can close this tab and return to the application.",
+        )
+        .await;
+        Some(Ok(Redirect::Code(Secret::new(code))))
     }
 
     async fn accept(&self) -> Result<TcpStream, Error> {

@@ -354,14 +354,15 @@ impl UserSession {
             // Set just above.
             return Err(Error::new(ErrorKind::Other, credential, "no account"));
         };
+        let key = self.key(&known.home_account_id);
         match parts.refresh_token {
-            Some(refresh_token) => self
-                .users
-                .store(self.key(&known.home_account_id), refresh_token),
-            None => tracing::warn!(
+            Some(refresh_token) => self.users.store(key, refresh_token),
+            // A refresh may keep the refresh token it used; a sign-in without one is worth a word.
+            None if self.users.refresh_token(&key).is_none() => tracing::warn!(
                 credential,
                 "Microsoft Entra ID returned no refresh token: the user will be asked to sign in again for other scopes and after the token expires"
             ),
+            None => {}
         }
         let mut token = token;
         if !known.username.is_empty() {
