@@ -388,8 +388,12 @@ fn user_assertion_fix(error: &EntraError) -> Option<&'static str> {
 fn user_sign_in_fix(error: &EntraError) -> Option<&'static str> {
     let fix = if error.has(&[7000218]) {
         "the app registration does not allow public client flows: set \"Allow public client flows\" to Yes in its Authentication page, or give the client secret"
-    } else if error.has(&[50011, 500113, 50148]) {
+    } else if error.has(&[50011, 500113]) {
         "the redirect URI is not registered: add it (http://localhost for the browser sign-in) as a \"Mobile and desktop applications\" redirect URI of the app registration"
+    } else if error.has(&[500117]) {
+        "the redirect URI must be exactly the one the sign-in request sent the user back to (the one the authorization code was issued for)"
+    } else if error.has(&[50148, 501481]) {
+        "the PKCE code verifier does not match the sign-in request's code_challenge: give the verifier of that sign-in's challenge"
     } else if error.has(&[65001, 65004]) {
         "the user has not consented to this scope: sign in interactively to consent, or ask the tenant's administrator to grant consent"
     } else if error.has(&[50076, 50079, 50158]) || error.error == "interaction_required" {

@@ -37,7 +37,7 @@ const MAX_TEXT_CHARS: usize = 1024;
 ///
 /// The first `get_token` (or [`authenticate`](Self::authenticate)) asks Microsoft Entra ID for a
 /// code and hands it to the prompt (by default, Entra's message is written to stderr: "To sign
-/// in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code
+/// in, use a web browser to open the page <https://microsoft.com/devicelogin> and enter the code
 /// …"); the credential then polls until the user signed in, declined, or the code expired.
 /// Later calls are silent: the user's refresh token gets tokens for other scopes and renews
 /// them, through the shared token cache.
