@@ -296,3 +296,18 @@ async fn debug_of_the_builder_and_credential_never_shows_the_code_or_secret() {
         shown[3]
     );
 }
+
+#[tokio::test]
+async fn a_code_whose_redemption_got_no_answer_is_tried_again() {
+    let s = entra::setup().await;
+    let code = s.entra.issue_authorization_code(WEB_APP, REDIRECT);
+    s.entra.expect_client_secret(SECRET);
+    // The connection closes before any answer: Entra never saw the code redeemed.
+    s.entra.push(MockEntraReply::close());
+    let credential = s.code_credential(&code).build().unwrap();
+    let error = credential.get_token(GRAPH, None).await.unwrap_err();
+    assert_ne!(error.kind(), ErrorKind::AuthenticationRequired, "{error}");
+    let token = credential.get_token(GRAPH, None).await.unwrap();
+    assert!(token.username().is_some());
+    assert_eq!(s.grants(), ["authorization_code", "authorization_code"]);
+}

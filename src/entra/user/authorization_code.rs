@@ -217,9 +217,18 @@ impl SignInFlow for RedeemOnce {
             code_verifier: self.code_verifier.as_ref(),
         };
         let client = session.client();
-        let answer = client
+        let answer = match client
             .send_grant(request, grant, |_, _| Ok(session.proof()))
-            .await?;
+            .await
+        {
+            Ok(answer) => answer,
+            Err(error) => {
+                // No answer (the network, a timeout): Entra did not redeem the code, so the
+                // next call may still. An answer, even a refusal, uses it up.
+                *self.code.lock() = Some(code);
+                return Err(error);
+            }
+        };
         let (token, parts) = client.token_from(&answer)?;
         Ok(SignedIn {
             token,

@@ -388,11 +388,12 @@ fn sign_in_failure(redirect: Result<Redirect, Error>) -> Error {
         }
         Ok(Redirect::Failed { error, description }) => (error, description),
     };
-    let details = if description.is_empty() {
+    // Anything on this machine can call the listener: its words go through the scrubber.
+    let details = crate::scrub::line(&if description.is_empty() {
         error.clone()
     } else {
         format!("{error}: {description}")
-    };
+    });
     let fix = if error == "access_denied" {
         "the user cancelled or declined: sign in again and accept"
     } else {
