@@ -357,6 +357,23 @@ fn cap(mut s: String) -> String {
     s
 }
 
+/// Escapes text for HTML content and double- or single-quoted attributes: the pages the
+/// browser sign-in's listener answers with (and the Entra mock's) show text from outside.
+pub(crate) fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,9 +11,8 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::session::{SignInFlow, SignedIn, UserSession};
-use super::{AuthenticationRecord, UserCredential, UserOptions, user_setters};
+use super::{UserCredential, UserOptions, interactive_credential, user_setters};
 use crate::context::seam_setters;
-use crate::credential::delegate_token_credential;
 use crate::entra::response::{GrantKind, from_grant_response};
 use crate::entra::{EntraOptions, Grant, user_scope};
 use crate::setters::debug_fields;
@@ -56,7 +55,7 @@ const MAX_TEXT_CHARS: usize = 1024;
 /// ```
 ///
 /// Tokens and the refresh token are held in memory only; the
-/// [`AuthenticationRecord`] that [`authenticate`](Self::authenticate) returns holds no secret
+/// [`AuthenticationRecord`](crate::AuthenticationRecord) that [`authenticate`](Self::authenticate) returns holds no secret
 /// and, saved by the application, makes later credentials of the same process silent.
 #[derive(Clone)]
 pub struct DeviceCodeCredential {
@@ -79,36 +78,12 @@ impl DeviceCodeCredential {
     pub fn builder() -> DeviceCodeCredentialBuilder {
         DeviceCodeCredentialBuilder::default()
     }
-
-    /// Signs the user in now for `scopes`, even when automatic authentication is disabled, and
-    /// returns who signed in. The token it got is served to the first `get_token` for the same
-    /// scopes.
-    ///
-    /// # Errors
-    ///
-    /// As `get_token`: [`ErrorKind::Authentication`] when the user declined or Entra refused,
-    /// [`ErrorKind::Timeout`] when the code expired or the timeout passed first.
-    pub async fn authenticate(&self, scopes: &[&str]) -> Result<AuthenticationRecord, Error> {
-        self.user.authenticate(scopes).await
-    }
-
-    /// Who signed in with this credential (or the record it was built with), if anyone.
-    pub fn authentication_record(&self) -> Option<AuthenticationRecord> {
-        self.user.record()
-    }
 }
 
-delegate_token_credential!(DeviceCodeCredential => user);
-
-impl fmt::Debug for DeviceCodeCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.user
-            .client()
-            .debug_struct(f, NAME)
-            .field("signed_in", &self.user.record().is_some())
-            .finish_non_exhaustive()
-    }
-}
+interactive_credential!(
+    DeviceCodeCredential,
+    errors = "As `get_token`: [`ErrorKind::Authentication`](crate::ErrorKind::Authentication) when the user declined or Entra refused, [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) when the code expired or the timeout passed first."
+);
 
 /// What the user needs to sign in with a device code: handed to the
 /// [`prompt`](DeviceCodeCredentialBuilder::prompt).

@@ -15,9 +15,8 @@ use url::Url;
 use super::browser::{BrowserCommand, Launcher};
 use super::redirect::{Redirect, RedirectListener};
 use super::session::{SignInFlow, SignedIn, UserSession};
-use super::{AuthenticationRecord, UserCredential, UserOptions, user_setters};
+use super::{UserCredential, UserOptions, interactive_credential, user_setters};
 use crate::context::seam_setters;
-use crate::credential::delegate_token_credential;
 use crate::entra::{EntraOptions, Grant, user_scope};
 use crate::setters::{debug_fields, setters};
 use crate::system::Env;
@@ -75,37 +74,12 @@ impl InteractiveBrowserCredential {
     pub fn builder() -> InteractiveBrowserCredentialBuilder {
         InteractiveBrowserCredentialBuilder::default()
     }
-
-    /// Signs the user in now for `scopes`, even when automatic authentication is disabled, and
-    /// returns who signed in. The token it got is served to the first `get_token` for the same
-    /// scopes.
-    ///
-    /// # Errors
-    ///
-    /// As `get_token`: [`ErrorKind::Authentication`] when the user cancelled or Entra refused
-    /// (the `error=` of the redirect), or the redirect's `state` was wrong;
-    /// [`ErrorKind::Timeout`] when the user did not finish in time.
-    pub async fn authenticate(&self, scopes: &[&str]) -> Result<AuthenticationRecord, Error> {
-        self.user.authenticate(scopes).await
-    }
-
-    /// Who signed in with this credential (or the record it was built with), if anyone.
-    pub fn authentication_record(&self) -> Option<AuthenticationRecord> {
-        self.user.record()
-    }
 }
 
-delegate_token_credential!(InteractiveBrowserCredential => user);
-
-impl fmt::Debug for InteractiveBrowserCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.user
-            .client()
-            .debug_struct(f, NAME)
-            .field("signed_in", &self.user.record().is_some())
-            .finish_non_exhaustive()
-    }
-}
+interactive_credential!(
+    InteractiveBrowserCredential,
+    errors = "As `get_token`: [`ErrorKind::Authentication`](crate::ErrorKind::Authentication) when the user cancelled or Entra refused (the `error=` of the redirect), or the redirect's `state` was wrong; [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) when the user did not finish in time."
+);
 
 /// Options of an [`InteractiveBrowserCredential`]; see [`InteractiveBrowserCredential::builder`].
 #[derive(Clone, Default)]

@@ -97,6 +97,48 @@ macro_rules! user_setters {
 }
 pub(crate) use user_setters;
 
+/// What the interactive user credentials share besides their builders: `authenticate`,
+/// `authentication_record`, [`TokenCredential`](crate::TokenCredential) through their
+/// `user` field, and a `Debug` that says whether someone signed in (never who's token it is).
+/// `errors` is the `# Errors` paragraph of `authenticate`.
+macro_rules! interactive_credential {
+    ($ty:ident, errors = $errors:literal) => {
+        impl $ty {
+            /// Signs the user in now for `scopes`, even when automatic authentication is
+            /// disabled, and returns who signed in. The token it got is served to the first
+            /// `get_token` for the same scopes.
+            ///
+            /// # Errors
+            ///
+            #[doc = $errors]
+            pub async fn authenticate(
+                &self,
+                scopes: &[&str],
+            ) -> Result<$crate::AuthenticationRecord, $crate::Error> {
+                self.user.authenticate(scopes).await
+            }
+
+            /// Who signed in with this credential (or the record it was built with), if anyone.
+            pub fn authentication_record(&self) -> Option<$crate::AuthenticationRecord> {
+                self.user.record()
+            }
+        }
+
+        $crate::credential::delegate_token_credential!($ty => user);
+
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.user
+                    .client()
+                    .debug_struct(f, stringify!($ty))
+                    .field("signed_in", &self.user.record().is_some())
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+pub(crate) use interactive_credential;
+
 /// The parts of every user credential: its cached credential and its session.
 #[derive(Clone)]
 pub(crate) struct UserCredential {

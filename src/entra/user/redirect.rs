@@ -323,8 +323,8 @@ async fn answer(stream: &mut TcpStream, status: u16, title: &str, text: &str) {
     let body = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\
          <body style=\"font-family:sans-serif;margin:3em\"><h1>{title}</h1><p>{}</p></body></html>\n",
-        escape_html(text),
-        title = escape_html(title)
+        crate::scrub::html_escape(text),
+        title = crate::scrub::html_escape(title)
     );
     let response = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
@@ -334,21 +334,6 @@ async fn answer(stream: &mut TcpStream, status: u16, title: &str, text: &str) {
     );
     let _ = stream.write_all(response.as_bytes()).await;
     let _ = stream.shutdown().await;
-}
-
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -370,7 +355,10 @@ mod tests {
         .unwrap();
         assert_eq!(q.error.as_deref(), Some("access_denied"));
         assert_eq!(q.error_description.as_deref(), Some("Nothanks<b>"));
-        assert_eq!(escape_html("Nothanks<b>"), "Nothanks&lt;b&gt;");
+        assert_eq!(
+            crate::scrub::html_escape("Nothanks<b>"),
+            "Nothanks&lt;b&gt;"
+        );
     }
 
     #[test]

@@ -125,7 +125,10 @@ fn loopback_redirect(redirect_uri: &str) -> Option<Url> {
 
 fn sign_in_page(target: &str, login_hint: Option<&str>) -> String {
     let who = login_hint.map_or_else(String::new, |hint| {
-        format!("<p>Signing in as <strong>{}</strong>.</p>\n", escape(hint))
+        format!(
+            "<p>Signing in as <strong>{}</strong>.</p>\n",
+            crate::scrub::html_escape(hint)
+        )
     });
     // A JSON string is a JavaScript string literal; `<`, `>` and `&` are escaped so the
     // target cannot end the script element.
@@ -136,13 +139,16 @@ fn sign_in_page(target: &str, login_hint: Option<&str>) -> String {
         .replace('&', "\\u0026");
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{TITLE}</title></head>\n<body>\n<h1>{TITLE}</h1>\n{who}<p>You are signed in. Returning to the application&hellip;</p>\n<p><a id=\"continue\" href=\"{}\">Continue</a></p>\n<script>window.location.replace({js_target});</script>\n</body></html>\n",
-        escape(target)
+        crate::scrub::html_escape(target)
     )
 }
 
 fn waiting_page(login_hint: Option<&str>) -> String {
     let who = login_hint.map_or_else(String::new, |hint| {
-        format!("<p>Signing in as <strong>{}</strong>.</p>\n", escape(hint))
+        format!(
+            "<p>Signing in as <strong>{}</strong>.</p>\n",
+            crate::scrub::html_escape(hint)
+        )
     });
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{TITLE}</title></head>\n<body>\n<h1>{TITLE}</h1>\n{who}<p>Waiting for you to sign in&hellip;</p>\n</body></html>\n"
@@ -154,27 +160,11 @@ fn error_page(status: u16, message: &str) -> Outgoing {
         status,
         &format!(
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{TITLE}</title></head>\n<body>\n<h1>Sorry, but we&rsquo;re having trouble signing you in.</h1>\n<p id=\"error\">{}</p>\n</body></html>\n",
-            escape(message)
+            crate::scrub::html_escape(message)
         ),
     )
 }
 
 fn page(status: u16, html: &str) -> Outgoing {
     Outgoing::new(Action::respond(status, HTML, html.as_bytes().to_vec()))
-}
-
-/// Escapes text for HTML content and double- or single-quoted attributes.
-pub(super) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

@@ -30,27 +30,7 @@ impl State {
                 n,
             ));
         }
-        if request.method() != "POST" {
-            return Err(error_response(
-                405,
-                "invalid_request",
-                900561,
-                "The endpoint only accepts POST requests.",
-                n,
-            ));
-        }
-        if !request
-            .header("content-type")
-            .is_some_and(|ct| ct.starts_with(FORM))
-        {
-            return Err(error_response(
-                400,
-                "invalid_request",
-                900144,
-                "The request body must be application/x-www-form-urlencoded.",
-                n,
-            ));
-        }
+        form_post(request, n)?;
         let grant = match field("grant_type") {
             Some("client_credentials") => None,
             Some(JWT_BEARER_GRANT) => {
@@ -154,6 +134,35 @@ impl State {
 
 /// Refuses a request lacking one of the `required` form fields (or sending it empty), as Entra
 /// does (`AADSTS900144`).
+/// The check every form endpoint makes first: a `POST` with a form body.
+pub(super) fn form_post(
+    request: &RecordedRequest,
+    n: u64,
+) -> Result<(), (u16, &'static str, Vec<u8>)> {
+    if request.method() != "POST" {
+        return Err(error_response(
+            405,
+            "invalid_request",
+            900561,
+            "The endpoint only accepts POST requests.",
+            n,
+        ));
+    }
+    if !request
+        .header("content-type")
+        .is_some_and(|ct| ct.starts_with(FORM))
+    {
+        return Err(error_response(
+            400,
+            "invalid_request",
+            900144,
+            "The request body must be application/x-www-form-urlencoded.",
+            n,
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn require(
     form: &[(String, String)],
     required: &[&str],

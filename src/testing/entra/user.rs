@@ -11,9 +11,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::FORM;
 use super::reply::{MockEntraReply, error_response};
-use super::token_checks::require;
+use super::token_checks::{form_post, require};
 use crate::testing::loopback_http::{Action, JSON, Outgoing, RecordedRequest, first_value};
 
 /// The `grant_type` of device code polls.
@@ -463,28 +462,9 @@ impl UserFlows {
         let refused = |(status, content_type, body): Refusal| {
             Outgoing::new(Action::respond(status, content_type, body))
         };
-        if request.method() != "POST" {
-            return refused(error_response(
-                405,
-                "invalid_request",
-                900561,
-                "The endpoint only accepts POST requests.",
-                n,
-            ));
-        }
-        if !request
-            .header("content-type")
-            .is_some_and(|ct| ct.starts_with(FORM))
+        if let Err(refusal) =
+            form_post(request, n).and_then(|()| require(form, &["client_id", "scope"], n))
         {
-            return refused(error_response(
-                400,
-                "invalid_request",
-                900144,
-                "The request body must be application/x-www-form-urlencoded.",
-                n,
-            ));
-        }
-        if let Err(refusal) = require(form, &["client_id", "scope"], n) {
             return refused(refusal);
         }
         if let Some(reply) = self.device_replies.pop_front() {
