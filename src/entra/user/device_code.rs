@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::session::{SignInFlow, SignedIn, UserSession};
-use super::{UserCredential, UserOptions, interactive_credential, user_setters};
+use super::{UserCredential, UserOptions, interactive_credential, sign_in_timeout, user_setters};
 use crate::context::seam_setters;
 use crate::entra::response::{GrantKind, from_grant_response};
 use crate::entra::{EntraOptions, Grant, user_scope};
@@ -164,13 +164,7 @@ impl DeviceCodeCredentialBuilder {
     /// is not `https`, a zero timeout, or an authentication record of another client or
     /// authority.
     pub fn build(self) -> Result<DeviceCodeCredential, Error> {
-        let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
-        if timeout.is_zero() {
-            return Err(Error::invalid_input(
-                NAME,
-                "the timeout must be greater than zero",
-            ));
-        }
+        let timeout = sign_in_timeout(NAME, self.timeout, DEFAULT_TIMEOUT)?;
         let flow = DeviceCodeFlow {
             prompt: self
                 .prompt

@@ -15,7 +15,7 @@ use url::Url;
 use super::browser::{BrowserCommand, Launcher};
 use super::redirect::{Redirect, RedirectListener};
 use super::session::{SignInFlow, SignedIn, UserSession};
-use super::{UserCredential, UserOptions, interactive_credential, user_setters};
+use super::{UserCredential, UserOptions, interactive_credential, sign_in_timeout, user_setters};
 use crate::context::seam_setters;
 use crate::entra::{EntraOptions, Grant, user_scope};
 use crate::setters::{debug_fields, setters};
@@ -136,13 +136,7 @@ impl InteractiveBrowserCredentialBuilder {
     /// is not `https`, a redirect URI that is not `http://localhost` or `http://127.0.0.1`, a
     /// zero timeout, or an authentication record of another client or authority.
     pub fn build(self) -> Result<InteractiveBrowserCredential, Error> {
-        let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
-        if timeout.is_zero() {
-            return Err(Error::invalid_input(
-                NAME,
-                "the timeout must be greater than zero",
-            ));
-        }
+        let timeout = sign_in_timeout(NAME, self.timeout, DEFAULT_TIMEOUT)?;
         let redirect_uri = self
             .redirect_uri
             .as_deref()

@@ -242,6 +242,22 @@ impl std::fmt::Debug for UserCredential {
     }
 }
 
+/// A sign-in's timeout: the one given, else `default`; zero is refused.
+fn sign_in_timeout(
+    name: &'static str,
+    given: Option<std::time::Duration>,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, Error> {
+    let timeout = given.unwrap_or(default);
+    if timeout.is_zero() {
+        return Err(Error::invalid_input(
+            name,
+            "the timeout must be greater than zero",
+        ));
+    }
+    Ok(timeout)
+}
+
 /// Refuses a record made for another application or authority.
 fn check_record(
     name: &'static str,
