@@ -34,15 +34,6 @@ impl Setup {
             .cache(self.cache.clone())
             .retry_policy(RetryPolicy::none())
     }
-
-    /// The `grant_type` of every token request, in order.
-    fn grants(&self) -> Vec<String> {
-        self.entra
-            .requests()
-            .iter()
-            .filter_map(|r| r.form("grant_type").map(str::to_owned))
-            .collect()
-    }
 }
 
 #[tokio::test]
@@ -96,13 +87,7 @@ async fn other_scopes_use_the_refresh_token_with_the_secret_sent_again() {
     let vault = credential.get_token(VAULT, None).await.unwrap();
     assert_eq!(vault.username(), first.username());
     assert_eq!(s.grants(), ["authorization_code", "refresh_token"]);
-    let refresh = s.entra.requests().last().cloned().unwrap();
-    assert!(
-        refresh
-            .form("refresh_token")
-            .unwrap()
-            .starts_with("mock-entra-refresh-")
-    );
+    let refresh = s.last_refresh();
     assert_eq!(refresh.form("client_secret"), Some(SECRET));
     assert_eq!(
         refresh.form("scope"),

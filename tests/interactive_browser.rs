@@ -267,27 +267,16 @@ async fn chromium_signs_a_user_in_and_two_credentials_can_sign_in_at_once() {
 async fn chromium_sees_a_denied_sign_in_and_a_wrong_state_refused() {
     let Some(chromium) = chromium() else { return };
     let s = entra::setup().await;
-    s.entra.set_sign_in(MockSignIn::denied());
-    let error = s
-        .in_chromium(&chromium, "denied")
-        .build()
-        .unwrap()
-        .get_token(ARM, None)
-        .await
-        .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Authentication);
-    assert!(error.to_string().contains("access_denied"), "{error}");
-
-    s.entra.set_sign_in(MockSignIn::WrongState);
-    let error = s
-        .in_chromium(&chromium, "state")
-        .build()
-        .unwrap()
-        .get_token(ARM, None)
-        .await
-        .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Authentication);
-    assert!(error.to_string().contains("state"), "{error}");
+    for (sign_in, profile, says) in [
+        (MockSignIn::denied(), "denied", "access_denied"),
+        (MockSignIn::WrongState, "state", "state"),
+    ] {
+        s.entra.set_sign_in(sign_in);
+        let credential = s.in_chromium(&chromium, profile).build().unwrap();
+        let error = credential.get_token(ARM, None).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Authentication);
+        assert!(error.to_string().contains(says), "{error}");
+    }
 }
 
 /// A browser that first opens an idle connection to the redirect listener (as browsers

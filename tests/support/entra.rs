@@ -39,6 +39,29 @@ impl Setup {
     }
 }
 
+impl Setup {
+    /// The `grant_type` of every token request, in order.
+    pub fn grants(&self) -> Vec<String> {
+        self.entra
+            .requests()
+            .iter()
+            .filter_map(|r| r.form("grant_type").map(str::to_owned))
+            .collect()
+    }
+
+    /// The last request, checked to be a refresh with a refresh token the mock issued.
+    pub fn last_refresh(&self) -> EntraRequest {
+        let refresh = self.entra.requests().last().cloned().expect("a request");
+        assert_eq!(refresh.form("grant_type"), Some("refresh_token"));
+        assert!(
+            refresh
+                .form("refresh_token")
+                .is_some_and(|t| t.starts_with("mock-entra-refresh-"))
+        );
+        refresh
+    }
+}
+
 /// [`Setup`] with a fresh mock.
 pub async fn setup() -> Setup {
     let clock = cache::manual_clock();
