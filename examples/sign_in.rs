@@ -4,13 +4,14 @@
 //! mock of Microsoft Entra ID with `--mock` (no Azure account, no browser: a scripted user).
 //!
 //! The sign-in's `AuthenticationRecord` (who signed in, no secret) is saved to `--record`
-//! (default `sign_in_record.json`); a later run reads it and asks for that user. Without a
-//! persistent token cache the user's refresh token lives only in the process, so a second run
-//! still prompts (with the user pre-filled); within one run, a second credential built from
-//! the record is silent — the example shows that too.
+//! (default `sign_in_record.json`). With `--allow-unencrypted` the user's tokens are kept in
+//! the persistent token cache (`~/.IdentityService/msal.cache.nocae`, readable by you only), and
+//! the next run signs the same user in silently from the record and that cache. With `--mock`
+//! the example shows that next run at once: it runs itself again as a second process, which
+//! must get a token without anyone signing in (its cache lives under `target/`).
 //!
-//! Options: `--tenant <id>` (default `organizations`), `--client-id <id>`, `--scope <scope>`
-//! (default ARM's), `--record <path>`, `--timeout <seconds>` (default 300).
+//! Options: `--tenant <id>` (default `organizations`), `--client-id <id>`, `--authority <url>`,
+//! `--scope <scope>` (default ARM's), `--record <path>`, `--timeout <seconds>` (default 300).
 
 // A command-line example prints to the terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -23,16 +24,19 @@ use std::time::Duration;
 use azure_credentials::system::{Env, TokioExecutor};
 use azure_credentials::testing::{MockBrowser, MockEntra, MockUser};
 use azure_credentials::{
-    AuthenticationRecord, BrowserCommand, DeviceCodeCredential, Error,
-    InteractiveBrowserCredential, TokenCache, TokenCredential,
+    AuthenticationRecord, BrowserCommand, DeviceCodeCredential, Error, ErrorKind,
+    InteractiveBrowserCredential, TokenCachePersistence, TokenCredential,
 };
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Args {
     browser: bool,
     mock: bool,
+    second_run: bool,
+    allow_unencrypted: bool,
     tenant: Option<String>,
     client_id: Option<String>,
+    authority: Option<String>,
     scope: Option<String>,
     record: Option<PathBuf>,
     timeout: Option<u64>,
@@ -47,8 +51,11 @@ fn parse() -> Option<Args> {
             "--device-code" => flow = Some(false),
             "--browser" => flow = Some(true),
             "--mock" => args.mock = true,
+            "--second-run" => args.second_run = true,
+            "--allow-unencrypted" => args.allow_unencrypted = true,
             "--tenant" => args.tenant = Some(it.next()?),
             "--client-id" => args.client_id = Some(it.next()?),
+            "--authority" => args.authority = Some(it.next()?),
             "--scope" => args.scope = Some(it.next()?),
             "--record" => args.record = Some(it.next()?.into()),
             "--timeout" => args.timeout = Some(it.next()?.parse().ok()?),
@@ -59,27 +66,13 @@ fn parse() -> Option<Args> {
     Some(args)
 }
 
-/// What the example signs in with: a credential of either kind, behind one interface.
-enum Credential {
-    DeviceCode(DeviceCodeCredential),
-    Browser(InteractiveBrowserCredential),
-}
-
-impl Credential {
-    async fn authenticate(&self, scopes: &[&str]) -> Result<AuthenticationRecord, Error> {
-        match self {
-            Credential::DeviceCode(c) => c.authenticate(scopes).await,
-            Credential::Browser(c) => c.authenticate(scopes).await,
-        }
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let Some(args) = parse() else {
         eprintln!(
-            "usage: sign_in (--device-code | --browser) [--mock] [--tenant ID] [--client-id ID] \
-             [--scope SCOPE] [--record PATH] [--timeout SECONDS]"
+            "usage: sign_in (--device-code | --browser) [--mock] [--allow-unencrypted] \
+             [--tenant ID] [--client-id ID] [--authority URL] [--scope SCOPE] [--record PATH] \
+             [--timeout SECONDS]"
         );
         return ExitCode::from(2);
     };
@@ -92,7 +85,12 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<(), Error> {
+/// Where the mock runs keep their persistent cache: not the user's own home.
+fn mock_home() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/sign_in_mock_home")
+}
+
+async fn run(mut args: Args) -> Result<(), Error> {
     let scope = args
         .scope
         .clone()
@@ -102,120 +100,154 @@ async fn run(args: Args) -> Result<(), Error> {
         .record
         .clone()
         .unwrap_or_else(|| PathBuf::from("sign_in_record.json"));
-    let saved = std::fs::read_to_string(&record_path)
-        .ok()
-        .and_then(|json| AuthenticationRecord::deserialize(&json).ok());
-    // The mock plays Entra ID and its user; the real thing needs no set-up.
-    let mock = if args.mock {
+
+    // The mock plays Entra ID and its user; a second run reuses the first run's mock.
+    let mock = if args.mock && !args.second_run {
         let entra = MockEntra::start().await;
         entra.set_user(MockUser::new("ada@contoso.example").name("Ada Lovelace"));
         // The scripted user approves at once; poll every second instead of five.
         entra.set_device_code(1, 900);
+        args.authority = Some(entra.authority_host());
+        let _ = std::fs::remove_dir_all(mock_home());
+        let _ = std::fs::remove_file(&record_path);
         Some(entra)
     } else {
         None
     };
-    // One cache for the two credentials below: the second finds the user's refresh token.
-    let cache = TokenCache::builder().build();
-    let build = |record: Option<AuthenticationRecord>| -> Result<Credential, Error> {
+    let env = if args.mock {
+        Env::process().with("HOME", mock_home().to_string_lossy())
+    } else {
+        Env::process()
+    };
+    let persistence = (args.mock || args.allow_unencrypted)
+        .then(|| TokenCachePersistence::new().allow_unencrypted_storage(true));
+    let saved = std::fs::read_to_string(&record_path)
+        .ok()
+        .and_then(|json| AuthenticationRecord::deserialize(&json).ok());
+
+    let build = |record: Option<AuthenticationRecord>, silent: bool| -> Result<Arc<dyn Credential>, Error> {
         let timeout = Duration::from_secs(args.timeout.unwrap_or(300));
         if args.browser {
-            let mut builder = InteractiveBrowserCredential::builder()
-                .cache(cache.clone())
-                .timeout(timeout);
-            if let Some(entra) = &mock {
-                builder = builder
-                    .authority_host(entra.authority_host())
-                    .env(Env::empty())
+            let mut b = InteractiveBrowserCredential::builder()
+                .env(env.clone())
+                .timeout(timeout)
+                .disable_automatic_authentication(silent);
+            if args.mock {
+                b = b
                     .browser_command(BrowserCommand::new("mock-browser"))
                     .executor(Arc::new(MockBrowser::new()));
             } else {
-                builder = builder.executor(Arc::new(TokioExecutor::new()));
+                b = b.executor(Arc::new(TokioExecutor::new()));
             }
-            if let Some(tenant) = &args.tenant {
-                builder = builder.tenant_id(tenant);
-            }
-            if let Some(client) = &args.client_id {
-                builder = builder.client_id(client);
-            }
-            if let Some(record) = record {
-                builder = builder.authentication_record(record);
-            }
-            builder.build().map(Credential::Browser)
+            if let Some(v) = &args.authority { b = b.authority_host(v); }
+            if let Some(v) = &args.tenant { b = b.tenant_id(v); }
+            if let Some(v) = &args.client_id { b = b.client_id(v); }
+            if let Some(v) = record { b = b.authentication_record(v); }
+            if let Some(v) = &persistence { b = b.persistence(v.clone()); }
+            Ok(Arc::new(b.build()?))
         } else {
-            let mut builder = DeviceCodeCredential::builder()
-                .cache(cache.clone())
+            let mut b = DeviceCodeCredential::builder()
+                .env(env.clone())
                 .timeout(timeout)
+                .disable_automatic_authentication(silent)
                 .prompt(|code| eprintln!("{}", code.message()));
-            if let Some(entra) = &mock {
-                builder = builder
-                    .authority_host(entra.authority_host())
-                    .env(Env::empty());
-            }
-            if let Some(tenant) = &args.tenant {
-                builder = builder.tenant_id(tenant);
-            }
-            if let Some(client) = &args.client_id {
-                builder = builder.client_id(client);
-            }
-            if let Some(record) = record {
-                builder = builder.authentication_record(record);
-            }
-            builder.build().map(Credential::DeviceCode)
+            if let Some(v) = &args.authority { b = b.authority_host(v); }
+            if let Some(v) = &args.tenant { b = b.tenant_id(v); }
+            if let Some(v) = &args.client_id { b = b.client_id(v); }
+            if let Some(v) = record { b = b.authentication_record(v); }
+            if let Some(v) = &persistence { b = b.persistence(v.clone()); }
+            Ok(Arc::new(b.build()?))
         }
     };
-    // A record saved against the mock names a port that is gone: only reuse one that matches.
-    let saved = saved.filter(|record| match &mock {
-        Some(entra) => entra.authority_host().ends_with(record.authority()),
-        None => !record.authority().starts_with("127.0.0.1"),
-    });
-    if let Some(record) = &saved {
-        println!(
-            "{} names {} (tenant {}); asking for that user",
-            record_path.display(),
-            record.username(),
-            record.tenant_id()
-        );
+
+    // A saved record: try that user silently first (the persisted cache has their tokens).
+    if let Some(record) = saved {
+        if let Ok(credential) = build(Some(record.clone()), true) {
+            match credential.get_token(&scopes, None).await {
+                Ok(token) => {
+                    println!(
+                        "signed in silently as {} from {} and the persistent cache (expires {})",
+                        token.username().unwrap_or("?"),
+                        record_path.display(),
+                        token.expires_on()
+                    );
+                    return Ok(());
+                }
+                Err(error) if error.kind() == ErrorKind::AuthenticationRequired => {
+                    println!("{} names {}, who must sign in again", record_path.display(), record.username());
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+    if args.second_run {
+        return Err(Error::new(ErrorKind::AuthenticationRequired, "sign_in example", "the second run was not silent"));
     }
 
-    let credential = build(saved)?;
+    let credential = build(None, false)?;
     let record = credential.authenticate(&scopes).await?;
     println!(
         "signed in: {} (tenant {}, home account {})",
-        if record.username().is_empty() {
-            "(no user name)"
-        } else {
-            record.username()
-        },
+        if record.username().is_empty() { "(no user name)" } else { record.username() },
         record.tenant_id(),
         record.home_account_id()
     );
+    // Through the cache, so the token is persisted with the user's refresh token.
+    credential.get_token(&scopes, None).await?;
     std::fs::write(&record_path, record.serialize()).map_err(|e| {
-        Error::new(
-            azure_credentials::ErrorKind::Io,
-            "sign_in example",
-            format!(
-                "could not save the record to {}: {e}",
-                record_path.display()
-            ),
-        )
+        Error::new(ErrorKind::Io, "sign_in example", format!("could not save the record to {}: {e}", record_path.display()))
     })?;
-    println!(
-        "saved the authentication record (no secret in it) to {}",
-        record_path.display()
-    );
+    println!("saved the authentication record (no secret in it) to {}", record_path.display());
+    match &persistence {
+        Some(_) => println!("the user's tokens are kept in the persistent token cache: the next run is silent"),
+        None => println!("tokens were not persisted (pass --allow-unencrypted to keep them in ~/.IdentityService, readable by you only): the next run signs in again"),
+    }
 
-    // A second credential for the same user, in the same process: silent.
-    let silent = match build(Some(record))? {
-        Credential::DeviceCode(c) => Arc::new(c) as Arc<dyn TokenCredential>,
-        Credential::Browser(c) => Arc::new(c) as Arc<dyn TokenCredential>,
-    };
-    let token = silent.get_token(&scopes, None).await?;
-    println!(
-        "a second credential built from the record got a token silently: user {}, tenant {}, expires {}",
-        token.username().unwrap_or("?"),
-        token.tenant_id().unwrap_or("?"),
-        token.expires_on()
-    );
+    if let Some(entra) = &mock {
+        // The next run, as another process, against the same mock.
+        let status = std::process::Command::new(std::env::current_exe().map_err(|e| {
+            Error::new(ErrorKind::Io, "sign_in example", format!("could not find this program: {e}"))
+        })?)
+        .args([if args.browser { "--browser" } else { "--device-code" }, "--mock", "--second-run"])
+        .args(["--authority", &entra.authority_host()])
+        .arg("--record")
+        .arg(&record_path)
+        .status()
+        .map_err(|e| Error::new(ErrorKind::Io, "sign_in example", format!("could not run the second process: {e}")))?;
+        println!(
+            "second process: {} ({} requests reached the mock in all)",
+            if status.success() { "signed in silently" } else { "FAILED" },
+            entra.request_count()
+        );
+        if !status.success() {
+            return Err(Error::new(ErrorKind::Other, "sign_in example", "the second run was not silent"));
+        }
+    }
     Ok(())
+}
+
+/// What the example needs of either credential.
+trait Credential: TokenCredential {
+    fn authenticate<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<AuthenticationRecord, Error>> + 'a>>;
+}
+
+impl Credential for DeviceCodeCredential {
+    fn authenticate<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<AuthenticationRecord, Error>> + 'a>> {
+        Box::pin(DeviceCodeCredential::authenticate(self, scopes))
+    }
+}
+
+impl Credential for InteractiveBrowserCredential {
+    fn authenticate<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<AuthenticationRecord, Error>> + 'a>> {
+        Box::pin(InteractiveBrowserCredential::authenticate(self, scopes))
+    }
 }

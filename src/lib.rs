@@ -197,7 +197,8 @@ mod test_util;
 pub mod testing;
 
 pub use cache::{
-    CacheIdentity, CachedCredential, TokenCache, TokenCacheBuilder, TokenFetcher, TokenRequest,
+    CacheIdentity, CachedCredential, TokenCache, TokenCacheBuilder, TokenCachePersistence,
+    TokenFetcher, TokenRequest,
 };
 pub use chain::{ChainedTokenCredential, ChainedTokenCredentialBuilder, RequiredIdentity};
 pub use communication::{

@@ -30,10 +30,12 @@ mod flight;
 mod front;
 mod key;
 mod partition;
+pub(crate) mod persist;
 pub(crate) mod policy;
 
 pub use cached_credential::CachedCredential;
 pub use key::CacheIdentity;
+pub use persist::TokenCachePersistence;
 
 /// Entries per partition before expired ones are swept out.
 const SWEEP_THRESHOLD: usize = 64;
@@ -213,6 +215,8 @@ struct CacheInner {
     /// users' refresh tokens ([`crate::entra::user`]). Kept here so that an isolated cache
     /// isolates it too.
     extensions: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
+    /// The persistence of the credentials that use this cache and name none of their own.
+    persistence: Option<TokenCachePersistence>,
 }
 
 /// The cache's partitions, and when to sweep the unused ones out.
@@ -301,6 +305,12 @@ impl TokenCache {
         let made = Arc::new(T::default());
         extensions.push(made.clone());
         made
+    }
+
+    /// The persistence the credentials of this cache use when their builders name none
+    /// ([`TokenCacheBuilder::persistence`]).
+    pub fn persistence(&self) -> Option<&TokenCachePersistence> {
+        self.inner.persistence.as_ref()
     }
 
     /// The cache's clock.
@@ -398,6 +408,7 @@ pub struct TokenCacheBuilder {
     refresh_backoff: Duration,
     failure_cooldown: Duration,
     jitter_seed: Option<u64>,
+    persistence: Option<TokenCachePersistence>,
 }
 
 impl Default for TokenCacheBuilder {
@@ -408,6 +419,7 @@ impl Default for TokenCacheBuilder {
             refresh_backoff: Duration::from_secs(30),
             failure_cooldown: Duration::from_secs(1),
             jitter_seed: None,
+            persistence: None,
         }
     }
 }
@@ -438,6 +450,11 @@ impl TokenCacheBuilder {
         /// `Retry-After`, or a source's own "do not ask again before") lengthens it, up to 5
         /// minutes. Default: 1 s.
         failure_cooldown(cooldown: Duration) => failure_cooldown;
+
+        /// Keeps the tokens of the credentials that use this cache across processes, for those
+        /// that support it (the service principal and user sign-in credentials) and name no
+        /// persistence of their own: see [`TokenCachePersistence`]. Default: none.
+        persistence(persistence: TokenCachePersistence) => Some(persistence);
     }
 
     /// Builds the cache.
@@ -465,6 +482,7 @@ impl TokenCacheBuilder {
                 }),
                 partitions: Mutex::new(Partitions::default()),
                 extensions: Mutex::new(Vec::new()),
+                persistence: self.persistence,
             }),
         }
     }

@@ -232,6 +232,7 @@ impl ClientCertificateCredentialBuilder {
         authority_host,
         additionally_allowed_tenants,
         retry_policy,
+        persistence,
     );
 
     certificate_setters!(
@@ -308,11 +309,16 @@ impl ClientCertificateCredential {
             .cache_identity(name)
             .with("thumbprint", &*thumbprint)
             .with_secret(&certificate.key_digest);
-        let fetcher = ClientCertificateFetcher {
-            client: client.clone(),
-            certificate: Arc::new(certificate),
-            send_chain,
-        };
+        let fetcher = options.persisted_app(
+            name,
+            &client,
+            context,
+            ClientCertificateFetcher {
+                client: client.clone(),
+                certificate: Arc::new(certificate),
+                send_chain,
+            },
+        )?;
         Ok(ClientCertificateCredential {
             credential: context.cache().credential(identity, fetcher),
             client,

@@ -108,10 +108,15 @@ impl ClientSecretCredential {
         let identity = client
             .cache_identity(name)
             .with_secret(secret.expose().as_bytes());
-        let fetcher = ClientSecretFetcher {
-            client: client.clone(),
-            secret,
-        };
+        let fetcher = options.persisted_app(
+            name,
+            &client,
+            context,
+            ClientSecretFetcher {
+                client: client.clone(),
+                secret,
+            },
+        )?;
         Ok(ClientSecretCredential {
             credential: context.cache().credential(identity, fetcher),
             client,
@@ -138,6 +143,7 @@ impl ClientSecretCredentialBuilder {
         authority_host,
         additionally_allowed_tenants,
         retry_policy,
+        persistence,
     );
 
     setters! {

@@ -273,6 +273,17 @@ impl EntraClient {
         &self.inner.client_id
     }
 
+    /// The authority's host and port as MSAL names it (its `environment`):
+    /// `login.microsoftonline.com`, `127.0.0.1:8400`.
+    pub(crate) fn authority_host_name(&self) -> String {
+        let url = &self.inner.authority;
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        }
+    }
+
     /// The authority host, as `scheme://host[:port][/path]`.
     pub(crate) fn authority(&self) -> &str {
         self.inner.authority.as_str().trim_end_matches('/')

@@ -22,6 +22,7 @@ pub(crate) struct EntraOptions {
     pub(crate) authority_host: Option<String>,
     pub(crate) allowed_tenants: Option<Vec<String>>,
     pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) persistence: Option<crate::TokenCachePersistence>,
 }
 
 /// Adds the shared setters to an Entra credential builder whose `options` field is an
@@ -58,6 +59,16 @@ macro_rules! entra_setters {
     };
     (@one additionally_allowed_tenants [$($doc:literal)?]) => {
         $crate::setters::allowed_tenants_setter!(options.allowed_tenants $(, $doc)?);
+    };
+    (@one persistence [$($doc:literal)?]) => {
+        $crate::setters::option_setter!(
+            /// Keeps the tokens across processes in the persistent token cache (MSAL's format,
+            /// shared with the other Azure SDKs): see
+            /// [`TokenCachePersistence`](crate::TokenCachePersistence). Default: the
+            /// [`TokenCache`](crate::TokenCache)'s, else none (memory only).
+            $(#[doc = ""] #[doc = $doc])?
+            persistence: $crate::TokenCachePersistence => options.persistence
+        );
     };
     (@one retry_policy [$($doc:literal)?]) => {
         $crate::setters::option_setter!(
@@ -118,6 +129,67 @@ impl EntraOptions {
     }
 }
 
+impl EntraOptions {
+    /// The persistent caches the options (or the context's cache) ask for, opened for
+    /// `credential`; `None` without persistence.
+    pub(crate) fn persistent_caches(
+        &self,
+        credential: &'static str,
+        context: &Context,
+    ) -> Result<Option<crate::cache::persist::PersistedCaches>, Error> {
+        self.persistence
+            .clone()
+            .or_else(|| context.cache().persistence().cloned())
+            .map(|p| p.open(credential, &context.env()))
+            .transpose()
+    }
+
+    /// `fetcher` behind `caches` (as it is without); `home_account` and `decorate` as
+    /// [`TokenOwner`](crate::cache::persist::TokenOwner) says.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn persisted<F>(
+        credential: &'static str,
+        client: &EntraClient,
+        context: &Context,
+        fetcher: F,
+        caches: Option<crate::cache::persist::PersistedCaches>,
+        home_account: std::sync::Arc<dyn Fn() -> Option<String> + Send + Sync>,
+        decorate: std::sync::Arc<dyn Fn(crate::AccessToken) -> crate::AccessToken + Send + Sync>,
+    ) -> crate::cache::persist::Persisted<F> {
+        let owner = crate::cache::persist::TokenOwner {
+            credential,
+            environment: client.authority_host_name(),
+            client_id: client.client_id().to_owned(),
+            tenant: client.tenant_id().to_owned(),
+            home_account,
+            decorate,
+            clock: context.clock(),
+        };
+        crate::cache::persist::Persisted::new(fetcher, owner, caches)
+    }
+
+    /// [`persisted`](Self::persisted) for an application's own tokens.
+    pub(crate) fn persisted_app<F>(
+        &self,
+        credential: &'static str,
+        client: &EntraClient,
+        context: &Context,
+        fetcher: F,
+    ) -> Result<crate::cache::persist::Persisted<F>, Error> {
+        let caches = self.persistent_caches(credential, context)?;
+        Ok(Self::persisted(
+            credential,
+            client,
+            context,
+            fetcher,
+            caches,
+            // An application's own tokens: MSAL's empty home account.
+            std::sync::Arc::new(|| Some(String::new())),
+            std::sync::Arc::new(|token| token),
+        ))
+    }
+}
+
 /// The tenant ids that stand for a set of tenants rather than one: where a user signs in.
 pub(crate) fn is_multi_tenant_alias(tenant: &str) -> bool {
     ["organizations", "common", "consumers"]
@@ -130,6 +202,7 @@ debug_fields!(EntraOptions {
     client_id,
     authority_host,
     allowed_tenants,
+    persistence,
     ..
 });
 

@@ -72,6 +72,10 @@ macro_rules! user_setters {
             authority_host,
             additionally_allowed_tenants,
             retry_policy,
+            persistence = "With it the user stays signed in across runs: the user's refresh \
+                token and account are kept too, and a credential built with the user's \
+                [`AuthenticationRecord`](crate::AuthenticationRecord) in a later process \
+                is silent.",
         );
 
         /// The user to sign in silently: the record an earlier `authenticate` returned (saved with
@@ -190,17 +194,35 @@ impl UserCredential {
         if let Some(secret) = &client_secret {
             identity = identity.with_secret(secret.expose().as_bytes());
         }
+        let persistent = options.persistent_caches(name, context)?;
         let session = Arc::new(UserSession::new(
-            client,
+            client.clone(),
             client_secret,
             cache.extension(),
             record,
             flow,
             !user.disable_automatic,
+            persistent.clone(),
         ));
-        let fetcher = UserFetcher {
-            session: session.clone(),
+        let home_account = {
+            let session = session.clone();
+            Arc::new(move || session.home_account_id())
         };
+        let decorate = {
+            let session = session.clone();
+            Arc::new(move |token| session.decorate(token))
+        };
+        let fetcher = EntraOptions::persisted(
+            name,
+            &client,
+            context,
+            UserFetcher {
+                session: session.clone(),
+            },
+            persistent,
+            home_account,
+            decorate,
+        );
         Ok(UserCredential {
             credential: cache.credential(identity, fetcher),
             session,
@@ -275,7 +297,7 @@ fn check_record(
         )
         .with_fix("use the record this application's sign-in returned, or leave client_id unset to take the record's"));
     }
-    let authority = UserSession::authority_host(client);
+    let authority = client.authority_host_name();
     if !record.authority().eq_ignore_ascii_case(&authority) {
         return Err(Error::invalid_input(
             name,

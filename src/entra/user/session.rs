@@ -13,6 +13,8 @@ use parking_lot::Mutex;
 use super::account::Account;
 use super::record::AuthenticationRecord;
 use crate::entra::options::is_multi_tenant_alias;
+use crate::cache::persist::PersistedCaches;
+use crate::cache::persist::msal_schema::AccountEntry;
 use crate::entra::response::UserParts;
 use crate::entra::{ClientProof, EntraClient, Grant};
 use crate::scope::validate_scopes;
@@ -89,6 +91,8 @@ pub(crate) struct UserSession {
     sign_in: tokio::sync::Mutex<()>,
     /// The token `authenticate` got, handed to the first fetch of the same request.
     fresh: Mutex<Option<(TokenRequest, AccessToken)>>,
+    /// Where the user's refresh token and account are also kept across processes, if anywhere.
+    persistent: Option<PersistedCaches>,
 }
 
 /// Who the credential is for, as much as is known: a record names the account but not its
@@ -120,6 +124,7 @@ impl UserSession {
         record: Option<&AuthenticationRecord>,
         flow: Arc<dyn SignInFlow>,
         automatic: bool,
+        persistent: Option<PersistedCaches>,
     ) -> Self {
         let account = record.map(|record| Known {
             home_account_id: record.home_account_id().to_owned(),
@@ -136,6 +141,7 @@ impl UserSession {
             automatic,
             sign_in: tokio::sync::Mutex::new(()),
             fresh: Mutex::new(None),
+            persistent,
         }
     }
 
@@ -155,32 +161,101 @@ impl UserSession {
         self.client.credential()
     }
 
-    /// The authority as records name it: the host, and the port when there is one.
-    pub(crate) fn authority_host(client: &EntraClient) -> String {
-        let authority = client.authority();
-        let without_scheme = authority
-            .split_once("://")
-            .map_or(authority, |(_, rest)| rest);
-        without_scheme
-            .split('/')
-            .next()
-            .unwrap_or(without_scheme)
-            .to_ascii_lowercase()
-    }
-
     fn key(&self, home_account_id: &str) -> AccountKey {
         AccountKey {
-            authority: Self::authority_host(&self.client),
+            authority: self.client.authority_host_name(),
             client_id: self.client.client_id().to_ascii_lowercase(),
             home_account_id: home_account_id.to_owned(),
         }
+    }
+
+    /// The user's refresh token: this process's, else the persistent cache's.
+    fn refresh_token(&self, key: &AccountKey) -> Option<Secret> {
+        if let Some(token) = self.users.refresh_token(key) {
+            return Some(token);
+        }
+        let persistent = self.persistent.as_ref()?;
+        let found = persistent
+            .plain
+            .read(|document| {
+                document.find_refresh_token(&key.authority, &key.client_id, &key.home_account_id)
+            })
+            .unwrap_or_else(|error| {
+                tracing::warn!(credential = self.credential(), error = %error, "the persistent token cache could not be read");
+                None
+            })?;
+        tracing::debug!(credential = self.credential(), "the user's refresh token was read from the persistent token cache");
+        self.users.store(key.clone(), found.clone());
+        Some(found)
+    }
+
+    /// Keeps the user's refresh token (and, persisted, the account MSAL lists).
+    fn keep(&self, key: AccountKey, known: &Known, refresh_token: Secret) {
+        if let Some(persistent) = &self.persistent {
+            let account = AccountEntry {
+                home_account_id: key.home_account_id.clone(),
+                environment: key.authority.clone(),
+                realm: known.tenant_id.clone(),
+                local_account_id: known.object_id.clone().unwrap_or_default(),
+                username: known.username.clone(),
+            };
+            let written = persistent.plain.update(|document| {
+                document.put_refresh_token(
+                    &key.authority,
+                    &key.client_id,
+                    &key.home_account_id,
+                    &refresh_token,
+                );
+                document.put_account(&account);
+                document.put_app_metadata(&key.authority, &key.client_id);
+            });
+            if let Err(error) = written {
+                tracing::warn!(credential = self.credential(), error = %error, "the user's sign-in could not be written to the persistent token cache");
+            }
+        }
+        self.users.store(key, refresh_token);
+    }
+
+    /// Forgets a refused refresh token, here and in the persistent cache (unless another
+    /// process already replaced it).
+    fn forget(&self, key: &AccountKey, refused: &Secret) {
+        self.users.forget(key, refused);
+        if let Some(persistent) = &self.persistent {
+            let removed = persistent.plain.update(|document| {
+                document.remove_refresh_token(&key.authority, &key.client_id, &key.home_account_id, refused);
+            });
+            if let Err(error) = removed {
+                tracing::warn!(credential = self.credential(), error = %error, "a refused refresh token could not be removed from the persistent token cache");
+            }
+        }
+    }
+
+    /// The home account id of the user this credential is for, once known (the persistent
+    /// cache's key for the user's tokens).
+    pub(crate) fn home_account_id(&self) -> Option<String> {
+        self.account.lock().as_ref().map(|k| k.home_account_id.clone())
+    }
+
+    /// Puts the user's identity on a token read back from the persistent cache.
+    pub(crate) fn decorate(&self, token: AccessToken) -> AccessToken {
+        let Some(known) = self.account.lock().clone() else {
+            return token;
+        };
+        let mut token = token;
+        if !known.username.is_empty() {
+            token = token.with_username(known.username);
+        }
+        if let Some(object_id) = known.object_id {
+            token = token.with_object_id(object_id);
+        }
+        token
     }
 
     /// The record of the signed-in user, once there is one.
     pub(crate) fn record(&self) -> Option<AuthenticationRecord> {
         let known = self.account.lock().clone()?;
         Some(AuthenticationRecord::new(
-            &Self::authority_host(&self.client),
+            &self.client.authority_host_name(),
             &known.home_account_id,
             &known.tenant_id,
             &known.username,
@@ -228,7 +303,7 @@ impl UserSession {
             return Ok(None);
         };
         let key = self.key(&known.home_account_id);
-        let Some(refresh_token) = self.users.refresh_token(&key) else {
+        let Some(refresh_token) = self.refresh_token(&key) else {
             return Ok(None);
         };
         let grant = Grant::RefreshToken {
@@ -254,7 +329,7 @@ impl UserSession {
                     codes = ?error.aadsts_codes(),
                     "the user's refresh token was refused; the user must sign in again"
                 );
-                self.users.forget(&key, &refresh_token);
+                self.forget(&key, &refresh_token);
                 Err(Silent::Refused(error))
             }
             Err(error) => Err(Silent::Failed(error)),
@@ -356,9 +431,9 @@ impl UserSession {
         };
         let key = self.key(&known.home_account_id);
         match parts.refresh_token {
-            Some(refresh_token) => self.users.store(key, refresh_token),
+            Some(refresh_token) => self.keep(key, &known, refresh_token),
             // A refresh may keep the refresh token it used; a sign-in without one is worth a word.
-            None if self.users.refresh_token(&key).is_none() => tracing::warn!(
+            None if self.refresh_token(&key).is_none() => tracing::warn!(
                 credential,
                 "Microsoft Entra ID returned no refresh token: the user will be asked to sign in again for other scopes and after the token expires"
             ),

@@ -1,0 +1,263 @@
+//! Opt-in persistence of tokens across processes: [`TokenCachePersistence`] (the options), the
+//! cache document of one name ([`PersistentCache`]: where it lives, read when it changed,
+//! read-modify-write under a cross-process lock, a corrupt file set aside) and the fetcher
+//! wrapper that reads it on a miss and writes it after a fetch (`persisted.rs`).
+//!
+//! - `msal_schema.rs`: MSAL's unified token cache JSON (the other SDKs' and az's format);
+//! - `file.rs`, `lock.rs`: the file readable by its user only, and the lock around updates.
+
+mod file;
+mod lock;
+pub(crate) mod msal_schema;
+mod persisted;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::system::Env;
+use crate::{Error, ErrorKind};
+use file::FileStore;
+use lock::CrossProcessLock;
+use msal_schema::MsalCache;
+
+pub(crate) use persisted::{Persisted, PersistedCaches, TokenOwner};
+
+/// The cache name of the other Azure SDKs (Python, .NET, JS): tokens persisted under it are
+/// shared with their applications of the same client id.
+const DEFAULT_NAME: &str = "msal.cache";
+/// The longest an update waits for another process's lock.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+const NAME: &str = "TokenCachePersistence";
+
+/// Keeps a credential's tokens (and a signed-in user's refresh token) across processes, so a
+/// command-line tool stays signed in between runs and a short-lived process does not fetch a
+/// new token each time it starts. Off unless a credential's builder (or the
+/// [`TokenCache`](crate::TokenCache)'s) is given one.
+///
+/// Tokens are kept in MSAL's token cache format under the name (default `msal.cache`, the
+/// other Azure SDKs' name: a user signed in by a Python or .NET tool with the same client id is
+/// signed in here, and the other way round), in `~/.IdentityService/<name>.nocae` (and `.cae`
+/// for CAE tokens; `%LOCALAPPDATA%\.IdentityService` on Windows).
+///
+/// **Encryption**: this version has no encrypted store yet (the Secret Service, the Keychain
+/// and DPAPI come next), so a credential with persistence fails to build unless
+/// [`allow_unencrypted_storage`](Self::allow_unencrypted_storage) is set: then the file is
+/// readable and writable by its user only (`0600` in a `0700` directory), written atomically,
+/// and refused if another user owns it.
+///
+/// ```
+/// use azure_credentials::{ClientSecretCredential, TokenCachePersistence};
+///
+/// let credential = ClientSecretCredential::builder()
+///     .tenant_id("contoso.onmicrosoft.com")
+///     .client_id("00000000-0000-0000-0000-000000000001")
+///     .secret("value from the app registration")
+///     .persistence(TokenCachePersistence::new().allow_unencrypted_storage(true))
+///     .build()?;
+/// # let _ = credential;
+/// # Ok::<(), azure_credentials::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenCachePersistence {
+    name: String,
+    allow_unencrypted_storage: bool,
+}
+
+impl Default for TokenCachePersistence {
+    fn default() -> Self {
+        TokenCachePersistence {
+            name: DEFAULT_NAME.to_owned(),
+            allow_unencrypted_storage: false,
+        }
+    }
+}
+
+impl TokenCachePersistence {
+    /// The default: name `msal.cache`, no unencrypted storage.
+    pub fn new() -> Self {
+        TokenCachePersistence::default()
+    }
+
+    /// The cache's name: letters, digits, `.`, `-` and `_`. Applications that should not
+    /// share tokens use different names.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Whether tokens may be stored in a plain file (readable by the user only) when no
+    /// encrypted store is available. Default: `false`.
+    pub fn allow_unencrypted_storage(mut self, allow: bool) -> Self {
+        self.allow_unencrypted_storage = allow;
+        self
+    }
+
+    /// Opens the two caches of this persistence (without and with CAE) for `credential`:
+    /// checks the name, finds the location in `env`, and refuses when only unencrypted storage
+    /// is possible and it is not allowed. Reads nothing yet.
+    pub(crate) fn open(
+        &self,
+        credential: &'static str,
+        env: &Env,
+    ) -> Result<PersistedCaches, Error> {
+        let valid = !self.name.is_empty()
+            && self.name.len() <= 100
+            && !self.name.starts_with('.')
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if !valid {
+            return Err(Error::invalid_input(
+                credential,
+                format!(
+                    "the persistent cache name {} is not valid",
+                    crate::scope::quoted(&self.name)
+                ),
+            )
+            .with_fix("use letters, digits, '.', '-' and '_' (the default is msal.cache)"));
+        }
+        if !self.allow_unencrypted_storage {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                credential,
+                "no encrypted token store is available to this version of the crate (the Secret Service, Keychain and DPAPI stores are not built yet)",
+            )
+            .with_fix(
+                "set TokenCachePersistence::allow_unencrypted_storage(true) to keep tokens in a file readable by this user only, or leave persistence off",
+            ));
+        }
+        let Some(dir) = directory(env) else {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                credential,
+                "the persistent token cache has no home directory to live in (HOME is not set)",
+            )
+            .with_fix("set HOME (USERPROFILE / LOCALAPPDATA on Windows), or leave persistence off"));
+        };
+        Ok(PersistedCaches {
+            plain: PersistentCache::at(dir.join(format!("{}.nocae", self.name))),
+            cae: PersistentCache::at(dir.join(format!("{}.cae", self.name))),
+        })
+    }
+}
+
+/// `~/.IdentityService` (`%LOCALAPPDATA%\.IdentityService` on Windows): where the other Azure
+/// SDKs keep their persistent caches.
+fn directory(env: &Env) -> Option<PathBuf> {
+    let base = if cfg!(windows) {
+        env.var_non_empty("LOCALAPPDATA")
+    } else {
+        env.var_non_empty(crate::env_vars::HOME)
+    }?;
+    Some(Path::new(&base).join(".IdentityService"))
+}
+
+/// One persistent cache document, shared by every credential of the process that uses it.
+pub(crate) struct PersistentCache {
+    store: FileStore,
+    lock_path: PathBuf,
+    /// What was read last, and the store's stamp then: re-read only when the stamp changed.
+    loaded: Mutex<Option<(file::Stamp, Arc<MsalCache>)>>,
+}
+
+impl fmt::Debug for PersistentCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PersistentCache")
+            .field("path", &self.store.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PersistentCache {
+    /// The process's one cache at `path`.
+    fn at(path: PathBuf) -> Arc<PersistentCache> {
+        static OPEN: OnceLock<Mutex<HashMap<PathBuf, Arc<PersistentCache>>>> = OnceLock::new();
+        let mut open = OPEN.get_or_init(Default::default).lock();
+        open.entry(path.clone())
+            .or_insert_with(|| {
+                let mut lock_path = path.clone().into_os_string();
+                lock_path.push(".lockfile");
+                Arc::new(PersistentCache {
+                    store: FileStore::new(path),
+                    lock_path: PathBuf::from(lock_path),
+                    loaded: Mutex::new(None),
+                })
+            })
+            .clone()
+    }
+
+    /// Runs `f` on the current document (read again only if the file changed).
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&MsalCache) -> T) -> Result<T, Error> {
+        let document = self.current()?;
+        Ok(f(&document))
+    }
+
+    /// Changes the document under the cross-process lock: read what is there now, apply `f`,
+    /// write it back atomically. Another process's entries are kept.
+    pub(crate) fn update(&self, f: impl FnOnce(&mut MsalCache)) -> Result<(), Error> {
+        let _lock = CrossProcessLock::acquire(&self.lock_path, LOCK_TIMEOUT)
+            .map_err(|e| persist_error(&e.to_string()))?;
+        let mut document = (*self.load_fresh()?).clone();
+        f(&mut document);
+        self.store
+            .write(&document.to_bytes())
+            .map_err(|e| persist_error(&e.to_string()))?;
+        *self.loaded.lock() = self
+            .store
+            .stamp()
+            .map(|stamp| (stamp, Arc::new(document)));
+        Ok(())
+    }
+
+    /// The document as last read, re-read if the file's stamp changed.
+    fn current(&self) -> Result<Arc<MsalCache>, Error> {
+        let stamp = self.store.stamp();
+        if let (Some(stamp), Some((seen, document))) = (&stamp, &*self.loaded.lock())
+            && stamp == seen
+        {
+            return Ok(document.clone());
+        }
+        self.load_fresh()
+    }
+
+    /// Reads the file now. A file that is not a cache document is set aside (renamed, with a
+    /// warning) and the cache starts empty: a corrupt file never fails a token request.
+    fn load_fresh(&self) -> Result<Arc<MsalCache>, Error> {
+        let stamp = self.store.stamp();
+        let bytes = self
+            .store
+            .read()
+            .map_err(|e| persist_error(&e.to_string()))?;
+        let document = match bytes {
+            None => MsalCache::empty(),
+            Some(bytes) => match MsalCache::parse(&bytes) {
+                Ok(document) => document,
+                Err(error) => {
+                    let aside = self.store.set_aside();
+                    tracing::warn!(
+                        path = %self.store.path().display(),
+                        error = %error,
+                        set_aside = ?aside.as_ref().ok(),
+                        "the persistent token cache is not a token cache document; set aside, starting empty"
+                    );
+                    MsalCache::empty()
+                }
+            },
+        };
+        let document = Arc::new(document);
+        if let Some(stamp) = stamp {
+            *self.loaded.lock() = Some((stamp, document.clone()));
+        }
+        Ok(document)
+    }
+}
+
+fn persist_error(why: &str) -> Error {
+    Error::new(ErrorKind::Io, NAME, format!("the persistent token cache failed: {why}"))
+}
