@@ -612,5 +612,8 @@ fn python_int(value: &Value) -> Option<i64> {
     }
 }
 
+// A path relative to this file, so that tests/msal_cache_python.rs can compile this module
+// from its source too.
 #[cfg(test)]
+#[path = "msal_schema/tests.rs"]
 mod tests;
