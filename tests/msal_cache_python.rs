@@ -82,8 +82,11 @@ def one(results, what):
 
 def read(path):
     cache = msal.SerializableTokenCache()
-    with open(path) as f:
-        cache.deserialize(f.read())
+    with open(path, encoding="ascii") as f:
+        text = f.read()
+    cache.deserialize(text)
+    # Byte for byte what MSAL's serialize() writes for the same document.
+    assert cache.serialize() == text, "serialize() differs:\n" + cache.serialize()
     # What ClientApplication's silent flows ask search() for.
     user_at = one(cache.search(AT, target=[USER_SCOPE], query={
         "client_id": PUBLIC, "environment": ENV, "realm": TENANT, "home_account_id": HOME,
@@ -104,7 +107,7 @@ def read(path):
     assert rt["secret"] == "rust-user-rt", "refresh token secret"
     account = one(cache.search(msal.TokenCache.CredentialType.ACCOUNT,
                                query={"environment": ENV}), "account")
-    assert account["home_account_id"] == HOME and account["username"] == "user@contoso.com"
+    assert account["home_account_id"] == HOME and account["username"] == "us\u00e9r@contoso.com"
     assert account["authority_type"] == "MSSTS"
     one(cache.search(msal.TokenCache.CredentialType.ID_TOKEN, query={
         "environment": ENV, "home_account_id": HOME, "client_id": PUBLIC, "realm": TENANT,
@@ -294,7 +297,7 @@ fn tokens_we_write_are_found_by_python_msal() {
         environment: ENV.into(),
         realm: TENANT.into(),
         local_account_id: UID.into(),
-        username: "user@contoso.com".into(),
+        username: "usér@contoso.com".into(),
         authority_type: "MSSTS".into(),
     });
     cache.put_app_metadata(ENV, PUBLIC_CLIENT);

@@ -160,11 +160,14 @@ impl MsalCache {
         Ok(MsalCache { root })
     }
 
-    /// The document as JSON, indented by 4 like MSAL's `serialize()`.
+    /// The document as JSON the way MSAL's `serialize()` (`json.dumps(indent=4)`) writes it:
+    /// indented by 4, ASCII only (other characters as `\uXXXX` escapes), so that a Python
+    /// reading the file in its locale's encoding (msal-extensions opens it without one) reads
+    /// the same text.
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         use serde::Serialize;
         let mut out = Vec::new();
-        let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+        let formatter = AsciiPretty(serde_json::ser::PrettyFormatter::with_indent(b"    "));
         let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
         // Serializing a `Map` of `Value`s into a `Vec` cannot fail (string keys, finite numbers).
         if self.root.serialize(&mut serializer).is_err() {
@@ -374,7 +377,7 @@ impl MsalCache {
         let mut entry = Map::new();
         entry.insert("credential_type".into(), REFRESH_TOKEN.into());
         entry.insert("secret".into(), secret.expose().into());
-        entry.insert("home_account_id".into(), home_account_id.into());
+        entry.insert("home_account_id".into(), home_value(home_account_id));
         entry.insert("environment".into(), environment.into());
         entry.insert("client_id".into(), client_id.into());
         section.insert(key, Value::Object(entry));
@@ -495,6 +498,77 @@ impl MsalCache {
     }
 }
 
+/// serde_json's pretty printer, with Python's `ensure_ascii`: every character outside ASCII
+/// is written as `\uXXXX` (two for those beyond the Basic Multilingual Plane).
+struct AsciiPretty<'a>(serde_json::ser::PrettyFormatter<'a>);
+
+impl serde_json::ser::Formatter for AsciiPretty<'_> {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut rest = fragment;
+        while let Some(at) = rest.find(|c: char| !c.is_ascii()) {
+            let (ascii, tail) = rest.split_at(at);
+            writer.write_all(ascii.as_bytes())?;
+            let mut chars = tail.chars();
+            if let Some(c) = chars.next() {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    write!(writer, "\\u{unit:04x}")?;
+                }
+            }
+            rest = chars.as_str();
+        }
+        writer.write_all(rest.as_bytes())
+    }
+
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_array(w)
+    }
+
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array(w)
+    }
+
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array_value(w)
+    }
+
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object(w)
+    }
+
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object(w)
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object_value(w)
+    }
+}
+
 fn account_entry(entry: &Map<String, Value>) -> Option<AccountEntry> {
     Some(AccountEntry {
         home_account_id: string(entry, "home_account_id")?.to_owned(),
@@ -565,8 +639,7 @@ fn same_refresh_token_owner(
     client_id: &str,
     home: &str,
 ) -> bool {
-    !home.is_empty()
-        && same_home(entry, home)
+    same_home(entry, home)
         && same_environment(entry, environment)
         && string(entry, "client_id") == Some(client_id)
 }

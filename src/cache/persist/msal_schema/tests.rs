@@ -494,3 +494,49 @@ fn entries_of_the_wrong_shape_are_skipped_not_fatal() {
     assert_eq!(cache.find_refresh_token(ENV, CLIENT, HOME), None);
     assert_eq!(cache.find_account(ENV, HOME), None);
 }
+
+#[test]
+fn written_document_is_ascii_with_python_escapes_and_reads_back() {
+    let mut cache = parse(json!({"Other": {"note": "snow \u{2603} and \u{1F600}, tab\t \"q\""}}));
+    cache.put_account(&AccountEntry {
+        home_account_id: HOME.into(),
+        environment: ENV.into(),
+        realm: TENANT.into(),
+        local_account_id: "uid-1".into(),
+        username: "josé@contoso.com".into(),
+        authority_type: "MSSTS".into(),
+    });
+    let bytes = cache.to_bytes();
+    assert!(bytes.is_ascii());
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    // What Python's json.dumps(ensure_ascii=True) writes for the same strings.
+    assert!(
+        text.contains(r#""username": "jos\u00e9@contoso.com""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""snow \u2603 and \ud83d\ude00, tab\t \"q\"""#),
+        "{text}"
+    );
+    assert!(text.starts_with("{\n    \""), "{text}");
+    assert_eq!(MsalCache::parse(&bytes).unwrap(), cache);
+    assert_eq!(
+        cache.find_account(ENV, HOME).unwrap().username,
+        "josé@contoso.com"
+    );
+}
+
+#[test]
+fn refresh_token_without_account_is_filed_with_null_home() {
+    let mut cache = MsalCache::empty();
+    cache.put_refresh_token(ENV, CLIENT, "", &Secret::new("rt"));
+    assert_eq!(
+        doc(&cache)["RefreshToken"][&format!("-{ENV}-refreshtoken-{CLIENT}--")]["home_account_id"],
+        Value::Null
+    );
+    assert_eq!(
+        cache.find_refresh_token(ENV, CLIENT, ""),
+        Some(Secret::new("rt"))
+    );
+    assert_eq!(cache.find_refresh_token(ENV, CLIENT, HOME), None);
+}
