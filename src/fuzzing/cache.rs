@@ -65,3 +65,78 @@ pub fn cache_deadlines(data: &[u8]) {
         seed,
     );
 }
+
+/// The persistent cache's MSAL document: parses arbitrary bytes; a document that parses
+/// serializes to one that parses equal, and the `put_*` methods keep their promises on it
+/// whatever it held: an access token put is then the one found, a refresh token put is the
+/// one found and is gone once removed with its secret, and the result still reads back equal.
+///
+/// Layout: no parameters, the whole input is the document.
+pub fn msal_cache(data: &[u8]) {
+    use crate::Secret;
+    use crate::cache::persist::msal_schema::{AccessTokenQuery, MsalCache, NewAccessToken};
+
+    let Ok(mut cache) = MsalCache::parse(data) else {
+        return;
+    };
+    let again = MsalCache::parse(&cache.to_bytes());
+    assert_eq!(again.as_ref(), Ok(&cache), "a document did not read back");
+
+    const ENV: &str = "login.microsoftonline.com";
+    const CLIENT: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+    const HOME: &str = "uid.72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let now = super::BASE_UNIX_SECS;
+    let scopes = ["https://management.azure.com/.default".to_owned()];
+    let query = AccessTokenQuery {
+        environment: ENV,
+        client_id: CLIENT,
+        realm: super::TENANT,
+        home_account_id: HOME,
+        scopes: &scopes,
+    };
+    std::hint::black_box(cache.find_access_token(&query, now));
+    std::hint::black_box(cache.find_refresh_token(ENV, CLIENT, HOME));
+    std::hint::black_box(cache.find_account(ENV, HOME));
+
+    let at = Secret::new("fuzz-access-token");
+    cache.put_access_token(NewAccessToken {
+        environment: ENV,
+        client_id: CLIENT,
+        realm: super::TENANT,
+        home_account_id: HOME,
+        scopes: &scopes,
+        secret: &at,
+        cached_at: now,
+        expires_on: now + 3600,
+        extended_expires_on: now + 3600,
+        refresh_on: None,
+    });
+    let found = cache.find_access_token(&query, now).map(|t| t.secret);
+    assert_eq!(
+        found.as_ref(),
+        Some(&at),
+        "the access token put is not found"
+    );
+
+    let rt = Secret::new("fuzz-refresh-token");
+    cache.put_refresh_token(ENV, CLIENT, HOME, &rt);
+    let found = cache.find_refresh_token(ENV, CLIENT, HOME);
+    assert_eq!(
+        found.as_ref(),
+        Some(&rt),
+        "the refresh token put is not found"
+    );
+    cache.put_app_metadata(ENV, CLIENT);
+    let again = MsalCache::parse(&cache.to_bytes());
+    assert_eq!(
+        again.as_ref(),
+        Ok(&cache),
+        "a written document did not read back"
+    );
+    cache.remove_refresh_token(ENV, CLIENT, HOME, &rt);
+    assert_eq!(
+        cache.find_refresh_token(ENV, CLIENT, HOME),
+        None,
+        "the refresh token removed is still found"
+    );
+}

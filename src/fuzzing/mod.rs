@@ -19,7 +19,7 @@
 //! [`managed_identity`] (token and error bodies, dates, Azure Arc, whole exchanges), [`entra`]
 //! (token endpoint answers, certificates, DER), [`ci_oidc`] (the CI systems' OIDC answers,
 //! through whole credentials), [`developer_tools`] (az's files, az, azd and Azure PowerShell
-//! output), [`communication`] (access keys), [`cache`] (deadlines) and [`shared_parsers`]
+//! output), [`communication`] (access keys), [`cache`] (deadlines, the persistent cache's MSAL document) and [`shared_parsers`]
 //! (`Retry-After`, the scrubber, JWT claims), [`user`] (signing users in: the device code
 //! answer, the browser redirect, id tokens, authentication records). What the whole-credential targets share is in
 //! [`endpoint`] (the in-memory identity endpoint) and [`checks`] (what every outcome is checked
@@ -38,7 +38,7 @@ mod shared_parsers;
 mod tests;
 mod user;
 
-pub use cache::cache_deadlines;
+pub use cache::{cache_deadlines, msal_cache};
 pub use ci_oidc::oidc_response;
 pub use communication::access_key;
 pub use developer_tools::{

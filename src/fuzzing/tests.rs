@@ -71,6 +71,11 @@ const TARGETS: &[Target] = &[
         params: &[I64, U8],
     },
     Target {
+        name: "msal_cache",
+        run: msal_cache,
+        params: &[],
+    },
+    Target {
         name: "az_profile",
         run: az_profile,
         params: &[U8],
@@ -619,6 +624,19 @@ fn azure_cli_token_caches_never_panic() {
     // Its seeds are 5-15 kB of JSON, each read twice: fewer of them.
     exercise(
         "az_token_cache",
+        Budget {
+            random: 500,
+            mutations: 1000,
+            truncations_per_seed: 60,
+        },
+    );
+}
+
+#[test]
+fn msal_cache_documents_read_back_and_keep_put_promises() {
+    // Its seeds are 1-15 kB of JSON, each read several times: fewer of them.
+    exercise(
+        "msal_cache",
         Budget {
             random: 500,
             mutations: 1000,
