@@ -8,7 +8,8 @@
 //! - `flight.rs`: single-flight fetches, their bookkeeping and their runtimes;
 //! - `partition.rs`: the stored tokens of one identity and what a finished fetch leaves;
 //! - `front.rs`: each thread's copies of recent tokens, for allocation-free hits;
-//! - `key.rs`: [`CacheIdentity`] (partitions) and request keys.
+//! - `key.rs`: [`CacheIdentity`] (partitions) and request keys;
+//! - `persist/`: the persistent cache (issue 15): the file store and its cross-process lock.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -30,6 +31,9 @@ mod flight;
 mod front;
 mod key;
 mod partition;
+// Wired into the cache by the lead (issue 15); until then only its tests use it.
+#[allow(dead_code)]
+pub(crate) mod persist;
 pub(crate) mod policy;
 
 pub use cached_credential::CachedCredential;
