@@ -224,7 +224,8 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), PersistError> {
 }
 
 /// A directory must be this user's and not writable by others (who could swap the file). Its
-/// read bits are not checked: Python's msal-extensions creates `~/.IdentityService` `0755`.
+/// read bits are not checked: Python's msal-extensions creates `~/.IdentityService` with
+/// `os.makedirs`' default mode, `0755` under the usual umask.
 fn check_dir(dir: &Path, metadata: &Metadata) -> Result<(), PersistError> {
     if !metadata.is_dir() {
         return Err(PersistError::new(
@@ -241,7 +242,10 @@ fn check_dir(dir: &Path, metadata: &Metadata) -> Result<(), PersistError> {
         use std::os::unix::fs::MetadataExt;
         check_owner(dir, "directory", metadata.uid())?;
         let mode = metadata.mode() & 0o7777;
-        if mode & 0o022 != 0 {
+        // Group-writable is fine when the group is the user's own primary group (a user
+        // private group: with umask 002, Python creates `~/.IdentityService` 0775).
+        let own_group = metadata.gid() == rustix::process::getegid().as_raw();
+        if mode & 0o002 != 0 || (mode & 0o020 != 0 && !own_group) {
             return Err(PersistError::new(
                 PersistErrorKind::InsecureMode,
                 format!(
@@ -550,10 +554,28 @@ mod tests {
             &fix,
         );
         assert!(!cache_dir.join("msal.cache").exists());
-        // Readable by others is what Python's msal-extensions creates: accepted.
-        set_mode(&cache_dir, 0o755);
-        store.write(b"{}").unwrap();
-        assert_eq!(store.read().unwrap().unwrap(), b"{}");
+        // Writable by a group that is not the user's own: refused too.
+        if rustix::process::geteuid().is_root() {
+            set_mode(&cache_dir, 0o770);
+            std::os::unix::fs::chown(&cache_dir, None, Some(65534)).unwrap();
+            assert_refused(
+                store.read().unwrap_err(),
+                PersistErrorKind::InsecureMode,
+                &cache_dir,
+                &fix,
+            );
+            let own_gid = rustix::process::getegid().as_raw();
+            std::os::unix::fs::chown(&cache_dir, None, Some(own_gid)).unwrap();
+        } else {
+            println!("SKIPPED: the foreign-group case needs root");
+        }
+        // What Python's msal-extensions creates (os.makedirs under umask 022 or, with a user
+        // private group, 002): accepted.
+        for python_mode in [0o755, 0o775] {
+            set_mode(&cache_dir, python_mode);
+            store.write(b"{}").unwrap();
+            assert_eq!(store.read().unwrap().unwrap(), b"{}");
+        }
     }
 
     #[cfg(unix)]

@@ -53,6 +53,18 @@ fn child(role: &str, path: &Path, id: usize) -> Command {
     command
 }
 
+/// A child process that is killed if the test fails before it ends (a writer never ends).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// What a child does; without [`ROLE`] (a normal test run) nothing.
 #[test]
 fn child_process_entry_point() {
@@ -126,11 +138,11 @@ fn a_writer_killed_mid_write_leaves_one_complete_version_and_the_next_write_clea
     // Kill points: right after a version lands, and a few milliseconds into later writes.
     let delays_ms = [0, 1, 2, 3, 5, 8];
     for (round, delay) in delays_ms.into_iter().enumerate() {
-        let mut writer = child("writer", &path, round).spawn().unwrap();
+        let mut writer = KillOnDrop(child("writer", &path, round).spawn().unwrap());
         wait_for_version(&store, round, 1 + round % 3);
         std::thread::sleep(Duration::from_millis(delay));
-        writer.kill().unwrap();
-        let status = writer.wait().unwrap();
+        writer.0.kill().unwrap();
+        let status = writer.0.wait().unwrap();
         assert!(!status.success(), "the writer ended on its own: {status}");
 
         let (seen_round, _) = complete_version(&store).expect("the cache file is gone");
@@ -164,11 +176,11 @@ fn read_modify_write_child(path: &Path, id: usize) {
 fn six_processes_read_modify_write_under_the_lock_and_no_entry_is_lost() {
     let dir = scratch_dir("multi-process");
     let path = dir.join("msal.cache");
-    let children: Vec<Child> = (0..CHILDREN)
-        .map(|id| child("read-modify-write", &path, id).spawn().unwrap())
+    let children: Vec<KillOnDrop> = (0..CHILDREN)
+        .map(|id| KillOnDrop(child("read-modify-write", &path, id).spawn().unwrap()))
         .collect();
     for mut child in children {
-        let status = child.wait().unwrap();
+        let status = child.0.wait().unwrap();
         assert!(status.success(), "a child failed: {status}");
     }
     let bytes = FileStore::new(path.clone()).read().unwrap().unwrap();
@@ -201,12 +213,14 @@ fn holder_child(path: &Path) {
 fn a_lock_held_by_another_process_times_out_and_is_taken_once_released() {
     let dir = scratch_dir("lock-timeout");
     let path = dir.join("msal.cache");
-    let mut holder = child("holder", &path, 0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(holder.stdout.take().unwrap()).lines();
+    let mut holder = KillOnDrop(
+        child("holder", &path, 0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = BufReader::new(holder.0.stdout.take().unwrap()).lines();
     let locked = stdout
         .by_ref()
         .map(|line| line.unwrap())
@@ -220,10 +234,10 @@ fn a_lock_held_by_another_process_times_out_and_is_taken_once_released() {
     assert!(message.contains("msal.cache.lockfile"), "{message}");
     assert!(message.contains("another process holds"), "{message}");
 
-    drop(holder.stdin.take());
+    drop(holder.0.stdin.take());
     // Read the rest, so the holder's last lines do not meet a closed pipe.
     stdout.for_each(drop);
-    assert!(holder.wait().unwrap().success());
+    assert!(holder.0.wait().unwrap().success());
     let lock = CrossProcessLock::acquire(&lock_path(&path), Duration::from_secs(10)).unwrap();
     assert_eq!(lock.path(), lock_path(&path));
 }
