@@ -125,7 +125,9 @@ async fn run(mut args: Args) -> Result<(), Error> {
         .ok()
         .and_then(|json| AuthenticationRecord::deserialize(&json).ok());
 
-    let build = |record: Option<AuthenticationRecord>, silent: bool| -> Result<Arc<dyn Credential>, Error> {
+    let build = |record: Option<AuthenticationRecord>,
+                 silent: bool|
+     -> Result<Arc<dyn Credential>, Error> {
         let timeout = Duration::from_secs(args.timeout.unwrap_or(300));
         if args.browser {
             let mut b = InteractiveBrowserCredential::builder()
@@ -139,11 +141,21 @@ async fn run(mut args: Args) -> Result<(), Error> {
             } else {
                 b = b.executor(Arc::new(TokioExecutor::new()));
             }
-            if let Some(v) = &args.authority { b = b.authority_host(v); }
-            if let Some(v) = &args.tenant { b = b.tenant_id(v); }
-            if let Some(v) = &args.client_id { b = b.client_id(v); }
-            if let Some(v) = record { b = b.authentication_record(v); }
-            if let Some(v) = &persistence { b = b.persistence(v.clone()); }
+            if let Some(v) = &args.authority {
+                b = b.authority_host(v);
+            }
+            if let Some(v) = &args.tenant {
+                b = b.tenant_id(v);
+            }
+            if let Some(v) = &args.client_id {
+                b = b.client_id(v);
+            }
+            if let Some(v) = record {
+                b = b.authentication_record(v);
+            }
+            if let Some(v) = &persistence {
+                b = b.persistence(v.clone());
+            }
             Ok(Arc::new(b.build()?))
         } else {
             let mut b = DeviceCodeCredential::builder()
@@ -151,76 +163,139 @@ async fn run(mut args: Args) -> Result<(), Error> {
                 .timeout(timeout)
                 .disable_automatic_authentication(silent)
                 .prompt(|code| eprintln!("{}", code.message()));
-            if let Some(v) = &args.authority { b = b.authority_host(v); }
-            if let Some(v) = &args.tenant { b = b.tenant_id(v); }
-            if let Some(v) = &args.client_id { b = b.client_id(v); }
-            if let Some(v) = record { b = b.authentication_record(v); }
-            if let Some(v) = &persistence { b = b.persistence(v.clone()); }
+            if let Some(v) = &args.authority {
+                b = b.authority_host(v);
+            }
+            if let Some(v) = &args.tenant {
+                b = b.tenant_id(v);
+            }
+            if let Some(v) = &args.client_id {
+                b = b.client_id(v);
+            }
+            if let Some(v) = record {
+                b = b.authentication_record(v);
+            }
+            if let Some(v) = &persistence {
+                b = b.persistence(v.clone());
+            }
             Ok(Arc::new(b.build()?))
         }
     };
 
     // A saved record: try that user silently first (the persisted cache has their tokens).
-    if let Some(record) = saved {
-        if let Ok(credential) = build(Some(record.clone()), true) {
-            match credential.get_token(&scopes, None).await {
-                Ok(token) => {
-                    println!(
-                        "signed in silently as {} from {} and the persistent cache (expires {})",
-                        token.username().unwrap_or("?"),
-                        record_path.display(),
-                        token.expires_on()
-                    );
-                    return Ok(());
-                }
-                Err(error) if error.kind() == ErrorKind::AuthenticationRequired => {
-                    println!("{} names {}, who must sign in again", record_path.display(), record.username());
-                }
-                Err(error) => return Err(error),
+    if let Some(record) = saved
+        && let Ok(credential) = build(Some(record.clone()), true)
+    {
+        match credential.get_token(&scopes, None).await {
+            Ok(token) => {
+                println!(
+                    "signed in silently as {} from {} and the persistent cache (expires {})",
+                    token.username().unwrap_or("?"),
+                    record_path.display(),
+                    token.expires_on()
+                );
+                return Ok(());
             }
+            Err(error) if error.kind() == ErrorKind::AuthenticationRequired => {
+                println!(
+                    "{} names {}, who must sign in again",
+                    record_path.display(),
+                    record.username()
+                );
+            }
+            Err(error) => return Err(error),
         }
     }
+
     if args.second_run {
-        return Err(Error::new(ErrorKind::AuthenticationRequired, "sign_in example", "the second run was not silent"));
+        return Err(Error::new(
+            ErrorKind::AuthenticationRequired,
+            "sign_in example",
+            "the second run was not silent",
+        ));
     }
 
     let credential = build(None, false)?;
     let record = credential.authenticate(&scopes).await?;
     println!(
         "signed in: {} (tenant {}, home account {})",
-        if record.username().is_empty() { "(no user name)" } else { record.username() },
+        if record.username().is_empty() {
+            "(no user name)"
+        } else {
+            record.username()
+        },
         record.tenant_id(),
         record.home_account_id()
     );
     // Through the cache, so the token is persisted with the user's refresh token.
     credential.get_token(&scopes, None).await?;
     std::fs::write(&record_path, record.serialize()).map_err(|e| {
-        Error::new(ErrorKind::Io, "sign_in example", format!("could not save the record to {}: {e}", record_path.display()))
+        Error::new(
+            ErrorKind::Io,
+            "sign_in example",
+            format!(
+                "could not save the record to {}: {e}",
+                record_path.display()
+            ),
+        )
     })?;
-    println!("saved the authentication record (no secret in it) to {}", record_path.display());
+    println!(
+        "saved the authentication record (no secret in it) to {}",
+        record_path.display()
+    );
     match &persistence {
-        Some(_) => println!("the user's tokens are kept in the persistent token cache: the next run is silent"),
-        None => println!("tokens were not persisted (pass --allow-unencrypted to keep them in ~/.IdentityService, readable by you only): the next run signs in again"),
+        Some(_) => println!(
+            "the user's tokens are kept in the persistent token cache: the next run is silent"
+        ),
+        None => println!(
+            "tokens were not persisted (pass --allow-unencrypted to keep them in ~/.IdentityService, readable by you only): the next run signs in again"
+        ),
     }
 
     if let Some(entra) = &mock {
         // The next run, as another process, against the same mock.
         let status = std::process::Command::new(std::env::current_exe().map_err(|e| {
-            Error::new(ErrorKind::Io, "sign_in example", format!("could not find this program: {e}"))
+            Error::new(
+                ErrorKind::Io,
+                "sign_in example",
+                format!("could not find this program: {e}"),
+            )
         })?)
-        .args([if args.browser { "--browser" } else { "--device-code" }, "--mock", "--second-run"])
+        .args([
+            if args.browser {
+                "--browser"
+            } else {
+                "--device-code"
+            },
+            "--mock",
+            "--second-run",
+        ])
         .args(["--authority", &entra.authority_host()])
         .arg("--record")
         .arg(&record_path)
         .status()
-        .map_err(|e| Error::new(ErrorKind::Io, "sign_in example", format!("could not run the second process: {e}")))?;
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                "sign_in example",
+                format!("could not run the second process: {e}"),
+            )
+        })?;
         println!(
             "second process: {} ({} requests reached the mock in all)",
-            if status.success() { "signed in silently" } else { "FAILED" },
+            if status.success() {
+                "signed in silently"
+            } else {
+                "FAILED"
+            },
             entra.request_count()
         );
         if !status.success() {
-            return Err(Error::new(ErrorKind::Other, "sign_in example", "the second run was not silent"));
+            return Err(Error::new(
+                ErrorKind::Other,
+                "sign_in example",
+                "the second run was not silent",
+            ));
         }
     }
     Ok(())
@@ -231,14 +306,18 @@ trait Credential: TokenCredential {
     fn authenticate<'a>(
         &'a self,
         scopes: &'a [&'a str],
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<AuthenticationRecord, Error>> + 'a>>;
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<AuthenticationRecord, Error>> + 'a>,
+    >;
 }
 
 impl Credential for DeviceCodeCredential {
     fn authenticate<'a>(
         &'a self,
         scopes: &'a [&'a str],
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<AuthenticationRecord, Error>> + 'a>> {
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<AuthenticationRecord, Error>> + 'a>,
+    > {
         Box::pin(DeviceCodeCredential::authenticate(self, scopes))
     }
 }
@@ -247,7 +326,9 @@ impl Credential for InteractiveBrowserCredential {
     fn authenticate<'a>(
         &'a self,
         scopes: &'a [&'a str],
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<AuthenticationRecord, Error>> + 'a>> {
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<AuthenticationRecord, Error>> + 'a>,
+    > {
         Box::pin(InteractiveBrowserCredential::authenticate(self, scopes))
     }
 }

@@ -44,7 +44,8 @@ fn app_credential(authority: &str, home: &Path, cache: TokenCache) -> ClientSecr
 }
 
 fn cache_file(home: &Path, suffix: &str) -> PathBuf {
-    home.join(".IdentityService").join(format!("msal.cache.{suffix}"))
+    home.join(".IdentityService")
+        .join(format!("msal.cache.{suffix}"))
 }
 
 /// Not a test of its own: what each child process of
@@ -65,14 +66,23 @@ async fn ten_short_lived_processes_make_one_token_request() {
     let home = fixtures::scratch_dir("persistence", "ten-runs");
     for run in 0..10 {
         let status = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_process_gets_a_token", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "child_process_gets_a_token",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_AUTHORITY, entra.authority_host())
             .env(CHILD_HOME, &home)
             .status()
             .unwrap();
         assert!(status.success(), "run {run}");
     }
-    assert_eq!(entra.request_count(), 1, "one token request across 10 processes");
+    assert_eq!(
+        entra.request_count(),
+        1,
+        "one token request across 10 processes"
+    );
 }
 
 #[tokio::test]
@@ -91,7 +101,12 @@ async fn the_cache_file_is_the_users_alone_and_a_second_cache_reads_it() {
         assert_eq!(mode(file.parent().unwrap()), 0o700);
     }
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    assert!(json["AccessToken"].as_object().is_some_and(|m| m.len() == 1), "{json}");
+    assert!(
+        json["AccessToken"]
+            .as_object()
+            .is_some_and(|m| m.len() == 1),
+        "{json}"
+    );
 
     // Another cache (another process, as far as the in-memory cache knows): no request.
     let other = app_credential(
@@ -120,8 +135,11 @@ async fn a_corrupt_cache_file_is_set_aside_and_tokens_still_come() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(file.parent().unwrap(), std::fs::Permissions::from_mode(0o700))
-            .unwrap();
+        std::fs::set_permissions(
+            file.parent().unwrap(),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
     }
     std::fs::write(&file, b"{\"AccessToken\": {\"cut short").unwrap();
     #[cfg(unix)]
@@ -153,7 +171,12 @@ fn without_an_encrypted_store_persistence_must_be_allowed_unencrypted() {
         .build()
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Unavailable);
-    assert!(error.to_string().contains("allow_unencrypted_storage(true)"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("allow_unencrypted_storage(true)"),
+        "{error}"
+    );
     let error = ClientSecretCredential::builder()
         .tenant_id(entra::TENANT)
         .client_id(CLIENT)
@@ -166,7 +189,11 @@ fn without_an_encrypted_store_persistence_must_be_allowed_unencrypted() {
 }
 
 impl Setup {
-    fn signing_in(&self, home: &Path, cache: TokenCache) -> azure_credentials::DeviceCodeCredentialBuilder {
+    fn signing_in(
+        &self,
+        home: &Path,
+        cache: TokenCache,
+    ) -> azure_credentials::DeviceCodeCredentialBuilder {
         DeviceCodeCredential::builder()
             .authority_host(self.entra.authority_host())
             .env(Env::from_pairs([("HOME", home.to_str().unwrap())]))
@@ -196,7 +223,11 @@ async fn a_signed_in_user_stays_signed_in_for_the_next_process() {
         .unwrap();
     let token = next.get_token(ARM, None).await.unwrap();
     assert_eq!(token.username(), Some(record.username()));
-    assert_eq!(s.entra.request_count(), requests, "the access token came from the file");
+    assert_eq!(
+        s.entra.request_count(),
+        requests,
+        "the access token came from the file"
+    );
     // Another scope: the persisted refresh token, silently.
     next.get_token(VAULT, None).await.unwrap();
     assert_eq!(s.grants().last().map(String::as_str), Some("refresh_token"));

@@ -6,10 +6,13 @@
 //! - `msal_schema.rs`: MSAL's unified token cache JSON (the other SDKs' and az's format);
 //! - `file.rs`, `lock.rs`: the file readable by its user only, and the lock around updates.
 
+mod error;
 mod file;
 mod lock;
 pub(crate) mod msal_schema;
 mod persisted;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -21,6 +24,7 @@ use parking_lot::Mutex;
 
 use crate::system::Env;
 use crate::{Error, ErrorKind};
+use error::{PersistError, PersistErrorKind};
 use file::FileStore;
 use lock::CrossProcessLock;
 use msal_schema::MsalCache;
@@ -138,7 +142,9 @@ impl TokenCachePersistence {
                 credential,
                 "the persistent token cache has no home directory to live in (HOME is not set)",
             )
-            .with_fix("set HOME (USERPROFILE / LOCALAPPDATA on Windows), or leave persistence off"));
+            .with_fix(
+                "set HOME (USERPROFILE / LOCALAPPDATA on Windows), or leave persistence off",
+            ));
         };
         Ok(PersistedCaches {
             plain: PersistentCache::at(dir.join(format!("{}.nocae", self.name))),
@@ -163,7 +169,7 @@ pub(crate) struct PersistentCache {
     store: FileStore,
     lock_path: PathBuf,
     /// What was read last, and the store's stamp then: re-read only when the stamp changed.
-    loaded: Mutex<Option<(file::Stamp, Arc<MsalCache>)>>,
+    loaded: Mutex<Option<(file::FileStamp, Arc<MsalCache>)>>,
 }
 
 impl fmt::Debug for PersistentCache {
@@ -201,17 +207,14 @@ impl PersistentCache {
     /// Changes the document under the cross-process lock: read what is there now, apply `f`,
     /// write it back atomically. Another process's entries are kept.
     pub(crate) fn update(&self, f: impl FnOnce(&mut MsalCache)) -> Result<(), Error> {
-        let _lock = CrossProcessLock::acquire(&self.lock_path, LOCK_TIMEOUT)
-            .map_err(|e| persist_error(&e.to_string()))?;
+        let _lock =
+            CrossProcessLock::acquire(&self.lock_path, LOCK_TIMEOUT).map_err(persist_error)?;
         let mut document = (*self.load_fresh()?).clone();
         f(&mut document);
         self.store
             .write(&document.to_bytes())
-            .map_err(|e| persist_error(&e.to_string()))?;
-        *self.loaded.lock() = self
-            .store
-            .stamp()
-            .map(|stamp| (stamp, Arc::new(document)));
+            .map_err(persist_error)?;
+        *self.loaded.lock() = self.store.stamp().map(|stamp| (stamp, Arc::new(document)));
         Ok(())
     }
 
@@ -230,16 +233,15 @@ impl PersistentCache {
     /// warning) and the cache starts empty: a corrupt file never fails a token request.
     fn load_fresh(&self) -> Result<Arc<MsalCache>, Error> {
         let stamp = self.store.stamp();
-        let bytes = self
-            .store
-            .read()
-            .map_err(|e| persist_error(&e.to_string()))?;
+        let bytes = self.store.read().map_err(persist_error)?;
         let document = match bytes {
             None => MsalCache::empty(),
             Some(bytes) => match MsalCache::parse(&bytes) {
                 Ok(document) => document,
                 Err(error) => {
-                    let aside = self.store.set_aside();
+                    let aside = self
+                        .store
+                        .set_aside(crate::system::Clock::system().now().unix_timestamp());
                     tracing::warn!(
                         path = %self.store.path().display(),
                         error = %error,
@@ -258,6 +260,22 @@ impl PersistentCache {
     }
 }
 
-fn persist_error(why: &str) -> Error {
-    Error::new(ErrorKind::Io, NAME, format!("the persistent token cache failed: {why}"))
+/// The crate's error for a persistence failure: `Io` for the file system and the lock,
+/// `InvalidInput` for a file the user must fix (another user's, readable by others, not a
+/// regular file).
+fn persist_error(error: PersistError) -> Error {
+    let kind = match error.kind() {
+        PersistErrorKind::Io | PersistErrorKind::LockTimeout | PersistErrorKind::TooLarge => {
+            ErrorKind::Io
+        }
+        PersistErrorKind::WrongOwner
+        | PersistErrorKind::InsecureMode
+        | PersistErrorKind::NotRegular => ErrorKind::InvalidInput,
+    };
+    Error::new(
+        kind,
+        NAME,
+        format!("the persistent token cache failed: {error}"),
+    )
+    .with_source(error)
 }

@@ -177,6 +177,7 @@ impl MsalCache {
     }
 
     /// Whether the document has no entries in any section.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn is_empty(&self) -> bool {
         self.root
             .values()
@@ -472,6 +473,7 @@ impl MsalCache {
 
     /// The account of this home account id at this host: the entry of its home tenant (the
     /// `utid` half of the id) if there is one, else the first by key.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn find_account(
         &self,
         environment: &str,
@@ -569,6 +571,7 @@ impl serde_json::ser::Formatter for AsciiPretty<'_> {
     }
 }
 
+#[cfg_attr(not(test), allow(dead_code))]
 fn account_entry(entry: &Map<String, Value>) -> Option<AccountEntry> {
     Some(AccountEntry {
         home_account_id: string(entry, "home_account_id")?.to_owned(),

@@ -12,9 +12,9 @@ use parking_lot::Mutex;
 
 use super::account::Account;
 use super::record::AuthenticationRecord;
-use crate::entra::options::is_multi_tenant_alias;
 use crate::cache::persist::PersistedCaches;
 use crate::cache::persist::msal_schema::AccountEntry;
+use crate::entra::options::is_multi_tenant_alias;
 use crate::entra::response::UserParts;
 use crate::entra::{ClientProof, EntraClient, Grant};
 use crate::scope::validate_scopes;
@@ -184,13 +184,22 @@ impl UserSession {
                 tracing::warn!(credential = self.credential(), error = %error, "the persistent token cache could not be read");
                 None
             })?;
-        tracing::debug!(credential = self.credential(), "the user's refresh token was read from the persistent token cache");
+        tracing::debug!(
+            credential = self.credential(),
+            "the user's refresh token was read from the persistent token cache"
+        );
         self.users.store(key.clone(), found.clone());
         Some(found)
     }
 
     /// Keeps the user's refresh token (and, persisted, the account MSAL lists).
-    fn keep(&self, key: AccountKey, known: &Known, refresh_token: Secret) {
+    fn keep(
+        &self,
+        key: AccountKey,
+        known: &Known,
+        refresh_token: Secret,
+        id_token: Option<&Secret>,
+    ) {
         if let Some(persistent) = &self.persistent {
             let account = AccountEntry {
                 home_account_id: key.home_account_id.clone(),
@@ -198,6 +207,7 @@ impl UserSession {
                 realm: known.tenant_id.clone(),
                 local_account_id: known.object_id.clone().unwrap_or_default(),
                 username: known.username.clone(),
+                authority_type: "MSSTS".to_owned(),
             };
             let written = persistent.plain.update(|document| {
                 document.put_refresh_token(
@@ -207,6 +217,15 @@ impl UserSession {
                     &refresh_token,
                 );
                 document.put_account(&account);
+                if let Some(id_token) = id_token {
+                    document.put_id_token(
+                        &key.authority,
+                        &key.client_id,
+                        &known.tenant_id,
+                        &key.home_account_id,
+                        id_token,
+                    );
+                }
                 document.put_app_metadata(&key.authority, &key.client_id);
             });
             if let Err(error) = written {
@@ -222,7 +241,12 @@ impl UserSession {
         self.users.forget(key, refused);
         if let Some(persistent) = &self.persistent {
             let removed = persistent.plain.update(|document| {
-                document.remove_refresh_token(&key.authority, &key.client_id, &key.home_account_id, refused);
+                document.remove_refresh_token(
+                    &key.authority,
+                    &key.client_id,
+                    &key.home_account_id,
+                    refused,
+                );
             });
             if let Err(error) = removed {
                 tracing::warn!(credential = self.credential(), error = %error, "a refused refresh token could not be removed from the persistent token cache");
@@ -233,7 +257,10 @@ impl UserSession {
     /// The home account id of the user this credential is for, once known (the persistent
     /// cache's key for the user's tokens).
     pub(crate) fn home_account_id(&self) -> Option<String> {
-        self.account.lock().as_ref().map(|k| k.home_account_id.clone())
+        self.account
+            .lock()
+            .as_ref()
+            .map(|k| k.home_account_id.clone())
     }
 
     /// Puts the user's identity on a token read back from the persistent cache.
@@ -431,7 +458,7 @@ impl UserSession {
         };
         let key = self.key(&known.home_account_id);
         match parts.refresh_token {
-            Some(refresh_token) => self.keep(key, &known, refresh_token),
+            Some(refresh_token) => self.keep(key, &known, refresh_token, parts.id_token.as_ref()),
             // A refresh may keep the refresh token it used; a sign-in without one is worth a word.
             None if self.refresh_token(&key).is_none() => tracing::warn!(
                 credential,
