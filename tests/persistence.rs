@@ -214,21 +214,28 @@ async fn a_signed_in_user_stays_signed_in_for_the_next_process() {
     let saved = record.serialize();
     let requests = s.entra.request_count();
 
-    // The next process: its own token cache (so nothing in memory), the saved record.
-    let next = s
-        .signing_in(&home, support::cache::deterministic(s.clock.clock()))
-        .authentication_record(AuthenticationRecord::deserialize(&saved).unwrap())
-        .disable_automatic_authentication(true)
-        .build()
-        .unwrap();
+    // The next process: its own token cache (so nothing in memory), the saved record. Its
+    // tenant is the record's (the user's own), not `organizations`: as MSAL, it finds no access
+    // token for that tenant and redeems the persisted refresh token, silently.
+    let next_process = |cache: TokenCache| {
+        s.signing_in(&home, cache)
+            .authentication_record(AuthenticationRecord::deserialize(&saved).unwrap())
+            .disable_automatic_authentication(true)
+            .build()
+            .unwrap()
+    };
+    let next = next_process(support::cache::deterministic(s.clock.clock()));
     let token = next.get_token(ARM, None).await.unwrap();
     assert_eq!(token.username(), Some(record.username()));
-    assert_eq!(
-        s.entra.request_count(),
-        requests,
-        "the access token came from the file"
-    );
-    // Another scope: the persisted refresh token, silently.
-    next.get_token(VAULT, None).await.unwrap();
     assert_eq!(s.grants().last().map(String::as_str), Some("refresh_token"));
+    assert_eq!(s.entra.request_count(), requests + 1);
+
+    // The process after that finds the access token itself: no request at all.
+    let third = next_process(support::cache::deterministic(s.clock.clock()));
+    let token = third.get_token(ARM, None).await.unwrap();
+    assert_eq!(token.username(), Some(record.username()));
+    assert_eq!(s.entra.request_count(), requests + 1);
+    // Another scope: the persisted refresh token again.
+    third.get_token(VAULT, None).await.unwrap();
+    assert_eq!(s.entra.request_count(), requests + 2);
 }
