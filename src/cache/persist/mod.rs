@@ -226,6 +226,10 @@ impl PersistentCache {
         {
             return Ok(document.clone());
         }
+        // Under the lock: Python's msal-extensions rewrites the file in place while it holds
+        // it, so a read without the lock could see half a document.
+        let _lock =
+            CrossProcessLock::acquire(&self.lock_path, LOCK_TIMEOUT).map_err(persist_error)?;
         self.load_fresh()
     }
 
