@@ -24,6 +24,17 @@ const ARM: &[&str] = &["https://management.azure.com/.default"];
 /// Set on a child process only: the authority it signs in at, and its home directory.
 const CHILD_AUTHORITY: &str = "PERSISTENCE_TEST_CHILD_AUTHORITY";
 const CHILD_HOME: &str = "PERSISTENCE_TEST_CHILD_HOME";
+/// Set on the children of the concurrent test: which scopes the child asks for.
+const CHILD_INDEX: &str = "PERSISTENCE_TEST_CHILD_INDEX";
+/// Scopes per child of the concurrent test.
+const SCOPES_PER_CHILD: usize = 4;
+
+/// The scopes child `index` of the concurrent test asks for.
+fn child_scopes(index: usize) -> Vec<String> {
+    (0..SCOPES_PER_CHILD)
+        .map(|n| format!("https://app-{index}-{n}.contoso.example/.default"))
+        .collect()
+}
 
 fn unencrypted() -> TokenCachePersistence {
     TokenCachePersistence::new().allow_unencrypted_storage(true)
@@ -57,7 +68,56 @@ async fn child_process_gets_a_token() {
         return;
     };
     let credential = app_credential(&authority, Path::new(&home), TokenCache::builder().build());
-    credential.get_token(VAULT, None).await.unwrap();
+    match env.var(CHILD_INDEX).and_then(|i| i.parse::<usize>().ok()) {
+        None => {
+            credential.get_token(VAULT, None).await.unwrap();
+        }
+        Some(index) => {
+            for scope in child_scopes(index) {
+                credential.get_token(&[scope.as_str()], None).await.unwrap();
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_writing_at_once_lose_no_entry() {
+    let entra = MockEntra::start().await;
+    let home = fixtures::scratch_dir("persistence", "concurrent");
+    let children: Vec<_> = (0..6)
+        .map(|index| {
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "child_process_gets_a_token",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_AUTHORITY, entra.authority_host())
+                .env(CHILD_HOME, &home)
+                .env(CHILD_INDEX, index.to_string())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let file = cache_file(&home, "nocae");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let targets: Vec<&str> = json["AccessToken"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|entry| entry["target"].as_str())
+        .collect();
+    for index in 0..6 {
+        for scope in child_scopes(index) {
+            assert!(targets.contains(&scope.as_str()), "{scope} was lost");
+        }
+    }
+    assert_eq!(targets.len(), 6 * SCOPES_PER_CHILD);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,4 +298,28 @@ async fn a_signed_in_user_stays_signed_in_for_the_next_process() {
     // Another scope: the persisted refresh token again.
     third.get_token(VAULT, None).await.unwrap();
     assert_eq!(s.entra.request_count(), requests + 2);
+}
+
+#[tokio::test]
+async fn a_client_assertion_credential_keeps_its_tokens_too() {
+    let s = entra::setup().await;
+    let home = fixtures::scratch_dir("persistence", "assertion");
+    let build = |cache: TokenCache| {
+        azure_credentials::ClientAssertionCredential::builder()
+            .tenant_id(entra::TENANT)
+            .client_id(CLIENT)
+            .assertion(|| async { Ok::<_, std::io::Error>("federated-assertion".to_owned()) })
+            .authority_host(s.entra.authority_host())
+            .env(Env::from_pairs([("HOME", home.to_str().unwrap())]))
+            .cache(cache)
+            .persistence(unencrypted())
+            .build()
+            .unwrap()
+    };
+    build(s.cache.clone()).get_token(VAULT, None).await.unwrap();
+    build(support::cache::deterministic(s.clock.clock()))
+        .get_token(VAULT, None)
+        .await
+        .unwrap();
+    assert_eq!(s.entra.request_count(), 1);
 }

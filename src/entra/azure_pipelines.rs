@@ -149,6 +149,7 @@ impl AzurePipelinesCredentialBuilder {
         authority_host,
         additionally_allowed_tenants,
         retry_policy = "It applies to the OIDC request too.",
+        persistence,
     );
 
     setters! {
@@ -262,6 +263,7 @@ impl AzurePipelinesCredentialBuilder {
                 identity,
                 source,
                 &self.context.cache(),
+                self.options.persistent_caches(NAME, &self.context)?,
             ),
             service_connection_id,
         })

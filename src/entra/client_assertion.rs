@@ -180,16 +180,27 @@ impl ClientAssertionCredential {
     /// A federated credential named `client.credential()` over `source`, its tokens cached in
     /// `cache` under `identity`: how workload identity, Azure Pipelines and GitHub Actions are
     /// built.
+    /// `persistent`: the persistent caches its tokens are also kept in, if any.
     pub(crate) fn from_source(
         client: EntraClient,
         identity: CacheIdentity,
         source: impl AssertionSource,
         cache: &TokenCache,
+        persistent: Option<crate::cache::persist::PersistedCaches>,
     ) -> Self {
-        let fetcher = AssertionFetcher {
-            client: client.clone(),
-            source: Arc::new(source),
-        };
+        let fetcher = EntraOptions::persisted(
+            client.credential(),
+            &client,
+            cache.clock().clone(),
+            AssertionFetcher {
+                client: client.clone(),
+                source: Arc::new(source),
+            },
+            persistent,
+            // An application's own tokens: MSAL's empty home account.
+            Arc::new(|| Some(String::new())),
+            Arc::new(|token| token),
+        );
         ClientAssertionCredential {
             credential: cache.credential(identity, fetcher),
             client,
@@ -247,6 +258,7 @@ impl ClientAssertionCredentialBuilder {
         authority_host,
         additionally_allowed_tenants,
         retry_policy,
+        persistence,
     );
 
     /// The callback that returns a client assertion: an async closure whose output is
@@ -329,11 +341,13 @@ impl ClientAssertionCredentialBuilder {
         let client = self.options.client(NAME, &self.context)?;
         let identity = callback.identify(ClientAssertionCredential::identity(&client));
         let source = callback.source(NAME, self.timeout);
+        let persistent = self.options.persistent_caches(NAME, &self.context)?;
         Ok(ClientAssertionCredential::from_source(
             client,
             identity,
             source,
             &self.context.cache(),
+            persistent,
         ))
     }
 }

@@ -122,6 +122,7 @@ impl GitHubActionsCredentialBuilder {
         authority_host,
         additionally_allowed_tenants,
         retry_policy = "It applies to the ID token request too.",
+        persistence,
     );
 
     setters! {
@@ -226,6 +227,7 @@ impl GitHubActionsCredentialBuilder {
                 identity,
                 source,
                 &self.context.cache(),
+                options.persistent_caches(NAME, &self.context)?,
             ),
             audience,
         })

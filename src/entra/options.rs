@@ -150,7 +150,7 @@ impl EntraOptions {
     pub(crate) fn persisted<F>(
         credential: &'static str,
         client: &EntraClient,
-        context: &Context,
+        clock: crate::system::Clock,
         fetcher: F,
         caches: Option<crate::cache::persist::PersistedCaches>,
         home_account: std::sync::Arc<dyn Fn() -> Option<String> + Send + Sync>,
@@ -163,7 +163,7 @@ impl EntraOptions {
             tenant: client.tenant_id().to_owned(),
             home_account,
             decorate,
-            clock: context.clock(),
+            clock,
         };
         crate::cache::persist::Persisted::new(fetcher, owner, caches)
     }
@@ -180,7 +180,7 @@ impl EntraOptions {
         Ok(Self::persisted(
             credential,
             client,
-            context,
+            context.clock(),
             fetcher,
             caches,
             // An application's own tokens: MSAL's empty home account.

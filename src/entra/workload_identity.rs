@@ -201,7 +201,9 @@ impl WorkloadIdentityCredentialBuilder {
             cached: Mutex::new(None),
         };
         Ok(WorkloadIdentityCredential {
-            credential: ClientAssertionCredential::from_source(client, identity, file, &cache),
+            credential: ClientAssertionCredential::from_source(
+                client, identity, file, &cache, None,
+            ),
             token_file,
         })
     }

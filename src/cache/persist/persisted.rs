@@ -66,23 +66,30 @@ impl<F> Persisted<F> {
     }
 
     /// The token a previous process (or credential) stored for `request`, if one is usable.
-    fn read(&self, request: &TokenRequest, now: OffsetDateTime) -> Option<AccessToken> {
-        let cache = self.cache_for(request)?;
+    async fn read(&self, request: &TokenRequest, now: OffsetDateTime) -> Option<AccessToken> {
+        let cache = self.cache_for(request)?.clone();
         let home_account_id = (self.owner.home_account)()?;
-        let realm = request.tenant_id().unwrap_or(&self.owner.tenant);
-        let query = AccessTokenQuery {
-            environment: &self.owner.environment,
-            client_id: &self.owner.client_id,
-            realm,
-            home_account_id: &home_account_id,
-            scopes: request.scopes(),
-        };
-        let found = cache
-            .read(|document| document.find_access_token(&query, now.unix_timestamp()))
-            .unwrap_or_else(|error| {
-                tracing::warn!(credential = self.owner.credential, error = %error, "the persistent token cache could not be read; fetching a token");
-                None
-            })?;
+        let realm = request.tenant_id().unwrap_or(&self.owner.tenant).to_owned();
+        let (environment, client_id) =
+            (self.owner.environment.clone(), self.owner.client_id.clone());
+        let (scopes, query_realm) = (request.scopes().to_vec(), realm.clone());
+        let credential = self.owner.credential;
+        let found = off_the_runtime(move || {
+            let query = AccessTokenQuery {
+                environment: &environment,
+                client_id: &client_id,
+                realm: &query_realm,
+                home_account_id: &home_account_id,
+                scopes: &scopes,
+            };
+            cache
+                .read(|document| document.find_access_token(&query, now.unix_timestamp()))
+                .unwrap_or_else(|error| {
+                    tracing::warn!(credential, error = %error, "the persistent token cache could not be read; fetching a token");
+                    None
+                })
+        })
+        .await??;
         let expires_on = OffsetDateTime::from_unix_timestamp(found.expires_on).ok()?;
         let mut token = AccessToken::new(found.secret, expires_on)
             .with_source(self.owner.credential)
@@ -103,30 +110,51 @@ impl<F> Persisted<F> {
     }
 
     /// Keeps `token` for the next process; a failure is a warning, never the caller's error.
-    fn write(&self, request: &TokenRequest, token: &AccessToken, now: OffsetDateTime) {
-        let Some(cache) = self.cache_for(request) else {
+    async fn write(&self, request: &TokenRequest, token: &AccessToken, now: OffsetDateTime) {
+        let Some(cache) = self.cache_for(request).cloned() else {
             return;
         };
         let Some(home_account_id) = (self.owner.home_account)() else {
             return;
         };
-        let realm = request.tenant_id().unwrap_or(&self.owner.tenant);
+        let realm = request.tenant_id().unwrap_or(&self.owner.tenant).to_owned();
+        let (environment, client_id) =
+            (self.owner.environment.clone(), self.owner.client_id.clone());
+        let scopes = request.scopes().to_vec();
+        let secret = token.token().clone();
         let expires_on = token.expires_on().unix_timestamp();
-        let entry = NewAccessToken {
-            environment: &self.owner.environment,
-            client_id: &self.owner.client_id,
-            realm,
-            home_account_id: &home_account_id,
-            scopes: request.scopes(),
-            secret: token.token(),
-            cached_at: now.unix_timestamp(),
-            expires_on,
-            extended_expires_on: expires_on,
-            refresh_on: token.refresh_on().map(OffsetDateTime::unix_timestamp),
-        };
-        if let Err(error) = cache.update(|document| document.put_access_token(entry)) {
-            tracing::warn!(credential = self.owner.credential, error = %error, "the token could not be written to the persistent token cache");
-        }
+        let refresh_on = token.refresh_on().map(OffsetDateTime::unix_timestamp);
+        let credential = self.owner.credential;
+        let _ = off_the_runtime(move || {
+            let entry = NewAccessToken {
+                environment: &environment,
+                client_id: &client_id,
+                realm: &realm,
+                home_account_id: &home_account_id,
+                scopes: &scopes,
+                secret: &secret,
+                cached_at: now.unix_timestamp(),
+                expires_on,
+                extended_expires_on: expires_on,
+                refresh_on,
+            };
+            if let Err(error) = cache.update(|document| document.put_access_token(entry)) {
+                tracing::warn!(credential, error = %error, "the token could not be written to the persistent token cache");
+            }
+        })
+        .await;
+    }
+}
+
+/// Runs file work (which may wait for another process's lock) on tokio's blocking threads when
+/// there is a runtime, so it never stalls the runtime's own; in place otherwise. `None` when
+/// the work panicked.
+pub(crate) async fn off_the_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.spawn_blocking(work).await.ok(),
+        Err(_) => Some(work()),
     }
 }
 
@@ -145,13 +173,13 @@ impl<F: TokenFetcher> TokenFetcher for Persisted<F> {
         // A claims challenge asks for a new token, never a stored one.
         let now = self.owner.clock.now();
         if request.claims().is_none()
-            && let Some(token) = self.read(request, now)
+            && let Some(token) = self.read(request, now).await
         {
             return Ok(token);
         }
         let token = self.inner.fetch(request).await?;
         if request.claims().is_none() {
-            self.write(request, &token, now);
+            self.write(request, &token, now).await;
         }
         Ok(token)
     }

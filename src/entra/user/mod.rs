@@ -215,7 +215,7 @@ impl UserCredential {
         let fetcher = EntraOptions::persisted(
             name,
             &client,
-            context,
+            context.clock(),
             UserFetcher {
                 session: session.clone(),
             },
