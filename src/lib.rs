@@ -119,6 +119,8 @@
 //! cache/               TokenCache: cached_credential.rs (the lookup), front.rs (per-thread
 //!                      copies), partition.rs and key.rs (what is stored under what), flight.rs
 //!                      (one fetch per key), policy.rs (refresh times, hard limit, cool-downs);
+//!                      persist/ (opt-in persistence across processes: MSAL's cache format in
+//!                      msal_schema.rs, the file and its lock, the fetcher wrapper);
 //!                      unit tests in cache/tests/
 //! context.rs           Context: the seams a builder uses
 //! setters.rs           the macros that write builders' setters and plain Debug impls
