@@ -153,7 +153,14 @@ pub(crate) async fn off_the_runtime<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
     match tokio::runtime::Handle::try_current() {
-        Ok(handle) => handle.spawn_blocking(work).await.ok(),
+        Ok(handle) => {
+            // Its log lines go where the caller's go (a scoped subscriber, a test's capture).
+            let dispatch = tracing::dispatcher::get_default(Clone::clone);
+            handle
+                .spawn_blocking(move || tracing::dispatcher::with_default(&dispatch, work))
+                .await
+                .ok()
+        }
         Err(_) => Some(work()),
     }
 }
