@@ -6,6 +6,9 @@
 //! only when missing. Without `python3` or without PyPI the test prints `SKIPPED: ...` and
 //! passes. The schema module is compiled into this test from its source (it is crate-private).
 
+mod support;
+use support::python;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -128,56 +131,14 @@ def read(path):
 /// be set up.
 fn python() -> Option<&'static Path> {
     static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
-    PYTHON.get_or_init(set_up_venv).as_deref()
-}
-
-fn set_up_venv() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("msal-{MSAL_VERSION}-venv"));
-    let python = dir.join("bin").join("python");
-    let ready = dir.join("installed");
-    if ready.exists() {
-        return Some(python);
-    }
-    let created = Command::new("python3")
-        .args(["-m", "venv", "--clear"])
-        .arg(&dir)
-        .output();
-    match created {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => {
-            println!(
-                "SKIPPED: python3 -m venv failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return None;
-        }
-        Err(e) => {
-            println!("SKIPPED: python3 cannot be run: {e}");
-            return None;
-        }
-    }
-    let installed = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--timeout",
-            "30",
-            &format!("msal=={MSAL_VERSION}"),
-        ])
-        .output()
-        .ok()?;
-    if !installed.status.success() {
-        println!(
-            "SKIPPED: msal could not be installed from PyPI: {}",
-            String::from_utf8_lossy(&installed.stderr)
-        );
-        return None;
-    }
-    std::fs::write(&ready, MSAL_VERSION).unwrap();
-    Some(python)
+    PYTHON
+        .get_or_init(|| {
+            python::venv(
+                &format!("msal-{MSAL_VERSION}"),
+                &format!("msal=={MSAL_VERSION}"),
+            )
+        })
+        .as_deref()
 }
 
 /// Runs the script in `mode` on `file`; panics with its output when it fails.

@@ -15,6 +15,7 @@
 //! - [`jwt`]: JWT-shaped test tokens;
 //! - [`log_capture`]: every log line at TRACE (a [`log_capture::LeakTest`]), and the check that no
 //!   secret was printed;
+//! - [`python`]: Python virtualenvs with the other SDKs, made under the target directory;
 //! - [`readme`]: the README's tables that the code must match;
 //! - [`scopes`]: the scopes tokens are asked for;
 //! - [`tls`]: self-signed certificates and https fronts for the mocks;
@@ -56,6 +57,7 @@ pub mod http;
 pub mod imds;
 pub mod jwt;
 pub mod log_capture;
+pub mod python;
 pub mod readme;
 pub mod scopes;
 pub mod tls;

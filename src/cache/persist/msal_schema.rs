@@ -11,7 +11,9 @@
 //!   for id tokens, `{home_account_id}-{environment}-{realm}` for accounts, and
 //!   `appmetadata-{environment}-{client_id}` (not lower-cased) for app metadata;
 //! - `target` is the scopes sorted and joined with one space; `environment` is the authority's
-//!   host, lower-cased; an app's (client credential) token has `home_account_id` `null`;
+//!   host, lower-cased, without a port (Python msal's `urlparse(authority).hostname`, MSAL
+//!   .NET's `Uri.Host`: `https://127.0.0.1:8443/tenant` files its tokens under `127.0.0.1`);
+//!   an app's (client credential) token has `home_account_id` `null`;
 //! - `cached_at`, `expires_on`, `extended_expires_on`, `refresh_on` and
 //!   `last_modification_time` are strings of Unix seconds (read: a string or a number, as
 //!   Python's `int()` reads them).
@@ -273,7 +275,7 @@ impl MsalCache {
     /// and MSAL.js do on every save; Python msal leaves them, and its search then takes any).
     pub(crate) fn put_access_token(&mut self, new: NewAccessToken<'_>) {
         let new_scopes = scope_set(new.scopes.iter().map(String::as_str));
-        let environment = new.environment.to_ascii_lowercase();
+        let environment = msal_environment(new.environment);
         let section = self.section_mut(ACCESS_TOKEN);
         section.retain(|_, entry| {
             let Some(entry) = entry.as_object() else {
@@ -360,7 +362,7 @@ impl MsalCache {
         home_account_id: &str,
         secret: &Secret,
     ) {
-        let environment = environment.to_ascii_lowercase();
+        let environment = msal_environment(environment);
         let section = self.section_mut(REFRESH_TOKEN);
         section.retain(|_, entry| {
             entry.as_object().is_none_or(|entry| {
@@ -406,7 +408,7 @@ impl MsalCache {
 
     /// Stores an account as MSAL does after a user's sign-in (replacing the same key).
     pub(crate) fn put_account(&mut self, account: &AccountEntry) {
-        let environment = account.environment.to_ascii_lowercase();
+        let environment = msal_environment(&account.environment);
         let key = key(&[&account.home_account_id, &environment, &account.realm]);
         let mut entry = Map::new();
         entry.insert(
@@ -436,7 +438,7 @@ impl MsalCache {
         home_account_id: &str,
         id_token: &Secret,
     ) {
-        let environment = environment.to_ascii_lowercase();
+        let environment = msal_environment(environment);
         let key = key(&[
             home_account_id,
             &environment,
@@ -458,7 +460,7 @@ impl MsalCache {
     /// Stores the app's metadata entry as MSAL does after every token (kept if present: it may
     /// carry a `family_id`).
     pub(crate) fn put_app_metadata(&mut self, environment: &str, client_id: &str) {
-        let environment = environment.to_ascii_lowercase();
+        let environment = msal_environment(environment);
         // Not lower-cased: MSAL's own key maker does not.
         let key = format!("appmetadata-{environment}-{client_id}");
         let section = self.section_mut(APP_METADATA);
@@ -483,8 +485,7 @@ impl MsalCache {
         let mut first = None;
         for entry in self.entries(ACCOUNT) {
             if string(entry, "home_account_id") != Some(home_account_id)
-                || !string(entry, "environment")
-                    .is_some_and(|e| e.eq_ignore_ascii_case(environment))
+                || !same_environment(entry, environment)
             {
                 continue;
             }
@@ -610,8 +611,35 @@ fn same_home(entry: &Map<String, Value>, home: &str) -> bool {
     }
 }
 
+/// Whether an entry's `environment` is `environment`'s host (case-insensitive, the port left
+/// out as MSAL leaves it out).
 fn same_environment(entry: &Map<String, Value>, environment: &str) -> bool {
-    string(entry, "environment").is_some_and(|e| e.eq_ignore_ascii_case(environment))
+    string(entry, "environment").is_some_and(|e| e.eq_ignore_ascii_case(host_only(environment)))
+}
+
+/// MSAL's `environment` for an authority host given as `host[:port]`: the host, lower-cased,
+/// without the port.
+fn msal_environment(authority_host: &str) -> String {
+    host_only(authority_host).to_ascii_lowercase()
+}
+
+/// `host[:port]` without `:port` (an IPv6 literal keeps its brackets: `[::1]:8443` is `[::1]`).
+fn host_only(authority_host: &str) -> &str {
+    if authority_host.starts_with('[') {
+        return authority_host
+            .find(']')
+            .map_or(authority_host, |end| &authority_host[..=end]);
+    }
+    match authority_host.rsplit_once(':') {
+        Some((host, port))
+            if !host.contains(':')
+                && !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            host
+        }
+        _ => authority_host,
+    }
 }
 
 /// Same owner, and a plain bearer token: no other `token_type`, not bound to a key (`key_id`:

@@ -39,8 +39,13 @@ const SERVER: &str = "mock-entra";
 
 /// A loopback HTTP/1.1 server speaking the Microsoft Entra ID v2 endpoints, for tests: the
 /// token endpoint (`POST /{tenant}/oauth2/v2.0/token`, and ADFS's `POST /adfs/oauth2/token`),
-/// the device code endpoint (`POST /{tenant}/oauth2/v2.0/devicecode`) and the authorization
-/// endpoint (`GET /{tenant}/oauth2/v2.0/authorize`, an HTML sign-in page).
+/// the device code endpoint (`POST /{tenant}/oauth2/v2.0/devicecode`), the authorization
+/// endpoint (`GET /{tenant}/oauth2/v2.0/authorize`, an HTML sign-in page) and the OpenID
+/// configuration document MSAL reads before anything else
+/// (`GET /{tenant}/v2.0/.well-known/openid-configuration`: `token_endpoint`,
+/// `authorization_endpoint`, `device_authorization_endpoint`, `issuer`
+/// (`{authority}/{tenant}/v2.0`), naming the https front of [`serve_tls`](Self::serve_tls)
+/// when asked through it).
 ///
 /// It listens on `127.0.0.1` only. Token requests that pass the protocol checks are answered
 /// from a FIFO script of [`MockEntraReply`]s, then from a default reply (initially
@@ -135,6 +140,7 @@ impl MockEntra {
                 tokens_issued: 0,
                 gate: None,
                 user: UserFlows::default(),
+                tls: None,
             }),
             count: count_tx,
         });
@@ -168,6 +174,26 @@ impl MockEntra {
             "http://{}/{tenant}/oauth2/v2.0/authorize",
             self.server.addr()
         )
+    }
+
+    /// Starts an https front for this mock on another loopback port, presenting `chain` (leaf
+    /// first) with `key`, and returns its base URL, the authority host to hand a client that
+    /// insists on https (Python azure-identity and MSAL refuse http authorities): generate a
+    /// certificate for `127.0.0.1` in the test (e.g. with `rcgen`) and make the client trust
+    /// it. Requests through the front are served and recorded as the others; the OpenID
+    /// configuration document asked through it names https endpoints on the front's port.
+    ///
+    /// # Panics
+    ///
+    /// If the certificate or key is unusable, or no loopback port can be bound.
+    pub async fn serve_tls(
+        &self,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> url::Url {
+        let url = self.server.serve_tls(chain, key).await;
+        self.shared.state.lock().tls = url.port().map(|port| format!("127.0.0.1:{port}"));
+        url
     }
 
     scripted_mock_methods!(MockEntraReply, "[`MockEntraReply::auto_token`]");
@@ -431,6 +457,8 @@ struct State {
     tokens_issued: u64,
     gate: Option<watch::Receiver<bool>>,
     user: UserFlows,
+    /// The https front's `127.0.0.1:PORT`, once [`MockEntra::serve_tls`] started one.
+    tls: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -440,6 +468,8 @@ enum Endpoint {
     Authorize,
     /// The device code flow's verification page.
     DeviceLogin,
+    /// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
+    OpenIdConfiguration,
 }
 
 /// The endpoint a path names, and its tenant (none for the verification page).
@@ -454,6 +484,7 @@ fn endpoint_of(path: &str) -> Option<(Endpoint, Option<&str>)> {
         "oauth2/v2.0/token" => Endpoint::Token,
         "oauth2/v2.0/devicecode" => Endpoint::DeviceCode,
         "oauth2/v2.0/authorize" => Endpoint::Authorize,
+        "v2.0/.well-known/openid-configuration" => Endpoint::OpenIdConfiguration,
         _ => return None,
     };
     (!tenant.is_empty()).then_some((endpoint, Some(tenant)))
@@ -498,6 +529,16 @@ impl State {
                 sign_in_page::authorize(&mut self.user, &request, now)
             }
             Some((Endpoint::DeviceLogin, _)) => sign_in_page::device_login(),
+            Some((Endpoint::OpenIdConfiguration, tenant)) => {
+                // Through the https front, the client's `Host` is the front's address.
+                let base = match &self.tls {
+                    Some(front) if request.header("host") == Some(front.as_str()) => {
+                        format!("https://{front}")
+                    }
+                    _ => authority.clone(),
+                };
+                reply::openid_configuration(&base, tenant.unwrap_or_default())
+            }
             // Not an endpoint: the token endpoint's checks answer 404.
             Some((Endpoint::Token, _)) | None => {
                 match self.check(&request, &form, assertion.as_ref(), now) {

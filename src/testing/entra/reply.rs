@@ -258,3 +258,20 @@ pub(super) fn error_response(
     });
     (status, JSON, body.to_string().into_bytes())
 }
+
+/// The OpenID configuration document of `tenant` at `base` (`scheme://host:port`): the fields
+/// MSAL reads from it (the endpoints, and the issuer it checks for authorities it does not
+/// know).
+pub(super) fn openid_configuration(base: &str, tenant: &str) -> Outgoing {
+    let body = json!({
+        "issuer": format!("{base}/{tenant}/v2.0"),
+        "token_endpoint": format!("{base}/{tenant}/oauth2/v2.0/token"),
+        "authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/authorize"),
+        "device_authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/devicecode"),
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "tenant_region_scope": null,
+    });
+    Outgoing::new(Action::respond(200, JSON, body.to_string().into_bytes()))
+}

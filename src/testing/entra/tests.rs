@@ -129,3 +129,53 @@ async fn trickle_and_hang_take_tokio_time() {
     let hung = tokio::time::timeout(Duration::from_secs(3600), post(&mock)).await;
     assert!(hung.is_err(), "a hung request is never answered");
 }
+
+/// GETs `path` from `addr` with `host` as the `Host` header and returns the body as JSON.
+async fn get_json(addr: SocketAddr, host: &str, path: &str) -> Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let raw = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(raw.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.unwrap();
+    let (head, body) = split(&out);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_slice(body).unwrap()
+}
+
+#[tokio::test]
+async fn openid_configuration_names_the_tenants_endpoints_on_the_front_asked() {
+    let mock = MockEntra::start().await;
+    let addr = mock.server.addr();
+    let path = "/contoso/v2.0/.well-known/openid-configuration";
+    let plain = get_json(addr, &addr.to_string(), path).await;
+    assert_eq!(
+        plain["token_endpoint"],
+        format!("http://{addr}/contoso/oauth2/v2.0/token")
+    );
+    assert_eq!(plain["issuer"], format!("http://{addr}/contoso/v2.0"));
+    assert_eq!(
+        plain["authorization_endpoint"],
+        format!("http://{addr}/contoso/oauth2/v2.0/authorize")
+    );
+    assert_eq!(
+        plain["device_authorization_endpoint"],
+        format!("http://{addr}/contoso/oauth2/v2.0/devicecode")
+    );
+
+    // Asked through the https front (its address in `Host`), the endpoints are the front's.
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
+    let front = mock
+        .serve_tls(vec![generated.cert.der().clone()], key)
+        .await;
+    let front = format!("127.0.0.1:{}", front.port().unwrap());
+    let via_front = get_json(addr, &front, path).await;
+    assert_eq!(
+        via_front["token_endpoint"],
+        format!("https://{front}/contoso/oauth2/v2.0/token")
+    );
+    assert_eq!(via_front["issuer"], format!("https://{front}/contoso/v2.0"));
+    assert_eq!(mock.request_count(), 2);
+    assert_eq!(mock.requests()[0].tenant(), Some("contoso"));
+}

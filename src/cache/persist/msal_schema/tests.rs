@@ -540,3 +540,33 @@ fn refresh_token_without_account_is_filed_with_null_home() {
     );
     assert_eq!(cache.find_refresh_token(ENV, CLIENT, HOME), None);
 }
+
+#[test]
+fn an_authority_with_a_port_files_its_tokens_under_the_host_alone_as_msal_does() {
+    let mut cache = MsalCache::empty();
+    let s = scopes(&["https://vault.azure.net/.default"]);
+    let secret = Secret::new("at-secret");
+    let mut at = new_at(&s, &secret, "");
+    at.environment = "127.0.0.1:8443";
+    cache.put_access_token(at);
+    cache.put_app_metadata("127.0.0.1:8443", CLIENT);
+    let written = doc(&cache);
+    let key = format!("-127.0.0.1-accesstoken-{CLIENT}-{TENANT}-https://vault.azure.net/.default");
+    assert_eq!(written["AccessToken"][&key]["environment"], "127.0.0.1");
+    assert_eq!(
+        written["AppMetadata"][format!("appmetadata-127.0.0.1-{CLIENT}")]["environment"],
+        "127.0.0.1"
+    );
+    // What Python msal wrote for `https://127.0.0.1:8443/{tenant}` is found from that host.
+    let mut q = query(&s, "");
+    q.environment = "127.0.0.1:8443";
+    let found = parse(written).find_access_token(&q, NOW).unwrap();
+    assert_eq!(found.secret, Secret::new("at-secret"));
+
+    assert_eq!(host_only("[::1]:8443"), "[::1]");
+    assert_eq!(
+        host_only("login.microsoftonline.com"),
+        "login.microsoftonline.com"
+    );
+    assert_eq!(host_only("host:"), "host:");
+}
