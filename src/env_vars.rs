@@ -102,6 +102,11 @@ env_vars! {
     USERPROFILE,
     /// Windows: the working directory of the tools.
     SYSTEMROOT,
+    // The persistent token cache in the Secret Service (feature "secret-service").
+    /// The D-Bus session bus of the Secret Service (GNOME Keyring, KWallet).
+    DBUS_SESSION_BUS_ADDRESS,
+    /// Where the session bus is (`$XDG_RUNTIME_DIR/bus`) when the address is not set.
+    XDG_RUNTIME_DIR,
 }
 
 /// Variables the crate does not read itself but the libraries it uses do (the HTTP client's

@@ -139,6 +139,42 @@ impl FileStore {
         Ok(())
     }
 
+    /// Sets the file's modification time to `now` (always later than before, to the nanosecond),
+    /// creating it empty (`0600`) when it is missing: the change signal of a document kept
+    /// elsewhere (the Secret Service), as msal-extensions touches it. The contents are left as
+    /// they are. A file readable by others is accepted (Python creates it `0644`; it holds no
+    /// secret of ours); a link, a non-regular file or another user's file is refused.
+    #[cfg_attr(not(feature = "secret-service"), allow(dead_code))]
+    pub(crate) fn touch(&self, now: SystemTime) -> Result<(), PersistError> {
+        let metadata = match std::fs::symlink_metadata(&self.path) {
+            Ok(metadata) => metadata,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return self.write(&[]),
+            Err(e) => {
+                return Err(io_error(
+                    "could not inspect the token cache signal file",
+                    &self.path,
+                    e,
+                ));
+            }
+        };
+        if !metadata.file_type().is_file() {
+            return check_existing_file(&self.path, &metadata);
+        }
+        #[cfg(unix)]
+        check_owner(
+            &self.path,
+            "file",
+            std::os::unix::fs::MetadataExt::uid(&metadata),
+        )?;
+        let modified = match metadata.modified() {
+            Ok(before) if before >= now => before + std::time::Duration::from_nanos(1),
+            _ => now,
+        };
+        open_for_read(&self.path)
+            .and_then(|file| file.set_modified(modified))
+            .map_err(|e| io_error("could not touch the token cache signal file", &self.path, e))
+    }
+
     /// Renames the file to `{name}.corrupt-{unix_seconds}` (`-1`, `-2`, ... appended when that
     /// exists) and returns the new path; a warning is the caller's.
     pub(crate) fn set_aside(&self, unix_seconds: i64) -> Result<PathBuf, PersistError> {
@@ -751,6 +787,31 @@ mod tests {
         // Same length, so only the time or the inode can tell.
         store.write(b"[]").unwrap();
         assert_ne!(store.stamp(), Some(first));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn touch_creates_an_empty_private_signal_and_then_only_moves_its_time_forward() {
+        let dir = scratch_dir("touch");
+        let store = FileStore::new(dir.join("msal.cache.nocae"));
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_790_000_000);
+        store.touch(now).unwrap();
+        assert_eq!(mode(store.path()), 0o600);
+        assert_eq!(std::fs::read(store.path()).unwrap(), b"");
+        // A file Python created (0644, with whatever it holds) is touched, not rewritten.
+        std::fs::write(store.path(), b"python's").unwrap();
+        set_mode(store.path(), 0o644);
+        store.touch(now).unwrap();
+        let first = store.stamp().unwrap();
+        // The same instant again (a coarse clock): still a new stamp.
+        store.touch(now).unwrap();
+        assert_ne!(store.stamp(), Some(first));
+        assert_eq!(std::fs::read(store.path()).unwrap(), b"python's");
+        // A link is refused.
+        let link = FileStore::new(dir.join("link"));
+        std::os::unix::fs::symlink(store.path(), link.path()).unwrap();
+        let error = link.touch(now).unwrap_err();
+        assert_eq!(error.kind(), PersistErrorKind::NotRegular);
     }
 
     #[cfg(unix)]

@@ -4,13 +4,17 @@
 //! wrapper that reads it on a miss and writes it after a fetch (`persisted.rs`).
 //!
 //! - `msal_schema.rs`: MSAL's unified token cache JSON (the other SDKs' and az's format);
-//! - `file.rs`, `lock.rs`: the file readable by its user only, and the lock around updates.
+//! - `file.rs`, `lock.rs`: the file readable by its user only, and the lock around updates;
+//! - `secret_service.rs` (feature `secret-service`): the document as a secret of the Linux
+//!   Secret Service, the file then only a change signal.
 
 mod error;
 mod file;
 mod lock;
 pub(crate) mod msal_schema;
 mod persisted;
+#[cfg(feature = "secret-service")]
+mod secret_service;
 #[cfg(test)]
 mod tests;
 
@@ -48,11 +52,14 @@ const NAME: &str = "TokenCachePersistence";
 /// signed in here, and the other way round), in `~/.IdentityService/<name>.nocae` (and `.cae`
 /// for CAE tokens; `%LOCALAPPDATA%\.IdentityService` on Windows).
 ///
-/// **Encryption**: this version has no encrypted store yet (the Secret Service, the Keychain
-/// and DPAPI come next), so a credential with persistence fails to build unless
-/// [`allow_unencrypted_storage`](Self::allow_unencrypted_storage) is set: then the file is
-/// readable and writable by its user only (`0600` in a `0700` directory), written atomically,
-/// and refused if another user owns it.
+/// **Encryption**: on Linux with the crate's feature `secret-service`, the tokens are a secret
+/// of the Secret Service (GNOME Keyring, KWallet) on the D-Bus session bus of the credential's
+/// environment, as Python's azure-identity keeps them (the file is then only a change signal).
+/// Without it (no feature, no session bus, a locked or missing keyring; and on macOS and Windows,
+/// whose Keychain and DPAPI stores are not built yet) a credential with persistence fails to
+/// build unless [`allow_unencrypted_storage`](Self::allow_unencrypted_storage) is set: then the
+/// file is readable and writable by its user only (`0600` in a `0700` directory), written
+/// atomically, and refused if another user owns it.
 ///
 /// ```
 /// use azure_credentials::{ClientSecretCredential, TokenCachePersistence};
@@ -126,14 +133,21 @@ impl TokenCachePersistence {
             )
             .with_fix("use letters, digits, '.', '-' and '_' (the default is msal.cache)"));
         }
-        if !self.allow_unencrypted_storage {
+        let secret_bus = encrypted_store(env);
+        if secret_bus.is_err() && !self.allow_unencrypted_storage {
+            let why = match &secret_bus {
+                Err(Some(why)) => format!("the Secret Service was not reachable ({why})"),
+                _ => "this build has no encrypted store (the Secret Service needs the crate's \
+                      feature secret-service; the Keychain and DPAPI stores are not built yet)"
+                    .to_owned(),
+            };
             return Err(Error::new(
                 ErrorKind::Unavailable,
                 credential,
-                "no encrypted token store is available to this version of the crate (the Secret Service, Keychain and DPAPI stores are not built yet)",
+                format!("no encrypted token store is available: {why}"),
             )
             .with_fix(
-                "set TokenCachePersistence::allow_unencrypted_storage(true) to keep tokens in a file readable by this user only, or leave persistence off",
+                "on Linux, build with the feature secret-service and run a Secret Service (GNOME Keyring, KWallet) with an unlocked keyring on the session bus (DBUS_SESSION_BUS_ADDRESS); or set TokenCachePersistence::allow_unencrypted_storage(true) to keep tokens in a file readable by this user only; or leave persistence off",
             ));
         }
         let Some(dir) = directory(env) else {
@@ -146,10 +160,64 @@ impl TokenCachePersistence {
                 "set HOME (USERPROFILE / LOCALAPPDATA on Windows), or leave persistence off",
             ));
         };
+        let bus = secret_bus.ok();
+        let at = |suffix: &str| {
+            let file = format!("{}{suffix}", self.name);
+            PersistentCache::at(dir.join(&file), Backend::new(bus.as_deref(), file))
+        };
         Ok(PersistedCaches {
-            plain: PersistentCache::at(dir.join(format!("{}.nocae", self.name))),
-            cae: PersistentCache::at(dir.join(format!("{}.cae", self.name))),
+            plain: at(".nocae"),
+            cae: at(".cae"),
         })
+    }
+}
+
+/// The session bus address of a Secret Service that answers; else why not (`None`: the
+/// feature is off or there is no session bus to ask).
+#[cfg(feature = "secret-service")]
+fn encrypted_store(env: &Env) -> Result<String, Option<String>> {
+    let address = secret_service::session_bus(env).ok_or(None)?;
+    match secret_service::available(&address) {
+        Ok(()) => Ok(address),
+        Err(error) => {
+            tracing::debug!(error = %error, "the Secret Service is not available to the persistent token cache");
+            Err(Some(error.to_string()))
+        }
+    }
+}
+
+#[cfg(not(feature = "secret-service"))]
+fn encrypted_store(_env: &Env) -> Result<String, Option<String>> {
+    Err(None)
+}
+
+/// Where a cache document is kept.
+enum Backend {
+    /// In the file itself.
+    File,
+    /// In the Secret Service; the file is a change signal.
+    #[cfg(feature = "secret-service")]
+    SecretService(secret_service::SecretStore),
+}
+
+impl Backend {
+    /// The Secret Service at `bus` (a secret named by the file name `file`), else the file.
+    #[cfg_attr(not(feature = "secret-service"), allow(unused_variables))]
+    fn new(bus: Option<&str>, file: String) -> Backend {
+        #[cfg(feature = "secret-service")]
+        if let Some(bus) = bus {
+            return Backend::SecretService(secret_service::SecretStore::new(bus, file));
+        }
+        Backend::File
+    }
+
+    /// What tells caches of the same file apart: the bus of their Secret Service.
+    fn key(&self) -> Option<&str> {
+        match self {
+            Backend::File => None,
+            #[cfg(feature = "secret-service")]
+            Backend::SecretService(store) => Some(store.address()),
+        }
     }
 }
 
@@ -166,7 +234,9 @@ fn directory(env: &Env) -> Option<PathBuf> {
 
 /// One persistent cache document, shared by every credential of the process that uses it.
 pub(crate) struct PersistentCache {
+    /// The document (`Backend::File`) or its change signal.
     store: FileStore,
+    backend: Backend,
     lock_path: PathBuf,
     /// What was read last, and the store's stamp then: re-read only when the stamp changed.
     loaded: Mutex<Option<(file::FileStamp, Arc<MsalCache>)>>,
@@ -181,16 +251,18 @@ impl fmt::Debug for PersistentCache {
 }
 
 impl PersistentCache {
-    /// The process's one cache at `path`.
-    fn at(path: PathBuf) -> Arc<PersistentCache> {
-        static OPEN: OnceLock<Mutex<HashMap<PathBuf, Arc<PersistentCache>>>> = OnceLock::new();
+    /// The process's one cache at `path` in `backend`.
+    fn at(path: PathBuf, backend: Backend) -> Arc<PersistentCache> {
+        type Key = (PathBuf, Option<String>);
+        static OPEN: OnceLock<Mutex<HashMap<Key, Arc<PersistentCache>>>> = OnceLock::new();
         let mut open = OPEN.get_or_init(Default::default).lock();
-        open.entry(path.clone())
+        open.entry((path.clone(), backend.key().map(str::to_owned)))
             .or_insert_with(|| {
                 let mut lock_path = path.clone().into_os_string();
                 lock_path.push(".lockfile");
                 Arc::new(PersistentCache {
                     store: FileStore::new(path),
+                    backend,
                     lock_path: PathBuf::from(lock_path),
                     loaded: Mutex::new(None),
                 })
@@ -211,9 +283,16 @@ impl PersistentCache {
             CrossProcessLock::acquire(&self.lock_path, LOCK_TIMEOUT).map_err(persist_error)?;
         let mut document = (*self.load_fresh()?).clone();
         f(&mut document);
-        self.store
-            .write(&document.to_bytes())
-            .map_err(persist_error)?;
+        let bytes = document.to_bytes();
+        match &self.backend {
+            Backend::File => self.store.write(&bytes),
+            #[cfg(feature = "secret-service")]
+            Backend::SecretService(secret) => secret.write(&bytes).and_then(|()| {
+                self.store
+                    .touch(crate::system::Clock::system().now().into())
+            }),
+        }
+        .map_err(persist_error)?;
         *self.loaded.lock() = self.store.stamp().map(|stamp| (stamp, Arc::new(document)));
         Ok(())
     }
@@ -237,11 +316,26 @@ impl PersistentCache {
     /// warning) and the cache starts empty: a corrupt file never fails a token request.
     fn load_fresh(&self) -> Result<Arc<MsalCache>, Error> {
         let stamp = self.store.stamp();
-        let bytes = self.store.read().map_err(persist_error)?;
+        let bytes = match &self.backend {
+            Backend::File => self.store.read(),
+            #[cfg(feature = "secret-service")]
+            Backend::SecretService(secret) => secret.read(),
+        }
+        .map_err(persist_error)?;
         let document = match bytes {
             None => MsalCache::empty(),
             Some(bytes) => match MsalCache::parse(&bytes) {
                 Ok(document) => document,
+                #[cfg(feature = "secret-service")]
+                Err(error) if !matches!(self.backend, Backend::File) => {
+                    // A secret cannot be set aside; the next write replaces it.
+                    tracing::warn!(
+                        path = %self.store.path().display(),
+                        error = %error,
+                        "the persistent token cache in the Secret Service is not a token cache document; starting empty"
+                    );
+                    MsalCache::empty()
+                }
                 Err(error) => {
                     let aside = self
                         .store
