@@ -196,11 +196,9 @@ async fn a_token_we_persisted_is_python_azure_identitys_without_a_request() {
 
 /// msal-extensions as `pip install azure-identity` installs it (without portalocker) locks the
 /// cache by creating `msal.cache.nocae.lockfile` exclusively and deleting it afterwards; ours
-/// (`cache::persist::lock`) flocks that file and leaves it in place, so every later Python
-/// write waits 5 s for it and fails ("Unable to obtain lock"). Un-ignore when the lock also
-/// speaks msal-extensions' file protocol.
+/// speaks that protocol too (and flocks the file, as portalocker does), so Python can write
+/// after we did. (Before our lock deleted its file, Python's write waited 5 s and failed.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "our lock file is left behind; msal-extensions' file lock then fails (see the doc)"]
 async fn python_azure_identity_writes_a_cache_we_wrote_before() {
     let Some(python) = azure_identity() else {
         return;
