@@ -603,7 +603,7 @@ mod tests {
             let own_gid = rustix::process::getegid().as_raw();
             std::os::unix::fs::chown(&cache_dir, None, Some(own_gid)).unwrap();
         } else {
-            println!("SKIPPED: the foreign-group case needs root");
+            eprintln!("SKIPPED: the foreign-group case needs root");
         }
         // What Python's msal-extensions creates (os.makedirs under umask 022 or, with a user
         // private group, 002): accepted.
@@ -671,7 +671,7 @@ mod tests {
     #[test]
     fn a_file_or_directory_of_another_user_is_refused() {
         if !rustix::process::geteuid().is_root() {
-            println!("SKIPPED: changing a file's owner needs root");
+            eprintln!("SKIPPED: changing a file's owner needs root");
             return;
         }
         let nobody = Some(65534);

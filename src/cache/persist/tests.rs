@@ -204,7 +204,9 @@ const HOLDER_LOCKED: &str = "persist-test-holder-locked";
 /// Takes the lock, prints [`HOLDER_LOCKED`], and holds it until its stdin closes.
 fn holder_child(path: &Path) {
     let _lock = CrossProcessLock::acquire(&lock_path(path), CHILD_LOCK_TIMEOUT).unwrap();
-    println!("{HOLDER_LOCKED}");
+    let mut out = std::io::stdout();
+    let _ = std::io::Write::write_all(&mut out, format!("{HOLDER_LOCKED}\n").as_bytes());
+    let _ = std::io::Write::flush(&mut out);
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut rest);
 }
