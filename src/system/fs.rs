@@ -243,13 +243,20 @@ fn read_regular_nofollow(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
     if metadata.len() > max_bytes {
         return Err(too_large(max_bytes));
     }
+    // A link swapped in after the check fails to open (ELOOP); a FIFO opens at once instead
+    // of waiting for a writer, and is refused below.
+    read_open_file(open_for_read_nofollow(path)?, max_bytes)
+}
+
+/// Opens `path` for reading without following a final symbolic link (Unix: `O_NOFOLLOW`, and
+/// `O_NONBLOCK` so a FIFO opens at once instead of waiting for a writer; Windows: the reparse
+/// point itself). The caller checks what it opened (`fstat`).
+pub(crate) fn open_for_read_nofollow(path: &Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        // A link swapped in after the check fails to open (ELOOP); a FIFO opens at once
-        // instead of waiting for a writer, and is refused below.
         let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
         options.custom_flags(flags.bits() as i32);
     }
@@ -260,7 +267,7 @@ fn read_regular_nofollow(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
         const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
         options.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
     }
-    read_open_file(options.open(path)?, max_bytes)
+    options.open(path)
 }
 
 /// Reads an open file if it is a regular file of at most `max_bytes`.

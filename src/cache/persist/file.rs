@@ -375,22 +375,7 @@ fn io_error(doing: &str, path: &Path, source: io::Error) -> PersistError {
 /// Opens for reading without following a final symbolic link; a FIFO opens at once (and is
 /// refused after `fstat`) instead of waiting for a writer.
 fn open_for_read(path: &Path) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
-        options.custom_flags(flags.bits() as i32);
-    }
-    #[cfg(windows)]
-    {
-        use std::os::windows::fs::OpenOptionsExt;
-        /// Opens a link (reparse point) itself rather than its target.
-        const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
-        options.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
-    }
-    options.open(path)
+    crate::system::open_for_read_nofollow(path)
 }
 
 /// `{name}.tmp-`: the prefix of every temp file of the cache file `name`.
