@@ -125,6 +125,25 @@ async fn run(mut args: Args) -> Result<(), Error> {
         .ok()
         .and_then(|json| AuthenticationRecord::deserialize(&json).ok());
 
+    // The options both builders have, set the same way.
+    macro_rules! with_options {
+        ($builder:expr) => {{
+            let mut b = $builder;
+            if let Some(v) = &args.authority {
+                b = b.authority_host(v);
+            }
+            if let Some(v) = &args.tenant {
+                b = b.tenant_id(v);
+            }
+            if let Some(v) = &args.client_id {
+                b = b.client_id(v);
+            }
+            if let Some(v) = &persistence {
+                b = b.persistence(v.clone());
+            }
+            b
+        }};
+    }
     let build = |record: Option<AuthenticationRecord>,
                  silent: bool|
      -> Result<Arc<dyn Credential>, Error> {
@@ -141,44 +160,20 @@ async fn run(mut args: Args) -> Result<(), Error> {
             } else {
                 b = b.executor(Arc::new(TokioExecutor::new()));
             }
-            if let Some(v) = &args.authority {
-                b = b.authority_host(v);
-            }
-            if let Some(v) = &args.tenant {
-                b = b.tenant_id(v);
-            }
-            if let Some(v) = &args.client_id {
-                b = b.client_id(v);
-            }
             if let Some(v) = record {
                 b = b.authentication_record(v);
             }
-            if let Some(v) = &persistence {
-                b = b.persistence(v.clone());
-            }
-            Ok(Arc::new(b.build()?))
+            Ok(Arc::new(with_options!(b).build()?))
         } else {
             let mut b = DeviceCodeCredential::builder()
                 .env(env.clone())
                 .timeout(timeout)
                 .disable_automatic_authentication(silent)
                 .prompt(|code| eprintln!("{}", code.message()));
-            if let Some(v) = &args.authority {
-                b = b.authority_host(v);
-            }
-            if let Some(v) = &args.tenant {
-                b = b.tenant_id(v);
-            }
-            if let Some(v) = &args.client_id {
-                b = b.client_id(v);
-            }
             if let Some(v) = record {
                 b = b.authentication_record(v);
             }
-            if let Some(v) = &persistence {
-                b = b.persistence(v.clone());
-            }
-            Ok(Arc::new(b.build()?))
+            Ok(Arc::new(with_options!(b).build()?))
         }
     };
 

@@ -536,12 +536,6 @@ impl GrantAnswer {
         }
         response::oauth_error(&self.response)
     }
-
-    /// When the request was sent (what `expires_in` counts from).
-    #[allow(dead_code)]
-    pub(crate) fn started(&self) -> OffsetDateTime {
-        self.started
-    }
 }
 
 /// The `scope` of a user grant: the requested scopes and the OpenID Connect ones that bring a
