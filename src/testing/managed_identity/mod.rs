@@ -101,6 +101,9 @@ impl MockManagedIdentity {
     /// The `client_id` of the tokens the mock issues when the request names none.
     pub const DEFAULT_CLIENT_ID: &'static str = "7a1d5c9e-3f2b-4e8a-9c6d-0b1e2f3a4b5c";
 
+    /// The tenant (`tid`, and in `iss`) of [`MockReply::jwt`]'s tokens.
+    pub const TENANT_ID: &'static str = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f";
+
     /// Binds `127.0.0.1:0` and starts serving on the current tokio runtime (current-thread or
     /// multi-thread). Each connection is served on its own task.
     ///

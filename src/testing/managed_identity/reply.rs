@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use super::MockManagedIdentity;
 use super::protocol::{Protocol, Settings, TokenFields, imds_error, resource};
 use crate::Secret;
@@ -80,6 +83,8 @@ enum ReplyKind {
 enum TokenValue {
     /// `mock-imds-token-<n>`.
     Auto,
+    /// An Entra-shaped JWT whose signature part is `mock-imds-token-<n>`.
+    Jwt,
     Fixed(Secret),
 }
 
@@ -92,6 +97,24 @@ impl MockReply {
     /// Leak tests can look for the `mock-imds-token-` prefix in logs and error messages.
     pub fn auto_token() -> Self {
         MockReply::token_of(TokenValue::Auto)
+    }
+
+    /// A token shaped like an Entra ID access token, for resources that read it (Azurite's OAuth
+    /// mode, a test's own checks): an unsigned JWT, header `{"typ":"JWT","alg":"RS256","kid":"mock"}`,
+    /// claims
+    ///
+    /// ```text
+    /// {"aud":"<the requested resource>","iss":"https://sts.windows.net/<TENANT_ID>/","iat":…,"nbf":…,"exp":…,
+    ///  "appid":"<client id>","appidacr":"2","idtyp":"app","oid":"…","sub":"…","tid":"<TENANT_ID>","ver":"1.0"}
+    /// ```
+    ///
+    /// `iat` and `nbf` are the mock's clock at the request and `exp` is `expires_in` (3600
+    /// seconds unless [changed](Self::expires_in)) later, as `expires_on` says; `appid` is the
+    /// `client_id` the reply names; `tid` is [`MockManagedIdentity::TENANT_ID`]. The signature
+    /// part is `mock-imds-token-<n>`, numbered as [`auto_token`](Self::auto_token)'s tokens, so
+    /// leak tests find these tokens by the same prefix.
+    pub fn jwt() -> Self {
+        MockReply::token_of(TokenValue::Jwt)
     }
 
     /// A token with this value, expiring in 3600 seconds.
@@ -229,10 +252,6 @@ impl MockReply {
                 client_id: named_client_id,
             } => {
                 *tokens_issued += 1;
-                let value = match value {
-                    TokenValue::Auto => format!("mock-imds-token-{tokens_issued}"),
-                    TokenValue::Fixed(secret) => secret.expose().to_owned(),
-                };
                 let resource = resource(request).unwrap_or_default();
                 let echo = protocol.echoes_ids(settings);
                 let client_id = protocol.requested_client_id(request).filter(|_| echo);
@@ -240,6 +259,13 @@ impl MockReply {
                     .as_deref()
                     .or(client_id)
                     .unwrap_or(MockManagedIdentity::DEFAULT_CLIENT_ID);
+                let value = match value {
+                    TokenValue::Auto => format!("mock-imds-token-{tokens_issued}"),
+                    TokenValue::Jwt => {
+                        entra_jwt(&resource, client_id, now, expires_in, *tokens_issued)
+                    }
+                    TokenValue::Fixed(secret) => secret.expose().to_owned(),
+                };
                 let fields = TokenFields {
                     access_token: &value,
                     resource: &resource,
@@ -269,3 +295,31 @@ impl MockReply {
         Outgoing::scripted(action, self.delivery)
     }
 }
+
+/// [`MockReply::jwt`]'s token: an unsigned JWT with the claims of an Entra ID v1 access token
+/// issued to a managed identity.
+fn entra_jwt(resource: &str, client_id: &str, now: i64, expires_in: u64, number: u64) -> String {
+    let tenant = MockManagedIdentity::TENANT_ID;
+    let claims = serde_json::json!({
+        "aud": resource,
+        "iss": format!("https://sts.windows.net/{tenant}/"),
+        "iat": now,
+        "nbf": now,
+        "exp": now.saturating_add(i64::try_from(expires_in).unwrap_or(i64::MAX)),
+        "appid": client_id,
+        "appidacr": "2",
+        "idtyp": "app",
+        "oid": MANAGED_IDENTITY_OBJECT_ID,
+        "sub": MANAGED_IDENTITY_OBJECT_ID,
+        "tid": tenant,
+        "ver": "1.0",
+    });
+    format!(
+        "{}.{}.mock-imds-token-{number}",
+        URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"RS256","kid":"mock"}"#),
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+    )
+}
+
+/// The object id in [`MockReply::jwt`]'s tokens.
+const MANAGED_IDENTITY_OBJECT_ID: &str = "5e0b6a1f-9c3d-4f27-8a41-2d7c6b9e0f13";
