@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests. Each test binary declares `mod support;` and uses
 //! the parts it needs:
 //!
+//! - [`azurite`]: Azurite, the Azure Storage emulator, as a child process in OAuth mode over
+//!   HTTPS, and a client that trusts it;
 //! - [`cache`]: a deterministic token cache on a manual clock;
 //! - [`callers`]: many callers of one credential at once;
 //! - [`default_chain`]: `DefaultAzureCredential` on made-up machines;
@@ -47,6 +49,7 @@ macro_rules! listed_enum {
 #[allow(unused_imports)]
 pub(crate) use listed_enum;
 
+pub mod azurite;
 pub mod cache;
 pub mod callers;
 pub mod default_chain;
