@@ -214,3 +214,50 @@ async fn an_expired_token_gets_azurites_403_the_token_is_expired() {
 fn writeln_shown(case: &str, shown: &str) {
     eprintln!("what the user sees ({case}): {shown}");
 }
+
+/// The official Blob client (`azure_storage_blob`) with our credential through
+/// `AzureCoreCredential`, over an azure_core transport that trusts Azurite's certificate.
+#[cfg(feature = "azure_core")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_blob_client_creates_uploads_downloads_and_deletes_with_azure_core_credential()
+{
+    use azure_core::http::{RequestContent, Transport};
+    use azure_credentials::interop::AzureCoreCredential;
+    use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
+
+    let Some(azurite) = Azurite::start("azure-storage-blob").await else {
+        return;
+    };
+    let imds = azurite::managed_identity().await;
+    let credential = Arc::new(AzureCoreCredential::new(default_credential(&imds)));
+    let mut options = BlobContainerClientOptions::default();
+    options.client_options.transport = Some(Transport::new(Arc::new(azurite.client())));
+    let container = BlobContainerClient::new(
+        azurite.container_url("sdk"),
+        Some(credential),
+        Some(options),
+    )
+    .unwrap();
+
+    container.create(None).await.unwrap();
+    let blob = container.blob_client("greeting.txt");
+    blob.upload(RequestContent::from(b"hello from the SDK".to_vec()), None)
+        .await
+        .unwrap();
+    let body = blob
+        .download(None)
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(&body[..], b"hello from the SDK");
+    assert!(blob.exists().await.unwrap());
+    blob.delete(None).await.unwrap();
+    assert!(!blob.exists().await.unwrap());
+    container.delete(None).await.unwrap();
+    assert!(!container.exists().await.unwrap());
+
+    assert_eq!(imds.token_request_count(), 1, "{:?}", imds.requests());
+}
