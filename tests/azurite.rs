@@ -17,12 +17,11 @@ use std::time::Duration;
 
 use azure_credentials::interop::ObjectStoreCredential;
 use azure_credentials::system::{Clock, ManualClock};
-use azure_credentials::testing::MockManagedIdentity;
 use azure_credentials::{DefaultAzureCredential, TokenCache, TokenCredential};
 use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
 use object_store::path::Path;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload};
-use support::azurite::{self, ACCOUNT, Azurite};
+use support::azurite::{self, ACCOUNT, Azurite, default_credential};
 
 const CONTAINER: &str = "data";
 
@@ -47,13 +46,6 @@ fn store(azurite: &Azurite, credential: ObjectStoreCredential) -> MicrosoftAzure
         .unwrap()
 }
 
-/// The default chain on a machine whose only identity is the mock managed identity.
-fn default_credential(imds: &MockManagedIdentity) -> DefaultAzureCredential {
-    support::default_chain::only_managed_identity(imds.imds_endpoint())
-        .build()
-        .unwrap()
-}
-
 /// The storage token `credential` gives (to create the container with).
 async fn storage_token(credential: &DefaultAzureCredential) -> String {
     let token = credential
@@ -71,9 +63,8 @@ async fn object_store_puts_lists_gets_and_deletes_blobs_in_azurite_with_the_defa
     install_ring();
     let imds = azurite::managed_identity().await;
     let credential = default_credential(&imds);
-    azurite
-        .create_container(&storage_token(&credential).await, CONTAINER)
-        .await;
+    let token = storage_token(&credential).await;
+    azurite.create_container(&token, CONTAINER).await;
     let store = store(&azurite, ObjectStoreCredential::new(credential));
 
     let hello = Path::from("reports/2026/hello.txt");
@@ -120,6 +111,18 @@ async fn object_store_puts_lists_gets_and_deletes_blobs_in_azurite_with_the_defa
         .unwrap();
     assert_eq!(listed.objects.len(), 1, "{listed:?}");
     assert_eq!(listed.objects[0].location, other);
+
+    // The same blob over the plain REST API, as a reqwest program asks for it.
+    let response = azurite
+        .client()
+        .get(azurite.blob_url(CONTAINER, "reports/2026/other.bin"))
+        .bearer_auth(&token)
+        .header("x-ms-version", azurite::API_VERSION)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap(), vec![7u8; 4096]);
 
     // The container, seven store requests: one token.
     assert_eq!(imds.token_request_count(), 1, "{:?}", imds.requests());

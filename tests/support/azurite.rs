@@ -19,11 +19,12 @@
 //!
 //! ```ignore
 //! let Some(azurite) = Azurite::start("my-test").await else { return };
-//! let imds = support::azurite::managed_identity().await;     // issues storage JWTs
-//! let credential = support::default_chain::only_managed_identity(imds.imds_endpoint()).build()?;
+//! let imds = azurite::managed_identity().await;        // the mock, issuing Entra-shaped JWTs
+//! let credential = azurite::default_credential(&imds); // the chain finding it
 //! azurite.create_container(&azurite.setup_token(), "data").await;
-//! let client = azurite.client();                              // trusts the certificate
-//! let url = azurite.container_url("data");                    // https://127.0.0.1:PORT/devstoreaccount1/data
+//! let client = azurite.client();                       // reqwest, trusting the certificate
+//! let blob = azurite.blob_url("data", "hello.txt");    // https://127.0.0.1:PORT/devstoreaccount1/data/hello.txt
+//! // PUT it with `x-ms-blob-type: BlockBlob` and `x-ms-version: azurite::API_VERSION`.
 //! ```
 
 use std::path::PathBuf;
@@ -31,6 +32,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use azure_credentials::DefaultAzureCredential;
 use azure_credentials::system::{Clock, Env};
 use azure_credentials::testing::{MockManagedIdentity, MockReply};
 use parking_lot::Mutex;
@@ -170,6 +172,14 @@ impl Azurite {
         url
     }
 
+    /// `https://127.0.0.1:PORT/devstoreaccount1/{container}/{blob}` (`blob`'s `/` separate
+    /// path segments).
+    pub fn blob_url(&self, container: &str, blob: &str) -> Url {
+        let mut url = self.container_url(container);
+        url.path_segments_mut().unwrap().extend(blob.split('/'));
+        url
+    }
+
     /// The server's (self-signed) certificate, to trust.
     pub fn certificate(&self) -> &CertificateDer<'static> {
         &self.certificate
@@ -283,6 +293,14 @@ pub fn storage_jwt(now: i64, audience: &str) -> String {
         "tid": MockManagedIdentity::TENANT_ID,
     });
     super::jwt::jwt(&claims.to_string(), "test-setup-signature")
+}
+
+/// `DefaultAzureCredential` on a machine whose only identity is `imds` (see
+/// [`managed_identity`]), with a cache of its own.
+pub fn default_credential(imds: &MockManagedIdentity) -> DefaultAzureCredential {
+    super::default_chain::only_managed_identity(imds.imds_endpoint())
+        .build()
+        .unwrap()
 }
 
 /// A managed identity (the mock) whose tokens are JWTs with Entra's claims for the requested
