@@ -27,6 +27,7 @@
 //! // PUT it with `x-ms-blob-type: BlockBlob` and `x-ms-version: azurite::API_VERSION`.
 //! ```
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -92,11 +93,16 @@ pub fn executable() -> Option<PathBuf> {
             "Azurite is required ({REQUIRE}) but {AZURITE_BLOB} is unset and azurite-blob is not on PATH"
         );
     }
-    // Test binaries may print; the harness shows it with --nocapture.
-    eprintln!(
-        "SKIPPED: the Azurite tests need Azurite: run .ci/run, or `npm install --prefix DIR azurite` \
-         and set {AZURITE_BLOB}=DIR/node_modules/.bin/azurite-blob"
-    );
+    // Straight to stderr, past the test harness's capture (a skip must be seen), in one write,
+    // once per test binary.
+    static SKIP_NOTICE: std::sync::Once = std::sync::Once::new();
+    SKIP_NOTICE.call_once(|| {
+        let notice = format!(
+            "\nSKIPPED: the Azurite tests need Azurite: run .ci/run, or `npm install --prefix DIR \
+             azurite` and set {AZURITE_BLOB}=DIR/node_modules/.bin/azurite-blob\n"
+        );
+        let _ = std::io::stderr().write_all(notice.as_bytes());
+    });
     None
 }
 
