@@ -131,7 +131,9 @@ async fn object_store_puts_lists_gets_and_deletes_blobs_in_azurite_with_the_defa
 }
 
 /// The error of a store request Azurite refused: object_store's `PermissionDenied` carrying the
-/// status and Azurite's XML error.
+/// status and Azurite's XML error. (Azure Storage itself answers these tokens `401`
+/// `InvalidAuthenticationInfo` with a challenge, which object_store reports as `Unauthenticated`;
+/// Azurite answers as the service did before API version 2019-12-12.)
 fn assert_refused(error: &object_store::Error, detail: &str, token: &str) -> String {
     let shown = error.to_string();
     assert!(
