@@ -166,30 +166,40 @@ impl BearerAuth {
         &self.scopes
     }
 
-    async fn token(&self, ask: Option<&Ask>) -> Result<AccessToken, Error> {
-        let challenged;
-        let (scopes, options) = match ask {
-            None => (
-                self.scopes.iter().map(String::as_str).collect(),
-                &self.options,
-            ),
-            Some(ask) => {
-                let mut options = self.options.clone();
-                if let Some(tenant) = &ask.tenant {
-                    options = options.with_tenant_id(tenant.as_str());
-                }
-                if let Some(claims) = &ask.claims {
-                    options = options.with_claims(claims.as_str());
-                }
-                challenged = options;
-                let scopes: Vec<&str> = match &ask.scope {
-                    Some(scope) => vec![scope.as_str()],
-                    None => self.scopes.iter().map(String::as_str).collect(),
-                };
-                (scopes, &challenged)
+    /// A token for `scopes` with `options` (no allocation for the usual single scope).
+    async fn token(
+        &self,
+        scopes: &[String],
+        options: &TokenRequestOptions,
+    ) -> Result<AccessToken, Error> {
+        match scopes {
+            [scope] => {
+                self.credential
+                    .get_token(&[scope.as_str()], Some(options))
+                    .await
             }
+            scopes => {
+                let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+                self.credential.get_token(&scopes, Some(options)).await
+            }
+        }
+    }
+
+    /// The token a challenge asks for: its scope (else the configured ones), its tenant, its
+    /// claims.
+    async fn answer(&self, ask: &Ask) -> Result<AccessToken, Error> {
+        let mut options = self.options.clone();
+        if let Some(tenant) = &ask.tenant {
+            options = options.with_tenant_id(tenant.as_str());
+        }
+        if let Some(claims) = &ask.claims {
+            options = options.with_claims(claims.as_str());
+        }
+        let scopes = match &ask.scope {
+            Some(scope) => std::slice::from_ref(scope),
+            None => &self.scopes,
         };
-        self.credential.get_token(&scopes, Some(options)).await
+        self.token(scopes, &options).await
     }
 }
 
@@ -235,7 +245,10 @@ impl Middleware for BearerAuth {
         if request.headers().contains_key(AUTHORIZATION) {
             return next.run(request, extensions).await;
         }
-        let token = self.token(None).await.map_err(middleware_error)?;
+        let token = self
+            .token(&self.scopes, &self.options)
+            .await
+            .map_err(middleware_error)?;
         authorize(&mut request, &token).map_err(middleware_error)?;
         // Taken before sending: the request is consumed. None for a streaming body.
         let again = request.try_clone();
@@ -282,7 +295,7 @@ impl Middleware for BearerAuth {
             claims = ask.claims.is_some(),
             "answering a 401 challenge with a new token"
         );
-        let token = self.token(Some(&ask)).await.map_err(middleware_error)?;
+        let token = self.answer(&ask).await.map_err(middleware_error)?;
         authorize(&mut again, &token).map_err(middleware_error)?;
         next.run(again, extensions).await
     }
