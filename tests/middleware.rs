@@ -198,6 +198,24 @@ async fn a_key_vault_challenge_gets_a_token_for_its_tenant_and_scope() {
 }
 
 #[tokio::test]
+async fn a_configured_tenant_is_asked_for_from_the_first_request() {
+    let (_, credential) = mock_on_manual_clock();
+    let server = StandIn::start(|_| Response::new("200 OK")).await;
+    let auth = BearerAuth::new(credential.clone(), [VAULT_SCOPE])
+        .unwrap()
+        .with_tenant_id(OTHER_TENANT);
+    let client = client(&server, &["myvault.vault.azure.net"], auth);
+    let response = client
+        .get(url("myvault.vault.azure.net", &server, "/keys"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(server.requests().len(), 1);
+    assert_eq!(credential.requests()[0].tenant_id(), Some(OTHER_TENANT));
+}
+
+#[tokio::test]
 async fn a_challenges_scope_replaces_the_configured_one_within_the_domain() {
     let (_, credential) = mock_on_manual_clock();
     let challenge = format!(

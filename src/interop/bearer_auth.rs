@@ -148,6 +148,16 @@ impl BearerAuth {
         self
     }
 
+    /// The tenant tokens are asked for in (default: the credential's own), for a resource in
+    /// another tenant. Without it such a resource (a Key Vault, say) answers each request with
+    /// a challenge naming its tenant, which the middleware answers at the cost of a second
+    /// round trip per request; the credential must allow the tenant either way (see
+    /// `additionally_allowed_tenants` on the credentials' builders), and checks it.
+    pub fn with_tenant_id(mut self, tenant: impl Into<String>) -> Self {
+        self.options = self.options.with_tenant_id(tenant);
+        self
+    }
+
     /// Whether a challenge's resource must be in the request's domain (default: yes). Turn it
     /// off only for clients that talk to servers you trust: a server may then ask for a token
     /// for any resource the credential can reach, and receive it.
@@ -209,6 +219,7 @@ impl fmt::Debug for BearerAuth {
         f.debug_struct("BearerAuth")
             .field("credential", &self.credential)
             .field("scopes", &self.scopes)
+            .field("tenant_id", &self.options.tenant_id())
             .field("enable_cae", &self.options.enable_cae())
             .field("verify_challenge_resource", &self.verify_challenge_resource)
             .finish()
