@@ -84,6 +84,9 @@
 //! - `azure_core`: [`interop::AzureCoreCredential`], any credential of this crate for the
 //!   official Azure SDK's clients (azure_core 1.x).
 //! - `object_store`: [`interop::ObjectStoreCredential`], for `object_store`'s Azure store.
+//! - `reqwest-middleware`: [`interop::BearerAuth`], bearer tokens on plain reqwest calls (with
+//!   CAE and Key Vault challenges answered), and [`interop::HmacAuth`], Communication Services
+//!   requests signed with an access key.
 //! - `testing`: [`testing`], loopback mocks of the identity endpoints (and of the CI systems'
 //!   OIDC endpoints) and scripted credentials and processes, for your tests.
 //!
@@ -115,7 +118,8 @@
 //!                      (azure_powershell.rs); devtool.rs and options.rs are what they share
 //! communication/       AccessKeyCredential (access_key/: signing, connection strings),
 //!                      UserTokenCredential (Communication Services)
-//! interop/             adapters for azure_core and object_store (features)
+//! interop/             adapters for azure_core, object_store and reqwest-middleware (features);
+//!                      challenge.rs + www_authenticate.rs read 401 challenges
 //! cache/               TokenCache: cached_credential.rs (the lookup), front.rs (per-thread
 //!                      copies), partition.rs and key.rs (what is stored under what), flight.rs
 //!                      (one fetch per key), policy.rs (refresh times, hard limit, cool-downs);
@@ -154,8 +158,14 @@
 // without hidden `# ` lines, and it is not these docs (they are the shorter overview above).
 // Its examples still compile: under `cargo test --doc` this item carries the README as its
 // docs, so rustdoc compiles every `rust` block in it (`no_run` where it would need Azure).
-// With all features only, since two of them use the `azure_core` and `object_store` adapters.
-#[cfg(all(doctest, feature = "azure_core", feature = "object_store"))]
+// With all features only, since some use the `azure_core`, `object_store` and
+// `reqwest-middleware` adapters.
+#[cfg(all(
+    doctest,
+    feature = "azure_core",
+    feature = "object_store",
+    feature = "reqwest-middleware"
+))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
@@ -179,10 +189,20 @@ pub mod fuzzing;
 #[cfg(all(test, not(fuzzing)))]
 #[allow(unreachable_pub)] // `pub` for the fuzz targets; this build has none
 mod fuzzing;
-#[cfg(any(feature = "azure_core", feature = "object_store"))]
+#[cfg(any(
+    feature = "azure_core",
+    feature = "object_store",
+    feature = "reqwest-middleware",
+    test,
+    fuzzing
+))]
 #[cfg_attr(
     docsrs,
-    doc(cfg(any(feature = "azure_core", feature = "object_store")))
+    doc(cfg(any(
+        feature = "azure_core",
+        feature = "object_store",
+        feature = "reqwest-middleware"
+    )))
 )]
 pub mod interop;
 mod jwt;

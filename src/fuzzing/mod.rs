@@ -20,12 +20,14 @@
 //! (token endpoint answers, certificates, DER), [`ci_oidc`] (the CI systems' OIDC answers,
 //! through whole credentials), [`developer_tools`] (az's files, az, azd and Azure PowerShell
 //! output), [`communication`] (access keys), [`cache`] (deadlines, the persistent cache's MSAL document) and [`shared_parsers`]
-//! (`Retry-After`, the scrubber, JWT claims), [`user`] (signing users in: the device code
+//! (`Retry-After`, the scrubber, JWT claims), [`challenges`] (the `WWW-Authenticate` challenges the
+//! reqwest middleware answers), [`user`] (signing users in: the device code
 //! answer, the browser redirect, id tokens, authentication records). What the whole-credential targets share is in
 //! [`endpoint`] (the in-memory identity endpoint) and [`checks`] (what every outcome is checked
 //! for); this file holds the input reader and the clock.
 
 mod cache;
+mod challenges;
 mod checks;
 mod ci_oidc;
 mod communication;
@@ -39,6 +41,7 @@ mod tests;
 mod user;
 
 pub use cache::{cache_deadlines, msal_cache};
+pub use challenges::www_authenticate;
 pub use ci_oidc::oidc_response;
 pub use communication::access_key;
 pub use developer_tools::{

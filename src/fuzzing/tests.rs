@@ -156,6 +156,11 @@ const TARGETS: &[Target] = &[
         params: &[],
     },
     Target {
+        name: "www_authenticate",
+        run: www_authenticate,
+        params: &[U8],
+    },
+    Target {
         name: "cache_deadlines",
         run: cache_deadlines,
         params: &[I64, I64, I64, U8, U64, U64],
@@ -592,6 +597,11 @@ fn managed_identity_error_bodies_never_panic() {
 #[test]
 fn managed_identity_dates_never_panic() {
     exercise("mi_date", FULL);
+}
+
+#[test]
+fn www_authenticate_challenges_keep_the_middlewares_promises() {
+    exercise("www_authenticate", FULL);
 }
 
 #[test]

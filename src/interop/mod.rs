@@ -4,8 +4,10 @@
 //! | --- | --- | --- |
 //! | `azure_core` | [`AzureCoreCredential`] | the official Azure SDK for Rust: any client that takes an `Arc<dyn azure_core::credentials::TokenCredential>` (azure_core 1.x) |
 //! | `object_store` | [`ObjectStoreCredential`] | Apache Arrow's `object_store` (DataFusion, delta-rs, Polars): `MicrosoftAzureBuilder::with_credentials` (object_store 0.14) |
+//! | `reqwest-middleware` | [`BearerAuth`] | plain REST calls with reqwest: `reqwest_middleware::ClientBuilder::with` (reqwest-middleware 0.5, reqwest 0.13); also answers CAE and Key Vault challenges |
+//! | `reqwest-middleware` | [`HmacAuth`] | Azure Communication Services REST calls signed with an [`AccessKeyCredential`](crate::AccessKeyCredential) |
 //!
-//! Both wrap any [`TokenCredential`](crate::TokenCredential) — a
+//! All but `HmacAuth` wrap any [`TokenCredential`](crate::TokenCredential) — a
 //! [`DefaultAzureCredential`](crate::DefaultAzureCredential), one source, a chain, or your own —
 //! and ask it for a token on every call. That is cheap: the credential's
 //! [cache](crate::TokenCache) answers at once while the token is fresh, refreshes it in the
@@ -16,12 +18,27 @@
 
 #[cfg(feature = "azure_core")]
 mod azure_core;
+#[cfg(feature = "reqwest-middleware")]
+mod bearer_auth;
+#[cfg(feature = "reqwest-middleware")]
+mod hmac_auth;
 #[cfg(feature = "object_store")]
 mod object_store;
+// The challenge reader is HTTP-client independent, and fuzzed (src/fuzzing/, fuzz/).
+#[cfg(any(feature = "reqwest-middleware", test, fuzzing))]
+pub(crate) mod challenge;
+#[cfg(any(feature = "reqwest-middleware", test, fuzzing))]
+mod www_authenticate;
 
 #[cfg(feature = "azure_core")]
 #[cfg_attr(docsrs, doc(cfg(feature = "azure_core")))]
 pub use self::azure_core::AzureCoreCredential;
+#[cfg(feature = "reqwest-middleware")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
+pub use self::bearer_auth::BearerAuth;
+#[cfg(feature = "reqwest-middleware")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
+pub use self::hmac_auth::HmacAuth;
 #[cfg(feature = "object_store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "object_store")))]
 pub use self::object_store::ObjectStoreCredential;

@@ -1,0 +1,574 @@
+//! The reqwest-middleware adapters against loopback servers standing in for Azure services:
+//! `BearerAuth` answering CAE claims challenges and Key Vault tenant challenges (once), refusing
+//! challenges for resources outside the request's domain, leaving a caller's `Authorization`
+//! alone and not resending stream bodies; `HmacAuth` signing every attempt of a retry anew.
+//! No secret in logs: tests/no_secrets_in_logs_middleware.rs.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::header::AUTHORIZATION;
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
+use time::OffsetDateTime;
+use time::macros::{datetime, format_description};
+
+use azure_credentials::interop::{BearerAuth, HmacAuth};
+use azure_credentials::system::ManualClock;
+use azure_credentials::{AccessKeyCredential, Error, ErrorKind};
+use support::cache::mock_on_manual_clock;
+use support::http::{Request, Response, StandIn};
+
+const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const OTHER_TENANT: &str = "f8cdef31-a31e-4b4a-93e4-5f571e91255a";
+const VAULT_SCOPE: &str = "https://vault.azure.net/.default";
+const ARM_SCOPE: &str = "https://management.azure.com/.default";
+/// What a CAE challenge asks for (decoded), as ARM and Graph send it.
+const CLAIMS: &str = r#"{"access_token":{"nbf":{"essential":true,"value":"1603742800"}}}"#;
+
+fn cae_challenge() -> String {
+    format!(
+        r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="insufficient_claims", claims="{}""#,
+        STANDARD.encode(CLAIMS)
+    )
+}
+
+fn key_vault_challenge(tenant: &str, resource: &str) -> String {
+    format!(
+        r#"Bearer authorization="https://login.microsoftonline.com/{tenant}", resource="{resource}""#
+    )
+}
+
+fn unauthorized(challenge: &str) -> Response {
+    Response::new("401 Unauthorized")
+        .header("WWW-Authenticate", challenge)
+        .body(r#"{"error":{"code":"Unauthorized"}}"#)
+}
+
+/// A stand-in answering the first request with `first` and every later one 200.
+async fn challenging(first: Response) -> StandIn {
+    let count = AtomicUsize::new(0);
+    StandIn::start(move |_| match count.fetch_add(1, Ordering::SeqCst) {
+        0 => first.clone(),
+        _ => Response::new("200 OK").body("{\"value\":[]}"),
+    })
+    .await
+}
+
+/// A plain reqwest client (this crate builds reqwest's rustls without a crypto provider; the
+/// program picks ring) resolving `hosts` to the stand-in, wrapped with `middleware`.
+fn client(server: &StandIn, hosts: &[&str], middleware: impl Middleware) -> ClientWithMiddleware {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder();
+    for host in hosts {
+        builder = builder.resolve(host, server.addr());
+    }
+    ClientBuilder::new(builder.build().unwrap())
+        .with(middleware)
+        .build()
+}
+
+fn url(host: &str, server: &StandIn, path: &str) -> String {
+    format!("http://{host}:{}{path}", server.addr().port())
+}
+
+fn bearer(request: &Request) -> Option<&str> {
+    request.header("authorization")?.strip_prefix("Bearer ")
+}
+
+/// The crate's error inside a middleware error.
+fn ours(error: &reqwest_middleware::Error) -> &Error {
+    match error {
+        reqwest_middleware::Error::Middleware(e) => e.downcast_ref::<Error>().unwrap(),
+        other => panic!("not a middleware error: {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// BearerAuth
+
+#[tokio::test]
+async fn requests_carry_the_credentials_token_and_share_its_cache() {
+    let (_, credential) = mock_on_manual_clock();
+    let server = StandIn::start(|_| Response::new("200 OK")).await;
+    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+    let client = client(&server, &["management.azure.com"], auth);
+    for _ in 0..3 {
+        let response = client
+            .get(url("management.azure.com", &server, "/subscriptions"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let seen = server.requests();
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|r| bearer(r) == Some("mock-token-1")));
+    let requests = credential.requests();
+    assert_eq!(requests.len(), 1, "the credential's cache answers");
+    assert_eq!(requests[0].scopes(), [ARM_SCOPE]);
+    assert!(requests[0].enable_cae(), "tokens are asked for with CAE on");
+}
+
+#[tokio::test]
+async fn a_cae_claims_challenge_is_answered_with_a_claims_token_and_one_retry() {
+    let (_, credential) = mock_on_manual_clock();
+    let server = challenging(unauthorized(&cae_challenge())).await;
+    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+    let client = client(&server, &["management.azure.com"], auth);
+
+    let response = client
+        .post(url("management.azure.com", &server, "/subscriptions"))
+        .body("{\"a\":1}")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    let seen = server.requests();
+    assert_eq!(seen.len(), 2, "exactly one retry");
+    assert_eq!(bearer(&seen[0]), Some("mock-token-1"));
+    assert_eq!(bearer(&seen[1]), Some("mock-token-2"), "a new token");
+    assert_eq!(seen[1].body, b"{\"a\":1}", "the body is sent again");
+    let requests = credential.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].claims(), None);
+    assert_eq!(requests[1].claims(), Some(CLAIMS), "the decoded claims");
+    assert_eq!(requests[1].scopes(), [ARM_SCOPE], "the same scopes");
+}
+
+#[tokio::test]
+async fn a_second_challenge_is_returned_as_it_is() {
+    let (_, credential) = mock_on_manual_clock();
+    let challenge = cae_challenge();
+    let server = StandIn::start(move |_| unauthorized(&challenge)).await;
+    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+    let client = client(&server, &["management.azure.com"], auth);
+
+    let response = client
+        .get(url("management.azure.com", &server, "/subscriptions"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 401);
+    assert_eq!(server.requests().len(), 2, "sent at most twice");
+    assert_eq!(credential.fetch_count(), 2);
+}
+
+#[tokio::test]
+async fn a_key_vault_challenge_gets_a_token_for_its_tenant_and_scope() {
+    let (_, credential) = mock_on_manual_clock();
+    let server = challenging(unauthorized(&key_vault_challenge(
+        OTHER_TENANT,
+        "https://vault.azure.net",
+    )))
+    .await;
+    // Configured for the vault's scope in the home tenant; the vault lives in another tenant.
+    let auth = BearerAuth::new(credential.clone(), [VAULT_SCOPE]).unwrap();
+    let client = client(&server, &["myvault.vault.azure.net"], auth);
+
+    let response = client
+        .get(url(
+            "myvault.vault.azure.net",
+            &server,
+            "/secrets/db?api-version=7.5",
+        ))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    let seen = server.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(bearer(&seen[1]), Some("mock-token-2"));
+    let requests = credential.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].tenant_id(), None);
+    assert_eq!(
+        requests[1].tenant_id(),
+        Some(OTHER_TENANT),
+        "the challenge's tenant"
+    );
+    assert_eq!(requests[1].scopes(), [VAULT_SCOPE], "the challenge's scope");
+}
+
+#[tokio::test]
+async fn a_configured_tenant_is_asked_for_from_the_first_request() {
+    let (_, credential) = mock_on_manual_clock();
+    let server = StandIn::start(|_| Response::new("200 OK")).await;
+    let auth = BearerAuth::new(credential.clone(), [VAULT_SCOPE])
+        .unwrap()
+        .with_tenant_id(OTHER_TENANT);
+    let client = client(&server, &["myvault.vault.azure.net"], auth);
+    let response = client
+        .get(url("myvault.vault.azure.net", &server, "/keys"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(server.requests().len(), 1);
+    assert_eq!(credential.requests()[0].tenant_id(), Some(OTHER_TENANT));
+}
+
+#[tokio::test]
+async fn a_challenges_scope_replaces_the_configured_one_within_the_domain() {
+    let (_, credential) = mock_on_manual_clock();
+    let challenge = format!(
+        r#"Bearer authorization_uri="https://login.microsoftonline.com/{TENANT}/oauth2/authorize", scope="https://vault.azure.net/.default""#
+    );
+    let server = challenging(unauthorized(&challenge)).await;
+    // A scope the vault does not accept; its challenge names the right one.
+    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+    let client = client(&server, &["myvault.vault.azure.net"], auth);
+
+    let response = client
+        .get(url("myvault.vault.azure.net", &server, "/keys"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    let requests = credential.requests();
+    assert_eq!(requests[0].scopes(), [ARM_SCOPE]);
+    assert_eq!(requests[1].scopes(), [VAULT_SCOPE]);
+    assert_eq!(requests[1].tenant_id(), Some(TENANT));
+}
+
+#[tokio::test]
+async fn a_challenge_for_another_domains_resource_gets_no_token() {
+    // A server (here: anything at localhost, or a vault) asking for a token for ARM or for Key
+    // Vault from outside vault.azure.net.
+    for (host, resource) in [
+        ("myvault.vault.azure.net", "https://management.azure.com"),
+        ("localhost", "https://vault.azure.net"),
+        ("evilvault.azure.net", "https://vault.azure.net"),
+    ] {
+        let (_, credential) = mock_on_manual_clock();
+        let server = challenging(unauthorized(&key_vault_challenge(TENANT, resource))).await;
+        let auth = BearerAuth::new(credential.clone(), [VAULT_SCOPE]).unwrap();
+        let client = client(&server, &[host], auth);
+
+        let error = client
+            .get(url(host, &server, "/secrets/db"))
+            .send()
+            .await
+            .unwrap_err();
+
+        let error = ours(&error);
+        assert_eq!(error.kind(), ErrorKind::Authentication, "{host}");
+        assert_eq!(error.status(), Some(401));
+        let message = error.to_string();
+        assert!(message.contains("not its domain"), "{message}");
+        assert!(message.contains(host), "{message}");
+        assert!(
+            message.contains("with_verify_challenge_resource"),
+            "{message}"
+        );
+        assert_eq!(server.requests().len(), 1, "{host}: not sent again");
+        let requests = credential.requests();
+        assert_eq!(requests.len(), 1, "{host}: no token for {resource}");
+        assert_eq!(requests[0].scopes(), [VAULT_SCOPE]);
+    }
+}
+
+#[tokio::test]
+async fn the_resource_check_can_be_turned_off_for_storage_challenges() {
+    let (_, credential) = mock_on_manual_clock();
+    let challenge = format!(
+        "Bearer authorization_uri=https://login.microsoftonline.com/{OTHER_TENANT}/oauth2/authorize resource_id=https://storage.azure.com"
+    );
+    let server = challenging(unauthorized(&challenge)).await;
+    let auth = BearerAuth::new(credential.clone(), ["https://storage.azure.com/.default"])
+        .unwrap()
+        .with_verify_challenge_resource(false);
+    let client = client(&server, &["acct.blob.core.windows.net"], auth);
+
+    let response = client
+        .get(url("acct.blob.core.windows.net", &server, "/data/blob"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    let requests = credential.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1].scopes(), ["https://storage.azure.com/.default"]);
+    assert_eq!(requests[1].tenant_id(), Some(OTHER_TENANT));
+}
+
+#[tokio::test]
+async fn a_callers_authorization_header_is_kept_and_its_challenges_left_alone() {
+    let (_, credential) = mock_on_manual_clock();
+    let server = challenging(unauthorized(&cae_challenge())).await;
+    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+    let client = client(&server, &["management.azure.com"], auth);
+
+    let response = client
+        .get(url("management.azure.com", &server, "/subscriptions"))
+        .header(AUTHORIZATION, "Bearer the-callers-own")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 401, "the challenge is the caller's");
+    let seen = server.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(bearer(&seen[0]), Some("the-callers-own"));
+    assert_eq!(credential.fetch_count(), 0);
+}
+
+#[tokio::test]
+async fn a_stream_body_is_not_sent_again_and_the_error_says_why() {
+    let (_, credential) = mock_on_manual_clock();
+    let server = challenging(unauthorized(&cae_challenge())).await;
+    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+    let client = client(&server, &["management.azure.com"], auth);
+
+    // A body reqwest cannot clone (any http_body::Body wrapped, e.g. a file or a stream).
+    let error = client
+        .put(url("management.azure.com", &server, "/things/1"))
+        .body(reqwest::Body::wrap(String::from("{\"a\":1}")))
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = ours(&error);
+    assert_eq!(error.kind(), ErrorKind::Authentication);
+    assert_eq!(error.status(), Some(401));
+    let message = error.to_string();
+    assert!(message.contains("claims challenge"), "{message}");
+    assert!(message.contains("cannot be sent twice"), "{message}");
+    assert!(message.contains("buffered body"), "{message}");
+    assert_eq!(server.requests().len(), 1, "not retried");
+    assert_eq!(
+        credential.fetch_count(),
+        1,
+        "no claims token fetched for nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_body_without_a_challenge_is_sent_once_as_usual() {
+    let (_, credential) = mock_on_manual_clock();
+    let server = StandIn::start(|_| Response::new("201 Created")).await;
+    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+    let client = client(&server, &["management.azure.com"], auth);
+    let response = client
+        .put(url("management.azure.com", &server, "/things/1"))
+        .body(reqwest::Body::wrap(String::from("{\"a\":1}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(server.requests()[0].body, b"{\"a\":1}");
+}
+
+#[tokio::test]
+async fn unanswerable_401s_are_returned_as_they_are() {
+    for challenge in [
+        r#"Bearer error="invalid_token", error_description="The token expired""#.to_owned(),
+        r#"Basic realm="x""#.to_owned(),
+        r#"Bearer error="insufficient_claims", claims="not base64!""#.to_owned(),
+        "Bearer claims=\"unclosed".to_owned(),
+    ] {
+        let (_, credential) = mock_on_manual_clock();
+        let server = challenging(unauthorized(&challenge)).await;
+        let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+        let client = client(&server, &["management.azure.com"], auth);
+        let response = client
+            .get(url("management.azure.com", &server, "/subscriptions"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{challenge}");
+        assert_eq!(server.requests().len(), 1, "{challenge}");
+        assert_eq!(credential.fetch_count(), 1, "{challenge}");
+    }
+}
+
+#[tokio::test]
+async fn a_credential_failure_is_the_credentials_error_and_nothing_is_sent() {
+    let (_, credential) = mock_on_manual_clock();
+    credential.push_error(Error::unavailable("MockCredential", "scripted failure"));
+    let server = StandIn::start(|_| Response::new("200 OK")).await;
+    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+    let client = client(&server, &["management.azure.com"], auth);
+    let error = client
+        .get(url("management.azure.com", &server, "/subscriptions"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(ours(&error).kind(), ErrorKind::Unavailable);
+    assert!(server.requests().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// HmacAuth
+
+const KEY: &str =
+    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
+const T0: OffsetDateTime = datetime!(2030-01-01 0:00 UTC);
+
+/// A retry middleware as small as they come: on a 5xx, moves the clock on 20 minutes (more
+/// than the 15 minutes the service tolerates) and sends a copy of the request again.
+struct RetryOnce {
+    clock: ManualClock,
+}
+
+#[async_trait::async_trait]
+impl Middleware for RetryOnce {
+    async fn handle(
+        &self,
+        request: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let copy = request.try_clone().unwrap();
+        let response = next.clone().run(request, extensions).await?;
+        if !response.status().is_server_error() {
+            return Ok(response);
+        }
+        self.clock.advance(Duration::from_secs(20 * 60));
+        next.run(copy, extensions).await
+    }
+}
+
+/// A Communication Services stand-in that checks each attempt like the service: the signature
+/// must be the key's over this request, and its date within 15 minutes of `clock`. The first
+/// valid attempt fails with 503, the next valid one succeeds; an invalid one gets 401.
+async fn communication_services(credential: AccessKeyCredential, clock: ManualClock) -> StandIn {
+    let valid = AtomicUsize::new(0);
+    StandIn::start(move |request| {
+        let date = request.header("x-ms-date").unwrap_or_default();
+        let Ok(sent_at) = time::PrimitiveDateTime::parse(
+            date,
+            format_description!(
+                "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+            ),
+        ) else {
+            return Response::new("401 Unauthorized");
+        };
+        let sent_at = sent_at.assume_utc();
+        let expected = credential.sign_parts(
+            &request.method,
+            request.header("host").unwrap_or_default(),
+            &request.target,
+            &request.body,
+            sent_at,
+        );
+        let fresh = (clock.now() - sent_at).abs() <= time::Duration::minutes(15);
+        if request.header("authorization") != Some(expected.authorization()) || !fresh {
+            return Response::new("401 Unauthorized");
+        }
+        match valid.fetch_add(1, Ordering::SeqCst) {
+            0 => Response::new("503 Service Unavailable"),
+            _ => Response::new("201 Created"),
+        }
+    })
+    .await
+}
+
+fn signing(clock: &ManualClock) -> AccessKeyCredential {
+    AccessKeyCredential::builder()
+        .key(KEY)
+        .clock(clock.clock())
+        .build()
+        .unwrap()
+}
+
+fn hmac_client(middlewares: Vec<Arc<dyn Middleware>>) -> ClientWithMiddleware {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = ClientBuilder::new(reqwest::Client::new());
+    for middleware in middlewares {
+        builder = builder.with_arc(middleware);
+    }
+    builder.build()
+}
+
+#[tokio::test]
+async fn each_attempt_of_a_retry_is_signed_with_its_own_date() {
+    let clock = ManualClock::new(T0);
+    let credential = signing(&clock);
+    let server = communication_services(credential.clone(), clock.clone()).await;
+    // The retry middleware first, HmacAuth after it: every attempt passes through HmacAuth.
+    let client = hmac_client(vec![
+        Arc::new(RetryOnce {
+            clock: clock.clone(),
+        }),
+        Arc::new(HmacAuth::new(credential)),
+    ]);
+
+    let response = client
+        .post(format!(
+            "http://{}/identities?api-version=2023-10-01",
+            server.addr()
+        ))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 201, "both attempts were valid when sent");
+    let seen = server.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[0].header("x-ms-date"),
+        Some("Tue, 01 Jan 2030 00:00:00 GMT")
+    );
+    assert_eq!(
+        seen[1].header("x-ms-date"),
+        Some("Tue, 01 Jan 2030 00:20:00 GMT")
+    );
+    assert_ne!(
+        seen[0].header("authorization"),
+        seen[1].header("authorization")
+    );
+}
+
+#[tokio::test]
+async fn a_retry_below_hmac_auth_would_resend_a_stale_date() {
+    // The order the docs warn against: the retry resends the first attempt's signature, which
+    // the service refuses once its clock has moved on. (Documents why the order matters.)
+    let clock = ManualClock::new(T0);
+    let credential = signing(&clock);
+    let server = communication_services(credential.clone(), clock.clone()).await;
+    let client = hmac_client(vec![
+        Arc::new(HmacAuth::new(credential)),
+        Arc::new(RetryOnce {
+            clock: clock.clone(),
+        }),
+    ]);
+    let response = client
+        .post(format!(
+            "http://{}/identities?api-version=2023-10-01",
+            server.addr()
+        ))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let seen = server.requests();
+    assert_eq!(seen[0].header("x-ms-date"), seen[1].header("x-ms-date"));
+}
+
+#[tokio::test]
+async fn hmac_auth_refuses_a_stream_body_before_sending() {
+    let clock = ManualClock::new(T0);
+    let credential = signing(&clock);
+    let server = StandIn::start(|_| Response::new("200 OK")).await;
+    let client = hmac_client(vec![Arc::new(HmacAuth::new(credential))]);
+    let error = client
+        .post(format!("http://{}/identities", server.addr()))
+        .body(reqwest::Body::wrap(String::from("{}")))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(ours(&error).kind(), ErrorKind::InvalidInput);
+    assert!(server.requests().is_empty());
+}
