@@ -8,7 +8,8 @@
 //! - object_store's Azure store through `ObjectStoreCredential`: put, list, get, delete;
 //! - the errors a user sees when the token is for another audience, or has expired;
 //! - the official `azure_storage_blob` client through `AzureCoreCredential`
-//!   (`azure_core` feature).
+//!   (`azure_core` feature);
+//! - the reqwest middleware `BearerAuth` over the Blob REST API (`reqwest-middleware` feature).
 
 mod support;
 
@@ -265,4 +266,73 @@ async fn the_official_blob_client_creates_uploads_downloads_and_deletes_with_azu
     assert!(!container.exists().await.unwrap());
 
     assert_eq!(imds.token_request_count(), 1, "{:?}", imds.requests());
+}
+
+/// The reqwest middleware over the Blob REST API, as a program without an SDK client calls
+/// Storage: every request (create the container, put, list, get, delete) carries the chain's
+/// token without the program touching a token, for one token request in all.
+#[cfg(feature = "reqwest-middleware")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_middleware_creates_puts_lists_gets_and_deletes_blobs_over_the_rest_api() {
+    use azure_credentials::interop::BearerAuth;
+
+    let Some(azurite) = Azurite::start("middleware").await else {
+        return;
+    };
+    let imds = azurite::managed_identity().await;
+    let auth = BearerAuth::new(
+        Arc::new(default_credential(&imds)),
+        [ObjectStoreCredential::STORAGE_SCOPE],
+    )
+    .unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(azurite.client())
+        .with(auth)
+        .build();
+    let send = |request: reqwest_middleware::RequestBuilder| async move {
+        let response = request
+            .header("x-ms-version", azurite::API_VERSION)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    };
+
+    let mut container = azurite.container_url("rest");
+    container.set_query(Some("restype=container"));
+    let (status, body) = send(client.put(container).header("content-length", "0")).await;
+    assert_eq!(status, 201, "create container: {body}");
+
+    let blob = azurite.blob_url("rest", "notes/today.txt");
+    let (status, body) = send(
+        client
+            .put(blob.clone())
+            .header("x-ms-blob-type", "BlockBlob")
+            .body("written through BearerAuth"),
+    )
+    .await;
+    assert_eq!(status, 201, "put blob: {body}");
+
+    let mut list = azurite.container_url("rest");
+    list.set_query(Some("restype=container&comp=list"));
+    let (status, body) = send(client.get(list.clone())).await;
+    assert_eq!(status, 200, "list: {body}");
+    assert!(body.contains("<Name>notes/today.txt</Name>"), "{body}");
+
+    let (status, body) = send(client.get(blob.clone())).await;
+    assert_eq!((status, body.as_str()), (200, "written through BearerAuth"));
+
+    let (status, body) = send(client.delete(blob.clone())).await;
+    assert_eq!(status, 202, "delete: {body}");
+    let (status, _) = send(client.get(blob)).await;
+    assert_eq!(status, 404);
+    let (_, body) = send(client.get(list)).await;
+    assert!(!body.contains("notes/today.txt"), "{body}");
+
+    assert_eq!(
+        imds.token_request_count(),
+        1,
+        "one token for every request: {:?}",
+        imds.requests()
+    );
 }

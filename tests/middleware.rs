@@ -242,15 +242,19 @@ async fn a_challenges_scope_replaces_the_configured_one_within_the_domain() {
 #[tokio::test]
 async fn a_challenge_for_another_domains_resource_gets_no_token() {
     // A server (here: anything at localhost, or a vault) asking for a token for ARM or for Key
-    // Vault from outside vault.azure.net.
-    for (host, resource) in [
-        ("myvault.vault.azure.net", "https://management.azure.com"),
-        ("localhost", "https://vault.azure.net"),
-        ("evilvault.azure.net", "https://vault.azure.net"),
+    // Vault from outside vault.azure.net, a resource the middleware was not built for.
+    for (host, resource, configured) in [
+        (
+            "myvault.vault.azure.net",
+            "https://management.azure.com",
+            VAULT_SCOPE,
+        ),
+        ("localhost", "https://vault.azure.net", ARM_SCOPE),
+        ("evilvault.azure.net", "https://vault.azure.net", ARM_SCOPE),
     ] {
         let (_, credential) = mock_on_manual_clock();
         let server = challenging(unauthorized(&key_vault_challenge(TENANT, resource))).await;
-        let auth = BearerAuth::new(credential.clone(), [VAULT_SCOPE]).unwrap();
+        let auth = BearerAuth::new(credential.clone(), [configured]).unwrap();
         let client = client(&server, &[host], auth);
 
         let error = client
@@ -263,7 +267,10 @@ async fn a_challenge_for_another_domains_resource_gets_no_token() {
         assert_eq!(error.kind(), ErrorKind::Authentication, "{host}");
         assert_eq!(error.status(), Some(401));
         let message = error.to_string();
-        assert!(message.contains("not its domain"), "{message}");
+        assert!(
+            message.contains("neither in its domain nor a resource this middleware was built for"),
+            "{message}"
+        );
         assert!(message.contains(host), "{message}");
         assert!(
             message.contains("with_verify_challenge_resource"),
@@ -272,20 +279,18 @@ async fn a_challenge_for_another_domains_resource_gets_no_token() {
         assert_eq!(server.requests().len(), 1, "{host}: not sent again");
         let requests = credential.requests();
         assert_eq!(requests.len(), 1, "{host}: no token for {resource}");
-        assert_eq!(requests[0].scopes(), [VAULT_SCOPE]);
+        assert_eq!(requests[0].scopes(), [configured]);
     }
 }
 
 #[tokio::test]
-async fn the_resource_check_can_be_turned_off_for_storage_challenges() {
+async fn a_storage_challenge_for_the_configured_resource_is_answered_with_the_check_on() {
     let (_, credential) = mock_on_manual_clock();
     let challenge = format!(
         "Bearer authorization_uri=https://login.microsoftonline.com/{OTHER_TENANT}/oauth2/authorize resource_id=https://storage.azure.com"
     );
     let server = challenging(unauthorized(&challenge)).await;
-    let auth = BearerAuth::new(credential.clone(), ["https://storage.azure.com/.default"])
-        .unwrap()
-        .with_verify_challenge_resource(false);
+    let auth = BearerAuth::new(credential.clone(), ["https://storage.azure.com/.default"]).unwrap();
     let client = client(&server, &["acct.blob.core.windows.net"], auth);
 
     let response = client

@@ -90,7 +90,7 @@ fn no_token_key_or_signature_reaches_logs_debug_or_errors() {
 
         // A challenge for another domain's resource, refused.
         let server = challenging(
-            r#"Bearer authorization="https://login.microsoftonline.com/common", resource="https://management.azure.com""#
+            r#"Bearer authorization="https://login.microsoftonline.com/common", resource="https://graph.microsoft.com""#
                 .to_owned(),
         )
         .await;

@@ -1,7 +1,7 @@
 //! The `WWW-Authenticate` challenges of a `401`, as the reqwest middleware reads them.
 
 use super::{Input, text};
-use crate::interop::challenge::{self, Outcome, within_domain};
+use crate::interop::challenge::{self, Outcome, trusted};
 
 /// The hosts a request may have been sent to.
 const HOSTS: [&str; 4] = [
@@ -11,21 +11,30 @@ const HOSTS: [&str; 4] = [
     "",
 ];
 
+/// The scopes a middleware may have been configured with.
+const CONFIGURED: [&str; 2] = [
+    "https://storage.azure.com/.default",
+    "https://vault.azure.net/.default",
+];
+
 /// The `WWW-Authenticate` headers of a `401` (one per line of the rest), read for a request
 /// to one of [`HOSTS`], and what a user relies on: an answered resource challenge, when the
-/// resource is verified, names an `https` resource of the request's domain; every answer holds a
+/// resource is verified, names an `https` resource of the request's domain or the configured
+/// scope's resource; every answer holds a
 /// valid scope and tenant and claims that are a JSON object; a foreign resource is only
 /// reported when verifying.
 ///
-/// Layout: `[u8: bits 0-1 the host, bit 2 do not verify the resource][headers, \n-separated]`.
+/// Layout: `[u8: bits 0-1 the host, bit 2 do not verify the resource, bit 3 the configured
+/// scope][headers, \n-separated]`.
 pub fn www_authenticate(data: &[u8]) {
     let mut input = Input::new(data);
     let flags = input.u8();
     let host = HOSTS[usize::from(flags & 0b11)];
     let verify = flags & 0b100 == 0;
+    let configured = [CONFIGURED[usize::from(flags >> 3 & 0b1)].to_owned()];
     let rest = input.rest();
     let headers = rest.split(|&b| b == b'\n');
-    match challenge::read(headers, host, verify) {
+    match challenge::read(headers, host, &configured, verify) {
         Ok(Outcome::Answer(ask)) => {
             if let Some(scope) = &ask.scope {
                 assert!(
@@ -33,7 +42,7 @@ pub fn www_authenticate(data: &[u8]) {
                     "an invalid scope was answered: {scope:?}"
                 );
                 assert!(
-                    !verify || within_domain(scope, host),
+                    !verify || trusted(scope, host, &configured),
                     "a scope outside {host:?} was answered: {scope:?}"
                 );
             }

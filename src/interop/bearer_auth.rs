@@ -67,15 +67,16 @@ const NAME: &str = "BearerAuth";
 ///   tenant. The credential decides whether it may get tokens for that tenant (see
 ///   `additionally_allowed_tenants` on the credentials' builders).
 ///
-/// **Only resources of the request's own domain are served**: the challenge's resource host must
-/// be the request's host or a parent domain of it (`https://vault.azure.net` for
-/// `myvault.vault.azure.net`), as the Key Vault SDKs require; otherwise any server the client
-/// talks to could ask for, and be sent, a token for another service. A challenge for another
-/// domain is refused with an error and no token is requested for it. Azure Storage challenges
-/// name `https://storage.azure.com`, outside the account's domain: configure that scope
-/// yourself, or turn the check off with
-/// [`with_verify_challenge_resource(false)`](Self::with_verify_challenge_resource) for clients
-/// that only talk to servers you trust.
+/// **Only resources of the request's own domain, or the configured ones, are served**: the
+/// challenge's resource host must be the request's host or a parent domain of it
+/// (`https://vault.azure.net` for `myvault.vault.azure.net`), as the Key Vault SDKs require, or
+/// the challenge must name the resource of a scope this middleware was built with (its tokens go
+/// to this server anyway: an Azure Storage account's challenge names
+/// `https://storage.azure.com`, outside the account's domain). Otherwise any server the client
+/// talks to could ask for, and be sent, a token for another service: a challenge for another
+/// resource is refused with an error and no token is requested for it. Turn the check off with
+/// [`with_verify_challenge_resource(false)`](Self::with_verify_challenge_resource) only for
+/// clients that talk to servers you trust.
 ///
 /// Each request is sent at most twice. Other `401`s (no challenge, a plain `invalid_token`,
 /// another scheme, a challenge that cannot be read), and the answer to the second attempt, are
@@ -273,7 +274,12 @@ impl Middleware for BearerAuth {
             .get_all(WWW_AUTHENTICATE)
             .iter()
             .map(HeaderValue::as_bytes);
-        let ask = match challenge::read(challenges, &host, self.verify_challenge_resource) {
+        let ask = match challenge::read(
+            challenges,
+            &host,
+            &self.scopes,
+            self.verify_challenge_resource,
+        ) {
             Ok(Outcome::Answer(ask)) => ask,
             Ok(Outcome::NotAnswerable) => return Ok(response),
             Ok(Outcome::ForeignResource { resource }) => {
@@ -316,7 +322,7 @@ fn foreign_resource(host: &str, resource: &str) -> Error {
     Error::authentication(
         NAME,
         format!(
-            "{} answered 401 with a challenge for a token for {resource}, which is not its domain, so no token was requested for it",
+            "{} answered 401 with a challenge for a token for {resource}, which is neither in its domain nor a resource this middleware was built for, so no token was requested for it",
             crate::scrub::line(host)
         ),
     )

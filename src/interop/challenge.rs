@@ -12,7 +12,8 @@
 //!
 //! A resource challenge is only answered when the resource's host is the request's host or a
 //! parent domain of it (`vault.azure.net` for `myvault.vault.azure.net`), the rule of the Key
-//! Vault SDKs: otherwise any server the client talks to could ask for, and receive, a token for
+//! Vault SDKs, or when the resource is one the middleware was configured with (its tokens go to
+//! this server anyway: Azure Storage's `https://storage.azure.com`): otherwise any server the client talks to could ask for, and receive, a token for
 //! another service (a lying server asking for `https://management.azure.com` would get the
 //! keys to the subscription). The tenant alone is no such risk: the credential decides which
 //! tenants it accepts.
@@ -84,11 +85,13 @@ pub(crate) enum ChallengeError {
 }
 
 /// Reads the `WWW-Authenticate` headers of a `401` (`headers`, in order) for a request to
-/// `request_host`. With `verify_resource`, a resource challenge must name the request's host or
-/// a parent domain of it.
+/// `request_host` that was sent with a token for `configured` scopes. With `verify_resource`, a
+/// resource challenge must name the request's host or a parent domain of it, or the resource of
+/// one of the `configured` scopes.
 pub(crate) fn read<'h>(
     headers: impl IntoIterator<Item = &'h [u8]>,
     request_host: &str,
+    configured: &[String],
     verify_resource: bool,
 ) -> Result<Outcome, ChallengeError> {
     let mut bearer = None;
@@ -135,7 +138,7 @@ pub(crate) fn read<'h>(
         });
     };
     validate_scope(NAME, &scope).map_err(|_| ChallengeError::Scope)?;
-    if verify_resource && !within_domain(&scope, request_host) {
+    if verify_resource && !trusted(&scope, request_host, configured) {
         let resource = Url::parse(&scope)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
@@ -191,6 +194,21 @@ fn tenant_of(authority: &str) -> Result<Option<String>, ChallengeError> {
     Ok(Some(tenant.to_owned()))
 }
 
+/// Whether a challenge may be answered with a token for `scope`: the scope is in the request's
+/// domain ([`within_domain`]) or is for the resource of one of the `configured` scopes.
+pub(crate) fn trusted(scope: &str, request_host: &str, configured: &[String]) -> bool {
+    within_domain(scope, request_host)
+        || configured
+            .iter()
+            .any(|c| resource_of(c).eq_ignore_ascii_case(resource_of(scope)))
+}
+
+/// A scope's resource: without `/.default` and a trailing `/`.
+fn resource_of(scope: &str) -> &str {
+    let resource = scope.strip_suffix("/.default").unwrap_or(scope);
+    resource.strip_suffix('/').unwrap_or(resource)
+}
+
 /// Whether `scope` is an `https` URL whose host is `request_host` or a parent domain of it
 /// (compared without case and without a trailing dot; ports are not compared).
 pub(crate) fn within_domain(scope: &str, request_host: &str) -> bool {
@@ -223,7 +241,7 @@ mod tests {
     const CLAIMS: &str = r#"{"access_token":{"nbf":{"essential":true,"value":"1603742800"}}}"#;
 
     fn read_one(header: &str, host: &str) -> Result<Outcome, ChallengeError> {
-        read([header.as_bytes()], host, true)
+        read([header.as_bytes()], host, &[], true)
     }
 
     fn encoded(json: &str) -> String {
@@ -290,9 +308,12 @@ mod tests {
         let header = format!(
             "Bearer authorization_uri=https://login.microsoftonline.com/{TENANT}/oauth2/authorize resource_id=https://storage.azure.com"
         );
-        let Ok(Outcome::Answer(ask)) =
-            read([header.as_bytes()], "acct.blob.core.windows.net", false)
-        else {
+        let Ok(Outcome::Answer(ask)) = read(
+            [header.as_bytes()],
+            "acct.blob.core.windows.net",
+            &[],
+            false,
+        ) else {
             panic!("not answered")
         };
         assert_eq!(
@@ -300,6 +321,31 @@ mod tests {
             Some("https://storage.azure.com/.default")
         );
         assert_eq!(ask.tenant.as_deref(), Some(TENANT));
+    }
+
+    #[test]
+    fn a_storage_challenge_for_the_configured_resource_is_answered_with_the_check_on() {
+        let header = format!(
+            "Bearer authorization_uri=https://login.microsoftonline.com/{TENANT}/oauth2/authorize resource_id=https://storage.azure.com"
+        );
+        let host = "acct.blob.core.windows.net";
+        for configured in [
+            "https://storage.azure.com/.default",
+            "https://Storage.azure.com/",
+            "https://storage.azure.com",
+        ] {
+            let outcome = read([header.as_bytes()], host, &[configured.to_owned()], true);
+            assert!(
+                matches!(&outcome, Ok(Outcome::Answer(ask)) if ask.tenant.as_deref() == Some(TENANT)),
+                "{configured}: {outcome:?}"
+            );
+        }
+        // Configured for another resource, the storage challenge is foreign.
+        let other = ["https://management.azure.com/.default".to_owned()];
+        assert!(matches!(
+            read([header.as_bytes()], host, &other, true),
+            Ok(Outcome::ForeignResource { .. })
+        ));
     }
 
     #[test]
@@ -329,15 +375,15 @@ mod tests {
             b"Basic realm=\"x\"",
             b"PoP nonce=\"n\", Bearer error=\"insufficient_claims\", claims=\"eyJhIjoxfQ\"",
         ];
-        let outcome = read(headers, "x.example", true).unwrap();
+        let outcome = read(headers, "x.example", &[], true).unwrap();
         assert!(
             matches!(outcome, Outcome::Answer(Ask { claims: Some(c), .. }) if c == r#"{"a":1}"#)
         );
         assert_eq!(
-            read([b"Basic realm=x".as_slice()], "x", true),
+            read([b"Basic realm=x".as_slice()], "x", &[], true),
             Ok(Outcome::NotAnswerable)
         );
-        assert_eq!(read([], "x", true), Ok(Outcome::NotAnswerable));
+        assert_eq!(read([], "x", &[], true), Ok(Outcome::NotAnswerable));
     }
 
     #[test]
@@ -375,7 +421,7 @@ mod tests {
             );
         }
         assert_eq!(
-            read([b"Bearer realm=\"\xc3\xa9\"".as_slice()], "x", true),
+            read([b"Bearer realm=\"\xc3\xa9\"".as_slice()], "x", &[], true),
             Err(ChallengeError::NotAscii)
         );
     }
