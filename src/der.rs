@@ -108,6 +108,25 @@ pub(crate) fn pkcs8_private_key(key: &[u8]) -> Option<&[u8]> {
     info.expect(OCTET_STRING)
 }
 
+/// Whether `bytes` start like a PKCS#12 `PFX`: a SEQUENCE whose first element is the INTEGER 3
+/// (its version). Only the start is looked at, so a truncated file still counts; a certificate
+/// or a key in DER does not (they start with a SEQUENCE, or with the INTEGER 0 or 1).
+pub(crate) fn starts_like_pfx(bytes: &[u8]) -> bool {
+    let Some((&SEQUENCE, rest)) = bytes.split_first() else {
+        return false;
+    };
+    let Some((&first, rest)) = rest.split_first() else {
+        return false;
+    };
+    let length_bytes = if first < 0x80 {
+        0
+    } else {
+        usize::from(first & 0x7f)
+    };
+    rest.get(length_bytes..)
+        .is_some_and(|rest| rest.starts_with(&[INTEGER, 0x01, 0x03]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +143,18 @@ mod tests {
         assert!(certificate_public_key(b"garbage").is_none());
         assert!(certificate_public_key(&[]).is_none());
         assert!(pkcs8_algorithm(&[0x30, 0x03, 0x02, 0x01, 0x00]).is_none());
+    }
+
+    #[test]
+    fn a_pfx_is_told_from_a_certificate_or_a_key_by_its_start() {
+        assert!(starts_like_pfx(&[0x30, 0x03, 0x02, 0x01, 0x03]));
+        assert!(starts_like_pfx(&[
+            0x30, 0x82, 0x0a, 0x00, 0x02, 0x01, 0x03, 0x30
+        ]));
+        assert!(!starts_like_pfx(&[0x30, 0x82, 0x0a, 0x00, 0x30, 0x82]));
+        assert!(!starts_like_pfx(&[0x30, 0x03, 0x02, 0x01, 0x00]));
+        assert!(!starts_like_pfx(&[0x30, 0x84, 0x01]));
+        assert!(!starts_like_pfx(&[0x30]));
+        assert!(!starts_like_pfx(&[]));
     }
 }

@@ -24,7 +24,8 @@ env_vars! {
     AZURE_CLIENT_ID,
     /// A client secret.
     AZURE_CLIENT_SECRET,
-    /// A PEM or PKCS#12 file with a certificate and its private key.
+    /// A PEM file (or, with the feature `pkcs12`, a PKCS#12 file) with a certificate and its
+    /// private key.
     AZURE_CLIENT_CERTIFICATE_PATH,
     /// The PKCS#12 file's password.
     AZURE_CLIENT_CERTIFICATE_PASSWORD,

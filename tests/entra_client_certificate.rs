@@ -9,9 +9,9 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ring::digest;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use sha2::{Digest, Sha256};
 
 use azure_credentials::system::{Env, Fs, RetryPolicy};
 use azure_credentials::{
@@ -87,7 +87,7 @@ async fn the_assertion_is_a_signed_ps256_jwt_for_the_token_endpoint() {
         Some(&Ok(())),
         "signature, thumbprint and claims"
     );
-    let thumbprint = URL_SAFE_NO_PAD.encode(Sha256::digest(leaf_der()));
+    let thumbprint = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, &leaf_der()));
     assert_eq!(
         assertion.header(),
         &serde_json::json!({"alg": "PS256", "typ": "JWT", "x5t#S256": thumbprint})
@@ -115,16 +115,20 @@ async fn the_assertion_is_a_signed_ps256_jwt_for_the_token_endpoint() {
 #[tokio::test]
 async fn every_file_format_signs_with_the_same_certificate() {
     let s = setup().await;
-    let expected = URL_SAFE_NO_PAD.encode(Sha256::digest(leaf_der()));
-    let cases: [(&str, Option<&str>); 7] = [
+    let expected = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, &leaf_der()));
+    #[allow(unused_mut)] // PKCS#12 only with the feature.
+    let mut cases: Vec<(&str, Option<&str>)> = vec![
         ("client.pem", None),
         ("client-pkcs1.pem", None),
         ("client-chain.pem", None),
+    ];
+    #[cfg(feature = "pkcs12")]
+    cases.extend([
         ("client.pfx", Some(PASSWORD)),
         ("client-legacy.pfx", Some(PASSWORD)),
         ("client-nopass.pfx", None),
         ("client-unencrypted.pfx", None),
-    ];
+    ]);
     for (i, (file, password)) in cases.into_iter().enumerate() {
         let mut builder = s.builder(file).client_id(format!("client-{i}"));
         if let Some(password) = password {
@@ -153,22 +157,25 @@ async fn every_file_format_signs_with_the_same_certificate() {
         .fs(fs)
         .build()
         .unwrap();
-    s.builder("ignored")
-        .certificate(std::fs::read(fixtures::cert("client.pfx")).unwrap())
-        .password(PASSWORD)
-        .build()
-        .unwrap();
+    let (file, password) = fixtures::chain_cert();
+    let mut builder = s
+        .builder("ignored")
+        .certificate(std::fs::read(file).unwrap());
+    if let Some(password) = password {
+        builder = builder.password(password);
+    }
+    builder.build().unwrap();
 }
 
 #[tokio::test]
 async fn the_chain_is_sent_as_x5c_when_asked() {
     let s = setup().await;
-    let credential = s
-        .builder("client.pfx")
-        .password(PASSWORD)
-        .send_certificate_chain(true)
-        .build()
-        .unwrap();
+    let (file, password) = fixtures::chain_cert();
+    let mut builder = s.builder("ignored").certificate_path(file);
+    if let Some(password) = password {
+        builder = builder.password(password);
+    }
+    let credential = builder.send_certificate_chain(true).build().unwrap();
     credential.get_token(SCOPE, None).await.unwrap();
     let request = &s.entra.requests()[0];
     let assertion = request.assertion().unwrap();
@@ -233,6 +240,99 @@ async fn an_assertion_the_app_does_not_know_is_refused_by_entra() {
     );
 }
 
+/// Without the feature `pkcs12`, a PKCS#12 file (told by its content, or by its name when its
+/// content is not PEM) is refused when the credential is built, with an error naming the
+/// feature and the command that converts the file to PEM. PEM keeps working, and DER that is
+/// not PKCS#12 keeps its own error.
+#[cfg(not(feature = "pkcs12"))]
+#[tokio::test]
+async fn without_the_pkcs12_feature_a_pfx_is_refused_naming_the_feature_and_the_conversion() {
+    let s = setup().await;
+    let dir = fixtures::scratch_dir("pkcs12-off", "certs");
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let pfx = std::fs::read(fixtures::cert("client.pfx")).unwrap();
+    let convert = "openssl pkcs12 -in cert.pfx -out cert.pem -nodes";
+    let check = |err: azure_credentials::Error, origin: &str| {
+        let text = err.to_string();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{text}");
+        assert!(text.starts_with("ClientCertificateCredential: "), "{text}");
+        assert!(text.contains(origin), "{origin:?} not in {text}");
+        assert!(text.contains("PKCS#12"), "{text}");
+        assert!(text.contains("feature \"pkcs12\""), "{text}");
+        assert!(text.contains(convert), "{text}");
+        assert!(err.fix().unwrap().contains(convert), "{text}");
+        assert!(!text.contains(PASSWORD), "{text}");
+    };
+    for (path, password) in [
+        // By content, whatever the name: with or without a password, legacy, EC.
+        (fixtures::cert("client.pfx"), Some(PASSWORD)),
+        (fixtures::cert("client.pfx"), None),
+        (fixtures::cert("client-legacy.pfx"), Some(PASSWORD)),
+        (fixtures::cert("client-nopass.pfx"), None),
+        (fixtures::cert("ec.pfx"), Some(PASSWORD)),
+        (write("renamed.pem", &pfx), Some(PASSWORD)),
+        (write("truncated.bin", &pfx[..pfx.len() / 2]), None),
+        // By name, when the content is not PEM.
+        (write("garbage.p12", b"not a certificate"), None),
+        (write("empty.PFX", b""), None),
+    ] {
+        let mut builder = s.builder("ignored").certificate_path(&path);
+        if let Some(password) = password {
+            builder = builder.password(password);
+        }
+        let err = builder.build().unwrap_err();
+        check(err, &format!("{:?}", path.display().to_string()));
+    }
+    // The bytes of a PKCS#12 file, and EnvironmentCredential's certificate path.
+    let err = s
+        .builder("ignored")
+        .certificate(pfx.clone())
+        .password(PASSWORD)
+        .build()
+        .unwrap_err();
+    check(err, "the certificate is a PKCS#12");
+    let err = azure_credentials::EnvironmentCredential::builder()
+        .env(Env::from_pairs([
+            ("AZURE_TENANT_ID", TENANT),
+            ("AZURE_CLIENT_ID", CLIENT),
+            (
+                "AZURE_CLIENT_CERTIFICATE_PATH",
+                fixtures::cert("client.pfx").to_str().unwrap(),
+            ),
+            ("AZURE_CLIENT_CERTIFICATE_PASSWORD", PASSWORD),
+        ]))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("feature \"pkcs12\""), "{err}");
+
+    // A DER certificate that is not PKCS#12 keeps the plain error, which offers PEM only.
+    let der = write("client.cer", &leaf_der());
+    let err = s
+        .builder("ignored")
+        .certificate_path(&der)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("neither PEM nor PKCS#12"), "{err}");
+    assert!(!err.to_string().contains("feature \"pkcs12\""), "{err}");
+    // PEM works, a PEM file named .pfx included.
+    let renamed = write(
+        "pem-named.pfx",
+        &std::fs::read(fixtures::cert("client.pem")).unwrap(),
+    );
+    for path in [fixtures::cert("client.pem"), renamed] {
+        let credential = s
+            .builder("ignored")
+            .certificate_path(&path)
+            .build()
+            .unwrap();
+        credential.get_token(SCOPE, None).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn bad_certificates_are_clear_errors_at_build() {
     let s = setup().await;
@@ -243,10 +343,10 @@ async fn bad_certificates_are_clear_errors_at_build() {
         std::fs::write(&path, bytes).unwrap();
         path
     };
-    let pfx = std::fs::read(fixtures::cert("client.pfx")).unwrap();
     let cert_only = std::fs::read(fixtures::cert("client-cert.pem")).unwrap();
     let encrypted = b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n";
-    let cases: Vec<(PathBuf, Option<&str>, &str)> = vec![
+    #[allow(unused_mut)] // PKCS#12 only with the feature.
+    let mut cases: Vec<(PathBuf, Option<&str>, &str)> = vec![
         (dir.join("missing.pem"), None, "does not exist"),
         (dir.clone(), None, "cannot be read"),
         (
@@ -283,37 +383,43 @@ async fn bad_certificates_are_clear_errors_at_build() {
             None,
             "EC private key; an RSA key is needed",
         ),
-        (
-            fixtures::cert("ec.pfx"),
-            Some(PASSWORD),
-            "EC private key; an RSA key is needed",
-        ),
-        (
-            fixtures::cert("client.pfx"),
-            Some("wrong password"),
-            "wrong password",
-        ),
-        (
-            fixtures::cert("client.pfx"),
-            None,
-            "protected by a password and none was given",
-        ),
-        (
-            fixtures::cert("client-legacy.pfx"),
-            Some("wrong"),
-            "wrong password",
-        ),
-        (
-            write("truncated.pfx", &pfx[..pfx.len() / 2]),
-            Some(PASSWORD),
-            "neither valid PEM nor a valid PKCS#12",
-        ),
-        (
-            write("der-garbage.pfx", &[0x30, 0x82, 0xff, 0xff, 1, 2, 3]),
-            None,
-            "neither valid PEM nor a valid PKCS#12",
-        ),
     ];
+    #[cfg(feature = "pkcs12")]
+    {
+        let pfx = std::fs::read(fixtures::cert("client.pfx")).unwrap();
+        cases.extend([
+            (
+                fixtures::cert("ec.pfx"),
+                Some(PASSWORD),
+                "EC private key; an RSA key is needed",
+            ),
+            (
+                fixtures::cert("client.pfx"),
+                Some("wrong password"),
+                "wrong password",
+            ),
+            (
+                fixtures::cert("client.pfx"),
+                None,
+                "protected by a password and none was given",
+            ),
+            (
+                fixtures::cert("client-legacy.pfx"),
+                Some("wrong"),
+                "wrong password",
+            ),
+            (
+                write("truncated.pfx", &pfx[..pfx.len() / 2]),
+                Some(PASSWORD),
+                "neither valid PEM nor a valid PKCS#12",
+            ),
+            (
+                write("der-garbage.pfx", &[0x30, 0x82, 0xff, 0xff, 1, 2, 3]),
+                None,
+                "neither valid PEM nor a valid PKCS#12",
+            ),
+        ]);
+    }
     for (path, password, says) in cases {
         let mut builder = s.builder("ignored").certificate_path(&path);
         if let Some(password) = password {

@@ -112,11 +112,12 @@ async fn a_certificate_proves_the_api_with_a_signed_client_assertion() {
     let s = setup().await;
     s.entra
         .verify_assertions_with(&std::fs::read(fixtures::cert("client-cert.pem")).unwrap());
+    let (file, password) = fixtures::chain_cert();
     let credential = OnBehalfOfCredential::builder()
         .tenant_id(TENANT)
         .client_id(API)
-        .certificate_path(fixtures::cert("client.pfx"))
-        .password("fixture-password")
+        .certificate_path(file)
+        .password(password.unwrap_or_default())
         .send_certificate_chain(true)
         .user_assertion(user_token(1))
         .authority_host(s.entra.authority_host())

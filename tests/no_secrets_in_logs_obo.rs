@@ -136,11 +136,12 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
     );
 
     // The API's certificate (password-protected PKCS#12, chain sent), and a wrong password.
+    let (file, password) = fixtures::chain_cert();
     let certificate = OnBehalfOfCredential::builder()
         .tenant_id(TENANT)
         .client_id(API)
-        .certificate_path(fixtures::cert("client.pfx"))
-        .password(PFX_PASSWORD)
+        .certificate_path(file)
+        .password(password.unwrap_or(PFX_PASSWORD))
         .send_certificate_chain(true)
         .authority_host(entra.authority_host())
         .env(Env::empty())
@@ -154,7 +155,9 @@ async fn scenarios(seen: &mut Printed) -> Vec<String> {
     seen.debug(&credential);
     seen.debug(&credential.get_token(SCOPE, None).await.unwrap());
     seen.error(
+        // The PKCS#12 file (without the feature pkcs12, refused for that reason instead).
         &certificate
+            .certificate_path(fixtures::cert("client.pfx"))
             .password("fixture-password-wrong")
             .user_assertion(user_token(0))
             .build()

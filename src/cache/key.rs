@@ -8,7 +8,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use super::TokenRequest;
-use sha2::{Digest, Sha256};
+use ring::digest;
 
 /// Who a cached token is for: the source kind and everything that decides the identity and the
 /// right to its tokens (endpoint, tenant, client / object / resource id, and for credentials
@@ -57,13 +57,15 @@ impl CacheIdentity {
 
     /// Adds a secret: only its SHA-256 digest is kept, and it is never printed.
     pub fn with_secret(mut self, secret: &[u8]) -> Self {
-        let mut hasher = Sha256::new();
+        let mut hasher = digest::Context::new(&digest::SHA256);
         hasher.update(b"azure-credentials cache identity\0");
         if let Some(previous) = self.secret_digest {
-            hasher.update(previous);
+            hasher.update(&previous);
         }
         hasher.update(secret);
-        self.secret_digest = Some(hasher.finalize().into());
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(hasher.finish().as_ref());
+        self.secret_digest = Some(digest);
         self
     }
 

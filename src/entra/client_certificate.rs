@@ -31,11 +31,15 @@ pub(crate) const MAX_CERTIFICATE_BYTES: u64 = 1024 * 1024;
 /// token request carries a client assertion (a JWT) signed with the certificate's private key.
 ///
 /// The certificate is a PEM file (the certificate, optionally its chain, and an unencrypted
-/// PKCS#8 or PKCS#1 RSA private key, in any order) or a PKCS#12 (`.pfx`) file, with or without
-/// a password. It is read and checked once, when the credential is built; the key never leaves
-/// the credential and is never printed.
+/// PKCS#8 or PKCS#1 RSA private key, in any order) or, with the crate's feature `pkcs12`, a
+/// PKCS#12 (`.pfx`, `.p12`) file, with or without a password. Without the feature a PKCS#12 file
+/// is refused with an [`InvalidInput`](crate::ErrorKind::InvalidInput) error that names the
+/// feature and the command converting the file to PEM:
+/// `openssl pkcs12 -in cert.pfx -out cert.pem -nodes`. The certificate is read and checked once,
+/// when the credential is built; the key never leaves the credential and is never printed.
 ///
 /// ```no_run
+/// // With the feature "pkcs12"; a PEM file needs no password.
 /// use azure_credentials::{ClientCertificateCredential, TokenCredential};
 ///
 /// # async fn run() -> Result<(), azure_credentials::Error> {
@@ -64,7 +68,8 @@ pub struct ClientCertificateCredential {
 
 impl ClientCertificateCredential {
     /// A credential for `client_id` in `tenant_id` with the certificate file at `path` (PEM, or
-    /// PKCS#12 without a password), other options from the environment and the defaults.
+    /// with the feature `pkcs12` PKCS#12 without a password), other options from the environment
+    /// and the defaults.
     ///
     /// # Errors
     ///
@@ -178,7 +183,8 @@ macro_rules! certificate_setters {
         certificate_path = $path_doc:literal,
         certificate = $bytes_doc:literal $(,)?
     ) => {
-        /// The certificate file: PEM (certificate and private key) or PKCS#12.
+        /// The certificate file: PEM (certificate and private key) or, with the crate's feature
+        /// `pkcs12`, PKCS#12 (`.pfx`, `.p12`).
         #[doc = ""]
         #[doc = $path_doc]
         pub fn certificate_path(mut self, path: impl Into<std::path::PathBuf>) -> Self {
@@ -187,7 +193,8 @@ macro_rules! certificate_setters {
             self
         }
 
-        /// The certificate's bytes: PEM (certificate and private key) or PKCS#12.
+        /// The certificate's bytes: PEM (certificate and private key) or, with the crate's
+        /// feature `pkcs12`, PKCS#12.
         #[doc = ""]
         #[doc = $bytes_doc]
         pub fn certificate(mut self, bytes: impl Into<Vec<u8>>) -> Self {
@@ -253,8 +260,9 @@ impl ClientCertificateCredentialBuilder {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a missing, unreadable or invalid certificate, a wrong password, a key that is not
-    /// RSA or does not belong to the certificate, and for invalid options (tenant id, client id,
-    /// authority host). The message names the file and what to do.
+    /// RSA or does not belong to the certificate, a PKCS#12 file without the feature `pkcs12`,
+    /// and for invalid options (tenant id, client id, authority host). The message names the
+    /// file and what to do.
     ///
     /// # Examples
     ///
@@ -404,7 +412,10 @@ impl ClientCertificate {
                 )
                 .with_source(e)
         })?;
-        ClientCertificate::parse(credential, &bytes, password, &origin)
+        let named_pkcs12 = path.extension().is_some_and(|extension| {
+            extension.eq_ignore_ascii_case("pfx") || extension.eq_ignore_ascii_case("p12")
+        });
+        ClientCertificate::parse_named(credential, &bytes, password, &origin, named_pkcs12)
     }
 
     /// Parses PEM or PKCS#12 bytes; `origin` names them in messages.
@@ -414,20 +425,30 @@ impl ClientCertificate {
         password: Option<&Secret>,
         origin: &str,
     ) -> Result<Self, Error> {
+        ClientCertificate::parse_named(credential, bytes, password, origin, false)
+    }
+
+    /// [`parse`](Self::parse), told whether the file's name says PKCS#12 (`.pfx`, `.p12`): without
+    /// the feature `pkcs12`, such a file that is not PEM gets the error naming the feature.
+    fn parse_named(
+        credential: &'static str,
+        bytes: &[u8],
+        password: Option<&Secret>,
+        origin: &str,
+        named_pkcs12: bool,
+    ) -> Result<Self, Error> {
         let invalid = |what: String, fix: &'static str| {
             Error::invalid_input(credential, format!("{origin} {what}")).with_fix(fix)
         };
         let is_pem = bytes.windows(11).any(|w| w == b"-----BEGIN ");
         let (keys, certs, ec) = if is_pem {
-            read_pem(bytes).map_err(|what| {
-                invalid(what, "use a PEM file holding the certificate and its unencrypted RSA private key (PKCS#8 or PKCS#1), or a PKCS#12 file")
-            })?
-        } else if bytes.first() == Some(&0x30) {
+            read_pem(bytes).map_err(|what| invalid(what, PEM_FIX))?
+        } else if looks_like_pkcs12(bytes, named_pkcs12) {
             read_pkcs12(bytes, password).map_err(|(what, fix)| invalid(what, fix))?
         } else {
             return Err(invalid(
                 "is neither PEM nor PKCS#12".to_owned(),
-                "use a PEM file (certificate and private key) or a PKCS#12 (.pfx) file",
+                NEITHER_FIX,
             ));
         };
         let ec_fix = "Microsoft Entra client assertions here are signed with RSA: create an RSA (2048 bits or more) certificate and upload it to the app registration";
@@ -602,7 +623,49 @@ fn read_pem(bytes: &[u8]) -> Result<Parsed, String> {
     Ok((keys, certs, ec))
 }
 
+/// What to do with a PEM file that cannot be used, and with a file that is neither PEM nor
+/// PKCS#12 (PKCS#12 is offered only when this build reads it).
+#[cfg(feature = "pkcs12")]
+const PEM_FIX: &str = "use a PEM file holding the certificate and its unencrypted RSA private key (PKCS#8 or PKCS#1), or a PKCS#12 file";
+#[cfg(feature = "pkcs12")]
+const NEITHER_FIX: &str = "use a PEM file (certificate and private key) or a PKCS#12 (.pfx) file";
+#[cfg(not(feature = "pkcs12"))]
+const PEM_FIX: &str =
+    "use a PEM file holding the certificate and its unencrypted RSA private key (PKCS#8 or PKCS#1)";
+#[cfg(not(feature = "pkcs12"))]
+const NEITHER_FIX: &str = "use a PEM file holding the certificate and its private key";
+
+/// Whether bytes that are not PEM are to be read as PKCS#12. With the feature `pkcs12`, any DER
+/// goes to the PKCS#12 reader, whose errors say what is wrong. Without it, a file that starts
+/// like a PKCS#12 `PFX` or is named `.pfx` / `.p12` gets the error naming the feature, and
+/// anything else (a DER certificate, say) the plain "neither PEM nor PKCS#12".
+fn looks_like_pkcs12(bytes: &[u8], named_pkcs12: bool) -> bool {
+    if cfg!(feature = "pkcs12") {
+        bytes.first() == Some(&0x30)
+    } else {
+        named_pkcs12 || der::starts_like_pfx(bytes)
+    }
+}
+
+/// Without the feature `pkcs12`: the error for a PKCS#12 file (or one named so), which names
+/// the feature and the command that converts the file to PEM.
+#[cfg(not(feature = "pkcs12"))]
+fn read_pkcs12(
+    _bytes: &[u8],
+    _password: Option<&Secret>,
+) -> Result<Parsed, (String, &'static str)> {
+    Err((
+        "is a PKCS#12 (.pfx/.p12) file, which this build of azure-credentials cannot read: it \
+         needs the crate's feature \"pkcs12\""
+            .to_owned(),
+        "enable the feature (azure-credentials = { features = [\"pkcs12\"] }), or convert the \
+         file to PEM: `openssl pkcs12 -in cert.pfx -out cert.pem -nodes` (the PEM file holds the \
+         unencrypted private key: protect it like the .pfx and its password)",
+    ))
+}
+
 /// Keys and certificates from PKCS#12. The error says what is wrong and what to do.
+#[cfg(feature = "pkcs12")]
 fn read_pkcs12(bytes: &[u8], password: Option<&Secret>) -> Result<Parsed, (String, &'static str)> {
     use p12_keystore::error::Error as P12Error;
     let archive = p12_keystore::Pkcs12Archive::from_pkcs12(
@@ -674,15 +737,17 @@ mod tests {
     #[test]
     fn every_supported_format_gives_the_same_certificate_and_key() {
         let reference = parse("client.pem", None).unwrap();
-        for (name, password) in [
-            ("client-pkcs1.pem", None),
-            ("client-chain.pem", None),
+        #[allow(unused_mut)] // PKCS#12 only with the feature.
+        let mut files = vec![("client-pkcs1.pem", None), ("client-chain.pem", None)];
+        #[cfg(feature = "pkcs12")]
+        files.extend([
             ("client.pfx", Some("fixture-password")),
             ("client-legacy.pfx", Some("fixture-password")),
             ("client-nopass.pfx", None),
             ("client-nopass.pfx", Some("")),
             ("client-unencrypted.pfx", None),
-        ] {
+        ]);
+        for (name, password) in files {
             let cert = parse(name, password).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(cert.thumbprint_hex, reference.thumbprint_hex, "{name}");
             assert_eq!(cert.x5t_s256, reference.x5t_s256, "{name}");
@@ -694,6 +759,7 @@ mod tests {
         }
         assert_eq!(reference.x5c.len(), 1);
         assert_eq!(parse("client-chain.pem", None).unwrap().x5c.len(), 2);
+        #[cfg(feature = "pkcs12")]
         assert_eq!(
             parse("client.pfx", Some("fixture-password"))
                 .unwrap()

@@ -25,7 +25,7 @@ pub(crate) const NAME: &str = "EnvironmentCredential";
 /// | `AZURE_TENANT_ID` | the tenant (directory) id |
 /// | `AZURE_CLIENT_ID` | the application (client) id |
 /// | `AZURE_CLIENT_SECRET` | a client secret (used first when set) |
-/// | `AZURE_CLIENT_CERTIFICATE_PATH` | else a PEM or PKCS#12 file with the certificate and its private key |
+/// | `AZURE_CLIENT_CERTIFICATE_PATH` | else a PEM file (or, with the feature `pkcs12`, a PKCS#12 file) with the certificate and its private key |
 /// | `AZURE_CLIENT_CERTIFICATE_PASSWORD` | the PKCS#12 file's password, if it has one |
 /// | `AZURE_CLIENT_SEND_CERTIFICATE_CHAIN` | `1` or `true`: send the certificate chain (`x5c`) |
 /// | `AZURE_AUTHORITY_HOST` | the authority host (default: the public cloud) |

@@ -15,7 +15,9 @@ const CLIENT_ID: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
 ///
 /// Layout: `[body]`.
 pub fn device_code(data: &[u8]) {
-    let clock = ManualClock::new(time::macros::datetime!(2030-01-01 0:00 UTC));
+    // 2030-01-01 00:00 UTC, without `time`'s macros (not a feature of the library's `time`).
+    let clock =
+        ManualClock::new(time::OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(1_893_456_000));
     let parse = |body: &[u8]| {
         let response = HttpResponse::for_fuzzing(
             200,

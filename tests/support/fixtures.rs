@@ -26,6 +26,18 @@ pub fn cert(name: &str) -> PathBuf {
     path("certs").join(name)
 }
 
+/// The certificate with its chain (leaf and CA) and the key, and its password: the
+/// password-protected PKCS#12 file when the crate reads PKCS#12 (feature `pkcs12`), else the
+/// same certificate, chain and key in PEM.
+#[allow(dead_code)] // Not every test binary uses it.
+pub fn chain_cert() -> (PathBuf, Option<&'static str>) {
+    if cfg!(feature = "pkcs12") {
+        (cert("client.pfx"), Some("fixture-password"))
+    } else {
+        (cert("client-chain.pem"), None)
+    }
+}
+
 /// What a developer tool printed in one recorded case, `fixtures/{tool}/{case}/` (`tool` is
 /// `azure_cli`, `azure_developer_cli` or `azure_powershell`): its stdout, stderr and exit code.
 pub fn tool_output(tool: &str, case: &str) -> Output {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest, Sha256};
+use ring::digest;
 use url::Url;
 
 use super::browser::{BrowserCommand, Launcher};
@@ -233,7 +233,7 @@ fn random(n: usize) -> Result<String, Error> {
 
 /// The PKCE challenge of `verifier` (S256).
 pub(crate) fn pkce_challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()))
 }
 
 #[async_trait]

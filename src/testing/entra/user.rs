@@ -8,8 +8,8 @@ use std::collections::{HashMap, VecDeque};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::digest;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use super::reply::{MockEntraReply, error_response};
 use super::token_checks::{form_post, require};
@@ -503,7 +503,7 @@ impl UserFlows {
 
 /// BASE64URL-NOPAD(SHA256(verifier)): the S256 code challenge of `verifier`.
 pub(super) fn pkce_challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()))
 }
 
 /// An id token shaped like Entra's (RS256 header, `kid` "mock", signature `mock-signature`).
