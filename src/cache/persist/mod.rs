@@ -40,7 +40,7 @@ use file::FileStore;
 use lock::CrossProcessLock;
 use msal_schema::MsalCache;
 
-pub(crate) use persisted::{Persisted, PersistedCaches, TokenOwner};
+pub(crate) use persisted::{Persisted, PersistedCaches, TokenOwner, off_the_runtime};
 
 /// The cache name of the other Azure SDKs (Python, .NET, JS): tokens persisted under it are
 /// shared with their applications of the same client id.
