@@ -210,3 +210,52 @@ fn an_unreachable_secret_service_without_unencrypted_storage_is_a_clear_error() 
         .build()
         .unwrap();
 }
+
+/// A session bus that accepts a connection and never says a word (a hung bus, or a keyring
+/// waiting on a prompt nobody sees): building fails as if there were no Secret Service, after
+/// the bound, instead of hanging. Real time (build() is synchronous: no paused clock reaches
+/// it); the bound is about 5 s, nothing asserts on it.
+#[test]
+fn a_session_bus_that_never_answers_fails_the_build_as_unavailable_instead_of_hanging() {
+    let home = fixtures::scratch_dir("secret-service", "silent-bus");
+    let socket = home.join("bus");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let (connected, was_connected) = std::sync::mpsc::channel::<()>();
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let silent = std::thread::spawn(move || {
+        // Keeps the connection open, silent, until the test has its answer.
+        let (connection, _) = listener.accept().unwrap();
+        connected.send(()).unwrap();
+        let _ = wait.recv();
+        drop(connection);
+    });
+    let bus = format!("unix:path={}", socket.display());
+    let error = ClientSecretCredential::builder()
+        .tenant_id(entra::TENANT)
+        .client_id(CLIENT)
+        .secret(SECRET)
+        .env(Env::from_pairs([
+            ("HOME", home.to_str().unwrap()),
+            ("DBUS_SESSION_BUS_ADDRESS", bus.as_str()),
+        ]))
+        .persistence(TokenCachePersistence::new())
+        .build()
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
+    let message = error.to_string();
+    assert!(
+        message.contains("the Secret Service was not reachable"),
+        "{message}"
+    );
+    assert!(message.contains("did not answer within"), "{message}");
+    assert!(
+        message.contains("allow_unencrypted_storage(true)"),
+        "{message}"
+    );
+    assert!(
+        was_connected.try_recv().is_ok(),
+        "the credential never connected to the silent bus"
+    );
+    done.send(()).unwrap();
+    silent.join().unwrap();
+}

@@ -9,8 +9,10 @@ pub(crate) enum PersistErrorKind {
     /// The file system failed (permission denied, disk full, ...); the cause is the `source()`.
     Io,
     /// The file or its directory belongs to another user.
+    #[cfg_attr(not(unix), allow(dead_code))]
     WrongOwner,
     /// The file can be read or written, or its directory written, by other users.
+    #[cfg_attr(not(unix), allow(dead_code))]
     InsecureMode,
     /// The path is a symbolic link, a directory or another non-regular file.
     NotRegular,
@@ -18,6 +20,14 @@ pub(crate) enum PersistErrorKind {
     TooLarge,
     /// Another process held the cross-process lock for the whole wait.
     LockTimeout,
+    /// The platform's protection of the secret (DPAPI, the Keychain) failed; the cause is the
+    /// `source()` or named in the message.
+    #[cfg_attr(not(any(windows, target_os = "macos")), allow(dead_code))]
+    Protection,
+    /// The file's bytes are not encrypted as the platform's store encrypts them (a damaged or
+    /// unencrypted file): set aside like a file that is not a cache document.
+    #[cfg_attr(not(windows), allow(dead_code))]
+    Undecryptable,
 }
 
 /// Why persistence failed. `Display` names the path and the fix, never file contents; an I/O
@@ -42,6 +52,20 @@ impl PersistError {
     pub(crate) fn io(message: impl Into<String>, source: io::Error) -> Self {
         Self {
             kind: PersistErrorKind::Io,
+            message: message.into(),
+            source: Some(source),
+        }
+    }
+
+    /// A failure of `kind` whose cause is the OS error `source`.
+    #[cfg_attr(not(windows), allow(dead_code))]
+    pub(crate) fn with_source(
+        kind: PersistErrorKind,
+        message: impl Into<String>,
+        source: io::Error,
+    ) -> Self {
+        Self {
+            kind,
             message: message.into(),
             source: Some(source),
         }

@@ -144,7 +144,10 @@ impl FileStore {
     /// elsewhere (the Secret Service), as msal-extensions touches it. The contents are left as
     /// they are. A file readable by others is accepted (Python creates it `0644`; it holds no
     /// secret of ours); a link, a non-regular file or another user's file is refused.
-    #[cfg_attr(not(feature = "secret-service"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(target_os = "macos", all(feature = "secret-service", not(windows)))),
+        allow(dead_code)
+    )]
     pub(crate) fn touch(&self, now: SystemTime) -> Result<(), PersistError> {
         let metadata = match std::fs::symlink_metadata(&self.path) {
             Ok(metadata) => metadata,

@@ -6,14 +6,21 @@
 //! - `msal_schema.rs`: MSAL's unified token cache JSON (the other SDKs' and az's format);
 //! - `file.rs`, `lock.rs`: the file readable by its user only, and the lock around updates;
 //! - `secret_service.rs` (feature `secret-service`): the document as a secret of the Linux
-//!   Secret Service, the file then only a change signal.
+//!   Secret Service, the file then only a change signal;
+//! - `dpapi.rs` (Windows): the file's bytes encrypted with DPAPI;
+//! - `keychain.rs` (macOS): the document as a generic password of the login Keychain, the file
+//!   then only a change signal.
 
+#[cfg(windows)]
+mod dpapi;
 mod error;
 mod file;
+#[cfg(target_os = "macos")]
+mod keychain;
 mod lock;
 pub(crate) mod msal_schema;
 mod persisted;
-#[cfg(feature = "secret-service")]
+#[cfg(all(feature = "secret-service", not(any(windows, target_os = "macos"))))]
 mod secret_service;
 #[cfg(test)]
 mod tests;
@@ -33,7 +40,7 @@ use file::FileStore;
 use lock::CrossProcessLock;
 use msal_schema::MsalCache;
 
-pub(crate) use persisted::{Persisted, PersistedCaches, TokenOwner};
+pub(crate) use persisted::{Persisted, PersistedCaches, TokenOwner, off_the_runtime};
 
 /// The cache name of the other Azure SDKs (Python, .NET, JS): tokens persisted under it are
 /// shared with their applications of the same client id.
@@ -52,14 +59,21 @@ const NAME: &str = "TokenCachePersistence";
 /// signed in here, and the other way round), in `~/.IdentityService/<name>.nocae` (and `.cae`
 /// for CAE tokens; `%LOCALAPPDATA%\.IdentityService` on Windows).
 ///
-/// **Encryption**: on Linux with the crate's feature `secret-service`, the tokens are a secret
-/// of the Secret Service (GNOME Keyring, KWallet) on the D-Bus session bus of the credential's
-/// environment, as Python's azure-identity keeps them (the file is then only a change signal).
-/// Without it (no feature, no session bus, a locked or missing keyring; and on macOS and Windows,
-/// whose Keychain and DPAPI stores are not built yet) a credential with persistence fails to
-/// build unless [`allow_unencrypted_storage`](Self::allow_unencrypted_storage) is set: then the
-/// file is readable and writable by its user only (`0600` in a `0700` directory), written
-/// atomically, and refused if another user owns it.
+/// **Encryption**, as Python's azure-identity keeps the tokens:
+/// - Windows: the file's bytes are encrypted for the user with DPAPI (`CryptProtectData`).
+/// - macOS: the tokens are a generic password of the login Keychain (service
+///   `Microsoft.Developer.IdentityService`); the file is only a change signal. This store is
+///   compile-checked, not yet tested on a Mac.
+/// - Linux, with the crate's feature `secret-service`: the tokens are a secret of the Secret
+///   Service (GNOME Keyring, KWallet) on the D-Bus session bus of the credential's environment;
+///   the file is only a change signal.
+///
+/// Without an encrypted store (Linux without the feature, no session bus, a locked or missing
+/// keyring, a Secret Service that does not answer within a few seconds) a credential with
+/// persistence fails to build unless
+/// [`allow_unencrypted_storage`](Self::allow_unencrypted_storage) is set: then the file is
+/// readable and writable by its user only (`0600` in a `0700` directory), written atomically,
+/// and refused if another user owns it.
 ///
 /// ```
 /// use azure_credentials::{ClientSecretCredential, TokenCachePersistence};
@@ -102,7 +116,8 @@ impl TokenCachePersistence {
     }
 
     /// Whether tokens may be stored in a plain file (readable by the user only) when no
-    /// encrypted store is available. Default: `false`.
+    /// encrypted store is available. Default: `false`. Windows and macOS always have one (DPAPI,
+    /// the Keychain), so this matters on Linux only.
     pub fn allow_unencrypted_storage(mut self, allow: bool) -> Self {
         self.allow_unencrypted_storage = allow;
         self
@@ -133,12 +148,12 @@ impl TokenCachePersistence {
             )
             .with_fix("use letters, digits, '.', '-' and '_' (the default is msal.cache)"));
         }
-        let secret_bus = encrypted_store(env);
-        if secret_bus.is_err() && !self.allow_unencrypted_storage {
-            let why = match &secret_bus {
+        let encrypted = encrypted_store(env);
+        if encrypted.is_err() && !self.allow_unencrypted_storage {
+            let why = match &encrypted {
                 Err(Some(why)) => format!("the Secret Service was not reachable ({why})"),
                 _ => "this build has no encrypted store (the Secret Service needs the crate's \
-                      feature secret-service; the Keychain and DPAPI stores are not built yet)"
+                      feature secret-service)"
                     .to_owned(),
             };
             return Err(Error::new(
@@ -160,10 +175,10 @@ impl TokenCachePersistence {
                 "set HOME (USERPROFILE / LOCALAPPDATA on Windows), or leave persistence off",
             ));
         };
-        let bus = secret_bus.ok();
+        let encrypted = encrypted.ok();
         let at = |suffix: &str| {
             let file = format!("{}{suffix}", self.name);
-            PersistentCache::at(dir.join(&file), Backend::new(bus.as_deref(), file))
+            PersistentCache::at(dir.join(&file), Backend::new(encrypted.clone(), file))
         };
         Ok(PersistedCaches {
             plain: at(".nocae"),
@@ -172,13 +187,39 @@ impl TokenCachePersistence {
     }
 }
 
-/// The session bus address of a Secret Service that answers; else why not (`None`: the
-/// feature is off or there is no session bus to ask).
-#[cfg(feature = "secret-service")]
-fn encrypted_store(env: &Env) -> Result<String, Option<String>> {
+/// The encrypted store of this platform.
+#[derive(Clone)]
+enum EncryptedStore {
+    /// The file encrypted with DPAPI.
+    #[cfg(windows)]
+    Dpapi,
+    /// The login Keychain.
+    #[cfg(target_os = "macos")]
+    Keychain,
+    /// The Secret Service at this session bus address.
+    #[cfg(all(feature = "secret-service", not(any(windows, target_os = "macos"))))]
+    SecretService(String),
+}
+
+/// Windows' store: DPAPI, always there.
+#[cfg(windows)]
+fn encrypted_store(_env: &Env) -> Result<EncryptedStore, Option<String>> {
+    Ok(EncryptedStore::Dpapi)
+}
+
+/// macOS' store: the login Keychain, always there (a locked one asks the user when used).
+#[cfg(target_os = "macos")]
+fn encrypted_store(_env: &Env) -> Result<EncryptedStore, Option<String>> {
+    Ok(EncryptedStore::Keychain)
+}
+
+/// The Secret Service of the session bus, if it answers (within
+/// `secret_service::BUS_TIMEOUT`); else why not (`None`: there is no session bus to ask).
+#[cfg(all(feature = "secret-service", not(any(windows, target_os = "macos"))))]
+fn encrypted_store(env: &Env) -> Result<EncryptedStore, Option<String>> {
     let address = secret_service::session_bus(env).ok_or(None)?;
     match secret_service::available(&address) {
-        Ok(()) => Ok(address),
+        Ok(()) => Ok(EncryptedStore::SecretService(address)),
         Err(error) => {
             tracing::debug!(error = %error, "the Secret Service is not available to the persistent token cache");
             Err(Some(error.to_string()))
@@ -186,8 +227,9 @@ fn encrypted_store(env: &Env) -> Result<String, Option<String>> {
     }
 }
 
-#[cfg(not(feature = "secret-service"))]
-fn encrypted_store(_env: &Env) -> Result<String, Option<String>> {
+/// No encrypted store in this build.
+#[cfg(not(any(windows, target_os = "macos", feature = "secret-service")))]
+fn encrypted_store(_env: &Env) -> Result<EncryptedStore, Option<String>> {
     Err(None)
 }
 
@@ -195,30 +237,97 @@ fn encrypted_store(_env: &Env) -> Result<String, Option<String>> {
 enum Backend {
     /// In the file itself.
     File,
+    /// In the file, encrypted with DPAPI.
+    #[cfg(windows)]
+    Dpapi,
+    /// In the Keychain; the file is a change signal.
+    #[cfg(target_os = "macos")]
+    Keychain(keychain::KeychainStore),
     /// In the Secret Service; the file is a change signal.
-    #[cfg(feature = "secret-service")]
+    #[cfg(all(feature = "secret-service", not(any(windows, target_os = "macos"))))]
     SecretService(secret_service::SecretStore),
 }
 
 impl Backend {
-    /// The Secret Service at `bus` (a secret named by the file name `file`), else the file.
-    #[cfg_attr(not(feature = "secret-service"), allow(unused_variables))]
-    fn new(bus: Option<&str>, file: String) -> Backend {
-        #[cfg(feature = "secret-service")]
-        if let Some(bus) = bus {
-            return Backend::SecretService(secret_service::SecretStore::new(bus, file));
+    /// The `encrypted` store's place for the cache file named `file`, else the file.
+    #[cfg_attr(
+        not(any(target_os = "macos", all(feature = "secret-service", not(windows)))),
+        allow(unused_variables)
+    )]
+    fn new(encrypted: Option<EncryptedStore>, file: String) -> Backend {
+        match encrypted {
+            None => Backend::File,
+            #[cfg(windows)]
+            Some(EncryptedStore::Dpapi) => Backend::Dpapi,
+            #[cfg(target_os = "macos")]
+            Some(EncryptedStore::Keychain) => Backend::Keychain(keychain::KeychainStore::new(file)),
+            #[cfg(all(feature = "secret-service", not(any(windows, target_os = "macos"))))]
+            Some(EncryptedStore::SecretService(bus)) => {
+                Backend::SecretService(secret_service::SecretStore::new(&bus, file))
+            }
         }
-        Backend::File
     }
 
     /// What tells caches of the same file apart: the bus of their Secret Service.
     fn key(&self) -> Option<&str> {
         match self {
-            Backend::File => None,
-            #[cfg(feature = "secret-service")]
+            #[cfg(all(feature = "secret-service", not(any(windows, target_os = "macos"))))]
             Backend::SecretService(store) => Some(store.address()),
+            _ => None,
         }
     }
+
+    /// Whether the document is the file's contents (which can be set aside when corrupt),
+    /// not a secret kept elsewhere.
+    fn in_the_file(&self) -> bool {
+        match self {
+            Backend::File => true,
+            #[cfg(windows)]
+            Backend::Dpapi => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// The document's bytes as stored; `None` when there is none yet.
+    fn read(&self, file: &FileStore) -> Result<Option<Vec<u8>>, PersistError> {
+        match self {
+            Backend::File => file.read(),
+            // An empty file is no document (nothing we write is empty once encrypted).
+            #[cfg(windows)]
+            Backend::Dpapi => file
+                .read()?
+                .filter(|bytes| !bytes.is_empty())
+                .map(|bytes| dpapi::unprotect(&bytes))
+                .transpose(),
+            #[cfg(target_os = "macos")]
+            Backend::Keychain(keychain) => keychain.read(),
+            #[cfg(all(feature = "secret-service", not(any(windows, target_os = "macos"))))]
+            Backend::SecretService(secret) => secret.read(),
+        }
+    }
+
+    /// Stores the document's bytes (the caller holds the lock); a store kept elsewhere also
+    /// touches the file, its change signal.
+    fn write(&self, file: &FileStore, bytes: &[u8]) -> Result<(), PersistError> {
+        match self {
+            Backend::File => file.write(bytes),
+            #[cfg(windows)]
+            Backend::Dpapi => file.write(&dpapi::protect(bytes)?),
+            #[cfg(target_os = "macos")]
+            Backend::Keychain(keychain) => keychain.write(bytes).and_then(|()| signal_change(file)),
+            #[cfg(all(feature = "secret-service", not(any(windows, target_os = "macos"))))]
+            Backend::SecretService(secret) => {
+                secret.write(bytes).and_then(|()| signal_change(file))
+            }
+        }
+    }
+}
+
+/// Touches the file of a document kept elsewhere (Keychain, Secret Service): its change signal.
+#[cfg(any(target_os = "macos", all(feature = "secret-service", not(windows))))]
+fn signal_change(file: &FileStore) -> Result<(), PersistError> {
+    file.touch(crate::system::Clock::system().now().into())
 }
 
 /// `~/.IdentityService` (`%LOCALAPPDATA%\.IdentityService` on Windows): where the other Azure
@@ -284,15 +393,9 @@ impl PersistentCache {
         let mut document = (*self.load_fresh()?).clone();
         f(&mut document);
         let bytes = document.to_bytes();
-        match &self.backend {
-            Backend::File => self.store.write(&bytes),
-            #[cfg(feature = "secret-service")]
-            Backend::SecretService(secret) => secret.write(&bytes).and_then(|()| {
-                self.store
-                    .touch(crate::system::Clock::system().now().into())
-            }),
-        }
-        .map_err(persist_error)?;
+        self.backend
+            .write(&self.store, &bytes)
+            .map_err(persist_error)?;
         *self.loaded.lock() = self.store.stamp().map(|stamp| (stamp, Arc::new(document)));
         Ok(())
     }
@@ -316,39 +419,39 @@ impl PersistentCache {
     /// warning) and the cache starts empty: a corrupt file never fails a token request.
     fn load_fresh(&self) -> Result<Arc<MsalCache>, Error> {
         let stamp = self.store.stamp();
-        let bytes = match &self.backend {
-            Backend::File => self.store.read(),
-            #[cfg(feature = "secret-service")]
-            Backend::SecretService(secret) => secret.read(),
-        }
-        .map_err(persist_error)?;
-        let document = match bytes {
+        let parsed = match self.backend.read(&self.store) {
+            Ok(None) => None,
+            Ok(Some(bytes)) => Some(MsalCache::parse(&bytes).map_err(|e| e.to_string())),
+            // Bytes DPAPI does not recognize: as damaged as a file that is not JSON.
+            Err(error) if error.kind() == PersistErrorKind::Undecryptable => {
+                Some(Err(error.to_string()))
+            }
+            Err(error) => return Err(persist_error(error)),
+        };
+        let document = match parsed {
             None => MsalCache::empty(),
-            Some(bytes) => match MsalCache::parse(&bytes) {
-                Ok(document) => document,
-                #[cfg(feature = "secret-service")]
-                Err(error) if !matches!(self.backend, Backend::File) => {
-                    // A secret cannot be set aside; the next write replaces it.
-                    tracing::warn!(
-                        path = %self.store.path().display(),
-                        error = %error,
-                        "the persistent token cache in the Secret Service is not a token cache document; starting empty"
-                    );
-                    MsalCache::empty()
-                }
-                Err(error) => {
-                    let aside = self
-                        .store
-                        .set_aside(crate::system::Clock::system().now().unix_timestamp());
-                    tracing::warn!(
-                        path = %self.store.path().display(),
-                        error = %error,
-                        set_aside = ?aside.as_ref().ok(),
-                        "the persistent token cache is not a token cache document; set aside, starting empty"
-                    );
-                    MsalCache::empty()
-                }
-            },
+            Some(Ok(document)) => document,
+            Some(Err(error)) if !self.backend.in_the_file() => {
+                // A secret cannot be set aside; the next write replaces it.
+                tracing::warn!(
+                    path = %self.store.path().display(),
+                    error = %error,
+                    "the persistent token cache's secret (Secret Service, Keychain) is not a token cache document; starting empty"
+                );
+                MsalCache::empty()
+            }
+            Some(Err(error)) => {
+                let aside = self
+                    .store
+                    .set_aside(crate::system::Clock::system().now().unix_timestamp());
+                tracing::warn!(
+                    path = %self.store.path().display(),
+                    error = %error,
+                    set_aside = ?aside.as_ref().ok(),
+                    "the persistent token cache is not a token cache document; set aside, starting empty"
+                );
+                MsalCache::empty()
+            }
         };
         let document = Arc::new(document);
         if let Some(stamp) = stamp {
@@ -363,9 +466,11 @@ impl PersistentCache {
 /// regular file).
 fn persist_error(error: PersistError) -> Error {
     let kind = match error.kind() {
-        PersistErrorKind::Io | PersistErrorKind::LockTimeout | PersistErrorKind::TooLarge => {
-            ErrorKind::Io
-        }
+        PersistErrorKind::Io
+        | PersistErrorKind::LockTimeout
+        | PersistErrorKind::TooLarge
+        | PersistErrorKind::Protection
+        | PersistErrorKind::Undecryptable => ErrorKind::Io,
         PersistErrorKind::WrongOwner
         | PersistErrorKind::InsecureMode
         | PersistErrorKind::NotRegular => ErrorKind::InvalidInput,

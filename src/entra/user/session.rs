@@ -12,8 +12,8 @@ use parking_lot::Mutex;
 
 use super::account::Account;
 use super::record::AuthenticationRecord;
-use crate::cache::persist::PersistedCaches;
 use crate::cache::persist::msal_schema::AccountEntry;
+use crate::cache::persist::{PersistedCaches, off_the_runtime};
 use crate::entra::options::is_multi_tenant_alias;
 use crate::entra::response::UserParts;
 use crate::entra::{ClientProof, EntraClient, Grant};
@@ -169,21 +169,31 @@ impl UserSession {
         }
     }
 
-    /// The user's refresh token: this process's, else the persistent cache's.
-    fn refresh_token(&self, key: &AccountKey) -> Option<Secret> {
+    /// The user's refresh token: this process's, else the persistent cache's (read on tokio's
+    /// blocking threads: it may wait for another process's lock or the keyring).
+    async fn refresh_token(&self, key: &AccountKey) -> Option<Secret> {
         if let Some(token) = self.users.refresh_token(key) {
             return Some(token);
         }
-        let persistent = self.persistent.as_ref()?;
-        let found = persistent
-            .plain
-            .read(|document| {
-                document.find_refresh_token(&key.authority, &key.client_id, &key.home_account_id)
-            })
-            .unwrap_or_else(|error| {
-                tracing::warn!(credential = self.credential(), error = %error, "the persistent token cache could not be read");
-                None
-            })?;
+        let cache = self.persistent.as_ref()?.plain.clone();
+        let credential = self.credential();
+        let owner = key.clone();
+        let found = off_the_runtime(move || {
+            cache
+                .read(|document| {
+                    document.find_refresh_token(
+                        &owner.authority,
+                        &owner.client_id,
+                        &owner.home_account_id,
+                    )
+                })
+                .unwrap_or_else(|error| {
+                    tracing::warn!(credential, error = %error, "the persistent token cache could not be read");
+                    None
+                })
+        })
+        .await
+        .flatten()?;
         tracing::debug!(
             credential = self.credential(),
             "the user's refresh token was read from the persistent token cache"
@@ -192,8 +202,9 @@ impl UserSession {
         Some(found)
     }
 
-    /// Keeps the user's refresh token (and, persisted, the account MSAL lists).
-    fn keep(
+    /// Keeps the user's refresh token (and, persisted, the account MSAL lists; written on
+    /// tokio's blocking threads).
+    async fn keep(
         &self,
         key: AccountKey,
         known: &Known,
@@ -201,6 +212,10 @@ impl UserSession {
         id_token: Option<&Secret>,
     ) {
         if let Some(persistent) = &self.persistent {
+            let cache = persistent.plain.clone();
+            let credential = self.credential();
+            let (key, tenant_id) = (key.clone(), known.tenant_id.clone());
+            let (refresh_token, id_token) = (refresh_token.clone(), id_token.cloned());
             let account = AccountEntry {
                 home_account_id: key.home_account_id.clone(),
                 environment: key.authority.clone(),
@@ -209,48 +224,57 @@ impl UserSession {
                 username: known.username.clone(),
                 authority_type: "MSSTS".to_owned(),
             };
-            let written = persistent.plain.update(|document| {
-                document.put_refresh_token(
-                    &key.authority,
-                    &key.client_id,
-                    &key.home_account_id,
-                    &refresh_token,
-                );
-                document.put_account(&account);
-                if let Some(id_token) = id_token {
-                    document.put_id_token(
+            off_the_runtime(move || {
+                let written = cache.update(|document| {
+                    document.put_refresh_token(
                         &key.authority,
                         &key.client_id,
-                        &known.tenant_id,
                         &key.home_account_id,
-                        id_token,
+                        &refresh_token,
                     );
+                    document.put_account(&account);
+                    if let Some(id_token) = &id_token {
+                        document.put_id_token(
+                            &key.authority,
+                            &key.client_id,
+                            &tenant_id,
+                            &key.home_account_id,
+                            id_token,
+                        );
+                    }
+                    document.put_app_metadata(&key.authority, &key.client_id);
+                });
+                if let Err(error) = written {
+                    tracing::warn!(credential, error = %error, "the user's sign-in could not be written to the persistent token cache");
                 }
-                document.put_app_metadata(&key.authority, &key.client_id);
-            });
-            if let Err(error) = written {
-                tracing::warn!(credential = self.credential(), error = %error, "the user's sign-in could not be written to the persistent token cache");
-            }
+            })
+            .await;
         }
         self.users.store(key, refresh_token);
     }
 
     /// Forgets a refused refresh token, here and in the persistent cache (unless another
     /// process already replaced it).
-    fn forget(&self, key: &AccountKey, refused: &Secret) {
+    async fn forget(&self, key: &AccountKey, refused: &Secret) {
         self.users.forget(key, refused);
         if let Some(persistent) = &self.persistent {
-            let removed = persistent.plain.update(|document| {
-                document.remove_refresh_token(
-                    &key.authority,
-                    &key.client_id,
-                    &key.home_account_id,
-                    refused,
-                );
-            });
-            if let Err(error) = removed {
-                tracing::warn!(credential = self.credential(), error = %error, "a refused refresh token could not be removed from the persistent token cache");
-            }
+            let cache = persistent.plain.clone();
+            let credential = self.credential();
+            let (key, refused) = (key.clone(), refused.clone());
+            off_the_runtime(move || {
+                let removed = cache.update(|document| {
+                    document.remove_refresh_token(
+                        &key.authority,
+                        &key.client_id,
+                        &key.home_account_id,
+                        &refused,
+                    );
+                });
+                if let Err(error) = removed {
+                    tracing::warn!(credential, error = %error, "a refused refresh token could not be removed from the persistent token cache");
+                }
+            })
+            .await;
         }
     }
 
@@ -330,7 +354,7 @@ impl UserSession {
             return Ok(None);
         };
         let key = self.key(&known.home_account_id);
-        let Some(refresh_token) = self.refresh_token(&key) else {
+        let Some(refresh_token) = self.refresh_token(&key).await else {
             return Ok(None);
         };
         let grant = Grant::RefreshToken {
@@ -348,6 +372,7 @@ impl UserSession {
         match self.client.token_from(&answer) {
             Ok((token, parts)) => self
                 .accept(token, parts, None, request)
+                .await
                 .map(Some)
                 .map_err(Silent::Failed),
             Err(error) if refused => {
@@ -356,7 +381,7 @@ impl UserSession {
                     codes = ?error.aadsts_codes(),
                     "the user's refresh token was refused; the user must sign in again"
                 );
-                self.forget(&key, &refresh_token);
+                self.forget(&key, &refresh_token).await;
                 Err(Silent::Refused(error))
             }
             Err(error) => Err(Silent::Failed(error)),
@@ -378,12 +403,13 @@ impl UserSession {
             signed_in.nonce.as_deref(),
             request,
         )
+        .await
     }
 
     /// Keeps what a sign-in or refresh answered (the account, the refresh token) and returns
     /// the token with the user's identity on it. A sign-in as another user than the one this
     /// credential is for is refused.
-    fn accept(
+    async fn accept(
         &self,
         token: AccessToken,
         parts: UserParts,
@@ -458,9 +484,12 @@ impl UserSession {
         };
         let key = self.key(&known.home_account_id);
         match parts.refresh_token {
-            Some(refresh_token) => self.keep(key, &known, refresh_token, parts.id_token.as_ref()),
+            Some(refresh_token) => {
+                self.keep(key, &known, refresh_token, parts.id_token.as_ref())
+                    .await;
+            }
             // A refresh may keep the refresh token it used; a sign-in without one is worth a word.
-            None if self.refresh_token(&key).is_none() => tracing::warn!(
+            None if self.refresh_token(&key).await.is_none() => tracing::warn!(
                 credential,
                 "Microsoft Entra ID returned no refresh token: the user will be asked to sign in again for other scopes and after the token expires"
             ),
