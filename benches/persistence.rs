@@ -1,4 +1,4 @@
-//! Cold start from the persistent token cache: `cargo bench --bench persistence`.
+//! Cold start from the persistent token cache: `cargo bench --features persistence --bench persistence`.
 //!
 //! Each run plays a new process: a new `ClientSecretCredential` with a new in-memory cache,
 //! asking for its first token, three ways — against the loopback `MockEntra` without

@@ -221,9 +221,10 @@ mod test_util;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+#[cfg(feature = "persistence")]
+pub use cache::TokenCachePersistence;
 pub use cache::{
-    CacheIdentity, CachedCredential, TokenCache, TokenCacheBuilder, TokenCachePersistence,
-    TokenFetcher, TokenRequest,
+    CacheIdentity, CachedCredential, TokenCache, TokenCacheBuilder, TokenFetcher, TokenRequest,
 };
 pub use chain::{ChainedTokenCredential, ChainedTokenCredentialBuilder, RequiredIdentity};
 pub use communication::{

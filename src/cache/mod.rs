@@ -30,12 +30,19 @@ mod flight;
 mod front;
 mod key;
 mod partition;
+#[cfg(feature = "persistence")]
+pub(crate) mod persist;
+#[cfg(not(feature = "persistence"))]
+#[path = "no_persistence.rs"]
 pub(crate) mod persist;
 pub(crate) mod policy;
 
 pub use cached_credential::CachedCredential;
 pub use key::CacheIdentity;
+#[cfg(feature = "persistence")]
 pub use persist::TokenCachePersistence;
+#[cfg(not(feature = "persistence"))]
+use persist::TokenCachePersistence;
 
 /// Entries per partition before expired ones are swept out.
 const SWEEP_THRESHOLD: usize = 64;
@@ -309,7 +316,14 @@ impl TokenCache {
 
     /// The persistence the credentials of this cache use when their builders name none
     /// ([`TokenCacheBuilder::persistence`]).
+    #[cfg(feature = "persistence")]
     pub fn persistence(&self) -> Option<&TokenCachePersistence> {
+        self.inner.persistence.as_ref()
+    }
+
+    /// The persistence the credentials of this cache use when their builders name none.
+    #[cfg(not(feature = "persistence"))]
+    pub(crate) fn persistence(&self) -> Option<&TokenCachePersistence> {
         self.inner.persistence.as_ref()
     }
 
@@ -454,6 +468,7 @@ impl TokenCacheBuilder {
         /// Keeps the tokens of the credentials that use this cache across processes, for those
         /// that support it (the service principal and user sign-in credentials) and name no
         /// persistence of their own: see [`TokenCachePersistence`]. Default: none.
+        #[cfg(feature = "persistence")]
         persistence(persistence: TokenCachePersistence) => Some(persistence);
     }
 

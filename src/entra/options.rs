@@ -22,7 +22,7 @@ pub(crate) struct EntraOptions {
     pub(crate) authority_host: Option<String>,
     pub(crate) allowed_tenants: Option<Vec<String>>,
     pub(crate) retry: Option<RetryPolicy>,
-    pub(crate) persistence: Option<crate::TokenCachePersistence>,
+    pub(crate) persistence: Option<crate::cache::persist::TokenCachePersistence>,
 }
 
 /// Adds the shared setters to an Entra credential builder whose `options` field is an
@@ -62,6 +62,7 @@ macro_rules! entra_setters {
     };
     (@one persistence [$($doc:literal)?]) => {
         $crate::setters::option_setter!(
+            #[cfg(feature = "persistence")]
             /// Keeps the tokens across processes in the persistent token cache (MSAL's format,
             /// shared with the other Azure SDKs): see
             /// [`TokenCachePersistence`](crate::TokenCachePersistence). Default: the
@@ -146,7 +147,7 @@ impl EntraOptions {
 
     /// `fetcher` behind `caches` (as it is without); `home_account` and `decorate` as
     /// [`TokenOwner`](crate::cache::persist::TokenOwner) says.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::let_and_return)]
     pub(crate) fn persisted<F>(
         credential: &'static str,
         client: &EntraClient,
@@ -156,16 +157,26 @@ impl EntraOptions {
         home_account: std::sync::Arc<dyn Fn() -> Option<String> + Send + Sync>,
         decorate: std::sync::Arc<dyn Fn(crate::AccessToken) -> crate::AccessToken + Send + Sync>,
     ) -> crate::cache::persist::Persisted<F> {
-        let owner = crate::cache::persist::TokenOwner {
-            credential,
-            environment: client.authority_host_name(),
-            client_id: client.client_id().to_owned(),
-            tenant: client.tenant_id().to_owned(),
-            home_account,
-            decorate,
-            clock,
+        #[cfg(feature = "persistence")]
+        let persisted = crate::cache::persist::Persisted::new(
+            fetcher,
+            crate::cache::persist::TokenOwner {
+                credential,
+                environment: client.authority_host_name(),
+                client_id: client.client_id().to_owned(),
+                tenant: client.tenant_id().to_owned(),
+                home_account,
+                decorate,
+                clock,
+            },
+            caches,
+        );
+        #[cfg(not(feature = "persistence"))]
+        let persisted = {
+            let _ = (credential, client, clock, caches, home_account, decorate);
+            fetcher
         };
-        crate::cache::persist::Persisted::new(fetcher, owner, caches)
+        persisted
     }
 
     /// [`persisted`](Self::persisted) for an application's own tokens.

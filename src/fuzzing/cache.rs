@@ -72,6 +72,7 @@ pub fn cache_deadlines(data: &[u8]) {
 /// one found and is gone once removed with its secret, and the result still reads back equal.
 ///
 /// Layout: no parameters, the whole input is the document.
+#[cfg(feature = "persistence")]
 pub fn msal_cache(data: &[u8]) {
     use crate::Secret;
     use crate::cache::persist::msal_schema::{AccessTokenQuery, MsalCache, NewAccessToken};

@@ -40,7 +40,9 @@ mod shared_parsers;
 mod tests;
 mod user;
 
-pub use cache::{cache_deadlines, msal_cache};
+pub use cache::cache_deadlines;
+#[cfg(feature = "persistence")]
+pub use cache::msal_cache;
 pub use challenges::www_authenticate;
 pub use ci_oidc::oidc_response;
 pub use communication::access_key;

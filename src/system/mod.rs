@@ -15,6 +15,7 @@ pub(crate) use clock::{
     bounded_call, duration_nanos, from_unix_nanos, monotonic_now, timers_available, to_unix_nanos,
 };
 pub use env::Env;
+#[cfg(feature = "persistence")]
 pub(crate) use fs::open_for_read_nofollow;
 pub use fs::{FileStamp, Fs};
 pub(crate) use http::is_local;

@@ -24,6 +24,7 @@ mod persisted;
 mod secret_service;
 #[cfg(test)]
 mod tests;
+mod user_tokens;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -41,6 +42,7 @@ use lock::CrossProcessLock;
 use msal_schema::MsalCache;
 
 pub(crate) use persisted::{Persisted, PersistedCaches, TokenOwner, off_the_runtime};
+pub(crate) use user_tokens::{UserAccount, UserKey};
 
 /// The cache name of the other Azure SDKs (Python, .NET, JS): tokens persisted under it are
 /// shared with their applications of the same client id.

@@ -12,8 +12,7 @@ use parking_lot::Mutex;
 
 use super::account::Account;
 use super::record::AuthenticationRecord;
-use crate::cache::persist::msal_schema::AccountEntry;
-use crate::cache::persist::{PersistedCaches, off_the_runtime};
+use crate::cache::persist::PersistedCaches;
 use crate::entra::options::is_multi_tenant_alias;
 use crate::entra::response::UserParts;
 use crate::entra::{ClientProof, EntraClient, Grant};
@@ -33,6 +32,18 @@ struct AccountKey {
     authority: String,
     client_id: String,
     home_account_id: String,
+}
+
+#[cfg(feature = "persistence")]
+impl AccountKey {
+    /// The persistent cache's key for the same refresh token.
+    fn persisted(&self) -> crate::cache::persist::UserKey {
+        crate::cache::persist::UserKey {
+            authority: self.authority.clone(),
+            client_id: self.client_id.clone(),
+            home_account_id: self.home_account_id.clone(),
+        }
+    }
 }
 
 impl SignedInUsers {
@@ -91,7 +102,9 @@ pub(crate) struct UserSession {
     sign_in: tokio::sync::Mutex<()>,
     /// The token `authenticate` got, handed to the first fetch of the same request.
     fresh: Mutex<Option<(TokenRequest, AccessToken)>>,
-    /// Where the user's refresh token and account are also kept across processes, if anywhere.
+    /// Where the user's refresh token and account are also kept across processes, if anywhere
+    /// (never without the feature `persistence`).
+    #[cfg_attr(not(feature = "persistence"), allow(dead_code))]
     persistent: Option<PersistedCaches>,
 }
 
@@ -169,41 +182,28 @@ impl UserSession {
         }
     }
 
-    /// The user's refresh token: this process's, else the persistent cache's (read on tokio's
-    /// blocking threads: it may wait for another process's lock or the keyring).
+    /// The user's refresh token: this process's, else the persistent cache's.
     async fn refresh_token(&self, key: &AccountKey) -> Option<Secret> {
         if let Some(token) = self.users.refresh_token(key) {
             return Some(token);
         }
-        let cache = self.persistent.as_ref()?.plain.clone();
-        let credential = self.credential();
-        let owner = key.clone();
-        let found = off_the_runtime(move || {
-            cache
-                .read(|document| {
-                    document.find_refresh_token(
-                        &owner.authority,
-                        &owner.client_id,
-                        &owner.home_account_id,
-                    )
-                })
-                .unwrap_or_else(|error| {
-                    tracing::warn!(credential, error = %error, "the persistent token cache could not be read");
-                    None
-                })
-        })
-        .await
-        .flatten()?;
-        tracing::debug!(
-            credential = self.credential(),
-            "the user's refresh token was read from the persistent token cache"
-        );
-        self.users.store(key.clone(), found.clone());
-        Some(found)
+        #[cfg(feature = "persistence")]
+        if let Some(persistent) = &self.persistent
+            && let Some(found) = persistent
+                .refresh_token(self.credential(), &key.persisted())
+                .await
+        {
+            tracing::debug!(
+                credential = self.credential(),
+                "the user's refresh token was read from the persistent token cache"
+            );
+            self.users.store(key.clone(), found.clone());
+            return Some(found);
+        }
+        None
     }
 
-    /// Keeps the user's refresh token (and, persisted, the account MSAL lists; written on
-    /// tokio's blocking threads).
+    /// Keeps the user's refresh token (and, persisted, the account MSAL lists).
     async fn keep(
         &self,
         key: AccountKey,
@@ -211,45 +211,25 @@ impl UserSession {
         refresh_token: Secret,
         id_token: Option<&Secret>,
     ) {
+        #[cfg(feature = "persistence")]
         if let Some(persistent) = &self.persistent {
-            let cache = persistent.plain.clone();
-            let credential = self.credential();
-            let (key, tenant_id) = (key.clone(), known.tenant_id.clone());
-            let (refresh_token, id_token) = (refresh_token.clone(), id_token.cloned());
-            let account = AccountEntry {
-                home_account_id: key.home_account_id.clone(),
-                environment: key.authority.clone(),
-                realm: known.tenant_id.clone(),
-                local_account_id: known.object_id.clone().unwrap_or_default(),
+            let account = crate::cache::persist::UserAccount {
+                tenant_id: known.tenant_id.clone(),
                 username: known.username.clone(),
-                authority_type: "MSSTS".to_owned(),
+                object_id: known.object_id.clone(),
             };
-            off_the_runtime(move || {
-                let written = cache.update(|document| {
-                    document.put_refresh_token(
-                        &key.authority,
-                        &key.client_id,
-                        &key.home_account_id,
-                        &refresh_token,
-                    );
-                    document.put_account(&account);
-                    if let Some(id_token) = &id_token {
-                        document.put_id_token(
-                            &key.authority,
-                            &key.client_id,
-                            &tenant_id,
-                            &key.home_account_id,
-                            id_token,
-                        );
-                    }
-                    document.put_app_metadata(&key.authority, &key.client_id);
-                });
-                if let Err(error) = written {
-                    tracing::warn!(credential, error = %error, "the user's sign-in could not be written to the persistent token cache");
-                }
-            })
-            .await;
+            persistent
+                .keep_user(
+                    self.credential(),
+                    &key.persisted(),
+                    account,
+                    &refresh_token,
+                    id_token,
+                )
+                .await;
         }
+        #[cfg(not(feature = "persistence"))]
+        let _ = (known, id_token);
         self.users.store(key, refresh_token);
     }
 
@@ -257,24 +237,11 @@ impl UserSession {
     /// process already replaced it).
     async fn forget(&self, key: &AccountKey, refused: &Secret) {
         self.users.forget(key, refused);
+        #[cfg(feature = "persistence")]
         if let Some(persistent) = &self.persistent {
-            let cache = persistent.plain.clone();
-            let credential = self.credential();
-            let (key, refused) = (key.clone(), refused.clone());
-            off_the_runtime(move || {
-                let removed = cache.update(|document| {
-                    document.remove_refresh_token(
-                        &key.authority,
-                        &key.client_id,
-                        &key.home_account_id,
-                        &refused,
-                    );
-                });
-                if let Err(error) = removed {
-                    tracing::warn!(credential, error = %error, "a refused refresh token could not be removed from the persistent token cache");
-                }
-            })
-            .await;
+            persistent
+                .forget_refresh_token(self.credential(), &key.persisted(), refused)
+                .await;
         }
     }
 
