@@ -53,7 +53,7 @@ impl AssertionFetcher {
         assertion: &Secret,
     ) -> Result<AccessToken, Error> {
         self.client
-            .request_token(request, |_, _| {
+            .request_token(request, &|_, _| {
                 Ok(ClientProof::Assertion(assertion.clone()))
             })
             .await

@@ -347,7 +347,7 @@ impl TokenFetcher for ClientCertificateFetcher {
     async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
         let client = &self.client;
         client
-            .request_token(request, |endpoint, now| {
+            .request_token(request, &|endpoint, now| {
                 self.certificate
                     .proof(client, request, self.send_chain, endpoint, now)
             })

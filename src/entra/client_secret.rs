@@ -204,7 +204,9 @@ struct ClientSecretFetcher {
 impl TokenFetcher for ClientSecretFetcher {
     async fn fetch(&self, request: &TokenRequest) -> Result<AccessToken, Error> {
         self.client
-            .request_token(request, |_, _| Ok(ClientProof::Secret(self.secret.clone())))
+            .request_token(request, &|_, _| {
+                Ok(ClientProof::Secret(self.secret.clone()))
+            })
             .await
     }
 

@@ -62,6 +62,12 @@ const USER_SCOPES: [&str; 3] = ["offline_access", "openid", "profile"];
 /// The client capability that asks for CAE tokens.
 const CAE_CLAIMS: &str = r#"{"access_token":{"xms_cc":{"values":["CP1"]}}}"#;
 
+/// How a token request proves the client (a secret, an assertion signed for the endpoint and
+/// time, none): called once per request. Taken as `&dyn` so that the grant's code is compiled
+/// once, not once per credential.
+pub(crate) type Proof<'a> =
+    dyn Fn(&Url, OffsetDateTime) -> Result<ClientProof, Error> + Send + Sync + 'a;
+
 /// How a credential proves who it is in the token request.
 pub(crate) enum ClientProof {
     /// Nothing: a public client (the user credentials of a desktop or command-line app).
@@ -347,7 +353,7 @@ impl EntraClient {
     pub(crate) async fn request_token(
         &self,
         request: &TokenRequest,
-        proof: impl FnOnce(&Url, OffsetDateTime) -> Result<ClientProof, Error>,
+        proof: &Proof<'_>,
     ) -> Result<AccessToken, Error> {
         self.request_grant(request, Grant::ClientCredentials, proof)
             .await
@@ -358,7 +364,7 @@ impl EntraClient {
         &self,
         request: &TokenRequest,
         grant: Grant<'_>,
-        proof: impl FnOnce(&Url, OffsetDateTime) -> Result<ClientProof, Error>,
+        proof: &Proof<'_>,
     ) -> Result<AccessToken, Error> {
         let answer = self.send_grant(request, grant, proof).await?;
         self.token_from(&answer).map(|(token, _)| token)
@@ -371,7 +377,7 @@ impl EntraClient {
         &self,
         request: &TokenRequest,
         grant: Grant<'_>,
-        proof: impl FnOnce(&Url, OffsetDateTime) -> Result<ClientProof, Error>,
+        proof: &Proof<'_>,
     ) -> Result<GrantAnswer, Error> {
         let inner = &*self.inner;
         let credential = inner.credential;

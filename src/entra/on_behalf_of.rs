@@ -504,7 +504,7 @@ impl TokenFetcher for OnBehalfOfFetcher {
         };
         let assertion = self.proof.assertion().await?;
         self.client
-            .request_grant(request, grant, |endpoint, now| {
+            .request_grant(request, grant, &|endpoint, now| {
                 self.proof
                     .client_proof(assertion.as_ref(), &self.client, request, endpoint, now)
             })

@@ -4,12 +4,12 @@ pub(crate) mod ini;
 pub(crate) mod msal_cache;
 
 use std::path::PathBuf;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use time::format_description::{self, OwnedFormatItem};
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use super::devtool::{self, Tool};
@@ -439,17 +439,12 @@ pub(crate) fn parse_output(stdout: &[u8]) -> Result<AccessToken, Error> {
 /// multi-threaded processes (reading the zone there is not thread-safe); then the token is
 /// refused rather than guessed, since a wrong guess could keep an expired token in use.
 fn parse_local_expiry(text: &str) -> Result<OffsetDateTime, Error> {
-    // Parsed at run time (once) rather than with `time`'s macros: one proc-macro crate less
-    // in every build, for a path only old az versions take.
-    static FORMAT: LazyLock<Option<OwnedFormatItem>> = LazyLock::new(|| {
-        format_description::parse_owned::<2>(
-            "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]",
-        )
+    const FORMAT: &[BorrowedFormatItem<'_>] = format_description!(
+        version = 2,
+        "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    let naive = PrimitiveDateTime::parse(text.trim(), FORMAT)
         .ok()
-    });
-    let naive = FORMAT
-        .as_ref()
-        .and_then(|format| PrimitiveDateTime::parse(text.trim(), format).ok())
         .ok_or_else(|| unexpected_output("an expiry that is not a date"))?;
     let offset = UtcOffset::local_offset_at(naive.assume_utc()).map_err(|_| {
         Error::new(

@@ -218,7 +218,7 @@ impl SignInFlow for RedeemOnce {
         };
         let client = session.client();
         let answer = match client
-            .send_grant(request, grant, |_, _| Ok(session.proof()))
+            .send_grant(request, grant, &|_, _| Ok(session.proof()))
             .await
         {
             Ok(answer) => answer,

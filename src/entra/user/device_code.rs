@@ -292,7 +292,7 @@ impl SignInFlow for DeviceCodeFlow {
                 device_code: &code.device_code,
             };
             let answer = client
-                .send_grant(request, grant, |_, _| Ok(session.proof()))
+                .send_grant(request, grant, &|_, _| Ok(session.proof()))
                 .await?;
             match answer.oauth_error().as_deref() {
                 Some("authorization_pending") => continue,

@@ -326,7 +326,8 @@ impl SignInFlow for BrowserFlow {
         };
         // The browser keeps running while the code is redeemed: it shows the page the listener
         // answered (a browser command is stopped once the sign-in is over).
-        let redeem = client.send_grant(request, grant, |_, _| Ok(session.proof()));
+        let proof = |_: &_, _| Ok(session.proof());
+        let redeem = client.send_grant(request, grant, &proof);
         tokio::pin!(redeem);
         let answer = loop {
             tokio::select! {

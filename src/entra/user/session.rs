@@ -329,7 +329,7 @@ impl UserSession {
         };
         let answer = self
             .client
-            .send_grant(request, grant, |_, _| Ok(self.proof()))
+            .send_grant(request, grant, &|_, _| Ok(self.proof()))
             .await
             .map_err(Silent::Failed)?;
         let refused = matches!(

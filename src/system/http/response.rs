@@ -1,13 +1,13 @@
 //! [`HttpResponse`]: a complete response, and how long its server asked us to wait.
 
 use std::fmt;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use time::PrimitiveDateTime;
-use time::format_description::{self, OwnedFormatItem};
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
 
 use super::request::HeaderNames;
 use crate::system::clock::Clock;
@@ -128,15 +128,10 @@ impl HttpResponse {
         if let Some(secs) = parse_digits(value) {
             return Some(Duration::from_secs(secs));
         }
-        // Parsed at run time (once) rather than with `time`'s macros: one proc-macro crate
-        // less in every build.
-        static HTTP_DATE: LazyLock<Option<OwnedFormatItem>> = LazyLock::new(|| {
-            format_description::parse_owned::<1>(
-                "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT",
-            )
-            .ok()
-        });
-        let date = PrimitiveDateTime::parse(value, HTTP_DATE.as_ref()?)
+        const HTTP_DATE: &[BorrowedFormatItem<'_>] = format_description!(
+            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+        );
+        let date = PrimitiveDateTime::parse(value, HTTP_DATE)
             .ok()?
             .assume_utc();
         let wait = date - self.clock.now();
