@@ -19,7 +19,7 @@ use time::macros::{datetime, format_description};
 
 use azure_credentials::interop::{BearerAuth, HmacAuth};
 use azure_credentials::system::ManualClock;
-use azure_credentials::{AccessKeyCredential, Error, ErrorKind};
+use azure_credentials::{AccessKeyCredential, Error, ErrorKind, TokenCredential};
 use support::cache::mock_on_manual_clock;
 use support::http::{Request, Response, StandIn};
 
@@ -72,6 +72,15 @@ fn client(server: &StandIn, hosts: &[&str], middleware: impl Middleware) -> Clie
         .build()
 }
 
+/// `BearerAuth` for the stand-ins, which serve plain http under Azure's host names (resolved to
+/// loopback): the middleware refuses that unless told the network is trusted.
+fn bearer_auth(
+    credential: impl TokenCredential + 'static,
+    scopes: impl IntoIterator<Item = impl Into<String>>,
+) -> Result<BearerAuth, Error> {
+    BearerAuth::new(credential, scopes).map(|auth| auth.with_allow_plain_http(true))
+}
+
 fn url(host: &str, server: &StandIn, path: &str) -> String {
     format!("http://{host}:{}{path}", server.addr().port())
 }
@@ -95,7 +104,7 @@ fn ours(error: &reqwest_middleware::Error) -> &Error {
 async fn requests_carry_the_credentials_token_and_share_its_cache() {
     let (_, credential) = mock_on_manual_clock();
     let server = StandIn::start(|_| Response::new("200 OK")).await;
-    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+    let auth = bearer_auth(credential.clone(), [ARM_SCOPE]).unwrap();
     let client = client(&server, &["management.azure.com"], auth);
     for _ in 0..3 {
         let response = client
@@ -118,7 +127,7 @@ async fn requests_carry_the_credentials_token_and_share_its_cache() {
 async fn a_cae_claims_challenge_is_answered_with_a_claims_token_and_one_retry() {
     let (_, credential) = mock_on_manual_clock();
     let server = challenging(unauthorized(&cae_challenge())).await;
-    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+    let auth = bearer_auth(credential.clone(), [ARM_SCOPE]).unwrap();
     let client = client(&server, &["management.azure.com"], auth);
 
     let response = client
@@ -146,7 +155,7 @@ async fn a_second_challenge_is_returned_as_it_is() {
     let (_, credential) = mock_on_manual_clock();
     let challenge = cae_challenge();
     let server = StandIn::start(move |_| unauthorized(&challenge)).await;
-    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+    let auth = bearer_auth(credential.clone(), [ARM_SCOPE]).unwrap();
     let client = client(&server, &["management.azure.com"], auth);
 
     let response = client
@@ -169,7 +178,7 @@ async fn a_key_vault_challenge_gets_a_token_for_its_tenant_and_scope() {
     )))
     .await;
     // Configured for the vault's scope in the home tenant; the vault lives in another tenant.
-    let auth = BearerAuth::new(credential.clone(), [VAULT_SCOPE]).unwrap();
+    let auth = bearer_auth(credential.clone(), [VAULT_SCOPE]).unwrap();
     let client = client(&server, &["myvault.vault.azure.net"], auth);
 
     let response = client
@@ -201,7 +210,7 @@ async fn a_key_vault_challenge_gets_a_token_for_its_tenant_and_scope() {
 async fn a_configured_tenant_is_asked_for_from_the_first_request() {
     let (_, credential) = mock_on_manual_clock();
     let server = StandIn::start(|_| Response::new("200 OK")).await;
-    let auth = BearerAuth::new(credential.clone(), [VAULT_SCOPE])
+    let auth = bearer_auth(credential.clone(), [VAULT_SCOPE])
         .unwrap()
         .with_tenant_id(OTHER_TENANT);
     let client = client(&server, &["myvault.vault.azure.net"], auth);
@@ -223,7 +232,7 @@ async fn a_challenges_scope_replaces_the_configured_one_within_the_domain() {
     );
     let server = challenging(unauthorized(&challenge)).await;
     // A scope the vault does not accept; its challenge names the right one.
-    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+    let auth = bearer_auth(credential.clone(), [ARM_SCOPE]).unwrap();
     let client = client(&server, &["myvault.vault.azure.net"], auth);
 
     let response = client
@@ -254,7 +263,7 @@ async fn a_challenge_for_another_domains_resource_gets_no_token() {
     ] {
         let (_, credential) = mock_on_manual_clock();
         let server = challenging(unauthorized(&key_vault_challenge(TENANT, resource))).await;
-        let auth = BearerAuth::new(credential.clone(), [configured]).unwrap();
+        let auth = bearer_auth(credential.clone(), [configured]).unwrap();
         let client = client(&server, &[host], auth);
 
         let error = client
@@ -290,7 +299,7 @@ async fn a_storage_challenge_for_the_configured_resource_is_answered_with_the_ch
         "Bearer authorization_uri=https://login.microsoftonline.com/{OTHER_TENANT}/oauth2/authorize resource_id=https://storage.azure.com"
     );
     let server = challenging(unauthorized(&challenge)).await;
-    let auth = BearerAuth::new(credential.clone(), ["https://storage.azure.com/.default"]).unwrap();
+    let auth = bearer_auth(credential.clone(), ["https://storage.azure.com/.default"]).unwrap();
     let client = client(&server, &["acct.blob.core.windows.net"], auth);
 
     let response = client
@@ -310,7 +319,7 @@ async fn a_storage_challenge_for_the_configured_resource_is_answered_with_the_ch
 async fn a_callers_authorization_header_is_kept_and_its_challenges_left_alone() {
     let (_, credential) = mock_on_manual_clock();
     let server = challenging(unauthorized(&cae_challenge())).await;
-    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+    let auth = bearer_auth(credential.clone(), [ARM_SCOPE]).unwrap();
     let client = client(&server, &["management.azure.com"], auth);
 
     let response = client
@@ -331,7 +340,7 @@ async fn a_callers_authorization_header_is_kept_and_its_challenges_left_alone() 
 async fn a_stream_body_is_not_sent_again_and_the_error_says_why() {
     let (_, credential) = mock_on_manual_clock();
     let server = challenging(unauthorized(&cae_challenge())).await;
-    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+    let auth = bearer_auth(credential.clone(), [ARM_SCOPE]).unwrap();
     let client = client(&server, &["management.azure.com"], auth);
 
     // A body reqwest cannot clone (any http_body::Body wrapped, e.g. a file or a stream).
@@ -361,7 +370,7 @@ async fn a_stream_body_is_not_sent_again_and_the_error_says_why() {
 async fn a_stream_body_without_a_challenge_is_sent_once_as_usual() {
     let (_, credential) = mock_on_manual_clock();
     let server = StandIn::start(|_| Response::new("201 Created")).await;
-    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+    let auth = bearer_auth(credential.clone(), [ARM_SCOPE]).unwrap();
     let client = client(&server, &["management.azure.com"], auth);
     let response = client
         .put(url("management.azure.com", &server, "/things/1"))
@@ -383,7 +392,7 @@ async fn unanswerable_401s_are_returned_as_they_are() {
     ] {
         let (_, credential) = mock_on_manual_clock();
         let server = challenging(unauthorized(&challenge)).await;
-        let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+        let auth = bearer_auth(credential.clone(), [ARM_SCOPE]).unwrap();
         let client = client(&server, &["management.azure.com"], auth);
         let response = client
             .get(url("management.azure.com", &server, "/subscriptions"))
@@ -401,7 +410,7 @@ async fn a_credential_failure_is_the_credentials_error_and_nothing_is_sent() {
     let (_, credential) = mock_on_manual_clock();
     credential.push_error(Error::unavailable("MockCredential", "scripted failure"));
     let server = StandIn::start(|_| Response::new("200 OK")).await;
-    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+    let auth = bearer_auth(credential.clone(), [ARM_SCOPE]).unwrap();
     let client = client(&server, &["management.azure.com"], auth);
     let error = client
         .get(url("management.azure.com", &server, "/subscriptions"))
@@ -576,4 +585,42 @@ async fn hmac_auth_refuses_a_stream_body_before_sending() {
         .unwrap_err();
     assert_eq!(ours(&error).kind(), ErrorKind::InvalidInput);
     assert!(server.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_token_is_not_sent_over_plain_http_beyond_loopback() {
+    let (_, credential) = mock_on_manual_clock();
+    let server = challenging(unauthorized("Bearer")).await;
+    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+    let remote = client(&server, &["management.azure.com"], auth);
+
+    let error = remote
+        .get(url("management.azure.com", &server, "/subscriptions"))
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = ours(&error);
+    assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    let message = error.to_string();
+    assert!(message.contains("clear text"), "{message}");
+    assert!(message.contains("with_allow_plain_http"), "{message}");
+    assert!(credential.requests().is_empty(), "no token was fetched");
+    assert!(server.requests().is_empty(), "nothing was sent");
+
+    // Loopback is local: plain http is fine there (a local emulator, a sidecar).
+    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
+    let local = client(&server, &[], auth);
+    let response = local
+        .get(format!("http://{}/x", server.addr()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        401,
+        "sent with a token: the stand-in's first answer"
+    );
+    assert_eq!(credential.requests().len(), 1);
+    assert_eq!(server.requests().len(), 1);
 }

@@ -68,7 +68,8 @@ fn no_token_key_or_signature_reaches_logs_debug_or_errors() {
         credential.push_token(FIRST, Duration::from_secs(3600));
         credential.push_token(CLAIMS_TOKEN, Duration::from_secs(3600));
         let auth = BearerAuth::new(credential.clone(), ["https://management.azure.com/.default"])
-            .unwrap();
+            .unwrap()
+            .with_allow_plain_http(true);
         seen.debug(&auth);
         let auth: Arc<dyn Middleware> = Arc::new(auth);
 

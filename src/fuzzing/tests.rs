@@ -4,6 +4,7 @@
 //! fuzz/regressions/<target>/.
 
 use super::*;
+use std::io::Write as _;
 use std::path::PathBuf;
 
 /// How an entry point's parameter prefix is laid out (see each function's comment).
@@ -497,7 +498,8 @@ fn seeds(target: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 fn call(target: &Target, input: &[u8]) {
     if let Err(panic) = std::panic::catch_unwind(|| (target.run)(input)) {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "fuzzing::{} panicked on this input (save it under fuzz/regressions/{}/):\n{}",
             target.name,
             target.name,

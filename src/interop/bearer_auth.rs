@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
-use reqwest::{Request, Response, StatusCode};
+use reqwest::{Request, Response, StatusCode, Url};
 use reqwest_middleware::{Middleware, Next};
 
 use super::challenge::{self, Ask, Outcome};
@@ -88,6 +88,9 @@ const NAME: &str = "BearerAuth";
 /// [`Error`] (`err.downcast_ref::<azure_credentials::Error>()` on the `anyhow::Error`):
 ///
 /// - the credential's own error when it cannot get a token;
+/// - [`InvalidInput`](ErrorKind::InvalidInput) for a plain `http` URL whose host is neither
+///   loopback nor link-local (the token would cross the network in clear text), unless
+///   [`with_allow_plain_http(true)`](Self::with_allow_plain_http); no token is fetched;
 /// - [`Authentication`](ErrorKind::Authentication), status 401, when a challenge would be
 ///   answered but the request's body is a stream: it cannot be sent twice, so the request is
 ///   not retried (buffer the body as bytes or a string);
@@ -102,6 +105,7 @@ pub struct BearerAuth {
     scopes: Arc<[String]>,
     options: TokenRequestOptions,
     verify_challenge_resource: bool,
+    allow_plain_http: bool,
 }
 
 impl BearerAuth {
@@ -139,6 +143,7 @@ impl BearerAuth {
             scopes: scopes.into(),
             options: TokenRequestOptions::default().with_enable_cae(true),
             verify_challenge_resource: true,
+            allow_plain_http: false,
         })
     }
 
@@ -164,6 +169,15 @@ impl BearerAuth {
     /// for any resource the credential can reach, and receive it.
     pub fn with_verify_challenge_resource(mut self, verify: bool) -> Self {
         self.verify_challenge_resource = verify;
+        self
+    }
+
+    /// Whether a token may be sent over plain `http` to a host that is neither loopback nor
+    /// link-local (default: no — such a request fails before any token is fetched, as the token
+    /// would cross the network in clear text). Turn it on only for a network you trust end to
+    /// end (a TLS-terminating sidecar, a test).
+    pub fn with_allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
         self
     }
 
@@ -223,6 +237,7 @@ impl fmt::Debug for BearerAuth {
             .field("tenant_id", &self.options.tenant_id())
             .field("enable_cae", &self.options.enable_cae())
             .field("verify_challenge_resource", &self.verify_challenge_resource)
+            .field("allow_plain_http", &self.allow_plain_http)
             .finish()
     }
 }
@@ -256,6 +271,12 @@ impl Middleware for BearerAuth {
     ) -> reqwest_middleware::Result<Response> {
         if request.headers().contains_key(AUTHORIZATION) {
             return next.run(request, extensions).await;
+        }
+        if request.url().scheme() != "https"
+            && !self.allow_plain_http
+            && !crate::system::is_local(request.url())
+        {
+            return Err(middleware_error(plain_http(request.url())));
         }
         let token = self
             .token(&self.scopes, &self.options)
@@ -316,6 +337,18 @@ impl Middleware for BearerAuth {
         authorize(&mut again, &token).map_err(middleware_error)?;
         next.run(again, extensions).await
     }
+}
+
+fn plain_http(url: &Url) -> Error {
+    Error::invalid_input(
+        NAME,
+        format!(
+            "refused to send a bearer token to {}://{}: plain http to a host that is neither loopback nor link-local would put the token on the network in clear text",
+            crate::scrub::line(url.scheme()),
+            crate::scrub::line(url.host_str().unwrap_or_default())
+        ),
+    )
+    .with_fix("use an https URL, or BearerAuth::with_allow_plain_http(true) for a network you trust end to end")
 }
 
 fn foreign_resource(host: &str, resource: &str) -> Error {

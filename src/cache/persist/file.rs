@@ -473,6 +473,8 @@ pub(crate) fn temp_files(path: &Path) -> Vec<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write as _;
+
     use super::*;
     use crate::cache::persist::tests::scratch_dir;
 
@@ -591,7 +593,10 @@ mod tests {
             let own_gid = rustix::process::getegid().as_raw();
             std::os::unix::fs::chown(&cache_dir, None, Some(own_gid)).unwrap();
         } else {
-            eprintln!("SKIPPED: the foreign-group case needs root");
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: the foreign-group case needs root"
+            );
         }
         // What Python's msal-extensions creates (os.makedirs under umask 022 or, with a user
         // private group, 002): accepted.
@@ -659,7 +664,10 @@ mod tests {
     #[test]
     fn a_file_or_directory_of_another_user_is_refused() {
         if !rustix::process::geteuid().is_root() {
-            eprintln!("SKIPPED: changing a file's owner needs root");
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: changing a file's owner needs root"
+            );
             return;
         }
         let nobody = Some(65534);
