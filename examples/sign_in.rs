@@ -1,5 +1,5 @@
 //! Signs a user in and prints who signed in:
-//! `cargo run --features persistence --example sign_in -- --device-code` or `-- --browser`,
+//! `cargo run --features persistence,user-sign-in --example sign_in -- --device-code` or `-- --browser`,
 //! against a real tenant (any work or school account, through the Azure
 //! development client unless `--client-id` names your own), or against the bundled loopback
 //! mock of Microsoft Entra ID with `--mock` (no Azure account, no browser: a scripted user).

@@ -76,6 +76,7 @@ impl Context {
     }
 
     /// The token cache if one was set: for credentials whose default is not the shared one.
+    #[cfg(feature = "communication")]
     pub(crate) fn cache_if_set(&self) -> Option<TokenCache> {
         self.cache.clone()
     }

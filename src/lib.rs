@@ -29,12 +29,12 @@
 //! | an Azure Pipelines job with a workload identity federation service connection | [`AzurePipelinesCredential`] |
 //! | a GitHub Actions job with `permissions: id-token: write` | [`GitHubActionsCredential`] |
 //! | a web API calling another API as the user who called it | [`OnBehalfOfCredential`] |
-//! | a command-line tool or desktop app its user signs in to (a browser here, or a code entered on another device) | [`InteractiveBrowserCredential`], [`DeviceCodeCredential`] |
-//! | a web app that received an authorization code on its own redirect URI | [`AuthorizationCodeCredential`] |
+//! | a command-line tool or desktop app its user signs in to (a browser here, or a code entered on another device) | [`InteractiveBrowserCredential`], [`DeviceCodeCredential`] (feature `user-sign-in`) |
+//! | a web app that received an authorization code on its own redirect URI | [`AuthorizationCodeCredential`] (feature `user-sign-in`) |
 //! | AKS with workload identity | [`WorkloadIdentityCredential`] |
 //! | an Azure VM, App Service, Functions, Container Apps, Azure ML, Cloud Shell, Azure Arc or Service Fabric | [`ManagedIdentityCredential`] |
 //! | a developer's machine after `az login` / `azd auth login` / `Connect-AzAccount` | [`AzureCliCredential`], [`AzureDeveloperCliCredential`], [`AzurePowerShellCredential`] |
-//! | Azure Communication Services with an access key, or a user access token | [`AccessKeyCredential`], [`UserTokenCredential`] |
+//! | Azure Communication Services with an access key, or a user access token | [`AccessKeyCredential`], [`UserTokenCredential`] (feature `communication`) |
 //! | your own order of members | [`ChainedTokenCredential`] |
 //! | your own token source, with this crate's cache | [`TokenCache`] and [`TokenFetcher`] |
 //!
@@ -81,12 +81,23 @@
 //!
 //! # Features
 //!
+//! All off by default; the default build has the default chain and every credential in it,
+//! service principals (secret, PEM certificate, assertion), the CI federations and
+//! on-behalf-of.
+//!
+//! - `user-sign-in`: [`InteractiveBrowserCredential`], [`DeviceCodeCredential`],
+//!   [`AuthorizationCodeCredential`] and [`AuthenticationRecord`], for apps whose user signs in.
+//! - `communication`: [`AccessKeyCredential`] and [`UserTokenCredential`], for Azure
+//!   Communication Services.
+//! - `pkcs12`: PKCS#12 (`.pfx`, `.p12`) client certificates.
+//! - `persistence`: [`TokenCachePersistence`], tokens kept across processes in MSAL's format;
+//!   `secret-service` encrypts them in the Linux Secret Service.
 //! - `azure_core`: [`interop::AzureCoreCredential`], any credential of this crate for the
 //!   official Azure SDK's clients (azure_core 1.x).
 //! - `object_store`: [`interop::ObjectStoreCredential`], for `object_store`'s Azure store.
 //! - `reqwest-middleware`: [`interop::BearerAuth`], bearer tokens on plain reqwest calls (with
-//!   CAE and Key Vault challenges answered), and [`interop::HmacAuth`], Communication Services
-//!   requests signed with an access key.
+//!   CAE and Key Vault challenges answered), and (with `communication`) [`interop::HmacAuth`],
+//!   Communication Services requests signed with an access key.
 //! - `testing`: [`testing`], loopback mocks of the identity endpoints (and of the CI systems'
 //!   OIDC endpoints) and scripted credentials and processes, for your tests.
 //!
@@ -161,13 +172,15 @@
 // without hidden `# ` lines, and it is not these docs (they are the shorter overview above).
 // Its examples still compile: under `cargo test --doc` this item carries the README as its
 // docs, so rustdoc compiles every `rust` block in it (`no_run` where it would need Azure).
-// With all features only, since some use the `azure_core`, `object_store` and
-// `reqwest-middleware` adapters.
+// With all features only, since some use the adapters, the user sign-in and the
+// Communication Services credentials.
 #[cfg(all(
     doctest,
     feature = "azure_core",
     feature = "object_store",
-    feature = "reqwest-middleware"
+    feature = "reqwest-middleware",
+    feature = "user-sign-in",
+    feature = "communication"
 ))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
@@ -175,6 +188,7 @@ struct ReadmeDoctests;
 mod cache;
 mod catch_unwind;
 mod chain;
+#[cfg(feature = "communication")]
 mod communication;
 mod context;
 mod credential;
@@ -227,6 +241,7 @@ pub use cache::{
     CacheIdentity, CachedCredential, TokenCache, TokenCacheBuilder, TokenFetcher, TokenRequest,
 };
 pub use chain::{ChainedTokenCredential, ChainedTokenCredentialBuilder, RequiredIdentity};
+#[cfg(feature = "communication")]
 pub use communication::{
     AccessKeyCredential, AccessKeyCredentialBuilder, SignedHeaders, UserTokenCredential,
     UserTokenCredentialBuilder,
@@ -243,6 +258,7 @@ pub use developer_tools::{
     AzurePowerShellCredentialBuilder,
 };
 pub use entra::authority_hosts;
+#[cfg(feature = "user-sign-in")]
 pub use entra::{
     AuthenticationRecord, AuthorizationCodeCredential, AuthorizationCodeCredentialBuilder,
     BrowserCommand, DEVELOPER_CLIENT_ID, DeviceCodeCredential, DeviceCodeCredentialBuilder,

@@ -359,6 +359,7 @@ fn cap(mut s: String) -> String {
 
 /// Escapes text for HTML content and double- or single-quoted attributes: the pages the
 /// browser sign-in's listener answers with (and the Entra mock's) show text from outside.
+#[cfg(any(feature = "user-sign-in", feature = "testing"))]
 pub(crate) fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

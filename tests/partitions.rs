@@ -35,7 +35,7 @@
 //! spelling is another partition; a workload identity is keyed by its token file's path, so two
 //! paths never share; a `ClientAssertionCredential` is keyed by its callback, so two callbacks
 //! never share (clones do); Azure Pipelines and GitHub Actions credentials are keyed by the
-//! digest of their access / request token; a `UserTokenCredential` never shares at all. Entra client ids are compared
+//! digest of their access / request token; a `UserTokenCredential` never shares at all (tests/user_token.rs). Entra client ids are compared
 //! exactly too (not exercised here: the value sets spell them one way).
 //!
 //! And on [`CacheIdentity`] itself: two identities are equal exactly when source, parts and the
@@ -45,7 +45,6 @@
 mod support;
 use support::cache;
 use support::fixtures;
-use support::jwt::user_token;
 use support::tls::tls_front;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,7 +67,7 @@ use azure_credentials::{
     AccessToken, AzureCliCredential, AzureDeveloperCliCredential, AzurePipelinesCredential,
     CacheIdentity, ClientAssertionCredential, ClientCertificateCredential, ClientSecretCredential,
     EnvironmentCredential, GitHubActionsCredential, ManagedIdentityCredential, TokenCache,
-    TokenCredential, TokenRequestOptions, UserTokenCredential, WorkloadIdentityCredential,
+    TokenCredential, TokenRequestOptions, WorkloadIdentityCredential,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -1415,52 +1414,6 @@ async fn an_azure_developer_cli_credential_never_gets_the_token_of_another_tenan
         },
     );
     check_every_pair(&configs, &cli_upstream(&azd), &clock).await;
-}
-
-// ---------------------------------------------------------------------------------------------
-// User tokens.
-
-#[tokio::test]
-async fn user_token_credentials_never_share_a_token_even_on_one_cache_with_one_refresher() {
-    let clock = ManualClock::new(T0);
-    let cache = cache::deterministic(clock.clock());
-    let calls = Arc::new(AtomicUsize::new(0));
-    let build = || {
-        let calls = calls.clone();
-        UserTokenCredential::builder()
-            .refresher(move || {
-                let n = calls.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    Ok::<_, std::io::Error>(user_token(
-                        T0 + time::Duration::HOUR,
-                        &format!("user-{n}"),
-                    ))
-                }
-            })
-            .cache(cache.clone())
-            .build()
-            .unwrap()
-    };
-    let users: Vec<UserTokenCredential> = (0..4).map(|_| build()).collect();
-    let mut tokens = Vec::new();
-    for (i, user) in users.iter().enumerate() {
-        let token = user.get_token(SCOPE, None).await.unwrap();
-        assert_eq!(
-            calls.load(Ordering::SeqCst),
-            i + 1,
-            "user {i} got someone's cached token"
-        );
-        assert!(
-            tokens
-                .iter()
-                .all(|t: &AccessToken| t.token() != token.token())
-        );
-        tokens.push(token);
-    }
-    for (user, token) in users.iter().zip(&tokens) {
-        assert!(user.get_token(SCOPE, None).await.unwrap().token() == token.token());
-    }
-    assert_eq!(calls.load(Ordering::SeqCst), users.len());
 }
 
 /// A Service Fabric credential pinned to another certificate could not have fetched the token

@@ -721,3 +721,57 @@ trait NowOrNever: Future + Sized {
 }
 
 impl<F: Future> NowOrNever for F {}
+
+/// Each user's credential is its own identity: one cache and one refresher shared by four
+/// credentials still give four tokens, each served only to its own credential.
+#[tokio::test]
+async fn user_token_credentials_never_share_a_token_even_on_one_cache_with_one_refresher() {
+    let clock = ManualClock::new(T0);
+    let cache = cache::deterministic(clock.clock());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let build = || {
+        let calls = calls.clone();
+        UserTokenCredential::builder()
+            .refresher(move || {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    Ok::<_, std::io::Error>(user_token(
+                        T0 + time::Duration::HOUR,
+                        &format!("user-{n}"),
+                    ))
+                }
+            })
+            .cache(cache.clone())
+            .build()
+            .unwrap()
+    };
+    let users: Vec<UserTokenCredential> = (0..4).map(|_| build()).collect();
+    let mut tokens = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let token = user
+            .get_token(&["https://vault.azure.net/.default"], None)
+            .await
+            .unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            i + 1,
+            "user {i} got someone's cached token"
+        );
+        assert!(
+            tokens
+                .iter()
+                .all(|t: &AccessToken| t.token() != token.token())
+        );
+        tokens.push(token);
+    }
+    for (user, token) in users.iter().zip(&tokens) {
+        assert!(
+            user.get_token(&["https://vault.azure.net/.default"], None)
+                .await
+                .unwrap()
+                .token()
+                == token.token()
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), users.len());
+}

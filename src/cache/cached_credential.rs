@@ -67,6 +67,7 @@ impl CachedCredential {
 
     /// Forgets the failures remembered for this credential's identity (keeping its tokens): the
     /// next call for a key that failed fetches at once. For a user who just signed in.
+    #[cfg(feature = "user-sign-in")]
     pub(crate) fn forget_failures(&self) {
         for entry in self.partition.entries.read().values() {
             entry.state.lock().failure = None;

@@ -10,7 +10,6 @@
 //! - `front.rs`: each thread's copies of recent tokens, for allocation-free hits;
 //! - `key.rs`: [`CacheIdentity`] (partitions) and request keys.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::AtomicU64;
@@ -221,7 +220,8 @@ struct CacheInner {
     /// State that credentials keep beside their tokens, one value per type: the signed-in
     /// users' refresh tokens ([`crate::entra::user`]). Kept here so that an isolated cache
     /// isolates it too.
-    extensions: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
+    #[cfg(feature = "user-sign-in")]
+    extensions: Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
     /// The persistence of the credentials that use this cache and name none of their own.
     persistence: Option<TokenCachePersistence>,
 }
@@ -302,7 +302,8 @@ impl TokenCache {
 
     /// This cache's value of type `T` (made with `T::default()` on first use): state that
     /// credentials keep beside their tokens, such as the signed-in users' refresh tokens.
-    pub(crate) fn extension<T: Any + Send + Sync + Default>(&self) -> Arc<T> {
+    #[cfg(feature = "user-sign-in")]
+    pub(crate) fn extension<T: std::any::Any + Send + Sync + Default>(&self) -> Arc<T> {
         let mut extensions = self.inner.extensions.lock();
         for extension in extensions.iter() {
             if let Ok(found) = extension.clone().downcast::<T>() {
@@ -496,6 +497,7 @@ impl TokenCacheBuilder {
                     jitter_rng: Mutex::new(rng),
                 }),
                 partitions: Mutex::new(Partitions::default()),
+                #[cfg(feature = "user-sign-in")]
                 extensions: Mutex::new(Vec::new()),
                 persistence: self.persistence,
             }),

@@ -18,6 +18,7 @@ mod github_actions;
 mod on_behalf_of;
 pub(crate) mod options;
 pub(crate) mod response;
+#[cfg(feature = "user-sign-in")]
 pub(crate) mod user;
 pub(crate) mod workload_identity;
 
@@ -43,6 +44,7 @@ pub use environment::{EnvironmentCredential, EnvironmentCredentialBuilder};
 pub use github_actions::{GitHubActionsCredential, GitHubActionsCredentialBuilder};
 pub use on_behalf_of::{OnBehalfOfCredential, OnBehalfOfCredentialBuilder};
 pub(crate) use options::{EntraOptions, entra_setters};
+#[cfg(feature = "user-sign-in")]
 pub use user::{
     AuthenticationRecord, AuthorizationCodeCredential, AuthorizationCodeCredentialBuilder,
     BrowserCommand, DEVELOPER_CLIENT_ID, DeviceCodeCredential, DeviceCodeCredentialBuilder,
@@ -56,8 +58,10 @@ const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type
 /// The `grant_type` of the on-behalf-of flow (RFC 7523's JWT bearer grant).
 const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// The `grant_type` of the device code flow's polls.
+#[cfg(feature = "user-sign-in")]
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// The OpenID Connect scopes every user grant adds: a refresh token, an id token, the profile.
+#[cfg(feature = "user-sign-in")]
 const USER_SCOPES: [&str; 3] = ["offline_access", "openid", "profile"];
 /// The client capability that asks for CAE tokens.
 const CAE_CLAIMS: &str = r#"{"access_token":{"xms_cc":{"values":["CP1"]}}}"#;
@@ -71,6 +75,7 @@ pub(crate) type Proof<'a> =
 /// How a credential proves who it is in the token request.
 pub(crate) enum ClientProof {
     /// Nothing: a public client (the user credentials of a desktop or command-line app).
+    #[cfg(feature = "user-sign-in")]
     Public,
     /// `client_secret`.
     Secret(Secret),
@@ -91,18 +96,21 @@ pub(crate) enum Grant<'a> {
         user_assertion: &'a Secret,
     },
     /// The device code flow's poll: `grant_type` [`DEVICE_CODE_GRANT`] with the `device_code`.
+    #[cfg(feature = "user-sign-in")]
     DeviceCode {
         /// The code the device code endpoint returned.
         device_code: &'a Secret,
     },
     /// Redeeming an authorization code the user's sign-in sent to `redirect_uri`, with the PKCE
     /// verifier when the sign-in sent a challenge.
+    #[cfg(feature = "user-sign-in")]
     AuthorizationCode {
         code: &'a Secret,
         redirect_uri: &'a str,
         code_verifier: Option<&'a Secret>,
     },
     /// A new access token from a user's refresh token.
+    #[cfg(feature = "user-sign-in")]
     RefreshToken { refresh_token: &'a Secret },
 }
 
@@ -111,6 +119,7 @@ impl Grant<'_> {
         match self {
             Grant::ClientCredentials => GrantKind::App,
             Grant::OnBehalfOf { .. } => GrantKind::OnBehalfOf,
+            #[cfg(feature = "user-sign-in")]
             Grant::DeviceCode { .. }
             | Grant::AuthorizationCode { .. }
             | Grant::RefreshToken { .. } => GrantKind::User,
@@ -122,8 +131,11 @@ impl Grant<'_> {
         match self {
             Grant::ClientCredentials => "client_credentials",
             Grant::OnBehalfOf { .. } => "on_behalf_of",
+            #[cfg(feature = "user-sign-in")]
             Grant::DeviceCode { .. } => "device_code",
+            #[cfg(feature = "user-sign-in")]
             Grant::AuthorizationCode { .. } => "authorization_code",
+            #[cfg(feature = "user-sign-in")]
             Grant::RefreshToken { .. } => "refresh_token",
         }
     }
@@ -271,6 +283,7 @@ impl EntraClient {
     }
 
     /// The time on the client's clock.
+    #[cfg(feature = "user-sign-in")]
     pub(crate) fn now(&self) -> OffsetDateTime {
         self.inner.clock.now()
     }
@@ -281,6 +294,7 @@ impl EntraClient {
 
     /// The authority's host and port as MSAL names it (its `environment`):
     /// `login.microsoftonline.com`, `127.0.0.1:8400`.
+    #[cfg(any(feature = "user-sign-in", feature = "persistence"))]
     pub(crate) fn authority_host_name(&self) -> String {
         let url = &self.inner.authority;
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
@@ -336,6 +350,7 @@ impl EntraClient {
 
     /// The endpoint `{authority}/{tenant}/oauth2/v2.0/{path}` of a user sign-in
     /// (`devicecode`, `authorize`). ADFS has none of them here.
+    #[cfg(feature = "user-sign-in")]
     pub(crate) fn user_endpoint(&self, tenant: &str, path: &str) -> Result<Url, Error> {
         if tenant.eq_ignore_ascii_case(ADFS) {
             return Err(Error::invalid_input(
@@ -387,6 +402,7 @@ impl EntraClient {
         let claims = request_claims(credential, request)?;
         let kind = grant.kind();
         let scope = match kind {
+            #[cfg(feature = "user-sign-in")]
             GrantKind::User => user_scope(request.scopes()),
             GrantKind::App | GrantKind::OnBehalfOf => request.scopes().join(" "),
         };
@@ -395,6 +411,7 @@ impl EntraClient {
         let mut form: Vec<(&str, &str)> = Vec::with_capacity(10);
         form.push(("client_id", &inner.client_id));
         match &proof {
+            #[cfg(feature = "user-sign-in")]
             ClientProof::Public => {}
             ClientProof::Secret(secret) => form.push(("client_secret", secret.expose())),
             ClientProof::Assertion(assertion) => {
@@ -409,10 +426,12 @@ impl EntraClient {
                 form.push(("assertion", user_assertion.expose()));
                 form.push(("requested_token_use", "on_behalf_of"));
             }
+            #[cfg(feature = "user-sign-in")]
             Grant::DeviceCode { device_code } => {
                 form.push(("grant_type", DEVICE_CODE_GRANT));
                 form.push(("device_code", device_code.expose()));
             }
+            #[cfg(feature = "user-sign-in")]
             Grant::AuthorizationCode {
                 code,
                 redirect_uri,
@@ -425,12 +444,14 @@ impl EntraClient {
                     form.push(("code_verifier", verifier.expose()));
                 }
             }
+            #[cfg(feature = "user-sign-in")]
             Grant::RefreshToken { refresh_token } => {
                 form.push(("grant_type", "refresh_token"));
                 form.push(("refresh_token", refresh_token.expose()));
             }
         }
         form.push(("scope", &scope));
+        #[cfg(feature = "user-sign-in")]
         if kind == GrantKind::User {
             // Asks for the user's home account (`uid`.`utid`) alongside the tokens.
             form.push(("client_info", "1"));
@@ -534,6 +555,7 @@ pub(crate) struct GrantAnswer {
     kind: GrantKind,
 }
 
+#[cfg(feature = "user-sign-in")]
 impl GrantAnswer {
     /// The OAuth `error` code of an error answer (`authorization_pending`, `invalid_grant`).
     pub(crate) fn oauth_error(&self) -> Option<String> {
@@ -546,6 +568,7 @@ impl GrantAnswer {
 
 /// The `scope` of a user grant: the requested scopes and the OpenID Connect ones that bring a
 /// refresh token and an id token (`offline_access openid profile`), each once.
+#[cfg(feature = "user-sign-in")]
 pub(crate) fn user_scope(scopes: &[String]) -> String {
     let mut all: Vec<&str> = scopes.iter().map(String::as_str).collect();
     for extra in USER_SCOPES {

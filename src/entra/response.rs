@@ -29,8 +29,9 @@ pub(crate) struct ParsedToken {
 }
 
 /// The parts of a token response only the user grants have. Each is `None` when absent,
-/// empty or not a string.
+/// empty or not a string. (Read only by the user sign-in credentials.)
 #[derive(Default)]
+#[cfg_attr(not(feature = "user-sign-in"), allow(dead_code))]
 pub(crate) struct UserParts {
     pub(crate) refresh_token: Option<crate::Secret>,
     pub(crate) id_token: Option<crate::Secret>,
@@ -46,6 +47,7 @@ pub(crate) enum GrantKind {
     /// On-behalf-of: a user's token exchanged by an API.
     OnBehalfOf,
     /// A user's sign-in or refresh token (device code, authorization code, refresh token).
+    #[cfg(feature = "user-sign-in")]
     User,
 }
 
@@ -110,6 +112,7 @@ pub(crate) fn parse_token(
 
 /// The OAuth `error` code of an error answer (`authorization_pending`, `invalid_grant`, ...),
 /// when the body is an Entra error with a well-formed code.
+#[cfg(feature = "user-sign-in")]
 pub(crate) fn oauth_error(response: &HttpResponse) -> Option<String> {
     let body = json_object(response)?;
     let error = body.get("error")?.as_str()?;
@@ -328,6 +331,7 @@ fn fix_for(error: &EntraError, grant: GrantKind) -> String {
     let first = match grant {
         GrantKind::App => None,
         GrantKind::OnBehalfOf => user_assertion_fix(error),
+        #[cfg(feature = "user-sign-in")]
         GrantKind::User => user_sign_in_fix(error),
     };
     let fix = if let Some(fix) = first {
@@ -385,6 +389,7 @@ fn user_assertion_fix(error: &EntraError) -> Option<&'static str> {
 
 /// What to change when a user grant (a sign-in, a refresh token) was refused over something the
 /// user or the app registration must do; `None` when the refusal is about something else.
+#[cfg(feature = "user-sign-in")]
 fn user_sign_in_fix(error: &EntraError) -> Option<&'static str> {
     let fix = if error.has(&[7000218]) {
         "the app registration does not allow public client flows: set \"Allow public client flows\" to Yes in its Authentication page, or give the client secret"

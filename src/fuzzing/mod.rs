@@ -30,6 +30,7 @@ mod cache;
 mod challenges;
 mod checks;
 mod ci_oidc;
+#[cfg(feature = "communication")]
 mod communication;
 mod developer_tools;
 mod endpoint;
@@ -38,6 +39,7 @@ mod managed_identity;
 mod shared_parsers;
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "user-sign-in")]
 mod user;
 
 pub use cache::cache_deadlines;
@@ -45,6 +47,7 @@ pub use cache::cache_deadlines;
 pub use cache::msal_cache;
 pub use challenges::www_authenticate;
 pub use ci_oidc::oidc_response;
+#[cfg(feature = "communication")]
 pub use communication::access_key;
 pub use developer_tools::{
     az_config, az_config_ini, az_output, az_profile, az_token_cache, azd_output, cli_stderr,
@@ -53,6 +56,7 @@ pub use developer_tools::{
 pub use entra::{certificate, der, entra_response, entra_token_response};
 pub use managed_identity::{arc_challenge, mi_date, mi_error_body, mi_response, mi_token_body};
 pub use shared_parsers::{jwt_claims, retry_after, scrub};
+#[cfg(feature = "user-sign-in")]
 pub use user::{device_code, redirect_request, user_account};
 
 use crate::system::{ManualClock, from_unix_nanos};

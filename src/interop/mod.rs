@@ -5,7 +5,7 @@
 //! | `azure_core` | [`AzureCoreCredential`] | the official Azure SDK for Rust: any client that takes an `Arc<dyn azure_core::credentials::TokenCredential>` (azure_core 1.x) |
 //! | `object_store` | [`ObjectStoreCredential`] | Apache Arrow's `object_store` (DataFusion, delta-rs, Polars): `MicrosoftAzureBuilder::with_credentials` (object_store 0.14) |
 //! | `reqwest-middleware` | [`BearerAuth`] | plain REST calls with reqwest: `reqwest_middleware::ClientBuilder::with` (reqwest-middleware 0.5, reqwest 0.13); also answers CAE and Key Vault challenges |
-//! | `reqwest-middleware` | [`HmacAuth`] | Azure Communication Services REST calls signed with an [`AccessKeyCredential`](crate::AccessKeyCredential) |
+//! | `reqwest-middleware` and `communication` | [`HmacAuth`] | Azure Communication Services REST calls signed with an [`AccessKeyCredential`](crate::AccessKeyCredential) |
 //!
 //! All but `HmacAuth` wrap any [`TokenCredential`](crate::TokenCredential) — a
 //! [`DefaultAzureCredential`](crate::DefaultAzureCredential), one source, a chain, or your own —
@@ -20,7 +20,7 @@
 mod azure_core;
 #[cfg(feature = "reqwest-middleware")]
 mod bearer_auth;
-#[cfg(feature = "reqwest-middleware")]
+#[cfg(all(feature = "reqwest-middleware", feature = "communication"))]
 mod hmac_auth;
 #[cfg(feature = "object_store")]
 mod object_store;
@@ -36,8 +36,11 @@ pub use self::azure_core::AzureCoreCredential;
 #[cfg(feature = "reqwest-middleware")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
 pub use self::bearer_auth::BearerAuth;
-#[cfg(feature = "reqwest-middleware")]
-#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
+#[cfg(all(feature = "reqwest-middleware", feature = "communication"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(all(feature = "reqwest-middleware", feature = "communication")))
+)]
 pub use self::hmac_auth::HmacAuth;
 #[cfg(feature = "object_store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "object_store")))]

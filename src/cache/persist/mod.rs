@@ -24,6 +24,7 @@ mod persisted;
 mod secret_service;
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "user-sign-in")]
 mod user_tokens;
 
 use std::collections::HashMap;
@@ -41,7 +42,10 @@ use file::FileStore;
 use lock::CrossProcessLock;
 use msal_schema::MsalCache;
 
-pub(crate) use persisted::{Persisted, PersistedCaches, TokenOwner, off_the_runtime};
+#[cfg(feature = "user-sign-in")]
+use persisted::off_the_runtime;
+pub(crate) use persisted::{Persisted, PersistedCaches, TokenOwner};
+#[cfg(feature = "user-sign-in")]
 pub(crate) use user_tokens::{UserAccount, UserKey};
 
 /// The cache name of the other Azure SDKs (Python, .NET, JS): tokens persisted under it are

@@ -322,7 +322,12 @@ impl MsalCache {
         }
         section.insert(key, Value::Object(entry));
     }
+}
 
+/// The signed-in users' entries: read and written by the user sign-in credentials (feature
+/// `user-sign-in`); without it a file's user entries are kept as they are, unread.
+#[cfg_attr(not(feature = "user-sign-in"), allow(dead_code))]
+impl MsalCache {
     /// The refresh token of this account and client; of several (Python msal files one per
     /// scope set), the most recently modified, as MSAL tries them.
     pub(crate) fn find_refresh_token(
@@ -472,7 +477,9 @@ impl MsalCache {
         entry.insert("environment".into(), environment.into());
         section.insert(key, Value::Object(entry));
     }
+}
 
+impl MsalCache {
     /// The account of this home account id at this host: the entry of its home tenant (the
     /// `utid` half of the id) if there is one, else the first by key.
     #[cfg_attr(not(test), allow(dead_code))]
@@ -664,6 +671,7 @@ fn same_access_token_owner(
         && !entry.contains_key("ext_cache_key")
 }
 
+#[cfg_attr(not(feature = "user-sign-in"), allow(dead_code))]
 fn same_refresh_token_owner(
     entry: &Map<String, Value>,
     environment: &str,
