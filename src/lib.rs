@@ -192,6 +192,7 @@ mod chain;
 mod communication;
 mod context;
 mod credential;
+mod date;
 mod default;
 mod der;
 mod developer_tools;

@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::devtool::{self, Tool};
 use super::options::{DeveloperToolOptions, LoginChecked, ToolRunner, devtool_setters};
@@ -269,8 +267,8 @@ pub(crate) fn parse_output(stdout: &[u8]) -> Result<AccessToken, Error> {
     if output.token.is_empty() {
         return Err(unexpected_output("an empty token"));
     }
-    let expires_on = OffsetDateTime::parse(output.expires_on.trim(), &Rfc3339)
-        .map_err(|_| unexpected_output("an expiry that is not an RFC 3339 time"))?;
+    let expires_on = crate::date::rfc3339(output.expires_on.trim())
+        .ok_or_else(|| unexpected_output("an expiry that is not an RFC 3339 time"))?;
     // azd does not say which tenant, nor who; the token does.
     Ok(crate::jwt::identify(
         AccessToken::new(output.token, expires_on).with_source(NAME),

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+use time::{OffsetDateTime, UtcOffset};
 
 /// The UTF-8 byte order mark some servers put before a JSON body; Python's json (and so
 /// azure-identity) accepts it, and so do we.
@@ -144,110 +144,11 @@ pub(crate) fn parse_date(text: &str) -> Option<OffsetDateTime> {
 
 fn parse_local_date(text: &str) -> Option<OffsetDateTime> {
     let text = text.trim();
-    if let Ok(t) = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+    if let Some(t) = crate::date::rfc3339(text) {
         return Some(t);
     }
-    let mut parts = text.split_whitespace();
-    let date = parse_calendar_date(parts.next()?)?;
-    let mut time = parse_clock(parts.next()?)?;
-    let mut next = parts.next();
-    if let Some(period) =
-        next.filter(|p| p.eq_ignore_ascii_case("AM") || p.eq_ignore_ascii_case("PM"))
-    {
-        let hour = time.hour();
-        if !(1..=12).contains(&hour) {
-            return None;
-        }
-        let hour24 = match (period.eq_ignore_ascii_case("PM"), hour) {
-            (false, 12) => 0,
-            (false, h) => h,
-            (true, 12) => 12,
-            (true, h) => h.checked_add(12)?,
-        };
-        time = Time::from_hms(hour24, time.minute(), time.second()).ok()?;
-        next = parts.next();
-    }
-    let offset = match next {
-        Some(offset) => parse_offset(offset)?,
-        None => UtcOffset::UTC,
-    };
-    if parts.next().is_some() {
-        return None;
-    }
-    Some(PrimitiveDateTime::new(date, time).assume_offset(offset))
-}
-
-/// `MM/dd/yyyy`, `M/d/yyyy` or `yyyy-MM-dd`.
-fn parse_calendar_date(text: &str) -> Option<Date> {
-    let (year, month, day) = if let Some((m, rest)) = text.split_once('/') {
-        let (d, y) = rest.split_once('/')?;
-        (y, m, d)
-    } else {
-        let mut it = text.splitn(3, '-');
-        (it.next()?, it.next()?, it.next()?)
-    };
-    let number = |s: &str| -> Option<u32> {
-        (!s.is_empty() && s.len() <= 4 && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    let month = Month::try_from(u8::try_from(number(month)?).ok()?).ok()?;
-    let day = u8::try_from(number(day)?).ok()?;
-    let year = i32::try_from(number(year)?).ok()?;
-    Date::from_calendar_date(year, month, day).ok()
-}
-
-/// `H:mm:ss` or `HH:mm:ss`, with optional fractional seconds (dropped).
-fn parse_clock(text: &str) -> Option<Time> {
-    let mut it = text.split(':');
-    let (h, m, s) = (it.next()?, it.next()?, it.next()?);
-    if it.next().is_some() {
-        return None;
-    }
-    let s = match s.split_once('.') {
-        Some((whole, fraction)) => {
-            if fraction.is_empty() || !fraction.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            whole
-        }
-        None => s,
-    };
-    Time::from_hms(two_digits(h)?, two_digits(m)?, two_digits(s)?).ok()
-}
-
-/// One or two ASCII digits.
-fn two_digits(text: &str) -> Option<u8> {
-    (!text.is_empty() && text.len() <= 2 && text.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| text.parse().ok())
-        .flatten()
-}
-
-/// `+00:00`, `-05:30`, `+0530`, `+05`, `Z`, `UTC`. A sign and at most two digits each for
-/// hours and minutes: nothing else (`--128:00`, `+-5`) is an offset.
-fn parse_offset(text: &str) -> Option<UtcOffset> {
-    if text.eq_ignore_ascii_case("Z") || text.eq_ignore_ascii_case("UTC") {
-        return Some(UtcOffset::UTC);
-    }
-    let (negative, rest) = if let Some(rest) = text.strip_prefix('+') {
-        (false, rest)
-    } else if let Some(rest) = text.strip_prefix('-') {
-        (true, rest)
-    } else {
-        return None;
-    };
-    let (h, m) = match rest.split_once(':') {
-        Some(parts) => parts,
-        None if rest.len() == 4 => rest.split_at_checked(2)?,
-        None => (rest, "0"),
-    };
-    // At most 99 each: negating cannot overflow an i8.
-    let (h, m) = (
-        i8::try_from(two_digits(h)?).ok()?,
-        i8::try_from(two_digits(m)?).ok()?,
-    );
-    let (h, m) = if negative { (-h, -m) } else { (h, m) };
-    UtcOffset::from_hms(h, m, 0).ok()
+    let (local, offset) = crate::date::civil(text)?;
+    Some(local.assume_offset(offset.unwrap_or(UtcOffset::UTC)))
 }
 
 /// What an error body says, in one short line: the `error_description`, `message` or

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use time::format_description::BorrowedFormatItem;
-use time::macros::format_description;
-use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use time::{OffsetDateTime, UtcOffset};
 
 use super::devtool::{self, Tool};
 use super::options::{DeveloperToolOptions, LoginChecked, ToolRunner, devtool_setters};
@@ -439,13 +437,11 @@ pub(crate) fn parse_output(stdout: &[u8]) -> Result<AccessToken, Error> {
 /// multi-threaded processes (reading the zone there is not thread-safe); then the token is
 /// refused rather than guessed, since a wrong guess could keep an expired token in use.
 fn parse_local_expiry(text: &str) -> Result<OffsetDateTime, Error> {
-    const FORMAT: &[BorrowedFormatItem<'_>] = format_description!(
-        version = 2,
-        "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]"
-    );
-    let naive = PrimitiveDateTime::parse(text.trim(), FORMAT)
-        .ok()
+    let (naive, offset) = crate::date::civil(text.trim())
         .ok_or_else(|| unexpected_output("an expiry that is not a date"))?;
+    if let Some(offset) = offset {
+        return Ok(naive.assume_offset(offset));
+    }
     let offset = UtcOffset::local_offset_at(naive.assume_utc()).map_err(|_| {
         Error::new(
             ErrorKind::Other,

@@ -5,9 +5,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use time::PrimitiveDateTime;
-use time::format_description::BorrowedFormatItem;
-use time::macros::format_description;
 
 use super::request::HeaderNames;
 use crate::system::clock::Clock;
@@ -128,12 +125,7 @@ impl HttpResponse {
         if let Some(secs) = parse_digits(value) {
             return Some(Duration::from_secs(secs));
         }
-        const HTTP_DATE: &[BorrowedFormatItem<'_>] = format_description!(
-            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-        );
-        let date = PrimitiveDateTime::parse(value, HTTP_DATE)
-            .ok()?
-            .assume_utc();
+        let date = crate::date::http_date(value)?;
         let wait = date - self.clock.now();
         if wait.is_negative() {
             // A past date is most likely clock skew: let the caller's backoff decide.
