@@ -144,7 +144,8 @@
 //! error.rs             Error, ErrorKind (one table of kinds and texts), Attempt
 //! secret.rs, scrub.rs  Secret; the one scrubber for untrusted text in messages
 //! env_vars.rs          every environment variable name the crate reads, once
-//! scope.rs, tenant.rs, jwt.rs, der.rs, catch_unwind.rs   small shared parsers and helpers
+//! scope.rs, tenant.rs, jwt.rs, der.rs, date.rs, catch_unwind.rs   small shared parsers and
+//!                      helpers
 //! test_util.rs         what the unit tests share (cfg(test) only)
 //! testing/             feature `testing`: MockManagedIdentity (one file per protocol),
 //!                      MockEntra, MockAzureDevOpsOidc and MockGitHubOidc (oidc.rs), all over
