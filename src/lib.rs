@@ -157,10 +157,10 @@
 //! The README (on the repository's front page) covers every source, the chain's rules, the
 //! cache, the error messages and the seams in depth.
 
-// No unsafe code, except on Windows the DPAPI calls of the persistent token cache
-// (cache/persist/dpapi.rs, the only `allow`).
-#![cfg_attr(not(windows), forbid(unsafe_code))]
-#![cfg_attr(windows, deny(unsafe_code))]
+// No unsafe code, except the system calls behind safe functions in system/unix.rs (the coarse
+// clock, killing a process group, the effective ids) and on Windows the DPAPI calls of the
+// persistent token cache (cache/persist/dpapi.rs): the only two `allow`s.
+#![deny(unsafe_code)]
 #![warn(
     missing_docs,
     missing_debug_implementations,

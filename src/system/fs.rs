@@ -256,9 +256,9 @@ pub(crate) fn open_for_read_nofollow(path: &Path) -> std::io::Result<std::fs::Fi
     options.read(true);
     #[cfg(unix)]
     {
+        use crate::system::unix::{O_NOFOLLOW, O_NONBLOCK};
         use std::os::unix::fs::OpenOptionsExt;
-        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
-        options.custom_flags(flags.bits() as i32);
+        options.custom_flags(O_NOFOLLOW | O_NONBLOCK);
     }
     #[cfg(windows)]
     {

@@ -8,6 +8,8 @@ mod env;
 mod fs;
 mod http;
 mod process;
+#[cfg(unix)]
+pub(crate) mod unix;
 
 pub use clock::{Clock, ManualClock};
 #[allow(unused_imports)]

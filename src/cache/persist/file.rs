@@ -283,7 +283,7 @@ fn check_dir(dir: &Path, metadata: &Metadata) -> Result<(), PersistError> {
         let mode = metadata.mode() & 0o7777;
         // Group-writable is fine when the group is the user's own primary group (a user
         // private group: with umask 002, Python creates `~/.IdentityService` 0775).
-        let own_group = metadata.gid() == rustix::process::getegid().as_raw();
+        let own_group = metadata.gid() == crate::system::unix::effective_gid();
         if mode & 0o002 != 0 || (mode & 0o020 != 0 && !own_group) {
             return Err(PersistError::new(
                 PersistErrorKind::InsecureMode,
@@ -344,7 +344,7 @@ fn check_existing_file(path: &Path, metadata: &Metadata) -> Result<(), PersistEr
 
 #[cfg(unix)]
 fn check_owner(path: &Path, what: &str, uid: u32) -> Result<(), PersistError> {
-    let euid = rustix::process::geteuid().as_raw();
+    let euid = crate::system::unix::effective_uid();
     if uid == euid {
         return Ok(());
     }
@@ -402,7 +402,7 @@ fn create_temp(dir: &Path, name: &OsStr) -> io::Result<(PathBuf, File)> {
             use std::os::unix::fs::OpenOptionsExt;
             options
                 .mode(0o600)
-                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+                .custom_flags(crate::system::unix::O_NOFOLLOW);
         }
         match options.open(&path) {
             Ok(file) => {
@@ -581,7 +581,7 @@ mod tests {
         );
         assert!(!cache_dir.join("msal.cache").exists());
         // Writable by a group that is not the user's own: refused too.
-        if rustix::process::geteuid().is_root() {
+        if crate::system::unix::effective_uid() == 0 {
             set_mode(&cache_dir, 0o770);
             std::os::unix::fs::chown(&cache_dir, None, Some(65534)).unwrap();
             assert_refused(
@@ -590,7 +590,7 @@ mod tests {
                 &cache_dir,
                 &fix,
             );
-            let own_gid = rustix::process::getegid().as_raw();
+            let own_gid = crate::system::unix::effective_gid();
             std::os::unix::fs::chown(&cache_dir, None, Some(own_gid)).unwrap();
         } else {
             let _ = writeln!(
@@ -663,7 +663,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_file_or_directory_of_another_user_is_refused() {
-        if !rustix::process::geteuid().is_root() {
+        if crate::system::unix::effective_uid() != 0 {
             let _ = writeln!(
                 std::io::stderr(),
                 "SKIPPED: changing a file's owner needs root"

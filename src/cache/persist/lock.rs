@@ -182,7 +182,7 @@ fn open_lock_file(path: &Path, create_new: bool) -> Result<File, OpenError> {
         use std::os::unix::fs::OpenOptionsExt;
         options
             .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+            .custom_flags(crate::system::unix::O_NOFOLLOW);
     }
     options.open(path).map_err(|error| OpenError {
         path: path.to_path_buf(),

@@ -168,7 +168,7 @@ impl Executor for TokioExecutor {
 /// before the child was reaped.
 struct ProcessGroup {
     #[cfg(unix)]
-    id: Option<rustix::process::Pid>,
+    id: Option<i32>,
 }
 
 impl ProcessGroup {
@@ -176,7 +176,7 @@ impl ProcessGroup {
     fn new(child_pid: Option<u32>) -> Self {
         let id = child_pid
             .and_then(|pid| i32::try_from(pid).ok())
-            .and_then(rustix::process::Pid::from_raw);
+            .filter(|pid| *pid > 0);
         ProcessGroup { id }
     }
 
@@ -189,8 +189,7 @@ impl ProcessGroup {
     fn kill(&mut self) {
         #[cfg(unix)]
         if let Some(id) = self.id.take() {
-            // ESRCH (the group is already gone) is the only expected failure.
-            let _ = rustix::process::kill_process_group(id, rustix::process::Signal::KILL);
+            crate::system::unix::kill_process_group(id);
         }
     }
 
