@@ -6,6 +6,7 @@ use support::callers::spawn_callers;
 use support::fixtures::{self, tool_output};
 use support::tools::{self, Setup, TENANT_A, TENANT_B, last_args};
 
+#[cfg(unix)]
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,13 +7,16 @@ use support::fixtures::{self, tool_output};
 use support::tools::{Setup, decode_encoded_command, last_args, tool_env};
 
 use std::path::Path;
+#[cfg(unix)]
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(unix)]
+use azure_credentials::TokenCache;
 use azure_credentials::system::{Env, Output};
 use azure_credentials::{
-    AzurePowerShellCredential, AzurePowerShellCredentialBuilder, ErrorKind, TokenCache,
-    TokenCredential, TokenRequestOptions,
+    AzurePowerShellCredential, AzurePowerShellCredentialBuilder, ErrorKind, TokenCredential,
+    TokenRequestOptions,
 };
 use time::macros::datetime;
 

@@ -9,6 +9,7 @@ use support::tls::tls_front;
 use support::wait::{assert_waited, paused_now};
 
 use std::ops::Bound::{Excluded, Unbounded};
+#[cfg(unix)]
 use std::path::Path;
 use std::time::Duration;
 
@@ -1361,6 +1362,7 @@ async fn arc_fails_closed_when_an_old_agent_ignores_the_user_assigned_id() {
 }
 
 /// An Azure Arc host whose agent names `key_name` in its real key directory.
+#[cfg(unix)]
 async fn arc_on_real_files(
     dir: &Path,
     key_name: &str,

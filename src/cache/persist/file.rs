@@ -473,6 +473,7 @@ pub(crate) fn temp_files(path: &Path) -> Vec<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(unix)]
     use std::io::Write as _;
 
     use super::*;

@@ -253,10 +253,13 @@ fn spawn_error(name: &str, command: &Command, error: io::Error) -> ProcessError 
 #[cfg(test)]
 mod tests {
     use std::error::Error as _;
+    #[cfg(unix)]
     use std::path::Path;
+    #[cfg(unix)]
     use std::time::Duration;
 
     use super::*;
+    #[cfg(unix)]
     use crate::system::Env;
     #[cfg(unix)]
     use crate::system::process::tests::{TempDir, write_file};
