@@ -1,7 +1,7 @@
 //! How an endpoint's answer becomes a token or an error.
 //!
 //! After the retries, [`read_token`] turns an answer into a token or an error by this rule
-//! (tested case by case in `tests/managed_identity.rs`), asking the source where sources
+//! (tested case by case in `tests/managed_identity/`), asking the source where sources
 //! differ.
 //!
 //! A managed identity endpoint always answers in JSON and never redirects. So only an answer

@@ -301,7 +301,7 @@ mod tests {
     use super::*;
 
     /// Which plain-http endpoints may receive a secret. URLs are only parsed here, never
-    /// contacted (tests/managed_identity.rs builds credentials with hostnames instead).
+    /// contacted (tests/managed_identity/ builds credentials with hostnames instead).
     #[test]
     fn a_secret_goes_over_plain_http_only_to_loopback_or_link_local_hosts() {
         for allowed in [
