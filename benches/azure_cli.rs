@@ -17,20 +17,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod support;
+use support::{median, quick};
+
 use azure_credentials::system::{Env, Fs, Output};
 use azure_credentials::testing::ScriptedExecutor;
 use azure_credentials::{AzureCliCredential, TokenCache, TokenCredential};
 
 const ARM: [&str; 1] = ["https://management.azure.com/.default"];
-
-fn quick() -> bool {
-    std::env::var_os("BENCH_QUICK").is_some()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn fixtures() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/azure_cli"))
@@ -129,16 +123,8 @@ fn main() {
         // Spawning a stand-in az.
         #[cfg(unix)]
         {
-            use std::os::unix::fs::PermissionsExt;
-            let dir = std::env::temp_dir().join(format!("azure-credentials-bench-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let az = dir.join("az");
-            std::fs::write(
-                &az,
-                "#!/bin/sh\necho '{\"accessToken\": \"bench-token\", \"expires_on\": 4102444800}'\n",
-            )
-            .unwrap();
-            std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let dir =
+                support::stand_in_az(r#"{"accessToken": "bench-token", "expires_on": 4102444800}"#);
             let mut spawns = Vec::new();
             for _ in 0..if quick() { 3 } else { 50 } {
                 let credential = AzureCliCredential::builder()

@@ -20,6 +20,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod support;
+use support::{median, quick};
+
 use azure_credentials::testing::MockCredential;
 use azure_credentials::{TokenCache, TokenCredential};
 
@@ -50,15 +53,6 @@ unsafe impl GlobalAlloc for CountingAllocator {
 static GLOBAL: CountingAllocator = CountingAllocator;
 
 const SCOPES: [&str; 1] = ["https://management.azure.com/.default"];
-
-fn quick() -> bool {
-    std::env::var_os("BENCH_QUICK").is_some()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 /// Runs `calls` sequential awaits of `op` on a current-thread runtime, returns (ns/call, allocs/call).
 fn single_task<F, Fut>(rt: &tokio::runtime::Runtime, calls: u64, op: F) -> (f64, f64)

@@ -12,42 +12,16 @@
 // stand-in script.
 #![allow(clippy::disallowed_methods)]
 
-#[cfg(unix)]
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+mod support;
+use support::{report, runs, runtime};
 
 use azure_credentials::system::{Env, Fs};
 use azure_credentials::testing::MockManagedIdentity;
 use azure_credentials::{DefaultAzureCredential, TokenCache, TokenCredential};
 
 const SCOPE: [&str; 1] = ["https://management.azure.com/.default"];
-
-fn report(name: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
-    println!(
-        "  {name:<44} median {:>9.3?}  p90 {:>9.3?}  ({} runs)",
-        at(0.5),
-        at(0.9),
-        samples.len()
-    );
-}
-
-/// A directory holding an executable `az` that prints a token, like a logged-in CLI.
-#[cfg(unix)]
-fn stand_in_az() -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("azure-credentials-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let az = dir.join("az");
-    std::fs::write(
-        &az,
-        "#!/bin/sh\necho '{\"accessToken\": \"bench-token\", \"expires_on\": 4102444800, \"tenant\": \"72f988bf-86f1-41af-91ab-2d7cd011db47\", \"tokenType\": \"Bearer\"}'\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
-}
 
 fn chain(env: Env, imds: url::Url) -> DefaultAzureCredential {
     DefaultAzureCredential::builder()
@@ -60,18 +34,12 @@ fn chain(env: Env, imds: url::Url) -> DefaultAzureCredential {
 }
 
 fn main() {
-    let runs = if std::env::var_os("BENCH_QUICK").is_some() {
-        3
-    } else {
-        100
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runs = runs(100, 3);
+    let rt = runtime();
     #[cfg(unix)]
-    let bin = stand_in_az();
+    let bin = support::stand_in_az(
+        r#"{"accessToken": "bench-token", "expires_on": 4102444800, "tenant": "72f988bf-86f1-41af-91ab-2d7cd011db47", "tokenType": "Bearer"}"#,
+    );
     println!("DefaultAzureCredential, first token of a new credential");
     rt.block_on(async {
         let mock = MockManagedIdentity::start().await;

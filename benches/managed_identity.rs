@@ -13,7 +13,10 @@
 // A benchmark measures real time and reads its own settings from the environment.
 #![allow(clippy::disallowed_methods)]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+mod support;
+use support::{report, runs, runtime};
 
 use azure_credentials::system::{Env, Fs};
 use azure_credentials::testing::{MockManagedIdentity, MockReply};
@@ -32,31 +35,9 @@ fn credential(endpoint: url::Url, probe: bool) -> ManagedIdentityCredential {
         .unwrap()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn report(name: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    println!(
-        "  {name:<52} median {:>9.3?}  p90 {:>9.3?}  ({} runs)",
-        percentile(&samples, 0.5),
-        percentile(&samples, 0.9),
-        samples.len()
-    );
-}
-
 fn main() {
-    let runs = if std::env::var_os("BENCH_QUICK").is_some() {
-        5
-    } else {
-        300
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runs = runs(300, 5);
+    let rt = runtime();
     println!("managed identity against the loopback MockManagedIdentity");
     rt.block_on(async {
         let mock = MockManagedIdentity::start().await;

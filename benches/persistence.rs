@@ -22,6 +22,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod support;
+use support::{report, runs, runtime};
+
 use azure_credentials::system::{Env, RetryPolicy};
 use azure_credentials::testing::MockEntra;
 use azure_credentials::{
@@ -112,34 +115,12 @@ fn credential(authority: &str, home: Option<&Path>) -> ClientSecretCredential {
     builder.build().unwrap()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn report(name: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    println!(
-        "  {name:<58} median {:>9.3?}  p90 {:>9.3?}  ({} runs)",
-        percentile(&samples, 0.5),
-        percentile(&samples, 0.9),
-        samples.len()
-    );
-}
-
 fn main() {
     if let Ok(store) = std::env::var(CHILD) {
         return child(&store);
     }
-    let runs = if std::env::var_os("BENCH_QUICK").is_some() {
-        5
-    } else {
-        300
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runs = runs(300, 5);
+    let rt = runtime();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(format!("target/bench-persistence-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
