@@ -18,14 +18,7 @@ pub(crate) fn rfc3339(text: &str) -> Option<OffsetDateTime> {
         return None;
     }
     let date = ymd(digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?)?;
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (hour, minute, second) = (
-        digits(&b[11..13])?,
-        digits(&b[14..16])?,
-        digits(&b[17..19])?,
-    );
+    let time = hms(&b[11..19])?;
     let mut rest = &b[19..];
     let mut nanos = 0u32;
     if let [b'.', fraction @ ..] = rest {
@@ -33,12 +26,9 @@ pub(crate) fn rfc3339(text: &str) -> Option<OffsetDateTime> {
         if len == 0 {
             return None;
         }
-        for (i, c) in fraction[..len].iter().enumerate() {
-            if i < 9 {
-                nanos = nanos * 10 + u32::from(c - b'0');
-            }
-        }
-        nanos *= 10u32.pow(9u32.saturating_sub(len as u32));
+        // Nanoseconds: the first nine digits, further ones dropped.
+        let kept = &fraction[..len.min(9)];
+        nanos = digits(kept)? * 10u32.pow(9 - kept.len() as u32);
         rest = &fraction[len..];
     }
     let offset = match rest {
@@ -57,8 +47,7 @@ pub(crate) fn rfc3339(text: &str) -> Option<OffsetDateTime> {
         }
         _ => return None,
     };
-    let time =
-        Time::from_hms_nano(u8::try_from(hour).ok()?, minute as u8, second as u8, nanos).ok()?;
+    let time = time.replace_nanosecond(nanos).ok()?;
     Some(PrimitiveDateTime::new(date, time).assume_offset(offset))
 }
 

@@ -4,6 +4,7 @@
 //! in logs: tests/no_secrets_in_logs_middleware.rs.
 
 mod support;
+use support::middleware::ours;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,16 +16,8 @@ use time::macros::{datetime, format_description};
 
 use azure_credentials::interop::HmacAuth;
 use azure_credentials::system::ManualClock;
-use azure_credentials::{AccessKeyCredential, Error, ErrorKind};
+use azure_credentials::{AccessKeyCredential, ErrorKind};
 use support::http::{Response, StandIn};
-
-/// This crate's error inside a middleware error.
-fn ours(error: &reqwest_middleware::Error) -> &Error {
-    match error {
-        reqwest_middleware::Error::Middleware(e) => e.downcast_ref::<Error>().unwrap(),
-        other => panic!("not a middleware error: {other:?}"),
-    }
-}
 
 const KEY: &str =
     "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";

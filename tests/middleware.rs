@@ -5,6 +5,7 @@
 //! tests/no_secrets_in_logs_middleware.rs.
 
 mod support;
+use support::middleware::ours;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -82,14 +83,6 @@ fn url(host: &str, server: &StandIn, path: &str) -> String {
 
 fn bearer(request: &Request) -> Option<&str> {
     request.header("authorization")?.strip_prefix("Bearer ")
-}
-
-/// The crate's error inside a middleware error.
-fn ours(error: &reqwest_middleware::Error) -> &Error {
-    match error {
-        reqwest_middleware::Error::Middleware(e) => e.downcast_ref::<Error>().unwrap(),
-        other => panic!("not a middleware error: {other:?}"),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

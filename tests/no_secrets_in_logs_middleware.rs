@@ -5,6 +5,7 @@
 //! or an error message.
 
 mod support;
+use support::middleware::ours;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,9 +16,9 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware};
 use time::macros::datetime;
 
+use azure_credentials::AccessKeyCredential;
 use azure_credentials::interop::{BearerAuth, HmacAuth};
 use azure_credentials::system::ManualClock;
-use azure_credentials::{AccessKeyCredential, Error};
 use support::cache::mock_on_manual_clock;
 use support::http::{Response, StandIn};
 use support::log_capture::LeakTest;
@@ -49,13 +50,6 @@ fn client(server: &StandIn, host: &str, middleware: Arc<dyn Middleware>) -> Clie
 
 fn url(host: &str, server: &StandIn) -> String {
     format!("http://{host}:{}/resource", server.addr().port())
-}
-
-fn ours(error: &reqwest_middleware::Error) -> &Error {
-    match error {
-        reqwest_middleware::Error::Middleware(e) => e.downcast_ref::<Error>().unwrap(),
-        other => panic!("not a middleware error: {other:?}"),
-    }
 }
 
 #[test]

@@ -20,6 +20,7 @@
 //! - [`python`]: Python virtualenvs with the other SDKs, made under the target directory;
 //! - [`readme`]: the README's tables that the code must match;
 //! - [`scopes`]: the scopes tokens are asked for;
+//! - [`middleware`]: this crate's error inside a reqwest-middleware error;
 //! - [`tls`]: self-signed certificates and https fronts for the mocks;
 //! - [`tools`]: a developer tool's machine (scripted executor, cache, recorded outputs), the
 //!   commands it ran, and stand-in scripts;
@@ -60,6 +61,8 @@ pub mod http;
 pub mod imds;
 pub mod jwt;
 pub mod log_capture;
+#[cfg(feature = "reqwest-middleware")]
+pub mod middleware;
 pub mod python;
 pub mod readme;
 pub mod scopes;

@@ -174,9 +174,8 @@ struct ProcessGroup {
 impl ProcessGroup {
     #[cfg(unix)]
     fn new(child_pid: Option<u32>) -> Self {
-        let id = child_pid
-            .and_then(|pid| i32::try_from(pid).ok())
-            .filter(|pid| *pid > 0);
+        // A group id that is not positive is never signalled (unix::kill_process_group).
+        let id = child_pid.and_then(|pid| i32::try_from(pid).ok());
         ProcessGroup { id }
     }
 
