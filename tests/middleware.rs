@@ -11,10 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use reqwest::Method;
 use reqwest::header::AUTHORIZATION;
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, RequestBuilder};
 
 use azure_credentials::interop::BearerAuth;
+use azure_credentials::testing::MockCredential;
 use azure_credentials::{Error, ErrorKind, TokenCredential};
 use support::cache::mock_on_manual_clock;
 use support::http::{Request, Response, StandIn};
@@ -85,27 +87,64 @@ fn bearer(request: &Request) -> Option<&str> {
     request.header("authorization")?.strip_prefix("Bearer ")
 }
 
+/// A stand-in service under an Azure host name, a mock credential on a manual clock, and a
+/// client whose requests to the host go to the stand-in through the `BearerAuth` that `auth`
+/// builds over the credential.
+struct Service {
+    server: StandIn,
+    credential: MockCredential,
+    client: ClientWithMiddleware,
+    host: &'static str,
+}
+
+impl Service {
+    fn new(
+        server: StandIn,
+        host: &'static str,
+        auth: impl FnOnce(MockCredential) -> BearerAuth,
+    ) -> Self {
+        let (_, credential) = mock_on_manual_clock();
+        let client = client(&server, &[host], auth(credential.clone()));
+        Service {
+            server,
+            credential,
+            client,
+            host,
+        }
+    }
+
+    /// With `BearerAuth` for `scope` (plain http allowed: see [`bearer_auth`]).
+    fn for_scope(server: StandIn, host: &'static str, scope: &'static str) -> Self {
+        Self::new(server, host, |credential| {
+            bearer_auth(credential, [scope]).unwrap()
+        })
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, url(self.host, &self.server, path))
+    }
+
+    fn get(&self, path: &str) -> RequestBuilder {
+        self.request(Method::GET, path)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // BearerAuth
 
 #[tokio::test]
 async fn requests_carry_the_credentials_token_and_share_its_cache() {
-    let (_, credential) = mock_on_manual_clock();
     let server = StandIn::start(|_| Response::new("200 OK")).await;
-    let auth = bearer_auth(credential.clone(), [ARM_SCOPE]).unwrap();
-    let client = client(&server, &["management.azure.com"], auth);
+    let arm = Service::for_scope(server, "management.azure.com", ARM_SCOPE);
     for _ in 0..3 {
-        let response = client
-            .get(url("management.azure.com", &server, "/subscriptions"))
-            .send()
-            .await
-            .unwrap();
+        let response = arm.get("/subscriptions").send().await.unwrap();
         assert_eq!(response.status(), 200);
     }
-    let seen = server.requests();
+    let seen = arm.server.requests();
     assert_eq!(seen.len(), 3);
     assert!(seen.iter().all(|r| bearer(r) == Some("mock-token-1")));
-    let requests = credential.requests();
+    let requests = arm.credential.requests();
     assert_eq!(requests.len(), 1, "the credential's cache answers");
     assert_eq!(requests[0].scopes(), [ARM_SCOPE]);
     assert!(requests[0].enable_cae(), "tokens are asked for with CAE on");
@@ -113,25 +152,23 @@ async fn requests_carry_the_credentials_token_and_share_its_cache() {
 
 #[tokio::test]
 async fn a_cae_claims_challenge_is_answered_with_a_claims_token_and_one_retry() {
-    let (_, credential) = mock_on_manual_clock();
     let server = challenging(unauthorized(&cae_challenge())).await;
-    let auth = bearer_auth(credential.clone(), [ARM_SCOPE]).unwrap();
-    let client = client(&server, &["management.azure.com"], auth);
+    let arm = Service::for_scope(server, "management.azure.com", ARM_SCOPE);
 
-    let response = client
-        .post(url("management.azure.com", &server, "/subscriptions"))
+    let response = arm
+        .request(Method::POST, "/subscriptions")
         .body("{\"a\":1}")
         .send()
         .await
         .unwrap();
 
     assert_eq!(response.status(), 200);
-    let seen = server.requests();
+    let seen = arm.server.requests();
     assert_eq!(seen.len(), 2, "exactly one retry");
     assert_eq!(bearer(&seen[0]), Some("mock-token-1"));
     assert_eq!(bearer(&seen[1]), Some("mock-token-2"), "a new token");
     assert_eq!(seen[1].body, b"{\"a\":1}", "the body is sent again");
-    let requests = credential.requests();
+    let requests = arm.credential.requests();
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[0].claims(), None);
     assert_eq!(requests[1].claims(), Some(CLAIMS), "the decoded claims");
@@ -140,50 +177,35 @@ async fn a_cae_claims_challenge_is_answered_with_a_claims_token_and_one_retry() 
 
 #[tokio::test]
 async fn a_second_challenge_is_returned_as_it_is() {
-    let (_, credential) = mock_on_manual_clock();
     let challenge = cae_challenge();
     let server = StandIn::start(move |_| unauthorized(&challenge)).await;
-    let auth = bearer_auth(credential.clone(), [ARM_SCOPE]).unwrap();
-    let client = client(&server, &["management.azure.com"], auth);
+    let arm = Service::for_scope(server, "management.azure.com", ARM_SCOPE);
 
-    let response = client
-        .get(url("management.azure.com", &server, "/subscriptions"))
-        .send()
-        .await
-        .unwrap();
+    let response = arm.get("/subscriptions").send().await.unwrap();
 
     assert_eq!(response.status(), 401);
-    assert_eq!(server.requests().len(), 2, "sent at most twice");
-    assert_eq!(credential.fetch_count(), 2);
+    assert_eq!(arm.server.requests().len(), 2, "sent at most twice");
+    assert_eq!(arm.credential.fetch_count(), 2);
 }
 
 #[tokio::test]
 async fn a_key_vault_challenge_gets_a_token_for_its_tenant_and_scope() {
-    let (_, credential) = mock_on_manual_clock();
-    let server = challenging(unauthorized(&key_vault_challenge(
-        OTHER_TENANT,
-        "https://vault.azure.net",
-    )))
-    .await;
+    let challenge = key_vault_challenge(OTHER_TENANT, "https://vault.azure.net");
+    let server = challenging(unauthorized(&challenge)).await;
     // Configured for the vault's scope in the home tenant; the vault lives in another tenant.
-    let auth = bearer_auth(credential.clone(), [VAULT_SCOPE]).unwrap();
-    let client = client(&server, &["myvault.vault.azure.net"], auth);
+    let vault = Service::for_scope(server, "myvault.vault.azure.net", VAULT_SCOPE);
 
-    let response = client
-        .get(url(
-            "myvault.vault.azure.net",
-            &server,
-            "/secrets/db?api-version=7.5",
-        ))
+    let response = vault
+        .get("/secrets/db?api-version=7.5")
         .send()
         .await
         .unwrap();
 
     assert_eq!(response.status(), 200);
-    let seen = server.requests();
+    let seen = vault.server.requests();
     assert_eq!(seen.len(), 2);
     assert_eq!(bearer(&seen[1]), Some("mock-token-2"));
-    let requests = credential.requests();
+    let requests = vault.credential.requests();
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[0].tenant_id(), None);
     assert_eq!(
@@ -196,41 +218,34 @@ async fn a_key_vault_challenge_gets_a_token_for_its_tenant_and_scope() {
 
 #[tokio::test]
 async fn a_configured_tenant_is_asked_for_from_the_first_request() {
-    let (_, credential) = mock_on_manual_clock();
     let server = StandIn::start(|_| Response::new("200 OK")).await;
-    let auth = bearer_auth(credential.clone(), [VAULT_SCOPE])
-        .unwrap()
-        .with_tenant_id(OTHER_TENANT);
-    let client = client(&server, &["myvault.vault.azure.net"], auth);
-    let response = client
-        .get(url("myvault.vault.azure.net", &server, "/keys"))
-        .send()
-        .await
-        .unwrap();
+    let vault = Service::new(server, "myvault.vault.azure.net", |credential| {
+        bearer_auth(credential, [VAULT_SCOPE])
+            .unwrap()
+            .with_tenant_id(OTHER_TENANT)
+    });
+    let response = vault.get("/keys").send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(server.requests().len(), 1);
-    assert_eq!(credential.requests()[0].tenant_id(), Some(OTHER_TENANT));
+    assert_eq!(vault.server.requests().len(), 1);
+    assert_eq!(
+        vault.credential.requests()[0].tenant_id(),
+        Some(OTHER_TENANT)
+    );
 }
 
 #[tokio::test]
 async fn a_challenges_scope_replaces_the_configured_one_within_the_domain() {
-    let (_, credential) = mock_on_manual_clock();
     let challenge = format!(
         r#"Bearer authorization_uri="https://login.microsoftonline.com/{TENANT}/oauth2/authorize", scope="https://vault.azure.net/.default""#
     );
     let server = challenging(unauthorized(&challenge)).await;
     // A scope the vault does not accept; its challenge names the right one.
-    let auth = bearer_auth(credential.clone(), [ARM_SCOPE]).unwrap();
-    let client = client(&server, &["myvault.vault.azure.net"], auth);
+    let vault = Service::for_scope(server, "myvault.vault.azure.net", ARM_SCOPE);
 
-    let response = client
-        .get(url("myvault.vault.azure.net", &server, "/keys"))
-        .send()
-        .await
-        .unwrap();
+    let response = vault.get("/keys").send().await.unwrap();
 
     assert_eq!(response.status(), 200);
-    let requests = credential.requests();
+    let requests = vault.credential.requests();
     assert_eq!(requests[0].scopes(), [ARM_SCOPE]);
     assert_eq!(requests[1].scopes(), [VAULT_SCOPE]);
     assert_eq!(requests[1].tenant_id(), Some(TENANT));
@@ -249,16 +264,10 @@ async fn a_challenge_for_another_domains_resource_gets_no_token() {
         ("localhost", "https://vault.azure.net", ARM_SCOPE),
         ("evilvault.azure.net", "https://vault.azure.net", ARM_SCOPE),
     ] {
-        let (_, credential) = mock_on_manual_clock();
         let server = challenging(unauthorized(&key_vault_challenge(TENANT, resource))).await;
-        let auth = bearer_auth(credential.clone(), [configured]).unwrap();
-        let client = client(&server, &[host], auth);
+        let service = Service::for_scope(server, host, configured);
 
-        let error = client
-            .get(url(host, &server, "/secrets/db"))
-            .send()
-            .await
-            .unwrap_err();
+        let error = service.get("/secrets/db").send().await.unwrap_err();
 
         let error = ours(&error);
         assert_eq!(error.kind(), ErrorKind::Authentication, "{host}");
@@ -273,8 +282,8 @@ async fn a_challenge_for_another_domains_resource_gets_no_token() {
             message.contains("with_verify_challenge_resource"),
             "{message}"
         );
-        assert_eq!(server.requests().len(), 1, "{host}: not sent again");
-        let requests = credential.requests();
+        assert_eq!(service.server.requests().len(), 1, "{host}: not sent again");
+        let requests = service.credential.requests();
         assert_eq!(requests.len(), 1, "{host}: no token for {resource}");
         assert_eq!(requests[0].scopes(), [configured]);
     }
@@ -282,58 +291,49 @@ async fn a_challenge_for_another_domains_resource_gets_no_token() {
 
 #[tokio::test]
 async fn a_storage_challenge_for_the_configured_resource_is_answered_with_the_check_on() {
-    let (_, credential) = mock_on_manual_clock();
+    const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
     let challenge = format!(
         "Bearer authorization_uri=https://login.microsoftonline.com/{OTHER_TENANT}/oauth2/authorize resource_id=https://storage.azure.com"
     );
     let server = challenging(unauthorized(&challenge)).await;
-    let auth = bearer_auth(credential.clone(), ["https://storage.azure.com/.default"]).unwrap();
-    let client = client(&server, &["acct.blob.core.windows.net"], auth);
+    let blob = Service::for_scope(server, "acct.blob.core.windows.net", STORAGE_SCOPE);
 
-    let response = client
-        .get(url("acct.blob.core.windows.net", &server, "/data/blob"))
-        .send()
-        .await
-        .unwrap();
+    let response = blob.get("/data/blob").send().await.unwrap();
 
     assert_eq!(response.status(), 200);
-    let requests = credential.requests();
+    let requests = blob.credential.requests();
     assert_eq!(requests.len(), 2);
-    assert_eq!(requests[1].scopes(), ["https://storage.azure.com/.default"]);
+    assert_eq!(requests[1].scopes(), [STORAGE_SCOPE]);
     assert_eq!(requests[1].tenant_id(), Some(OTHER_TENANT));
 }
 
 #[tokio::test]
 async fn a_callers_authorization_header_is_kept_and_its_challenges_left_alone() {
-    let (_, credential) = mock_on_manual_clock();
     let server = challenging(unauthorized(&cae_challenge())).await;
-    let auth = bearer_auth(credential.clone(), [ARM_SCOPE]).unwrap();
-    let client = client(&server, &["management.azure.com"], auth);
+    let arm = Service::for_scope(server, "management.azure.com", ARM_SCOPE);
 
-    let response = client
-        .get(url("management.azure.com", &server, "/subscriptions"))
+    let response = arm
+        .get("/subscriptions")
         .header(AUTHORIZATION, "Bearer the-callers-own")
         .send()
         .await
         .unwrap();
 
     assert_eq!(response.status(), 401, "the challenge is the caller's");
-    let seen = server.requests();
+    let seen = arm.server.requests();
     assert_eq!(seen.len(), 1);
     assert_eq!(bearer(&seen[0]), Some("the-callers-own"));
-    assert_eq!(credential.fetch_count(), 0);
+    assert_eq!(arm.credential.fetch_count(), 0);
 }
 
 #[tokio::test]
 async fn a_stream_body_is_not_sent_again_and_the_error_says_why() {
-    let (_, credential) = mock_on_manual_clock();
     let server = challenging(unauthorized(&cae_challenge())).await;
-    let auth = bearer_auth(credential.clone(), [ARM_SCOPE]).unwrap();
-    let client = client(&server, &["management.azure.com"], auth);
+    let arm = Service::for_scope(server, "management.azure.com", ARM_SCOPE);
 
     // A body reqwest cannot clone (any http_body::Body wrapped, e.g. a file or a stream).
-    let error = client
-        .put(url("management.azure.com", &server, "/things/1"))
+    let error = arm
+        .request(Method::PUT, "/things/1")
         .body(reqwest::Body::wrap(String::from("{\"a\":1}")))
         .send()
         .await
@@ -346,9 +346,9 @@ async fn a_stream_body_is_not_sent_again_and_the_error_says_why() {
     assert!(message.contains("claims challenge"), "{message}");
     assert!(message.contains("cannot be sent twice"), "{message}");
     assert!(message.contains("buffered body"), "{message}");
-    assert_eq!(server.requests().len(), 1, "not retried");
+    assert_eq!(arm.server.requests().len(), 1, "not retried");
     assert_eq!(
-        credential.fetch_count(),
+        arm.credential.fetch_count(),
         1,
         "no claims token fetched for nothing"
     );
@@ -356,18 +356,16 @@ async fn a_stream_body_is_not_sent_again_and_the_error_says_why() {
 
 #[tokio::test]
 async fn a_stream_body_without_a_challenge_is_sent_once_as_usual() {
-    let (_, credential) = mock_on_manual_clock();
     let server = StandIn::start(|_| Response::new("201 Created")).await;
-    let auth = bearer_auth(credential.clone(), [ARM_SCOPE]).unwrap();
-    let client = client(&server, &["management.azure.com"], auth);
-    let response = client
-        .put(url("management.azure.com", &server, "/things/1"))
+    let arm = Service::for_scope(server, "management.azure.com", ARM_SCOPE);
+    let response = arm
+        .request(Method::PUT, "/things/1")
         .body(reqwest::Body::wrap(String::from("{\"a\":1}")))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
-    assert_eq!(server.requests()[0].body, b"{\"a\":1}");
+    assert_eq!(arm.server.requests()[0].body, b"{\"a\":1}");
 }
 
 #[tokio::test]
@@ -378,63 +376,52 @@ async fn unanswerable_401s_are_returned_as_they_are() {
         r#"Bearer error="insufficient_claims", claims="not base64!""#.to_owned(),
         "Bearer claims=\"unclosed".to_owned(),
     ] {
-        let (_, credential) = mock_on_manual_clock();
         let server = challenging(unauthorized(&challenge)).await;
-        let auth = bearer_auth(credential.clone(), [ARM_SCOPE]).unwrap();
-        let client = client(&server, &["management.azure.com"], auth);
-        let response = client
-            .get(url("management.azure.com", &server, "/subscriptions"))
-            .send()
-            .await
-            .unwrap();
+        let arm = Service::for_scope(server, "management.azure.com", ARM_SCOPE);
+        let response = arm.get("/subscriptions").send().await.unwrap();
         assert_eq!(response.status(), 401, "{challenge}");
-        assert_eq!(server.requests().len(), 1, "{challenge}");
-        assert_eq!(credential.fetch_count(), 1, "{challenge}");
+        assert_eq!(arm.server.requests().len(), 1, "{challenge}");
+        assert_eq!(arm.credential.fetch_count(), 1, "{challenge}");
     }
 }
 
 #[tokio::test]
 async fn a_credential_failure_is_the_credentials_error_and_nothing_is_sent() {
-    let (_, credential) = mock_on_manual_clock();
-    credential.push_error(Error::unavailable("MockCredential", "scripted failure"));
     let server = StandIn::start(|_| Response::new("200 OK")).await;
-    let auth = bearer_auth(credential.clone(), [ARM_SCOPE]).unwrap();
-    let client = client(&server, &["management.azure.com"], auth);
-    let error = client
-        .get(url("management.azure.com", &server, "/subscriptions"))
-        .send()
-        .await
-        .unwrap_err();
+    let arm = Service::for_scope(server, "management.azure.com", ARM_SCOPE);
+    arm.credential
+        .push_error(Error::unavailable("MockCredential", "scripted failure"));
+    let error = arm.get("/subscriptions").send().await.unwrap_err();
     assert_eq!(ours(&error).kind(), ErrorKind::Unavailable);
-    assert!(server.requests().is_empty());
+    assert!(arm.server.requests().is_empty());
 }
 
 #[tokio::test]
 async fn a_token_is_not_sent_over_plain_http_beyond_loopback() {
-    let (_, credential) = mock_on_manual_clock();
     let server = challenging(unauthorized("Bearer")).await;
-    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
-    let remote = client(&server, &["management.azure.com"], auth);
+    // BearerAuth as built, without with_allow_plain_http.
+    let remote = Service::new(server, "management.azure.com", |credential| {
+        BearerAuth::new(credential, [ARM_SCOPE]).unwrap()
+    });
 
-    let error = remote
-        .get(url("management.azure.com", &server, "/subscriptions"))
-        .send()
-        .await
-        .unwrap_err();
+    let error = remote.get("/subscriptions").send().await.unwrap_err();
 
     let error = ours(&error);
     assert_eq!(error.kind(), ErrorKind::InvalidInput);
     let message = error.to_string();
     assert!(message.contains("clear text"), "{message}");
     assert!(message.contains("with_allow_plain_http"), "{message}");
-    assert!(credential.requests().is_empty(), "no token was fetched");
-    assert!(server.requests().is_empty(), "nothing was sent");
+    assert!(
+        remote.credential.requests().is_empty(),
+        "no token was fetched"
+    );
+    assert!(remote.server.requests().is_empty(), "nothing was sent");
 
     // Loopback is local: plain http is fine there (a local emulator, a sidecar).
-    let auth = BearerAuth::new(credential.clone(), [ARM_SCOPE]).unwrap();
-    let local = client(&server, &[], auth);
+    let auth = BearerAuth::new(remote.credential.clone(), [ARM_SCOPE]).unwrap();
+    let local = client(&remote.server, &[], auth);
     let response = local
-        .get(format!("http://{}/x", server.addr()))
+        .get(format!("http://{}/x", remote.server.addr()))
         .send()
         .await
         .unwrap();
@@ -443,6 +430,6 @@ async fn a_token_is_not_sent_over_plain_http_beyond_loopback() {
         401,
         "sent with a token: the stand-in's first answer"
     );
-    assert_eq!(credential.requests().len(), 1);
-    assert_eq!(server.requests().len(), 1);
+    assert_eq!(remote.credential.requests().len(), 1);
+    assert_eq!(remote.server.requests().len(), 1);
 }
