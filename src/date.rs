@@ -10,15 +10,22 @@
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 /// RFC 3339: `2030-01-02T03:04:05Z`, `2030-01-02t03:04:05.123456789+05:30`. Four-digit year,
-/// two-digit fields, optional fractional seconds (nanoseconds; further digits dropped), `Z` or
-/// an offset `±HH:MM`.
+/// two-digit fields, `T`, `t` or a space (RFC 3339 §5.6 allows it) between date and time,
+/// optional fractional seconds (nanoseconds; further digits dropped), `Z` or an offset
+/// `±HH:MM`. A leap second (`23:59:60`) is read as the last instant before the next second, as
+/// `time`'s parser reads it: the tests compare the two.
 pub(crate) fn rfc3339(text: &str) -> Option<OffsetDateTime> {
     let b = text.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;
     }
     let date = ymd(digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?)?;
-    let time = hms(&b[11..19])?;
+    let mut clock: [u8; 8] = b[11..19].try_into().ok()?;
+    let leap_second = clock[6..] == *b"60";
+    if leap_second {
+        clock[6..].copy_from_slice(b"59");
+    }
+    let time = hms(&clock)?;
     let mut rest = &b[19..];
     let mut nanos = 0u32;
     if let [b'.', fraction @ ..] = rest {
@@ -47,8 +54,18 @@ pub(crate) fn rfc3339(text: &str) -> Option<OffsetDateTime> {
         }
         _ => return None,
     };
-    let time = time.replace_nanosecond(nanos).ok()?;
-    Some(PrimitiveDateTime::new(date, time).assume_offset(offset))
+    let time = time
+        .replace_nanosecond(if leap_second { 999_999_999 } else { nanos })
+        .ok()?;
+    let at = PrimitiveDateTime::new(date, time).assume_offset(offset);
+    if leap_second {
+        // Inserted at the end of a month in UTC, nowhere else: the next second starts a month.
+        let next = OffsetDateTime::from_unix_timestamp(at.unix_timestamp() + 1).ok()?;
+        if next.day() != 1 || next.time() != Time::MIDNIGHT {
+            return None;
+        }
+    }
+    Some(at)
 }
 
 /// An HTTP date as RFC 9110 requires senders to write it (IMF-fixdate), in UTC:
@@ -220,6 +237,15 @@ mod tests {
                 datetime!(2030-01-02 3:04:05 UTC),
             ),
             ("2000-02-29T23:59:59Z", datetime!(2000-02-29 23:59:59 UTC)),
+            ("2030-01-02 03:04:05Z", datetime!(2030-01-02 3:04:05 UTC)),
+            (
+                "2016-12-31T23:59:60Z",
+                datetime!(2016-12-31 23:59:59.999999999 UTC),
+            ),
+            (
+                "2017-01-01T08:59:60+09:00",
+                datetime!(2017-01-01 8:59:59.999999999 +9),
+            ),
         ] {
             assert_eq!(rfc3339(text), Some(expected), "{text}");
         }
@@ -227,13 +253,15 @@ mod tests {
             "",
             "2030-01-02",
             "2030-01-02T03:04:05",
-            "2030-01-02 03:04:05Z",
+            "2030-01-02_03:04:05Z",
             "2030-01-02T03:04:05.Z",
             "2030-01-02T03:04:05+0100",
             "2030-01-02T03:04:05+24:00",
             "2030-01-02T03:04:05+01:60",
             "2030-01-02T24:00:00Z",
             "2030-01-02T03:04:60Z",
+            "2030-01-02T23:59:60Z",
+            "2016-12-31T23:59:60+01:00",
             "2030-13-02T03:04:05Z",
             "2031-02-29T03:04:05Z",
             "2030-01-02T03:04:05Z ",
@@ -242,6 +270,60 @@ mod tests {
             "2030-01-0éT03:04:05Z",
         ] {
             assert_eq!(rfc3339(text), None, "{text:?}");
+        }
+    }
+
+    /// Every string one or two bytes away from a few RFC 3339 dates reads as `time`'s parser
+    /// (the one this crate used before) reads it, but for the date-time separator: `time`
+    /// skips any byte there, this parser takes only `T`, `t` and a space.
+    #[test]
+    fn rfc3339_agrees_with_times_parser_near_valid_dates() {
+        use time::format_description::well_known::Rfc3339;
+        let alphabet = "0123456789-+:.TtZz _xé".as_bytes();
+        let compare = |bytes: &[u8]| {
+            let Ok(text) = std::str::from_utf8(bytes) else {
+                return;
+            };
+            let times = OffsetDateTime::parse(text, &Rfc3339).ok();
+            let separator_ok = bytes.get(10).is_some_and(|b| b"Tt ".contains(b));
+            if separator_ok || times.is_none() {
+                assert_eq!(rfc3339(text), times, "{text:?}");
+            }
+        };
+        for seed in [
+            "2030-01-02T03:04:05Z",
+            "2000-02-29T23:59:59.5-00:00",
+            "2016-12-31T23:59:60Z",
+            "2017-01-01T08:59:60+09:00",
+        ] {
+            let seed = seed.as_bytes();
+            for i in 0..=seed.len() {
+                for &c in alphabet {
+                    let mut inserted = seed.to_vec();
+                    inserted.insert(i, c);
+                    compare(&inserted);
+                    if i < seed.len() {
+                        let mut replaced = seed.to_vec();
+                        replaced[i] = c;
+                        compare(&replaced);
+                        let mut removed = seed.to_vec();
+                        removed.remove(i);
+                        compare(&removed);
+                    }
+                }
+            }
+        }
+        let seed = b"2030-01-02T03:04:05.123+05:30";
+        for i in 0..seed.len() {
+            for j in i + 1..seed.len() {
+                for &c in alphabet {
+                    for &d in alphabet {
+                        let mut twice = seed.to_vec();
+                        (twice[i], twice[j]) = (c, d);
+                        compare(&twice);
+                    }
+                }
+            }
         }
     }
 
