@@ -12,8 +12,8 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 /// RFC 3339: `2030-01-02T03:04:05Z`, `2030-01-02t03:04:05.123456789+05:30`. Four-digit year,
 /// two-digit fields, `T`, `t` or a space (RFC 3339 §5.6 allows it) between date and time,
 /// optional fractional seconds (nanoseconds; further digits dropped), `Z` or an offset
-/// `±HH:MM`. A leap second (`23:59:60`) is read as the last instant before the next second, as
-/// `time`'s parser reads it: the tests compare the two.
+/// `±HH:MM`. A leap second (`23:59:60` UTC on a month's last day) is read as 23:59:59.999999999,
+/// as `time`'s parser reads it: the tests compare the two.
 pub(crate) fn rfc3339(text: &str) -> Option<OffsetDateTime> {
     let b = text.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
@@ -295,6 +295,7 @@ mod tests {
             "2000-02-29T23:59:59.5-00:00",
             "2016-12-31T23:59:60Z",
             "2017-01-01T08:59:60+09:00",
+            "2016-12-31T23:59:60.25Z",
         ] {
             let seed = seed.as_bytes();
             for i in 0..=seed.len() {
