@@ -297,22 +297,7 @@ mod tests {
             "2017-01-01T08:59:60+09:00",
             "2016-12-31T23:59:60.25Z",
         ] {
-            let seed = seed.as_bytes();
-            for i in 0..=seed.len() {
-                for &c in alphabet {
-                    let mut inserted = seed.to_vec();
-                    inserted.insert(i, c);
-                    compare(&inserted);
-                    if i < seed.len() {
-                        let mut replaced = seed.to_vec();
-                        replaced[i] = c;
-                        compare(&replaced);
-                        let mut removed = seed.to_vec();
-                        removed.remove(i);
-                        compare(&removed);
-                    }
-                }
-            }
+            for_each_neighbour(seed, alphabet, compare);
         }
         let seed = b"2030-01-02T03:04:05.123+05:30";
         for i in 0..seed.len() {
@@ -325,6 +310,57 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// `f` on each string one byte inserted, replaced (by one of `alphabet`) or removed away
+    /// from `seed`.
+    fn for_each_neighbour(seed: &str, alphabet: &[u8], mut f: impl FnMut(&[u8])) {
+        let seed = seed.as_bytes();
+        for i in 0..=seed.len() {
+            for &c in alphabet {
+                let mut inserted = seed.to_vec();
+                inserted.insert(i, c);
+                f(&inserted);
+                if i < seed.len() {
+                    let mut replaced = seed.to_vec();
+                    replaced[i] = c;
+                    f(&replaced);
+                }
+            }
+            if i < seed.len() {
+                let mut removed = seed.to_vec();
+                removed.remove(i);
+                f(&removed);
+            }
+        }
+    }
+
+    /// The same for the HTTP date, against the format description `time` read it with before,
+    /// but for a sign before the year, which `time` takes.
+    #[test]
+    fn http_date_agrees_with_times_parser_near_valid_dates() {
+        let format = time::macros::format_description!(
+            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+        );
+        let alphabet = "0123456789 ,:GMTSunNovFebx+-é".as_bytes();
+        for seed in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Tue, 29 Feb 2028 23:59:59 GMT",
+        ] {
+            for_each_neighbour(seed, alphabet, |bytes| {
+                let Ok(text) = std::str::from_utf8(bytes) else {
+                    return;
+                };
+                let times = PrimitiveDateTime::parse(text, format)
+                    .ok()
+                    .map(PrimitiveDateTime::assume_utc);
+                // RFC 9110's year is four digits: `time` also takes a sign before it.
+                let signed_year = matches!(bytes.get(12), Some(b'+' | b'-'));
+                if !signed_year {
+                    assert_eq!(http_date(text), times, "{text:?}");
+                }
+            });
         }
     }
 
