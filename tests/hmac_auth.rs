@@ -181,3 +181,58 @@ async fn hmac_auth_refuses_a_stream_body_before_sending() {
     assert_eq!(ours(&error).kind(), ErrorKind::InvalidInput);
     assert!(server.requests().is_empty());
 }
+
+#[tokio::test]
+async fn hmac_auth_signs_nothing_for_plain_http_beyond_loopback_unless_allowed() {
+    let clock = ManualClock::new(T0);
+    let server = StandIn::start(|_| Response::new("200 OK")).await;
+    // The resource's host name resolved to the stand-in: plain http to a remote host.
+    let client = |auth: HmacAuth| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let inner = reqwest::Client::builder()
+            .resolve("acs.communication.azure.com", server.addr())
+            .build()
+            .unwrap();
+        ClientBuilder::new(inner).with(auth).build()
+    };
+    let url = format!(
+        "http://acs.communication.azure.com:{}/identities",
+        server.addr().port()
+    );
+
+    let error = client(HmacAuth::new(signing(&clock)))
+        .post(&url)
+        .body("{}")
+        .send()
+        .await
+        .unwrap_err();
+    let error = ours(&error);
+    assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    let message = error.to_string();
+    assert!(
+        message.starts_with(
+            "HmacAuth: refused to send a signed request to http://acs.communication.azure.com"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("clear text"), "{message}");
+    assert!(
+        error
+            .fix()
+            .unwrap()
+            .contains("HmacAuth::with_allow_plain_http(true)")
+    );
+    assert!(server.requests().is_empty(), "nothing was sent");
+
+    let allowed = HmacAuth::new(signing(&clock)).with_allow_plain_http(true);
+    let response = client(allowed).post(&url).body("{}").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = server.requests();
+    assert_eq!(seen.len(), 1);
+    assert!(
+        seen[0]
+            .header("authorization")
+            .unwrap()
+            .starts_with("HMAC-SHA256 ")
+    );
+}

@@ -117,7 +117,7 @@ fn no_token_key_or_signature_reaches_logs_debug_or_errors() {
             .clock(clock.clock())
             .build()
             .unwrap();
-        let hmac = HmacAuth::new(key);
+        let hmac = HmacAuth::new(key).with_allow_plain_http(true);
         seen.debug(&hmac);
         let server = StandIn::start(|_| Response::new("200 OK")).await;
         let acs = client(&server, "contoso.communication.azure.com", Arc::new(hmac));

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
-use reqwest::{Request, Response, StatusCode, Url};
+use reqwest::{Request, Response, StatusCode};
 use reqwest_middleware::{Middleware, Next};
 
 use super::challenge::{self, Ask, Outcome};
@@ -272,12 +272,8 @@ impl Middleware for BearerAuth {
         if request.headers().contains_key(AUTHORIZATION) {
             return next.run(request, extensions).await;
         }
-        if request.url().scheme() != "https"
-            && !self.allow_plain_http
-            && !crate::system::is_local(request.url())
-        {
-            return Err(middleware_error(plain_http(request.url())));
-        }
+        super::refuse_plain_http(request.url(), self.allow_plain_http, NAME, "a bearer token")
+            .map_err(middleware_error)?;
         let token = self
             .token(&self.scopes, &self.options)
             .await
@@ -337,18 +333,6 @@ impl Middleware for BearerAuth {
         authorize(&mut again, &token).map_err(middleware_error)?;
         next.run(again, extensions).await
     }
-}
-
-fn plain_http(url: &Url) -> Error {
-    Error::invalid_input(
-        NAME,
-        format!(
-            "refused to send a bearer token to {}://{}: plain http to a host that is neither loopback nor link-local would put the token on the network in clear text",
-            crate::scrub::line(url.scheme()),
-            crate::scrub::line(url.host_str().unwrap_or_default())
-        ),
-    )
-    .with_fix("use an https URL, or BearerAuth::with_allow_plain_http(true) for a network you trust end to end")
 }
 
 fn foreign_resource(host: &str, resource: &str) -> Error {

@@ -33,19 +33,34 @@ use crate::AccessKeyCredential;
 /// # Errors
 ///
 /// [`reqwest_middleware::Error::Middleware`] holding this crate's [`Error`](crate::Error) of kind
-/// [`InvalidInput`](crate::ErrorKind::InvalidInput) when the request cannot be signed (see
-/// [`AccessKeyCredential::sign_request`]: a streaming body, a lower-case method, no host);
-/// nothing is sent then.
+/// [`InvalidInput`](crate::ErrorKind::InvalidInput), and nothing is sent, when:
+/// - the request cannot be signed (see [`AccessKeyCredential::sign_request`]: a streaming body,
+///   a lower-case method, no host);
+/// - the URL is plain `http` to a host that is neither loopback nor link-local, unless
+///   [`with_allow_plain_http(true)`](Self::with_allow_plain_http): anyone on the path could
+///   replay the signed request for the 15 minutes its date is accepted.
 #[derive(Debug, Clone)]
 pub struct HmacAuth {
     credential: AccessKeyCredential,
+    allow_plain_http: bool,
 }
 
 impl HmacAuth {
     /// A middleware signing with `credential` (clones share its key, so
     /// [`rotate`](AccessKeyCredential::rotate) on any clone takes effect from the next request).
     pub fn new(credential: AccessKeyCredential) -> Self {
-        HmacAuth { credential }
+        HmacAuth {
+            credential,
+            allow_plain_http: false,
+        }
+    }
+
+    /// Whether a signed request may go over plain `http` to a host that is neither loopback nor
+    /// link-local (default: no — such a request fails before it is signed). Turn it on only for
+    /// a network you trust end to end (a TLS-terminating sidecar, a test).
+    pub fn with_allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
     }
 
     /// The access key credential.
@@ -62,9 +77,18 @@ impl Middleware for HmacAuth {
         extensions: &mut http::Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
+        let middleware_error =
+            |error| reqwest_middleware::Error::Middleware(anyhow::Error::new(error));
+        super::refuse_plain_http(
+            request.url(),
+            self.allow_plain_http,
+            "HmacAuth",
+            "a signed request",
+        )
+        .map_err(middleware_error)?;
         self.credential
             .sign_request(&mut request)
-            .map_err(|error| reqwest_middleware::Error::Middleware(anyhow::Error::new(error)))?;
+            .map_err(middleware_error)?;
         next.run(request, extensions).await
     }
 }

@@ -45,3 +45,29 @@ pub use self::hmac_auth::HmacAuth;
 #[cfg(feature = "object_store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "object_store")))]
 pub use self::object_store::ObjectStoreCredential;
+
+/// Refuses `url` when it is plain http to a host that is neither loopback nor link-local and
+/// `allowed` is off: `middleware` would put `what` (a token, a signature) on the network in
+/// clear text. The one check of both middlewares; nothing is fetched or signed before it.
+#[cfg(feature = "reqwest-middleware")]
+fn refuse_plain_http(
+    url: &url::Url,
+    allowed: bool,
+    middleware: &'static str,
+    what: &str,
+) -> Result<(), crate::Error> {
+    if url.scheme() == "https" || allowed || crate::system::is_local(url) {
+        return Ok(());
+    }
+    Err(crate::Error::invalid_input(
+        middleware,
+        format!(
+            "refused to send {what} to {}://{}: plain http to a host that is neither loopback nor link-local would put it on the network in clear text",
+            crate::scrub::line(url.scheme()),
+            crate::scrub::line(url.host_str().unwrap_or_default())
+        ),
+    )
+    .with_fix(format!(
+        "use an https URL, or {middleware}::with_allow_plain_http(true) for a network you trust end to end"
+    )))
+}
