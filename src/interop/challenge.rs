@@ -88,27 +88,50 @@ pub(crate) enum ChallengeError {
 /// `request_host` that was sent with a token for `configured` scopes. With `verify_resource`, a
 /// resource challenge must name the request's host or a parent domain of it, or the resource of
 /// one of the `configured` scopes.
+///
+/// The challenge answered is the first `Bearer` challenge with `claims` (CAE), else the first
+/// `Bearer` one, of any header. A header that cannot be read (another scheme's odd syntax,
+/// bytes that are not ASCII) is passed over; its error is returned only when no header has a
+/// `Bearer` challenge.
 pub(crate) fn read<'h>(
     headers: impl IntoIterator<Item = &'h [u8]>,
     request_host: &str,
     configured: &[String],
     verify_resource: bool,
 ) -> Result<Outcome, ChallengeError> {
-    let mut bearer = None;
+    let mut bearer: Option<www_authenticate::Challenge> = None;
+    let mut unreadable = None;
     for header in headers {
-        let text = std::str::from_utf8(header)
+        let challenges = std::str::from_utf8(header)
             .ok()
             .filter(|t| t.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)))
-            .ok_or(ChallengeError::NotAscii)?;
-        bearer = www_authenticate::parse(text)?
-            .into_iter()
-            .find(|c| c.is("Bearer"));
-        if bearer.is_some() {
+            .ok_or(ChallengeError::NotAscii)
+            .and_then(|text| Ok(www_authenticate::parse(text)?));
+        let challenges = match challenges {
+            Ok(challenges) => challenges,
+            Err(error) => {
+                unreadable.get_or_insert(error);
+                continue;
+            }
+        };
+        for challenge in challenges.into_iter().filter(|c| c.is("Bearer")) {
+            let has_claims = challenge.param("claims").is_some();
+            if has_claims || bearer.is_none() {
+                bearer = Some(challenge);
+            }
+            if has_claims {
+                break;
+            }
+        }
+        if bearer.as_ref().is_some_and(|b| b.param("claims").is_some()) {
             break;
         }
     }
     let Some(bearer) = bearer else {
-        return Ok(Outcome::NotAnswerable);
+        return match unreadable {
+            Some(error) => Err(error),
+            None => Ok(Outcome::NotAnswerable),
+        };
     };
 
     let claims = match (bearer.param("error"), bearer.param("claims")) {
@@ -384,6 +407,35 @@ mod tests {
             Ok(Outcome::NotAnswerable)
         );
         assert_eq!(read([], "x", &[], true), Ok(Outcome::NotAnswerable));
+    }
+
+    #[test]
+    fn an_unreadable_header_or_a_bearer_challenge_without_claims_hides_no_cae_challenge() {
+        let cae = b"Bearer error=\"insufficient_claims\", claims=\"eyJhIjoxfQ\"".as_slice();
+        let answers_the_claims = |outcome: Result<Outcome, ChallengeError>| matches!(outcome, Ok(Outcome::Answer(Ask { claims: Some(c), .. })) if c == r#"{"a":1}"#);
+        // Another scheme's header that is not RFC 9110 syntax, or not ASCII, before the CAE one.
+        for first in [b"Negotiate \"x\"".as_slice(), b"Basic realm=\"\xc3\xa9\""] {
+            assert!(answers_the_claims(read([first, cae], "x", &[], true)));
+        }
+        // Two Bearer challenges: the one with claims is answered, wherever it is.
+        let both = b"Bearer error=\"invalid_token\", Bearer error=\"insufficient_claims\", claims=\"eyJhIjoxfQ\"";
+        assert!(answers_the_claims(read([both.as_slice()], "x", &[], true)));
+        assert!(answers_the_claims(read(
+            [b"Bearer error=\"invalid_token\"".as_slice(), cae],
+            "x",
+            &[],
+            true
+        )));
+        // Nothing readable has a Bearer challenge: the first header's error.
+        assert_eq!(
+            read(
+                [b"Negotiate \"x\"".as_slice(), b"Basic realm=x"],
+                "x",
+                &[],
+                true
+            ),
+            Err(ChallengeError::Syntax(SyntaxError::UnexpectedByte(10)))
+        );
     }
 
     #[test]
