@@ -17,7 +17,9 @@ const HARD_MARGIN: Duration = Duration::from_secs(30);
 /// Never schedule a refresh sooner than this after a fetch (at most half the lifetime), whatever
 /// the provider says, so odd `refresh_in` values cannot cause a refresh storm.
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
-/// The longest a `Retry-After` keeps a failure remembered.
+/// The longest a `Retry-After` keeps a failure remembered, or puts off the next background
+/// refresh: a server asking for hours (or a garbled date in the year 9999) must not stop
+/// refreshing while the token runs out.
 pub(super) const MAX_FAILURE_MEMORY: Duration = Duration::from_secs(5 * 60);
 
 /// The two deadlines of a cached token, in Unix nanoseconds.
@@ -94,13 +96,15 @@ pub(crate) fn failure_memory(
 }
 
 /// How long to wait before the next background refresh after one failed: the backoff, or the
-/// error's `retry_after` if longer, plus a random quarter at most (`draw`).
+/// error's `retry_after` (up to [`MAX_FAILURE_MEMORY`]) if longer, plus a random quarter at
+/// most (`draw`).
 pub(crate) fn refresh_backoff(
     backoff: Duration,
     retry_after: Option<Duration>,
     draw: u64,
 ) -> Duration {
-    spread_after(backoff.max(retry_after.unwrap_or_default()), draw)
+    let retry_after = retry_after.unwrap_or_default().min(MAX_FAILURE_MEMORY);
+    spread_after(backoff.max(retry_after), draw)
 }
 
 /// `wait` plus `draw`'s share of a quarter of it.
@@ -277,5 +281,16 @@ mod tests {
             refresh_backoff(Duration::MAX, None, u64::MAX),
             Duration::MAX
         );
+    }
+
+    #[test]
+    fn a_retry_after_of_hours_puts_the_next_background_refresh_off_five_minutes_at_most() {
+        let s = Duration::from_secs;
+        // Retry-After: Fri, 31 Dec 9999 23:59:59 GMT, or u64::MAX seconds.
+        for absurd in [s(251_635_075_199), Duration::MAX] {
+            assert_eq!(refresh_backoff(s(30), Some(absurd), 0), MAX_FAILURE_MEMORY);
+        }
+        // A configured backoff longer than that still wins.
+        assert_eq!(refresh_backoff(s(3600), Some(s(7200)), 0), s(3600));
     }
 }
