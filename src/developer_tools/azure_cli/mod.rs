@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use time::{OffsetDateTime, UtcOffset};
+use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use super::devtool::{self, Tool};
 use super::options::{DeveloperToolOptions, LoginChecked, ToolRunner, devtool_setters};
@@ -442,15 +442,41 @@ fn parse_local_expiry(text: &str) -> Result<OffsetDateTime, Error> {
     if let Some(offset) = offset {
         return Ok(naive.assume_offset(offset));
     }
-    let offset = UtcOffset::local_offset_at(naive.assume_utc()).map_err(|_| {
+    from_local_time(naive, |at| UtcOffset::local_offset_at(at).ok()).ok_or_else(|| {
         Error::new(
             ErrorKind::Other,
             NAME,
             "az reported the token's expiry only in local time (Azure CLI older than 2.54), and this process cannot determine its time zone offset safely",
         )
         .with_fix("update the Azure CLI to 2.54 or newer (`az upgrade`)")
-    })?;
-    Ok(naive.assume_offset(offset))
+    })
+}
+
+/// The instant whose local time (by `offset_at`, the zone's offset at an instant) is `local`.
+/// The offset is looked up twice: first at `local` read as UTC, then at the instant that gives,
+/// since near a daylight-saving change the two differ (an expiry an hour late otherwise). A
+/// reading whose offset is the one in force at it wins; when both are (an hour that happens
+/// twice) or neither is (an hour that is skipped), the earlier: an expiry read early only
+/// refreshes sooner. `None` when the offset cannot be had.
+fn from_local_time(
+    local: PrimitiveDateTime,
+    offset_at: impl Fn(OffsetDateTime) -> Option<UtcOffset>,
+) -> Option<OffsetDateTime> {
+    let first_offset = offset_at(local.assume_utc())?;
+    let first = local.assume_offset(first_offset);
+    let second_offset = offset_at(first)?;
+    let second = local.assume_offset(second_offset);
+    let consistent = |at: OffsetDateTime, offset| offset_at(at) == Some(offset);
+    Some(
+        match (
+            consistent(first, first_offset),
+            consistent(second, second_offset),
+        ) {
+            (true, false) => first,
+            (false, true) => second,
+            _ => first.min(second),
+        },
+    )
 }
 
 #[cfg(test)]
@@ -469,5 +495,34 @@ mod tests {
         assert!(err.to_string().contains("without a valid expiry"), "{err}");
         let err = parse_output(br#"{"accessToken":"t","expiresOn":"soon"}"#).unwrap_err();
         assert!(err.to_string().contains("not a date"), "{err}");
+    }
+
+    /// New York in 2026: EDT (-4) from 2026-03-08 07:00 UTC to 2026-11-01 06:00 UTC, else
+    /// EST (-5). Local 02:00-03:00 on March 8 never happens; 01:00-02:00 on November 1 twice.
+    fn new_york(at: OffsetDateTime) -> Option<UtcOffset> {
+        let summer = at >= datetime!(2026-03-08 7:00 UTC) && at < datetime!(2026-11-01 6:00 UTC);
+        UtcOffset::from_hms(if summer { -4 } else { -5 }, 0, 0).ok()
+    }
+
+    #[test]
+    fn a_local_expiry_is_read_with_the_offset_in_force_at_it_across_daylight_saving_changes() {
+        for (local, utc) in [
+            // Hours after the change to summer time: EDT, though the same hours read as UTC
+            // fall before the change (an hour late before the fix).
+            (datetime!(2026-03-08 05:00), datetime!(2026-03-08 9:00 UTC)),
+            (datetime!(2026-03-08 03:30), datetime!(2026-03-08 7:30 UTC)),
+            // After the change back: EST, though read as UTC they fall before it.
+            (datetime!(2026-11-01 03:00), datetime!(2026-11-01 8:00 UTC)),
+            // Far from both.
+            (datetime!(2026-07-01 12:00), datetime!(2026-07-01 16:00 UTC)),
+            (datetime!(2026-01-15 12:00), datetime!(2026-01-15 17:00 UTC)),
+            // The hour that happens twice: the earlier reading (EDT).
+            (datetime!(2026-11-01 01:30), datetime!(2026-11-01 5:30 UTC)),
+            // The skipped hour: the earlier of the two readings.
+            (datetime!(2026-03-08 02:30), datetime!(2026-03-08 6:30 UTC)),
+        ] {
+            assert_eq!(from_local_time(local, new_york), Some(utc), "{local}");
+        }
+        assert_eq!(from_local_time(datetime!(2026-01-15 12:00), |_| None), None);
     }
 }
