@@ -166,7 +166,8 @@ fn clock(text: &str) -> Option<Time> {
 }
 
 /// `+00:00`, `-05:30`, `+0530`, `+05`, `Z`, `UTC`. A sign and at most two digits each for
-/// hours and minutes: nothing else (`--128:00`, `+-5`) is an offset.
+/// hours (up to 23) and minutes (up to 59), as in RFC 3339: nothing else (`--128:00`, `+-5`,
+/// `+25:00`) is an offset.
 fn offset_of(text: &str) -> Option<UtcOffset> {
     if text.eq_ignore_ascii_case("Z") || text.eq_ignore_ascii_case("UTC") {
         return Some(UtcOffset::UTC);
@@ -183,11 +184,11 @@ fn offset_of(text: &str) -> Option<UtcOffset> {
         None if rest.len() == 4 => rest.split_at_checked(2)?,
         None => (rest, "0"),
     };
-    // At most 99 each: negating cannot overflow an i8.
-    let (h, m) = (
-        i8::try_from(one_or_two(h)?).ok()?,
-        i8::try_from(one_or_two(m)?).ok()?,
-    );
+    let (h, m) = (one_or_two(h)?, one_or_two(m)?);
+    if h > 23 || m > 59 {
+        return None;
+    }
+    let (h, m) = (h as i8, m as i8);
     let (h, m) = if negative { (-h, -m) } else { (h, m) };
     UtcOffset::from_hms(h, m, 0).ok()
 }
