@@ -70,20 +70,26 @@ impl TokenBody {
     }
 
     /// When the token expires: `expires_on` as epoch seconds (number or digit string) or one
-    /// of the date shapes Azure ML sends; else `expires_in` after `requested_at`. `None` when
-    /// neither gives a time that exists (negative, or past the year 9999).
+    /// of the date shapes Azure ML sends; else `expires_in` after `requested_at`. An
+    /// `expires_on` already past at `requested_at` (`"0"`, a garbled date) gives way to an
+    /// `expires_in` when there is one: the cache would otherwise treat a good token as expired.
+    /// `None` when neither gives a time that exists (negative, or past the year 9999).
     pub(crate) fn expires_on(&self, requested_at: OffsetDateTime) -> Option<OffsetDateTime> {
-        if let Some(value) = &self.expires_on {
-            let parsed = match as_seconds(value) {
+        let from_expires_on = self
+            .expires_on
+            .as_ref()
+            .and_then(|value| match as_seconds(value) {
                 Some(secs) => OffsetDateTime::from_unix_timestamp(secs).ok(),
                 None => value.as_str().and_then(parse_date),
-            };
-            if parsed.is_some() {
-                return parsed;
-            }
+            });
+        let from_expires_in = || {
+            let secs = self.expires_in.as_ref().and_then(as_seconds)?;
+            requested_at.checked_add(time::Duration::seconds(secs))
+        };
+        match from_expires_on {
+            Some(at) if at > requested_at => Some(at),
+            past => from_expires_in().or(past),
         }
-        let secs = self.expires_in.as_ref().and_then(as_seconds)?;
-        requested_at.checked_add(time::Duration::seconds(secs))
     }
 
     /// When the token should be refreshed, from the provider's `refresh_in`: like Entra
@@ -190,8 +196,8 @@ mod tests {
         let cases = [
             // IMDS: digit strings.
             (
-                r#"{"expires_on":"1893456000","expires_in":"86399"}"#,
-                datetime!(2030-01-01 0:00 UTC),
+                r#"{"expires_on":"1893542399","expires_in":"86399"}"#,
+                datetime!(2030-01-01 23:59:59 UTC),
             ),
             // A number.
             (
@@ -237,6 +243,17 @@ mod tests {
                 r#"{"expires_on":"soon","expires_in":60}"#,
                 datetime!(2030-01-01 0:01 UTC),
             ),
+            // So does one already past when the token was asked for, ...
+            (
+                r#"{"expires_on":"0","expires_in":"3600"}"#,
+                datetime!(2030-01-01 1:00 UTC),
+            ),
+            (
+                r#"{"expires_on":"1/2/30 3:04:05 PM +00:00","expires_in":3600}"#,
+                datetime!(2030-01-01 1:00 UTC),
+            ),
+            // ... which, without an expires_in, is the answer (the cache refuses it as expired).
+            (r#"{"expires_on":"0"}"#, datetime!(1970-01-01 0:00 UTC)),
         ];
         for (json, expected) in cases {
             assert_eq!(body(json).expires_on(AT), Some(expected), "{json}");
@@ -369,6 +386,9 @@ mod tests {
             "01/02/2030 03:04:05 +05:-30",
             "01/02/2030 03:04:05 -00:-128",
             "01/02/2030 03:04:05 +99:99",
+            "01/02/2030 03:04:05 +25:00",
+            "01/02/2030 03:04:05 -24:00",
+            "01/02/2030 03:04:05 +01:60",
             "01/02/2030 03:04:05 +",
             "01/02/2030 03:04:05 -",
             "01/02/2030 03:04:05 +é5:00",
