@@ -133,7 +133,8 @@ pub(crate) fn civil(text: &str) -> Option<(PrimitiveDateTime, Option<UtcOffset>)
     Some((PrimitiveDateTime::new(date, time), offset))
 }
 
-/// `MM/dd/yyyy`, `M/d/yyyy` or `yyyy-MM-dd` (at most four digits each).
+/// `MM/dd/yyyy`, `M/d/yyyy` or `yyyy-MM-dd`: a four-digit year (`1/2/30` is no date: the
+/// year 30 is no expiry), a month and a day of one or two digits.
 fn calendar_date(text: &str) -> Option<Date> {
     let (year, month, day) = if let Some((m, rest)) = text.split_once('/') {
         let (d, y) = rest.split_once('/')?;
@@ -142,8 +143,14 @@ fn calendar_date(text: &str) -> Option<Date> {
         let mut it = text.splitn(3, '-');
         (it.next()?, it.next()?, it.next()?)
     };
-    let number = |s: &str| (s.len() <= 4).then(|| digits(s.as_bytes())).flatten();
-    ymd(number(year)?, number(month)?, number(day)?)
+    let year = (year.len() == 4)
+        .then(|| digits(year.as_bytes()))
+        .flatten()?;
+    ymd(
+        year,
+        u32::from(one_or_two(month)?),
+        u32::from(one_or_two(day)?),
+    )
 }
 
 /// `H:mm:ss` or `HH:mm:ss`, with optional fractional seconds (dropped).
@@ -413,6 +420,9 @@ mod tests {
             "2026-11-27",
             "2026-11-27 19:15",
             "13/02/2030 03:04:05",
+            "1/2/30 3:04:05 PM",
+            "030-01-02 03:04:05",
+            "2030-001-02 03:04:05",
             "2026-11-27 19:15:56 +00:00 x",
         ] {
             assert_eq!(civil(text), None, "{text}");

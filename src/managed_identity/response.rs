@@ -71,7 +71,7 @@ impl TokenBody {
 
     /// When the token expires: `expires_on` as epoch seconds (number or digit string) or one
     /// of the date shapes Azure ML sends; else `expires_in` after `requested_at`. An
-    /// `expires_on` already past at `requested_at` (`"0"`, a garbled date) gives way to an
+    /// `expires_on` already past at `requested_at` (`"0"`, a wrong date) gives way to an
     /// `expires_in` when there is one: the cache would otherwise treat a good token as expired.
     /// `None` when neither gives a time that exists (negative, or past the year 9999).
     pub(crate) fn expires_on(&self, requested_at: OffsetDateTime) -> Option<OffsetDateTime> {
@@ -249,7 +249,7 @@ mod tests {
                 datetime!(2030-01-01 1:00 UTC),
             ),
             (
-                r#"{"expires_on":"1/2/30 3:04:05 PM +00:00","expires_in":3600}"#,
+                r#"{"expires_on":"1/2/1999 3:04:05 PM +00:00","expires_in":3600}"#,
                 datetime!(2030-01-01 1:00 UTC),
             ),
             // ... which, without an expires_in, is the answer (the cache refuses it as expired).
