@@ -68,8 +68,9 @@ const NAME: &str = "BearerAuth";
 ///   `additionally_allowed_tenants` on the credentials' builders).
 ///
 /// **Only resources of the request's own domain, or the configured ones, are served**: the
-/// challenge's resource host must be the request's host or a parent domain of it
-/// (`https://vault.azure.net` for `myvault.vault.azure.net`), as the Key Vault SDKs require, or
+/// challenge's resource must be `https://` and the request's host or a parent domain of it of
+/// three labels or more (`https://vault.azure.net` for `myvault.vault.azure.net`; the Key Vault
+/// SDKs' rule, without their `azure.com` for any `*.cloudapp.azure.com`), or
 /// the challenge must name the resource of a scope this middleware was built with (its tokens go
 /// to this server anyway: an Azure Storage account's challenge names
 /// `https://storage.azure.com`, outside the account's domain). Otherwise any server the client

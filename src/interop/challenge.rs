@@ -10,9 +10,9 @@
 //!   resource="https://vault.azure.net"` (or `authorization_uri=`, `scope=`, `resource_id=`)
 //!   names the tenant and the resource the token must be for. Both can come together.
 //!
-//! A resource challenge is only answered when the resource's host is the request's host or a
-//! parent domain of it (`vault.azure.net` for `myvault.vault.azure.net`), the rule of the Key
-//! Vault SDKs, or when the resource is one the middleware was configured with (its tokens go to
+//! A resource challenge is only answered when the resource is `https://` and the request's host
+//! or a parent domain of it of three labels or more (`vault.azure.net` for
+//! `myvault.vault.azure.net`; the Key Vault SDKs' rule, made stricter), or when the resource is one the middleware was configured with (its tokens go to
 //! this server anyway: Azure Storage's `https://storage.azure.com`): otherwise any server the client talks to could ask for, and receive, a token for
 //! another service (a lying server asking for `https://management.azure.com` would get the
 //! keys to the subscription). The tenant alone is no such risk: the credential decides which
@@ -232,27 +232,35 @@ fn resource_of(scope: &str) -> &str {
     resource.strip_suffix('/').unwrap_or(resource)
 }
 
-/// Whether `scope` is an `https` URL whose host is `request_host` or a parent domain of it
-/// (compared without case and without a trailing dot; ports are not compared).
+/// Whether `scope` is for `https://<host>` (nothing more: no user info, port or path, so the host
+/// checked is the resource Entra reads) where the host is `request_host` or a parent domain of
+/// it with three labels or more (`vault.azure.net` for `x.vault.azure.net`; not `azure.com`,
+/// under which anyone can name a host). Compared without case and without a trailing dot.
 pub(crate) fn within_domain(scope: &str, request_host: &str) -> bool {
-    let Some(resource) = Url::parse(scope)
-        .ok()
-        .filter(|u| u.scheme() == "https")
-        .and_then(|u| {
-            u.host_str()
-                .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
-        })
+    let resource = resource_of(scope);
+    let Some(resource) = resource
+        .get(..8)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("https://"))
+        .and_then(|_| resource.get(8..))
+        .map(|host| host.trim_end_matches('.').to_ascii_lowercase())
     else {
         return false;
     };
     let host = request_host.trim_end_matches('.').to_ascii_lowercase();
-    if resource.is_empty() || host.is_empty() {
+    let is_host = |h: &str| {
+        !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && !h.split('.').any(str::is_empty)
+    };
+    if !is_host(&resource) || host.is_empty() {
         return false;
     }
     host == resource
-        || host
-            .strip_suffix(resource.as_str())
-            .is_some_and(|prefix| prefix.ends_with('.'))
+        || (resource.split('.').count() >= 3
+            && host
+                .strip_suffix(resource.as_str())
+                .is_some_and(|prefix| prefix.ends_with('.')))
 }
 
 #[cfg(test)]
@@ -388,6 +396,41 @@ mod tests {
             assert!(
                 matches!(outcome, Outcome::ForeignResource { .. }),
                 "{resource} for {host}: {outcome:?}"
+            );
+        }
+        // Refused here or already by the scope's syntax; answered never.
+        for (resource, host) in [
+            // Not a host alone: what Entra would read is not what was checked.
+            ("https:vault.azure.net", "myvault.vault.azure.net"),
+            ("https:/vault.azure.net", "myvault.vault.azure.net"),
+            (
+                "https://vault.azure.net//management.azure.com",
+                "myvault.vault.azure.net",
+            ),
+            ("https://vault.azure.net:443", "myvault.vault.azure.net"),
+            ("https://user@vault.azure.net", "myvault.vault.azure.net"),
+            ("https://0x7f.1", "127.0.0.1"),
+            // A parent domain of two labels, under which anyone can name a host.
+            ("https://azure.com", "evil.eastus.cloudapp.azure.com"),
+            ("https://net", "x.vault.azure.net"),
+        ] {
+            let header = format!(r#"Bearer resource="{resource}""#);
+            let outcome = read_one(&header, host);
+            assert!(
+                !matches!(outcome, Ok(Outcome::Answer(_))),
+                "{resource} for {host}: {outcome:?}"
+            );
+        }
+        // The same resources still match exactly, and a parent of three labels or more.
+        for (resource, host) in [
+            ("https://vault.azure.net", "vault.azure.net"),
+            ("https://Vault.Azure.Net.", "x.vault.azure.net"),
+            ("https://azure.com", "azure.com"),
+            ("https://127.0.0.1", "127.0.0.1"),
+        ] {
+            assert!(
+                within_domain(&format!("{resource}/.default"), host),
+                "{resource} for {host}"
             );
         }
     }
