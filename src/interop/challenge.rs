@@ -12,11 +12,12 @@
 //!
 //! A resource challenge is only answered when the resource is `https://` and the request's host
 //! or a parent domain of it of three labels or more (`vault.azure.net` for
-//! `myvault.vault.azure.net`; the Key Vault SDKs' rule, made stricter), or when the resource is one the middleware was configured with (its tokens go to
-//! this server anyway: Azure Storage's `https://storage.azure.com`): otherwise any server the client talks to could ask for, and receive, a token for
-//! another service (a lying server asking for `https://management.azure.com` would get the
-//! keys to the subscription). The tenant alone is no such risk: the credential decides which
-//! tenants it accepts.
+//! `myvault.vault.azure.net`; the Key Vault SDKs' rule, made stricter), or when the resource is
+//! one the middleware was configured with (its tokens go to this server anyway: Azure
+//! Storage's `https://storage.azure.com`): otherwise any server the client talks to could ask
+//! for, and receive, a token for another service (a lying server asking for
+//! `https://management.azure.com` would get the keys to the subscription). The tenant alone is
+//! no such risk: the credential decides which tenants it accepts.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
@@ -256,8 +257,11 @@ pub(crate) fn within_domain(scope: &str, request_host: &str) -> bool {
     if !is_host(&resource) || host.is_empty() {
         return false;
     }
+    // An IP address has no parent domains.
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
     host == resource
-        || (resource.split('.').count() >= 3
+        || (!is_ip
+            && resource.split('.').count() >= 3
             && host
                 .strip_suffix(resource.as_str())
                 .is_some_and(|prefix| prefix.ends_with('.')))
@@ -410,6 +414,7 @@ mod tests {
             ("https://vault.azure.net:443", "myvault.vault.azure.net"),
             ("https://user@vault.azure.net", "myvault.vault.azure.net"),
             ("https://0x7f.1", "127.0.0.1"),
+            ("https://0.0.1", "127.0.0.1"),
             // A parent domain of two labels, under which anyone can name a host.
             ("https://azure.com", "evil.eastus.cloudapp.azure.com"),
             ("https://net", "x.vault.azure.net"),
