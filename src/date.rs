@@ -41,16 +41,7 @@ pub(crate) fn rfc3339(text: &str) -> Option<OffsetDateTime> {
     let offset = match rest {
         [b'Z' | b'z'] => UtcOffset::UTC,
         [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let (h, m) = (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?);
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let (h, m) = (h as i8, m as i8);
-            if *sign == b'-' {
-                UtcOffset::from_hms(-h, -m, 0).ok()?
-            } else {
-                UtcOffset::from_hms(h, m, 0).ok()?
-            }
+            signed_offset(*sign == b'-', digits(&[*h1, *h2])?, digits(&[*m1, *m2])?)?
         }
         _ => return None,
     };
@@ -191,11 +182,15 @@ fn offset_of(text: &str) -> Option<UtcOffset> {
         None if rest.len() == 4 => rest.split_at_checked(2)?,
         None => (rest, "0"),
     };
-    let (h, m) = (one_or_two(h)?, one_or_two(m)?);
-    if h > 23 || m > 59 {
+    signed_offset(negative, one_or_two(h)?.into(), one_or_two(m)?.into())
+}
+
+/// The offset of `hours` (at most 23) and `minutes` (at most 59), west of UTC if `negative`.
+fn signed_offset(negative: bool, hours: u32, minutes: u32) -> Option<UtcOffset> {
+    if hours > 23 || minutes > 59 {
         return None;
     }
-    let (h, m) = (h as i8, m as i8);
+    let (h, m) = (hours as i8, minutes as i8);
     let (h, m) = if negative { (-h, -m) } else { (h, m) };
     UtcOffset::from_hms(h, m, 0).ok()
 }

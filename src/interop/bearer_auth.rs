@@ -10,6 +10,7 @@ use reqwest::{Request, Response, StatusCode};
 use reqwest_middleware::{Middleware, Next};
 
 use super::challenge::{self, Ask, Outcome};
+use super::middleware_error;
 use crate::credential::shared;
 use crate::scope::validate_scopes;
 use crate::{AccessToken, Error, ErrorKind, TokenCredential, TokenRequestOptions};
@@ -256,10 +257,6 @@ fn authorize(request: &mut Request, token: &AccessToken) -> Result<(), Error> {
     value.set_sensitive(true);
     request.headers_mut().insert(AUTHORIZATION, value);
     Ok(())
-}
-
-fn middleware_error(error: Error) -> reqwest_middleware::Error {
-    reqwest_middleware::Error::Middleware(anyhow::Error::new(error))
 }
 
 #[async_trait::async_trait]

@@ -102,7 +102,7 @@ pub(crate) fn read<'h>(
 ) -> Result<Outcome, ChallengeError> {
     let mut bearer: Option<www_authenticate::Challenge> = None;
     let mut unreadable = None;
-    for header in headers {
+    'headers: for header in headers {
         let challenges = std::str::from_utf8(header)
             .ok()
             .filter(|t| t.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)))
@@ -121,11 +121,8 @@ pub(crate) fn read<'h>(
                 bearer = Some(challenge);
             }
             if has_claims {
-                break;
+                break 'headers;
             }
-        }
-        if bearer.as_ref().is_some_and(|b| b.param("claims").is_some()) {
-            break;
         }
     }
     let Some(bearer) = bearer else {

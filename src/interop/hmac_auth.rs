@@ -4,6 +4,7 @@
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
+use super::middleware_error;
 use crate::AccessKeyCredential;
 
 /// A [`reqwest_middleware::Middleware`] that signs each request for Azure Communication
@@ -77,8 +78,6 @@ impl Middleware for HmacAuth {
         extensions: &mut http::Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let middleware_error =
-            |error| reqwest_middleware::Error::Middleware(anyhow::Error::new(error));
         super::refuse_plain_http(
             request.url(),
             self.allow_plain_http,

@@ -46,6 +46,13 @@ pub use self::hmac_auth::HmacAuth;
 #[cfg_attr(docsrs, doc(cfg(feature = "object_store")))]
 pub use self::object_store::ObjectStoreCredential;
 
+/// This crate's error as a middleware error (`reqwest_middleware::Error::Middleware`), where
+/// callers find it with `downcast_ref::<Error>()`.
+#[cfg(feature = "reqwest-middleware")]
+fn middleware_error(error: crate::Error) -> reqwest_middleware::Error {
+    reqwest_middleware::Error::Middleware(anyhow::Error::new(error))
+}
+
 /// Refuses `url` when it is plain http to a host that is neither loopback nor link-local and
 /// `allowed` is off: `middleware` would put `what` (a token, a signature) on the network in
 /// clear text. The one check of both middlewares; nothing is fetched or signed before it.
